@@ -1,0 +1,25 @@
+//! The desired-state model of a Reconciler cluster.
+//!
+//! A spec is a directory of TOML files merged into one [`Spec`]. This crate
+//! reads and validates it and nothing else: no network, no Docker, no SSH.
+//! The serde types of the file format ([`file`]) are kept apart from the model
+//! the planner works on ([`model`]); [`load_dir`] converts one into the other
+//! and reports every problem at once, each with file, line and column.
+
+pub mod diagnostic;
+pub mod file;
+mod load;
+mod lower;
+pub mod model;
+mod source;
+mod suggest;
+pub mod units;
+mod validate;
+
+/// Labels under this prefix are written by the controller (ownership, spec hash)
+/// and may not be set by users.
+pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
+
+pub use diagnostic::{Diagnostic, Diagnostics, Location};
+pub use load::{load_dir, load_files, LoadError};
+pub use model::*;

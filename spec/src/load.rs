@@ -1,0 +1,278 @@
+//! Reading a spec directory: find the files, parse each, gather the entries.
+//!
+//! Parsing is per entry (`[service.web]`, `[node.pi1]`, ...), so one broken
+//! entry does not hide the problems of the others: every error is reported.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::file::*;
+use crate::model::Spec;
+use crate::source::SourceFile;
+use crate::suggest::did_you_mean;
+use crate::{lower, validate};
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory or one of its files could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory holds no `*.toml` file: almost always a wrong path.
+    #[error("no *.toml files under {0}: is this the spec directory?")]
+    NoFiles(PathBuf),
+    /// The files were read but the spec is wrong; every problem is listed.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// The top-level tables a spec file may hold.
+const SECTIONS: [&str; 9] = [
+    "cluster",
+    "controller",
+    "ssh",
+    "bootstrap",
+    "node",
+    "network",
+    "service",
+    "release",
+    "stack",
+];
+
+/// Loads every `*.toml` file under `dir` (recursively, skipping hidden entries) as one spec.
+pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
+    let mut paths = Vec::new();
+    collect_toml_files(dir, &mut paths)?;
+    if paths.is_empty() {
+        return Err(LoadError::NoFiles(dir.to_path_buf()));
+    }
+    paths.sort();
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+        files.push((relative, text));
+    }
+    load_files(files)
+}
+
+/// Loads a spec from in-memory files (path as shown in errors, contents).
+/// This is how a spec at a git revision is read without a working tree.
+pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
+    let sources: Vec<SourceFile> = files
+        .into_iter()
+        .map(|(path, text)| SourceFile::new(path, text))
+        .collect();
+    let mut diagnostics = Diagnostics::default();
+    let mut raw = RawSpec::default();
+    for source in &sources {
+        parse_file(source, &mut raw, &mut diagnostics);
+    }
+    validate::duplicates(&raw, &mut diagnostics);
+    let spec = lower::lower(&raw, sources.first(), &mut diagnostics);
+    validate::references(&raw, &mut diagnostics);
+    if diagnostics.is_empty() {
+        if let Some(spec) = spec {
+            return Ok(spec);
+        }
+    }
+    diagnostics.sort();
+    Err(LoadError::Invalid(diagnostics))
+}
+
+fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() {
+            collect_toml_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// One named entry (`[service.web]`) as written, with where its name is.
+#[derive(Debug)]
+pub(crate) struct Entry<'s, T> {
+    pub name: String,
+    pub name_span: Range<usize>,
+    pub source: &'s SourceFile,
+    pub value: T,
+}
+
+impl<T> Entry<'_, T> {
+    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+        self.source.error(span, message)
+    }
+
+    pub fn name_error(&self, message: impl Into<String>) -> Diagnostic {
+        self.source.error(&self.name_span, message)
+    }
+}
+
+/// Everything parsed from all files, before merging into the model.
+#[derive(Debug, Default)]
+pub(crate) struct RawSpec<'s> {
+    pub cluster: Vec<Entry<'s, ClusterFile>>,
+    pub controller: Vec<Entry<'s, ControllerFile>>,
+    pub ssh: Vec<Entry<'s, SshFile>>,
+    pub bootstrap: Vec<Entry<'s, BootstrapFile>>,
+    pub nodes: Vec<Entry<'s, NodeFile>>,
+    pub networks: Vec<Entry<'s, NetworkFile>>,
+    pub services: Vec<Entry<'s, ServiceFile>>,
+    pub releases: Vec<Entry<'s, ReleaseFile>>,
+    pub stacks: Vec<Entry<'s, StackFile>>,
+}
+
+fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &mut Diagnostics) {
+    let root = match DeTable::parse(&source.text) {
+        Ok(root) => root.into_inner(),
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            diagnostics
+                .push(source.error(&span, format!("TOML syntax: {}", error.message().trim())));
+            return;
+        }
+    };
+    for (key, value) in root {
+        let section = key.get_ref().as_ref();
+        let key_span = key.span();
+        match section {
+            "cluster" => singleton(source, key_span, value, &mut raw.cluster, diagnostics),
+            "controller" => singleton(source, key_span, value, &mut raw.controller, diagnostics),
+            "ssh" => singleton(source, key_span, value, &mut raw.ssh, diagnostics),
+            "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
+            "node" => named(source, value, &mut raw.nodes, diagnostics),
+            "network" => named(source, value, &mut raw.networks, diagnostics),
+            "service" => named(source, value, &mut raw.services, diagnostics),
+            "release" => named(source, value, &mut raw.releases, diagnostics),
+            "stack" => named(source, value, &mut raw.stacks, diagnostics),
+            other => {
+                let mut diagnostic = source.error(
+                    &key_span,
+                    format!(
+                        "unknown section `{other}`; a spec file holds [{}]",
+                        SECTIONS.join("], [")
+                    ),
+                );
+                if let Some(help) = did_you_mean(other, SECTIONS) {
+                    diagnostic = diagnostic.with_help(help);
+                }
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
+}
+
+/// A section that exists once per cluster, like `[cluster]`.
+fn singleton<'s, T: DeserializeOwned>(
+    source: &'s SourceFile,
+    key_span: Range<usize>,
+    value: Spanned<DeValue<'_>>,
+    out: &mut Vec<Entry<'s, T>>,
+    diagnostics: &mut Diagnostics,
+) {
+    let name = source
+        .text
+        .get(key_span.clone())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(value) = deserialize(source, value, diagnostics) {
+        out.push(Entry {
+            name,
+            name_span: key_span,
+            source,
+            value,
+        });
+    }
+}
+
+/// A section of named entries, like `[service.web]`.
+fn named<'s, T: DeserializeOwned>(
+    source: &'s SourceFile,
+    value: Spanned<DeValue<'_>>,
+    out: &mut Vec<Entry<'s, T>>,
+    diagnostics: &mut Diagnostics,
+) {
+    let span = value.span();
+    let DeValue::Table(table) = value.into_inner() else {
+        diagnostics.push(source.error(
+            &span,
+            "expected a table of named entries, like [service.web]",
+        ));
+        return;
+    };
+    for (name, value) in table {
+        let name_span = name.span();
+        let name = name.into_inner().into_owned();
+        if let Err(problem) = crate::validate::check_name(&name) {
+            diagnostics.push(source.error(&name_span, problem));
+        }
+        if let Some(value) = deserialize(source, value, diagnostics) {
+            out.push(Entry {
+                name,
+                name_span,
+                source,
+                value,
+            });
+        }
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(
+    source: &SourceFile,
+    value: Spanned<DeValue<'_>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<T> {
+    let whole = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let span = error.span().unwrap_or(whole);
+            diagnostics.push(describe_serde_error(source, &span, error.message()));
+            None
+        }
+    }
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a
+/// diagnostic with a "did you mean" when one of the expected names is close.
+fn describe_serde_error(source: &SourceFile, span: &Range<usize>, message: &str) -> Diagnostic {
+    let message = message.trim();
+    let mut diagnostic = source.error(span, message);
+    let unknown = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix));
+    if let Some(rest) = unknown {
+        let mut quoted = rest.split('`').step_by(2);
+        if let Some(word) = quoted.next() {
+            let candidates: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+            if let Some(help) = did_you_mean(word, candidates) {
+                diagnostic = diagnostic.with_help(help);
+            }
+        }
+    }
+    diagnostic
+}

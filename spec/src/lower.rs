@@ -1,0 +1,570 @@
+//! Converting the file types into the model, checking each entry on its own.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::diagnostic::Diagnostics;
+use crate::file::*;
+use crate::load::{Entry, RawSpec};
+use crate::model::*;
+use crate::source::SourceFile;
+use crate::units::{parse_duration, parse_size};
+use crate::validate::{check_constraint, check_preference};
+
+/// Builds the model. Returns `None` when something required is missing;
+/// problems are pushed to `diagnostics` either way.
+pub(crate) fn lower(
+    raw: &RawSpec<'_>,
+    first_file: Option<&SourceFile>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Spec> {
+    let cluster = match raw.cluster.first() {
+        Some(entry) => Cluster {
+            name: entry.value.name.get_ref().clone(),
+        },
+        None => {
+            if let Some(file) = first_file {
+                diagnostics.push(
+                    crate::Diagnostic::new(file.start(), "missing [cluster] section")
+                        .with_help("add `[cluster]` with `name = \"my-cluster\"` to one file; the name marks every object the controller owns"),
+                );
+            }
+            return None;
+        }
+    };
+    if let Some(entry) = raw.cluster.first() {
+        if let Err(problem) = crate::validate::check_name(entry.value.name.get_ref()) {
+            diagnostics
+                .push(entry.error(&entry.value.name.span(), format!("cluster name: {problem}")));
+        }
+    }
+    let controller = raw
+        .controller
+        .first()
+        .map(|e| controller(e, diagnostics))
+        .unwrap_or_default();
+    let ssh = raw
+        .ssh
+        .first()
+        .map(|e| ssh_settings(&SshSettings::default(), &e.value))
+        .unwrap_or_default();
+    let bootstrap = raw
+        .bootstrap
+        .first()
+        .map(|e| bootstrap(&e.value))
+        .unwrap_or_default();
+    let nodes = raw
+        .nodes
+        .iter()
+        .map(|e| (e.name.clone(), node(e, &ssh, diagnostics)))
+        .collect();
+    let networks = raw
+        .networks
+        .iter()
+        .map(|e| (e.name.clone(), network(e, diagnostics)))
+        .collect();
+    let services = raw
+        .services
+        .iter()
+        .map(|e| (e.name.clone(), service(e, diagnostics)))
+        .collect();
+    let releases = raw
+        .releases
+        .iter()
+        .map(|e| {
+            let release = Release {
+                name: e.name.clone(),
+                chart: e.value.chart.clone(),
+                values: e.value.values.clone(),
+            };
+            (e.name.clone(), release)
+        })
+        .collect();
+    let stacks = raw
+        .stacks
+        .iter()
+        .map(|e| {
+            let stack = Stack {
+                name: e.name.clone(),
+                compose: e.value.compose.clone(),
+                env_file: e.value.env_file.clone(),
+            };
+            (e.name.clone(), stack)
+        })
+        .collect();
+    Some(Spec {
+        cluster,
+        controller,
+        ssh,
+        bootstrap,
+        nodes,
+        networks,
+        services,
+        releases,
+        stacks,
+    })
+}
+
+fn controller(
+    entry: &Entry<'_, ControllerFile>,
+    diagnostics: &mut Diagnostics,
+) -> ControllerSettings {
+    let file = &entry.value;
+    let defaults = ControllerSettings::default();
+    let max_delete_fraction = match &file.max_delete_fraction {
+        Some(f) if !(0.0..=1.0).contains(f.get_ref()) => {
+            diagnostics.push(entry.error(
+                &f.span(),
+                format!(
+                    "max_delete_fraction must be between 0.0 and 1.0, got {}",
+                    f.get_ref()
+                ),
+            ));
+            defaults.max_delete_fraction
+        }
+        Some(f) => *f.get_ref(),
+        None => defaults.max_delete_fraction,
+    };
+    let interval =
+        duration(entry, file.interval.as_ref(), diagnostics).unwrap_or(defaults.interval);
+    if interval.is_zero() {
+        if let Some(i) = &file.interval {
+            diagnostics.push(entry.error(&i.span(), "interval must be longer than zero"));
+        }
+    }
+    ControllerSettings {
+        interval,
+        prune: file.prune.unwrap_or(defaults.prune),
+        mode: match file.mode {
+            Some(ControllerModeFile::Apply) | None => ControllerMode::Apply,
+            Some(ControllerModeFile::Observe) => ControllerMode::Observe,
+        },
+        max_delete_fraction,
+        suspend: file.suspend.unwrap_or(defaults.suspend),
+    }
+}
+
+fn ssh_settings(base: &SshSettings, file: &SshFile) -> SshSettings {
+    SshSettings {
+        user: file.user.clone().unwrap_or_else(|| base.user.clone()),
+        port: file.port.unwrap_or(base.port),
+        identity: file
+            .identity
+            .clone()
+            .unwrap_or_else(|| base.identity.clone()),
+        known_hosts: file
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| base.known_hosts.clone()),
+    }
+}
+
+fn bootstrap(file: &BootstrapFile) -> Bootstrap {
+    let defaults = Bootstrap::default();
+    Bootstrap {
+        hostname: file.hostname.unwrap_or(defaults.hostname),
+        hosts_file: file.hosts_file.unwrap_or(defaults.hosts_file),
+        install_docker: file
+            .install_docker
+            .clone()
+            .unwrap_or(defaults.install_docker),
+        start_docker: file.start_docker.clone().unwrap_or(defaults.start_docker),
+        docker_users: file.docker_users.clone().unwrap_or(defaults.docker_users),
+    }
+}
+
+fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagnostics) -> Node {
+    let file = &entry.value;
+    check_label_keys(entry, &file.labels, diagnostics);
+    if file.address.get_ref().trim().is_empty()
+        || file.address.get_ref().contains(char::is_whitespace)
+    {
+        diagnostics.push(entry.error(
+            &file.address.span(),
+            format!("invalid node address `{}`", file.address.get_ref()),
+        ));
+    }
+    Node {
+        name: entry.name.clone(),
+        address: file.address.get_ref().clone(),
+        role: match file.role {
+            RoleFile::Manager => Role::Manager,
+            RoleFile::Worker => Role::Worker,
+        },
+        labels: plain_map(&file.labels),
+        availability: file.availability.map(|a| match a {
+            AvailabilityFile::Active => Availability::Active,
+            AvailabilityFile::Pause => Availability::Pause,
+            AvailabilityFile::Drain => Availability::Drain,
+        }),
+        arch: file.arch.clone(),
+        ssh: file
+            .ssh
+            .as_ref()
+            .map_or_else(|| ssh.clone(), |s| ssh_settings(ssh, s)),
+        host_key: file.host_key.clone(),
+    }
+}
+
+fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Network {
+    let file = &entry.value;
+    let driver = file
+        .driver
+        .as_ref()
+        .map_or_else(|| "overlay".to_string(), |d| d.get_ref().clone());
+    if let Some(d) = &file.driver {
+        if d.get_ref() != "overlay" {
+            diagnostics.push(
+                entry
+                    .error(
+                        &d.span(),
+                        format!("network driver `{}` is not supported", d.get_ref()),
+                    )
+                    .with_help("swarm services attach to `overlay` networks"),
+            );
+        }
+    }
+    check_label_keys(entry, &file.labels, diagnostics);
+    Network {
+        name: entry.name.clone(),
+        driver,
+        attachable: file.attachable.unwrap_or(false),
+        internal: file.internal.unwrap_or(false),
+        labels: plain_map(&file.labels),
+    }
+}
+
+fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Service {
+    let file = &entry.value;
+    let image = file.image.get_ref().trim();
+    if image.is_empty() || image.contains(char::is_whitespace) {
+        diagnostics.push(entry.error(
+            &file.image.span(),
+            format!("invalid image reference `{}`", file.image.get_ref()),
+        ));
+    }
+    let mode = match (file.mode.as_ref().map(|m| *m.get_ref()), &file.replicas) {
+        (Some(ServiceModeFile::Global), Some(replicas)) => {
+            diagnostics.push(
+                entry
+                    .error(
+                        &replicas.span(),
+                        "`replicas` cannot be set together with `mode = \"global\"`",
+                    )
+                    .with_help(
+                        "a global service runs one task on every eligible node; remove `replicas`",
+                    ),
+            );
+            ServiceMode::Global
+        }
+        (Some(ServiceModeFile::Global), None) => ServiceMode::Global,
+        (_, Some(replicas)) => ServiceMode::Replicated(*replicas.get_ref()),
+        (_, None) => ServiceMode::Replicated(1),
+    };
+    if let Some(command) = &file.command {
+        if command.is_empty() {
+            diagnostics.push(entry.name_error(format!(
+                "service {}: `command` must not be empty; leave it out to use the image's",
+                entry.name
+            )));
+        }
+    }
+    for key in file.env.keys() {
+        if key.get_ref().is_empty() || key.get_ref().contains('=') {
+            diagnostics.push(entry.error(
+                &key.span(),
+                format!("invalid environment variable name `{}`", key.get_ref()),
+            ));
+        }
+    }
+    check_label_keys(entry, &file.labels, diagnostics);
+    for constraint in &file.constraints {
+        if let Err(problem) = check_constraint(constraint.get_ref()) {
+            diagnostics.push(entry.error(&constraint.span(), problem));
+        }
+    }
+    let mut preferences = Vec::new();
+    for preference in &file.preferences {
+        match check_preference(preference.get_ref()) {
+            Ok(path) => preferences.push(path),
+            Err(problem) => diagnostics.push(entry.error(&preference.span(), problem)),
+        }
+    }
+    let ports = file
+        .ports
+        .iter()
+        .map(|p| {
+            let p = p.get_ref();
+            Port {
+                target: p.target,
+                published: p.published,
+                protocol: match p.protocol {
+                    Some(ProtocolFile::Tcp) | None => Protocol::Tcp,
+                    Some(ProtocolFile::Udp) => Protocol::Udp,
+                    Some(ProtocolFile::Sctp) => Protocol::Sctp,
+                },
+                mode: match p.mode {
+                    Some(PublishModeFile::Ingress) | None => PublishMode::Ingress,
+                    Some(PublishModeFile::Host) => PublishMode::Host,
+                },
+            }
+        })
+        .collect();
+    let mounts = file
+        .mounts
+        .iter()
+        .map(|m| mount(entry, m, diagnostics))
+        .collect();
+    Service {
+        name: entry.name.clone(),
+        image: image.to_string(),
+        mode,
+        command: file.command.clone(),
+        args: file.args.clone(),
+        env: plain_map(&file.env),
+        user: file.user.clone(),
+        workdir: file.workdir.clone(),
+        networks: file.networks.iter().map(|n| n.get_ref().clone()).collect(),
+        ports,
+        constraints: file
+            .constraints
+            .iter()
+            .map(|c| c.get_ref().trim().to_string())
+            .collect(),
+        preferences,
+        mounts,
+        resources: file
+            .resources
+            .as_ref()
+            .map(|r| resources(entry, r, diagnostics))
+            .unwrap_or_default(),
+        update: file
+            .update
+            .as_ref()
+            .map(|u| update_policy(entry, u, diagnostics)),
+        rollback: file
+            .rollback
+            .as_ref()
+            .map(|u| update_policy(entry, u, diagnostics)),
+        healthcheck: file
+            .healthcheck
+            .as_ref()
+            .map(|h| healthcheck(entry, h, diagnostics)),
+        restart: file.restart.as_ref().map(|r| RestartPolicy {
+            condition: r.condition.map(|c| match c {
+                RestartConditionFile::None => RestartCondition::None,
+                RestartConditionFile::OnFailure => RestartCondition::OnFailure,
+                RestartConditionFile::Any => RestartCondition::Any,
+            }),
+            delay: duration(entry, r.delay.as_ref(), diagnostics),
+            max_attempts: r.max_attempts,
+            window: duration(entry, r.window.as_ref(), diagnostics),
+        }),
+        after: file.after.iter().map(|a| a.get_ref().clone()).collect(),
+        labels: plain_map(&file.labels),
+    }
+}
+
+fn mount(
+    entry: &Entry<'_, ServiceFile>,
+    spanned: &Spanned<MountFile>,
+    diagnostics: &mut Diagnostics,
+) -> Mount {
+    let m = spanned.get_ref();
+    let kind = match m.kind {
+        MountKindFile::Bind => MountKind::Bind,
+        MountKindFile::Volume => MountKind::Volume,
+        MountKindFile::Tmpfs => MountKind::Tmpfs,
+    };
+    match (kind, &m.source) {
+        (MountKind::Bind, None) => diagnostics.push(entry.error(
+            &spanned.span(),
+            "a bind mount needs `source`, the path on the node",
+        )),
+        (MountKind::Bind, Some(s)) if !s.starts_with('/') => diagnostics.push(entry.error(
+            &spanned.span(),
+            format!("bind mount source `{s}` must be an absolute path on the node"),
+        )),
+        (MountKind::Tmpfs, Some(_)) => {
+            diagnostics.push(entry.error(&spanned.span(), "a tmpfs mount takes no `source`"))
+        }
+        _ => {}
+    }
+    if !m.target.starts_with('/') {
+        diagnostics.push(entry.error(
+            &spanned.span(),
+            format!(
+                "mount target `{}` must be an absolute path in the container",
+                m.target
+            ),
+        ));
+    }
+    Mount {
+        kind,
+        source: m.source.clone(),
+        target: m.target.clone(),
+        readonly: m.readonly.unwrap_or(false),
+    }
+}
+
+fn resources(
+    entry: &Entry<'_, ServiceFile>,
+    file: &ResourcesFile,
+    diagnostics: &mut Diagnostics,
+) -> Resources {
+    Resources {
+        limit_memory: size(entry, file.limit_memory.as_ref(), diagnostics),
+        reserve_memory: size(entry, file.reserve_memory.as_ref(), diagnostics),
+        limit_nano_cpus: cpus(entry, file.limit_cpus.as_ref(), diagnostics),
+        reserve_nano_cpus: cpus(entry, file.reserve_cpus.as_ref(), diagnostics),
+    }
+}
+
+fn update_policy(
+    entry: &Entry<'_, ServiceFile>,
+    file: &UpdateFile,
+    diagnostics: &mut Diagnostics,
+) -> UpdatePolicy {
+    if let Some(ratio) = &file.max_failure_ratio {
+        if !(0.0..=1.0).contains(ratio.get_ref()) {
+            diagnostics.push(entry.error(
+                &ratio.span(),
+                "max_failure_ratio must be between 0.0 and 1.0",
+            ));
+        }
+    }
+    UpdatePolicy {
+        parallelism: file.parallelism,
+        delay: duration(entry, file.delay.as_ref(), diagnostics),
+        failure_action: file.failure_action.map(|a| match a {
+            FailureActionFile::Pause => FailureAction::Pause,
+            FailureActionFile::Continue => FailureAction::Continue,
+            FailureActionFile::Rollback => FailureAction::Rollback,
+        }),
+        monitor: duration(entry, file.monitor.as_ref(), diagnostics),
+        max_failure_ratio: file.max_failure_ratio.as_ref().map(|r| *r.get_ref()),
+        order: file.order.map(|o| match o {
+            UpdateOrderFile::StopFirst => UpdateOrder::StopFirst,
+            UpdateOrderFile::StartFirst => UpdateOrder::StartFirst,
+        }),
+    }
+}
+
+fn healthcheck(
+    entry: &Entry<'_, ServiceFile>,
+    spanned: &Spanned<HealthcheckFile>,
+    diagnostics: &mut Diagnostics,
+) -> Healthcheck {
+    let file = spanned.get_ref();
+    let valid_kind = matches!(
+        file.test.first().map(String::as_str),
+        Some("CMD" | "CMD-SHELL" | "NONE")
+    );
+    if !valid_kind {
+        diagnostics.push(
+            entry
+                .error(
+                    &spanned.span(),
+                    "healthcheck `test` must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+                )
+                .with_help(
+                    "for example test = [\"CMD\", \"wget\", \"-qO-\", \"http://localhost/\"]",
+                ),
+        );
+    }
+    Healthcheck {
+        test: file.test.clone(),
+        interval: duration(entry, file.interval.as_ref(), diagnostics),
+        timeout: duration(entry, file.timeout.as_ref(), diagnostics),
+        retries: file.retries,
+        start_period: duration(entry, file.start_period.as_ref(), diagnostics),
+    }
+}
+
+fn duration<T>(
+    entry: &Entry<'_, T>,
+    value: Option<&Spanned<String>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Duration> {
+    let value = value?;
+    parse_or_report(
+        entry,
+        value.span(),
+        parse_duration(value.get_ref()),
+        diagnostics,
+    )
+}
+
+fn size<T>(
+    entry: &Entry<'_, T>,
+    value: Option<&Spanned<String>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<u64> {
+    let value = value?;
+    parse_or_report(
+        entry,
+        value.span(),
+        parse_size(value.get_ref()),
+        diagnostics,
+    )
+}
+
+fn cpus<T>(
+    entry: &Entry<'_, T>,
+    value: Option<&Spanned<f64>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<i64> {
+    let value = value?;
+    let cpus = *value.get_ref();
+    if !(cpus > 0.0 && cpus <= 1024.0) {
+        diagnostics.push(entry.error(
+            &value.span(),
+            format!("cpus must be a positive number of CPUs, got {cpus}"),
+        ));
+        return None;
+    }
+    // In range by the check above; nano-CPUs are whole numbers.
+    #[allow(clippy::cast_possible_truncation)]
+    Some((cpus * 1e9).round() as i64)
+}
+
+fn parse_or_report<T, V>(
+    entry: &Entry<'_, T>,
+    span: Range<usize>,
+    parsed: Result<V, String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<V> {
+    parsed
+        .map_err(|problem| diagnostics.push(entry.error(&span, problem)))
+        .ok()
+}
+
+fn check_label_keys<T>(
+    entry: &Entry<'_, T>,
+    labels: &BTreeMap<Spanned<String>, String>,
+    diagnostics: &mut Diagnostics,
+) {
+    for key in labels.keys() {
+        let k = key.get_ref();
+        if k.is_empty() || k.contains(char::is_whitespace) || k.contains('=') {
+            diagnostics.push(entry.error(&key.span(), format!("invalid label key `{k}`")));
+        } else if k.starts_with(crate::RESERVED_LABEL_PREFIX) {
+            diagnostics.push(entry.error(
+                &key.span(),
+                format!(
+                    "label `{k}` uses the prefix `{}` reserved for the controller's own labels",
+                    crate::RESERVED_LABEL_PREFIX
+                ),
+            ));
+        }
+    }
+}
+
+fn plain_map(map: &BTreeMap<Spanned<String>, String>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| (k.get_ref().clone(), v.clone()))
+        .collect()
+}

@@ -1,0 +1,290 @@
+//! The validated desired state the planner works on.
+//!
+//! Every value here has passed validation: names are well-formed, references
+//! resolve, durations and sizes are parsed. Types derive `Serialize` so the
+//! controller can print them and hash them canonically.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A whole cluster: the merge of every `*.toml` file in a spec directory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spec {
+    pub cluster: Cluster,
+    pub controller: ControllerSettings,
+    pub ssh: SshSettings,
+    pub bootstrap: Bootstrap,
+    pub nodes: BTreeMap<String, Node>,
+    pub networks: BTreeMap<String, Network>,
+    pub services: BTreeMap<String, Service>,
+    pub releases: BTreeMap<String, Release>,
+    pub stacks: BTreeMap<String, Stack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    /// Written on every object the controller owns, so two clusters sharing
+    /// one swarm never prune each other's objects.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControllerMode {
+    /// Correct drift.
+    Apply,
+    /// Only report drift.
+    Observe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControllerSettings {
+    /// Resync period of `reconciler run`, even without triggers.
+    pub interval: Duration,
+    /// Remove managed objects that left the spec.
+    pub prune: bool,
+    pub mode: ControllerMode,
+    /// A plan deleting a larger share of the managed services is refused.
+    pub max_delete_fraction: f64,
+    /// Stop writing, keep observing.
+    pub suspend: bool,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            prune: true,
+            mode: ControllerMode::Apply,
+            max_delete_fraction: 0.5,
+            suspend: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: u16,
+    pub identity: String,
+    pub known_hosts: String,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        Self {
+            user: "pi".into(),
+            port: 22,
+            identity: "~/.ssh/id_ed25519".into(),
+            known_hosts: "~/.ssh/known_hosts".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bootstrap {
+    pub hostname: bool,
+    pub hosts_file: bool,
+    pub install_docker: String,
+    pub start_docker: String,
+    pub docker_users: Vec<String>,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Self {
+            hostname: true,
+            hosts_file: true,
+            install_docker: "apt-get update && apt-get install -y docker.io".into(),
+            start_docker: "systemctl enable --now docker".into(),
+            docker_users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Active,
+    Pause,
+    Drain,
+}
+
+/// A board. In the swarm it is matched by hostname (the node's name) or address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub address: String,
+    pub role: Role,
+    pub labels: BTreeMap<String, String>,
+    /// `None`: the controller leaves availability as it finds it.
+    pub availability: Option<Availability>,
+    pub arch: Option<String>,
+    pub ssh: SshSettings,
+    pub host_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Network {
+    pub name: String,
+    pub driver: String,
+    pub attachable: bool,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode", content = "replicas")]
+pub enum ServiceMode {
+    Replicated(u64),
+    Global,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    pub mode: ServiceMode,
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub networks: Vec<String>,
+    pub ports: Vec<Port>,
+    pub constraints: Vec<String>,
+    /// Spread preferences, each the label path after `spread=`.
+    pub preferences: Vec<String>,
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+    pub update: Option<UpdatePolicy>,
+    pub rollback: Option<UpdatePolicy>,
+    pub healthcheck: Option<Healthcheck>,
+    pub restart: Option<RestartPolicy>,
+    /// Services that must be converged before this one is created or updated.
+    pub after: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    Ingress,
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Port {
+    pub target: u16,
+    pub published: Option<u16>,
+    pub protocol: Protocol,
+    pub mode: PublishMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    pub source: Option<String>,
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Resources {
+    pub limit_memory: Option<u64>,
+    pub reserve_memory: Option<u64>,
+    /// CPUs in nano-CPUs, as Docker counts them.
+    pub limit_nano_cpus: Option<i64>,
+    pub reserve_nano_cpus: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    Pause,
+    Continue,
+    Rollback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdatePolicy {
+    pub parallelism: Option<u64>,
+    pub delay: Option<Duration>,
+    pub failure_action: Option<FailureAction>,
+    pub monitor: Option<Duration>,
+    pub max_failure_ratio: Option<f64>,
+    pub order: Option<UpdateOrder>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u64>,
+    pub start_period: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    None,
+    OnFailure,
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestartPolicy {
+    pub condition: Option<RestartCondition>,
+    pub delay: Option<Duration>,
+    pub max_attempts: Option<u64>,
+    pub window: Option<Duration>,
+}
+
+/// A chart instance; rendering it into services is not implemented yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Release {
+    pub name: String,
+    pub chart: String,
+    pub values: toml::Table,
+}
+
+/// A compose stack; deploying it is not implemented yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stack {
+    pub name: String,
+    pub compose: String,
+    pub env_file: Option<String>,
+}

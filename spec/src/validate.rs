@@ -1,0 +1,360 @@
+//! Checks that need more than one entry: duplicates, references, cycles, port clashes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::file::{PublishModeFile, RoleFile};
+use crate::load::{Entry, RawSpec};
+use crate::suggest::did_you_mean;
+
+/// Names of nodes, services, networks, releases and stacks: `[a-z0-9][a-z0-9_.-]*`.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && name.len() <= 63 {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name `{name}`: use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 63 characters)"
+        ))
+    }
+}
+
+const CONSTRAINT_KEYS: [&str; 5] = [
+    "node.id",
+    "node.hostname",
+    "node.role",
+    "node.platform.os",
+    "node.platform.arch",
+];
+const CONSTRAINT_PREFIXES: [&str; 2] = ["node.labels.", "engine.labels."];
+
+/// A placement constraint as Swarm accepts it: `<key> == <value>` or `<key> != <value>`.
+pub(crate) fn check_constraint(text: &str) -> Result<(), String> {
+    let (key, value) = text
+        .split_once("==")
+        .or_else(|| text.split_once("!="))
+        .ok_or_else(|| format!("malformed constraint `{text}`: expected `<key> == <value>` or `<key> != <value>`, like \"node.role == worker\""))?;
+    let key = key.trim();
+    let value = value.trim();
+    let known = CONSTRAINT_KEYS.contains(&key)
+        || CONSTRAINT_PREFIXES
+            .iter()
+            .any(|p| key.strip_prefix(p).is_some_and(|label| !label.is_empty()));
+    if !known {
+        let hint = did_you_mean(key, CONSTRAINT_KEYS)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "malformed constraint `{text}`: unknown key `{key}`; use {}, node.labels.<label> or engine.labels.<label>{hint}",
+            CONSTRAINT_KEYS.join(", ")
+        ));
+    }
+    if value.is_empty() || value.contains("==") || value.contains("!=") {
+        return Err(format!(
+            "malformed constraint `{text}`: missing or invalid value after the operator"
+        ));
+    }
+    if key == "node.role" && !matches!(value, "manager" | "worker") {
+        return Err(format!(
+            "malformed constraint `{text}`: node.role is `manager` or `worker`"
+        ));
+    }
+    Ok(())
+}
+
+/// A placement preference: `spread=node.labels.<label>`; returns the label path.
+pub(crate) fn check_preference(text: &str) -> Result<String, String> {
+    let path = text
+        .trim()
+        .strip_prefix("spread=")
+        .map(str::trim)
+        .filter(|p| p.starts_with("node.labels.") || p.starts_with("engine.labels."))
+        .filter(|p| !p.ends_with('.'))
+        .ok_or_else(|| {
+            format!("malformed preference `{text}`: expected `spread=node.labels.<label>`")
+        })?;
+    Ok(path.to_string())
+}
+
+/// The same name defined twice, in one file or two, names both places.
+pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    dupes("[cluster]", &raw.cluster, |_| "cluster".into(), diagnostics);
+    dupes(
+        "[controller]",
+        &raw.controller,
+        |_| "controller".into(),
+        diagnostics,
+    );
+    dupes("[ssh]", &raw.ssh, |_| "ssh".into(), diagnostics);
+    dupes(
+        "[bootstrap]",
+        &raw.bootstrap,
+        |_| "bootstrap".into(),
+        diagnostics,
+    );
+    dupes("node", &raw.nodes, |e| e.name.clone(), diagnostics);
+    dupes("network", &raw.networks, |e| e.name.clone(), diagnostics);
+    dupes("service", &raw.services, |e| e.name.clone(), diagnostics);
+    dupes("release", &raw.releases, |e| e.name.clone(), diagnostics);
+    dupes("stack", &raw.stacks, |e| e.name.clone(), diagnostics);
+}
+
+fn dupes<T>(
+    kind: &str,
+    entries: &[Entry<'_, T>],
+    key: impl Fn(&Entry<'_, T>) -> String,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut seen: BTreeMap<String, &Entry<'_, T>> = BTreeMap::new();
+    for entry in entries {
+        let name = key(entry);
+        if let Some(first) = seen.get(&name) {
+            let first_place = first.source.span_location(&first.name_span);
+            let what = if kind.starts_with('[') {
+                kind.to_string()
+            } else {
+                format!("{kind} `{name}`")
+            };
+            diagnostics.push(
+                entry
+                    .name_error(format!("{what} is defined twice"))
+                    .with_help(format!("first defined at {first_place}")),
+            );
+        } else {
+            seen.insert(name, entry);
+        }
+    }
+}
+
+/// References between entries, and properties of the whole cluster.
+pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    let networks: BTreeSet<&str> = raw.networks.iter().map(|e| e.name.as_str()).collect();
+    let services: BTreeSet<&str> = raw.services.iter().map(|e| e.name.as_str()).collect();
+    for service in &raw.services {
+        for network in &service.value.networks {
+            if !networks.contains(network.get_ref().as_str()) {
+                diagnostics.push(unknown_reference(service, network, "network", &networks));
+            }
+        }
+        for dependency in &service.value.after {
+            if dependency.get_ref() == &service.name {
+                diagnostics.push(service.error(
+                    &dependency.span(),
+                    format!("service `{}` cannot come `after` itself", service.name),
+                ));
+            } else if !services.contains(dependency.get_ref().as_str()) {
+                diagnostics.push(unknown_reference(service, dependency, "service", &services));
+            }
+        }
+    }
+    after_cycles(raw, diagnostics);
+    published_port_clashes(raw, diagnostics);
+    node_roles_and_addresses(raw, diagnostics);
+}
+
+fn unknown_reference<T>(
+    entry: &Entry<'_, T>,
+    reference: &toml::Spanned<String>,
+    kind: &str,
+    defined: &BTreeSet<&str>,
+) -> Diagnostic {
+    let mut diagnostic = entry.error(
+        &reference.span(),
+        format!(
+            "service `{}` refers to undefined {kind} `{}`",
+            entry.name,
+            reference.get_ref()
+        ),
+    );
+    if let Some(help) = did_you_mean(reference.get_ref(), defined.iter().copied()) {
+        diagnostic = diagnostic.with_help(help);
+    } else {
+        diagnostic =
+            diagnostic.with_help(format!("define it with [{kind}.{}]", reference.get_ref()));
+    }
+    diagnostic
+}
+
+/// `after` must form a DAG; a cycle is reported once, at its first member.
+fn after_cycles(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    let by_name: BTreeMap<&str, &Entry<'_, crate::file::ServiceFile>> =
+        raw.services.iter().map(|e| (e.name.as_str(), e)).collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    fn visit<'a>(
+        name: &'a str,
+        by_name: &BTreeMap<&'a str, &'a Entry<'a, crate::file::ServiceFile>>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        cycles: &mut Vec<Vec<&'a str>>,
+    ) {
+        match marks.get(name) {
+            Some(Mark::Done) => return,
+            Some(Mark::Visiting) => {
+                if let Some(start) = stack.iter().position(|n| *n == name) {
+                    cycles.push(stack[start..].to_vec());
+                }
+                return;
+            }
+            None => {}
+        }
+        marks.insert(name, Mark::Visiting);
+        stack.push(name);
+        if let Some(entry) = by_name.get(name) {
+            for dependency in &entry.value.after {
+                let dependency = dependency.get_ref().as_str();
+                if dependency != name {
+                    if let Some((key, _)) = by_name.get_key_value(dependency) {
+                        visit(key, by_name, marks, stack, cycles);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        marks.insert(name, Mark::Done);
+    }
+    let mut cycles = Vec::new();
+    for name in by_name.keys() {
+        visit(name, &by_name, &mut marks, &mut Vec::new(), &mut cycles);
+    }
+    for cycle in cycles {
+        let mut canonical: Vec<String> = cycle.iter().map(|s| s.to_string()).collect();
+        canonical.sort();
+        if !reported.insert(canonical) {
+            continue;
+        }
+        if let Some(entry) = cycle.first().and_then(|n| by_name.get(n)) {
+            let mut path = cycle.join(" -> ");
+            path.push_str(" -> ");
+            path.push_str(&entry.name);
+            diagnostics.push(
+                entry
+                    .name_error(format!(
+                        "services depend on each other in a cycle through `after`: {path}"
+                    ))
+                    .with_help("remove one of the `after` entries to break the cycle"),
+            );
+        }
+    }
+}
+
+/// Two services publishing the same port and protocol cannot both bind it.
+fn published_port_clashes(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    let mut claimed: BTreeMap<(u16, String), (String, crate::Location)> = BTreeMap::new();
+    for service in &raw.services {
+        for port in &service.value.ports {
+            let p = port.get_ref();
+            let Some(published) = p.published else {
+                continue;
+            };
+            let protocol = format!("{:?}", p.protocol.unwrap_or(crate::file::ProtocolFile::Tcp))
+                .to_lowercase();
+            let mode = if matches!(p.mode, Some(PublishModeFile::Host)) {
+                "host"
+            } else {
+                "ingress"
+            };
+            let here = service.source.span_location(&port.span());
+            match claimed.get(&(published, protocol.clone())) {
+                Some((other, place)) => diagnostics.push(
+                    service
+                        .error(&port.span(), format!(
+                            "service `{}` publishes {published}/{protocol} ({mode} mode), already published by service `{other}`",
+                            service.name
+                        ))
+                        .with_help(format!("the other one is at {place}; pick another `published` port")),
+                ),
+                None => {
+                    claimed.insert((published, protocol), (service.name.clone(), here));
+                }
+            }
+        }
+    }
+}
+
+fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    if let Some(first) = raw.nodes.first() {
+        if !raw
+            .nodes
+            .iter()
+            .any(|n| matches!(n.value.role, RoleFile::Manager))
+        {
+            diagnostics.push(
+                first
+                    .name_error(
+                        "no node has `role = \"manager\"`: a swarm needs at least one manager",
+                    )
+                    .with_help("make one node (three or five for quorum) a manager"),
+            );
+        }
+    }
+    let mut addresses: BTreeMap<&str, &Entry<'_, crate::file::NodeFile>> = BTreeMap::new();
+    for node in &raw.nodes {
+        let address = node.value.address.get_ref().as_str();
+        match addresses.get(address) {
+            Some(other) => diagnostics.push(
+                node.error(
+                    &node.value.address.span(),
+                    format!(
+                        "node `{}` has the same address `{address}` as node `{}`",
+                        node.name, other.name
+                    ),
+                )
+                .with_help(format!(
+                    "node `{}` is at {}",
+                    other.name,
+                    other.source.span_location(&other.name_span)
+                )),
+            ),
+            None => {
+                addresses.insert(address, node);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["web", "pi-1", "a.b_c", "0x"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Web", "-web", "we b", "web!", "_x"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn constraints() {
+        for good in [
+            "node.role == worker",
+            "node.labels.shelf==a",
+            "node.hostname != pi1",
+            "engine.labels.x == y",
+        ] {
+            assert!(check_constraint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "node.role = worker",
+            "node.rol == worker",
+            "node.labels. == a",
+            "node.role == boss",
+            "node.hostname ==",
+        ] {
+            assert!(check_constraint(bad).is_err(), "{bad}");
+        }
+    }
+}
