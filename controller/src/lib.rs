@@ -1,1 +1,12 @@
-pub fn x() {}
+//! Reconciler: keeps a Docker Swarm equal to a spec directory.
+//!
+//! The flow of every command is the same: load the spec (`reconciler_spec`),
+//! observe the swarm ([`swarm`]), compute a [`plan`] (pure), and for `apply`
+//! execute it ([`apply`]). Only [`swarm`] talks to Docker.
+
+pub mod apply;
+pub mod cli;
+pub mod labels;
+pub mod observed;
+pub mod plan;
+pub mod swarm;

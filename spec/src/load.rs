@@ -144,6 +144,9 @@ pub(crate) struct RawSpec<'s> {
     pub services: Vec<Entry<'s, ServiceFile>>,
     pub releases: Vec<Entry<'s, ReleaseFile>>,
     pub stacks: Vec<Entry<'s, StackFile>>,
+    /// Every name declared, also those whose body failed to parse, so that
+    /// duplicates and references are judged on what the user wrote.
+    pub declared: Vec<Entry<'s, &'static str>>,
 }
 
 fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &mut Diagnostics) {
@@ -164,11 +167,46 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             "controller" => singleton(source, key_span, value, &mut raw.controller, diagnostics),
             "ssh" => singleton(source, key_span, value, &mut raw.ssh, diagnostics),
             "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
-            "node" => named(source, value, &mut raw.nodes, diagnostics),
-            "network" => named(source, value, &mut raw.networks, diagnostics),
-            "service" => named(source, value, &mut raw.services, diagnostics),
-            "release" => named(source, value, &mut raw.releases, diagnostics),
-            "stack" => named(source, value, &mut raw.stacks, diagnostics),
+            "node" => named(
+                source,
+                "node",
+                value,
+                &mut raw.nodes,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "network" => named(
+                source,
+                "network",
+                value,
+                &mut raw.networks,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "service" => named(
+                source,
+                "service",
+                value,
+                &mut raw.services,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "release" => named(
+                source,
+                "release",
+                value,
+                &mut raw.releases,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "stack" => named(
+                source,
+                "stack",
+                value,
+                &mut raw.stacks,
+                &mut raw.declared,
+                diagnostics,
+            ),
             other => {
                 let mut diagnostic = source.error(
                     &key_span,
@@ -212,8 +250,10 @@ fn singleton<'s, T: DeserializeOwned>(
 /// A section of named entries, like `[service.web]`.
 fn named<'s, T: DeserializeOwned>(
     source: &'s SourceFile,
+    kind: &'static str,
     value: Spanned<DeValue<'_>>,
     out: &mut Vec<Entry<'s, T>>,
+    declared: &mut Vec<Entry<'s, &'static str>>,
     diagnostics: &mut Diagnostics,
 ) {
     let span = value.span();
@@ -230,6 +270,12 @@ fn named<'s, T: DeserializeOwned>(
         if let Err(problem) = crate::validate::check_name(&name) {
             diagnostics.push(source.error(&name_span, problem));
         }
+        declared.push(Entry {
+            name: name.clone(),
+            name_span: name_span.clone(),
+            source,
+            value: kind,
+        });
         if let Some(value) = deserialize(source, value, diagnostics) {
             out.push(Entry {
                 name,
@@ -266,12 +312,14 @@ fn describe_serde_error(source: &SourceFile, span: &Range<usize>, message: &str)
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix));
     if let Some(rest) = unknown {
-        let mut quoted = rest.split('`').step_by(2);
-        if let Some(word) = quoted.next() {
-            let candidates: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-            if let Some(help) = did_you_mean(word, candidates) {
-                diagnostic = diagnostic.with_help(help);
-            }
+        let parts: Vec<&str> = rest.split('`').collect();
+        let word = parts.first().copied().unwrap_or_default();
+        let candidates = parts.iter().skip(2).step_by(2).copied();
+        if let Some(help) = did_you_mean(word, candidates) {
+            // The full list of expected names adds nothing once we know which was meant.
+            let what = message.split('`').next().unwrap_or_default();
+            diagnostic.message = format!("{what}`{word}`");
+            diagnostic = diagnostic.with_help(help);
         }
     }
     diagnostic

@@ -83,58 +83,78 @@ pub(crate) fn check_preference(text: &str) -> Result<String, String> {
 
 /// The same name defined twice, in one file or two, names both places.
 pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
-    dupes("[cluster]", &raw.cluster, |_| "cluster".into(), diagnostics);
-    dupes(
-        "[controller]",
-        &raw.controller,
-        |_| "controller".into(),
+    singleton_twice(
+        "cluster",
+        raw.cluster.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
-    dupes("[ssh]", &raw.ssh, |_| "ssh".into(), diagnostics);
-    dupes(
-        "[bootstrap]",
-        &raw.bootstrap,
-        |_| "bootstrap".into(),
+    singleton_twice(
+        "controller",
+        raw.controller.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
-    dupes("node", &raw.nodes, |e| e.name.clone(), diagnostics);
-    dupes("network", &raw.networks, |e| e.name.clone(), diagnostics);
-    dupes("service", &raw.services, |e| e.name.clone(), diagnostics);
-    dupes("release", &raw.releases, |e| e.name.clone(), diagnostics);
-    dupes("stack", &raw.stacks, |e| e.name.clone(), diagnostics);
+    singleton_twice(
+        "ssh",
+        raw.ssh.iter().map(|e| (e.source, &e.name_span)),
+        diagnostics,
+    );
+    singleton_twice(
+        "bootstrap",
+        raw.bootstrap.iter().map(|e| (e.source, &e.name_span)),
+        diagnostics,
+    );
+    for kind in ["node", "network", "service", "release", "stack"] {
+        let mut seen: BTreeMap<&str, &Entry<'_, &'static str>> = BTreeMap::new();
+        for entry in raw.declared.iter().filter(|e| e.value == kind) {
+            match seen.get(entry.name.as_str()) {
+                Some(first) => diagnostics.push(
+                    entry
+                        .name_error(format!("{kind} `{}` is defined twice", entry.name))
+                        .with_help(format!(
+                            "first defined at {}",
+                            first.source.span_location(&first.name_span)
+                        )),
+                ),
+                None => {
+                    seen.insert(&entry.name, entry);
+                }
+            }
+        }
+    }
 }
 
-fn dupes<T>(
-    kind: &str,
-    entries: &[Entry<'_, T>],
-    key: impl Fn(&Entry<'_, T>) -> String,
+/// A section like `[cluster]` may appear in one file only.
+fn singleton_twice<'a>(
+    section: &str,
+    places: impl Iterator<Item = (&'a crate::source::SourceFile, &'a std::ops::Range<usize>)>,
     diagnostics: &mut Diagnostics,
 ) {
-    let mut seen: BTreeMap<String, &Entry<'_, T>> = BTreeMap::new();
-    for entry in entries {
-        let name = key(entry);
-        if let Some(first) = seen.get(&name) {
-            let first_place = first.source.span_location(&first.name_span);
-            let what = if kind.starts_with('[') {
-                kind.to_string()
-            } else {
-                format!("{kind} `{name}`")
-            };
+    let places: Vec<_> = places.collect();
+    if let Some((first_source, first_span)) = places.first() {
+        for (source, span) in places.iter().skip(1) {
             diagnostics.push(
-                entry
-                    .name_error(format!("{what} is defined twice"))
-                    .with_help(format!("first defined at {first_place}")),
+                source
+                    .error(span, format!("[{section}] is defined twice"))
+                    .with_help(format!(
+                        "first defined at {}",
+                        first_source.span_location(first_span)
+                    )),
             );
-        } else {
-            seen.insert(name, entry);
         }
     }
 }
 
 /// References between entries, and properties of the whole cluster.
 pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
-    let networks: BTreeSet<&str> = raw.networks.iter().map(|e| e.name.as_str()).collect();
-    let services: BTreeSet<&str> = raw.services.iter().map(|e| e.name.as_str()).collect();
+    let declared = |kind: &str| -> BTreeSet<&str> {
+        raw.declared
+            .iter()
+            .filter(|e| e.value == kind)
+            .map(|e| e.name.as_str())
+            .collect()
+    };
+    let networks = declared("network");
+    let services = declared("service");
     for service in &raw.services {
         for network in &service.value.networks {
             if !networks.contains(network.get_ref().as_str()) {

@@ -1,0 +1,185 @@
+//! Executing a plan against the swarm and waiting until services converge.
+//!
+//! Actions run in plan order. A service with `after` dependencies that this
+//! apply touched waits until they converge; at the end every written service
+//! must converge, or the apply fails with the reason Swarm gives (a rollback,
+//! a task error such as "No such image").
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use reconciler_spec::ServiceMode;
+
+use crate::plan::{Action, Plan};
+use crate::swarm::progress::Convergence;
+use crate::swarm::{Swarm, SwarmError};
+
+/// How `apply` waits for services.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Wait for written services to run their tasks.
+    pub wait: bool,
+    /// Give up waiting for one service after this long.
+    pub timeout: Duration,
+    /// Pause between two looks at a service's tasks.
+    pub poll: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            wait: true,
+            timeout: Duration::from_secs(300),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub actions_done: usize,
+    /// Docker write calls made (retries included).
+    pub writes: u64,
+}
+
+/// Why an apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A Docker call of one action failed; earlier actions stay applied.
+    #[error("{kind} `{name}`: {source}")]
+    Action {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: SwarmError,
+    },
+    /// Swarm rolled back or paused the service's update.
+    #[error("service `{service}` failed to converge: {reason}")]
+    Failed { service: String, reason: String },
+    /// The tasks did not all start in time.
+    #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
+    Timeout {
+        service: String,
+        timeout: Duration,
+        running: u64,
+        desired: u64,
+        last_error: Option<String>,
+    },
+}
+
+/// Executes `plan` and (unless told not to) waits for the services it wrote.
+pub async fn apply(
+    swarm: &Swarm,
+    plan: &Plan,
+    options: ApplyOptions,
+    progress: &mut dyn Write,
+) -> Result<ApplyReport, ApplyError> {
+    let writes_before = swarm.write_count();
+    let mut touched: Vec<(String, ServiceMode)> = Vec::new();
+    let mut converged: BTreeSet<String> = BTreeSet::new();
+    let mut report = ApplyReport::default();
+    for action in &plan.actions {
+        if options.wait {
+            if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } =
+                action
+            {
+                for dependency in &service.after {
+                    if let Some((name, mode)) = touched.iter().find(|(n, _)| n == dependency) {
+                        if converged.insert(name.clone()) {
+                            wait_converged(swarm, name, *mode, options, progress).await?;
+                        }
+                    }
+                }
+            }
+        }
+        let kind = match action.kind() {
+            crate::plan::ObjectKind::Node => "node",
+            crate::plan::ObjectKind::Network => "network",
+            crate::plan::ObjectKind::Service => "service",
+        };
+        let verb = match action.operation() {
+            crate::plan::Operation::Create => "creating",
+            crate::plan::Operation::Update => "updating",
+            crate::plan::Operation::Remove => "removing",
+        };
+        let _ = writeln!(progress, "{kind}.{}: {verb}", action.name());
+        swarm
+            .execute(action)
+            .await
+            .map_err(|source| ApplyError::Action {
+                kind,
+                name: action.name().to_string(),
+                source,
+            })?;
+        report.actions_done += 1;
+        if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } =
+            action
+        {
+            touched.push((service.name.clone(), service.mode));
+        }
+    }
+    if options.wait {
+        for (name, mode) in &touched {
+            if !converged.contains(name) {
+                wait_converged(swarm, name, *mode, options, progress).await?;
+            }
+        }
+    }
+    report.writes = swarm.write_count() - writes_before;
+    Ok(report)
+}
+
+/// Polls a service until its tasks run, Swarm reports failure, or the timeout.
+pub async fn wait_converged(
+    swarm: &Swarm,
+    name: &str,
+    mode: ServiceMode,
+    options: ApplyOptions,
+    progress: &mut dyn Write,
+) -> Result<(), ApplyError> {
+    let replicas = match mode {
+        ServiceMode::Replicated(n) => Some(n),
+        ServiceMode::Global => None,
+    };
+    let started = Instant::now();
+    let mut last_line = String::new();
+    loop {
+        let status = swarm
+            .service_progress(name, replicas)
+            .await
+            .map_err(|source| ApplyError::Action {
+                kind: "service",
+                name: name.to_string(),
+                source,
+            })?;
+        let line = format!(
+            "service.{name}: {}/{} tasks running",
+            status.running, status.desired
+        );
+        if line != last_line {
+            let _ = writeln!(progress, "{line}");
+            last_line = line;
+        }
+        match status.convergence() {
+            Convergence::Converged => return Ok(()),
+            Convergence::Failed(reason) => {
+                return Err(ApplyError::Failed {
+                    service: name.to_string(),
+                    reason,
+                })
+            }
+            Convergence::InProgress if started.elapsed() >= options.timeout => {
+                return Err(ApplyError::Timeout {
+                    service: name.to_string(),
+                    timeout: options.timeout,
+                    running: status.running,
+                    desired: status.desired,
+                    last_error: status.last_error,
+                })
+            }
+            Convergence::InProgress => tokio::time::sleep(options.poll).await,
+        }
+    }
+}

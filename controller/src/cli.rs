@@ -1,0 +1,229 @@
+//! The `reconciler` command line: thin glue over spec, swarm, plan and apply.
+//!
+//! [`run`] takes its output streams as arguments so tests can drive the exact
+//! code path of the binary in-process and read what a user would see.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use reconciler_spec::{load_dir, LoadError, Spec};
+
+use crate::apply::{apply, ApplyError, ApplyOptions};
+use crate::plan::{self, render, Plan, PlanError, PlanOptions};
+use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
+
+/// Declarative Docker Swarm clusters for Raspberry Pis and other small boards.
+///
+/// A spec directory of TOML files describes the cluster; `plan` shows what it
+/// would take to make the swarm match it, `apply` does it.
+#[derive(Debug, Parser)]
+#[command(name = "reconciler", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a spec directory offline: syntax, types, names, references. Never contacts Docker.
+    Validate {
+        /// The spec directory (every *.toml file under it is read).
+        dir: PathBuf,
+    },
+    /// Show what `apply` would change, like `terraform plan`. Makes no changes.
+    Plan(PlanArgs),
+    /// Make the swarm match the spec, then wait until the services run.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The spec directory (every *.toml file under it is read).
+    pub dir: PathBuf,
+    /// Docker socket of a swarm manager.
+    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
+    pub docker_host: String,
+    /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Return once the Docker writes are made, without waiting for tasks to run.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for each service to converge, e.g. "90s" or "5m".
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    reconciler_spec::units::parse_duration(text)
+}
+
+/// Everything that can stop a command; each prints as one actionable message.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Spec(#[from] LoadError),
+    #[error("{0}")]
+    Swarm(#[from] SwarmError),
+    #[error("cannot plan: {0}")]
+    Plan(#[from] PlanError),
+    #[error("apply failed: {0}")]
+    Apply(#[from] ApplyError),
+    #[error(
+        "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"
+    )]
+    NoTerminal,
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("cannot encode the plan as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Where a command's text goes, and how it asks the user.
+pub struct Console<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Answers to confirmation prompts; `None` when stdin is not a terminal.
+    pub input: Option<&'a mut dyn BufRead>,
+}
+
+impl std::fmt::Debug for Console<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("interactive", &self.input.is_some())
+            .finish()
+    }
+}
+
+/// Runs one command and returns the process exit code.
+pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
+    let result = match cli.command {
+        Command::Validate { dir } => validate(&dir, console),
+        Command::Plan(args) => plan_command(args, console).await,
+        Command::Apply(args) => apply_command(args, console).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError::Spec(LoadError::Invalid(diagnostics))) => {
+            let _ = writeln!(console.err, "{diagnostics}");
+            1
+        }
+        Err(error) => {
+            let _ = writeln!(console.err, "Error: {error}");
+            1
+        }
+    }
+}
+
+fn load(dir: &Path) -> Result<Spec, CliError> {
+    Ok(load_dir(dir)?)
+}
+
+fn validate(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let spec = load(dir)?;
+    writeln!(
+        console.out,
+        "Spec is valid: cluster `{}`, {} nodes, {} networks, {} services.",
+        spec.cluster.name,
+        spec.nodes.len(),
+        spec.networks.len(),
+        spec.services.len()
+    )?;
+    Ok(0)
+}
+
+/// Loads the spec (before any Docker call), connects, observes and plans.
+async fn prepare(args: &ConnectArgs) -> Result<(Spec, Swarm, Plan), CliError> {
+    let spec = load(&args.dir)?;
+    let swarm = Swarm::connect(&args.docker_host, &spec.cluster.name).await?;
+    let observed = swarm.observe().await?;
+    let options = PlanOptions {
+        allow_mass_delete: args.allow_mass_delete,
+    };
+    let plan = plan::plan(&spec, &observed, options)?;
+    Ok((spec, swarm, plan))
+}
+
+async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let (_, _, plan) = prepare(&args.connect).await?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *console.out, &render::json(&plan))?;
+        writeln!(console.out)?;
+    } else {
+        write!(console.out, "{}", render::text(&plan))?;
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}
+
+async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let (spec, swarm, plan) = prepare(&args.connect).await?;
+    write!(console.out, "{}", render::text(&plan))?;
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    if spec.controller.suspend {
+        writeln!(
+            console.out,
+            "\nNot applying: the spec sets [controller] suspend = true."
+        )?;
+        return Ok(0);
+    }
+    if !args.auto_approve && !confirm(console)? {
+        writeln!(console.out, "Apply cancelled.")?;
+        return Ok(1);
+    }
+    let options = ApplyOptions {
+        wait: !args.no_wait,
+        timeout: args.timeout,
+        ..ApplyOptions::default()
+    };
+    let report = apply(&swarm, &plan, options, &mut *console.err).await?;
+    let summary = plan.summary();
+    writeln!(
+        console.out,
+        "\nApply complete! Resources: {} added, {} changed, {} destroyed. ({} Docker write calls)",
+        summary.add, summary.change, summary.destroy, report.writes
+    )?;
+    Ok(0)
+}
+
+fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
+    let Some(input) = console.input.as_mut() else {
+        return Err(CliError::NoTerminal);
+    };
+    write!(
+        console.out,
+        "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    )?;
+    console.out.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}

@@ -1,0 +1,22 @@
+//! The labels the controller writes on the Docker objects it owns.
+
+use reconciler_spec::RESERVED_LABEL_PREFIX;
+
+/// Present on every object the controller created; value [`MANAGED_BY_VALUE`].
+pub const MANAGED_BY: &str = "io.reconciler.managed-by";
+pub const MANAGED_BY_VALUE: &str = "reconciler";
+/// The spec's `[cluster] name`: two clusters sharing a swarm never prune each other.
+pub const CLUSTER: &str = "io.reconciler.cluster";
+/// Hash of the canonical desired spec of the object: a changed spec is seen even
+/// when the fields that changed are ones Docker does not echo back.
+pub const SPEC_HASH: &str = "io.reconciler.spec-hash";
+/// The source revision (git commit) that last wrote the object, when known.
+pub const REVISION: &str = "io.reconciler.revision";
+/// On nodes: the label keys the controller set, so it can remove them again
+/// without touching labels somebody else set.
+pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";
+
+/// Whether a label key belongs to the controller rather than the user.
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_LABEL_PREFIX)
+}

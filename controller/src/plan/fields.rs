@@ -1,0 +1,373 @@
+//! Objects flattened into named fields, so desired and observed can be compared
+//! and a plan can show `field: old -> new` without knowing each type's shape.
+
+use std::collections::BTreeMap;
+
+use reconciler_spec::units::format_duration;
+use reconciler_spec::{
+    Healthcheck, Mount, MountKind, Network, Port, RestartPolicy, Service, ServiceMode, UpdatePolicy,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Which fields the controller owns outright, and which only when the spec sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Any difference is drift, including a field present only on the live object.
+    Full,
+    /// Compared only when the spec sets it: Docker fills these with defaults.
+    DesiredOnly,
+}
+
+/// One comparable field of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    value: String,
+    sensitive: bool,
+}
+
+impl Field {
+    fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        let sensitive = looks_sensitive(&name);
+        Self {
+            name,
+            value: value.into(),
+            sensitive,
+        }
+    }
+
+    /// What may be shown to a person: sensitive values are masked.
+    pub fn display(&self) -> String {
+        if self.sensitive {
+            "(sensitive)".into()
+        } else {
+            self.value.clone()
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        let desired_only = [
+            "update.",
+            "rollback.",
+            "healthcheck.",
+            "restart.",
+            "availability",
+        ];
+        if desired_only.iter().any(|p| self.name.starts_with(p)) {
+            Scope::DesiredOnly
+        } else {
+            Scope::Full
+        }
+    }
+}
+
+/// Environment variables whose names suggest a secret are never shown in plans.
+fn looks_sensitive(field: &str) -> bool {
+    let Some(variable) = field.strip_prefix("env.") else {
+        return false;
+    };
+    let upper = variable.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+}
+
+/// A field whose value differs; `None` means absent on that side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The changes that turn `observed` into `desired`, in `desired`'s field order.
+pub fn diff(observed: &[Field], desired: &[Field]) -> Vec<FieldChange> {
+    let observed_by_name: BTreeMap<&str, &Field> =
+        observed.iter().map(|f| (f.name.as_str(), f)).collect();
+    let desired_names: BTreeMap<&str, &Field> =
+        desired.iter().map(|f| (f.name.as_str(), f)).collect();
+    let mut changes = Vec::new();
+    for want in desired {
+        match observed_by_name.get(want.name.as_str()) {
+            Some(have) if have.value == want.value => {}
+            have => changes.push(FieldChange {
+                field: want.name.clone(),
+                old: have.map(|f| f.display()),
+                new: Some(want.display()),
+            }),
+        }
+    }
+    for have in observed {
+        if have.scope() == Scope::Full && !desired_names.contains_key(have.name.as_str()) {
+            changes.push(FieldChange {
+                field: have.name.clone(),
+                old: Some(have.display()),
+                new: None,
+            });
+        }
+    }
+    changes
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn list<I: IntoIterator<Item = String>>(items: I) -> String {
+    let items: Vec<String> = items.into_iter().map(|s| quoted(&s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn sorted_list<I: IntoIterator<Item = String>>(items: I) -> String {
+    let mut items: Vec<String> = items.into_iter().collect();
+    items.sort();
+    list(items)
+}
+
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+fn format_cpus(nano: i64) -> String {
+    // Display only; nano-CPUs fit an f64 well enough to print.
+    #[allow(clippy::cast_precision_loss)]
+    let cpus = nano as f64 / 1e9;
+    format!("{cpus}")
+}
+
+pub fn format_port(port: &Port) -> String {
+    let protocol = format!("{:?}", port.protocol).to_lowercase();
+    let mode = format!("{:?}", port.mode).to_lowercase();
+    match port.published {
+        Some(published) => format!("{published}:{}/{protocol} ({mode})", port.target),
+        None => format!("{}/{protocol} ({mode})", port.target),
+    }
+}
+
+fn format_mount(mount: &Mount) -> String {
+    let kind = match mount.kind {
+        MountKind::Bind => "bind",
+        MountKind::Volume => "volume",
+        MountKind::Tmpfs => "tmpfs",
+    };
+    let source = mount.source.as_deref().unwrap_or("");
+    let mode = if mount.readonly { " (ro)" } else { "" };
+    format!("{kind} {source}:{}{mode}", mount.target)
+}
+
+/// The fields of a service that the controller manages, in display order.
+pub fn service_fields(service: &Service) -> Vec<Field> {
+    let mut fields = vec![Field::new("image", quoted(&service.image))];
+    match service.mode {
+        ServiceMode::Replicated(n) => {
+            fields.push(Field::new("mode", "\"replicated\""));
+            fields.push(Field::new("replicas", n.to_string()));
+        }
+        ServiceMode::Global => fields.push(Field::new("mode", "\"global\"")),
+    }
+    if let Some(command) = &service.command {
+        fields.push(Field::new("command", list(command.iter().cloned())));
+    }
+    if let Some(args) = &service.args {
+        fields.push(Field::new("args", list(args.iter().cloned())));
+    }
+    for (key, value) in &service.env {
+        fields.push(Field::new(format!("env.{key}"), quoted(value)));
+    }
+    if let Some(user) = &service.user {
+        fields.push(Field::new("user", quoted(user)));
+    }
+    if let Some(workdir) = &service.workdir {
+        fields.push(Field::new("workdir", quoted(workdir)));
+    }
+    if !service.networks.is_empty() {
+        fields.push(Field::new(
+            "networks",
+            sorted_list(service.networks.iter().cloned()),
+        ));
+    }
+    if !service.ports.is_empty() {
+        fields.push(Field::new(
+            "ports",
+            sorted_list(service.ports.iter().map(format_port)),
+        ));
+    }
+    if !service.constraints.is_empty() {
+        fields.push(Field::new(
+            "constraints",
+            sorted_list(service.constraints.iter().cloned()),
+        ));
+    }
+    if !service.preferences.is_empty() {
+        let spread = service.preferences.iter().map(|p| format!("spread={p}"));
+        fields.push(Field::new("preferences", list(spread)));
+    }
+    if !service.mounts.is_empty() {
+        fields.push(Field::new(
+            "mounts",
+            sorted_list(service.mounts.iter().map(format_mount)),
+        ));
+    }
+    let resources = &service.resources;
+    if let Some(bytes) = resources.limit_memory {
+        fields.push(Field::new(
+            "resources.limit_memory",
+            quoted(&format_size(bytes)),
+        ));
+    }
+    if let Some(bytes) = resources.reserve_memory {
+        fields.push(Field::new(
+            "resources.reserve_memory",
+            quoted(&format_size(bytes)),
+        ));
+    }
+    if let Some(nano) = resources.limit_nano_cpus {
+        fields.push(Field::new("resources.limit_cpus", format_cpus(nano)));
+    }
+    if let Some(nano) = resources.reserve_nano_cpus {
+        fields.push(Field::new("resources.reserve_cpus", format_cpus(nano)));
+    }
+    if let Some(update) = &service.update {
+        policy_fields("update", update, &mut fields);
+    }
+    if let Some(rollback) = &service.rollback {
+        policy_fields("rollback", rollback, &mut fields);
+    }
+    if let Some(health) = &service.healthcheck {
+        healthcheck_fields(health, &mut fields);
+    }
+    if let Some(restart) = &service.restart {
+        restart_fields(restart, &mut fields);
+    }
+    for (key, value) in &service.labels {
+        fields.push(Field::new(format!("labels.{key}"), quoted(value)));
+    }
+    fields
+}
+
+fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
+    if let Some(p) = policy.parallelism {
+        fields.push(Field::new(format!("{prefix}.parallelism"), p.to_string()));
+    }
+    if let Some(d) = policy.delay {
+        fields.push(Field::new(
+            format!("{prefix}.delay"),
+            quoted(&format_duration(d)),
+        ));
+    }
+    if let Some(a) = policy.failure_action {
+        fields.push(Field::new(
+            format!("{prefix}.failure_action"),
+            quoted(&format!("{a:?}").to_lowercase()),
+        ));
+    }
+    if let Some(m) = policy.monitor {
+        fields.push(Field::new(
+            format!("{prefix}.monitor"),
+            quoted(&format_duration(m)),
+        ));
+    }
+    if let Some(r) = policy.max_failure_ratio {
+        fields.push(Field::new(
+            format!("{prefix}.max_failure_ratio"),
+            r.to_string(),
+        ));
+    }
+    if let Some(o) = policy.order {
+        let order = match o {
+            reconciler_spec::UpdateOrder::StopFirst => "stop-first",
+            reconciler_spec::UpdateOrder::StartFirst => "start-first",
+        };
+        fields.push(Field::new(format!("{prefix}.order"), quoted(order)));
+    }
+}
+
+fn healthcheck_fields(health: &Healthcheck, fields: &mut Vec<Field>) {
+    fields.push(Field::new(
+        "healthcheck.test",
+        list(health.test.iter().cloned()),
+    ));
+    for (name, value) in [
+        ("interval", health.interval),
+        ("timeout", health.timeout),
+        ("start_period", health.start_period),
+    ] {
+        if let Some(d) = value {
+            fields.push(Field::new(
+                format!("healthcheck.{name}"),
+                quoted(&format_duration(d)),
+            ));
+        }
+    }
+    if let Some(r) = health.retries {
+        fields.push(Field::new("healthcheck.retries", r.to_string()));
+    }
+}
+
+fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
+    if let Some(c) = restart.condition {
+        let condition = match c {
+            reconciler_spec::RestartCondition::None => "none",
+            reconciler_spec::RestartCondition::OnFailure => "on-failure",
+            reconciler_spec::RestartCondition::Any => "any",
+        };
+        fields.push(Field::new("restart.condition", quoted(condition)));
+    }
+    if let Some(d) = restart.delay {
+        fields.push(Field::new("restart.delay", quoted(&format_duration(d))));
+    }
+    if let Some(m) = restart.max_attempts {
+        fields.push(Field::new("restart.max_attempts", m.to_string()));
+    }
+    if let Some(w) = restart.window {
+        fields.push(Field::new("restart.window", quoted(&format_duration(w))));
+    }
+}
+
+/// The fields of a network; networks cannot be changed in place, only replaced.
+pub fn network_fields(network: &Network) -> Vec<Field> {
+    let mut fields = vec![
+        Field::new("driver", quoted(&network.driver)),
+        Field::new("attachable", network.attachable.to_string()),
+        Field::new("internal", network.internal.to_string()),
+    ];
+    for (key, value) in &network.labels {
+        fields.push(Field::new(format!("labels.{key}"), quoted(value)));
+    }
+    fields
+}
+
+/// A short, stable hash of the canonical desired form of an object.
+/// `after` is left out: it orders work, it is not part of the Docker object.
+pub fn service_hash(service: &Service) -> String {
+    let mut canonical = service.clone();
+    canonical.after.clear();
+    hash_of(&canonical)
+}
+
+pub fn network_hash(network: &Network) -> String {
+    hash_of(network)
+}
+
+fn hash_of<T: Serialize>(value: &T) -> String {
+    // Serializing plain data with string keys cannot fail; an empty body would
+    // only make every object look changed, never lose data.
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,390 @@
+//! `plan(desired, observed) -> Plan`: the pure heart of the controller.
+//!
+//! No I/O happens here. The same function is behind `plan`, `apply` and the
+//! long-running loop, so what `plan` prints is exactly what `apply` does.
+//! Actions come out in the safe order: node changes (promotions first,
+//! demotions last), network creations, service creations and updates (in
+//! `after` order), service removals, network removals.
+
+pub mod fields;
+mod nodes;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reconciler_spec::{Network, Service, Spec};
+use serde::Serialize;
+
+use crate::observed::{Observed, Owner};
+pub use fields::FieldChange;
+pub use nodes::NodeUpdate;
+
+/// Knobs of planning that come from the command line rather than the spec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Allow deleting more than `max_delete_fraction` of the managed services.
+    pub allow_mass_delete: bool,
+}
+
+/// One write the controller intends to make.
+#[derive(Debug, Clone)]
+pub enum Action {
+    UpdateNode(NodeUpdate),
+    CreateNetwork {
+        network: Network,
+        hash: String,
+    },
+    RemoveNetwork {
+        name: String,
+        id: String,
+    },
+    CreateService {
+        service: Box<Service>,
+        hash: String,
+    },
+    UpdateService {
+        id: String,
+        version: u64,
+        service: Box<Service>,
+        hash: String,
+        changes: Vec<FieldChange>,
+        /// `true` when the spec is unchanged and the live object drifted.
+        drift: bool,
+    },
+    RemoveService {
+        name: String,
+        id: String,
+    },
+}
+
+/// What an action does, for summaries and rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Create,
+    Update,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Node,
+    Network,
+    Service,
+}
+
+impl Action {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Action::CreateNetwork { .. } | Action::CreateService { .. } => Operation::Create,
+            Action::UpdateNode(_) | Action::UpdateService { .. } => Operation::Update,
+            Action::RemoveNetwork { .. } | Action::RemoveService { .. } => Operation::Remove,
+        }
+    }
+
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Action::UpdateNode(_) => ObjectKind::Node,
+            Action::CreateNetwork { .. } | Action::RemoveNetwork { .. } => ObjectKind::Network,
+            Action::CreateService { .. }
+            | Action::UpdateService { .. }
+            | Action::RemoveService { .. } => ObjectKind::Service,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Action::UpdateNode(update) => &update.name,
+            Action::CreateNetwork { network, .. } => &network.name,
+            Action::CreateService { service, .. } | Action::UpdateService { service, .. } => {
+                &service.name
+            }
+            Action::RemoveNetwork { name, .. } | Action::RemoveService { name, .. } => name,
+        }
+    }
+
+    /// Field-level changes, as shown to users (sensitive values masked).
+    pub fn changes(&self) -> Vec<FieldChange> {
+        let all_new = |fields: Vec<fields::Field>| {
+            fields
+                .into_iter()
+                .map(|f| FieldChange {
+                    new: Some(f.display()),
+                    field: f.name,
+                    old: None,
+                })
+                .collect()
+        };
+        match self {
+            Action::UpdateNode(update) => update.changes.clone(),
+            Action::CreateNetwork { network, .. } => all_new(fields::network_fields(network)),
+            Action::CreateService { service, .. } => all_new(fields::service_fields(service)),
+            Action::UpdateService { changes, .. } => changes.clone(),
+            Action::RemoveNetwork { .. } | Action::RemoveService { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The ordered actions that make the swarm match the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Things the plan cannot do anything about but the user should know.
+    pub warnings: Vec<String>,
+}
+
+/// Counts for the `Plan: N to add, N to change, N to destroy.` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for action in &self.actions {
+            match action.operation() {
+                Operation::Create => summary.add += 1,
+                Operation::Update => summary.change += 1,
+                Operation::Remove => summary.destroy += 1,
+            }
+        }
+        summary
+    }
+
+    /// Objects whose live state differs from an unchanged spec.
+    pub fn drifted(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a, Action::UpdateService { drift: true, .. }))
+            .count()
+    }
+}
+
+/// Why no plan can be made; nothing is written when planning fails.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The spec names an object that exists but belongs to somebody else.
+    #[error("{kind:?} `{name}` already exists in the swarm but is not managed by this cluster ({owner}); rename it in the spec, or remove the existing one")]
+    NotOurs {
+        kind: ObjectKind,
+        name: String,
+        owner: String,
+    },
+    /// Too many managed services would be deleted at once.
+    #[error("refusing to delete {deletes} of {total} managed services (more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete")]
+    MassDelete {
+        deletes: usize,
+        total: usize,
+        fraction: f64,
+    },
+    /// A managed network's settings changed; Docker cannot update networks in place.
+    #[error("network `{name}` changed ({fields}) but networks cannot be changed in place; give it a new name in the spec (services move to the new one, the old one is pruned)")]
+    NetworkChanged { name: String, fields: String },
+    /// Demoting would leave the swarm without any manager.
+    #[error("refusing to demote node `{node}`: it would leave the swarm without a manager")]
+    LastManager { node: String },
+    /// Role changes would leave fewer reachable managers than a raft majority.
+    #[error("refusing role changes that leave {reachable} reachable of {managers} managers, below quorum ({quorum}); fix unreachable managers first")]
+    Quorum {
+        managers: usize,
+        reachable: usize,
+        quorum: usize,
+    },
+}
+
+/// Computes the actions that turn `observed` into `desired`. Pure.
+pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    let node_updates = nodes::plan_nodes(desired, observed, &mut plan.warnings)?;
+    plan.actions
+        .extend(node_updates.into_iter().map(Action::UpdateNode));
+    plan_network_creations(desired, observed, &mut plan)?;
+    plan_services(desired, observed, &mut plan)?;
+    if desired.controller.prune {
+        plan_service_removals(desired, observed, options, &mut plan)?;
+        plan_network_removals(desired, observed, &mut plan);
+    }
+    Ok(plan)
+}
+
+fn owner_text(owner: &Owner) -> String {
+    match owner {
+        Owner::ThisCluster => "this cluster".into(),
+        Owner::OtherCluster(name) => format!("managed by cluster `{name}`"),
+        Owner::Unmanaged => "created outside reconciler".into(),
+    }
+}
+
+fn plan_network_creations(
+    desired: &Spec,
+    observed: &Observed,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    for network in desired.networks.values() {
+        let hash = fields::network_hash(network);
+        match observed.networks.get(&network.name) {
+            None => plan.actions.push(Action::CreateNetwork {
+                network: network.clone(),
+                hash,
+            }),
+            Some(live) if live.owner != Owner::ThisCluster => {
+                return Err(PlanError::NotOurs {
+                    kind: ObjectKind::Network,
+                    name: network.name.clone(),
+                    owner: owner_text(&live.owner),
+                })
+            }
+            Some(live) => {
+                let changes = fields::diff(
+                    &fields::network_fields(&live.config),
+                    &fields::network_fields(network),
+                );
+                if !changes.is_empty() {
+                    let names: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+                    return Err(PlanError::NetworkChanged {
+                        name: network.name.clone(),
+                        fields: names.join(", "),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_services(desired: &Spec, observed: &Observed, plan: &mut Plan) -> Result<(), PlanError> {
+    for name in after_order(&desired.services) {
+        let Some(service) = desired.services.get(&name) else {
+            continue;
+        };
+        let hash = fields::service_hash(service);
+        match observed.services.get(&name) {
+            None => plan.actions.push(Action::CreateService {
+                service: Box::new(service.clone()),
+                hash,
+            }),
+            Some(live) if live.owner != Owner::ThisCluster => {
+                return Err(PlanError::NotOurs {
+                    kind: ObjectKind::Service,
+                    name,
+                    owner: owner_text(&live.owner),
+                })
+            }
+            Some(live) => {
+                let mut changes = fields::diff(
+                    &fields::service_fields(&live.config),
+                    &fields::service_fields(service),
+                );
+                let spec_changed = live.spec_hash.as_deref() != Some(hash.as_str());
+                if changes.is_empty() && spec_changed {
+                    changes.push(FieldChange {
+                        field: "spec-hash".into(),
+                        old: live.spec_hash.clone(),
+                        new: Some(hash.clone()),
+                    });
+                }
+                if !changes.is_empty() {
+                    plan.actions.push(Action::UpdateService {
+                        id: live.id.clone(),
+                        version: live.version,
+                        service: Box::new(service.clone()),
+                        hash,
+                        changes,
+                        drift: !spec_changed,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Service names so that every service comes after the ones in its `after`.
+/// The spec is validated acyclic; ties go alphabetically for stable plans.
+pub fn after_order(services: &BTreeMap<String, Service>) -> Vec<String> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut order = Vec::with_capacity(services.len());
+    while order.len() < services.len() {
+        let ready: Vec<&str> = services
+            .values()
+            .filter(|s| !done.contains(s.name.as_str()))
+            .filter(|s| {
+                s.after
+                    .iter()
+                    .all(|d| done.contains(d.as_str()) || !services.contains_key(d))
+            })
+            .map(|s| s.name.as_str())
+            .collect();
+        if ready.is_empty() {
+            // Only reachable with a cycle, which validation refuses; keep the rest in name order.
+            order.extend(
+                services
+                    .keys()
+                    .filter(|n| !done.contains(n.as_str()))
+                    .cloned(),
+            );
+            break;
+        }
+        for name in ready {
+            done.insert(name);
+            order.push(name.to_string());
+        }
+    }
+    order
+}
+
+fn plan_service_removals(
+    desired: &Spec,
+    observed: &Observed,
+    options: PlanOptions,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    let owned: Vec<_> = observed
+        .services
+        .iter()
+        .filter(|(_, s)| s.owner == Owner::ThisCluster)
+        .collect();
+    let removals: Vec<Action> = owned
+        .iter()
+        .filter(|(name, _)| !desired.services.contains_key(*name))
+        .map(|(name, s)| Action::RemoveService {
+            name: (*name).clone(),
+            id: s.id.clone(),
+        })
+        .collect();
+    let fraction = desired.controller.max_delete_fraction;
+    // Counts of services are far below f64's exact integer range.
+    #[allow(clippy::cast_precision_loss)]
+    let share = removals.len() as f64 / owned.len().max(1) as f64;
+    if !removals.is_empty() && share > fraction && !options.allow_mass_delete {
+        return Err(PlanError::MassDelete {
+            deletes: removals.len(),
+            total: owned.len(),
+            fraction,
+        });
+    }
+    plan.actions.extend(removals);
+    Ok(())
+}
+
+fn plan_network_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
+    for (name, network) in &observed.networks {
+        if network.owner == Owner::ThisCluster && !desired.networks.contains_key(name) {
+            plan.actions.push(Action::RemoveNetwork {
+                name: name.clone(),
+                id: network.id.clone(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Showing a plan to people (terraform-style text) and to programs (JSON).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Action, FieldChange, ObjectKind, Operation, Plan, Summary};
+
+fn kind_text(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Node => "node",
+        ObjectKind::Network => "network",
+        ObjectKind::Service => "service",
+    }
+}
+
+/// The plan as text: `+` create, `~` update with `old -> new`, `-` destroy, and a summary line.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. The swarm matches the spec.\n");
+    } else {
+        out.push_str("Reconciler will perform the following actions:\n");
+        for action in &plan.actions {
+            out.push('\n');
+            render_action(action, &mut out);
+        }
+        out.push('\n');
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "Warning: {warning}");
+    }
+    if !plan.is_empty() {
+        let Summary {
+            add,
+            change,
+            destroy,
+        } = plan.summary();
+        let _ = writeln!(
+            out,
+            "Plan: {add} to add, {change} to change, {destroy} to destroy."
+        );
+    }
+    out
+}
+
+fn render_action(action: &Action, out: &mut String) {
+    let kind = kind_text(action.kind());
+    let name = action.name();
+    let (symbol, what) = match action.operation() {
+        Operation::Create => ("+", "will be created".to_string()),
+        Operation::Update => {
+            let why = match action {
+                Action::UpdateService { drift: true, .. } => " (drift: changed outside reconciler)",
+                _ => "",
+            };
+            ("~", format!("will be updated in place{why}"))
+        }
+        Operation::Remove => ("-", "will be destroyed".to_string()),
+    };
+    let _ = writeln!(out, "  # {kind}.{name} {what}");
+    let _ = writeln!(out, "  {symbol} {kind} \"{name}\"");
+    for change in action.changes() {
+        render_change(&change, out);
+    }
+}
+
+fn render_change(change: &FieldChange, out: &mut String) {
+    let _ = match (&change.old, &change.new) {
+        (None, Some(new)) => writeln!(out, "      + {} = {new}", change.field),
+        (Some(old), None) => writeln!(out, "      - {} = {old}", change.field),
+        (Some(old), Some(new)) => writeln!(out, "      ~ {}: {old} -> {new}", change.field),
+        (None, None) => Ok(()),
+    };
+}
+
+/// The JSON document of `plan --json`. `format_version` changes only on breaking changes.
+#[derive(Debug, Serialize)]
+pub struct PlanJson<'a> {
+    pub format_version: u32,
+    pub actions: Vec<ActionJson<'a>>,
+    pub warnings: &'a [String],
+    pub summary: Summary,
+    pub changed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionJson<'a> {
+    pub operation: Operation,
+    pub kind: ObjectKind,
+    pub name: &'a str,
+    pub drift: bool,
+    pub changes: Vec<FieldChange>,
+}
+
+pub fn json(plan: &Plan) -> PlanJson<'_> {
+    PlanJson {
+        format_version: 1,
+        actions: plan
+            .actions
+            .iter()
+            .map(|a| ActionJson {
+                operation: a.operation(),
+                kind: a.kind(),
+                name: a.name(),
+                drift: matches!(a, Action::UpdateService { drift: true, .. }),
+                changes: a.changes(),
+            })
+            .collect(),
+        warnings: &plan.warnings,
+        summary: plan.summary(),
+        changed: !plan.is_empty(),
+    }
+}

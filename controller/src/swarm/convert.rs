@@ -1,0 +1,459 @@
+//! Translation between the spec model and Docker's API types.
+//!
+//! Writing: the spec model becomes a `ServiceSpec`, overlaid on the live one
+//! for updates so fields the controller does not manage are kept. Reading:
+//! only the managed fields are taken back, in the model's normal form, so
+//! daemon-filled defaults never show up as drift.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+    EndpointSpec, HealthConfig, Limit, Mount as DockerMount, MountType, NetworkAttachmentConfig,
+    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpecPlacement,
+    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+};
+use reconciler_spec::{
+    FailureAction, Healthcheck, Mount, MountKind, Port, Protocol, PublishMode, Resources,
+    RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder, UpdatePolicy,
+};
+
+use crate::labels;
+use crate::observed::Owner;
+
+pub(super) fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn duration_from(nanos: Option<i64>) -> Option<Duration> {
+    nanos
+        .and_then(|n| u64::try_from(n).ok())
+        .map(Duration::from_nanos)
+}
+
+fn count_from(value: Option<i64>) -> Option<u64> {
+    value.and_then(|v| u64::try_from(v).ok())
+}
+
+/// The labels on every object we own.
+pub(super) fn ownership_labels(
+    cluster: &str,
+    hash: &str,
+    revision: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+        (labels::CLUSTER.to_string(), cluster.to_string()),
+        (labels::SPEC_HASH.to_string(), hash.to_string()),
+    ]);
+    if let Some(revision) = revision {
+        out.insert(labels::REVISION.to_string(), revision.to_string());
+    }
+    out
+}
+
+pub(super) fn owner_of(labels: &HashMap<String, String>, cluster: &str) -> Owner {
+    match (labels.get(labels::MANAGED_BY), labels.get(labels::CLUSTER)) {
+        (Some(by), Some(name)) if by == labels::MANAGED_BY_VALUE && name == cluster => {
+            Owner::ThisCluster
+        }
+        (Some(by), Some(name)) if by == labels::MANAGED_BY_VALUE => {
+            Owner::OtherCluster(name.clone())
+        }
+        _ => Owner::Unmanaged,
+    }
+}
+
+/// The user's labels: everything but the controller's own.
+pub(super) fn user_labels(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| !labels::is_reserved(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Builds the service spec to send. `base` is the live spec for updates: the
+/// managed fields are replaced, everything else Docker stored is kept.
+pub(super) fn service_spec(
+    service: &Service,
+    ownership: BTreeMap<String, String>,
+    base: Option<ServiceSpec>,
+) -> ServiceSpec {
+    let mut spec = base.unwrap_or_default();
+    spec.name = Some(service.name.clone());
+    let mut all_labels: HashMap<String, String> = service.labels.clone().into_iter().collect();
+    all_labels.extend(ownership);
+    spec.labels = Some(all_labels);
+    spec.mode = Some(match service.mode {
+        ServiceMode::Replicated(n) => ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(count(n)),
+            }),
+            ..Default::default()
+        },
+        ServiceMode::Global => ServiceSpecMode {
+            global: Some(HashMap::new()),
+            ..Default::default()
+        },
+    });
+    spec.update_config = service.update.as_ref().map(update_config);
+    spec.rollback_config = service.rollback.as_ref().map(rollback_config);
+    spec.endpoint_spec = Some(EndpointSpec {
+        ports: Some(service.ports.iter().map(port_config).collect()),
+        ..spec.endpoint_spec.unwrap_or_default()
+    });
+
+    let mut task = spec.task_template.unwrap_or_default();
+    let mut container = task.container_spec.unwrap_or_default();
+    container.image = Some(service.image.clone());
+    container.command = service.command.clone();
+    container.args = service.args.clone();
+    container.env = Some(
+        service
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    );
+    container.user = service.user.clone();
+    container.dir = service.workdir.clone();
+    container.mounts = Some(service.mounts.iter().map(docker_mount).collect());
+    container.health_check = service.healthcheck.as_ref().map(health_config);
+    task.container_spec = Some(container);
+    task.networks = Some(
+        service
+            .networks
+            .iter()
+            .map(|n| NetworkAttachmentConfig {
+                target: Some(n.clone()),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    let placement = task.placement.unwrap_or_default();
+    task.placement = Some(TaskSpecPlacement {
+        constraints: Some(service.constraints.clone()),
+        preferences: Some(
+            service
+                .preferences
+                .iter()
+                .map(|p| TaskSpecPlacementPreferences {
+                    spread: Some(TaskSpecPlacementSpread {
+                        spread_descriptor: Some(p.clone()),
+                    }),
+                })
+                .collect(),
+        ),
+        ..placement
+    });
+    task.resources = Some(resources(&service.resources));
+    task.restart_policy = service.restart.as_ref().map(restart_policy);
+    spec.task_template = Some(task);
+    spec
+}
+
+fn port_config(port: &Port) -> EndpointPortConfig {
+    EndpointPortConfig {
+        target_port: Some(i64::from(port.target)),
+        published_port: port.published.map(i64::from),
+        protocol: Some(match port.protocol {
+            Protocol::Tcp => EndpointPortConfigProtocolEnum::TCP,
+            Protocol::Udp => EndpointPortConfigProtocolEnum::UDP,
+            Protocol::Sctp => EndpointPortConfigProtocolEnum::SCTP,
+        }),
+        publish_mode: Some(match port.mode {
+            PublishMode::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
+            PublishMode::Host => EndpointPortConfigPublishModeEnum::HOST,
+        }),
+        ..Default::default()
+    }
+}
+
+fn docker_mount(mount: &Mount) -> DockerMount {
+    DockerMount {
+        target: Some(mount.target.clone()),
+        source: mount.source.clone(),
+        typ: Some(match mount.kind {
+            MountKind::Bind => MountType::BIND,
+            MountKind::Volume => MountType::VOLUME,
+            MountKind::Tmpfs => MountType::TMPFS,
+        }),
+        read_only: Some(mount.readonly),
+        ..Default::default()
+    }
+}
+
+fn resources(resources: &Resources) -> TaskSpecResources {
+    TaskSpecResources {
+        limits: Some(Limit {
+            nano_cpus: resources.limit_nano_cpus,
+            memory_bytes: resources.limit_memory.map(count),
+            ..Default::default()
+        }),
+        reservations: Some(ResourceObject {
+            nano_cpus: resources.reserve_nano_cpus,
+            memory_bytes: resources.reserve_memory.map(count),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn update_config(policy: &UpdatePolicy) -> ServiceSpecUpdateConfig {
+    ServiceSpecUpdateConfig {
+        parallelism: policy.parallelism.map(count),
+        delay: policy.delay.map(nanos),
+        failure_action: policy.failure_action.map(|a| match a {
+            FailureAction::Pause => ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
+            FailureAction::Continue => ServiceSpecUpdateConfigFailureActionEnum::CONTINUE,
+            FailureAction::Rollback => ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK,
+        }),
+        monitor: policy.monitor.map(nanos),
+        max_failure_ratio: policy.max_failure_ratio,
+        order: policy.order.map(|o| match o {
+            UpdateOrder::StopFirst => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+            UpdateOrder::StartFirst => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+        }),
+    }
+}
+
+fn rollback_config(policy: &UpdatePolicy) -> ServiceSpecRollbackConfig {
+    ServiceSpecRollbackConfig {
+        parallelism: policy.parallelism.map(count),
+        delay: policy.delay.map(nanos),
+        failure_action: policy.failure_action.map(|a| match a {
+            FailureAction::Pause => ServiceSpecRollbackConfigFailureActionEnum::PAUSE,
+            FailureAction::Continue | FailureAction::Rollback => {
+                ServiceSpecRollbackConfigFailureActionEnum::CONTINUE
+            }
+        }),
+        monitor: policy.monitor.map(nanos),
+        max_failure_ratio: policy.max_failure_ratio,
+        order: policy.order.map(|o| match o {
+            UpdateOrder::StopFirst => ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
+            UpdateOrder::StartFirst => ServiceSpecRollbackConfigOrderEnum::START_FIRST,
+        }),
+    }
+}
+
+fn health_config(health: &Healthcheck) -> HealthConfig {
+    HealthConfig {
+        test: Some(health.test.clone()),
+        interval: health.interval.map(nanos),
+        timeout: health.timeout.map(nanos),
+        retries: health.retries.map(count),
+        start_period: health.start_period.map(nanos),
+        ..Default::default()
+    }
+}
+
+fn restart_policy(restart: &RestartPolicy) -> TaskSpecRestartPolicy {
+    TaskSpecRestartPolicy {
+        condition: restart.condition.map(|c| match c {
+            RestartCondition::None => TaskSpecRestartPolicyConditionEnum::NONE,
+            RestartCondition::OnFailure => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
+            RestartCondition::Any => TaskSpecRestartPolicyConditionEnum::ANY,
+        }),
+        delay: restart.delay.map(nanos),
+        max_attempts: restart.max_attempts.map(count),
+        window: restart.window.map(nanos),
+    }
+}
+
+/// Reads the managed fields of a live service spec back into the model.
+/// `network_names` maps the network IDs Docker stores back to names.
+pub(super) fn service_from_spec(
+    name: &str,
+    spec: &ServiceSpec,
+    network_names: &HashMap<String, String>,
+) -> Service {
+    let task = spec.task_template.clone().unwrap_or_default();
+    let container = task.container_spec.clone().unwrap_or_default();
+    let image = container.image.clone().unwrap_or_default();
+    let mode = match &spec.mode {
+        Some(ServiceSpecMode {
+            global: Some(_), ..
+        }) => ServiceMode::Global,
+        Some(ServiceSpecMode {
+            replicated: Some(replicated),
+            ..
+        }) => ServiceMode::Replicated(count_from(replicated.replicas).unwrap_or(0)),
+        _ => ServiceMode::Replicated(1),
+    };
+    let env = container
+        .env
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    let networks = task
+        .networks
+        .clone()
+        .or_else(|| spec.networks.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.target.clone())
+        .map(|target| network_names.get(&target).cloned().unwrap_or(target))
+        .collect();
+    let ports = spec
+        .endpoint_spec
+        .as_ref()
+        .and_then(|e| e.ports.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(port_from)
+        .collect();
+    let placement = task.placement.clone().unwrap_or_default();
+    let preferences = placement
+        .preferences
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.spread.and_then(|s| s.spread_descriptor))
+        .collect();
+    Service {
+        name: name.to_string(),
+        image: strip_digest(&image),
+        mode,
+        command: container.command.clone().filter(|c| !c.is_empty()),
+        args: container.args.clone().filter(|a| !a.is_empty()),
+        env,
+        user: container.user.clone().filter(|u| !u.is_empty()),
+        workdir: container.dir.clone().filter(|d| !d.is_empty()),
+        networks,
+        ports,
+        constraints: placement.constraints.unwrap_or_default(),
+        preferences,
+        mounts: container
+            .mounts
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(mount_from)
+            .collect(),
+        resources: resources_from(task.resources.as_ref()),
+        update: spec.update_config.as_ref().map(|u| UpdatePolicy {
+            parallelism: count_from(u.parallelism),
+            delay: duration_from(u.delay),
+            failure_action: u.failure_action.and_then(|a| match a {
+                ServiceSpecUpdateConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
+                ServiceSpecUpdateConfigFailureActionEnum::CONTINUE => Some(FailureAction::Continue),
+                ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK => Some(FailureAction::Rollback),
+                ServiceSpecUpdateConfigFailureActionEnum::EMPTY => None,
+            }),
+            monitor: duration_from(u.monitor),
+            max_failure_ratio: u.max_failure_ratio,
+            order: u.order.and_then(|o| match o {
+                ServiceSpecUpdateConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
+                ServiceSpecUpdateConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
+                ServiceSpecUpdateConfigOrderEnum::EMPTY => None,
+            }),
+        }),
+        rollback: spec.rollback_config.as_ref().map(|r| UpdatePolicy {
+            parallelism: count_from(r.parallelism),
+            delay: duration_from(r.delay),
+            failure_action: r.failure_action.and_then(|a| match a {
+                ServiceSpecRollbackConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
+                ServiceSpecRollbackConfigFailureActionEnum::CONTINUE => {
+                    Some(FailureAction::Continue)
+                }
+                ServiceSpecRollbackConfigFailureActionEnum::EMPTY => None,
+            }),
+            monitor: duration_from(r.monitor),
+            max_failure_ratio: r.max_failure_ratio,
+            order: r.order.and_then(|o| match o {
+                ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
+                ServiceSpecRollbackConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
+                ServiceSpecRollbackConfigOrderEnum::EMPTY => None,
+            }),
+        }),
+        healthcheck: container.health_check.as_ref().map(|h| Healthcheck {
+            test: h.test.clone().unwrap_or_default(),
+            interval: duration_from(h.interval),
+            timeout: duration_from(h.timeout),
+            retries: count_from(h.retries),
+            start_period: duration_from(h.start_period),
+        }),
+        restart: task.restart_policy.as_ref().map(|r| RestartPolicy {
+            condition: r.condition.and_then(|c| match c {
+                TaskSpecRestartPolicyConditionEnum::NONE => Some(RestartCondition::None),
+                TaskSpecRestartPolicyConditionEnum::ON_FAILURE => Some(RestartCondition::OnFailure),
+                TaskSpecRestartPolicyConditionEnum::ANY => Some(RestartCondition::Any),
+                TaskSpecRestartPolicyConditionEnum::EMPTY => None,
+            }),
+            delay: duration_from(r.delay),
+            max_attempts: count_from(r.max_attempts),
+            window: duration_from(r.window),
+        }),
+        after: Vec::new(),
+        labels: user_labels(&spec.labels.clone().unwrap_or_default()),
+    }
+}
+
+/// `docker service create` pins images to a digest; the spec names a tag.
+fn strip_digest(image: &str) -> String {
+    image.split('@').next().unwrap_or(image).to_string()
+}
+
+fn port_from(port: &EndpointPortConfig) -> Option<Port> {
+    Some(Port {
+        target: u16::try_from(port.target_port?).ok()?,
+        published: port
+            .published_port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0),
+        protocol: match port.protocol {
+            Some(EndpointPortConfigProtocolEnum::UDP) => Protocol::Udp,
+            Some(EndpointPortConfigProtocolEnum::SCTP) => Protocol::Sctp,
+            _ => Protocol::Tcp,
+        },
+        mode: match port.publish_mode {
+            Some(EndpointPortConfigPublishModeEnum::HOST) => PublishMode::Host,
+            _ => PublishMode::Ingress,
+        },
+    })
+}
+
+fn mount_from(mount: &DockerMount) -> Option<Mount> {
+    Some(Mount {
+        kind: match mount.typ? {
+            MountType::BIND => MountKind::Bind,
+            MountType::VOLUME => MountKind::Volume,
+            MountType::TMPFS => MountKind::Tmpfs,
+            _ => return None,
+        },
+        source: mount.source.clone().filter(|s| !s.is_empty()),
+        target: mount.target.clone()?,
+        readonly: mount.read_only.unwrap_or(false),
+    })
+}
+
+fn resources_from(resources: Option<&TaskSpecResources>) -> Resources {
+    let limits = resources.and_then(|r| r.limits.clone()).unwrap_or_default();
+    let reservations = resources
+        .and_then(|r| r.reservations.clone())
+        .unwrap_or_default();
+    let positive = |v: Option<i64>| v.filter(|n| *n > 0);
+    Resources {
+        limit_memory: count_from(positive(limits.memory_bytes)),
+        reserve_memory: count_from(positive(reservations.memory_bytes)),
+        limit_nano_cpus: positive(limits.nano_cpus),
+        reserve_nano_cpus: positive(reservations.nano_cpus),
+    }
+}

@@ -1,0 +1,146 @@
+//! Executing plan actions: one Docker write per action (plus retries).
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{NetworkCreateRequest, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum};
+use bollard::query_parameters::{UpdateNodeOptions, UpdateServiceOptions};
+use reconciler_spec::{Availability, Network, Role, Service};
+
+use super::convert::{ownership_labels, service_spec};
+use super::{api, Swarm, SwarmError};
+use crate::plan::{Action, NodeUpdate};
+
+/// How often a service update is retried when another writer got in between.
+const UPDATE_ATTEMPTS: usize = 5;
+
+impl Swarm {
+    /// Performs one action of a plan.
+    pub async fn execute(&self, action: &Action) -> Result<(), SwarmError> {
+        match action {
+            Action::UpdateNode(update) => self.update_node(update).await,
+            Action::CreateNetwork { network, hash } => self.create_network(network, hash).await,
+            Action::RemoveNetwork { id, .. } => {
+                self.count_write();
+                self.docker
+                    .remove_network(id)
+                    .await
+                    .map_err(api("remove_network"))
+            }
+            Action::CreateService { service, hash } => self.create_service(service, hash).await,
+            Action::UpdateService {
+                id, service, hash, ..
+            } => self.update_service(id, service, hash).await,
+            Action::RemoveService { id, .. } => {
+                self.count_write();
+                self.docker
+                    .delete_service(id)
+                    .await
+                    .map_err(api("delete_service"))
+            }
+        }
+    }
+
+    async fn update_node(&self, update: &NodeUpdate) -> Result<(), SwarmError> {
+        let spec = NodeSpec {
+            name: None,
+            labels: Some(update.labels.clone().into_iter().collect()),
+            role: Some(match update.role {
+                Role::Manager => NodeSpecRoleEnum::MANAGER,
+                Role::Worker => NodeSpecRoleEnum::WORKER,
+            }),
+            availability: Some(match update.availability {
+                Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
+                Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
+                Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
+            }),
+        };
+        let version = i64::try_from(update.version)
+            .map_err(|_| SwarmError::VersionOverflow(update.version, update.name.clone()))?;
+        self.count_write();
+        self.docker
+            .update_node(&update.id, spec, UpdateNodeOptions { version })
+            .await
+            .map_err(api("update_node"))
+    }
+
+    async fn create_network(&self, network: &Network, hash: &str) -> Result<(), SwarmError> {
+        let mut all_labels: HashMap<String, String> = network.labels.clone().into_iter().collect();
+        all_labels.extend(ownership_labels(
+            &self.cluster,
+            hash,
+            self.revision.as_deref(),
+        ));
+        let request = NetworkCreateRequest {
+            name: network.name.clone(),
+            driver: Some(network.driver.clone()),
+            scope: Some("swarm".into()),
+            attachable: Some(network.attachable),
+            internal: Some(network.internal),
+            labels: Some(all_labels),
+            ..Default::default()
+        };
+        self.count_write();
+        self.docker
+            .create_network(request)
+            .await
+            .map_err(api("create_network"))?;
+        Ok(())
+    }
+
+    async fn create_service(&self, service: &Service, hash: &str) -> Result<(), SwarmError> {
+        let labels = ownership_labels(&self.cluster, hash, self.revision.as_deref());
+        let spec = service_spec(service, labels, None);
+        self.count_write();
+        self.docker
+            .create_service(spec, None)
+            .await
+            .map_err(api("create_service"))?;
+        Ok(())
+    }
+
+    /// Read the live spec, overlay the managed fields, write with the version
+    /// just read; if someone else wrote in between, read again and retry.
+    async fn update_service(
+        &self,
+        id: &str,
+        service: &Service,
+        hash: &str,
+    ) -> Result<(), SwarmError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let live = self
+                .docker
+                .inspect_service(id, None)
+                .await
+                .map_err(api("inspect_service"))?;
+            let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let version = i32::try_from(index)
+                .map_err(|_| SwarmError::VersionOverflow(index, service.name.clone()))?;
+            let labels = ownership_labels(&self.cluster, hash, self.revision.as_deref());
+            let spec = service_spec(service, labels, live.spec);
+            let options = UpdateServiceOptions {
+                version,
+                ..Default::default()
+            };
+            self.count_write();
+            match self.docker.update_service(id, spec, options, None).await {
+                Ok(_) => return Ok(()),
+                Err(error) if is_out_of_sequence(&error) => {
+                    tracing::debug!(service = %service.name, "update out of sequence; re-reading");
+                    continue;
+                }
+                Err(source) => {
+                    return Err(SwarmError::Api {
+                        operation: "update_service",
+                        source,
+                    })
+                }
+            }
+        }
+        Err(SwarmError::OutOfSequence(service.name.clone()))
+    }
+}
+
+fn is_out_of_sequence(error: &BollardError) -> bool {
+    matches!(error, BollardError::DockerResponseServerError { message, .. } if message.contains("out of sequence"))
+}

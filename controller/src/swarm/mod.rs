@@ -1,0 +1,155 @@
+//! The only code that talks to the Docker Engine API.
+//!
+//! [`Swarm`] wraps a bollard client bound to one manager. It reads the swarm
+//! into [`crate::observed`] types ([`observe`]), translates the spec model to
+//! Docker's service and network specs ([`convert`]), executes plan actions
+//! ([`execute`]) and reports task progress ([`progress`]). Every write call
+//! goes through [`Swarm::count_write`], so tests and benchmarks can prove a
+//! no-op reconcile writes nothing.
+
+mod convert;
+mod execute;
+mod observe;
+pub mod progress;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bollard::Docker;
+
+/// The default Docker socket, as the Docker CLI uses it.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Why a call to the swarm failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The daemon did not answer at all.
+    #[error("cannot reach the Docker daemon at {host}: {source}. Is dockerd running, and may this user use its socket? (set --docker-host or DOCKER_HOST for another socket)")]
+    Connect {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Only `unix://` sockets are supported; TCP ports are never needed.
+    #[error(
+        "unsupported Docker host `{0}`: use a unix socket path like unix:///var/run/docker.sock"
+    )]
+    UnsupportedHost(String),
+    /// The daemon answers but is not a swarm manager.
+    #[error("the Docker daemon at {host} is not a swarm manager (swarm state: {state}); run `docker swarm init`, or point --docker-host at a manager")]
+    NotManager { host: String, state: String },
+    /// A Docker API call failed.
+    #[error("Docker API call `{operation}` failed: {source}")]
+    Api {
+        operation: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A service update kept losing the race against other writers.
+    #[error("service `{0}` kept changing while being updated (update out of sequence); try again")]
+    OutOfSequence(String),
+    /// A version index from Docker does not fit the API's i32/i64 parameter.
+    #[error("object version {0} of `{1}` is too large for the Docker API")]
+    VersionOverflow(u64, String),
+}
+
+impl SwarmError {
+    /// A low-cardinality name of the failed operation, for logs and metrics.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            SwarmError::Connect { .. } | SwarmError::UnsupportedHost(_) => "connect",
+            SwarmError::NotManager { .. } => "info",
+            SwarmError::Api { operation, .. } => operation,
+            SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => "update_service",
+        }
+    }
+
+    /// Whether trying again later may succeed without a change to the spec.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            SwarmError::UnsupportedHost(_) | SwarmError::VersionOverflow(..)
+        )
+    }
+}
+
+pub(crate) fn api(operation: &'static str) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
+    move |source| SwarmError::Api { operation, source }
+}
+
+/// A connection to one swarm manager, on behalf of one cluster spec.
+#[derive(Debug, Clone)]
+pub struct Swarm {
+    docker: Docker,
+    host: String,
+    cluster: String,
+    revision: Option<String>,
+    writes: Arc<AtomicU64>,
+}
+
+impl Swarm {
+    /// Connects to `host` (a `unix://` URL or a socket path), negotiates the API
+    /// version (Debian ships API 1.41) and checks the daemon is a swarm manager.
+    pub async fn connect(host: &str, cluster: &str) -> Result<Self, SwarmError> {
+        let path = socket_path(host)?;
+        let docker = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|source| SwarmError::Connect {
+                host: host.to_string(),
+                source,
+            })?
+            .negotiate_version()
+            .await
+            .map_err(|source| SwarmError::Connect {
+                host: host.to_string(),
+                source,
+            })?;
+        let info = docker.info().await.map_err(api("info"))?;
+        let swarm = info.swarm.unwrap_or_default();
+        if swarm.control_available != Some(true) {
+            let state = swarm.local_node_state.map_or_else(
+                || "unknown".to_string(),
+                |s| format!("{s:?}").to_lowercase(),
+            );
+            return Err(SwarmError::NotManager {
+                host: host.to_string(),
+                state,
+            });
+        }
+        Ok(Self {
+            docker,
+            host: host.to_string(),
+            cluster: cluster.to_string(),
+            revision: None,
+            writes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Records the source revision (git commit) on objects written from now on.
+    pub fn with_revision(mut self, revision: Option<String>) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Write calls made through this client so far.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn socket_path(host: &str) -> Result<String, SwarmError> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        Ok(path.to_string())
+    } else if host.starts_with('/') {
+        Ok(host.to_string())
+    } else {
+        Err(SwarmError::UnsupportedHost(host.to_string()))
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading nodes, networks and services into the observed model.
+
+use std::collections::HashMap;
+
+use bollard::models::{NodeSpecAvailabilityEnum, NodeSpecRoleEnum, Reachability};
+use reconciler_spec::{Availability, Network, Role};
+
+use super::convert::{owner_of, service_from_spec, user_labels};
+use super::{api, Swarm, SwarmError};
+use crate::labels;
+use crate::observed::{Observed, ObservedNetwork, ObservedNode, ObservedService};
+
+impl Swarm {
+    /// One consistent-enough snapshot of the swarm: three list calls, no writes.
+    pub async fn observe(&self) -> Result<Observed, SwarmError> {
+        let nodes = self
+            .docker
+            .list_nodes(None)
+            .await
+            .map_err(api("list_nodes"))?;
+        let networks = self
+            .docker
+            .list_networks(None)
+            .await
+            .map_err(api("list_networks"))?;
+        let services = self
+            .docker
+            .list_services(None)
+            .await
+            .map_err(api("list_services"))?;
+
+        let mut observed = Observed::default();
+        for node in nodes {
+            let spec = node.spec.clone().unwrap_or_default();
+            let status = node.status.clone().unwrap_or_default();
+            let manager = node.manager_status.clone();
+            observed.nodes.push(ObservedNode {
+                id: node.id.clone().unwrap_or_default(),
+                version: node.version.as_ref().and_then(|v| v.index).unwrap_or(0),
+                hostname: node
+                    .description
+                    .as_ref()
+                    .and_then(|d| d.hostname.clone())
+                    .unwrap_or_default(),
+                address: status.addr.clone().unwrap_or_default(),
+                role: match spec.role {
+                    Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
+                    _ => Role::Worker,
+                },
+                availability: match spec.availability {
+                    Some(NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
+                    Some(NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
+                    _ => Availability::Active,
+                },
+                labels: spec
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                state: status.state.map_or_else(
+                    || "unknown".to_string(),
+                    |s| format!("{s:?}").to_lowercase(),
+                ),
+                manager_reachable: manager
+                    .as_ref()
+                    .map(|m| m.reachability == Some(Reachability::REACHABLE)),
+                leader: manager.as_ref().and_then(|m| m.leader).unwrap_or(false),
+            });
+        }
+
+        let mut network_names = HashMap::new();
+        for network in networks {
+            let (Some(id), Some(name)) = (network.id.clone(), network.name.clone()) else {
+                continue;
+            };
+            network_names.insert(id.clone(), name.clone());
+            if network.scope.as_deref() != Some("swarm") {
+                continue;
+            }
+            let all_labels = network.labels.clone().unwrap_or_default();
+            observed.networks.insert(
+                name.clone(),
+                ObservedNetwork {
+                    id,
+                    owner: owner_of(&all_labels, &self.cluster),
+                    spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
+                    config: Network {
+                        name,
+                        driver: network.driver.clone().unwrap_or_default(),
+                        attachable: network.attachable.unwrap_or(false),
+                        internal: network.internal.unwrap_or(false),
+                        labels: user_labels(&all_labels),
+                    },
+                },
+            );
+        }
+
+        for service in services {
+            let Some(spec) = service.spec.as_ref() else {
+                continue;
+            };
+            let Some(name) = spec.name.clone() else {
+                continue;
+            };
+            let all_labels = spec.labels.clone().unwrap_or_default();
+            observed.services.insert(
+                name.clone(),
+                ObservedService {
+                    id: service.id.clone().unwrap_or_default(),
+                    version: service.version.as_ref().and_then(|v| v.index).unwrap_or(0),
+                    owner: owner_of(&all_labels, &self.cluster),
+                    spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
+                    config: service_from_spec(&name, spec, &network_names),
+                },
+            );
+        }
+        Ok(observed)
+    }
+}

@@ -1,0 +1,126 @@
+//! How far a service is from running what was asked: tasks and update status.
+
+use std::collections::HashMap;
+
+use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
+use bollard::query_parameters::ListTasksOptions;
+use serde::Serialize;
+
+use super::{api, Swarm, SwarmError};
+
+/// A service's tasks, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceProgress {
+    pub name: String,
+    /// Tasks the scheduler wants running (for a global service: one per eligible node).
+    pub desired: u64,
+    pub running: u64,
+    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...), if an update ran.
+    pub update_state: Option<String>,
+    pub update_message: Option<String>,
+    /// The newest task error (e.g. "No such image", "no suitable node").
+    pub last_error: Option<String>,
+}
+
+/// Where a service stands after a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Convergence {
+    Converged,
+    InProgress,
+    /// Swarm gave up: the update was rolled back or paused.
+    Failed(String),
+}
+
+impl ServiceProgress {
+    pub fn convergence(&self) -> Convergence {
+        match self.update_state.as_deref() {
+            Some("rollback_completed" | "rollback_paused" | "rollback_started") => {
+                return Convergence::Failed(format!(
+                    "Swarm rolled the update back: {}",
+                    self.update_message.as_deref().unwrap_or("no reason given")
+                ))
+            }
+            Some("paused") => {
+                return Convergence::Failed(format!(
+                    "Swarm paused the update: {}",
+                    self.update_message.as_deref().unwrap_or("no reason given")
+                ))
+            }
+            Some("updating") => return Convergence::InProgress,
+            _ => {}
+        }
+        if self.running == self.desired {
+            Convergence::Converged
+        } else {
+            Convergence::InProgress
+        }
+    }
+}
+
+impl Swarm {
+    /// Counts the tasks of a service (by name). `replicas` is the desired count
+    /// for a replicated service, `None` for a global one.
+    pub async fn service_progress(
+        &self,
+        name: &str,
+        replicas: Option<u64>,
+    ) -> Result<ServiceProgress, SwarmError> {
+        let service = self
+            .docker
+            .inspect_service(name, None)
+            .await
+            .map_err(api("inspect_service"))?;
+        let filters = HashMap::from([("service".to_string(), vec![name.to_string()])]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(api("list_tasks"))?;
+        let service_id = service.id.clone().unwrap_or_default();
+        let current: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.service_id.as_deref() == Some(service_id.as_str()))
+            .collect();
+        let wanted: Vec<_> = current
+            .iter()
+            .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+            .collect();
+        let running = wanted
+            .iter()
+            .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+            .count() as u64;
+        let mut newest_error: Option<(String, String)> = None;
+        for task in &current {
+            let Some(status) = &task.status else { continue };
+            let failed = matches!(status.state, Some(TaskState::FAILED | TaskState::REJECTED));
+            let error = status.err.clone().filter(|e| !e.is_empty());
+            if let Some(error) =
+                error.or_else(|| failed.then(|| status.message.clone().unwrap_or_default()))
+            {
+                let when = status
+                    .timestamp
+                    .as_ref()
+                    .map(|t| format!("{t:?}"))
+                    .unwrap_or_default();
+                if newest_error.as_ref().is_none_or(|(w, _)| when > *w) {
+                    newest_error = Some((when, error));
+                }
+            }
+        }
+        let update = service.update_status.clone();
+        Ok(ServiceProgress {
+            name: name.to_string(),
+            desired: replicas.unwrap_or(wanted.len() as u64),
+            running,
+            update_state: update
+                .as_ref()
+                .and_then(|u| u.state)
+                .filter(|s| *s != ServiceUpdateStatusStateEnum::EMPTY)
+                .map(|s| s.to_string()),
+            update_message: update.and_then(|u| u.message),
+            last_error: newest_error.map(|(_, e)| e),
+        })
+    }
+}
