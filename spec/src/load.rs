@@ -147,6 +147,9 @@ pub(crate) struct RawSpec<'s> {
     /// Every name declared, also those whose body failed to parse, so that
     /// duplicates and references are judged on what the user wrote.
     pub declared: Vec<Entry<'s, &'static str>>,
+    /// Files with TOML syntax errors: what they define is unknown, so checks
+    /// for missing things ("no [cluster]") would only add noise.
+    pub unparsed_files: usize,
 }
 
 fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &mut Diagnostics) {
@@ -156,6 +159,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             let span = error.span().unwrap_or(0..0);
             diagnostics
                 .push(source.error(&span, format!("TOML syntax: {}", error.message().trim())));
+            raw.unparsed_files += 1;
             return;
         }
     };
@@ -237,7 +241,8 @@ fn singleton<'s, T: DeserializeOwned>(
         .get(key_span.clone())
         .unwrap_or_default()
         .to_string();
-    if let Some(value) = deserialize(source, value, diagnostics) {
+    let context = format!("[{name}]");
+    if let Some(value) = deserialize(source, &context, value, diagnostics) {
         out.push(Entry {
             name,
             name_span: key_span,
@@ -276,7 +281,8 @@ fn named<'s, T: DeserializeOwned>(
             source,
             value: kind,
         });
-        if let Some(value) = deserialize(source, value, diagnostics) {
+        let context = format!("{kind} `{name}`");
+        if let Some(value) = deserialize(source, &context, value, diagnostics) {
             out.push(Entry {
                 name,
                 name_span,
@@ -289,6 +295,7 @@ fn named<'s, T: DeserializeOwned>(
 
 fn deserialize<T: DeserializeOwned>(
     source: &SourceFile,
+    context: &str,
     value: Spanned<DeValue<'_>>,
     diagnostics: &mut Diagnostics,
 ) -> Option<T> {
@@ -297,7 +304,9 @@ fn deserialize<T: DeserializeOwned>(
         Ok(value) => Some(value),
         Err(error) => {
             let span = error.span().unwrap_or(whole);
-            diagnostics.push(describe_serde_error(source, &span, error.message()));
+            let mut diagnostic = describe_serde_error(source, &span, error.message());
+            diagnostic.message = format!("{context}: {}", diagnostic.message);
+            diagnostics.push(diagnostic);
             None
         }
     }

@@ -26,7 +26,7 @@ pub(crate) fn lower(
             name: entry.value.name.get_ref().clone(),
         },
         None => {
-            if let Some(file) = first_file {
+            if let (Some(file), 0) = (first_file, raw.unparsed_files) {
                 diagnostics.push(
                     crate::Diagnostic::new(file.start(), "missing [cluster] section")
                         .with_help("add `[cluster]` with `name = \"my-cluster\"` to one file; the name marks every object the controller owns"),
