@@ -1,1 +1,484 @@
+//! Table-style tests of the pure planner: desired + observed -> actions.
 
+use std::collections::BTreeMap;
+
+use reconciler_spec::{load_files, Availability, Role, Spec};
+
+use super::*;
+use crate::observed::{ObservedNetwork, ObservedNode, ObservedService};
+
+fn spec(body: &str) -> Spec {
+    let text = format!("[cluster]\nname = \"lab\"\n{body}");
+    match load_files(vec![("spec.toml".into(), text)]) {
+        Ok(spec) => spec,
+        Err(error) => panic!("test spec is invalid: {error}"),
+    }
+}
+
+/// The swarm as if the controller had applied `spec` exactly.
+fn applied(spec: &Spec) -> Observed {
+    let mut observed = Observed::default();
+    for (name, network) in &spec.networks {
+        observed.networks.insert(
+            name.clone(),
+            ObservedNetwork {
+                id: format!("net-{name}"),
+                owner: Owner::ThisCluster,
+                spec_hash: Some(fields::network_hash(network)),
+                config: network.clone(),
+            },
+        );
+    }
+    for (name, service) in &spec.services {
+        let mut config = service.clone();
+        config.after.clear();
+        observed.services.insert(
+            name.clone(),
+            ObservedService {
+                id: format!("svc-{name}"),
+                version: 7,
+                owner: Owner::ThisCluster,
+                spec_hash: Some(fields::service_hash(service)),
+                config,
+            },
+        );
+    }
+    observed
+}
+
+fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
+    ObservedNode {
+        id: id.into(),
+        version: 3,
+        hostname: hostname.into(),
+        address: format!("10.0.0.{}", hostname.len()),
+        role,
+        availability: Availability::Active,
+        labels: BTreeMap::new(),
+        state: "ready".into(),
+        manager_reachable: (role == Role::Manager).then_some(reachable),
+        leader: false,
+    }
+}
+
+/// `op kind.name` for each action, the shape plans are compared in.
+fn outline(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .map(|a| format!("{:?} {:?}.{}", a.operation(), a.kind(), a.name()).to_lowercase())
+        .collect()
+}
+
+fn run(spec: &Spec, observed: &Observed) -> Plan {
+    match plan(spec, observed, PlanOptions::default()) {
+        Ok(plan) => plan,
+        Err(error) => panic!("unexpected plan error: {error}"),
+    }
+}
+
+const WEB: &str = r#"
+[network.front]
+[service.web]
+image = "local/busybox:1"
+replicas = 3
+networks = ["front"]
+env = { GREETING = "hello", DB_PASSWORD = "hunter2" }
+"#;
+
+#[test]
+fn empty_swarm_creates_networks_first_then_services_in_after_order() {
+    let desired = spec(
+        r#"
+[network.front]
+[service.web]
+image = "a"
+after = ["db"]
+networks = ["front"]
+[service.db]
+image = "b"
+[service.api]
+image = "c"
+after = ["web"]
+"#,
+    );
+    let plan = run(&desired, &Observed::default());
+    assert_eq!(
+        outline(&plan),
+        [
+            "create network.front",
+            "create service.db",
+            "create service.web",
+            "create service.api"
+        ]
+    );
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 4,
+            change: 0,
+            destroy: 0
+        }
+    );
+}
+
+#[test]
+fn an_applied_spec_plans_nothing() {
+    let desired = spec(WEB);
+    let plan = run(&desired, &applied(&desired));
+    assert!(plan.is_empty(), "{:?}", outline(&plan));
+}
+
+#[test]
+fn drift_shows_exactly_the_changed_field() {
+    let desired = spec(WEB);
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.mode = reconciler_spec::ServiceMode::Replicated(5);
+    }
+    let plan = run(&desired, &observed);
+    assert_eq!(outline(&plan), ["update service.web"]);
+    let Action::UpdateService {
+        changes,
+        drift,
+        version,
+        ..
+    } = &plan.actions[0]
+    else {
+        panic!("expected a service update")
+    };
+    assert!(*drift);
+    assert_eq!(*version, 7);
+    assert_eq!(
+        changes,
+        &[FieldChange {
+            field: "replicas".into(),
+            old: Some("5".into()),
+            new: Some("3".into())
+        }]
+    );
+    assert_eq!(plan.drifted(), 1);
+}
+
+#[test]
+fn a_spec_change_is_an_update_not_drift() {
+    let before = spec(WEB);
+    let after = spec(&WEB.replace("local/busybox:1", "local/busybox:2"));
+    let plan = run(&after, &applied(&before));
+    let Action::UpdateService { changes, drift, .. } = &plan.actions[0] else {
+        panic!("expected a service update")
+    };
+    assert!(!*drift);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].field, "image");
+    assert_eq!(changes[0].old.as_deref(), Some("\"local/busybox:1\""));
+    assert_eq!(changes[0].new.as_deref(), Some("\"local/busybox:2\""));
+}
+
+#[test]
+fn removing_a_desired_only_field_still_updates_through_the_spec_hash() {
+    let before = spec(&format!("{WEB}update = {{ parallelism = 2 }}\n"));
+    let after = spec(WEB);
+    let plan = run(&after, &applied(&before));
+    assert_eq!(outline(&plan), ["update service.web"]);
+    assert_eq!(plan.actions[0].changes()[0].field, "spec-hash");
+}
+
+#[test]
+fn daemon_filled_defaults_are_not_drift() {
+    let desired = spec(WEB);
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.update = Some(reconciler_spec::UpdatePolicy {
+            parallelism: Some(1),
+            delay: Some(std::time::Duration::ZERO),
+            failure_action: Some(reconciler_spec::FailureAction::Pause),
+            monitor: Some(std::time::Duration::from_secs(5)),
+            max_failure_ratio: Some(0.0),
+            order: Some(reconciler_spec::UpdateOrder::StopFirst),
+        });
+    }
+    assert!(run(&desired, &observed).is_empty());
+}
+
+#[test]
+fn sensitive_environment_values_are_masked() {
+    let before = spec(WEB);
+    let after = spec(&WEB.replace("hunter2", "correct-horse"));
+    let plan = run(&after, &applied(&before));
+    let changes = plan.actions[0].changes();
+    assert_eq!(changes[0].field, "env.DB_PASSWORD");
+    assert_eq!(changes[0].old.as_deref(), Some("(sensitive)"));
+    assert_eq!(changes[0].new.as_deref(), Some("(sensitive)"));
+    let text = render::text(&plan);
+    assert!(
+        !text.contains("hunter2") && !text.contains("correct-horse"),
+        "{text}"
+    );
+}
+
+#[test]
+fn objects_not_ours_are_never_adopted() {
+    let desired = spec(WEB);
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.owner = Owner::Unmanaged;
+    }
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(error, Some(PlanError::NotOurs { ref name, .. }) if name == "web"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn prune_removes_only_this_clusters_objects() {
+    let old = spec(&format!(
+        "{WEB}[service.old]\nimage = \"x\"\n[service.older]\nimage = \"x\"\n[network.gone]\n"
+    ));
+    let mut observed = applied(&old);
+    let mut by_hand = observed.services["old"].clone();
+    by_hand.owner = Owner::Unmanaged;
+    observed.services.insert("by-hand".into(), by_hand);
+    let mut other = observed.services["old"].clone();
+    other.owner = Owner::OtherCluster("attic".into());
+    observed.services.insert("other-cluster".into(), other);
+    let desired = spec(WEB);
+    let plan = match plan(
+        &desired,
+        &observed,
+        PlanOptions {
+            allow_mass_delete: true,
+        },
+    ) {
+        Ok(plan) => plan,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(
+        outline(&plan),
+        [
+            "remove service.old",
+            "remove service.older",
+            "remove network.gone"
+        ]
+    );
+
+    let keep = spec(&format!("[controller]\nprune = false\n{WEB}"));
+    assert!(run(&keep, &observed).is_empty());
+}
+
+#[test]
+fn mass_delete_is_refused_unless_allowed() {
+    let old = spec(&format!(
+        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n"
+    ));
+    let observed = applied(&old);
+    let desired = spec(WEB);
+    let refused = plan(&desired, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        refused,
+        Some(PlanError::MassDelete {
+            deletes: 2,
+            total: 3,
+            fraction: 0.5
+        })
+    );
+    let allowed = plan(
+        &desired,
+        &observed,
+        PlanOptions {
+            allow_mass_delete: true,
+        },
+    );
+    assert!(allowed.is_ok_and(|p| p.summary().destroy == 2));
+}
+
+#[test]
+fn network_changes_are_refused_with_the_fields() {
+    let before = spec(WEB);
+    let after = spec(&WEB.replace("[network.front]", "[network.front]\nattachable = true"));
+    let error = plan(&after, &applied(&before), PlanOptions::default()).err();
+    assert!(
+        matches!(error, Some(PlanError::NetworkChanged { ref fields, .. }) if fields == "attachable"),
+        "{error:?}"
+    );
+}
+
+const NODES: &str = r#"
+[node.pi1]
+address = "10.0.0.1"
+role = "manager"
+[node.pi2]
+address = "10.0.0.2"
+role = "worker"
+labels = { shelf = "a" }
+availability = "drain"
+"#;
+
+#[test]
+fn node_labels_and_availability_are_set_and_others_labels_kept() {
+    let desired = spec(NODES);
+    let mut worker = node("n2", "pi2", Role::Worker, false);
+    worker.labels.insert("set-by-hand".into(), "yes".into());
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true), worker],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert_eq!(outline(&plan), ["update node.pi2"]);
+    let Action::UpdateNode(update) = &plan.actions[0] else {
+        panic!("expected a node update")
+    };
+    assert_eq!(update.availability, Availability::Drain);
+    assert_eq!(update.labels.get("shelf").map(String::as_str), Some("a"));
+    assert_eq!(
+        update.labels.get("set-by-hand").map(String::as_str),
+        Some("yes")
+    );
+    assert_eq!(
+        update
+            .labels
+            .get(crate::labels::NODE_LABEL_KEYS)
+            .map(String::as_str),
+        Some("shelf")
+    );
+    let fields: Vec<&str> = update.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["availability", "labels.shelf"]);
+}
+
+#[test]
+fn only_labels_the_controller_set_are_removed() {
+    let desired = spec(
+        &NODES
+            .replace("labels = { shelf = \"a\" }", "")
+            .replace("availability = \"drain\"", ""),
+    );
+    let mut worker = node("n2", "pi2", Role::Worker, false);
+    worker.labels.insert("shelf".into(), "a".into());
+    worker.labels.insert("set-by-hand".into(), "yes".into());
+    worker
+        .labels
+        .insert(crate::labels::NODE_LABEL_KEYS.into(), "shelf".into());
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true), worker],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    let Action::UpdateNode(update) = &plan.actions[0] else {
+        panic!("expected a node update")
+    };
+    assert!(!update.labels.contains_key("shelf"));
+    assert!(update.labels.contains_key("set-by-hand"));
+    assert_eq!(update.changes[0].field, "labels.shelf");
+    assert_eq!(update.changes[0].new, None);
+}
+
+#[test]
+fn promotions_come_before_demotions() {
+    let desired = spec(
+        r#"
+[node.pi1]
+address = "10.0.0.1"
+role = "worker"
+[node.pi2]
+address = "10.0.0.2"
+role = "manager"
+[node.pi3]
+address = "10.0.0.3"
+role = "manager"
+"#,
+    );
+    let observed = Observed {
+        nodes: vec![
+            node("n1", "pi1", Role::Manager, true),
+            node("n2", "pi2", Role::Manager, true),
+            node("n3", "pi3", Role::Worker, false),
+        ],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert_eq!(outline(&plan), ["update node.pi3", "update node.pi1"]);
+}
+
+#[test]
+fn demoting_the_last_manager_is_refused() {
+    let desired = spec("[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"worker\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"manager\"\n");
+    // pi2 is in the spec as a manager but not in the swarm, so pi1 is the last manager.
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true)],
+        ..Observed::default()
+    };
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert_eq!(error, Some(PlanError::LastManager { node: "pi1".into() }));
+}
+
+#[test]
+fn role_changes_without_quorum_are_refused() {
+    let desired = spec(
+        "[node.a]\naddress = \"1\"\nrole = \"manager\"\n[node.b]\naddress = \"2\"\nrole = \"manager\"\n[node.c]\naddress = \"3\"\nrole = \"manager\"\n[node.d]\naddress = \"4\"\nrole = \"worker\"\n",
+    );
+    let observed = Observed {
+        nodes: vec![
+            node("1", "a", Role::Manager, true),
+            node("2", "b", Role::Manager, false),
+            node("3", "c", Role::Manager, false),
+            node("4", "d", Role::Manager, true),
+        ],
+        ..Observed::default()
+    };
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        error,
+        Some(PlanError::Quorum {
+            managers: 3,
+            reachable: 1,
+            quorum: 2
+        })
+    );
+}
+
+#[test]
+fn nodes_missing_from_the_swarm_are_a_warning() {
+    let desired = spec(NODES);
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true)],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert!(plan.is_empty());
+    assert_eq!(plan.warnings.len(), 1);
+    assert!(plan.warnings[0].contains("`pi2` (10.0.0.2) is not in the swarm"));
+}
+
+#[test]
+fn text_rendering_snapshot() {
+    let before = spec(&format!(
+        "{WEB}[service.old]\nimage = \"x\"\n[service.keep]\nimage = \"x\"\n"
+    ));
+    let after = spec(&format!(
+        "{}[service.keep]\nimage = \"x\"\n[service.new]\nimage = \"y\"\nmode = \"global\"\nports = [{{ target = 80, published = 8080, mode = \"host\" }}]\n",
+        WEB.replace("replicas = 3", "replicas = 4")
+    ));
+    let plan = run(&after, &applied(&before));
+    let expected = r#"Reconciler will perform the following actions:
+
+  # service.new will be created
+  + service "new"
+      + image = "y"
+      + mode = "global"
+      + ports = ["8080:80/tcp (host)"]
+
+  # service.web will be updated in place
+  ~ service "web"
+      ~ replicas: 3 -> 4
+
+  # service.old will be destroyed
+  - service "old"
+
+Plan: 1 to add, 1 to change, 1 to destroy.
+"#;
+    assert_eq!(render::text(&plan), expected);
+    assert_eq!(
+        render::text(&Plan::default()),
+        "No changes. The swarm matches the spec.\n"
+    );
+}
