@@ -1,1 +1,292 @@
-pub fn x() {}
+//! The test bed for Reconciler's end-to-end tests: real Docker, real swarm.
+//!
+//! * [`docker`] runs the Docker CLI (for setting up drift and checking results
+//!   independently of the code under test).
+//! * [`reconciler`] runs the `reconciler` command line in-process, exactly as
+//!   the binary does, and captures what a user would see.
+//! * [`SpecDir`] writes a spec directory; [`Cleanup`] removes a test's Docker
+//!   objects when it ends, also when it fails.
+//! * [`proxy::DockerProxy`] sits between the controller and the Docker socket
+//!   and counts every request: the proof of "zero writes" and "no calls".
+//!
+//! The machine must have been prepared by `scripts/setup` (Docker in swarm
+//! mode and the `local/busybox` images); [`require_swarm`] says so if not.
+
+pub mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use reconciler::cli::{Cli, Console};
+
+/// The tiny image every test service runs (busybox, built by `scripts/setup`).
+pub const IMAGE: &str = "local/busybox:1";
+/// The same image under a second tag, for image updates.
+pub const IMAGE_V2: &str = "local/busybox:2";
+
+/// Tests that change the one node (availability, labels) must run alone;
+/// every other swarm test holds a shared guard.
+static NODE: RwLock<()> = RwLock::new(());
+
+pub fn shared_node() -> RwLockReadGuard<'static, ()> {
+    NODE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn exclusive_node() -> RwLockWriteGuard<'static, ()> {
+    NODE.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Output of one command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with both streams when the exit code is not `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs the Docker CLI; panics with its stderr if it fails.
+pub fn docker(args: &[&str]) -> String {
+    let output = docker_unchecked(args);
+    assert_eq!(
+        output.code,
+        0,
+        "docker {} failed: {}",
+        args.join(" "),
+        output.stderr
+    );
+    output.stdout
+}
+
+/// Runs the Docker CLI and returns whatever happened.
+pub fn docker_unchecked(args: &[&str]) -> Output {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"));
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Panics with instructions unless the local daemon is a swarm manager with the test images.
+pub fn require_swarm() {
+    let state = docker_unchecked(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+    ]);
+    assert!(
+        state.code == 0 && state.stdout.trim() == "active true",
+        "these tests need a local Docker daemon that is a swarm manager (got: {} {}); run scripts/setup first",
+        state.stdout.trim(),
+        state.stderr.trim()
+    );
+    for image in [IMAGE, IMAGE_V2] {
+        assert_eq!(
+            docker_unchecked(&["image", "inspect", image]).code,
+            0,
+            "image {image} is missing; run scripts/setup first"
+        );
+    }
+}
+
+/// Runs `reconciler ARGS...` in-process through the same code path as the binary.
+pub fn reconciler(args: &[&str]) -> Output {
+    use clap::Parser;
+    let mut argv = vec!["reconciler"];
+    argv.extend_from_slice(args);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(error) => {
+            return Output {
+                code: error.exit_code(),
+                stdout: String::new(),
+                stderr: error.to_string(),
+            }
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let code = {
+        let mut console = Console {
+            out: &mut out,
+            err: &mut err,
+            input: None,
+        };
+        runtime.block_on(reconciler::cli::run(cli, &mut console))
+    };
+    Output {
+        code: i32::from(code),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+/// A spec directory in a temporary folder.
+#[derive(Debug)]
+pub struct SpecDir {
+    dir: tempfile::TempDir,
+}
+
+impl SpecDir {
+    /// A spec whose `[cluster] name` is `cluster`, in `cluster.toml`.
+    pub fn new(cluster: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
+        let spec = Self { dir };
+        spec.write(
+            "cluster.toml",
+            &format!("[cluster]\nname = \"{cluster}\"\n"),
+        );
+        spec
+    }
+
+    /// Writes (or replaces) one file of the spec.
+    pub fn write(&self, name: &str, body: &str) -> &Self {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+        }
+        std::fs::write(&path, body)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        self
+    }
+
+    pub fn remove(&self, name: &str) -> &Self {
+        let path = self.dir.path().join(name);
+        std::fs::remove_file(&path)
+            .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn arg(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// Removes a test's services and networks when dropped: everything labelled
+/// with its cluster name, and every object whose name starts with its prefix.
+#[derive(Debug)]
+pub struct Cleanup {
+    cluster: String,
+    prefix: String,
+}
+
+impl Cleanup {
+    /// Also removes leftovers of an earlier run right away.
+    pub fn new(cluster: &str, prefix: &str) -> Self {
+        let cleanup = Self {
+            cluster: cluster.to_string(),
+            prefix: prefix.to_string(),
+        };
+        cleanup.run();
+        cleanup
+    }
+
+    fn names(&self, kind: &str) -> Vec<String> {
+        let label = format!("label=io.reconciler.cluster={}", self.cluster);
+        let by_label =
+            docker_unchecked(&[kind, "ls", "--filter", &label, "--format", "{{.Name}}"]).stdout;
+        let all = docker_unchecked(&[kind, "ls", "--format", "{{.Name}}"]).stdout;
+        let mut names: Vec<String> = by_label
+            .lines()
+            .chain(all.lines().filter(|n| n.starts_with(&self.prefix)))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn run(&self) {
+        for service in self.names("service") {
+            docker_unchecked(&["service", "rm", &service]);
+        }
+        let networks = self.names("network");
+        if networks.is_empty() {
+            return;
+        }
+        // A network is busy until the tasks of removed services are gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for network in networks {
+            while docker_unchecked(&["network", "rm", &network]).code != 0
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+/// Polls `check` until it returns `Ok`, or panics with its last complaint at the deadline.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(problem) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}: {problem}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// `docker service inspect` of one service, parsed.
+pub fn inspect_service(name: &str) -> serde_json::Value {
+    let text = docker(&["service", "inspect", name]);
+    let list: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("docker service inspect {name}: bad JSON: {e}"));
+    list.get(0)
+        .cloned()
+        .unwrap_or_else(|| panic!("service {name} not found"))
+}
+
+/// The service's version index, which Docker bumps on every write.
+pub fn service_version(name: &str) -> u64 {
+    inspect_service(name)["Version"]["Index"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("service {name} has no version index"))
+}
+
+/// Where the repository's folders are, for examples and the bad-spec corpus.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}

@@ -17,6 +17,11 @@ pub enum Scope {
     Full,
     /// Compared only when the spec sets it: Docker fills these with defaults.
     DesiredOnly,
+    /// Never compared: the live value cannot be read back. Docker 20.10 returns
+    /// the healthcheck as `Healthcheck` while the API (and bollard) say
+    /// `HealthCheck`, so it is lost on reading. Changes in the spec are still
+    /// seen through the spec hash; drift of these fields is not.
+    HashOnly,
 }
 
 /// One comparable field of an object.
@@ -48,6 +53,9 @@ impl Field {
     }
 
     pub fn scope(&self) -> Scope {
+        if self.name.starts_with("healthcheck.") {
+            return Scope::HashOnly;
+        }
         let desired_only = [
             "update.",
             "rollback.",
@@ -97,7 +105,7 @@ pub fn diff(observed: &[Field], desired: &[Field]) -> Vec<FieldChange> {
     let desired_names: BTreeMap<&str, &Field> =
         desired.iter().map(|f| (f.name.as_str(), f)).collect();
     let mut changes = Vec::new();
-    for want in desired {
+    for want in desired.iter().filter(|f| f.scope() != Scope::HashOnly) {
         match observed_by_name.get(want.name.as_str()) {
             Some(have) if have.value == want.value => {}
             have => changes.push(FieldChange {

@@ -482,3 +482,18 @@ Plan: 1 to add, 1 to change, 1 to destroy.
         "No changes. The swarm matches the spec.\n"
     );
 }
+
+/// Regression: Docker 20.10 returns the healthcheck as `Healthcheck` while bollard
+/// reads `HealthCheck`, so the live healthcheck always looked missing and every
+/// plan of a service with a healthcheck showed drift.
+#[test]
+fn unreadable_healthcheck_is_not_drift() {
+    let desired = spec(&format!(
+        "{WEB}healthcheck = {{ test = [\"CMD\", \"true\"], interval = \"10s\" }}\n"
+    ));
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.healthcheck = None;
+    }
+    assert!(run(&desired, &observed).is_empty());
+}

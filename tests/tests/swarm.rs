@@ -1,0 +1,681 @@
+//! End-to-end tests of plan and apply against the real local Docker daemon in
+//! swarm mode. Each test owns a cluster name and a name prefix, so tests run
+//! in parallel without touching each other's objects; the one test that
+//! changes the node itself runs alone.
+
+use std::time::Duration;
+
+use reconciler_tests::proxy::DockerProxy;
+use reconciler_tests::*;
+use serde_json::Value;
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+fn apply(spec: &SpecDir, host: &str, extra: &[&str]) -> Output {
+    let dir = spec.arg();
+    let mut args = vec![
+        "apply",
+        dir.as_str(),
+        "--auto-approve",
+        "--timeout",
+        "90s",
+        "--docker-host",
+        host,
+    ];
+    args.extend_from_slice(extra);
+    reconciler(&args)
+}
+
+fn plan_json(spec: &SpecDir, host: &str) -> Value {
+    let dir = spec.arg();
+    let output = reconciler(&["plan", &dir, "--json", "--docker-host", host]).expect_code(0);
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|e| panic!("plan --json is not JSON ({e}):\n{}", output.stdout))
+}
+
+fn detailed_exit_code(spec: &SpecDir, host: &str) -> i32 {
+    reconciler(&[
+        "plan",
+        &spec.arg(),
+        "--detailed-exitcode",
+        "--docker-host",
+        host,
+    ])
+    .code
+}
+
+fn local() -> String {
+    format!("unix://{DOCKER_SOCKET}")
+}
+
+fn env_of(service: &Value) -> Vec<String> {
+    let mut env: Vec<String> = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    env.sort();
+    env
+}
+
+fn replicas_of(service: &Value) -> u64 {
+    service["Spec"]["Mode"]["Replicated"]["Replicas"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn running_tasks(service: &str) -> usize {
+    docker(&[
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}}",
+    ])
+    .lines()
+    .filter(|l| l.starts_with("Running"))
+    .count()
+}
+
+#[test]
+fn service_lifecycle_create_update_scale_remove() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-life", "lc-");
+    let spec = SpecDir::new("t-life");
+    spec.write(
+        "services.toml",
+        &format!(
+            r#"
+[network.lc-net]
+attachable = true
+
+[service.lc-web]
+image = "{IMAGE}"
+replicas = 1
+command = ["httpd", "-f", "-p", "80", "-h", "/www"]
+env = {{ GREETING = "hello" }}
+networks = ["lc-net"]
+ports = [{{ target = 80, published = 18101, mode = "host" }}]
+constraints = ["node.role == manager"]
+labels = {{ team = "makers" }}
+
+[service.lc-side]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#
+        ),
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(
+        out.stdout
+            .contains("Plan: 3 to add, 0 to change, 0 to destroy."),
+        "{}",
+        out.stdout
+    );
+    let web = inspect_service("lc-web");
+    assert_eq!(
+        web["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].as_str(),
+        Some(IMAGE)
+    );
+    assert_eq!(env_of(&web), ["GREETING=hello"]);
+    assert_eq!(replicas_of(&web), 1);
+    assert_eq!(web["Spec"]["Labels"]["team"].as_str(), Some("makers"));
+    assert_eq!(
+        web["Spec"]["Labels"]["io.reconciler.managed-by"].as_str(),
+        Some("reconciler")
+    );
+    assert_eq!(
+        web["Spec"]["Labels"]["io.reconciler.cluster"].as_str(),
+        Some("t-life")
+    );
+    assert_eq!(
+        web["Spec"]["TaskTemplate"]["Placement"]["Constraints"][0].as_str(),
+        Some("node.role == manager")
+    );
+    assert_eq!(
+        web["Spec"]["EndpointSpec"]["Ports"][0]["PublishedPort"].as_u64(),
+        Some(18101)
+    );
+    assert_eq!(running_tasks("lc-web"), 1);
+    // The host-mode port really serves.
+    let page = wait_until(
+        "the web service to answer on port 18101",
+        Duration::from_secs(30),
+        || {
+            let out = std::process::Command::new("busybox")
+                .args(["wget", "-qO-", "http://127.0.0.1:18101/"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            String::from_utf8(out.stdout)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    if s.is_empty() {
+                        Err("empty".into())
+                    } else {
+                        Ok(s)
+                    }
+                })
+        },
+    );
+    assert!(page.contains("hello from reconciler"), "{page}");
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "lc-net",
+            "--format",
+            "{{.Driver}} {{.Attachable}}"
+        ])
+        .trim(),
+        "overlay true"
+    );
+
+    // Update image, env, replicas, constraints and ports in one go.
+    let version_before = service_version("lc-web");
+    let side_version = service_version("lc-side");
+    spec.write(
+        "services.toml",
+        &format!(
+            r#"
+[network.lc-net]
+attachable = true
+
+[service.lc-web]
+image = "{IMAGE_V2}"
+replicas = 2
+command = ["httpd", "-f", "-p", "80", "-h", "/www"]
+env = {{ GREETING = "bonjour", COLOR = "green" }}
+networks = ["lc-net"]
+ports = [{{ target = 80, published = 18102, mode = "ingress" }}]
+constraints = ["node.role != worker"]
+labels = {{ team = "makers" }}
+
+[service.lc-side]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+"#
+        ),
+    );
+    let plan = plan_json(&spec, &local());
+    assert_eq!(plan["summary"]["change"], 1, "{plan:#}");
+    let fields: Vec<&str> = plan["actions"][0]["changes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields,
+        [
+            "image",
+            "replicas",
+            "env.COLOR",
+            "env.GREETING",
+            "ports",
+            "constraints"
+        ]
+    );
+    apply(&spec, &local(), &[]).expect_code(0);
+    let web = inspect_service("lc-web");
+    assert_eq!(
+        web["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].as_str(),
+        Some(IMAGE_V2)
+    );
+    assert_eq!(env_of(&web), ["COLOR=green", "GREETING=bonjour"]);
+    assert_eq!(replicas_of(&web), 2);
+    assert_eq!(
+        web["Spec"]["TaskTemplate"]["Placement"]["Constraints"][0].as_str(),
+        Some("node.role != worker")
+    );
+    assert_eq!(
+        web["Spec"]["EndpointSpec"]["Ports"][0]["PublishedPort"].as_u64(),
+        Some(18102)
+    );
+    assert_eq!(
+        web["Spec"]["EndpointSpec"]["Ports"][0]["PublishMode"].as_str(),
+        Some("ingress")
+    );
+    assert!(service_version("lc-web") > version_before);
+    assert_eq!(
+        service_version("lc-side"),
+        side_version,
+        "an unchanged service was written"
+    );
+    assert_eq!(running_tasks("lc-web"), 2);
+
+    // Scale only.
+    spec.write(
+        "services.toml",
+        &std::fs::read_to_string(spec.path().join("services.toml"))
+            .unwrap_or_default()
+            .replace("replicas = 2", "replicas = 3"),
+    );
+    apply(&spec, &local(), &[]).expect_code(0);
+    assert_eq!(replicas_of(&inspect_service("lc-web")), 3);
+    assert_eq!(running_tasks("lc-web"), 3);
+
+    // Remove the web service and the network from the spec: both are pruned.
+    spec.write(
+        "services.toml",
+        &format!("[service.lc-side]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(
+        out.stdout
+            .contains("Plan: 0 to add, 0 to change, 2 to destroy."),
+        "{}",
+        out.stdout
+    );
+    assert_ne!(
+        docker_unchecked(&["service", "inspect", "lc-web"]).code,
+        0,
+        "lc-web still exists"
+    );
+    // The swarm removes the network at once; each node drops its copy when the tasks are gone.
+    wait_until(
+        "lc-net to disappear",
+        Duration::from_secs(30),
+        || match docker_unchecked(&["network", "inspect", "lc-net"]).code {
+            0 => Err("still there".to_string()),
+            _ => Ok(()),
+        },
+    );
+    assert_eq!(
+        docker_unchecked(&["service", "inspect", "lc-side"]).code,
+        0,
+        "lc-side was removed"
+    );
+}
+
+#[test]
+fn second_apply_makes_zero_write_calls() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-noop", "noop-");
+    let spec = SpecDir::new("t-noop");
+    spec.write(
+        "services.toml",
+        &format!(
+            r#"
+[network.noop-net]
+[service.noop-a]
+image = "{IMAGE}"
+replicas = 2
+command = ["sleep", "3600"]
+env = {{ A = "1", API_TOKEN = "do-not-print-me" }}
+networks = ["noop-net"]
+constraints = ["node.labels.never-set-by-tests != x"]
+preferences = ["spread=node.labels.shelf"]
+mounts = [{{ type = "tmpfs", target = "/scratch" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}]
+resources = {{ limit_memory = "64M", reserve_memory = "16M", limit_cpus = 0.5, reserve_cpus = 0.1 }}
+update = {{ parallelism = 1, delay = "2s", failure_action = "rollback", monitor = "5s", max_failure_ratio = 0.2, order = "start-first" }}
+rollback = {{ parallelism = 2, order = "stop-first" }}
+healthcheck = {{ test = ["CMD", "true"], interval = "5s", timeout = "2s", retries = 2, start_period = "1s" }}
+restart = {{ condition = "on-failure", delay = "1s", max_attempts = 3, window = "1m" }}
+user = "0"
+workdir = "/"
+labels = {{ tier = "test" }}
+
+[service.noop-b]
+image = "{IMAGE}"
+mode = "global"
+command = ["sleep", "3600"]
+after = ["noop-a"]
+"#
+        ),
+    );
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let first = apply(&spec, &proxy.host(), &[]).expect_code(0);
+    assert!(!first.stdout.contains("do-not-print-me") && !first.stderr.contains("do-not-print-me"));
+    let first_writes = proxy.writes();
+    assert_eq!(
+        first_writes.len(),
+        3,
+        "network + two services: {first_writes:?}"
+    );
+    let versions = (service_version("noop-a"), service_version("noop-b"));
+
+    proxy.reset();
+    let second = apply(&spec, &proxy.host(), &[]).expect_code(0);
+    assert!(second.stdout.contains("No changes."), "{}", second.stdout);
+    assert_eq!(proxy.writes(), Vec::<String>::new(), "a no-op apply wrote");
+    assert!(
+        !proxy.requests().is_empty(),
+        "the proxy saw no request at all"
+    );
+    assert_eq!(
+        (service_version("noop-a"), service_version("noop-b")),
+        versions
+    );
+    assert_eq!(detailed_exit_code(&spec, &proxy.host()), 0);
+}
+
+#[test]
+fn drift_is_shown_exactly_and_corrected() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-drift", "drift-");
+    let spec = SpecDir::new("t-drift");
+    spec.write(
+        "services.toml",
+        &format!("[service.drift-web]\nimage = \"{IMAGE}\"\nreplicas = 2\ncommand = [\"sleep\", \"3600\"]\nenv = {{ MODE = \"calm\" }}\n"),
+    );
+    apply(&spec, &local(), &[]).expect_code(0);
+    assert_eq!(detailed_exit_code(&spec, &local()), 0);
+
+    docker(&["service", "scale", "--detach", "drift-web=4"]);
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--env-add",
+        "MODE=wild",
+        "drift-web",
+    ]);
+    let plan = plan_json(&spec, &local());
+    assert_eq!(plan["summary"]["change"], 1);
+    let action = &plan["actions"][0];
+    assert_eq!(action["name"], "drift-web");
+    assert_eq!(action["drift"], true);
+    assert_eq!(
+        action["changes"],
+        serde_json::json!([
+            { "field": "replicas", "old": "4", "new": "2" },
+            { "field": "env.MODE", "old": "\"wild\"", "new": "\"calm\"" }
+        ])
+    );
+    assert_eq!(detailed_exit_code(&spec, &local()), 2);
+    let text = reconciler(&["plan", &spec.arg(), "--docker-host", &local()])
+        .expect_code(0)
+        .stdout;
+    assert!(
+        text.contains("~ replicas: 4 -> 2") && text.contains("drift: changed outside reconciler"),
+        "{text}"
+    );
+
+    apply(&spec, &local(), &[]).expect_code(0);
+    let web = inspect_service("drift-web");
+    assert_eq!(replicas_of(&web), 2);
+    assert_eq!(env_of(&web), ["MODE=calm"]);
+    assert_eq!(detailed_exit_code(&spec, &local()), 0);
+}
+
+#[test]
+fn unmanaged_objects_survive_a_pruning_apply() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-prune", "prune-");
+    docker(&[
+        "network",
+        "create",
+        "--driver",
+        "overlay",
+        "prune-byhand-net",
+    ]);
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "prune-byhand",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let by_hand_version = service_version("prune-byhand");
+    let spec = SpecDir::new("t-prune");
+    spec.write(
+        "a.toml",
+        &format!("[service.prune-a]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n[network.prune-net]\n"),
+    );
+    spec.write(
+        "b.toml",
+        &format!("[service.prune-b]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    apply(&spec, &local(), &[]).expect_code(0);
+    spec.remove("a.toml");
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(
+        out.stdout.contains("- service \"prune-a\"")
+            && out.stdout.contains("- network \"prune-net\""),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("prune-byhand"), "{}", out.stdout);
+    assert_eq!(
+        service_version("prune-byhand"),
+        by_hand_version,
+        "the hand-made service was written"
+    );
+    assert_eq!(
+        docker_unchecked(&["network", "inspect", "prune-byhand-net"]).code,
+        0
+    );
+    assert_ne!(docker_unchecked(&["service", "inspect", "prune-a"]).code, 0);
+
+    // A spec naming the hand-made service refuses to adopt it.
+    spec.write(
+        "c.toml",
+        &format!("[service.prune-byhand]\nimage = \"{IMAGE}\"\n"),
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(1);
+    assert!(
+        out.stderr.contains(
+            "`prune-byhand` already exists in the swarm but is not managed by this cluster"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(service_version("prune-byhand"), by_hand_version);
+}
+
+#[test]
+fn mass_delete_needs_the_flag() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-mass", "mass-");
+    let spec = SpecDir::new("t-mass");
+    for name in ["a", "b", "c"] {
+        spec.write(
+            &format!("{name}.toml"),
+            &format!(
+                "[service.mass-{name}]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"
+            ),
+        );
+    }
+    apply(&spec, &local(), &["--no-wait"]).expect_code(0);
+    spec.remove("a.toml").remove("b.toml");
+    let out = apply(&spec, &local(), &[]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("refusing to delete 2 of 3 managed services"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(docker_unchecked(&["service", "inspect", "mass-a"]).code, 0);
+    apply(&spec, &local(), &["--allow-mass-delete"]).expect_code(0);
+    assert_ne!(docker_unchecked(&["service", "inspect", "mass-a"]).code, 0);
+}
+
+#[test]
+fn a_task_that_never_starts_is_reported_with_the_reason() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-fail", "fail-");
+    let spec = SpecDir::new("t-fail");
+    spec.write(
+        "s.toml",
+        "[service.fail-missing]\nimage = \"local/does-not-exist:1\"\n",
+    );
+    let dir = spec.arg();
+    let out = reconciler(&[
+        "apply",
+        &dir,
+        "--auto-approve",
+        "--timeout",
+        "15s",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("service `fail-missing` did not converge within 15s: 0/1 tasks running"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("No such image"),
+        "the reason is missing: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn apply_without_a_terminal_asks_for_auto_approve_and_writes_nothing() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-confirm", "confirm-");
+    let spec = SpecDir::new("t-confirm");
+    spec.write(
+        "s.toml",
+        &format!("[service.confirm-web]\nimage = \"{IMAGE}\"\n"),
+    );
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let out = reconciler(&["apply", &spec.arg(), "--docker-host", &proxy.host()]).expect_code(1);
+    assert!(out.stderr.contains("pass --auto-approve"), "{}", out.stderr);
+    assert_eq!(proxy.writes(), Vec::<String>::new());
+}
+
+#[test]
+fn example_local_applies_converges_and_reapplies_as_a_noop() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("local", "\u{0}never");
+    let dir = repo_path("examples/local").display().to_string();
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    reconciler(&[
+        "apply",
+        &dir,
+        "--auto-approve",
+        "--timeout",
+        "90s",
+        "--docker-host",
+        &proxy.host(),
+    ])
+    .expect_code(0);
+    assert_eq!(running_tasks("hello"), 1);
+    assert_eq!(running_tasks("ticker"), 2);
+    proxy.reset();
+    let out = reconciler(&[
+        "apply",
+        &dir,
+        "--auto-approve",
+        "--docker-host",
+        &proxy.host(),
+    ])
+    .expect_code(0);
+    assert!(out.stdout.contains("No changes."), "{}", out.stdout);
+    assert_eq!(proxy.writes(), Vec::<String>::new());
+}
+
+#[test]
+fn node_labels_and_availability_are_managed() {
+    require_swarm();
+    let _node = exclusive_node();
+    let address = docker(&["node", "inspect", "self", "--format", "{{.Status.Addr}}"])
+        .trim()
+        .to_string();
+    let id = docker(&["node", "inspect", "self", "--format", "{{.ID}}"])
+        .trim()
+        .to_string();
+    // Restore the node however the test ends.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            docker_unchecked(&[
+                "node",
+                "update",
+                "--availability",
+                "active",
+                "--label-rm",
+                "e2e-shelf",
+                "--label-rm",
+                "io.reconciler.labels",
+                &self.0,
+            ]);
+            docker_unchecked(&["node", "update", "--label-rm", "e2e-by-hand", &self.0]);
+        }
+    }
+    let _restore = Restore(id.clone());
+    docker(&["node", "update", "--label-add", "e2e-by-hand=keep", &id]);
+    // The spec names the node by address so the test does not depend on the machine's hostname.
+    let spec = SpecDir::new("t-node");
+    let node = |extra: &str| {
+        format!("[node.this-machine]\naddress = \"{address}\"\nrole = \"manager\"\n{extra}")
+    };
+    spec.write(
+        "nodes.toml",
+        &node("labels = { e2e-shelf = \"a\" }\navailability = \"pause\"\n"),
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(
+        out.stdout.contains("~ node \"this-machine\""),
+        "{}",
+        out.stdout
+    );
+    let labels = |id: &str| -> Value {
+        serde_json::from_str(&docker(&[
+            "node",
+            "inspect",
+            id,
+            "--format",
+            "{{json .Spec.Labels}}",
+        ]))
+        .unwrap_or(Value::Null)
+    };
+    assert_eq!(labels(&id)["e2e-shelf"], "a");
+    assert_eq!(labels(&id)["e2e-by-hand"], "keep");
+    assert_eq!(
+        docker(&["node", "inspect", &id, "--format", "{{.Spec.Availability}}"]).trim(),
+        "pause"
+    );
+    assert_eq!(
+        detailed_exit_code(&spec, &local()),
+        0,
+        "node changes did not settle"
+    );
+
+    // Labels the controller set go away when they leave the spec; the hand-made one stays.
+    spec.write("nodes.toml", &node("availability = \"active\"\n"));
+    apply(&spec, &local(), &[]).expect_code(0);
+    assert_eq!(labels(&id).get("e2e-shelf"), None);
+    assert_eq!(labels(&id)["e2e-by-hand"], "keep");
+    assert_eq!(
+        docker(&["node", "inspect", &id, "--format", "{{.Spec.Availability}}"]).trim(),
+        "active"
+    );
+
+    // Demoting the only manager is refused before any write.
+    spec.write(
+        "nodes.toml",
+        &node("")
+            .replace("role = \"manager\"", "role = \"worker\"")
+            .replace(
+                "[node.this-machine]",
+                "[node.other]\naddress = \"192.0.2.1\"\nrole = \"manager\"\n\n[node.this-machine]",
+            ),
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(1);
+    assert!(
+        out.stderr.contains(
+            "refusing to demote node `this-machine`: it would leave the swarm without a manager"
+        ),
+        "{}",
+        out.stderr
+    );
+}
