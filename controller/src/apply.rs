@@ -77,7 +77,7 @@ pub async fn apply(
     progress: &mut dyn Write,
 ) -> Result<ApplyReport, ApplyError> {
     let writes_before = swarm.write_count();
-    let mut touched: Vec<(String, ServiceMode)> = Vec::new();
+    let mut touched: Vec<Touched> = Vec::new();
     let mut converged: BTreeSet<String> = BTreeSet::new();
     let mut report = ApplyReport::default();
     for action in &plan.actions {
@@ -86,9 +86,9 @@ pub async fn apply(
                 action
             {
                 for dependency in &service.after {
-                    if let Some((name, mode)) = touched.iter().find(|(n, _)| n == dependency) {
-                        if converged.insert(name.clone()) {
-                            wait_converged(swarm, name, *mode, options, progress).await?;
+                    if let Some(t) = touched.iter().find(|t| &t.name == dependency) {
+                        if converged.insert(t.name.clone()) {
+                            wait_converged(swarm, t, options, progress).await?;
                         }
                     }
                 }
@@ -104,6 +104,20 @@ pub async fn apply(
             crate::plan::Operation::Update => "updating",
             crate::plan::Operation::Remove => "removing",
         };
+        let stale_update = match action {
+            Action::UpdateService { service, .. } if options.wait => {
+                swarm
+                    .service_progress(&service.name, None)
+                    .await
+                    .map_err(|source| ApplyError::Action {
+                        kind,
+                        name: service.name.clone(),
+                        source,
+                    })?
+                    .update_started_at
+            }
+            _ => None,
+        };
         let _ = writeln!(progress, "{kind}.{}: {verb}", action.name());
         swarm
             .execute(action)
@@ -117,13 +131,17 @@ pub async fn apply(
         if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } =
             action
         {
-            touched.push((service.name.clone(), service.mode));
+            touched.push(Touched {
+                name: service.name.clone(),
+                mode: service.mode,
+                stale_update,
+            });
         }
     }
     if options.wait {
-        for (name, mode) in &touched {
-            if !converged.contains(name) {
-                wait_converged(swarm, name, *mode, options, progress).await?;
+        for t in &touched {
+            if !converged.contains(&t.name) {
+                wait_converged(swarm, t, options, progress).await?;
             }
         }
     }
@@ -131,15 +149,23 @@ pub async fn apply(
     Ok(report)
 }
 
-/// Polls a service until its tasks run, Swarm reports failure, or the timeout.
-pub async fn wait_converged(
-    swarm: &Swarm,
-    name: &str,
+/// A service this apply wrote, and what its update status said before.
+#[derive(Debug)]
+struct Touched {
+    name: String,
     mode: ServiceMode,
+    stale_update: Option<String>,
+}
+
+/// Polls a service until its tasks run, Swarm reports failure, or the timeout.
+async fn wait_converged(
+    swarm: &Swarm,
+    touched: &Touched,
     options: ApplyOptions,
     progress: &mut dyn Write,
 ) -> Result<(), ApplyError> {
-    let replicas = match mode {
+    let name = touched.name.as_str();
+    let replicas = match touched.mode {
         ServiceMode::Replicated(n) => Some(n),
         ServiceMode::Global => None,
     };
@@ -162,7 +188,7 @@ pub async fn wait_converged(
             let _ = writeln!(progress, "{line}");
             last_line = line;
         }
-        match status.convergence() {
+        match status.convergence(touched.stale_update.as_deref()) {
             Convergence::Converged => return Ok(()),
             Convergence::Failed(reason) => {
                 return Err(ApplyError::Failed {

@@ -60,6 +60,8 @@ pub struct ObservedService {
     pub version: u64,
     pub owner: Owner,
     pub spec_hash: Option<String>,
+    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
+    pub update_state: Option<String>,
     /// The managed fields as read back; `after` is always empty (it lives only in the spec).
     pub config: Service,
 }

@@ -29,8 +29,20 @@ fn main() {
     let host = proxy.host();
 
     let started = Instant::now();
-    reconciler(&["apply", &dir, "--auto-approve", "--timeout", "10m", "--docker-host", &host]).expect_code(0);
-    println!("first apply of {SERVICES} services (create + wait for tasks): {:.1?}", started.elapsed());
+    reconciler(&[
+        "apply",
+        &dir,
+        "--auto-approve",
+        "--timeout",
+        "10m",
+        "--docker-host",
+        &host,
+    ])
+    .expect_code(0);
+    println!(
+        "first apply of {SERVICES} services (create + wait for tasks): {:.1?}",
+        started.elapsed()
+    );
     println!("  Docker writes: {}", proxy.writes().len());
 
     let mut times: Vec<Duration> = Vec::new();
@@ -39,9 +51,14 @@ fn main() {
     for _ in 0..ROUNDS {
         proxy.reset();
         let started = Instant::now();
-        let out = reconciler(&["apply", &dir, "--auto-approve", "--docker-host", &host]).expect_code(0);
+        let out =
+            reconciler(&["apply", &dir, "--auto-approve", "--docker-host", &host]).expect_code(0);
         times.push(started.elapsed());
-        assert!(out.stdout.contains("No changes."), "not a no-op:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains("No changes."),
+            "not a no-op:\n{}",
+            out.stdout
+        );
         writes += proxy.writes().len();
         requests += proxy.requests().len();
     }
@@ -52,5 +69,8 @@ fn main() {
         times[0],
         times[ROUNDS - 1]
     );
-    println!("  Docker writes in all no-op rounds: {writes}; requests per round: {}", requests / ROUNDS);
+    println!(
+        "  Docker writes in all no-op rounds: {writes}; requests per round: {}",
+        requests / ROUNDS
+    );
 }

@@ -679,3 +679,33 @@ fn node_labels_and_availability_are_managed() {
         out.stderr
     );
 }
+
+#[test]
+fn a_swarm_rollback_is_reported_as_failure_with_the_reason() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-rollback", "rb-");
+    let spec = SpecDir::new("t-rollback");
+    let service = |command: &str| {
+        format!(
+            "[service.rb-web]\nimage = \"{IMAGE}\"\ncommand = {command}\nupdate = {{ parallelism = 1, failure_action = \"rollback\", monitor = \"5s\" }}\nrestart = {{ condition = \"none\" }}\n"
+        )
+    };
+    spec.write("s.toml", &service(r#"["sleep", "3600"]"#));
+    apply(&spec, &local(), &[]).expect_code(0);
+    // The new version's task exits at once: Swarm's update monitor rolls back.
+    spec.write("s.toml", &service(r#"["sh", "-c", "exit 3"]"#));
+    let out = apply(&spec, &local(), &[]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("service `rb-web` failed to converge: Swarm rolled the update back"),
+        "{}",
+        out.stderr
+    );
+    let live = inspect_service("rb-web");
+    assert_eq!(
+        live["Spec"]["TaskTemplate"]["ContainerSpec"]["Command"][0].as_str(),
+        Some("sleep"),
+        "not rolled back: {live:#}"
+    );
+}

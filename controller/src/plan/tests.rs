@@ -39,6 +39,7 @@ fn applied(spec: &Spec) -> Observed {
                 version: 7,
                 owner: Owner::ThisCluster,
                 spec_hash: Some(fields::service_hash(service)),
+                update_state: None,
                 config,
             },
         );

@@ -41,9 +41,19 @@ impl Swarm {
         }
     }
 
+    /// Read-overlay-write: the node's own name and anything else Docker stores
+    /// are kept; role, availability and labels come from the plan. The write
+    /// carries the version the plan was made from, so a node changed since is
+    /// refused ("out of sequence") and the next reconcile plans again.
     async fn update_node(&self, update: &NodeUpdate) -> Result<(), SwarmError> {
+        let live = self
+            .docker
+            .inspect_node(&update.id)
+            .await
+            .map_err(api("inspect_node"))?;
+        let version = i64::try_from(update.version)
+            .map_err(|_| SwarmError::VersionOverflow(update.version, update.name.clone()))?;
         let spec = NodeSpec {
-            name: None,
             labels: Some(update.labels.clone().into_iter().collect()),
             role: Some(match update.role {
                 Role::Manager => NodeSpecRoleEnum::MANAGER,
@@ -54,9 +64,8 @@ impl Swarm {
                 Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
                 Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
             }),
+            ..live.spec.unwrap_or_default()
         };
-        let version = i64::try_from(update.version)
-            .map_err(|_| SwarmError::VersionOverflow(update.version, update.name.clone()))?;
         self.count_write();
         self.docker
             .update_node(&update.id, spec, UpdateNodeOptions { version })

@@ -111,6 +111,12 @@ impl Swarm {
                     version: service.version.as_ref().and_then(|v| v.index).unwrap_or(0),
                     owner: owner_of(&all_labels, &self.cluster),
                     spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
+                    update_state: service
+                        .update_status
+                        .as_ref()
+                        .and_then(|u| u.state)
+                        .filter(|s| *s != bollard::models::ServiceUpdateStatusStateEnum::EMPTY)
+                        .map(|s| s.to_string()),
                     config: service_from_spec(&name, spec, &network_names),
                 },
             );

@@ -18,6 +18,9 @@ pub struct ServiceProgress {
     /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...), if an update ran.
     pub update_state: Option<String>,
     pub update_message: Option<String>,
+    /// When Docker's current update status began; tells a fresh status from one
+    /// left over from an earlier update.
+    pub update_started_at: Option<String>,
     /// The newest task error (e.g. "No such image", "no suitable node").
     pub last_error: Option<String>,
 }
@@ -32,8 +35,11 @@ pub enum Convergence {
 }
 
 impl ServiceProgress {
-    pub fn convergence(&self) -> Convergence {
-        match self.update_state.as_deref() {
+    /// Judges progress. `stale_update` is the update start time seen before our
+    /// write: an update status that old belongs to an earlier update and is ignored.
+    pub fn convergence(&self, stale_update: Option<&str>) -> Convergence {
+        let fresh = stale_update.is_none() || self.update_started_at.as_deref() != stale_update;
+        match self.update_state.as_deref().filter(|_| fresh) {
             Some("rollback_completed" | "rollback_paused" | "rollback_started") => {
                 return Convergence::Failed(format!(
                     "Swarm rolled the update back: {}",
@@ -119,6 +125,7 @@ impl Swarm {
                 .and_then(|u| u.state)
                 .filter(|s| *s != ServiceUpdateStatusStateEnum::EMPTY)
                 .map(|s| s.to_string()),
+            update_started_at: update.as_ref().and_then(|u| u.started_at.clone()),
             update_message: update.and_then(|u| u.message),
             last_error: newest_error.map(|(_, e)| e),
         })
