@@ -18,8 +18,11 @@ use crate::swarm::{Swarm, SwarmError};
 /// How `apply` waits for services.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
-    /// Wait for written services to run their tasks.
+    /// Wait for a service's `after` dependencies to converge before writing it.
     pub wait: bool,
+    /// Also wait, at the end, for every written service to converge. The
+    /// long-running controller leaves this to later reconciles.
+    pub wait_at_end: bool,
     /// Give up waiting for one service after this long.
     pub timeout: Duration,
     /// Pause between two looks at a service's tasks.
@@ -30,6 +33,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         Self {
             wait: true,
+            wait_at_end: true,
             timeout: Duration::from_secs(300),
             poll: Duration::from_millis(500),
         }
@@ -138,7 +142,7 @@ pub async fn apply(
             });
         }
     }
-    if options.wait {
+    if options.wait && options.wait_at_end {
         for t in &touched {
             if !converged.contains(&t.name) {
                 wait_converged(swarm, t, options, progress).await?;

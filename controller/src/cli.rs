@@ -36,6 +36,67 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the swarm match the spec, then wait until the services run.
     Apply(ApplyArgs),
+    /// Keep the swarm equal to a git repository (or a local directory): the
+    /// long-running controller, with metrics, webhook and status over HTTP.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "git"])))]
+pub struct RunArgs {
+    /// Follow a local spec directory, reconciling when files change.
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// Follow a git repository: a local path, file://, https:// or ssh:// URL.
+    #[arg(long, value_name = "URL")]
+    pub git: Option<String>,
+    /// Branch to follow.
+    #[arg(long, default_value = "main", conflicts_with_all = ["tag", "commit"])]
+    pub branch: String,
+    /// Pin a tag instead of following a branch.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Pin a commit (full id) instead of following a branch.
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Folder of the spec inside the repository.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Where the controller keeps its bare clone (only a cache: safe to delete).
+    #[arg(
+        long,
+        env = "RECONCILER_CACHE_DIR",
+        default_value = "/var/cache/reconciler"
+    )]
+    pub cache_dir: PathBuf,
+    /// Address for /metrics, /healthz, /readyz, /hooks/git and /api/status.
+    #[arg(long, default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+    /// File holding the webhook secret (GitHub/Gitea HMAC key, GitLab token).
+    /// Without it (or RECONCILER_WEBHOOK_SECRET) every webhook is refused.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Docker socket of a swarm manager.
+    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
+    pub docker_host: String,
+    /// Only report drift, never write (overrides `[controller] mode`).
+    #[arg(long)]
+    pub observe: bool,
+    /// Stop writing but keep observing (overrides `[controller] suspend`).
+    #[arg(long)]
+    pub suspend: bool,
+    /// Resync (and git poll) interval, overriding `[controller] interval`, e.g. "30s".
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub interval: Option<Duration>,
+    /// How long a writer's lease lasts without renewal.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub lease_ttl: Duration,
+    /// This controller's name in the one-writer lease (default: hostname and process id).
+    #[arg(long)]
+    pub holder_id: Option<String>,
+    /// How long to wait for a service that others come `after`.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub apply_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +161,14 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("cannot encode the plan as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Run(#[from] crate::runtime::RunError),
+    #[error("cannot read the webhook secret from {path}: {source}")]
+    Secret {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where a command's text goes, and how it asks the user.
@@ -124,6 +193,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
         Command::Validate { dir } => validate(&dir, console),
         Command::Plan(args) => plan_command(args, console).await,
         Command::Apply(args) => apply_command(args, console).await,
+        Command::Run(args) => run_command(args).await,
     };
     match result {
         Ok(code) => code,
@@ -201,6 +271,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
     }
     let options = ApplyOptions {
         wait: !args.no_wait,
+        wait_at_end: !args.no_wait,
         timeout: args.timeout,
         ..ApplyOptions::default()
     };
@@ -226,4 +297,81 @@ fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
     let mut answer = String::new();
     input.read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
+}
+
+async fn run_command(args: RunArgs) -> Result<u8, CliError> {
+    use crate::source::{DirSource, GitRef, GitSource, Source};
+    let source = match (&args.dir, &args.git) {
+        (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
+        (None, Some(url)) => {
+            let reference = match (&args.tag, &args.commit) {
+                (Some(tag), _) => GitRef::Tag(tag.clone()),
+                (None, Some(commit)) => GitRef::Commit(commit.clone()),
+                (None, None) => GitRef::Branch(args.branch.clone()),
+            };
+            Source::Git(GitSource::new(
+                url.clone(),
+                reference,
+                args.path.clone(),
+                &args.cache_dir,
+            ))
+        }
+        // clap requires one of the two.
+        (None, None) => return Ok(2),
+    };
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| CliError::Secret {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        None => std::env::var("RECONCILER_WEBHOOK_SECRET")
+            .ok()
+            .map(|s| s.trim().as_bytes().to_vec()),
+    };
+    let holder = args.holder_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let options = crate::runtime::RunOptions {
+        source,
+        docker_host: args.docker_host,
+        listen: args.listen,
+        webhook_secret,
+        observe: args.observe,
+        suspend: args.suspend,
+        interval: args.interval,
+        holder,
+        lease_ttl: args.lease_ttl,
+        apply_timeout: args.apply_timeout,
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: finishing");
+        let _ = stop.send(true);
+    });
+    crate::runtime::run(options, shutdown).await?;
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

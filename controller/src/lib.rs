@@ -6,7 +6,12 @@
 
 pub mod apply;
 pub mod cli;
+pub mod http;
 pub mod labels;
+pub mod metrics;
 pub mod observed;
 pub mod plan;
+pub mod runtime;
+pub mod source;
+pub mod status;
 pub mod swarm;

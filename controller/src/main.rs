@@ -10,9 +10,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG").unwrap_or_else(|_| {
+                // The long-running controller reports what it does; one-shot commands stay quiet.
+                let default = if matches!(cli.command, reconciler::cli::Command::Run(_)) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                default.into()
+            }),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -21,5 +21,5 @@ mod validate;
 pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use load::{load_dir, load_files, LoadError};
+pub use load::{load_dir, load_files, read_dir_files, LoadError};
 pub use model::*;

@@ -50,6 +50,12 @@ const SECTIONS: [&str; 9] = [
 
 /// Loads every `*.toml` file under `dir` (recursively, skipping hidden entries) as one spec.
 pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
+    load_files(read_dir_files(dir)?)
+}
+
+/// Reads the spec files of a directory: every `*.toml` under it, recursively,
+/// skipping entries whose name starts with `.`; paths relative to `dir`, sorted.
+pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
     let mut paths = Vec::new();
     collect_toml_files(dir, &mut paths)?;
     if paths.is_empty() {
@@ -65,12 +71,15 @@ pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
         let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
         files.push((relative, text));
     }
-    load_files(files)
+    Ok(files)
 }
 
 /// Loads a spec from in-memory files (path as shown in errors, contents).
 /// This is how a spec at a git revision is read without a working tree.
 pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
+    if files.is_empty() {
+        return Err(LoadError::NoFiles(PathBuf::from(".")));
+    }
     let sources: Vec<SourceFile> = files
         .into_iter()
         .map(|(path, text)| SourceFile::new(path, text))

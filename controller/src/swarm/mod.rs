@@ -8,7 +8,9 @@
 //! no-op reconcile writes nothing.
 
 mod convert;
+mod events;
 mod execute;
+pub mod lease;
 mod observe;
 pub mod progress;
 
@@ -85,6 +87,7 @@ pub struct Swarm {
     cluster: String,
     revision: Option<String>,
     writes: Arc<AtomicU64>,
+    lease_writes: Arc<AtomicU64>,
 }
 
 impl Swarm {
@@ -121,22 +124,32 @@ impl Swarm {
             cluster: cluster.to_string(),
             revision: None,
             writes: Arc::new(AtomicU64::new(0)),
+            lease_writes: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// Records the source revision (git commit) on objects written from now on.
-    pub fn with_revision(mut self, revision: Option<String>) -> Self {
+    pub fn set_revision(&mut self, revision: Option<String>) {
         self.revision = revision;
-        self
     }
 
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// Write calls made through this client so far.
+    /// The cluster name this client judges ownership by.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Write calls made through this client so far, lease renewals excluded.
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes of the one-writer lease (see [`lease`]).
+    pub fn lease_write_count(&self) -> u64 {
+        self.lease_writes.load(Ordering::Relaxed)
     }
 
     fn count_write(&self) {

@@ -1,0 +1,137 @@
+//! The controller's HTTP face: metrics, health, the git webhook and status.
+//!
+//! Handlers only read shared state or enqueue a trigger; none of them applies
+//! anything. The default listen address is localhost.
+
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Metrics;
+use crate::runtime::Trigger;
+use crate::source::webhook::{self, Verdict};
+use crate::status::Status;
+
+/// State shared between the loop and the HTTP handlers.
+#[derive(Debug)]
+pub struct Shared {
+    pub metrics: Metrics,
+    pub status: RwLock<Status>,
+    pub triggers: mpsc::UnboundedSender<Trigger>,
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
+impl Shared {
+    fn status(&self) -> Status {
+        self.status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/hooks/git", post(hook))
+        .route("/api/status", get(status))
+        .with_state(shared)
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let server = axum::serve(listener, router(shared)).with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    if let Err(error) = server.await {
+        tracing::error!(%error, "HTTP server stopped");
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Ready when a good revision is loaded and Docker answered the last reconcile.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let status = shared.status();
+    match (&status.revision, status.docker_reachable) {
+        (Some(_), true) => (StatusCode::OK, "ready\n").into_response(),
+        (None, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no valid spec revision loaded yet\n",
+        )
+            .into_response(),
+        (Some(_), false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: Docker is not reachable\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
+    Json(shared.status())
+}
+
+async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let lookup = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    match webhook::verify(lookup, &body, shared.webhook_secret.as_deref()) {
+        Ok(Verdict::Push(provider)) => {
+            shared
+                .metrics
+                .webhooks
+                .with_label_values(&["accepted"])
+                .inc();
+            tracing::info!(provider = provider.as_str(), "webhook: push; fetching now");
+            let _ = shared.triggers.send(Trigger::Webhook);
+            (StatusCode::ACCEPTED, "accepted: fetching\n").into_response()
+        }
+        Ok(Verdict::Ignored(provider, event)) => {
+            shared
+                .metrics
+                .webhooks
+                .with_label_values(&["ignored"])
+                .inc();
+            tracing::debug!(provider = provider.as_str(), %event, "webhook: not a push, ignored");
+            (
+                StatusCode::OK,
+                format!("ignored: event {event:?} is not a push\n"),
+            )
+                .into_response()
+        }
+        Err(error) => {
+            shared
+                .metrics
+                .webhooks
+                .with_label_values(&["unauthorized"])
+                .inc();
+            tracing::warn!(%error, "webhook refused");
+            (StatusCode::UNAUTHORIZED, format!("refused: {error}\n")).into_response()
+        }
+    }
+}

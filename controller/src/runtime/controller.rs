@@ -1,0 +1,679 @@
+//! `reconciler run`: wires the source, the swarm, the loop, HTTP and metrics.
+//!
+//! One reconcile = fetch the desired state (unless only Docker changed) →
+//! load and validate it (a bad revision is refused; the last good one stays in
+//! force) → observe → plan → apply, or only report in observe mode, while
+//! suspended, or without the one-writer lease.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use reconciler_spec::{load_files, ControllerMode, LoadError, Spec};
+use tokio::sync::{mpsc, watch};
+
+use super::{run_loop, Backoff, Outcome, Trigger};
+use crate::apply::{apply, ApplyError, ApplyOptions};
+use crate::http::{self, Shared};
+use crate::metrics::Metrics;
+use crate::plan::{self, render, Action, ObjectKind, Operation, Plan, PlanOptions};
+use crate::source::{Snapshot, Source};
+use crate::status::{NodeStatus, ReconcileStatus, ServiceStatus, Status};
+use crate::swarm::lease::LeaseState;
+use crate::swarm::{Swarm, SwarmError};
+
+/// Everything `reconciler run` is told on its command line.
+#[derive(Debug)]
+pub struct RunOptions {
+    pub source: Source,
+    pub docker_host: String,
+    pub listen: SocketAddr,
+    /// Shared secret for `/hooks/git`; `None` refuses every hook.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Overrides `[controller] mode`.
+    pub observe: bool,
+    /// Overrides `[controller] suspend`.
+    pub suspend: bool,
+    /// Overrides `[controller] interval`.
+    pub interval: Option<Duration>,
+    /// This controller's name in the lease.
+    pub holder: String,
+    pub lease_ttl: Duration,
+    /// How long to wait for a service another one comes `after`.
+    pub apply_timeout: Duration,
+}
+
+/// Why the controller could not start; once running, errors are reported and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs until `shutdown` turns true, then releases the lease and returns.
+pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
+    let (triggers, receiver) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        metrics: Metrics::new(),
+        status: RwLock::new(Status {
+            source: options.source.describe(),
+            lease: "unknown".into(),
+            ..Status::default()
+        }),
+        triggers: triggers.clone(),
+        webhook_secret: options.webhook_secret.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            address: options.listen,
+            source,
+        })?;
+    tracing::info!(address = %options.listen, source = %options.source.describe(), "reconciler run: listening");
+    tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
+    tokio::spawn(watch_docker_events(
+        options.docker_host.clone(),
+        triggers.clone(),
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
+    let _watcher = match &options.source {
+        Source::Dir(dir) => watch_directory(dir.path(), triggers.clone()),
+        Source::Git(_) => None,
+    };
+    let _ = triggers.send(Trigger::Startup);
+
+    let controller = Arc::new(tokio::sync::Mutex::new(Controller {
+        options,
+        shared: Arc::clone(&shared),
+        snapshot: None,
+        loaded_revision: None,
+        spec: None,
+        good_revision: None,
+        swarm: None,
+    }));
+    let interval_source = Arc::clone(&controller);
+    let loop_controller = Arc::clone(&controller);
+    run_loop(
+        receiver,
+        shutdown,
+        move || {
+            interval_source
+                .try_lock()
+                .ok()
+                .map_or(Duration::from_secs(30), |c| c.interval())
+        },
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        move |batch| {
+            let controller = Arc::clone(&loop_controller);
+            async move { controller.lock().await.reconcile(&batch).await }
+        },
+    )
+    .await;
+
+    let controller = controller.lock().await;
+    if let Some(swarm) = &controller.swarm {
+        if let Err(error) = swarm.release_lease(&controller.options.holder).await {
+            tracing::warn!(%error, "could not release the lease; it expires by itself");
+        }
+    }
+    tracing::info!("reconciler run: stopped");
+    Ok(())
+}
+
+struct Controller {
+    options: RunOptions,
+    shared: Arc<Shared>,
+    snapshot: Option<Snapshot>,
+    loaded_revision: Option<String>,
+    spec: Option<Spec>,
+    good_revision: Option<String>,
+    swarm: Option<Swarm>,
+}
+
+/// How a reconcile ended, for metrics and status.
+enum Ended {
+    Success,
+    Standby(String),
+    Refused(String),
+    InvalidSpec,
+    Error(String),
+}
+
+impl Controller {
+    fn interval(&self) -> Duration {
+        self.options
+            .interval
+            .or_else(|| self.spec.as_ref().map(|s| s.controller.interval))
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    fn status(&self) -> std::sync::RwLockWriteGuard<'_, Status> {
+        self.shared
+            .status
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn reconcile(&mut self, triggers: &[Trigger]) -> Outcome {
+        let started = Instant::now();
+        let started_at = now_unix();
+        let mut summary = plan::Summary::default();
+        let mut drift = 0;
+        let writes_before = self.swarm.as_ref().map_or(0, Swarm::write_count);
+        let ended = self.step(triggers, &mut summary, &mut drift).await;
+        let writes = self
+            .swarm
+            .as_ref()
+            .map_or(0, Swarm::write_count)
+            .saturating_sub(writes_before);
+        self.shared.metrics.docker_writes.inc_by(writes);
+        let elapsed = started.elapsed();
+        self.shared
+            .metrics
+            .reconcile_duration
+            .observe(elapsed.as_secs_f64());
+        let (result, outcome, error) = match &ended {
+            Ended::Success => ("success", Outcome::Success, None),
+            Ended::Standby(_) => ("standby", Outcome::Success, None),
+            Ended::Refused(reason) => ("refused", Outcome::Failure, Some(reason.clone())),
+            Ended::InvalidSpec => ("invalid_spec", Outcome::Failure, None),
+            Ended::Error(reason) => ("error", Outcome::Failure, Some(reason.clone())),
+        };
+        self.shared
+            .metrics
+            .reconciles
+            .with_label_values(&[result])
+            .inc();
+        if matches!(ended, Ended::Success | Ended::Standby(_)) {
+            self.shared.metrics.last_success.set(started_at as f64);
+        }
+        match &ended {
+            Ended::Error(reason) | Ended::Refused(reason) => {
+                tracing::warn!(result, error = %reason, "reconcile failed")
+            }
+            Ended::Standby(holder) => {
+                tracing::info!(holder = %holder, "standby: another controller holds the lease")
+            }
+            _ => tracing::debug!(result, ?elapsed, "reconcile done"),
+        }
+        let mut status = self.status();
+        if matches!(ended, Ended::Success | Ended::Standby(_)) {
+            status.last_success_at = Some(started_at);
+            status.last_error = None;
+        } else if let Some(error) = error {
+            status.last_error = Some(error);
+        }
+        status.last_reconcile = Some(ReconcileStatus {
+            result: result.to_string(),
+            triggers: triggers.iter().map(|t| t.as_str().to_string()).collect(),
+            started_at,
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            plan: summary,
+            drift,
+            writes,
+        });
+        outcome
+    }
+
+    async fn step(
+        &mut self,
+        triggers: &[Trigger],
+        summary: &mut plan::Summary,
+        drift: &mut usize,
+    ) -> Ended {
+        let only_docker = triggers.iter().all(|t| *t == Trigger::DockerEvent);
+        if self.snapshot.is_none() || !only_docker {
+            if let Err(reason) = self.fetch().await {
+                if self.spec.is_none() {
+                    return Ended::Error(reason);
+                }
+                // Keep reconciling the last good revision while the source is unreachable.
+                self.status().last_error = Some(reason);
+            }
+        }
+        self.load();
+        let Some(spec) = self.spec.clone() else {
+            return Ended::InvalidSpec;
+        };
+        let swarm = match self.connect(&spec).await {
+            Ok(swarm) => swarm,
+            Err(error) => return Ended::Error(self.docker_error(&error)),
+        };
+        let observed = match swarm.observe().await {
+            Ok(observed) => observed,
+            Err(error) => {
+                self.status().docker_reachable = false;
+                return Ended::Error(self.docker_error(&error));
+            }
+        };
+        self.status().docker_reachable = true;
+        let running = match swarm.running_tasks().await {
+            Ok(running) => running,
+            Err(error) => return Ended::Error(self.docker_error(&error)),
+        };
+        self.record_cluster(&spec, &observed, &running);
+        let plan = match plan::plan(&spec, &observed, PlanOptions::default()) {
+            Ok(plan) => plan,
+            Err(error) => return Ended::Refused(error.to_string()),
+        };
+        *summary = plan.summary();
+        *drift = plan.actions.len();
+        self.record_plan(&plan);
+        let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
+        let suspended = self.options.suspend || spec.controller.suspend;
+        {
+            let mut status = self.status();
+            status.mode = if observe { "observe" } else { "apply" }.into();
+            status.suspended = suspended;
+        }
+        if plan.is_empty() || observe || suspended {
+            return Ended::Success;
+        }
+        match swarm
+            .acquire_lease(&self.options.holder, self.options.lease_ttl)
+            .await
+        {
+            Ok(LeaseState::Held { .. }) => {
+                self.shared.metrics.lease_held.set(1);
+                self.status().lease = "held".into();
+            }
+            Ok(LeaseState::HeldBy { holder, .. }) => {
+                self.shared.metrics.lease_held.set(0);
+                self.status().lease = format!("held by {holder}");
+                return Ended::Standby(holder);
+            }
+            Err(error) => return Ended::Error(self.docker_error(&error)),
+        }
+        let options = ApplyOptions {
+            wait: true,
+            wait_at_end: false,
+            timeout: self.options.apply_timeout,
+            ..ApplyOptions::default()
+        };
+        let mut log = LogProgress;
+        let result = apply(&swarm, &plan, options, &mut log).await;
+        self.count_actions(&plan, result.as_ref().err());
+        match result {
+            Ok(_) => {
+                *drift = 0;
+                Ended::Success
+            }
+            Err(error) => {
+                if let ApplyError::Action { source, .. } = &error {
+                    self.shared
+                        .metrics
+                        .docker_errors
+                        .with_label_values(&[source.operation()])
+                        .inc();
+                }
+                Ended::Error(error.to_string())
+            }
+        }
+    }
+
+    /// Fetches the source on a blocking thread; a failure keeps the last snapshot.
+    async fn fetch(&mut self) -> Result<(), String> {
+        let source = std::mem::replace(
+            &mut self.options.source,
+            Source::Dir(crate::source::DirSource::new(".".into())),
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut source = source;
+            let result = source.snapshot();
+            (source, result)
+        })
+        .await;
+        let (source, result) = match joined {
+            Ok(pair) => pair,
+            Err(error) => return Err(format!("source fetch task failed: {error}")),
+        };
+        self.options.source = source;
+        match result {
+            Ok(snapshot) => {
+                self.shared
+                    .metrics
+                    .source_fetches
+                    .with_label_values(&["success"])
+                    .inc();
+                self.status().fetched_revision = Some(snapshot.revision.clone());
+                self.snapshot = Some(snapshot);
+                Ok(())
+            }
+            Err(error) => {
+                self.shared
+                    .metrics
+                    .source_fetches
+                    .with_label_values(&["error"])
+                    .inc();
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Parses a newly fetched revision. A refused revision leaves the last good
+    /// spec in force; the same bad revision is not parsed again.
+    fn load(&mut self) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        if self.loaded_revision.as_deref() == Some(snapshot.revision.as_str()) {
+            return;
+        }
+        let revision = snapshot.revision.clone();
+        self.loaded_revision = Some(revision.clone());
+        match load_files(snapshot.files.clone()) {
+            Ok(spec) => {
+                tracing::info!(%revision, "spec loaded");
+                self.shared.metrics.spec_valid.set(1);
+                self.shared.metrics.revision_info.reset();
+                self.shared
+                    .metrics
+                    .revision_info
+                    .with_label_values(&[revision.as_str()])
+                    .set(1);
+                if let Some(swarm) = self.swarm.as_mut() {
+                    swarm.set_revision(Some(revision.clone()));
+                }
+                let mut status = self.status();
+                status.spec_valid = true;
+                status.spec_error = None;
+                status.revision = Some(revision.clone());
+                drop(status);
+                self.spec = Some(spec);
+                self.good_revision = Some(revision);
+            }
+            Err(error) => {
+                let text = match &error {
+                    LoadError::Invalid(diagnostics) => diagnostics.to_string(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(%revision, kept = ?self.good_revision, "refusing revision with an invalid spec:\n{text}");
+                self.shared.metrics.spec_valid.set(0);
+                let mut status = self.status();
+                status.spec_valid = false;
+                status.spec_error = Some(format!("revision {revision} refused:\n{text}"));
+            }
+        }
+    }
+
+    /// The swarm client for this spec's cluster, connecting (again) when needed.
+    async fn connect(&mut self, spec: &Spec) -> Result<Swarm, SwarmError> {
+        if let Some(swarm) = &self.swarm {
+            if swarm.cluster() == spec.cluster.name {
+                return Ok(swarm.clone());
+            }
+        }
+        let mut swarm = Swarm::connect(&self.options.docker_host, &spec.cluster.name).await?;
+        swarm.set_revision(self.good_revision.clone());
+        self.swarm = Some(swarm.clone());
+        Ok(swarm)
+    }
+
+    fn docker_error(&mut self, error: &SwarmError) -> String {
+        self.shared
+            .metrics
+            .docker_errors
+            .with_label_values(&[error.operation()])
+            .inc();
+        if matches!(error, SwarmError::Connect { .. }) {
+            self.swarm = None;
+            self.status().docker_reachable = false;
+        }
+        error.to_string()
+    }
+
+    fn record_cluster(
+        &self,
+        spec: &Spec,
+        observed: &crate::observed::Observed,
+        running: &std::collections::HashMap<String, u64>,
+    ) {
+        let metrics = &self.shared.metrics;
+        metrics.nodes.reset();
+        for node in &observed.nodes {
+            let role = format!("{:?}", node.role).to_lowercase();
+            metrics
+                .nodes
+                .with_label_values(&[role.as_str(), node.state.as_str()])
+                .inc();
+        }
+        metrics.replicas_desired.reset();
+        metrics.replicas_running.reset();
+        let mut services = Vec::new();
+        for (name, service) in &observed.services {
+            if service.owner != crate::observed::Owner::ThisCluster
+                && !spec.services.contains_key(name)
+            {
+                continue;
+            }
+            let desired = match service.config.mode {
+                reconciler_spec::ServiceMode::Replicated(n) => Some(n),
+                reconciler_spec::ServiceMode::Global => None,
+            };
+            let running = running.get(name).copied().unwrap_or(0);
+            let desired_gauge = desired.unwrap_or(running);
+            metrics
+                .replicas_desired
+                .with_label_values(&[name.as_str()])
+                .set(i64::try_from(desired_gauge).unwrap_or(i64::MAX));
+            metrics
+                .replicas_running
+                .with_label_values(&[name.as_str()])
+                .set(i64::try_from(running).unwrap_or(i64::MAX));
+            services.push(ServiceStatus {
+                name: name.clone(),
+                desired,
+                running,
+                in_spec: spec.services.contains_key(name),
+            });
+        }
+        let nodes = observed
+            .nodes
+            .iter()
+            .map(|n| NodeStatus {
+                hostname: n.hostname.clone(),
+                role: format!("{:?}", n.role).to_lowercase(),
+                availability: format!("{:?}", n.availability).to_lowercase(),
+                state: n.state.clone(),
+                labels: n
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| !crate::labels::is_reserved(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+            .collect();
+        let mut status = self.status();
+        status.nodes = nodes;
+        status.services = services;
+    }
+
+    fn record_plan(&self, plan: &Plan) {
+        let metrics = &self.shared.metrics;
+        for kind in ["node", "network", "service"] {
+            let count = plan
+                .actions
+                .iter()
+                .filter(|a| kind_name(a.kind()) == kind)
+                .count();
+            metrics
+                .drift
+                .with_label_values(&[kind])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let text = render::text(plan);
+        self.status().pending = text
+            .lines()
+            .filter(|l| l.starts_with("  # "))
+            .map(|l| l.trim_start_matches("  # ").to_string())
+            .collect();
+    }
+
+    fn count_actions(&self, plan: &Plan, error: Option<&ApplyError>) {
+        let failed_at = match error {
+            Some(ApplyError::Action { kind, name, .. }) => plan
+                .actions
+                .iter()
+                .position(|a| kind_name(a.kind()) == *kind && a.name() == name),
+            _ => None,
+        };
+        let done = failed_at.unwrap_or(plan.actions.len());
+        for (index, action) in plan
+            .actions
+            .iter()
+            .enumerate()
+            .take(done + usize::from(failed_at.is_some()))
+        {
+            let result = if Some(index) == failed_at {
+                "error"
+            } else {
+                "success"
+            };
+            self.shared
+                .metrics
+                .actions
+                .with_label_values(&[kind_name(action.kind()), operation_name(action), result])
+                .inc();
+        }
+    }
+}
+
+fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Node => "node",
+        ObjectKind::Network => "network",
+        ObjectKind::Service => "service",
+    }
+}
+
+fn operation_name(action: &Action) -> &'static str {
+    match action.operation() {
+        Operation::Create => "create",
+        Operation::Update => "update",
+        Operation::Remove => "remove",
+    }
+}
+
+/// Apply progress goes to the log in the long-running controller.
+struct LogProgress;
+
+impl std::io::Write for LogProgress {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let line = text.trim_end();
+        if !line.is_empty() {
+            tracing::info!("{line}");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Docker events become triggers; the stream reconnects after errors.
+async fn watch_docker_events(
+    host: String,
+    triggers: mpsc::UnboundedSender<Trigger>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match Swarm::connect(&host, "").await {
+            Ok(swarm) => {
+                let mut events = Box::pin(swarm.events());
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        event = events.next() => match event {
+                            Some(Ok(kind)) => {
+                                tracing::debug!(%kind, "docker event");
+                                if triggers.send(Trigger::DockerEvent).is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(error)) => {
+                                shared.metrics.docker_errors.with_label_values(&[error.operation()]).inc();
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                shared
+                    .metrics
+                    .docker_errors
+                    .with_label_values(&[error.operation()])
+                    .inc();
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// How long a spec directory must be quiet before a change triggers a
+/// reconcile, so an editor saving several files is seen as one change.
+const FILE_SETTLE: Duration = Duration::from_millis(300);
+
+/// Watches a spec directory with notify, debounced by [`FILE_SETTLE`].
+fn watch_directory(
+    path: &std::path::Path,
+    triggers: mpsc::UnboundedSender<Trigger>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let (raw, mut raw_events) = mpsc::unbounded_channel::<()>();
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if !event.kind.is_access() {
+                let _ = raw.send(());
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the spec directory; relying on the resync timer");
+            return None;
+        }
+    };
+    if let Err(error) = watcher.watch(path, notify::RecursiveMode::Recursive) {
+        tracing::warn!(%error, path = %path.display(), "cannot watch the spec directory; relying on the resync timer");
+        return None;
+    }
+    tokio::spawn(async move {
+        while raw_events.recv().await.is_some() {
+            loop {
+                match tokio::time::timeout(FILE_SETTLE, raw_events.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_quiet) => break,
+                }
+            }
+            if triggers.send(Trigger::FileChanged).is_err() {
+                return;
+            }
+        }
+    });
+    Some(watcher)
+}

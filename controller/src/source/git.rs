@@ -1,0 +1,254 @@
+//! A git repository followed at a branch, tag or commit.
+//!
+//! The controller keeps its own bare clone as a cache and reads the spec from
+//! the tree of the exact commit: there is no working tree to corrupt, and a
+//! restart with an empty cache simply clones again. Credentials come from files
+//! named by environment variables and are never logged.
+
+use std::path::{Path, PathBuf};
+
+use git2::{FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, Tree};
+use sha2::{Digest, Sha256};
+
+use super::{Snapshot, SourceError};
+
+/// What to follow in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    /// A full commit id; fetched once, never moves.
+    Commit(String),
+}
+
+#[derive(Debug)]
+pub struct GitSource {
+    url: String,
+    reference: GitRef,
+    /// Folder of the spec inside the repository ("" for the root).
+    path: String,
+    cache: PathBuf,
+}
+
+impl GitSource {
+    /// `cache_root` holds one bare repository per URL.
+    pub fn new(url: String, reference: GitRef, path: String, cache_root: &Path) -> Self {
+        let digest = Sha256::digest(url.as_bytes());
+        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Self {
+            url,
+            reference,
+            path: path.trim_matches('/').to_string(),
+            cache: cache_root.join(format!("{name}.git")),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let reference = match &self.reference {
+            GitRef::Branch(b) => format!("branch {b}"),
+            GitRef::Tag(t) => format!("tag {t}"),
+            GitRef::Commit(c) => format!("commit {c}"),
+        };
+        let path = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(", path {}", self.path)
+        };
+        format!("git {} ({reference}{path})", redact_url(&self.url))
+    }
+
+    fn git_error(&self, operation: &'static str) -> impl Fn(git2::Error) -> SourceError + '_ {
+        move |error| SourceError::Git {
+            operation,
+            url: redact_url(&self.url),
+            message: error.message().to_string(),
+        }
+    }
+
+    fn open_cache(&self) -> Result<Repository, SourceError> {
+        if self.cache.exists() {
+            if let Ok(repo) = Repository::open_bare(&self.cache) {
+                return Ok(repo);
+            }
+            // A cache we cannot open is only a cache: start over.
+            std::fs::remove_dir_all(&self.cache).map_err(|e| SourceError::Cache {
+                path: self.cache.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(parent) = self.cache.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| SourceError::Cache {
+                path: parent.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        Repository::init_bare(&self.cache).map_err(|e| SourceError::Cache {
+            path: self.cache.clone(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Fetches the followed reference and reads the spec files of its commit.
+    pub fn snapshot(&mut self) -> Result<Snapshot, SourceError> {
+        let repo = self.open_cache()?;
+        let commit = self.fetch(&repo)?;
+        let commit = repo
+            .find_commit(commit)
+            .map_err(self.git_error("read commit"))?;
+        let root = commit.tree().map_err(self.git_error("read tree"))?;
+        let revision = commit.id().to_string();
+        let tree = if self.path.is_empty() {
+            root
+        } else {
+            let entry =
+                root.get_path(Path::new(&self.path))
+                    .map_err(|_| SourceError::MissingPath {
+                        url: redact_url(&self.url),
+                        path: self.path.clone(),
+                        revision: revision.clone(),
+                    })?;
+            repo.find_tree(entry.id())
+                .map_err(|_| SourceError::MissingPath {
+                    url: redact_url(&self.url),
+                    path: self.path.clone(),
+                    revision: revision.clone(),
+                })?
+        };
+        let mut files = Vec::new();
+        self.collect(&repo, &tree, PathBuf::new(), &mut files)?;
+        files.sort();
+        Ok(Snapshot { revision, files })
+    }
+
+    fn fetch(&self, repo: &Repository) -> Result<Oid, SourceError> {
+        let (refspec, local) = match &self.reference {
+            GitRef::Branch(branch) => (
+                format!("+refs/heads/{branch}:refs/reconciler/head"),
+                "refs/reconciler/head".to_string(),
+            ),
+            GitRef::Tag(tag) => (
+                format!("+refs/tags/{tag}:refs/reconciler/head"),
+                "refs/reconciler/head".to_string(),
+            ),
+            GitRef::Commit(id) => {
+                let oid = Oid::from_str(id).map_err(self.git_error("parse commit id"))?;
+                if repo.find_commit(oid).is_ok() {
+                    return Ok(oid);
+                }
+                (id.clone(), String::new())
+            }
+        };
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(self.git_error("configure remote"))?;
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(credential_callbacks());
+        remote
+            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .map_err(self.git_error("fetch"))?;
+        if local.is_empty() {
+            let oid = Oid::from_str(&refspec).map_err(self.git_error("parse commit id"))?;
+            repo.find_commit(oid)
+                .map_err(self.git_error("find commit"))?;
+            return Ok(oid);
+        }
+        let reference = repo
+            .find_reference(&local)
+            .map_err(self.git_error("resolve reference"))?;
+        let commit = reference
+            .peel_to_commit()
+            .map_err(self.git_error("resolve reference"))?;
+        Ok(commit.id())
+    }
+
+    fn collect(
+        &self,
+        repo: &Repository,
+        tree: &Tree<'_>,
+        prefix: PathBuf,
+        files: &mut Vec<(PathBuf, String)>,
+    ) -> Result<(), SourceError> {
+        for entry in tree {
+            let Ok(name) = entry.name() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = prefix.join(name);
+            match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    let subtree = repo
+                        .find_tree(entry.id())
+                        .map_err(self.git_error("read tree"))?;
+                    self.collect(repo, &subtree, path, files)?;
+                }
+                Some(ObjectType::Blob) if name.ends_with(".toml") => {
+                    let blob = repo
+                        .find_blob(entry.id())
+                        .map_err(self.git_error("read file"))?;
+                    let text = String::from_utf8_lossy(blob.content()).into_owned();
+                    files.push((path, text));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Credentials for private repositories, from files named by environment
+/// variables (the values themselves never pass through logs or arguments):
+/// `RECONCILER_GIT_SSH_KEY` (a private key file, for ssh URLs) and
+/// `RECONCILER_GIT_USERNAME` + `RECONCILER_GIT_PASSWORD_FILE` (for https).
+fn credential_callbacks() -> RemoteCallbacks<'static> {
+    let mut callbacks = RemoteCallbacks::new();
+    let mut attempts = 0;
+    callbacks.credentials(move |_url, username, allowed| {
+        attempts += 1;
+        if attempts > 3 {
+            return Err(git2::Error::from_str("authentication failed (credentials refused)"));
+        }
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            if let Ok(key) = std::env::var("RECONCILER_GIT_SSH_KEY") {
+                return git2::Cred::ssh_key(username.unwrap_or("git"), None, Path::new(&key), None);
+            }
+        }
+        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            if let (Ok(user), Ok(file)) = (
+                std::env::var("RECONCILER_GIT_USERNAME"),
+                std::env::var("RECONCILER_GIT_PASSWORD_FILE"),
+            ) {
+                let password = std::fs::read_to_string(&file)
+                    .map_err(|e| git2::Error::from_str(&format!("cannot read RECONCILER_GIT_PASSWORD_FILE: {e}")))?;
+                return git2::Cred::userpass_plaintext(&user, password.trim());
+            }
+        }
+        Err(git2::Error::from_str(
+            "the remote asks for credentials; set RECONCILER_GIT_SSH_KEY, or RECONCILER_GIT_USERNAME and RECONCILER_GIT_PASSWORD_FILE",
+        ))
+    });
+    callbacks
+}
+
+/// Removes `user:password@` from a URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://bob:hunter2@example.org/x.git"),
+            "https://***@example.org/x.git"
+        );
+        assert_eq!(redact_url("file:///srv/git/x.git"), "file:///srv/git/x.git");
+    }
+}
