@@ -38,7 +38,7 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Keep the swarm equal to a git repository (or a local directory): the
     /// long-running controller, with metrics, webhook and status over HTTP.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +193,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
         Command::Validate { dir } => validate(&dir, console),
         Command::Plan(args) => plan_command(args, console).await,
         Command::Apply(args) => apply_command(args, console).await,
-        Command::Run(args) => run_command(args).await,
+        Command::Run(args) => run_command(*args).await,
     };
     match result {
         Ok(code) => code,

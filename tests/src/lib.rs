@@ -8,10 +8,15 @@
 //!   objects when it ends, also when it fails.
 //! * [`proxy::DockerProxy`] sits between the controller and the Docker socket
 //!   and counts every request: the proof of "zero writes" and "no calls".
+//! * [`process::Process`] runs the real binary (for `reconciler run`),
+//!   [`http`] talks to it, [`git::GitRepo`] is a real repository to follow.
 //!
 //! The machine must have been prepared by `scripts/setup` (Docker in swarm
 //! mode and the `local/busybox` images); [`require_swarm`] says so if not.
 
+pub mod git;
+pub mod http;
+pub mod process;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

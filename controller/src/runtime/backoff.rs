@@ -14,7 +14,7 @@ impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            .map_or(0x9e37_79b9, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
             | 1;
         Self {
             base,

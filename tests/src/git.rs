@@ -1,0 +1,91 @@
+//! Real git repositories for the source tests: a bare "remote" and a work
+//! clone the test commits to, driven by the git CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug)]
+pub struct GitRepo {
+    dir: tempfile::TempDir,
+}
+
+fn git(cwd: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+    assert!(
+        output.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+impl GitRepo {
+    /// An empty bare remote on branch `main`, and a work clone of it.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        git(
+            dir.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "--initial-branch=main",
+                "remote.git",
+            ],
+        );
+        git(
+            dir.path(),
+            &["init", "--quiet", "--initial-branch=main", "work"],
+        );
+        let repo = Self { dir };
+        let remote = repo.remote_path().display().to_string();
+        git(&repo.work(), &["remote", "add", "origin", &remote]);
+        repo
+    }
+
+    /// `file://` URL of the bare remote.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.remote_path().display())
+    }
+
+    fn remote_path(&self) -> PathBuf {
+        self.dir.path().join("remote.git")
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Writes the files, commits them and pushes; returns the commit id.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (name, body) in files {
+            let path = self.work().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+            }
+            std::fs::write(&path, body).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
+        git(&self.work(), &["add", "--all"]);
+        git(
+            &self.work(),
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        );
+        git(&self.work(), &["push", "--quiet", "origin", "main"]);
+        git(&self.work(), &["rev-parse", "HEAD"])
+    }
+}
+
+impl Default for GitRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
