@@ -94,8 +94,9 @@ pub struct RunArgs {
     /// This controller's name in the one-writer lease (default: hostname and process id).
     #[arg(long)]
     pub holder_id: Option<String>,
-    /// How long to wait for a service that others come `after`.
-    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    /// How long one reconcile waits for a service that others come `after`
+    /// (it must stay below --lease-ttl; later reconciles carry on).
+    #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
     pub apply_timeout: Duration,
 }
 
@@ -163,6 +164,11 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Run(#[from] crate::runtime::RunError),
+    #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
+    LeaseTooShort {
+        apply_timeout: Duration,
+        lease_ttl: Duration,
+    },
     #[error("cannot read the webhook secret from {path}: {source}")]
     Secret {
         path: PathBuf,
@@ -301,6 +307,12 @@ fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
 
 async fn run_command(args: RunArgs) -> Result<u8, CliError> {
     use crate::source::{DirSource, GitRef, GitSource, Source};
+    if args.apply_timeout >= args.lease_ttl {
+        return Err(CliError::LeaseTooShort {
+            apply_timeout: args.apply_timeout,
+            lease_ttl: args.lease_ttl,
+        });
+    }
     let source = match (&args.dir, &args.git) {
         (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
         (None, Some(url)) => {

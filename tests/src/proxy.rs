@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -15,8 +16,8 @@ use tokio::sync::oneshot;
 #[derive(Debug, Default)]
 struct Stats {
     connections: usize,
-    /// "METHOD /path" of every request, in order.
-    requests: Vec<String>,
+    /// "METHOD /path" of every request, in order, with when it was seen.
+    requests: Vec<(Instant, String)>,
 }
 
 /// A unix socket that forwards to the Docker daemon and counts what passes.
@@ -79,7 +80,20 @@ impl DockerProxy {
     }
 
     pub fn requests(&self) -> Vec<String> {
-        self.stats().requests.clone()
+        self.stats()
+            .requests
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// When the first write request after `since` was seen.
+    pub fn first_write_after(&self, since: Instant) -> Option<Instant> {
+        self.stats()
+            .requests
+            .iter()
+            .find(|(at, r)| *at >= since && !r.starts_with("GET ") && !r.starts_with("HEAD "))
+            .map(|(at, _)| *at)
     }
 
     /// Requests that change something: everything but GET and HEAD.
@@ -136,7 +150,7 @@ async fn relay(client: UnixStream, server: UnixStream, stats: Arc<Mutex<Stats>>)
             };
             for request in parser.feed(&buffer[..n]) {
                 if let Ok(mut s) = stats.lock() {
-                    s.requests.push(request);
+                    s.requests.push((Instant::now(), request));
                 }
             }
             if server_write.write_all(&buffer[..n]).await.is_err() {

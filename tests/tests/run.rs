@@ -2,99 +2,13 @@
 //! a real git repository as the source, real HTTP to its endpoints, and the
 //! real local swarm. Each test owns a cluster name, a name prefix and a port.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reconciler::source::webhook::sign;
+use reconciler_tests::controller::{Controller, SECRET};
 use reconciler_tests::git::GitRepo;
-use reconciler_tests::http::{self, free_port, metric};
-use reconciler_tests::process::Process;
+use reconciler_tests::http::{self, metric};
 use reconciler_tests::*;
-use serde_json::Value;
-
-const SECRET: &str = "webhook-secret-for-tests";
-
-/// A running controller and where it listens.
-struct Controller {
-    process: Process,
-    address: SocketAddr,
-    _cache: tempfile::TempDir,
-    _secret: tempfile::NamedTempFile,
-}
-
-impl Controller {
-    fn start(source: &[&str], extra: &[&str]) -> Self {
-        let port = free_port();
-        let address: SocketAddr = ([127, 0, 0, 1], port).into();
-        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let secret = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
-        std::fs::write(secret.path(), SECRET).unwrap_or_else(|e| panic!("write secret: {e}"));
-        let listen = address.to_string();
-        let cache_dir = cache.path().display().to_string();
-        let secret_file = secret.path().display().to_string();
-        let mut args = vec!["run"];
-        args.extend_from_slice(source);
-        args.extend_from_slice(&[
-            "--listen",
-            &listen,
-            "--cache-dir",
-            &cache_dir,
-            "--webhook-secret-file",
-            &secret_file,
-        ]);
-        args.extend_from_slice(extra);
-        let process = Process::start(&args, &[]);
-        let controller = Self {
-            process,
-            address,
-            _cache: cache,
-            _secret: secret,
-        };
-        wait_until(
-            "the controller to answer /healthz",
-            Duration::from_secs(20),
-            || {
-                http::get(controller.address, "/healthz")
-                    .map(|_| ())
-                    .map_err(|e| format!("{e}\n{}", controller.process.log()))
-            },
-        );
-        controller
-    }
-
-    fn status(&self) -> Value {
-        let response = http::get(self.address, "/api/status").unwrap_or_else(|e| panic!("{e}"));
-        serde_json::from_str(&response.body)
-            .unwrap_or_else(|e| panic!("/api/status is not JSON ({e}): {}", response.body))
-    }
-
-    fn metrics(&self) -> String {
-        http::get(self.address, "/metrics")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .body
-    }
-
-    fn metric(&self, sample: &str) -> f64 {
-        metric(&self.metrics(), sample).unwrap_or(0.0)
-    }
-
-    fn hook(&self, headers: &[(&str, &str)], body: &[u8]) -> u16 {
-        http::request(self.address, "POST", "/hooks/git", headers, body)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .status
-    }
-
-    fn github_push(&self, body: &[u8]) -> u16 {
-        let signature = format!("sha256={}", sign(SECRET.as_bytes(), body));
-        self.hook(
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &signature),
-            ],
-            body,
-        )
-    }
-}
 
 fn service_spec(name: &str, replicas: u32) -> String {
     format!("[service.{name}]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = {replicas}\n")
