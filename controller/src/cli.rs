@@ -351,7 +351,6 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         format!("{}-{}", host.trim(), std::process::id())
     });
     let options = crate::runtime::RunOptions {
-        source,
         docker_host: args.docker_host,
         listen: args.listen,
         webhook_secret,
@@ -368,7 +367,7 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         tracing::info!("signal received: finishing");
         let _ = stop.send(true);
     });
-    crate::runtime::run(options, shutdown).await?;
+    crate::runtime::run(source, options, shutdown).await?;
     Ok(0)
 }
 

@@ -44,21 +44,30 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
+/// One line saying what an action does, e.g. `service.web will be created`.
+pub fn describe(action: &Action) -> String {
+    let what = match action.operation() {
+        Operation::Create => "will be created",
+        Operation::Update => match action {
+            Action::UpdateService { drift: true, .. } => {
+                "will be updated in place (drift: changed outside reconciler)"
+            }
+            _ => "will be updated in place",
+        },
+        Operation::Remove => "will be destroyed",
+    };
+    format!("{}.{} {what}", kind_text(action.kind()), action.name())
+}
+
 fn render_action(action: &Action, out: &mut String) {
     let kind = kind_text(action.kind());
     let name = action.name();
-    let (symbol, what) = match action.operation() {
-        Operation::Create => ("+", "will be created".to_string()),
-        Operation::Update => {
-            let why = match action {
-                Action::UpdateService { drift: true, .. } => " (drift: changed outside reconciler)",
-                _ => "",
-            };
-            ("~", format!("will be updated in place{why}"))
-        }
-        Operation::Remove => ("-", "will be destroyed".to_string()),
+    let symbol = match action.operation() {
+        Operation::Create => "+",
+        Operation::Update => "~",
+        Operation::Remove => "-",
     };
-    let _ = writeln!(out, "  # {kind}.{name} {what}");
+    let _ = writeln!(out, "  # {}", describe(action));
     let _ = writeln!(out, "  {symbol} {kind} \"{name}\"");
     for change in action.changes() {
         render_change(&change, out);

@@ -6,6 +6,7 @@
 //! suspended, or without the one-writer lease.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,6 @@ use crate::swarm::{Swarm, SwarmError};
 /// Everything `reconciler run` is told on its command line.
 #[derive(Debug)]
 pub struct RunOptions {
-    pub source: Source,
     pub docker_host: String,
     pub listen: SocketAddr,
     /// Shared secret for `/hooks/git`; `None` refuses every hook.
@@ -62,12 +62,16 @@ fn now_unix() -> u64 {
 }
 
 /// Runs until `shutdown` turns true, then releases the lease and returns.
-pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
+pub async fn run(
+    source: Source,
+    options: RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
     let (triggers, receiver) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         status: RwLock::new(Status {
-            source: options.source.describe(),
+            source: source.describe(),
             lease: "unknown".into(),
             ..Status::default()
         }),
@@ -80,7 +84,7 @@ pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result
             address: options.listen,
             source,
         })?;
-    tracing::info!(address = %options.listen, source = %options.source.describe(), "reconciler run: listening");
+    tracing::info!(address = %options.listen, source = %source.describe(), "reconciler run: listening");
     tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
     tokio::spawn(watch_docker_events(
         options.docker_host.clone(),
@@ -88,14 +92,18 @@ pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result
         Arc::clone(&shared),
         shutdown.clone(),
     ));
-    let _watcher = match &options.source {
+    let _watcher = match &source {
         Source::Dir(dir) => watch_directory(dir.path(), triggers.clone()),
         Source::Git(_) => None,
     };
     let _ = triggers.send(Trigger::Startup);
 
+    let interval = Arc::new(AtomicU64::new(options.interval.map_or(30_000, millis)));
+    let source = Arc::new(std::sync::Mutex::new(source));
     let controller = Arc::new(tokio::sync::Mutex::new(Controller {
         options,
+        source,
+        interval: Arc::clone(&interval),
         shared: Arc::clone(&shared),
         snapshot: None,
         loaded_revision: None,
@@ -103,17 +111,11 @@ pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result
         good_revision: None,
         swarm: None,
     }));
-    let interval_source = Arc::clone(&controller);
     let loop_controller = Arc::clone(&controller);
     run_loop(
         receiver,
         shutdown,
-        move || {
-            interval_source
-                .try_lock()
-                .ok()
-                .map_or(Duration::from_secs(30), |c| c.interval())
-        },
+        move || Duration::from_millis(interval.load(Ordering::Relaxed)),
         Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
         move |batch| {
             let controller = Arc::clone(&loop_controller);
@@ -132,8 +134,16 @@ pub async fn run(options: RunOptions, shutdown: watch::Receiver<bool>) -> Result
     Ok(())
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 struct Controller {
     options: RunOptions,
+    /// Shared with the blocking thread that fetches.
+    source: Arc<std::sync::Mutex<Source>>,
+    /// The resync interval in milliseconds, read by the loop after each reconcile.
+    interval: Arc<AtomicU64>,
     shared: Arc<Shared>,
     snapshot: Option<Snapshot>,
     loaded_revision: Option<String>,
@@ -152,11 +162,13 @@ enum Ended {
 }
 
 impl Controller {
-    fn interval(&self) -> Duration {
-        self.options
+    fn update_interval(&self) {
+        let interval = self
+            .options
             .interval
             .or_else(|| self.spec.as_ref().map(|s| s.controller.interval))
-            .unwrap_or(Duration::from_secs(30))
+            .unwrap_or(Duration::from_secs(30));
+        self.interval.store(millis(interval), Ordering::Relaxed);
     }
 
     fn status(&self) -> std::sync::RwLockWriteGuard<'_, Status> {
@@ -325,21 +337,16 @@ impl Controller {
 
     /// Fetches the source on a blocking thread; a failure keeps the last snapshot.
     async fn fetch(&mut self) -> Result<(), String> {
-        let source = std::mem::replace(
-            &mut self.options.source,
-            Source::Dir(crate::source::DirSource::new(".".into())),
-        );
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut source = source;
-            let result = source.snapshot();
-            (source, result)
+        let source = Arc::clone(&self.source);
+        let joined = tokio::task::spawn_blocking(move || match source.lock() {
+            Ok(mut source) => source.snapshot(),
+            Err(poisoned) => poisoned.into_inner().snapshot(),
         })
         .await;
-        let (source, result) = match joined {
-            Ok(pair) => pair,
+        let result = match joined {
+            Ok(result) => result,
             Err(error) => return Err(format!("source fetch task failed: {error}")),
         };
-        self.options.source = source;
         match result {
             Ok(snapshot) => {
                 self.shared
@@ -393,6 +400,7 @@ impl Controller {
                 drop(status);
                 self.spec = Some(spec);
                 self.good_revision = Some(revision);
+                self.update_interval();
             }
             Err(error) => {
                 let text = match &error {
