@@ -12,6 +12,10 @@ pub const CLUSTER: &str = "io.reconciler.cluster";
 pub const SPEC_HASH: &str = "io.reconciler.spec-hash";
 /// The source revision (git commit) that last wrote the object, when known.
 pub const REVISION: &str = "io.reconciler.revision";
+/// The `[release.NAME]` a service or network was rendered from.
+pub const RELEASE: &str = "io.reconciler.release";
+/// The `[stack.NAME]` a service or network was translated from.
+pub const STACK: &str = "io.reconciler.stack";
 /// On nodes: the label keys the controller set, so it can remove them again
 /// without touching labels somebody else set.
 pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";
@@ -19,4 +23,24 @@ pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";
 /// Whether a label key belongs to the controller rather than the user.
 pub fn is_reserved(key: &str) -> bool {
     key.starts_with(RESERVED_LABEL_PREFIX)
+}
+
+/// The label that records where an object came from, if anywhere.
+pub fn group_label(group: Option<&reconciler_spec::Group>) -> Option<(String, String)> {
+    match group? {
+        reconciler_spec::Group::Release(name) => Some((RELEASE.to_string(), name.clone())),
+        reconciler_spec::Group::Stack(name) => Some((STACK.to_string(), name.clone())),
+    }
+}
+
+/// Reads back [`group_label`].
+pub fn group_of(
+    labels: &std::collections::HashMap<String, String>,
+) -> Option<reconciler_spec::Group> {
+    if let Some(name) = labels.get(RELEASE) {
+        return Some(reconciler_spec::Group::Release(name.clone()));
+    }
+    labels
+        .get(STACK)
+        .map(|name| reconciler_spec::Group::Stack(name.clone()))
 }

@@ -241,11 +241,11 @@ pub enum RestartConditionFile {
     Any,
 }
 
-/// `[release.NAME]`: a chart instance. Parsed now; rendering is a later feature.
+/// `[release.NAME]`: a chart instance, rendered into services and networks.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseFile {
-    pub chart: String,
+    pub chart: Spanned<String>,
     #[serde(default)]
     pub values: toml::Table,
 }

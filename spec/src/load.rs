@@ -80,7 +80,8 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
     if files.is_empty() {
         return Err(LoadError::NoFiles(PathBuf::from(".")));
     }
-    let sources: Vec<SourceFile> = files
+    let (spec_files, local_charts) = crate::chart::split_local(files);
+    let sources: Vec<SourceFile> = spec_files
         .into_iter()
         .map(|(path, text)| SourceFile::new(path, text))
         .collect();
@@ -88,6 +89,20 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
     let mut raw = RawSpec::default();
     for source in &sources {
         parse_file(source, &mut raw, &mut diagnostics);
+    }
+    let bundled = crate::chart::bundled();
+    let mut rendered = Vec::new();
+    for release in &raw.releases {
+        if let Some(chart) =
+            crate::chart::resolve(release, &local_charts, &bundled, &mut diagnostics)
+        {
+            rendered.extend(chart.render(release, &mut diagnostics));
+        }
+    }
+    for fragment in &rendered {
+        let group = crate::model::Group::Release(fragment.release.clone());
+        let prefix = fragment.prefix.then_some(fragment.release.as_str());
+        merge_fragment(&fragment.file, group, prefix, &mut raw, &mut diagnostics);
     }
     validate::duplicates(&raw, &mut diagnostics);
     let spec = lower::lower(&raw, sources.first(), &mut diagnostics);
@@ -99,6 +114,85 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
     }
     diagnostics.sort();
     Err(LoadError::Invalid(diagnostics))
+}
+
+/// Parses a generated file (a rendered chart template, a translated compose
+/// file) and adds its services and networks to the spec: names prefixed,
+/// references between them rewritten, each entry marked with its group.
+pub(crate) fn merge_fragment<'s>(
+    file: &'s SourceFile,
+    group: crate::model::Group,
+    prefix: Option<&str>,
+    raw: &mut RawSpec<'s>,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut fragment = RawSpec::default();
+    parse_file(file, &mut fragment, diagnostics);
+    let what = match &group {
+        crate::model::Group::Release(name) => format!("release `{name}`"),
+        crate::model::Group::Stack(name) => format!("stack `{name}`"),
+    };
+    for entry in fragment
+        .declared
+        .iter()
+        .filter(|e| !matches!(e.value, "service" | "network"))
+    {
+        diagnostics.push(entry.name_error(format!(
+            "{what} may only define services and networks, not [{}.{}]",
+            entry.value, entry.name
+        )));
+    }
+    let fixed_sections = [
+        (!fragment.cluster.is_empty(), "cluster"),
+        (!fragment.controller.is_empty(), "controller"),
+        (!fragment.ssh.is_empty(), "ssh"),
+        (!fragment.bootstrap.is_empty(), "bootstrap"),
+    ];
+    for (present, section) in fixed_sections {
+        if present {
+            diagnostics.push(crate::Diagnostic::new(
+                file.start(),
+                format!("{what} may only define services and networks, not [{section}]"),
+            ));
+        }
+    }
+    let renamed = |name: &str| prefix.map_or_else(|| name.to_string(), |p| format!("{p}-{name}"));
+    let networks: std::collections::BTreeSet<String> =
+        fragment.networks.iter().map(|e| e.name.clone()).collect();
+    let services: std::collections::BTreeSet<String> =
+        fragment.services.iter().map(|e| e.name.clone()).collect();
+    for mut entry in fragment.networks {
+        entry.name = renamed(&entry.name);
+        entry.group = Some(group.clone());
+        raw.networks.push(entry);
+    }
+    for mut entry in fragment.services {
+        entry.name = renamed(&entry.name);
+        entry.group = Some(group.clone());
+        for network in &mut entry.value.networks {
+            if networks.contains(network.get_ref()) {
+                *network.get_mut() = renamed(network.get_ref());
+            }
+        }
+        for dependency in &mut entry.value.after {
+            if services.contains(dependency.get_ref()) {
+                *dependency.get_mut() = renamed(dependency.get_ref());
+            }
+        }
+        raw.services.push(entry);
+    }
+    for mut entry in fragment
+        .declared
+        .into_iter()
+        .filter(|e| matches!(e.value, "service" | "network"))
+    {
+        entry.name = renamed(&entry.name);
+        if let Err(problem) = validate::check_name(&entry.name) {
+            diagnostics.push(entry.name_error(problem));
+        }
+        entry.group = Some(group.clone());
+        raw.declared.push(entry);
+    }
 }
 
 fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
@@ -129,6 +223,8 @@ pub(crate) struct Entry<'s, T> {
     pub name_span: Range<usize>,
     pub source: &'s SourceFile,
     pub value: T,
+    /// The release or stack that produced the entry; `None` when hand-written.
+    pub group: Option<crate::model::Group>,
 }
 
 impl<T> Entry<'_, T> {
@@ -257,6 +353,7 @@ fn singleton<'s, T: DeserializeOwned>(
             name_span: key_span,
             source,
             value,
+            group: None,
         });
     }
 }
@@ -289,6 +386,7 @@ fn named<'s, T: DeserializeOwned>(
             name_span: name_span.clone(),
             source,
             value: kind,
+            group: None,
         });
         let context = format!("{kind} `{name}`");
         if let Some(value) = deserialize(source, &context, value, diagnostics) {
@@ -297,6 +395,7 @@ fn named<'s, T: DeserializeOwned>(
                 name_span,
                 source,
                 value,
+                group: None,
             });
         }
     }

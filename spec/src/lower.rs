@@ -77,7 +77,7 @@ pub(crate) fn lower(
         .map(|e| {
             let release = Release {
                 name: e.name.clone(),
-                chart: e.value.chart.clone(),
+                chart: e.value.chart.get_ref().clone(),
                 values: e.value.values.clone(),
             };
             (e.name.clone(), release)
@@ -230,6 +230,7 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
     check_label_keys(entry, &file.labels, diagnostics);
     Network {
         name: entry.name.clone(),
+        group: entry.group.clone(),
         driver,
         attachable: file.attachable.unwrap_or(false),
         internal: file.internal.unwrap_or(false),
@@ -320,6 +321,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         .collect();
     Service {
         name: entry.name.clone(),
+        group: entry.group.clone(),
         image: image.to_string(),
         mode,
         command: file.command.clone(),

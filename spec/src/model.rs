@@ -133,9 +133,20 @@ pub struct Node {
     pub host_key: Option<String>,
 }
 
+/// Where an object came from when it was not written directly in the spec.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "name")]
+pub enum Group {
+    /// Rendered from a chart by `[release.NAME]`.
+    Release(String),
+    /// Translated from a compose file by `[stack.NAME]`.
+    Stack(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Network {
     pub name: String,
+    pub group: Option<Group>,
     pub driver: String,
     pub attachable: bool,
     pub internal: bool,
@@ -152,6 +163,8 @@ pub enum ServiceMode {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     pub name: String,
+    /// The release or stack this service came from, written as a label.
+    pub group: Option<Group>,
     pub image: String,
     pub mode: ServiceMode,
     pub command: Option<Vec<String>>,
@@ -273,7 +286,7 @@ pub struct RestartPolicy {
     pub window: Option<Duration>,
 }
 
-/// A chart instance; rendering it into services is not implemented yet.
+/// A chart instance; its services and networks are in [`Spec::services`] and [`Spec::networks`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Release {
     pub name: String,

@@ -96,6 +96,7 @@ pub(super) fn service_spec(
     spec.name = Some(service.name.clone());
     let mut all_labels: HashMap<String, String> = service.labels.clone().into_iter().collect();
     all_labels.extend(ownership);
+    all_labels.extend(labels::group_label(service.group.as_ref()));
     spec.labels = Some(all_labels);
     spec.mode = Some(match service.mode {
         ServiceMode::Replicated(n) => ServiceSpecMode {
@@ -329,6 +330,7 @@ pub(super) fn service_from_spec(
         .collect();
     Service {
         name: name.to_string(),
+        group: spec.labels.as_ref().and_then(labels::group_of),
         image: strip_digest(&image),
         mode,
         command: container.command.clone().filter(|c| !c.is_empty()),

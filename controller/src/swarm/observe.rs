@@ -87,6 +87,7 @@ impl Swarm {
                     spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
                     config: Network {
                         name,
+                        group: crate::labels::group_of(&all_labels),
                         driver: network.driver.clone().unwrap_or_default(),
                         attachable: network.attachable.unwrap_or(false),
                         internal: network.internal.unwrap_or(false),
