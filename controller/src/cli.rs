@@ -32,6 +32,12 @@ pub enum Command {
         /// The spec directory (every *.toml file under it is read).
         dir: PathBuf,
     },
+    /// Print the fully expanded spec: chart releases and compose stacks as the
+    /// services and networks they produce. Never contacts Docker.
+    Render {
+        /// The spec directory.
+        dir: PathBuf,
+    },
     /// Show what `apply` would change, like `terraform plan`. Makes no changes.
     Plan(PlanArgs),
     /// Make the swarm match the spec, then wait until the services run.
@@ -197,6 +203,7 @@ impl std::fmt::Debug for Console<'_> {
 pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
     let result = match cli.command {
         Command::Validate { dir } => validate(&dir, console),
+        Command::Render { dir } => render_command(&dir, console),
         Command::Plan(args) => plan_command(args, console).await,
         Command::Apply(args) => apply_command(args, console).await,
         Command::Run(args) => run_command(*args).await,
@@ -214,12 +221,21 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
     }
 }
 
-fn load(dir: &Path) -> Result<Spec, CliError> {
-    Ok(load_dir(dir)?)
+/// Loads and validates a spec; its warnings (compose keys Swarm ignores, ...) go to `err`.
+fn load(dir: &Path, err: &mut dyn Write) -> Result<Spec, CliError> {
+    let spec = load_dir(dir)?;
+    for warning in &spec.warnings {
+        writeln!(
+            err,
+            "{}",
+            warning.to_string().replacen(": error: ", ": warning: ", 1)
+        )?;
+    }
+    Ok(spec)
 }
 
 fn validate(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let spec = load(dir)?;
+    let spec = load(dir, console.err)?;
     writeln!(
         console.out,
         "Spec is valid: cluster `{}`, {} nodes, {} networks, {} services.",
@@ -231,9 +247,15 @@ fn validate(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
     Ok(0)
 }
 
+fn render_command(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let spec = load(dir, console.err)?;
+    write!(console.out, "{}", reconciler_spec::render::to_toml(&spec))?;
+    Ok(0)
+}
+
 /// Loads the spec (before any Docker call), connects, observes and plans.
-async fn prepare(args: &ConnectArgs) -> Result<(Spec, Swarm, Plan), CliError> {
-    let spec = load(&args.dir)?;
+async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<(Spec, Swarm, Plan), CliError> {
+    let spec = load(&args.dir, err)?;
     let swarm = Swarm::connect(&args.docker_host, &spec.cluster.name).await?;
     let observed = swarm.observe().await?;
     let options = PlanOptions {
@@ -244,7 +266,7 @@ async fn prepare(args: &ConnectArgs) -> Result<(Spec, Swarm, Plan), CliError> {
 }
 
 async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let (_, _, plan) = prepare(&args.connect).await?;
+    let (_, _, plan) = prepare(&args.connect, console.err).await?;
     if args.json {
         serde_json::to_writer_pretty(&mut *console.out, &render::json(&plan))?;
         writeln!(console.out)?;
@@ -259,7 +281,7 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
 }
 
 async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let (spec, swarm, plan) = prepare(&args.connect).await?;
+    let (spec, swarm, plan) = prepare(&args.connect, console.err).await?;
     write!(console.out, "{}", render::text(&plan))?;
     if plan.is_empty() {
         return Ok(0);

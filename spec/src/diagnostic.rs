@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// A place in a spec file, 1-based like an editor shows it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Location {
     /// Path relative to the spec directory.
     pub file: PathBuf,
@@ -19,7 +19,7 @@ impl fmt::Display for Location {
 }
 
 /// One problem in the spec: where, what, and (when we can tell) how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub location: Location,
     pub message: String,

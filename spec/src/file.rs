@@ -127,6 +127,9 @@ pub struct ServiceFile {
     pub after: Vec<Spanned<String>>,
     #[serde(default)]
     pub labels: BTreeMap<Spanned<String>, String>,
+    /// Labels on the service's containers (compose's service-level `labels`).
+    #[serde(default)]
+    pub container_labels: BTreeMap<Spanned<String>, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -250,10 +253,10 @@ pub struct ReleaseFile {
     pub values: toml::Table,
 }
 
-/// `[stack.NAME]`: a compose v3 file. Parsed now; deployment is a later feature.
+/// `[stack.NAME]`: a compose v3 file, deployed as `docker stack deploy` would.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackFile {
-    pub compose: String,
-    pub env_file: Option<String>,
+    pub compose: Spanned<String>,
+    pub env_file: Option<Spanned<String>>,
 }

@@ -7,11 +7,13 @@
 //! and reports every problem at once, each with file, line and column.
 
 mod chart;
+mod compose;
 pub mod diagnostic;
 pub mod file;
 mod load;
 mod lower;
 pub mod model;
+pub mod render;
 mod source;
 mod suggest;
 pub mod units;
@@ -22,5 +24,5 @@ mod validate;
 pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use load::{load_dir, load_files, read_dir_files, LoadError};
+pub use load::{is_spec_file, load_dir, load_files, read_dir_files, LoadError};
 pub use model::*;

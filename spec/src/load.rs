@@ -53,12 +53,16 @@ pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
     load_files(read_dir_files(dir)?)
 }
 
-/// Reads the spec files of a directory: every `*.toml` under it, recursively,
-/// skipping entries whose name starts with `.`; paths relative to `dir`, sorted.
+/// Reads the spec files of a directory (see [`is_spec_file`]), recursively,
+/// skipping entries whose name starts with `.` (but `.env` files are kept);
+/// paths relative to `dir`, sorted.
 pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
     let mut paths = Vec::new();
     collect_toml_files(dir, &mut paths)?;
-    if paths.is_empty() {
+    if !paths
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "toml"))
+    {
         return Err(LoadError::NoFiles(dir.to_path_buf()));
     }
     paths.sort();
@@ -80,7 +84,11 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
     if files.is_empty() {
         return Err(LoadError::NoFiles(PathBuf::from(".")));
     }
-    let (spec_files, local_charts) = crate::chart::split_local(files);
+    let (toml_files, assets): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(path, _)| path.extension().is_some_and(|e| e == "toml"));
+    let assets: std::collections::BTreeMap<PathBuf, String> = assets.into_iter().collect();
+    let (spec_files, local_charts) = crate::chart::split_local(toml_files);
     let sources: Vec<SourceFile> = spec_files
         .into_iter()
         .map(|(path, text)| SourceFile::new(path, text))
@@ -99,21 +107,86 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
             rendered.extend(chart.render(release, &mut diagnostics));
         }
     }
+    let mut warnings = Vec::new();
+    let translated: Vec<(String, SourceFile)> = raw
+        .stacks
+        .iter()
+        .filter_map(|stack| translate_stack(stack, &assets, &mut warnings, &mut diagnostics))
+        .collect();
     for fragment in &rendered {
         let group = crate::model::Group::Release(fragment.release.clone());
-        let prefix = fragment.prefix.then_some(fragment.release.as_str());
-        merge_fragment(&fragment.file, group, prefix, &mut raw, &mut diagnostics);
+        let prefix = fragment.prefix.then(|| format!("{}-", fragment.release));
+        merge_fragment(
+            &fragment.file,
+            group,
+            prefix.as_deref(),
+            &mut raw,
+            &mut diagnostics,
+        );
+    }
+    for (stack, file) in &translated {
+        let group = crate::model::Group::Stack(stack.clone());
+        merge_fragment(
+            file,
+            group,
+            Some(&format!("{stack}_")),
+            &mut raw,
+            &mut diagnostics,
+        );
     }
     validate::duplicates(&raw, &mut diagnostics);
     let spec = lower::lower(&raw, sources.first(), &mut diagnostics);
     validate::references(&raw, &mut diagnostics);
     if diagnostics.is_empty() {
-        if let Some(spec) = spec {
+        if let Some(mut spec) = spec {
+            warnings.sort_by(|a, b| a.location.cmp(&b.location));
+            spec.warnings = warnings;
             return Ok(spec);
         }
     }
     diagnostics.sort();
     Err(LoadError::Invalid(diagnostics))
+}
+
+/// Reads, interpolates and translates the compose file of a `[stack.NAME]`.
+fn translate_stack(
+    stack: &Entry<'_, StackFile>,
+    assets: &std::collections::BTreeMap<PathBuf, String>,
+    warnings: &mut Vec<Diagnostic>,
+    diagnostics: &mut Diagnostics,
+) -> Option<(String, SourceFile)> {
+    let find = |spanned: &Spanned<String>, what: &str, diagnostics: &mut Diagnostics| {
+        let path = crate::compose::relative_to(Path::new(""), spanned.get_ref());
+        let found = assets.get(&path).map(|text| (path.clone(), text.clone()));
+        if found.is_none() {
+            diagnostics.push(stack.error(
+                &spanned.span(),
+                format!("stack `{}`: {what} `{}` not found in the spec (paths are relative to the spec root)", stack.name, spanned.get_ref()),
+            ));
+        }
+        found
+    };
+    let (path, text) = find(&stack.value.compose, "compose file", diagnostics)?;
+    let mut env = std::collections::BTreeMap::new();
+    if let Some(env_file) = &stack.value.env_file {
+        let (_, env_text) = find(env_file, "env file", diagnostics)?;
+        env = crate::compose::parse_env_file(&env_text);
+    }
+    let lookup = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
+    let before = diagnostics.len();
+    let interpolated = crate::compose::interpolate(&path, &text, &lookup, warnings, diagnostics);
+    let translated =
+        crate::compose::translate(&stack.name, &path, &interpolated, assets, diagnostics)?;
+    if diagnostics.len() > before {
+        return None;
+    }
+    warnings.extend(translated.warnings);
+    let shown = PathBuf::from(format!(
+        "{} (stack {}, translated)",
+        path.display(),
+        stack.name
+    ));
+    Some((stack.name.clone(), SourceFile::new(shown, translated.toml)))
 }
 
 /// Parses a generated file (a rendered chart template, a translated compose
@@ -156,7 +229,7 @@ pub(crate) fn merge_fragment<'s>(
             ));
         }
     }
-    let renamed = |name: &str| prefix.map_or_else(|| name.to_string(), |p| format!("{p}-{name}"));
+    let renamed = |name: &str| prefix.map_or_else(|| name.to_string(), |p| format!("{p}{name}"));
     let networks: std::collections::BTreeSet<String> =
         fragment.networks.iter().map(|e| e.name.clone()).collect();
     let services: std::collections::BTreeSet<String> =
@@ -195,6 +268,18 @@ pub(crate) fn merge_fragment<'s>(
     }
 }
 
+/// Files a spec consists of: `*.toml`, and the compose and env files stacks refer to.
+pub fn is_spec_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.starts_with(".env")
+        || path
+            .extension()
+            .is_some_and(|e| e == "toml" || e == "yml" || e == "yaml" || e == "env")
+}
+
 fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.to_path_buf(),
@@ -203,13 +288,14 @@ fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadErro
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && !name.starts_with(".env") {
             continue;
         }
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
             collect_toml_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "toml") {
+        } else if is_spec_file(&path) {
             out.push(path);
         }
     }

@@ -89,8 +89,8 @@ pub(crate) fn lower(
         .map(|e| {
             let stack = Stack {
                 name: e.name.clone(),
-                compose: e.value.compose.clone(),
-                env_file: e.value.env_file.clone(),
+                compose: e.value.compose.get_ref().clone(),
+                env_file: e.value.env_file.as_ref().map(|f| f.get_ref().clone()),
             };
             (e.name.clone(), stack)
         })
@@ -105,6 +105,7 @@ pub(crate) fn lower(
         services,
         releases,
         stacks,
+        warnings: Vec::new(),
     })
 }
 
@@ -282,6 +283,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         }
     }
     check_label_keys(entry, &file.labels, diagnostics);
+    check_label_keys(entry, &file.container_labels, diagnostics);
     for constraint in &file.constraints {
         if let Err(problem) = check_constraint(constraint.get_ref()) {
             diagnostics.push(entry.error(&constraint.span(), problem));
@@ -367,6 +369,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         }),
         after: file.after.iter().map(|a| a.get_ref().clone()).collect(),
         labels: plain_map(&file.labels),
+        container_labels: plain_map(&file.container_labels),
     }
 }
 

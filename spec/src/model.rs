@@ -21,6 +21,8 @@ pub struct Spec {
     pub services: BTreeMap<String, Service>,
     pub releases: BTreeMap<String, Release>,
     pub stacks: BTreeMap<String, Stack>,
+    /// Things worth knowing that do not stop the spec (compose keys Swarm ignores, ...).
+    pub warnings: Vec<crate::Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,6 +188,7 @@ pub struct Service {
     /// Services that must be converged before this one is created or updated.
     pub after: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    pub container_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -294,7 +297,7 @@ pub struct Release {
     pub values: toml::Table,
 }
 
-/// A compose stack; deploying it is not implemented yet.
+/// A compose stack; its services and networks are in [`Spec::services`] and [`Spec::networks`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stack {
     pub name: String,

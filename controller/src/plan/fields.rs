@@ -265,6 +265,9 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
     for (key, value) in &service.labels {
         fields.push(Field::new(format!("labels.{key}"), quoted(value)));
     }
+    for (key, value) in &service.container_labels {
+        fields.push(Field::new(format!("container_labels.{key}"), quoted(value)));
+    }
     fields
 }
 

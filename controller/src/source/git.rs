@@ -170,7 +170,7 @@ impl GitSource {
     ) -> Result<(), SourceError> {
         for entry in tree {
             let Ok(name) = entry.name() else { continue };
-            if name.starts_with('.') {
+            if name.starts_with('.') && !name.starts_with(".env") {
                 continue;
             }
             let path = prefix.join(name);
@@ -181,7 +181,7 @@ impl GitSource {
                         .map_err(self.git_error("read tree"))?;
                     self.collect(repo, &subtree, path, files)?;
                 }
-                Some(ObjectType::Blob) if name.ends_with(".toml") => {
+                Some(ObjectType::Blob) if reconciler_spec::is_spec_file(&path) => {
                     let blob = repo
                         .find_blob(entry.id())
                         .map_err(self.git_error("read file"))?;

@@ -120,6 +120,7 @@ pub(super) fn service_spec(
     let mut task = spec.task_template.unwrap_or_default();
     let mut container = task.container_spec.unwrap_or_default();
     container.image = Some(service.image.clone());
+    container.labels = Some(service.container_labels.clone().into_iter().collect());
     container.command = service.command.clone();
     container.args = service.args.clone();
     container.env = Some(
@@ -405,6 +406,12 @@ pub(super) fn service_from_spec(
         }),
         after: Vec::new(),
         labels: user_labels(&spec.labels.clone().unwrap_or_default()),
+        container_labels: container
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     }
 }
 
