@@ -748,7 +748,10 @@ fn healthcheck(value: &Yaml) -> Result<Option<toml::Table>, String> {
                 out.insert("test".into(), string_array(test));
             }
             "interval" | "timeout" | "start_period" => {
-                out.insert(key.into(), scalar(v).unwrap_or_default().into());
+                let text = scalar(v).unwrap_or_default();
+                crate::units::parse_duration(&text)
+                    .map_err(|m| format!("healthcheck `{key}`: {m}"))?;
+                out.insert(key.into(), text.into());
             }
             "retries" => {
                 let retries = v.as_i64().ok_or("healthcheck `retries` must be a number")?;
@@ -795,6 +798,12 @@ fn deploy(
                     match pk.as_str().unwrap_or_default() {
                         "constraints" => {
                             let list = words_list(pv);
+                            for constraint in &list {
+                                if let Err(message) = crate::validate::check_constraint(constraint)
+                                {
+                                    problem(message);
+                                }
+                            }
                             service.insert("constraints".into(), string_array(list));
                         }
                         "preferences" => {
@@ -841,9 +850,12 @@ fn deploy(
                                     problem(format!("deploy.resources: invalid cpus `{text}`"))
                                 }
                             },
-                            "memory" => {
-                                out.insert(format!("{kind}_memory"), text.into());
-                            }
+                            "memory" => match crate::units::parse_size(&text) {
+                                Ok(_) => {
+                                    out.insert(format!("{kind}_memory"), text.into());
+                                }
+                                Err(message) => problem(format!("deploy.resources: {message}")),
+                            },
                             other => problem(format!(
                                 "deploy.resources.{other} is not supported by reconciler yet"
                             )),
@@ -875,8 +887,32 @@ fn deploy(
                                     toml::Value::Float(ov.as_f64().unwrap_or(0.0)),
                                 );
                             }
-                            "delay" | "failure_action" | "monitor" | "order" => {
-                                out.insert(option.into(), scalar(ov).unwrap_or_default().into());
+                            "delay" | "monitor" => {
+                                let text = scalar(ov).unwrap_or_default();
+                                match crate::units::parse_duration(&text) {
+                                    Ok(_) => {
+                                        out.insert(option.into(), text.into());
+                                    }
+                                    Err(message) => {
+                                        problem(format!("deploy.{key}.{option}: {message}"))
+                                    }
+                                }
+                            }
+                            "failure_action" | "order" => {
+                                let text = scalar(ov).unwrap_or_default();
+                                let allowed: &[&str] = if option == "order" {
+                                    &["stop-first", "start-first"]
+                                } else {
+                                    &["pause", "continue", "rollback"]
+                                };
+                                if allowed.contains(&text.as_str()) {
+                                    out.insert(option.into(), text.into());
+                                } else {
+                                    problem(format!(
+                                        "deploy.{key}.{option} must be one of {}",
+                                        allowed.join(", ")
+                                    ));
+                                }
                             }
                             other => problem(format!("deploy.{key}.{other} is not supported")),
                         }
@@ -896,8 +932,24 @@ fn deploy(
                                     toml::Value::Integer(ov.as_i64().unwrap_or(0)),
                                 );
                             }
-                            "condition" | "delay" | "window" => {
-                                out.insert(option.into(), scalar(ov).unwrap_or_default().into());
+                            "condition" => {
+                                let text = scalar(ov).unwrap_or_default();
+                                if ["none", "on-failure", "any"].contains(&text.as_str()) {
+                                    out.insert(option.into(), text.into());
+                                } else {
+                                    problem("deploy.restart_policy.condition must be one of none, on-failure, any".into());
+                                }
+                            }
+                            "delay" | "window" => {
+                                let text = scalar(ov).unwrap_or_default();
+                                match crate::units::parse_duration(&text) {
+                                    Ok(_) => {
+                                        out.insert(option.into(), text.into());
+                                    }
+                                    Err(message) => problem(format!(
+                                        "deploy.restart_policy.{option}: {message}"
+                                    )),
+                                }
                             }
                             other => {
                                 problem(format!("deploy.restart_policy.{other} is not supported"))

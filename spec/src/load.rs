@@ -175,6 +175,9 @@ fn translate_stack(
     let lookup = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
     let before = diagnostics.len();
     let interpolated = crate::compose::interpolate(&path, &text, &lookup, warnings, diagnostics);
+    if diagnostics.len() > before {
+        return None;
+    }
     let translated =
         crate::compose::translate(&stack.name, &path, &interpolated, assets, diagnostics)?;
     if diagnostics.len() > before {
