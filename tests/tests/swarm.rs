@@ -709,3 +709,89 @@ fn a_swarm_rollback_is_reported_as_failure_with_the_reason() {
         "not rolled back: {live:#}"
     );
 }
+
+#[test]
+fn a_compose_stack_and_its_hand_written_toml_plan_the_same() {
+    require_swarm();
+    let _node = shared_node();
+    let stack = repo_path("spec/tests/render/compose-stack")
+        .display()
+        .to_string();
+    let toml = repo_path("tests/fixtures/voting-toml")
+        .display()
+        .to_string();
+    let plan = |dir: &str| -> Value {
+        let output = reconciler(&["plan", dir, "--json", "--docker-host", &local()]).expect_code(0);
+        serde_json::from_str(&output.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", output.stdout))
+    };
+    let from_stack = plan(&stack);
+    assert_eq!(from_stack["summary"]["add"], 3, "{from_stack:#}");
+    assert_eq!(from_stack, plan(&toml));
+}
+
+#[test]
+fn charts_and_stacks_apply_converge_and_reapply_as_noops() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-groups", "grp");
+    let spec = SpecDir::new("t-groups");
+    spec.write(
+        "releases.toml",
+        &format!(
+            r#"
+[release.grp-site]
+chart = "charts/site"
+values = {{ replicas = 2 }}
+
+[release.grp-viz]
+chart = "visualizer"
+values = {{ image = "{IMAGE}", command = ["httpd", "-f", "-p", "8080", "-h", "/www"], port = 18480 }}
+
+[stack.grpstack]
+compose = "stack/docker-stack.yml"
+env_file = "stack/.env"
+"#
+        ),
+    );
+    spec.write(
+        "charts/site/chart.toml",
+        "name = \"site\"\nversion = \"0.1.0\"\n",
+    );
+    spec.write(
+        "charts/site/values.toml",
+        &format!("image = \"{IMAGE}\"\nreplicas = 1\n"),
+    );
+    spec.write(
+        "charts/site/templates/site.toml",
+        "[network.net]\n\n[service.web]\nimage = {{ values.image | toml }}\nreplicas = {{ values.replicas }}\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"net\"]\n",
+    );
+    spec.write("stack/.env", "TAG=1\n");
+    spec.write(
+        "stack/docker-stack.yml",
+        "services:\n  api:\n    image: local/busybox:${TAG}\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: 2\n  worker:\n    image: local/busybox:${TAG}\n    entrypoint: sleep 3600\n    depends_on: [api]\n",
+    );
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(
+        out.stderr
+            .contains("`depends_on` is ignored by docker stack deploy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(running_tasks("grp-site-web"), 2);
+    assert_eq!(running_tasks("grp-viz-visualizer"), 1);
+    assert_eq!(running_tasks("grpstack_api"), 2);
+    assert_eq!(running_tasks("grpstack_worker"), 1);
+    let site = inspect_service("grp-site-web");
+    assert_eq!(site["Spec"]["Labels"]["io.reconciler.release"], "grp-site");
+    let api = inspect_service("grpstack_api");
+    assert_eq!(api["Spec"]["Labels"]["io.reconciler.stack"], "grpstack");
+    // The Docker CLI sees the stack as its own.
+    let services = docker(&["stack", "services", "grpstack", "--format", "{{.Name}}"]);
+    assert_eq!(services.lines().count(), 2, "{services}");
+
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let again = apply(&spec, &proxy.host(), &[]).expect_code(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert_eq!(proxy.writes(), Vec::<String>::new());
+}
