@@ -237,12 +237,15 @@ impl Cleanup {
         if networks.is_empty() {
             return;
         }
-        // A network is busy until the tasks of removed services are gone.
+        // A network is busy until the tasks of removed services are gone, and
+        // after the swarm removed it, this node keeps its copy for a moment:
+        // wait until it is gone for good, so the next test does not see a ghost.
         let deadline = Instant::now() + Duration::from_secs(30);
         for network in networks {
-            while docker_unchecked(&["network", "rm", &network]).code != 0
+            while docker_unchecked(&["network", "inspect", &network]).code == 0
                 && Instant::now() < deadline
             {
+                docker_unchecked(&["network", "rm", &network]);
                 std::thread::sleep(Duration::from_millis(300));
             }
         }
