@@ -9,6 +9,7 @@ pub mod cli;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod node;
 pub mod observed;
 pub mod plan;
 pub mod runtime;

@@ -19,6 +19,7 @@ pub mod git;
 pub mod http;
 pub mod process;
 pub mod proxy;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,110 @@
+//! What a board is: learned with one read-only script over SSH.
+
+use serde::Serialize;
+
+/// The script that gathers facts: only reads, prints `key=value` lines.
+pub const SCRIPT: &str = r#"
+echo "hostname=$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"
+echo "arch=$(uname -m)"
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$ID}"; fi
+if command -v docker >/dev/null 2>&1; then
+  echo "docker_installed=true"
+  if docker info >/dev/null 2>&1; then
+    echo "docker_running=true"
+    echo "docker_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+    echo "swarm_state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
+    echo "swarm_node_id=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)"
+  else
+    echo "docker_running=false"
+  fi
+else
+  echo "docker_installed=false"
+fi
+if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
+if command -v vcgencmd >/dev/null 2>&1; then
+  echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
+  echo "temperature=$(vcgencmd measure_temp 2>/dev/null | cut -d= -f2)"
+elif [ -r /sys/class/thermal/thermal_zone0/temp ]; then
+  echo "temperature=$(awk '{ printf "%.1f'"'"'C", $1 / 1000 }' /sys/class/thermal/thermal_zone0/temp)"
+fi
+"#;
+
+/// Facts about one board. Pi-specific ones are reported when available.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    pub hostname: String,
+    pub arch: String,
+    pub os: String,
+    pub docker_installed: bool,
+    pub docker_running: bool,
+    pub docker_version: Option<String>,
+    /// `inactive`, `active`, `pending`, ... when Docker runs.
+    pub swarm_state: Option<String>,
+    pub swarm_node_id: Option<String>,
+    pub model: Option<String>,
+    pub throttled: Option<String>,
+    pub temperature: Option<String>,
+}
+
+impl Facts {
+    /// Parses the output of [`SCRIPT`]; unknown lines are ignored.
+    pub fn parse(output: &str) -> Self {
+        let mut facts = Facts::default();
+        for line in output.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            let optional = || Some(value.clone()).filter(|v| !v.is_empty());
+            match key.trim() {
+                "hostname" => facts.hostname = value,
+                "arch" => facts.arch = value,
+                "os" => facts.os = value,
+                "docker_installed" => facts.docker_installed = value == "true",
+                "docker_running" => facts.docker_running = value == "true",
+                "docker_version" => facts.docker_version = optional(),
+                "swarm_state" => facts.swarm_state = optional(),
+                "swarm_node_id" => facts.swarm_node_id = optional(),
+                "model" => facts.model = optional(),
+                "throttled" => facts.throttled = optional(),
+                "temperature" => facts.temperature = optional(),
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).
+    pub fn arch_matches(&self, expected: &str) -> bool {
+        let normalize = |a: &str| {
+            match a {
+                "aarch64" | "arm64" | "armv8" => "arm64",
+                "armv7l" | "armv7" | "armhf" | "arm" => "armv7",
+                "armv6l" | "armv6" => "armv6",
+                "x86_64" | "amd64" => "amd64",
+                other => other,
+            }
+            .to_string()
+        };
+        normalize(&self.arch) == normalize(expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_script_output() {
+        let facts = Facts::parse("hostname=pi1\narch=aarch64\nos=Debian GNU/Linux 12 (bookworm)\ndocker_installed=true\ndocker_running=true\ndocker_version=20.10.24\nswarm_state=active\nswarm_node_id=abc\nmodel=Raspberry Pi 4 Model B Rev 1.4\nnoise\n");
+        assert_eq!(facts.hostname, "pi1");
+        assert!(facts.docker_running);
+        assert_eq!(facts.swarm_state.as_deref(), Some("active"));
+        assert_eq!(
+            facts.model.as_deref(),
+            Some("Raspberry Pi 4 Model B Rev 1.4")
+        );
+        assert!(facts.arch_matches("arm64"));
+        assert!(!facts.arch_matches("armv7l"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The only code that talks SSH: reaching boards, learning their facts, and
+//! (in later work) bootstrapping them into the swarm.
+//!
+//! [`ssh`] is the executor (russh): key authentication, host keys verified
+//! against known_hosts or a key pinned in the spec, timeouts, keepalives,
+//! scripts on stdin, exit status read until the channel closes, output with
+//! secrets redacted. [`facts`] turns one script's output into [`Facts`].
+//! [`fanout`] runs work on many boards at once with a bound.
+
+pub mod facts;
+pub mod fanout;
+pub mod ssh;
+
+pub use facts::Facts;
+pub use ssh::{Output, Session, SshOptions, Target};
+
+/// Why work on a board failed. Every message names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// TCP connect or the SSH handshake did not finish in time, or was refused.
+    #[error("node {node}: cannot connect to {address}: {reason}")]
+    Unreachable {
+        node: String,
+        address: String,
+        reason: String,
+    },
+    /// The board's host key is not in known_hosts and no key is pinned.
+    #[error("node {node}: unknown host key {fingerprint} at {address}; refusing to connect. Verify it, then add it to {known_hosts} (ssh-keyscan), pin it with `host_key` in the spec, or run once with --accept-new-host-keys")]
+    UnknownHostKey {
+        node: String,
+        address: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
+    /// The board presents a different key than the one recorded or pinned.
+    #[error("node {node}: host key changed ({fingerprint} at {address}, {recorded}); refusing to connect. If the board was re-flashed, remove the old entry; otherwise someone may be in the middle")]
+    HostKeyChanged {
+        node: String,
+        address: String,
+        fingerprint: String,
+        /// Where the expected key came from: "known_hosts line N of PATH" or "the key pinned in the spec".
+        recorded: String,
+    },
+    /// The key in the spec's `host_key` cannot be parsed.
+    #[error("node {node}: the pinned host_key is not a valid public key: {reason}")]
+    BadPinnedKey { node: String, reason: String },
+    /// The identity file is missing or unreadable.
+    #[error("node {node}: cannot load the SSH key {path}: {reason}")]
+    Identity {
+        node: String,
+        path: String,
+        reason: String,
+    },
+    /// The board refused the key.
+    #[error("node {node}: authentication as {user} with {path} was refused")]
+    AuthRejected {
+        node: String,
+        user: String,
+        path: String,
+    },
+    /// A command ran past its deadline; the channel was closed.
+    #[error("node {node}: `{what}` did not finish within {seconds}s")]
+    Timeout {
+        node: String,
+        what: String,
+        seconds: u64,
+    },
+    /// The channel closed without an exit status (the connection dropped).
+    #[error("node {node}: `{what}` ended without an exit status (connection lost?)")]
+    NoExitStatus { node: String, what: String },
+    /// Any other SSH protocol failure.
+    #[error("node {node}: SSH error: {reason}")]
+    Ssh { node: String, reason: String },
+}
+
+impl NodeError {
+    /// A low-cardinality name for metrics and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeError::Unreachable { .. } => "unreachable",
+            NodeError::UnknownHostKey { .. }
+            | NodeError::HostKeyChanged { .. }
+            | NodeError::BadPinnedKey { .. } => "host_key",
+            NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "auth",
+            NodeError::Timeout { .. } | NodeError::NoExitStatus { .. } => "command",
+            NodeError::Ssh { .. } => "ssh",
+        }
+    }
+}

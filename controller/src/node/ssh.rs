@@ -1,0 +1,376 @@
+//! The SSH executor, on russh.
+//!
+//! Host keys are never trusted silently: a key must match the one pinned in
+//! the spec (`host_key`) or an entry of the configured known_hosts file; an
+//! unknown key is refused unless the caller explicitly allows recording
+//! first-seen keys. Scripts go to `sh -s` on stdin, so nothing is quoted into
+//! a command line, and the exit status is read until the channel closes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use russh::ChannelMsg;
+
+use super::NodeError;
+
+/// Where and as whom to connect, and which host key to expect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The node's name in the spec, used in every message.
+    pub node: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file (OpenSSH format).
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    /// A public key pinned in the spec (`ssh-ed25519 AAAA...`), checked instead of known_hosts.
+    pub pinned_key: Option<String>,
+}
+
+impl Target {
+    fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Timeouts and host-key policy.
+#[derive(Debug, Clone, Copy)]
+pub struct SshOptions {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub keepalive: Duration,
+    /// Record the key of a host not yet in known_hosts (never a changed one).
+    pub accept_new_host_keys: bool,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(600),
+            keepalive: Duration::from_secs(15),
+            accept_new_host_keys: false,
+        }
+    }
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub status: u32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// Why the host key check refused, kept so the error can say exactly what happened.
+#[derive(Debug, Clone)]
+enum KeyProblem {
+    Unknown {
+        fingerprint: String,
+    },
+    Changed {
+        fingerprint: String,
+        recorded: String,
+    },
+    BadPin(String),
+    Io(String),
+}
+
+struct Verifier {
+    target: Target,
+    accept_new: bool,
+    problem: Arc<Mutex<Option<KeyProblem>>>,
+}
+
+impl Verifier {
+    fn record(&self, problem: KeyProblem) -> bool {
+        if let Ok(mut slot) = self.problem.lock() {
+            *slot = Some(problem);
+        }
+        false
+    }
+
+    fn verify(&self, key: &PublicKey) -> bool {
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if let Some(pinned) = &self.target.pinned_key {
+            let encoded = pinned.split_whitespace().nth(1).unwrap_or(pinned);
+            return match russh::keys::parse_public_key_base64(encoded) {
+                Ok(expected) if expected == *key => true,
+                Ok(_) => self.record(KeyProblem::Changed {
+                    fingerprint,
+                    recorded: "the key pinned in the spec".into(),
+                }),
+                Err(error) => self.record(KeyProblem::BadPin(error.to_string())),
+            };
+        }
+        let path = &self.target.known_hosts;
+        let host = &self.target.host;
+        let port = self.target.port;
+        match russh::keys::check_known_hosts_path(host, port, key, path) {
+            Ok(true) => true,
+            Ok(false) if self.accept_new => {
+                match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path) {
+                    Ok(()) => {
+                        tracing::warn!(node = %self.target.node, %fingerprint, path = %path.display(), "recorded a first-seen host key (--accept-new-host-keys)");
+                        true
+                    }
+                    Err(error) => self.record(KeyProblem::Io(error.to_string())),
+                }
+            }
+            Ok(false) => self.record(KeyProblem::Unknown { fingerprint }),
+            Err(russh::keys::Error::KeyChanged { line }) => self.record(KeyProblem::Changed {
+                fingerprint,
+                recorded: format!("known_hosts line {line} of {}", path.display()),
+            }),
+            // A missing known_hosts file means no key is known.
+            Err(russh::keys::Error::IO(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                if self.accept_new {
+                    if let Some(parent) = path.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path) {
+                        Ok(()) => true,
+                        Err(error) => self.record(KeyProblem::Io(error.to_string())),
+                    }
+                } else {
+                    self.record(KeyProblem::Unknown { fingerprint })
+                }
+            }
+            Err(error) => self.record(KeyProblem::Io(error.to_string())),
+        }
+    }
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key),
+            russh::keys::PublicKeyOrCertificate::Certificate(_) => self.record(KeyProblem::Io(
+                "host certificates are not supported; pin the host key instead".into(),
+            )),
+        })
+    }
+}
+
+/// An authenticated SSH connection to one board.
+pub struct Session {
+    target: Target,
+    handle: Handle<Verifier>,
+    options: SshOptions,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects, verifies the host key, and authenticates with the identity file.
+    pub async fn connect(target: &Target, options: SshOptions) -> Result<Self, NodeError> {
+        let key = russh::keys::load_secret_key(&target.identity, None).map_err(|e| {
+            NodeError::Identity {
+                node: target.node.clone(),
+                path: target.identity.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(options.keepalive * 4),
+            keepalive_interval: Some(options.keepalive),
+            keepalive_max: 3,
+            ..client::Config::default()
+        });
+        let problem = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            target: target.clone(),
+            accept_new: options.accept_new_host_keys,
+            problem: Arc::clone(&problem),
+        };
+        let address = target.address();
+        let connecting = client::connect(config, (target.host.as_str(), target.port), verifier);
+        let connected = tokio::time::timeout(options.connect_timeout, connecting).await;
+        let mut handle = match connected {
+            Err(_) => {
+                return Err(NodeError::Unreachable {
+                    node: target.node.clone(),
+                    address,
+                    reason: format!("no answer within {}s", options.connect_timeout.as_secs()),
+                })
+            }
+            Ok(Ok(handle)) => handle,
+            Ok(Err(error)) => {
+                let recorded = problem.lock().ok().and_then(|p| p.clone());
+                return Err(match recorded {
+                    Some(KeyProblem::Unknown { fingerprint }) => NodeError::UnknownHostKey {
+                        node: target.node.clone(),
+                        address,
+                        fingerprint,
+                        known_hosts: target.known_hosts.display().to_string(),
+                    },
+                    Some(KeyProblem::Changed {
+                        fingerprint,
+                        recorded,
+                    }) => NodeError::HostKeyChanged {
+                        node: target.node.clone(),
+                        address,
+                        fingerprint,
+                        recorded,
+                    },
+                    Some(KeyProblem::BadPin(reason)) => NodeError::BadPinnedKey {
+                        node: target.node.clone(),
+                        reason,
+                    },
+                    Some(KeyProblem::Io(reason)) => NodeError::Ssh {
+                        node: target.node.clone(),
+                        reason,
+                    },
+                    None => NodeError::Unreachable {
+                        node: target.node.clone(),
+                        address,
+                        reason: error.to_string(),
+                    },
+                });
+            }
+        };
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten();
+        let auth = handle
+            .authenticate_publickey(
+                &target.user,
+                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+            )
+            .await
+            .map_err(|e| NodeError::Ssh {
+                node: target.node.clone(),
+                reason: e.to_string(),
+            })?;
+        if !auth.success() {
+            return Err(NodeError::AuthRejected {
+                node: target.node.clone(),
+                user: target.user.clone(),
+                path: target.identity.display().to_string(),
+            });
+        }
+        Ok(Self {
+            target: target.clone(),
+            handle,
+            options,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs `script` with `sh -s` (the script on stdin) and waits for its exit
+    /// status, at most the command timeout. `what` names it in errors.
+    pub async fn run(&self, what: &str, script: &str) -> Result<Output, NodeError> {
+        let node = self.target.node.clone();
+        let ssh_error = |e: russh::Error| NodeError::Ssh {
+            node: node.clone(),
+            reason: e.to_string(),
+        };
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(ssh_error)?;
+        channel.exec(true, "sh -s").await.map_err(ssh_error)?;
+        channel
+            .data_bytes(script.as_bytes().to_vec())
+            .await
+            .map_err(ssh_error)?;
+        channel.eof().await.map_err(ssh_error)?;
+        let collect = async {
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            let mut status = None;
+            // The exit status may come before or after EOF: read until the channel closes.
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            (status, stdout, stderr)
+        };
+        let (status, stdout, stderr) = tokio::time::timeout(self.options.command_timeout, collect)
+            .await
+            .map_err(|_| NodeError::Timeout {
+                node: self.target.node.clone(),
+                what: what.to_string(),
+                seconds: self.options.command_timeout.as_secs(),
+            })?;
+        let status = status.ok_or_else(|| NodeError::NoExitStatus {
+            node: self.target.node.clone(),
+            what: what.to_string(),
+        })?;
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "done", "en")
+            .await;
+    }
+}
+
+/// Replaces every occurrence of the given secrets (join tokens, ...) before
+/// text is logged, shown in a plan, or returned in an error.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(secret, "[redacted]");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let token = "SWMTKN-1-abcdef0123456789";
+        assert_eq!(
+            redact(&format!("join --token {token} 10.0.0.1"), &[token]),
+            "join --token [redacted] 10.0.0.1"
+        );
+        assert_eq!(
+            redact("short a", &["a"]),
+            "short a",
+            "too-short secrets would mangle text"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Real sshd servers on loopback, for fast SSH tests: each has its own host
+//! key, port and authorized client key, in a temp dir removed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reconciler::node::Target;
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run ssh-keygen (scripts/setup installs it): {e}"));
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// A running sshd accepting the test's client key as root.
+#[derive(Debug)]
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Sshd {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let path = dir.path();
+        keygen(&path.join("host_ed25519"));
+        keygen(&path.join("id_ed25519"));
+        std::fs::copy(path.join("id_ed25519.pub"), path.join("authorized_keys"))
+            .unwrap_or_else(|e| panic!("authorized_keys: {e}"));
+        std::fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("/run/sshd: {e}"));
+        let port = crate::http::free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_ed25519\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\nLogLevel ERROR\n",
+            dir = path.display()
+        );
+        std::fs::write(path.join("sshd_config"), config)
+            .unwrap_or_else(|e| panic!("sshd_config: {e}"));
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(path.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start sshd (scripts/setup installs openssh-server): {e}")
+            });
+        let sshd = Self { dir, port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on port {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sshd
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The client's private key.
+    pub fn identity(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519")
+    }
+
+    /// `ssh-ed25519 AAAA...` of the server.
+    pub fn host_key(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("host_ed25519.pub")).unwrap_or_default();
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The known_hosts line for this server, as ssh-keyscan would write it.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}\n", self.port, self.host_key())
+    }
+
+    /// A target for this server with the given known_hosts file.
+    pub fn target(&self, node: &str, known_hosts: &Path) -> Target {
+        Target {
+            node: node.to_string(),
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "root".into(),
+            identity: self.identity(),
+            known_hosts: known_hosts.to_path_buf(),
+            pinned_key: None,
+        }
+    }
+
+    /// Stops the server (for "board is down" tests); `Drop` does too.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

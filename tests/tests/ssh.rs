@@ -1,0 +1,221 @@
+//! The SSH executor against real sshd servers on loopback.
+
+use std::time::Duration;
+
+use reconciler::node::fanout::for_each;
+use reconciler::node::{Facts, NodeError, Session, SshOptions};
+use reconciler_tests::sshd::Sshd;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+fn known_hosts(sshd: &Sshd, body: &str) -> std::path::PathBuf {
+    let path = sshd.dir().join("known_hosts");
+    std::fs::write(&path, body).unwrap_or_else(|e| panic!("known_hosts: {e}"));
+    path
+}
+
+#[test]
+fn scripts_run_on_stdin_with_output_and_exit_status() {
+    let sshd = Sshd::start();
+    let target = sshd.target("pi1", &known_hosts(&sshd, &sshd.known_hosts_line()));
+    runtime().block_on(async {
+        let session = Session::connect(&target, SshOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let script = "name='it'\"'\"'s'\necho \"out: $name\"\necho err >&2\nexit 3\n";
+        let output = session
+            .run("test script", script)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(output.status, 3);
+        assert_eq!(output.stdout, "out: it's\n");
+        assert_eq!(output.stderr, "err\n");
+        let big = session
+            .run("big output", "head -c 300000 /dev/zero | tr '\\0' x")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(big.success());
+        assert_eq!(
+            big.stdout.len(),
+            300_000,
+            "output lost before the exit status"
+        );
+        session.close().await;
+    });
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_by_name_and_nothing_runs() {
+    let sshd = Sshd::start();
+    let target = sshd.target("pi-unknown", &known_hosts(&sshd, ""));
+    let error = runtime()
+        .block_on(Session::connect(&target, SshOptions::default()))
+        .err();
+    match &error {
+        Some(NodeError::UnknownHostKey {
+            node, fingerprint, ..
+        }) => {
+            assert_eq!(node, "pi-unknown");
+            assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
+        }
+        other => panic!("expected UnknownHostKey, got {other:?}"),
+    }
+    let message = error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with("node pi-unknown: unknown host key SHA256:"),
+        "{message}"
+    );
+    // A missing known_hosts file is the same: nothing is known.
+    let mut missing = target.clone();
+    missing.known_hosts = sshd.dir().join("does-not-exist");
+    let error = runtime()
+        .block_on(Session::connect(&missing, SshOptions::default()))
+        .err();
+    assert!(
+        matches!(error, Some(NodeError::UnknownHostKey { .. })),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused_naming_the_line() {
+    let sshd = Sshd::start();
+    let other = Sshd::start();
+    // The known_hosts entry for this address holds another server's key: a re-flashed board, or worse.
+    let line = format!("[127.0.0.1]:{} {}\n", sshd.port, other.host_key());
+    let path = known_hosts(&sshd, &line);
+    let error = runtime()
+        .block_on(Session::connect(
+            &sshd.target("pi2", &path),
+            SshOptions::default(),
+        ))
+        .err();
+    match error {
+        Some(NodeError::HostKeyChanged { node, recorded, .. }) => {
+            assert_eq!(node, "pi2");
+            assert!(recorded.starts_with("known_hosts line 1 of "), "{recorded}");
+        }
+        other => panic!("expected HostKeyChanged, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_pinned_key_replaces_known_hosts_and_a_wrong_pin_is_refused() {
+    let sshd = Sshd::start();
+    let other = Sshd::start();
+    let mut target = sshd.target("pi3", &known_hosts(&sshd, ""));
+    target.pinned_key = Some(sshd.host_key());
+    let rt = runtime();
+    let session = rt.block_on(Session::connect(&target, SshOptions::default()));
+    assert!(session.is_ok(), "{:?}", session.err());
+    target.pinned_key = Some(other.host_key());
+    let error = rt
+        .block_on(Session::connect(&target, SshOptions::default()))
+        .err();
+    assert!(
+        matches!(&error, Some(NodeError::HostKeyChanged { recorded, .. }) if recorded == "the key pinned in the spec"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn accept_new_host_keys_records_the_key_once() {
+    let sshd = Sshd::start();
+    let path = known_hosts(&sshd, "");
+    let target = sshd.target("pi4", &path);
+    let options = SshOptions {
+        accept_new_host_keys: true,
+        ..SshOptions::default()
+    };
+    let rt = runtime();
+    assert!(rt.block_on(Session::connect(&target, options)).is_ok());
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(recorded.contains(&sshd.host_key()), "{recorded}");
+    // From now on the recorded key is checked without the flag.
+    assert!(rt
+        .block_on(Session::connect(&target, SshOptions::default()))
+        .is_ok());
+}
+
+#[test]
+fn a_command_past_its_timeout_is_an_error() {
+    let sshd = Sshd::start();
+    let target = sshd.target("pi5", &known_hosts(&sshd, &sshd.known_hosts_line()));
+    let options = SshOptions {
+        command_timeout: Duration::from_secs(1),
+        ..SshOptions::default()
+    };
+    let error = runtime().block_on(async {
+        let session = Session::connect(&target, options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        session.run("sleep", "sleep 10").await.err()
+    });
+    assert!(
+        matches!(&error, Some(NodeError::Timeout { node, .. }) if node == "pi5"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn facts_describe_the_host() {
+    let sshd = Sshd::start();
+    let target = sshd.target("here", &known_hosts(&sshd, &sshd.known_hosts_line()));
+    let facts = runtime().block_on(async {
+        let session = Session::connect(&target, SshOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let output = session
+            .run("facts", reconciler::node::facts::SCRIPT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Facts::parse(&output.stdout)
+    });
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    assert_eq!(facts.hostname, hostname.trim());
+    assert_eq!(facts.arch, std::env::consts::ARCH);
+    assert!(!facts.os.is_empty());
+    assert!(facts.docker_installed && facts.docker_running, "{facts:?}");
+    assert_eq!(facts.swarm_state.as_deref(), Some("active"));
+}
+
+#[test]
+fn fan_out_reports_a_down_board_and_finishes_the_others() {
+    let mut servers: Vec<Sshd> = (0..6).map(|_| Sshd::start()).collect();
+    servers[2].stop();
+    let targets: Vec<_> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.target(&format!("board{i}"), &known_hosts(s, &s.known_hosts_line())))
+        .collect();
+    let options = SshOptions {
+        connect_timeout: Duration::from_secs(3),
+        ..SshOptions::default()
+    };
+    let results = runtime().block_on(for_each(targets, 4, move |target| async move {
+        let session = Session::connect(&target, options).await?;
+        let output = session
+            .run("facts", reconciler::node::facts::SCRIPT)
+            .await?;
+        Ok::<_, NodeError>(Facts::parse(&output.stdout))
+    }));
+    assert_eq!(results.len(), 6);
+    for (i, result) in results.iter().enumerate() {
+        if i == 2 {
+            assert!(
+                matches!(result, Err(NodeError::Unreachable { node, .. }) if node == "board2"),
+                "{result:?}"
+            );
+        } else {
+            assert!(
+                result.as_ref().is_ok_and(|f| !f.hostname.is_empty()),
+                "board{i}: {result:?}"
+            );
+        }
+    }
+}
