@@ -38,6 +38,9 @@ pub enum Command {
         /// The spec directory.
         dir: PathBuf,
     },
+    /// Connect to every node of the spec over SSH and show what each board is:
+    /// hostname, architecture, OS, Docker, swarm state. Read-only.
+    Facts(FactsArgs),
     /// Show what `apply` would change, like `terraform plan`. Makes no changes.
     Plan(PlanArgs),
     /// Make the swarm match the spec, then wait until the services run.
@@ -116,6 +119,24 @@ pub struct ConnectArgs {
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// The spec directory.
+    pub dir: PathBuf,
+    /// Record the host key of a board not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many boards to talk to at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Give up on a board that does not answer within this time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub connect_timeout: Duration,
+    /// Print the facts as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +225,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
     let result = match cli.command {
         Command::Validate { dir } => validate(&dir, console),
         Command::Render { dir } => render_command(&dir, console),
+        Command::Facts(args) => facts_command(args, console).await,
         Command::Plan(args) => plan_command(args, console).await,
         Command::Apply(args) => apply_command(args, console).await,
         Command::Run(args) => run_command(*args).await,
@@ -251,6 +273,80 @@ fn render_command(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError>
     let spec = load(dir, console.err)?;
     write!(console.out, "{}", reconciler_spec::render::to_toml(&spec))?;
     Ok(0)
+}
+
+async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let spec = load(&args.dir, console.err)?;
+    let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
+    let options = crate::node::SshOptions {
+        connect_timeout: args.connect_timeout,
+        command_timeout: Duration::from_secs(60),
+        accept_new_host_keys: args.accept_new_host_keys,
+        ..crate::node::SshOptions::default()
+    };
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
+    let results = crate::node::gather_facts(targets, options, args.parallel, progress).await;
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    if args.json {
+        let document: std::collections::BTreeMap<&str, serde_json::Value> = results
+            .iter()
+            .map(|(node, result)| {
+                let value = match result {
+                    Ok(facts) => serde_json::json!({ "facts": facts }),
+                    Err(error) => {
+                        serde_json::json!({ "error": error.to_string(), "kind": error.kind() })
+                    }
+                };
+                (node.as_str(), value)
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *console.out, &document)?;
+        writeln!(console.out)?;
+    } else {
+        writeln!(
+            console.out,
+            "{:<16} {:<10} {:<34} {:<12} {}",
+            "NODE", "ARCH", "OS", "DOCKER", "SWARM"
+        )?;
+        for (name, result) in &results {
+            match result {
+                Ok(facts) => {
+                    let docker = match (
+                        &facts.docker_version,
+                        facts.docker_installed,
+                        facts.docker_running,
+                    ) {
+                        (Some(version), _, true) => version.clone(),
+                        (_, true, false) => "stopped".into(),
+                        _ => "missing".into(),
+                    };
+                    let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
+                    let arch = match expected {
+                        Some(want) if !facts.arch_matches(&want) => {
+                            format!("{} (spec: {want}!)", facts.arch)
+                        }
+                        _ => facts.arch.clone(),
+                    };
+                    writeln!(
+                        console.out,
+                        "{:<16} {:<10} {:<34} {:<12} {}",
+                        name,
+                        arch,
+                        facts.os,
+                        docker,
+                        facts.swarm_state.as_deref().unwrap_or("-")
+                    )?;
+                }
+                Err(error) => writeln!(
+                    console.out,
+                    "{name:<16} unreachable: {} ({})",
+                    error.kind(),
+                    error
+                )?,
+            }
+        }
+    }
+    Ok(u8::from(failed > 0))
 }
 
 /// Loads the spec (before any Docker call), connects, observes and plans.

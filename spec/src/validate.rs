@@ -318,10 +318,18 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
             );
         }
     }
-    let mut addresses: BTreeMap<&str, &Entry<'_, crate::file::NodeFile>> = BTreeMap::new();
+    // Two boards may share an address only behind different SSH ports (port forwarding, test beds).
+    let default_port = raw.ssh.first().and_then(|s| s.value.port).unwrap_or(22);
+    let mut addresses: BTreeMap<(&str, u16), &Entry<'_, crate::file::NodeFile>> = BTreeMap::new();
     for node in &raw.nodes {
         let address = node.value.address.get_ref().as_str();
-        match addresses.get(address) {
+        let port = node
+            .value
+            .ssh
+            .as_ref()
+            .and_then(|s| s.port)
+            .unwrap_or(default_port);
+        match addresses.get(&(address, port)) {
             Some(other) => diagnostics.push(
                 node.error(
                     &node.value.address.span(),
@@ -337,7 +345,7 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
                 )),
             ),
             None => {
-                addresses.insert(address, node);
+                addresses.insert((address, port), node);
             }
         }
     }

@@ -219,3 +219,64 @@ fn fan_out_reports_a_down_board_and_finishes_the_others() {
         }
     }
 }
+
+/// `reconciler facts` over a spec whose boards are sshd servers: one answers,
+/// one is down, one presents a key nobody recorded.
+#[test]
+fn the_facts_command_reports_each_board() {
+    let good = Sshd::start();
+    let mut down = Sshd::start();
+    let stranger = Sshd::start();
+    down.stop();
+    let known = good.dir().join("known_hosts_all");
+    std::fs::write(
+        &known,
+        format!("{}{}", good.known_hosts_line(), down.known_hosts_line()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let spec = reconciler_tests::SpecDir::new("facts");
+    let node = |name: &str, sshd: &Sshd, role: &str| {
+        format!(
+            "[node.{name}]\naddress = \"127.0.0.1\"\nrole = \"{role}\"\nssh = {{ user = \"root\", port = {}, identity = \"{}\", known_hosts = \"{}\" }}\n",
+            sshd.port,
+            good.identity().display(),
+            known.display()
+        )
+    };
+    // Every server accepts only its own client key, so copy the good one's to the others' authorized_keys.
+    let authorized =
+        std::fs::read_to_string(good.dir().join("authorized_keys")).unwrap_or_default();
+    std::fs::write(stranger.dir().join("authorized_keys"), &authorized)
+        .unwrap_or_else(|e| panic!("{e}"));
+    spec.write(
+        "nodes.toml",
+        &format!(
+            "{}\n{}\n{}",
+            node("good", &good, "manager"),
+            node("down", &down, "worker"),
+            node("stranger", &stranger, "worker")
+        ),
+    );
+    let output =
+        reconciler_tests::reconciler(&["facts", &spec.arg(), "--json", "--connect-timeout", "3s"]);
+    assert_eq!(
+        output.code, 1,
+        "a failed board must fail the command: {output:?}"
+    );
+    let facts: serde_json::Value =
+        serde_json::from_str(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", output.stdout));
+    assert_eq!(
+        facts["good"]["facts"]["arch"].as_str(),
+        Some(std::env::consts::ARCH),
+        "{facts:#}"
+    );
+    assert_eq!(facts["down"]["kind"], "unreachable", "{facts:#}");
+    assert_eq!(facts["stranger"]["kind"], "host_key", "{facts:#}");
+    assert!(
+        facts["stranger"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("node stranger: unknown host key"),
+        "{facts:#}"
+    );
+}

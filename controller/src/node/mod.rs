@@ -87,3 +87,60 @@ impl NodeError {
         }
     }
 }
+
+/// Expands a leading `~/` with `$HOME`, as users write paths in `[ssh]`.
+pub fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => std::path::PathBuf::from(path),
+    }
+}
+
+/// How to reach a spec node over SSH.
+pub fn target_for(node: &reconciler_spec::Node) -> Target {
+    Target {
+        node: node.name.clone(),
+        host: node.address.clone(),
+        port: node.ssh.port,
+        user: node.ssh.user.clone(),
+        identity: expand_home(&node.ssh.identity),
+        known_hosts: expand_home(&node.ssh.known_hosts),
+        pinned_key: node.host_key.clone(),
+    }
+}
+
+/// Facts of many boards at once (at most `parallel` connections), with a
+/// progress line per board on `progress`. One failure never stops the others.
+pub async fn gather_facts(
+    targets: Vec<Target>,
+    options: SshOptions,
+    parallel: usize,
+    progress: std::sync::Arc<std::sync::Mutex<dyn std::io::Write + Send>>,
+) -> Vec<(String, Result<Facts, NodeError>)> {
+    fanout::for_each(targets, parallel, move |target| {
+        let progress = std::sync::Arc::clone(&progress);
+        async move {
+            let started = std::time::Instant::now();
+            let result = async {
+                let session = Session::connect(&target, options).await?;
+                let output = session.run("gather facts", facts::SCRIPT).await?;
+                session.close().await;
+                Ok(Facts::parse(&output.stdout))
+            }
+            .await;
+            if let Ok(mut out) = progress.lock() {
+                let _ = match &result {
+                    Ok(_) => writeln!(
+                        out,
+                        "node {}: facts gathered in {:.1?}",
+                        target.node,
+                        started.elapsed()
+                    ),
+                    Err(error) => writeln!(out, "{error}"),
+                };
+            }
+            (target.node, result)
+        }
+    })
+    .await
+}
