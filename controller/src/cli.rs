@@ -305,8 +305,8 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
     } else {
         writeln!(
             console.out,
-            "{:<16} {:<10} {:<34} {:<12} {}",
-            "NODE", "ARCH", "OS", "DOCKER", "SWARM"
+            "{:<16} {:<10} {:<34} {:<12} SWARM",
+            "NODE", "ARCH", "OS", "DOCKER"
         )?;
         for (name, result) in &results {
             match result {
