@@ -20,6 +20,8 @@ if command -v docker >/dev/null 2>&1; then
 else
   echo "docker_installed=false"
 fi
+echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
+echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
 if command -v vcgencmd >/dev/null 2>&1; then
   echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
@@ -44,6 +46,10 @@ pub struct Facts {
     pub model: Option<String>,
     pub throttled: Option<String>,
     pub temperature: Option<String>,
+    /// sha256 of the managed block of /etc/hosts (of the empty string when absent).
+    pub hosts_block: String,
+    /// Members of the docker group.
+    pub docker_group: Vec<String>,
 }
 
 impl Facts {
@@ -68,6 +74,14 @@ impl Facts {
                 "model" => facts.model = optional(),
                 "throttled" => facts.throttled = optional(),
                 "temperature" => facts.temperature = optional(),
+                "hosts_block" => facts.hosts_block = value,
+                "docker_group" => {
+                    facts.docker_group = value
+                        .split(',')
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
                 _ => {}
             }
         }

@@ -7,9 +7,11 @@
 //! secrets redacted. [`facts`] turns one script's output into [`Facts`].
 //! [`fanout`] runs work on many boards at once with a bound.
 
+pub mod bootstrap;
 pub mod facts;
 pub mod fanout;
 pub mod ssh;
+pub mod tunnel;
 
 pub use facts::Facts;
 pub use ssh::{Output, Session, SshOptions, Target};

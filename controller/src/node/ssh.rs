@@ -337,6 +337,20 @@ impl Session {
         })
     }
 
+    /// Opens a channel to a unix socket on the board (for [`super::tunnel`]).
+    pub async fn open_streamlocal(
+        &self,
+        path: &str,
+    ) -> Result<russh::Channel<russh::client::Msg>, NodeError> {
+        self.handle
+            .channel_open_direct_streamlocal(path)
+            .await
+            .map_err(|e| NodeError::Ssh {
+                node: self.target.node.clone(),
+                reason: format!("cannot reach {path} over SSH: {e}"),
+            })
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) {
         let _ = self

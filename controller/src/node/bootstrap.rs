@@ -1,0 +1,394 @@
+//! From bare boards to a swarm: what each board still needs, and doing it.
+//!
+//! [`plan`] is pure: spec + facts → the steps each board needs, in order
+//! (hostname, /etc/hosts, install Docker, start Docker, docker group, then
+//! swarm init on the first manager or join). Every step is check-then-apply:
+//! a board that already has it gets no step, so a second run changes nothing.
+//! [`execute`] runs the steps over SSH. Join tokens are read from a manager
+//! over SSH just before joining and never appear in plans, logs or errors.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use reconciler_spec::{Role, Spec};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::ssh::redact;
+use super::{Facts, NodeError, Session};
+
+/// One thing a board still needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum Step {
+    SetHostname {
+        hostname: String,
+    },
+    WriteHosts,
+    InstallDocker,
+    StartDocker,
+    AddDockerUsers {
+        users: Vec<String>,
+    },
+    /// `docker swarm init` on the first manager.
+    InitSwarm {
+        advertise: String,
+    },
+    /// `docker swarm join` (token read from a manager at execution time).
+    Join {
+        role: Role,
+        manager: String,
+    },
+}
+
+impl Step {
+    /// How a plan shows the step (never with a token).
+    pub fn describe(&self) -> String {
+        match self {
+            Step::SetHostname { hostname } => format!("set hostname to {hostname:?}"),
+            Step::WriteHosts => "write the managed block of /etc/hosts".into(),
+            Step::InstallDocker => "install Docker".into(),
+            Step::StartDocker => "start Docker".into(),
+            Step::AddDockerUsers { users } => {
+                format!("add {} to the docker group", users.join(", "))
+            }
+            Step::InitSwarm { advertise } => {
+                format!("initialize the swarm (advertise {advertise})")
+            }
+            Step::Join { role, manager } => {
+                format!(
+                    "join the swarm as {} via {manager}",
+                    format!("{role:?}").to_lowercase()
+                )
+            }
+        }
+    }
+}
+
+/// The steps of one board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodePlan {
+    pub node: String,
+    pub steps: Vec<Step>,
+}
+
+/// Why the boards cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("node {node}: the spec expects architecture {expected}, the board reports {found}")]
+    ArchMismatch {
+        node: String,
+        expected: String,
+        found: String,
+    },
+    #[error("no manager of the spec is reachable, so the swarm cannot be formed or joined")]
+    NoManager,
+}
+
+/// The managed block of /etc/hosts: every node of the spec.
+pub fn hosts_block(spec: &Spec) -> String {
+    let mut block = String::from("# BEGIN reconciler (managed by reconciler: do not edit)\n");
+    for node in spec.nodes.values() {
+        let _ = writeln!(block, "{} {}", node.address, node.name);
+    }
+    block.push_str("# END reconciler\n");
+    block
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What every reachable board needs. `facts` holds the boards that answered;
+/// the others are skipped (reported by the caller) and handled next time.
+pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan>, BootstrapError> {
+    let hosts = hosts_block(spec);
+    let hosts_hash = sha256_hex(&hosts);
+    let swarm_member = |f: &Facts| f.swarm_state.as_deref() == Some("active");
+    // The manager everyone joins through: one already in a swarm, else the first manager.
+    let existing = spec
+        .nodes
+        .values()
+        .filter(|n| n.role == Role::Manager)
+        .find(|n| facts.get(&n.name).is_some_and(swarm_member));
+    let first_manager = spec
+        .nodes
+        .values()
+        .find(|n| n.role == Role::Manager && facts.contains_key(&n.name));
+    let anchor = existing.or(first_manager);
+    let mut plans = Vec::new();
+    for node in spec.nodes.values() {
+        let Some(f) = facts.get(&node.name) else {
+            continue;
+        };
+        if let Some(expected) = &node.arch {
+            if !f.arch_matches(expected) {
+                return Err(BootstrapError::ArchMismatch {
+                    node: node.name.clone(),
+                    expected: expected.clone(),
+                    found: f.arch.clone(),
+                });
+            }
+        }
+        let mut steps = Vec::new();
+        if spec.bootstrap.hostname && f.hostname != node.name {
+            steps.push(Step::SetHostname {
+                hostname: node.name.clone(),
+            });
+        }
+        if spec.bootstrap.hosts_file && f.hosts_block != hosts_hash {
+            steps.push(Step::WriteHosts);
+        }
+        if !f.docker_installed {
+            steps.push(Step::InstallDocker);
+        }
+        if !f.docker_running {
+            steps.push(Step::StartDocker);
+        }
+        let missing: Vec<String> = spec
+            .bootstrap
+            .docker_users
+            .iter()
+            .filter(|u| !f.docker_group.contains(u))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            steps.push(Step::AddDockerUsers { users: missing });
+        }
+        if !swarm_member(f) {
+            let anchor = anchor.ok_or(BootstrapError::NoManager)?;
+            if anchor.name == node.name && existing.is_none() {
+                steps.push(Step::InitSwarm {
+                    advertise: node.address.clone(),
+                });
+            } else {
+                steps.push(Step::Join {
+                    role: node.role,
+                    manager: anchor.address.clone(),
+                });
+            }
+        }
+        if !steps.is_empty() {
+            plans.push(NodePlan {
+                node: node.name.clone(),
+                steps,
+            });
+        }
+    }
+    // The swarm is initialized before anyone joins it.
+    plans.sort_by_key(|p| !p.steps.iter().any(|s| matches!(s, Step::InitSwarm { .. })));
+    Ok(plans)
+}
+
+/// A step's shell script. `secret` is the join token for [`Step::Join`].
+fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
+    match step {
+        Step::SetHostname { hostname } => format!(
+            "set -e\necho {hostname} > /etc/hostname\nif command -v hostnamectl >/dev/null 2>&1 && hostnamectl status >/dev/null 2>&1; then hostnamectl set-hostname {hostname}; else hostname {hostname}; fi\n"
+        ),
+        Step::WriteHosts => {
+            let block = hosts_block(spec);
+            format!(
+                "set -e\ntmp=$(mktemp)\nsed '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts > \"$tmp\"\ncat >> \"$tmp\" <<'RECONCILER_HOSTS'\n{block}RECONCILER_HOSTS\ncat \"$tmp\" > /etc/hosts\nrm -f \"$tmp\"\n"
+            )
+        }
+        Step::InstallDocker => format!("set -e\nexport DEBIAN_FRONTEND=noninteractive\n{}\n", spec.bootstrap.install_docker),
+        Step::StartDocker => format!(
+            "{}\nfor i in $(seq 1 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done\necho 'Docker did not start within 60 s' >&2\nexit 1\n",
+            spec.bootstrap.start_docker
+        ),
+        Step::AddDockerUsers { users } => users
+            .iter()
+            .map(|u| format!("if id {u} >/dev/null 2>&1; then usermod -aG docker {u}; else echo 'no user {u}' >&2; fi\n"))
+            .collect(),
+        Step::InitSwarm { advertise } => format!("set -e\ndocker swarm init --advertise-addr {advertise} >/dev/null\n"),
+        Step::Join { manager, .. } => format!(
+            "set -e\ndocker swarm join --token {} {manager}:2377 >/dev/null\n",
+            secret.unwrap_or_default()
+        ),
+    }
+}
+
+/// Runs one board's steps in order over its session; `manager` is a session
+/// to the anchor manager, used to read a join token right before joining.
+pub async fn execute(
+    plan: &NodePlan,
+    spec: &Spec,
+    session: &Session,
+    manager: Option<&Session>,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> Result<(), NodeError> {
+    for step in &plan.steps {
+        progress(format!("node {}: {}", plan.node, step.describe()));
+        let token = match step {
+            Step::Join { role, .. } => {
+                let manager = manager.unwrap_or(session);
+                let kind = match role {
+                    Role::Manager => "manager",
+                    Role::Worker => "worker",
+                };
+                let output = manager
+                    .run(
+                        "read the join token",
+                        &format!("docker swarm join-token -q {kind}\n"),
+                    )
+                    .await?;
+                if !output.success() {
+                    return Err(failed(
+                        &plan.node,
+                        "read the join token",
+                        &output.stderr,
+                        &[],
+                    ));
+                }
+                Some(output.stdout.trim().to_string())
+            }
+            _ => None,
+        };
+        let secrets: Vec<&str> = token.iter().map(String::as_str).collect();
+        let output = session
+            .run(&step.describe(), &script(step, spec, token.as_deref()))
+            .await?;
+        if !output.success() {
+            return Err(failed(
+                &plan.node,
+                &step.describe(),
+                &output.stderr,
+                &secrets,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn failed(node: &str, what: &str, stderr: &str, secrets: &[&str]) -> NodeError {
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    NodeError::Ssh {
+        node: node.to_string(),
+        reason: format!("{what} failed: {}", redact(&tail.join(" | "), secrets)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        let text = "[cluster]\nname = \"b\"\n[bootstrap]\ndocker_users = [\"pi\"]\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\narch = \"arm64\"\n";
+        match reconciler_spec::load_files(vec![("s.toml".into(), text.into())]) {
+            Ok(spec) => spec,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn bare(hostname: &str, arch: &str) -> Facts {
+        Facts {
+            hostname: hostname.into(),
+            arch: arch.into(),
+            ..Facts::default()
+        }
+    }
+
+    fn ready(spec: &Spec, name: &str, arch: &str) -> Facts {
+        Facts {
+            hostname: name.into(),
+            arch: arch.into(),
+            docker_installed: true,
+            docker_running: true,
+            swarm_state: Some("active".into()),
+            hosts_block: sha256_hex(&hosts_block(spec)),
+            docker_group: vec!["pi".into()],
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn bare_boards_get_everything_and_the_manager_inits_first() {
+        let spec = spec();
+        let facts = BTreeMap::from([
+            ("pi2".to_string(), bare("raspberrypi", "aarch64")),
+            ("pi1".to_string(), bare("raspberrypi", "aarch64")),
+        ]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        assert_eq!(plans.len(), 2);
+        assert_eq!(plans[0].node, "pi1");
+        assert_eq!(
+            plans[0].steps,
+            vec![
+                Step::SetHostname {
+                    hostname: "pi1".into()
+                },
+                Step::WriteHosts,
+                Step::InstallDocker,
+                Step::StartDocker,
+                Step::AddDockerUsers {
+                    users: vec!["pi".into()]
+                },
+                Step::InitSwarm {
+                    advertise: "10.0.0.1".into()
+                },
+            ]
+        );
+        assert_eq!(
+            plans[1].steps.last(),
+            Some(&Step::Join {
+                role: Role::Worker,
+                manager: "10.0.0.1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn ready_boards_need_nothing() {
+        let spec = spec();
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), ready(&spec, "pi1", "x86_64")),
+            ("pi2".to_string(), ready(&spec, "pi2", "aarch64")),
+        ]);
+        assert_eq!(plan(&spec, &facts), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_new_board_joins_through_the_existing_manager_and_arch_is_checked() {
+        let spec = spec();
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), ready(&spec, "pi1", "x86_64")),
+            ("pi2".to_string(), bare("pi2", "armv7l")),
+        ]);
+        assert_eq!(
+            plan(&spec, &facts),
+            Err(BootstrapError::ArchMismatch {
+                node: "pi2".into(),
+                expected: "arm64".into(),
+                found: "armv7l".into()
+            })
+        );
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), ready(&spec, "pi1", "x86_64")),
+            ("pi2".to_string(), bare("pi2", "aarch64")),
+        ]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        assert_eq!(
+            plans[0].steps.last(),
+            Some(&Step::Join {
+                role: Role::Worker,
+                manager: "10.0.0.1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn join_scripts_carry_the_token_but_descriptions_never_do() {
+        let spec = spec();
+        let step = Step::Join {
+            role: Role::Worker,
+            manager: "10.0.0.1".into(),
+        };
+        assert!(script(&step, &spec, Some("SWMTKN-1-secret")).contains("SWMTKN-1-secret"));
+        assert!(!step.describe().contains("SWMTKN"));
+    }
+}
