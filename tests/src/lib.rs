@@ -14,6 +14,7 @@
 //! The machine must have been prepared by `scripts/setup` (Docker in swarm
 //! mode and the `local/busybox` images); [`require_swarm`] says so if not.
 
+pub mod boards;
 pub mod controller;
 pub mod git;
 pub mod http;

@@ -1,0 +1,253 @@
+//! Simulated boards: containers running sshd (and later their own dockerd),
+//! on a private bridge network, reached by SSH exactly as a Pi would be.
+//! Follows ../shared/TESTBED.md. The bare-board image is built once with
+//! debootstrap (from the machine's own Debian mirror) and cached.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::{docker, docker_unchecked};
+
+/// The bare-board image: Debian with sshd, no Docker.
+pub const BARE_IMAGE: &str = "local/reconciler-board:1";
+/// The private network of the boards; the host is its gateway.
+pub const NETWORK: &str = "reconciler-boards";
+pub const SUBNET: &str = "10.77.0.0/24";
+pub const GATEWAY: &str = "10.77.0.1";
+
+/// Capabilities a board needs to run dockerd (everything but SYS_RESOURCE, which the VM withholds).
+const CAPS: [&str; 37] = [
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE",
+    "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+];
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn debian_mirror() -> String {
+    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let from_deb822 = sources
+        .lines()
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .and_then(|uris| uris.split_whitespace().next())
+        .map(str::to_string);
+    from_deb822
+        .or_else(|| {
+            let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+            list.lines()
+                .find(|l| l.starts_with("deb "))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"))
+}
+
+/// Builds the bare-board image unless it is cached (about a minute).
+pub fn ensure_bare_image() {
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if docker_unchecked(&["image", "inspect", BARE_IMAGE]).code == 0 {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "--include=openssh-server,iproute2,procps,ca-certificates,sudo", "bookworm"])
+        .arg(root.path())
+        .arg(debian_mirror())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run debootstrap (scripts/setup installs it): {e}"));
+    assert!(status.success(), "debootstrap failed");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("tar: {e}"));
+    let import = Command::new("docker")
+        .args(["import", "-", BARE_IMAGE])
+        .stdin(tar.stdout.unwrap_or_else(|| panic!("tar has no stdout")))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("docker import: {e}"));
+    assert!(import.success(), "docker import of the board image failed");
+}
+
+fn ensure_network() {
+    if docker_unchecked(&["network", "inspect", NETWORK]).code != 0 {
+        docker(&["network", "create", "--subnet", SUBNET, "--gateway", GATEWAY, NETWORK]);
+    }
+}
+
+/// A few boards, removed when dropped.
+#[derive(Debug)]
+pub struct Boards {
+    names: Vec<String>,
+    addresses: Vec<String>,
+    keys: tempfile::TempDir,
+}
+
+impl Boards {
+    /// Starts `count` bare boards named `{prefix}1..`, at 10.77.0.{first}.. .
+    pub fn start(prefix: &str, first: u8, count: u8) -> Self {
+        ensure_bare_image();
+        ensure_network();
+        let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let key = keys.path().join("id_ed25519");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+        assert!(status.success());
+        let public = std::fs::read_to_string(keys.path().join("id_ed25519.pub")).unwrap_or_default();
+        let mut names = Vec::new();
+        let mut addresses = Vec::new();
+        for i in 0..count {
+            let name = format!("{prefix}{}", i + 1);
+            let address = format!("10.77.0.{}", first + i);
+            docker_unchecked(&["rm", "-f", &name]);
+            let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+            args.extend(["--hostname".into(), format!("bare-{}", i + 1)]);
+            args.extend(["--network".into(), NETWORK.into(), "--ip".into(), address.clone()]);
+            for cap in CAPS {
+                args.extend(["--cap-add".into(), cap.into()]);
+            }
+            for option in [
+                "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                "--device-cgroup-rule", "a *:* rwm", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns", "host",
+                "--tmpfs", "/run", "--tmpfs", "/var/lib/docker:exec",
+            ] {
+                args.push(option.into());
+            }
+            args.extend([
+                BARE_IMAGE.into(),
+                "sh".into(),
+                "-c".into(),
+                "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity".into(),
+            ]);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker(&refs);
+            let mut install = Command::new("docker")
+                .args(["exec", "-i", &name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("docker exec: {e}"));
+            if let Some(mut stdin) = install.stdin.take() {
+                use std::io::Write;
+                stdin.write_all(public.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert!(install.wait().is_ok_and(|s| s.success()), "installing the key on {name} failed");
+            names.push(name);
+            addresses.push(address);
+        }
+        let boards = Self { names, addresses, keys };
+        let mut known = String::new();
+        for address in &boards.addresses {
+            known.push_str(&keyscan(address));
+        }
+        std::fs::write(boards.known_hosts(), known).unwrap_or_else(|e| panic!("known_hosts: {e}"));
+        boards
+    }
+
+    pub fn identity(&self) -> PathBuf {
+        self.keys.path().join("id_ed25519")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.keys.path().join("known_hosts")
+    }
+
+    pub fn address(&self, index: usize) -> &str {
+        &self.addresses[index]
+    }
+
+    pub fn name(&self, index: usize) -> &str {
+        &self.names[index]
+    }
+
+    /// Runs a command on a board (through `docker exec`, for checks).
+    pub fn exec(&self, index: usize, script: &str) -> crate::Output {
+        docker_unchecked(&["exec", &self.names[index], "sh", "-c", script])
+    }
+
+    /// Keys directory, for writing extra files next to the test keys.
+    pub fn dir(&self) -> &Path {
+        self.keys.path()
+    }
+}
+
+impl Drop for Boards {
+    fn drop(&mut self) {
+        for name in &self.names {
+            docker_unchecked(&["rm", "-f", name]);
+        }
+    }
+}
+
+/// The board's host key lines for known_hosts, once sshd answers.
+fn keyscan(address: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = Command::new("ssh-keyscan")
+            .args(["-T", "2", "-t", "ed25519", address])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("ssh-keyscan (openssh-client): {e}"));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.contains("ssh-ed25519") {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "sshd on {address} did not answer");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A local image registry (Debian's docker-registry) the boards pull from:
+/// reachable on the boards' network as `10.77.0.1:5077`.
+#[derive(Debug)]
+pub struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+pub const REGISTRY: &str = "10.77.0.1:5077";
+
+impl Registry {
+    /// Starts the registry and pushes `local/busybox:1` to it as `busybox:1`.
+    pub fn start() -> Self {
+        ensure_network();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 0.0.0.0:5077\nlog:\n  level: error\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start docker-registry (scripts/setup installs it): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", 5077)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        docker(&["tag", crate::IMAGE, "127.0.0.1:5077/busybox:1"]);
+        docker(&["push", "127.0.0.1:5077/busybox:1"]);
+        Self { child, _dir: dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
