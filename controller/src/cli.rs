@@ -119,6 +119,16 @@ pub struct ConnectArgs {
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Also work on the spec's boards over SSH: bootstrap them, form and join
+    /// the swarm, and reach a manager's Docker API through SSH (not --docker-host).
+    #[arg(long)]
+    pub ssh: bool,
+    /// With --ssh: record host keys of boards not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// With --ssh: how many boards to work on at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +201,8 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Run(#[from] crate::runtime::RunError),
+    #[error("{0}")]
+    Provision(#[from] crate::node::provision::ProvisionError),
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
         apply_timeout: Duration,
@@ -350,26 +362,116 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
 }
 
 /// Loads the spec (before any Docker call), connects, observes and plans.
-async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<(Spec, Swarm, Plan), CliError> {
+/// Everything a plan or apply needs: the spec, the swarm client (with the SSH
+/// tunnel it goes through, if any), the plan, and what the boards need.
+struct Prepared {
+    spec: Spec,
+    swarm: Option<Swarm>,
+    plan: Plan,
+    boards: Option<crate::node::provision::Provisioned>,
+}
+
+fn ssh_options(args: &ConnectArgs) -> crate::node::SshOptions {
+    crate::node::SshOptions {
+        accept_new_host_keys: args.accept_new_host_keys,
+        ..crate::node::SshOptions::default()
+    }
+}
+
+/// Loads the spec (before any Docker call or SSH connection), learns what the
+/// boards need (with `--ssh`), connects to a manager, observes and plans.
+async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, CliError> {
     let spec = load(&args.dir, err)?;
-    let swarm = Swarm::connect(&args.docker_host, &spec.cluster.name).await?;
+    let boards = if args.ssh {
+        let progress: crate::node::provision::Progress =
+            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
+        Some(
+            crate::node::provision::provision(
+                &spec,
+                ssh_options(args),
+                args.parallel,
+                true,
+                progress,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let host = match &boards {
+        Some(provisioned) => provisioned
+            .tunnel
+            .as_ref()
+            .map(crate::node::tunnel::Tunnel::docker_host),
+        None => Some(args.docker_host.clone()),
+    };
+    let Some(host) = host else {
+        // No swarm yet: only the boards can be planned now.
+        return Ok(Prepared {
+            spec,
+            swarm: None,
+            plan: Plan::default(),
+            boards,
+        });
+    };
+    let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
     let observed = swarm.observe().await?;
     let options = PlanOptions {
         allow_mass_delete: args.allow_mass_delete,
     };
     let plan = plan::plan(&spec, &observed, options)?;
-    Ok((spec, swarm, plan))
+    Ok(Prepared {
+        spec,
+        swarm: Some(swarm),
+        plan,
+        boards,
+    })
+}
+
+/// The boards' steps, in the style of the plan.
+fn render_boards(boards: &crate::node::provision::Provisioned) -> String {
+    let mut out = String::new();
+    for plan in &boards.plans {
+        out.push_str(&format!(
+            "  # node.{} will be bootstrapped\n  ~ node \"{}\"\n",
+            plan.node, plan.node
+        ));
+        for step in &plan.steps {
+            out.push_str(&format!("      + {}\n", step.describe()));
+        }
+        out.push('\n');
+    }
+    for failure in &boards.failures {
+        out.push_str(&format!("Warning: {failure}\n"));
+    }
+    if !boards.plans.is_empty() {
+        out.push_str(&format!("Boards: {} to bootstrap.\n", boards.plans.len()));
+    }
+    out
 }
 
 async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let (_, _, plan) = prepare(&args.connect, console.err).await?;
+    let prepared = prepare(&args.connect, console.err).await?;
+    let board_changes = prepared
+        .boards
+        .as_ref()
+        .is_some_and(|b| !b.plans.is_empty());
     if args.json {
-        serde_json::to_writer_pretty(&mut *console.out, &render::json(&plan))?;
+        serde_json::to_writer_pretty(&mut *console.out, &render::json(&prepared.plan))?;
         writeln!(console.out)?;
     } else {
-        write!(console.out, "{}", render::text(&plan))?;
+        if let Some(boards) = &prepared.boards {
+            write!(console.out, "{}", render_boards(boards))?;
+            if prepared.swarm.is_none() {
+                writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
+            }
+        }
+        if prepared.swarm.is_some() {
+            write!(console.out, "{}", render::text(&prepared.plan))?;
+        }
     }
-    Ok(if args.detailed_exitcode && !plan.is_empty() {
+    let changes = !prepared.plan.is_empty() || board_changes || prepared.swarm.is_none();
+    Ok(if args.detailed_exitcode && changes {
         2
     } else {
         0
@@ -377,12 +479,22 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
 }
 
 async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let (spec, swarm, plan) = prepare(&args.connect, console.err).await?;
-    write!(console.out, "{}", render::text(&plan))?;
-    if plan.is_empty() {
-        return Ok(0);
+    let prepared = prepare(&args.connect, console.err).await?;
+    if let Some(boards) = &prepared.boards {
+        write!(console.out, "{}", render_boards(boards))?;
     }
-    if spec.controller.suspend {
+    if prepared.swarm.is_some() {
+        write!(console.out, "{}", render::text(&prepared.plan))?;
+    }
+    let board_work = prepared
+        .boards
+        .as_ref()
+        .is_some_and(|b| !b.plans.is_empty());
+    let unreachable = prepared.boards.as_ref().map_or(0, |b| b.failures.len());
+    if prepared.plan.is_empty() && !board_work && prepared.swarm.is_some() {
+        return Ok(u8::from(unreachable > 0));
+    }
+    if prepared.spec.controller.suspend {
         writeln!(
             console.out,
             "\nNot applying: the spec sets [controller] suspend = true."
@@ -399,6 +511,46 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         timeout: args.timeout,
         ..ApplyOptions::default()
     };
+    let mut failures = 0;
+    let (swarm, plan, _tunnel) = if board_work || prepared.swarm.is_none() {
+        // Bootstrap for real, then plan the swarm as it now is.
+        let progress: crate::node::provision::Progress =
+            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
+        let done = crate::node::provision::provision(
+            &prepared.spec,
+            ssh_options(&args.connect),
+            args.connect.parallel,
+            false,
+            progress,
+        )
+        .await?;
+        failures += done.failures.len();
+        let Some(tunnel) = done.tunnel else {
+            for failure in &done.failures {
+                writeln!(console.err, "Error: {failure}")?;
+            }
+            return Ok(1);
+        };
+        let swarm = Swarm::connect(&tunnel.docker_host(), &prepared.spec.cluster.name).await?;
+        let observed = swarm.observe().await?;
+        let options = PlanOptions {
+            allow_mass_delete: args.connect.allow_mass_delete,
+        };
+        let plan = plan::plan(&prepared.spec, &observed, options)?;
+        if !plan.is_empty() {
+            write!(
+                console.out,
+                "\nSwarm changes after bootstrapping:\n{}",
+                render::text(&plan)
+            )?;
+        }
+        (swarm, plan, Some(tunnel))
+    } else {
+        match prepared.swarm {
+            Some(swarm) => (swarm, prepared.plan, None),
+            None => return Ok(1),
+        }
+    };
     let report = apply(&swarm, &plan, options, &mut *console.err).await?;
     let summary = plan.summary();
     writeln!(
@@ -406,6 +558,10 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         "\nApply complete! Resources: {} added, {} changed, {} destroyed. ({} Docker write calls)",
         summary.add, summary.change, summary.destroy, report.writes
     )?;
+    if failures > 0 {
+        writeln!(console.err, "Error: {failures} board(s) could not be brought in; see above. The next apply retries them.")?;
+        return Ok(1);
+    }
     Ok(0)
 }
 

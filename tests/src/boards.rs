@@ -19,17 +19,50 @@ pub const GATEWAY: &str = "10.77.0.1";
 
 /// Capabilities a board needs to run dockerd (everything but SYS_RESOURCE, which the VM withholds).
 const CAPS: [&str; 37] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE",
-    "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
 ];
 
 static BUILD: Mutex<()> = Mutex::new(());
 
 fn debian_mirror() -> String {
-    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     let from_deb822 = sources
         .lines()
         .find_map(|l| l.strip_prefix("URIs:"))
@@ -54,7 +87,11 @@ pub fn ensure_bare_image() {
     }
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let status = Command::new("debootstrap")
-        .args(["--variant=minbase", "--include=openssh-server,iproute2,procps,ca-certificates,sudo", "bookworm"])
+        .args([
+            "--variant=minbase",
+            "--include=openssh-server,iproute2,procps,ca-certificates,sudo",
+            "bookworm",
+        ])
         .arg(root.path())
         .arg(debian_mirror())
         .stdout(Stdio::null())
@@ -79,7 +116,15 @@ pub fn ensure_bare_image() {
 
 fn ensure_network() {
     if docker_unchecked(&["network", "inspect", NETWORK]).code != 0 {
-        docker(&["network", "create", "--subnet", SUBNET, "--gateway", GATEWAY, NETWORK]);
+        docker(&[
+            "network",
+            "create",
+            "--subnet",
+            SUBNET,
+            "--gateway",
+            GATEWAY,
+            NETWORK,
+        ]);
     }
 }
 
@@ -104,23 +149,41 @@ impl Boards {
             .status()
             .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
         assert!(status.success());
-        let public = std::fs::read_to_string(keys.path().join("id_ed25519.pub")).unwrap_or_default();
+        let public =
+            std::fs::read_to_string(keys.path().join("id_ed25519.pub")).unwrap_or_default();
         let mut names = Vec::new();
         let mut addresses = Vec::new();
         for i in 0..count {
             let name = format!("{prefix}{}", i + 1);
             let address = format!("10.77.0.{}", first + i);
             docker_unchecked(&["rm", "-f", &name]);
-            let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+            let mut args: Vec<String> =
+                vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
             args.extend(["--hostname".into(), format!("bare-{}", i + 1)]);
-            args.extend(["--network".into(), NETWORK.into(), "--ip".into(), address.clone()]);
+            args.extend([
+                "--network".into(),
+                NETWORK.into(),
+                "--ip".into(),
+                address.clone(),
+            ]);
             for cap in CAPS {
                 args.extend(["--cap-add".into(), cap.into()]);
             }
             for option in [
-                "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                "--device-cgroup-rule", "a *:* rwm", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns", "host",
-                "--tmpfs", "/run", "--tmpfs", "/var/lib/docker:exec",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--device-cgroup-rule",
+                "a *:* rwm",
+                "-v",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "--cgroupns",
+                "host",
+                "--tmpfs",
+                "/run",
+                "--tmpfs",
+                "/var/lib/docker:exec",
             ] {
                 args.push(option.into());
             }
@@ -139,13 +202,22 @@ impl Boards {
                 .unwrap_or_else(|e| panic!("docker exec: {e}"));
             if let Some(mut stdin) = install.stdin.take() {
                 use std::io::Write;
-                stdin.write_all(public.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+                stdin
+                    .write_all(public.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
-            assert!(install.wait().is_ok_and(|s| s.success()), "installing the key on {name} failed");
+            assert!(
+                install.wait().is_ok_and(|s| s.success()),
+                "installing the key on {name} failed"
+            );
             names.push(name);
             addresses.push(address);
         }
-        let boards = Self { names, addresses, keys };
+        let boards = Self {
+            names,
+            addresses,
+            keys,
+        };
         let mut known = String::new();
         for address in &boards.addresses {
             known.push_str(&keyscan(address));
@@ -202,7 +274,10 @@ fn keyscan(address: &str) -> String {
         if text.contains("ssh-ed25519") {
             return text;
         }
-        assert!(Instant::now() < deadline, "sshd on {address} did not answer");
+        assert!(
+            Instant::now() < deadline,
+            "sshd on {address} did not answer"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -233,7 +308,9 @@ impl Registry {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start docker-registry (scripts/setup installs it): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start docker-registry (scripts/setup installs it): {e}")
+            });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", 5077)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");

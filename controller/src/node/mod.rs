@@ -10,6 +10,7 @@
 pub mod bootstrap;
 pub mod facts;
 pub mod fanout;
+pub mod provision;
 pub mod ssh;
 pub mod tunnel;
 
