@@ -98,7 +98,7 @@ pub fn ensure_bare_image() {
         .status()
         .unwrap_or_else(|e| panic!("cannot run debootstrap (scripts/setup installs it): {e}"));
     assert!(status.success(), "debootstrap failed");
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(root.path())
         .args(["-c", "."])
@@ -107,10 +107,18 @@ pub fn ensure_bare_image() {
         .unwrap_or_else(|e| panic!("tar: {e}"));
     let import = Command::new("docker")
         .args(["import", "-", BARE_IMAGE])
-        .stdin(tar.stdout.unwrap_or_else(|| panic!("tar has no stdout")))
+        .stdin(
+            tar.stdout
+                .take()
+                .unwrap_or_else(|| panic!("tar has no stdout")),
+        )
         .stdout(Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("docker import: {e}"));
+    assert!(
+        tar.wait().is_ok_and(|s| s.success()),
+        "tar of the board root failed"
+    );
     assert!(import.success(), "docker import of the board image failed");
 }
 
