@@ -525,10 +525,10 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         )
         .await?;
         failures += done.failures.len();
+        for failure in &done.failures {
+            writeln!(console.err, "Error: {failure}")?;
+        }
         let Some(tunnel) = done.tunnel else {
-            for failure in &done.failures {
-                writeln!(console.err, "Error: {failure}")?;
-            }
             return Ok(1);
         };
         let swarm = Swarm::connect(&tunnel.docker_host(), &prepared.spec.cluster.name).await?;

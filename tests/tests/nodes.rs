@@ -47,23 +47,60 @@ start_docker = "nohup dockerd --insecure-registry {REGISTRY} >/var/log/dockerd.l
 }
 
 #[test]
-fn three_bare_boards_become_a_swarm_in_one_apply_and_a_second_apply_changes_nothing() {
+fn three_bare_boards_become_a_swarm_and_stay_one() {
     require_swarm();
     let boards = Boards::start("rcb-", 21, 3);
     let _registry = Registry::start();
     let spec = spec_for(&boards);
     let dir = spec.arg();
 
+    // rcb3 is down at first: it is reported by name, and the others converge without it.
+    boards.exec(2, "pkill -x sshd");
+    let partial = reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]);
+    assert_eq!(
+        partial.code, 1,
+        "a board was down, so the apply must fail:\n{}\n{}",
+        partial.stdout, partial.stderr
+    );
+    assert!(
+        partial
+            .stderr
+            .contains("node rcb3: cannot connect to 10.77.0.23:22"),
+        "{}",
+        partial.stderr
+    );
+    assert!(
+        partial.stdout.contains("# node.rcb2 will be bootstrapped"),
+        "{}",
+        partial.stdout
+    );
+    assert!(
+        partial.stdout.contains("+ install Docker"),
+        "{}",
+        partial.stdout
+    );
+    let two = boards.exec(
+        0,
+        "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
+    );
+    assert_eq!(two.stdout, "rcb1 Ready\nrcb2 Ready\n", "{two:?}");
+
+    // It comes back: the next apply brings it in, and only it.
+    boards.exec(2, "/usr/sbin/sshd");
     let first = reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]);
     assert_eq!(
         first.code, 0,
-        "first apply failed:\n{}\n{}",
+        "apply failed:\n{}\n{}",
         first.stdout, first.stderr
     );
     assert!(
-        first.stdout.contains("# node.rcb2 will be bootstrapped")
-            && first.stdout.contains("+ install Docker"),
+        first.stdout.contains("# node.rcb3 will be bootstrapped"),
         "{}",
+        first.stdout
+    );
+    assert!(
+        !first.stdout.contains("# node.rcb2 will be bootstrapped"),
+        "rcb2 was already done: {}",
         first.stdout
     );
 
@@ -81,11 +118,8 @@ fn three_bare_boards_become_a_swarm_in_one_apply_and_a_second_apply_changes_noth
         "docker node inspect rcb2 --format '{{index .Spec.Labels \"leds\"}}'",
     );
     assert_eq!(label.stdout.trim(), "true");
-    let placed = boards.exec(
-        0,
-        "docker service ps blink --filter desired-state=running --format '{{.Node}}' | sort",
-    );
-    assert_eq!(placed.stdout, "rcb2\nrcb3\n", "{placed:?}");
+    let placed = wait_for_placement(&boards);
+    assert_eq!(placed, "rcb2\nrcb3\n");
     let hosts = boards.exec(2, "grep -A3 '^# BEGIN reconciler' /etc/hosts");
     assert!(
         hosts
@@ -109,6 +143,9 @@ fn three_bare_boards_become_a_swarm_in_one_apply_and_a_second_apply_changes_noth
         );
     }
 
+    // A second apply is a no-op: nothing to bootstrap, no swarm object written.
+    let versions = "docker service inspect blink --format '{{.Version.Index}}'; docker node ls -q | xargs docker node inspect --format '{{.Version.Index}}'";
+    let before = boards.exec(0, versions).stdout;
     let second = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(
@@ -117,6 +154,26 @@ fn three_bare_boards_become_a_swarm_in_one_apply_and_a_second_apply_changes_noth
         second.stdout
     );
     assert!(second.stdout.contains("No changes."), "{}", second.stdout);
+    assert_eq!(
+        boards.exec(0, versions).stdout,
+        before,
+        "a no-op apply wrote to the swarm"
+    );
+
+    // Promote a worker, then demote it again.
+    let nodes_toml = std::fs::read_to_string(spec.path().join("nodes.toml")).unwrap_or_default();
+    spec.write(
+        "nodes.toml",
+        &nodes_toml.replacen("role = \"worker\"", "role = \"manager\"", 1),
+    );
+    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    let role = boards.exec(0, "docker node inspect rcb2 --format '{{.Spec.Role}}'");
+    assert_eq!(role.stdout.trim(), "manager");
+    spec.write("nodes.toml", &nodes_toml);
+    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    let role = boards.exec(0, "docker node inspect rcb2 --format '{{.Spec.Role}}'");
+    assert_eq!(role.stdout.trim(), "worker");
+    // (Refusing to demote the last manager is shown on the local swarm in tests/swarm.rs.)
 
     // No join token anywhere in what the user saw.
     for kind in ["worker", "manager"] {
@@ -126,11 +183,33 @@ fn three_bare_boards_become_a_swarm_in_one_apply_and_a_second_apply_changes_noth
             .trim()
             .to_string();
         assert!(token.starts_with("SWMTKN-"), "{token}");
-        for text in [&first.stdout, &first.stderr, &second.stdout, &second.stderr] {
+        for text in [
+            &partial.stdout,
+            &partial.stderr,
+            &first.stdout,
+            &first.stderr,
+            &second.stdout,
+            &second.stderr,
+        ] {
             assert!(
                 !text.contains(&token),
                 "a join token leaked into the output"
             );
         }
     }
+}
+
+fn wait_for_placement(boards: &Boards) -> String {
+    reconciler_tests::wait_until(
+        "blink to run on rcb2 and rcb3",
+        std::time::Duration::from_secs(60),
+        || {
+            let placed = boards.exec(0, "docker service ps blink --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' | grep Running | cut -d' ' -f1 | sort");
+            if placed.stdout == "rcb2\nrcb3\n" {
+                Ok(placed.stdout)
+            } else {
+                Err(format!("{placed:?}"))
+            }
+        },
+    )
 }

@@ -94,52 +94,64 @@ pub async fn provision(
         });
     }
 
-    // The board that initializes the swarm goes first, alone; everyone else joins after.
-    let (init, rest): (Vec<NodePlan>, Vec<NodePlan>) = plans
-        .iter()
-        .cloned()
-        .partition(|p| p.steps.iter().any(|s| matches!(s, Step::InitSwarm { .. })));
-    let mut failed_nodes = Vec::new();
-    for plan in &init {
-        if let Some(session) = sessions.get(&plan.node) {
-            let mut log = |line: String| say(&progress, &line);
-            if let Err(error) = bootstrap::execute(plan, spec, session, None, &mut log).await {
-                say(&progress, &error.to_string());
-                failed_nodes.push(plan.node.clone());
-                failures.push(error);
-            }
+    // Three phases: every board prepares itself at once (the slow part:
+    // installing Docker); then the swarm is initialized; then the others join.
+    let is_swarm = |s: &Step| matches!(s, Step::InitSwarm { .. } | Step::Join { .. });
+    let only = |keep: &dyn Fn(&Step) -> bool| -> Vec<NodePlan> {
+        plans
+            .iter()
+            .map(|p| NodePlan {
+                node: p.node.clone(),
+                steps: p.steps.iter().filter(|s| keep(s)).cloned().collect(),
+            })
+            .filter(|p| !p.steps.is_empty())
+            .collect()
+    };
+    let prepare = only(&|s| !is_swarm(s));
+    let init = only(&|s| matches!(s, Step::InitSwarm { .. }));
+    let joins = only(&|s| matches!(s, Step::Join { .. }));
+    let spec_arc = Arc::new(spec.clone());
+    let mut failed_nodes: Vec<String> = Vec::new();
+    let mut record = |results: Vec<Option<(String, NodeError)>>, failed_nodes: &mut Vec<String>| {
+        for (node, error) in results.into_iter().flatten() {
+            failed_nodes.push(node);
+            failures.push(error);
         }
-    }
-    let anchor = anchor_session(spec, &sessions, &facts, &plans, &failed_nodes);
-    let jobs: Vec<(NodePlan, Arc<Session>, Option<Arc<Session>>)> = rest
-        .into_iter()
-        .filter_map(|plan| {
-            let session = sessions.get(&plan.node)?.clone();
-            Some((plan, session, anchor.clone()))
-        })
-        .collect();
-    let spec_for_jobs = Arc::new(spec.clone());
-    let results = for_each(jobs, parallel, {
-        let progress = Arc::clone(&progress);
-        move |(plan, session, manager)| {
-            let spec = Arc::clone(&spec_for_jobs);
-            let progress = Arc::clone(&progress);
-            async move {
-                let mut log = |line: String| say(&progress, &line);
-                let result =
-                    bootstrap::execute(&plan, &spec, &session, manager.as_deref(), &mut log).await;
-                if let Err(error) = &result {
-                    say(&progress, &error.to_string());
-                }
-                result.err().map(|e| (plan.node.clone(), e))
-            }
-        }
-    })
+    };
+    let results = run_phase(
+        prepare,
+        &sessions,
+        None,
+        &spec_arc,
+        parallel,
+        &progress,
+        &failed_nodes,
+    )
     .await;
-    for (node, error) in results.into_iter().flatten() {
-        failed_nodes.push(node);
-        failures.push(error);
-    }
+    record(results, &mut failed_nodes);
+    let results = run_phase(
+        init,
+        &sessions,
+        None,
+        &spec_arc,
+        1,
+        &progress,
+        &failed_nodes,
+    )
+    .await;
+    record(results, &mut failed_nodes);
+    let anchor = anchor_session(spec, &sessions, &facts, &plans, &failed_nodes);
+    let results = run_phase(
+        joins,
+        &sessions,
+        anchor,
+        &spec_arc,
+        parallel,
+        &progress,
+        &failed_nodes,
+    )
+    .await;
+    record(results, &mut failed_nodes);
     let tunnel = open_tunnel(spec, &sessions, &facts, &plans, false);
     if tunnel.is_none() {
         failures.push(NodeError::Ssh {
@@ -153,6 +165,41 @@ pub async fn provision(
         failures,
         tunnel,
     })
+}
+
+/// Runs one phase's steps on every board of `plans` (skipping boards that
+/// failed an earlier phase), at most `parallel` at once.
+async fn run_phase(
+    plans: Vec<NodePlan>,
+    sessions: &BTreeMap<String, Arc<Session>>,
+    manager: Option<Arc<Session>>,
+    spec: &Arc<Spec>,
+    parallel: usize,
+    progress: &Progress,
+    failed: &[String],
+) -> Vec<Option<(String, NodeError)>> {
+    let jobs: Vec<(NodePlan, Arc<Session>)> = plans
+        .into_iter()
+        .filter(|p| !failed.contains(&p.node))
+        .filter_map(|p| Some((p.clone(), sessions.get(&p.node)?.clone())))
+        .collect();
+    let spec = Arc::clone(spec);
+    let progress = Arc::clone(progress);
+    for_each(jobs, parallel, move |(plan, session)| {
+        let spec = Arc::clone(&spec);
+        let progress = Arc::clone(&progress);
+        let manager = manager.clone();
+        async move {
+            let mut log = |line: String| say(&progress, &line);
+            let result =
+                bootstrap::execute(&plan, &spec, &session, manager.as_deref(), &mut log).await;
+            if let Err(error) = &result {
+                say(&progress, &error.to_string());
+            }
+            result.err().map(|e| (plan.node.clone(), e))
+        }
+    })
+    .await
 }
 
 /// A reachable manager that is (or, after the plans ran, will be) in the swarm.
