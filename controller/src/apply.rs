@@ -62,6 +62,9 @@ pub enum ApplyError {
     /// Swarm rolled back or paused the service's update.
     #[error("service `{service}` failed to converge: {reason}")]
     Failed { service: String, reason: String },
+    /// A board could not be taken out of the swarm.
+    #[error("node `{node}`: {reason}")]
+    Node { node: String, reason: String },
     /// The tasks did not all start in time.
     #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
     Timeout {
@@ -73,11 +76,21 @@ pub enum ApplyError {
     },
 }
 
+/// Makes the board at an address leave the swarm over SSH (node name, address).
+pub type Leaver = dyn Fn(
+        String,
+        String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+    + Send
+    + Sync;
+
 /// Executes `plan` and (unless told not to) waits for the services it wrote.
+/// `leaver` is needed only for node removals (`apply --ssh`).
 pub async fn apply(
     swarm: &Swarm,
     plan: &Plan,
     options: ApplyOptions,
+    leaver: Option<&Leaver>,
     progress: &mut dyn Write,
 ) -> Result<ApplyReport, ApplyError> {
     let writes_before = swarm.write_count();
@@ -123,6 +136,20 @@ pub async fn apply(
             _ => None,
         };
         let _ = writeln!(progress, "{kind}.{}: {verb}", action.name());
+        if let Action::RemoveNode {
+            name,
+            id,
+            address,
+            manager,
+        } = action
+        {
+            remove_node(
+                swarm, name, id, address, *manager, leaver, options, progress,
+            )
+            .await?;
+            report.actions_done += 1;
+            continue;
+        }
         swarm
             .execute(action)
             .await
@@ -212,4 +239,67 @@ async fn wait_converged(
             Convergence::InProgress => tokio::time::sleep(options.poll).await,
         }
     }
+}
+
+/// Drain, wait for the tasks to move, demote a manager, leave over SSH,
+/// remove the node object (forced only when the board could not leave).
+#[allow(clippy::too_many_arguments)] // One call site; the steps read best in one place.
+async fn remove_node(
+    swarm: &Swarm,
+    name: &str,
+    id: &str,
+    address: &str,
+    manager: bool,
+    leaver: Option<&Leaver>,
+    options: ApplyOptions,
+    progress: &mut dyn Write,
+) -> Result<(), ApplyError> {
+    let docker = |source: SwarmError| ApplyError::Action {
+        kind: "node",
+        name: name.to_string(),
+        source,
+    };
+    let leaver = leaver.ok_or_else(|| docker(SwarmError::NeedsSsh(name.to_string())))?;
+    swarm.drain_or_demote(id, false).await.map_err(docker)?;
+    let started = Instant::now();
+    loop {
+        let left = swarm.tasks_on_node(id).await.map_err(docker)?;
+        if left == 0 {
+            break;
+        }
+        if started.elapsed() >= options.timeout {
+            return Err(ApplyError::Node {
+                node: name.to_string(),
+                reason: format!(
+                    "{left} task(s) still on it after draining for {:?}",
+                    options.timeout
+                ),
+            });
+        }
+        let _ = writeln!(progress, "node.{name}: draining, {left} task(s) left");
+        tokio::time::sleep(options.poll).await;
+    }
+    if manager {
+        let _ = writeln!(progress, "node.{name}: demoting");
+        swarm.drain_or_demote(id, true).await.map_err(docker)?;
+    }
+    let _ = writeln!(progress, "node.{name}: leaving the swarm");
+    let force = match leaver(name.to_string(), address.to_string()).await {
+        Ok(()) => false,
+        Err(reason) => {
+            let _ = writeln!(
+                progress,
+                "node.{name}: could not leave over SSH ({reason}); removing it by force"
+            );
+            true
+        }
+    };
+    if !force {
+        // The manager sees a node down a moment after it left.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while swarm.node_state(id).await.map_err(docker)? != "down" && Instant::now() < deadline {
+            tokio::time::sleep(options.poll).await;
+        }
+    }
+    swarm.remove_node(id, force).await.map_err(docker)
 }

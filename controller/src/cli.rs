@@ -418,6 +418,7 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
     let observed = swarm.observe().await?;
     let options = PlanOptions {
         allow_mass_delete: args.allow_mass_delete,
+        manage_membership: args.ssh,
     };
     let plan = plan::plan(&spec, &observed, options)?;
     Ok(Prepared {
@@ -425,6 +426,40 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
         swarm: Some(swarm),
         plan,
         boards,
+    })
+}
+
+/// Makes a board leave the swarm over SSH, with the spec's `[ssh]` defaults.
+fn leaver_for(
+    ssh: &reconciler_spec::SshSettings,
+    options: crate::node::SshOptions,
+) -> Box<crate::apply::Leaver> {
+    let ssh = ssh.clone();
+    Box::new(move |name: String, address: String| {
+        let target = crate::node::Target {
+            node: name,
+            host: address,
+            port: ssh.port,
+            user: ssh.user.clone(),
+            identity: crate::node::expand_home(&ssh.identity),
+            known_hosts: crate::node::expand_home(&ssh.known_hosts),
+            pinned_key: None,
+        };
+        Box::pin(async move {
+            let session = crate::node::Session::connect(&target, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let output = session
+                .run("leave the swarm", "docker swarm leave\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            session.close().await;
+            if output.success() {
+                Ok(())
+            } else {
+                Err(output.stderr.trim().to_string())
+            }
+        })
     })
 }
 
@@ -480,6 +515,7 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
 
 async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
     let prepared = prepare(&args.connect, console.err).await?;
+    let prepared_ssh = prepared.spec.ssh.clone();
     if let Some(boards) = &prepared.boards {
         write!(console.out, "{}", render_boards(boards))?;
     }
@@ -535,6 +571,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         let observed = swarm.observe().await?;
         let options = PlanOptions {
             allow_mass_delete: args.connect.allow_mass_delete,
+            manage_membership: true,
         };
         let plan = plan::plan(&prepared.spec, &observed, options)?;
         if !plan.is_empty() {
@@ -551,7 +588,8 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
             None => return Ok(1),
         }
     };
-    let report = apply(&swarm, &plan, options, &mut *console.err).await?;
+    let leaver = leaver_for(&prepared_ssh, ssh_options(&args.connect));
+    let report = apply(&swarm, &plan, options, Some(&*leaver), &mut *console.err).await?;
     let summary = plan.summary();
     writeln!(
         console.out,

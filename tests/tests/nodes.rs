@@ -175,6 +175,45 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     assert_eq!(role.stdout.trim(), "worker");
     // (Refusing to demote the last manager is shown on the local swarm in tests/swarm.rs.)
 
+    // rcb3 leaves the spec: drained, its tasks move, it leaves the swarm and disappears.
+    spec.write(
+        "services.toml",
+        &format!("{}\n[service.spread]\nimage = \"{REGISTRY}/busybox:1\"\nreplicas = 2\ncommand = [\"sleep\", \"3600\"]\nconstraints = [\"node.role == worker\"]\n", std::fs::read_to_string(spec.path().join("services.toml")).unwrap_or_default()),
+    );
+    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    let without_rcb3: String = nodes_toml
+        .split("[node.rcb3]")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    spec.write("nodes.toml", &without_rcb3);
+    let removal = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
+    assert_eq!(removal.code, 0, "{}\n{}", removal.stdout, removal.stderr);
+    assert!(
+        removal.stdout.contains("- node \"rcb3\""),
+        "{}",
+        removal.stdout
+    );
+    let nodes = boards.exec(0, "docker node ls --format '{{.Hostname}}' | sort");
+    assert_eq!(nodes.stdout, "rcb1\nrcb2\n", "{nodes:?}");
+    assert_eq!(
+        boards
+            .exec(2, "docker info --format '{{.Swarm.LocalNodeState}}'")
+            .stdout
+            .trim(),
+        "inactive"
+    );
+    reconciler_tests::wait_until(
+        "spread's tasks to run on rcb2",
+        std::time::Duration::from_secs(60),
+        || {
+            let placed = boards.exec(0, "docker service ps spread --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' | grep Running | cut -d' ' -f1 | sort");
+            (placed.stdout == "rcb2\nrcb2\n")
+                .then_some(())
+                .ok_or(format!("{placed:?}"))
+        },
+    );
+
     // No join token anywhere in what the user saw.
     for kind in ["worker", "manager"] {
         let token = boards

@@ -609,6 +609,13 @@ fn node_labels_and_availability_are_managed() {
                 &self.0,
             ]);
             docker_unchecked(&["node", "update", "--label-rm", "e2e-by-hand", &self.0]);
+            docker_unchecked(&[
+                "node",
+                "update",
+                "--label-rm",
+                "io.reconciler.cluster",
+                &self.0,
+            ]);
         }
     }
     let _restore = Restore(id.clone());

@@ -24,6 +24,9 @@ pub use nodes::NodeUpdate;
 pub struct PlanOptions {
     /// Allow deleting more than `max_delete_fraction` of the managed services.
     pub allow_mass_delete: bool,
+    /// The node layer is active (`--ssh`): boards this cluster joined that
+    /// left the spec are drained, leave the swarm and are removed.
+    pub manage_membership: bool,
 }
 
 /// One write the controller intends to make.
@@ -55,6 +58,14 @@ pub enum Action {
         name: String,
         id: String,
     },
+    /// Drain, wait for the tasks to move, demote if needed, `swarm leave`
+    /// over SSH, remove the node object.
+    RemoveNode {
+        name: String,
+        id: String,
+        address: String,
+        manager: bool,
+    },
 }
 
 /// What an action does, for summaries and rendering.
@@ -79,13 +90,15 @@ impl Action {
         match self {
             Action::CreateNetwork { .. } | Action::CreateService { .. } => Operation::Create,
             Action::UpdateNode(_) | Action::UpdateService { .. } => Operation::Update,
-            Action::RemoveNetwork { .. } | Action::RemoveService { .. } => Operation::Remove,
+            Action::RemoveNetwork { .. }
+            | Action::RemoveService { .. }
+            | Action::RemoveNode { .. } => Operation::Remove,
         }
     }
 
     pub fn kind(&self) -> ObjectKind {
         match self {
-            Action::UpdateNode(_) => ObjectKind::Node,
+            Action::UpdateNode(_) | Action::RemoveNode { .. } => ObjectKind::Node,
             Action::CreateNetwork { .. } | Action::RemoveNetwork { .. } => ObjectKind::Network,
             Action::CreateService { .. }
             | Action::UpdateService { .. }
@@ -100,7 +113,9 @@ impl Action {
             Action::CreateService { service, .. } | Action::UpdateService { service, .. } => {
                 &service.name
             }
-            Action::RemoveNetwork { name, .. } | Action::RemoveService { name, .. } => name,
+            Action::RemoveNetwork { name, .. }
+            | Action::RemoveService { name, .. }
+            | Action::RemoveNode { name, .. } => name,
         }
     }
 
@@ -121,7 +136,9 @@ impl Action {
             Action::CreateNetwork { network, .. } => all_new(fields::network_fields(network)),
             Action::CreateService { service, .. } => all_new(fields::service_fields(service)),
             Action::UpdateService { changes, .. } => changes.clone(),
-            Action::RemoveNetwork { .. } | Action::RemoveService { .. } => Vec::new(),
+            Action::RemoveNetwork { .. }
+            | Action::RemoveService { .. }
+            | Action::RemoveNode { .. } => Vec::new(),
         }
     }
 }
@@ -203,7 +220,8 @@ pub enum PlanError {
 /// Computes the actions that turn `observed` into `desired`. Pure.
 pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
-    let node_updates = nodes::plan_nodes(desired, observed, &mut plan.warnings)?;
+    let (node_updates, node_removals) =
+        nodes::plan_nodes(desired, observed, options, &mut plan.warnings)?;
     plan.actions
         .extend(node_updates.into_iter().map(Action::UpdateNode));
     plan_network_creations(desired, observed, &mut plan)?;
@@ -212,6 +230,7 @@ pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result
         plan_service_removals(desired, observed, options, &mut plan)?;
         plan_network_removals(desired, observed, &mut plan);
     }
+    plan.actions.extend(node_removals);
     Ok(plan)
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::fields::FieldChange;
 use super::PlanError;
-use crate::labels::NODE_LABEL_KEYS;
+use crate::labels::{CLUSTER, NODE_LABEL_KEYS};
 use crate::observed::{Observed, ObservedNode};
 
 /// A node's new spec, written in one call with its version.
@@ -27,6 +27,10 @@ pub struct NodeUpdate {
     #[serde(skip)]
     pub labels: BTreeMap<String, String>,
     pub changes: Vec<FieldChange>,
+    /// The node's spec as observed when planning: if Docker bumps the version
+    /// without touching these (a status change), the write is retried.
+    #[serde(skip)]
+    pub before: (Role, Availability, BTreeMap<String, String>),
 }
 
 fn role_text(role: Role) -> String {
@@ -49,13 +53,14 @@ fn matching<'a>(observed: &'a Observed, name: &str, address: &str) -> Option<&'a
 pub(super) fn plan_nodes(
     desired: &Spec,
     observed: &Observed,
+    options: super::PlanOptions,
     warnings: &mut Vec<String>,
-) -> Result<Vec<NodeUpdate>, PlanError> {
+) -> Result<(Vec<NodeUpdate>, Vec<super::Action>), PlanError> {
     let mut updates = Vec::new();
     for node in desired.nodes.values() {
         let Some(live) = matching(observed, &node.name, &node.address) else {
             warnings.push(format!(
-                "node `{}` ({}) is not in the swarm; joining boards over SSH is not implemented yet, so it is skipped",
+                "node `{}` ({}) is not in the swarm; `apply --ssh` bootstraps and joins it",
                 node.name, node.address
             ));
             continue;
@@ -76,7 +81,17 @@ pub(super) fn plan_nodes(
                 new: Some(availability_text(availability)),
             });
         }
-        let labels = desired_labels(&live.labels, &node.labels);
+        let mut labels = desired_labels(&live.labels, &node.labels);
+        // Marks the board as a member of this cluster, so it is removed (with
+        // --ssh) once it leaves the spec, and never a board someone else added.
+        if live.labels.get(CLUSTER) != Some(&desired.cluster.name) {
+            labels.insert(CLUSTER.into(), desired.cluster.name.clone());
+            changes.push(FieldChange {
+                field: format!("labels.{CLUSTER}"),
+                old: live.labels.get(CLUSTER).map(|v| format!("{v:?}")),
+                new: Some(format!("{:?}", desired.cluster.name)),
+            });
+        }
         for (key, value) in &node.labels {
             if live.labels.get(key) != Some(value) {
                 changes.push(FieldChange {
@@ -104,10 +119,26 @@ pub(super) fn plan_nodes(
                 availability,
                 labels,
                 changes,
+                before: (live.role, live.availability, live.labels.clone()),
             });
         }
     }
-    check_managers(observed, &updates)?;
+    let removals: Vec<&ObservedNode> = if options.manage_membership && desired.controller.prune {
+        observed
+            .nodes
+            .iter()
+            .filter(|n| n.labels.get(CLUSTER) == Some(&desired.cluster.name))
+            .filter(|n| {
+                !desired
+                    .nodes
+                    .values()
+                    .any(|s| matching(observed, &s.name, &s.address).is_some_and(|m| m.id == n.id))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    check_managers(observed, &updates, &removals)?;
     // Promote first and demote last, so the manager set never shrinks before it grows.
     updates.sort_by_key(|u| {
         let live_role = observed.nodes.iter().find(|n| n.id == u.id).map(|n| n.role);
@@ -117,7 +148,16 @@ pub(super) fn plan_nodes(
             _ => 1,
         }
     });
-    Ok(updates)
+    let removals = removals
+        .into_iter()
+        .map(|n| super::Action::RemoveNode {
+            name: n.hostname.clone(),
+            id: n.id.clone(),
+            address: n.address.clone(),
+            manager: n.role == Role::Manager,
+        })
+        .collect();
+    Ok((updates, removals))
 }
 
 /// The label set to write: the user's desired labels, our earlier ones removed
@@ -146,16 +186,22 @@ fn desired_labels(
     labels
 }
 
-fn check_managers(observed: &Observed, updates: &[NodeUpdate]) -> Result<(), PlanError> {
+fn check_managers(
+    observed: &Observed,
+    updates: &[NodeUpdate],
+    removals: &[&ObservedNode],
+) -> Result<(), PlanError> {
     let role_changes = updates.iter().any(|u| {
         observed
             .nodes
             .iter()
             .any(|n| n.id == u.id && n.role != u.role)
     });
-    if !role_changes {
+    let removes_manager = removals.iter().any(|n| n.role == Role::Manager);
+    if !role_changes && !removes_manager {
         return Ok(());
     }
+    let removed = |node: &ObservedNode| removals.iter().any(|r| r.id == node.id);
     let role_after = |node: &ObservedNode| {
         updates
             .iter()
@@ -165,13 +211,19 @@ fn check_managers(observed: &Observed, updates: &[NodeUpdate]) -> Result<(), Pla
     let managers: Vec<&ObservedNode> = observed
         .nodes
         .iter()
-        .filter(|n| role_after(n) == Role::Manager)
+        .filter(|n| role_after(n) == Role::Manager && !removed(n))
         .collect();
     if managers.is_empty() {
         let demoted = updates
             .iter()
             .find(|u| u.role == Role::Worker)
             .map(|u| u.name.clone())
+            .or_else(|| {
+                removals
+                    .iter()
+                    .find(|n| n.role == Role::Manager)
+                    .map(|n| n.hostname.clone())
+            })
             .unwrap_or_default();
         return Err(PlanError::LastManager { node: demoted });
     }

@@ -55,7 +55,8 @@ fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
         address: format!("10.0.0.{}", hostname.len()),
         role,
         availability: Availability::Active,
-        labels: BTreeMap::new(),
+        // Already marked as a member of the test cluster "lab".
+        labels: BTreeMap::from([(crate::labels::CLUSTER.to_string(), "lab".to_string())]),
         state: "ready".into(),
         manager_reachable: (role == Role::Manager).then_some(reachable),
         leader: false,
@@ -249,6 +250,7 @@ fn prune_removes_only_this_clusters_objects() {
         &observed,
         PlanOptions {
             allow_mass_delete: true,
+            ..PlanOptions::default()
         },
     ) {
         Ok(plan) => plan,
@@ -288,6 +290,7 @@ fn mass_delete_is_refused_unless_allowed() {
         &observed,
         PlanOptions {
             allow_mass_delete: true,
+            ..PlanOptions::default()
         },
     );
     assert!(allowed.is_ok_and(|p| p.summary().destroy == 2));
@@ -497,4 +500,40 @@ fn unreadable_healthcheck_is_not_drift() {
         web.config.healthcheck = None;
     }
     assert!(run(&desired, &observed).is_empty());
+}
+
+#[test]
+fn boards_that_left_the_spec_are_removed_only_with_the_node_layer_and_only_if_ours() {
+    let desired = spec("[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n");
+    let mut by_hand = node("n9", "pi9", Role::Worker, false);
+    by_hand.labels.clear();
+    let observed = Observed {
+        nodes: vec![
+            node("n1", "pi1", Role::Manager, true),
+            node("n2", "pi2", Role::Worker, false),
+            by_hand,
+        ],
+        ..Observed::default()
+    };
+    assert!(
+        run(&desired, &observed).is_empty(),
+        "without --ssh boards are never removed"
+    );
+    let options = PlanOptions {
+        manage_membership: true,
+        ..PlanOptions::default()
+    };
+    let removal = plan(&desired, &observed, options).unwrap_or_default();
+    assert_eq!(outline(&removal), ["remove node.pi2"], "pi9 was never ours");
+    assert!(
+        matches!(&removal.actions[0], Action::RemoveNode { manager: false, id, .. } if id == "n2")
+    );
+
+    // Removing the only manager is refused.
+    let desired = spec("[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n[node.pi3]\naddress = \"10.9.9.9\"\nrole = \"manager\"\n");
+    let error = plan(&desired, &observed, options).err();
+    assert!(
+        matches!(error, Some(PlanError::LastManager { ref node }) if node == "pi1"),
+        "{error:?}"
+    );
 }

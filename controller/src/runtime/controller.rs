@@ -315,7 +315,7 @@ impl Controller {
             ..ApplyOptions::default()
         };
         let mut log = LogProgress;
-        let result = apply(&swarm, &plan, options, &mut log).await;
+        let result = apply(&swarm, &plan, options, None, &mut log).await;
         self.count_actions(&plan, result.as_ref().err());
         match result {
             Ok(_) => {

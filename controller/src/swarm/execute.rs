@@ -38,39 +38,136 @@ impl Swarm {
                     .await
                     .map_err(api("delete_service"))
             }
+            // Needs SSH between its Docker calls: `apply` drives it step by step.
+            Action::RemoveNode { name, .. } => Err(SwarmError::NeedsSsh(name.clone())),
         }
     }
 
-    /// Read-overlay-write: the node's own name and anything else Docker stores
-    /// are kept; role, availability and labels come from the plan. The write
-    /// carries the version the plan was made from, so a node changed since is
-    /// refused ("out of sequence") and the next reconcile plans again.
-    async fn update_node(&self, update: &NodeUpdate) -> Result<(), SwarmError> {
+    /// Sets a node's availability to drain (or its role to worker), keeping the rest of its spec.
+    pub async fn drain_or_demote(&self, id: &str, demote: bool) -> Result<(), SwarmError> {
         let live = self
             .docker
-            .inspect_node(&update.id)
+            .inspect_node(id)
             .await
             .map_err(api("inspect_node"))?;
-        let version = i64::try_from(update.version)
-            .map_err(|_| SwarmError::VersionOverflow(update.version, update.name.clone()))?;
-        let spec = NodeSpec {
-            labels: Some(update.labels.clone().into_iter().collect()),
-            role: Some(match update.role {
-                Role::Manager => NodeSpecRoleEnum::MANAGER,
-                Role::Worker => NodeSpecRoleEnum::WORKER,
-            }),
-            availability: Some(match update.availability {
-                Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
-                Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
-                Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
-            }),
-            ..live.spec.unwrap_or_default()
-        };
+        let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+        let version =
+            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
+        let mut spec = live.spec.unwrap_or_default();
+        if demote {
+            spec.role = Some(NodeSpecRoleEnum::WORKER);
+        } else {
+            spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN);
+        }
         self.count_write();
         self.docker
-            .update_node(&update.id, spec, UpdateNodeOptions { version })
+            .update_node(id, spec, UpdateNodeOptions { version })
             .await
             .map_err(api("update_node"))
+    }
+
+    /// Tasks still meant to run on a node.
+    pub async fn tasks_on_node(&self, id: &str) -> Result<usize, SwarmError> {
+        let filters = HashMap::from([
+            ("node".to_string(), vec![id.to_string()]),
+            ("desired-state".to_string(), vec!["running".to_string()]),
+        ]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(api("list_tasks"))?;
+        Ok(tasks.len())
+    }
+
+    /// `ready`, `down`, ... of a node.
+    pub async fn node_state(&self, id: &str) -> Result<String, SwarmError> {
+        let node = self
+            .docker
+            .inspect_node(id)
+            .await
+            .map_err(api("inspect_node"))?;
+        Ok(node.status.and_then(|s| s.state).map_or_else(
+            || "unknown".to_string(),
+            |s| format!("{s:?}").to_lowercase(),
+        ))
+    }
+
+    /// Removes a node object (`force` for a node that never reported down).
+    pub async fn remove_node(&self, id: &str, force: bool) -> Result<(), SwarmError> {
+        self.count_write();
+        self.docker
+            .delete_node(
+                id,
+                Some(bollard::query_parameters::DeleteNodeOptions { force }),
+            )
+            .await
+            .map_err(api("delete_node"))
+    }
+
+    /// Read-overlay-write: the node's own name and anything else Docker stores
+    /// are kept; role, availability and labels come from the plan. If the node
+    /// changed since planning only in ways Docker makes itself (its version
+    /// moves with status updates), the write is retried; if its role,
+    /// availability or labels changed, it is refused and the next reconcile
+    /// plans again.
+    async fn update_node(&self, update: &NodeUpdate) -> Result<(), SwarmError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let live = self
+                .docker
+                .inspect_node(&update.id)
+                .await
+                .map_err(api("inspect_node"))?;
+            let live_spec = live.spec.clone().unwrap_or_default();
+            let (role, availability, labels) = &update.before;
+            let unchanged = live_spec.role.map(|r| r == NodeSpecRoleEnum::MANAGER)
+                == Some(*role == Role::Manager)
+                && live_spec.availability == Some(availability_enum(*availability))
+                && live_spec
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    == *labels;
+            let index = if unchanged {
+                live.version
+                    .as_ref()
+                    .and_then(|v| v.index)
+                    .unwrap_or(update.version)
+            } else {
+                update.version
+            };
+            let version = i64::try_from(index)
+                .map_err(|_| SwarmError::VersionOverflow(index, update.name.clone()))?;
+            let spec = NodeSpec {
+                labels: Some(update.labels.clone().into_iter().collect()),
+                role: Some(match update.role {
+                    Role::Manager => NodeSpecRoleEnum::MANAGER,
+                    Role::Worker => NodeSpecRoleEnum::WORKER,
+                }),
+                availability: Some(availability_enum(update.availability)),
+                ..live_spec
+            };
+            self.count_write();
+            match self
+                .docker
+                .update_node(&update.id, spec, UpdateNodeOptions { version })
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if unchanged && is_out_of_sequence(&error) => continue,
+                Err(source) => {
+                    return Err(SwarmError::Api {
+                        operation: "update_node",
+                        source,
+                    })
+                }
+            }
+        }
+        Err(SwarmError::OutOfSequence(update.name.clone()))
     }
 
     async fn create_network(&self, network: &Network, hash: &str) -> Result<(), SwarmError> {
@@ -147,6 +244,14 @@ impl Swarm {
             }
         }
         Err(SwarmError::OutOfSequence(service.name.clone()))
+    }
+}
+
+fn availability_enum(availability: Availability) -> NodeSpecAvailabilityEnum {
+    match availability {
+        Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
+        Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
+        Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
     }
 }
 

@@ -48,8 +48,11 @@ pub enum SwarmError {
         source: bollard::errors::Error,
     },
     /// A service update kept losing the race against other writers.
-    #[error("service `{0}` kept changing while being updated (update out of sequence); try again")]
+    #[error("`{0}` kept changing while being updated (update out of sequence); the next reconcile tries again")]
     OutOfSequence(String),
+    /// A node removal was executed without the SSH access it needs (`apply --ssh`).
+    #[error("removing node `{0}` needs SSH to the board; run with --ssh")]
+    NeedsSsh(String),
     /// A version index from Docker does not fit the API's i32/i64 parameter.
     #[error("object version {0} of `{1}` is too large for the Docker API")]
     VersionOverflow(u64, String),
@@ -63,6 +66,7 @@ impl SwarmError {
             SwarmError::NotManager { .. } => "info",
             SwarmError::Api { operation, .. } => operation,
             SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => "update_service",
+            SwarmError::NeedsSsh(_) => "remove_node",
         }
     }
 
@@ -70,7 +74,9 @@ impl SwarmError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            SwarmError::UnsupportedHost(_) | SwarmError::VersionOverflow(..)
+            SwarmError::UnsupportedHost(_)
+                | SwarmError::VersionOverflow(..)
+                | SwarmError::NeedsSsh(_)
         )
     }
 }
