@@ -280,3 +280,44 @@ fn the_facts_command_reports_each_board() {
         "{facts:#}"
     );
 }
+
+/// Without an identity file, the keys of the ssh-agent at SSH_AUTH_SOCK are used.
+#[test]
+fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
+    let sshd = Sshd::start();
+    let agent_socket = sshd.dir().join("agent.sock");
+    let started = std::process::Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&agent_socket)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start ssh-agent (openssh-client): {e}"));
+    assert!(started.status.success());
+    let pid = String::from_utf8_lossy(&started.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let added = std::process::Command::new("ssh-add")
+        .arg(sshd.identity())
+        .env("SSH_AUTH_SOCK", &agent_socket)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-add: {e}"));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let mut target = sshd.target("pi-agent", &known_hosts(&sshd, &sshd.known_hosts_line()));
+    target.identity = sshd.dir().join("no-such-key");
+    // Only this test runs without an identity file, so the variable cannot change another test's path.
+    std::env::set_var("SSH_AUTH_SOCK", &agent_socket);
+    let output = runtime().block_on(async {
+        let session = Session::connect(&target, SshOptions::default()).await?;
+        session.run("whoami", "id -u").await
+    });
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    let output = output.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.stdout.trim(), "0");
+}

@@ -185,13 +185,20 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Connects, verifies the host key, and authenticates with the identity file.
     pub async fn connect(target: &Target, options: SshOptions) -> Result<Self, NodeError> {
-        let key = russh::keys::load_secret_key(&target.identity, None).map_err(|e| {
-            NodeError::Identity {
-                node: target.node.clone(),
-                path: target.identity.display().to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+        // The identity file when it exists; otherwise the ssh-agent at SSH_AUTH_SOCK.
+        let key = if target.identity.exists() || std::env::var_os("SSH_AUTH_SOCK").is_none() {
+            Some(
+                russh::keys::load_secret_key(&target.identity, None).map_err(|e| {
+                    NodeError::Identity {
+                        node: target.node.clone(),
+                        path: target.identity.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
         let config = Arc::new(client::Config {
             inactivity_timeout: Some(options.keepalive * 4),
             keepalive_interval: Some(options.keepalive),
@@ -256,17 +263,21 @@ impl Session {
             .ok()
             .flatten()
             .flatten();
-        let auth = handle
-            .authenticate_publickey(
-                &target.user,
-                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
-            )
-            .await
-            .map_err(|e| NodeError::Ssh {
-                node: target.node.clone(),
-                reason: e.to_string(),
-            })?;
-        if !auth.success() {
+        let success = match key {
+            Some(key) => handle
+                .authenticate_publickey(
+                    &target.user,
+                    PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
+                .map_err(|e| NodeError::Ssh {
+                    node: target.node.clone(),
+                    reason: e.to_string(),
+                })?
+                .success(),
+            None => authenticate_with_agent(&mut handle, target, hash).await?,
+        };
+        if !success {
             return Err(NodeError::AuthRejected {
                 node: target.node.clone(),
                 user: target.user.clone(),
@@ -358,6 +369,41 @@ impl Session {
             .disconnect(russh::Disconnect::ByApplication, "done", "en")
             .await;
     }
+}
+
+/// Tries the keys an ssh-agent holds (SSH_AUTH_SOCK), in order.
+async fn authenticate_with_agent(
+    handle: &mut Handle<Verifier>,
+    target: &Target,
+    hash: Option<HashAlg>,
+) -> Result<bool, NodeError> {
+    let agent_error = |reason: String| NodeError::Identity {
+        node: target.node.clone(),
+        path: "the ssh-agent (SSH_AUTH_SOCK)".into(),
+        reason,
+    };
+    let mut agent = russh::keys::agent::client::AgentClient::connect_env()
+        .await
+        .map_err(|e| agent_error(e.to_string()))?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| agent_error(e.to_string()))?;
+    if identities.is_empty() {
+        return Err(agent_error("the agent holds no keys".into()));
+    }
+    for identity in identities {
+        let key = identity.public_key().into_owned();
+        match handle
+            .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+            .await
+        {
+            Ok(result) if result.success() => return Ok(true),
+            Ok(_) => continue,
+            Err(error) => return Err(agent_error(error.to_string())),
+        }
+    }
+    Ok(false)
 }
 
 /// Replaces every occurrence of the given secrets (join tokens, ...) before
