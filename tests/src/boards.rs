@@ -141,24 +141,36 @@ fn ensure_network() {
 pub struct Boards {
     names: Vec<String>,
     addresses: Vec<String>,
-    keys: tempfile::TempDir,
+    keys: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// Leave the containers running when dropped (the `testbed` command).
+    keep: bool,
 }
 
 impl Boards {
     /// Starts `count` bare boards named `{prefix}1..`, at 10.77.0.{first}.. .
     pub fn start(prefix: &str, first: u8, count: u8) -> Self {
+        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut boards = Self::start_with_keys_in(prefix, first, count, temp.path());
+        boards._temp = Some(temp);
+        boards
+    }
+
+    /// Like [`Boards::start`], keeping the client key and known_hosts in `keys`.
+    pub fn start_with_keys_in(prefix: &str, first: u8, count: u8, keys: &Path) -> Self {
         ensure_bare_image();
         ensure_network();
-        let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let key = keys.path().join("id_ed25519");
+        std::fs::create_dir_all(keys).unwrap_or_else(|e| panic!("{}: {e}", keys.display()));
+        let key = keys.join("id_ed25519");
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(keys.join("id_ed25519.pub"));
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&key)
             .status()
             .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
         assert!(status.success());
-        let public =
-            std::fs::read_to_string(keys.path().join("id_ed25519.pub")).unwrap_or_default();
+        let public = std::fs::read_to_string(keys.join("id_ed25519.pub")).unwrap_or_default();
         let mut names = Vec::new();
         let mut addresses = Vec::new();
         for i in 0..count {
@@ -224,7 +236,9 @@ impl Boards {
         let boards = Self {
             names,
             addresses,
-            keys,
+            keys: keys.to_path_buf(),
+            _temp: None,
+            keep: false,
         };
         let mut known = String::new();
         for address in &boards.addresses {
@@ -235,11 +249,32 @@ impl Boards {
     }
 
     pub fn identity(&self) -> PathBuf {
-        self.keys.path().join("id_ed25519")
+        self.keys.join("id_ed25519")
     }
 
     pub fn known_hosts(&self) -> PathBuf {
-        self.keys.path().join("known_hosts")
+        self.keys.join("known_hosts")
+    }
+
+    /// Leaves the boards running after this value is dropped.
+    pub fn keep_running(mut self) {
+        self.keep = true;
+    }
+
+    /// Removes boards named `{prefix}N` left running earlier; how many.
+    pub fn remove(prefix: &str) -> usize {
+        let names = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^{prefix}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        for name in names.lines() {
+            docker_unchecked(&["rm", "-f", name]);
+        }
+        names.lines().count()
     }
 
     pub fn address(&self, index: usize) -> &str {
@@ -257,12 +292,15 @@ impl Boards {
 
     /// Keys directory, for writing extra files next to the test keys.
     pub fn dir(&self) -> &Path {
-        self.keys.path()
+        &self.keys
     }
 }
 
 impl Drop for Boards {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         for name in &self.names {
             docker_unchecked(&["rm", "-f", name]);
         }
