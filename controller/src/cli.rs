@@ -103,6 +103,16 @@ pub struct RunArgs {
     /// This controller's name in the one-writer lease (default: hostname and process id).
     #[arg(long)]
     pub holder_id: Option<String>,
+    /// Also drive the spec's boards over SSH (bootstrap, join, leave) and
+    /// reach a manager through SSH instead of --docker-host.
+    #[arg(long)]
+    pub ssh: bool,
+    /// With --ssh: record host keys of boards not yet in known_hosts.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// With --ssh: how many boards to work on at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
     /// How long one reconcile waits for a service that others come `after`
     /// (it must stay below --lease-ttl; later reconciles carry on).
     #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
@@ -429,40 +439,6 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
     })
 }
 
-/// Makes a board leave the swarm over SSH, with the spec's `[ssh]` defaults.
-fn leaver_for(
-    ssh: &reconciler_spec::SshSettings,
-    options: crate::node::SshOptions,
-) -> Box<crate::apply::Leaver> {
-    let ssh = ssh.clone();
-    Box::new(move |name: String, address: String| {
-        let target = crate::node::Target {
-            node: name,
-            host: address,
-            port: ssh.port,
-            user: ssh.user.clone(),
-            identity: crate::node::expand_home(&ssh.identity),
-            known_hosts: crate::node::expand_home(&ssh.known_hosts),
-            pinned_key: None,
-        };
-        Box::pin(async move {
-            let session = crate::node::Session::connect(&target, options)
-                .await
-                .map_err(|e| e.to_string())?;
-            let output = session
-                .run("leave the swarm", "docker swarm leave\n")
-                .await
-                .map_err(|e| e.to_string())?;
-            session.close().await;
-            if output.success() {
-                Ok(())
-            } else {
-                Err(output.stderr.trim().to_string())
-            }
-        })
-    })
-}
-
 /// The boards' steps, in the style of the plan.
 fn render_boards(boards: &crate::node::provision::Provisioned) -> String {
     let mut out = String::new();
@@ -588,7 +564,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
             None => return Ok(1),
         }
     };
-    let leaver = leaver_for(&prepared_ssh, ssh_options(&args.connect));
+    let leaver = crate::node::leaver(&prepared_ssh, ssh_options(&args.connect));
     let report = apply(&swarm, &plan, options, Some(&*leaver), &mut *console.err).await?;
     let summary = plan.summary();
     writeln!(
@@ -672,6 +648,13 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         holder,
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
+        ssh: args.ssh.then_some(crate::runtime::SshRun {
+            options: crate::node::SshOptions {
+                accept_new_host_keys: args.accept_new_host_keys,
+                ..crate::node::SshOptions::default()
+            },
+            parallel: args.parallel,
+        }),
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -5,6 +5,10 @@ use reconciler_tests::boards::{Boards, Registry, REGISTRY};
 use reconciler_tests::{reconciler, require_swarm, SpecDir};
 
 fn spec_for(boards: &Boards) -> SpecDir {
+    spec_named(boards, &["rcb1", "rcb2", "rcb3"])
+}
+
+fn spec_named(boards: &Boards, names: &[&str]) -> SpecDir {
     let spec = SpecDir::new("boards");
     spec.write(
         "cluster.toml",
@@ -28,15 +32,19 @@ start_docker = "nohup dockerd --insecure-registry {REGISTRY} >/var/log/dockerd.l
             known = boards.known_hosts().display(),
         ),
     );
-    spec.write(
-        "nodes.toml",
-        &format!(
-            "[node.rcb1]\naddress = \"{}\"\nrole = \"manager\"\n\n[node.rcb2]\naddress = \"{}\"\nrole = \"worker\"\nlabels = {{ leds = \"true\" }}\n\n[node.rcb3]\naddress = \"{}\"\nrole = \"worker\"\nlabels = {{ leds = \"true\" }}\n",
-            boards.address(0),
-            boards.address(1),
-            boards.address(2)
-        ),
-    );
+    let mut nodes = String::new();
+    for (index, name) in names.iter().enumerate() {
+        let (role, labels) = if index == 0 {
+            ("manager", "")
+        } else {
+            ("worker", "labels = { leds = \"true\" }\n")
+        };
+        nodes.push_str(&format!(
+            "[node.{name}]\naddress = \"{}\"\nrole = \"{role}\"\n{labels}\n",
+            boards.address(index)
+        ));
+    }
+    spec.write("nodes.toml", &nodes);
     spec.write(
         "services.toml",
         &format!(
@@ -46,8 +54,12 @@ start_docker = "nohup dockerd --insecure-registry {REGISTRY} >/var/log/dockerd.l
     spec
 }
 
+/// The tests share the registry port and the boards' network: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn three_bare_boards_become_a_swarm_and_stay_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     require_swarm();
     let boards = Boards::start("rcb-", 21, 3);
     let _registry = Registry::start();
@@ -252,4 +264,55 @@ fn wait_for_placement(boards: &Boards, service: &str) -> String {
             }
         },
     )
+}
+
+/// `reconciler run --ssh` keeps the boards in the swarm without any apply:
+/// two bare boards are bootstrapped, joined and given their service by the loop.
+#[test]
+fn the_controller_brings_bare_boards_in_by_itself() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    require_swarm();
+    let boards = Boards::start("rcr-", 31, 2);
+    let _registry = Registry::start();
+    let spec = spec_named(&boards, &["rcr1", "rcr2"]);
+    let dir = spec.arg();
+    let controller = reconciler_tests::controller::Controller::start(
+        &["--dir", &dir],
+        &["--ssh", "--interval", "2s"],
+    );
+    reconciler_tests::wait_until(
+        "the boards to form a swarm running blink",
+        std::time::Duration::from_secs(240),
+        || {
+            let placed = boards.exec(0, "docker service ps blink --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' 2>/dev/null | grep Running | cut -d' ' -f1");
+            if placed.stdout.trim() == "rcr2" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{placed:?}\n--- controller log\n{}",
+                    controller.process.log()
+                ))
+            }
+        },
+    );
+    let nodes = boards.exec(
+        0,
+        "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
+    );
+    assert_eq!(nodes.stdout, "rcr1 Ready\nrcr2 Ready\n", "{nodes:?}");
+    reconciler_tests::wait_until(
+        "a clean reconcile",
+        std::time::Duration::from_secs(30),
+        || {
+            let status = controller.status();
+            (status["last_reconcile"]["result"] == "success"
+                && status["last_reconcile"]["plan"]["add"] == 0)
+                .then_some(())
+                .ok_or(format!("{status:#}"))
+        },
+    );
+    assert!(
+        !controller.process.log().contains("SWMTKN-"),
+        "a join token reached the log"
+    );
 }

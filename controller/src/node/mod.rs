@@ -147,3 +147,38 @@ pub async fn gather_facts(
     })
     .await
 }
+
+/// Makes a board leave the swarm over SSH (for node removals), reaching it at
+/// its swarm address with the spec's `[ssh]` defaults.
+pub fn leaver(
+    ssh: &reconciler_spec::SshSettings,
+    options: SshOptions,
+) -> Box<crate::apply::Leaver> {
+    let ssh = ssh.clone();
+    Box::new(move |name: String, address: String| {
+        let target = Target {
+            node: name,
+            host: address,
+            port: ssh.port,
+            user: ssh.user.clone(),
+            identity: expand_home(&ssh.identity),
+            known_hosts: expand_home(&ssh.known_hosts),
+            pinned_key: None,
+        };
+        Box::pin(async move {
+            let session = Session::connect(&target, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let output = session
+                .run("leave the swarm", "docker swarm leave\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            session.close().await;
+            if output.success() {
+                Ok(())
+            } else {
+                Err(output.stderr.trim().to_string())
+            }
+        })
+    })
+}

@@ -42,6 +42,16 @@ pub struct RunOptions {
     pub lease_ttl: Duration,
     /// How long to wait for a service another one comes `after`.
     pub apply_timeout: Duration,
+    /// Drive the boards over SSH too (bootstrap, join, leave) and reach a
+    /// manager through SSH instead of `docker_host`.
+    pub ssh: Option<SshRun>,
+}
+
+/// How `run --ssh` reaches the boards.
+#[derive(Debug, Clone, Copy)]
+pub struct SshRun {
+    pub options: crate::node::SshOptions,
+    pub parallel: usize,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -86,12 +96,15 @@ pub async fn run(
         })?;
     tracing::info!(address = %options.listen, source = %source.describe(), "reconciler run: listening");
     tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
-    tokio::spawn(watch_docker_events(
-        options.docker_host.clone(),
-        triggers.clone(),
-        Arc::clone(&shared),
-        shutdown.clone(),
-    ));
+    if options.ssh.is_none() {
+        // With --ssh the manager is reached anew each reconcile; the resync timer stands in for events.
+        tokio::spawn(watch_docker_events(
+            options.docker_host.clone(),
+            triggers.clone(),
+            Arc::clone(&shared),
+            shutdown.clone(),
+        ));
+    }
     let _watcher = match &source {
         Source::Dir(dir) => watch_directory(dir.path(), triggers.clone()),
         Source::Git(_) => None,
@@ -110,6 +123,7 @@ pub async fn run(
         spec: None,
         good_revision: None,
         swarm: None,
+        tunnel: None,
     }));
     let loop_controller = Arc::clone(&controller);
     run_loop(
@@ -150,6 +164,8 @@ struct Controller {
     spec: Option<Spec>,
     good_revision: Option<String>,
     swarm: Option<Swarm>,
+    /// With `--ssh`: the forwarded socket of a manager the swarm client uses.
+    tunnel: Option<crate::node::tunnel::Tunnel>,
 }
 
 /// How a reconcile ended, for metrics and status.
@@ -259,6 +275,52 @@ impl Controller {
         let Some(spec) = self.spec.clone() else {
             return Ended::InvalidSpec;
         };
+        let mut board_failures = Vec::new();
+        if let Some(ssh) = self.options.ssh {
+            let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
+            let dry_run = observe || self.options.suspend || spec.controller.suspend;
+            let progress: crate::node::provision::Progress =
+                Arc::new(std::sync::Mutex::new(LogProgress));
+            match crate::node::provision::provision(
+                &spec,
+                ssh.options,
+                ssh.parallel,
+                dry_run,
+                progress,
+            )
+            .await
+            {
+                Ok(done) => {
+                    board_failures = done.failures.iter().map(ToString::to_string).collect();
+                    if !done.plans.is_empty() {
+                        self.status().pending = done
+                            .plans
+                            .iter()
+                            .map(|p| {
+                                format!(
+                                    "node.{} needs: {}",
+                                    p.node,
+                                    p.steps
+                                        .iter()
+                                        .map(|s| s.describe())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            })
+                            .collect();
+                    }
+                    match done.tunnel {
+                        Some(tunnel) => {
+                            // A new tunnel each reconcile: the client follows it.
+                            self.swarm = None;
+                            self.tunnel = Some(tunnel);
+                        }
+                        None => return Ended::Error(board_failures.join("; ")),
+                    }
+                }
+                Err(error) => return Ended::Refused(error.to_string()),
+            }
+        }
         let swarm = match self.connect(&spec).await {
             Ok(swarm) => swarm,
             Err(error) => return Ended::Error(self.docker_error(&error)),
@@ -276,7 +338,11 @@ impl Controller {
             Err(error) => return Ended::Error(self.docker_error(&error)),
         };
         self.record_cluster(&spec, &observed, &running);
-        let plan = match plan::plan(&spec, &observed, PlanOptions::default()) {
+        let plan_options = PlanOptions {
+            manage_membership: self.options.ssh.is_some(),
+            ..PlanOptions::default()
+        };
+        let plan = match plan::plan(&spec, &observed, plan_options) {
             Ok(plan) => plan,
             Err(error) => return Ended::Refused(error.to_string()),
         };
@@ -291,7 +357,11 @@ impl Controller {
             status.suspended = suspended;
         }
         if plan.is_empty() || observe || suspended {
-            return Ended::Success;
+            return if board_failures.is_empty() {
+                Ended::Success
+            } else {
+                Ended::Error(board_failures.join("; "))
+            };
         }
         match swarm
             .acquire_lease(&self.options.holder, self.options.lease_ttl)
@@ -315,9 +385,14 @@ impl Controller {
             ..ApplyOptions::default()
         };
         let mut log = LogProgress;
-        let result = apply(&swarm, &plan, options, None, &mut log).await;
+        let leaver = self
+            .options
+            .ssh
+            .map(|ssh| crate::node::leaver(&spec.ssh, ssh.options));
+        let result = apply(&swarm, &plan, options, leaver.as_deref(), &mut log).await;
         self.count_actions(&plan, result.as_ref().err());
         match result {
+            Ok(_) if !board_failures.is_empty() => Ended::Error(board_failures.join("; ")),
             Ok(_) => {
                 *drift = 0;
                 Ended::Success
@@ -423,7 +498,11 @@ impl Controller {
                 return Ok(swarm.clone());
             }
         }
-        let mut swarm = Swarm::connect(&self.options.docker_host, &spec.cluster.name).await?;
+        let host = self.tunnel.as_ref().map_or_else(
+            || self.options.docker_host.clone(),
+            crate::node::tunnel::Tunnel::docker_host,
+        );
+        let mut swarm = Swarm::connect(&host, &spec.cluster.name).await?;
         swarm.set_revision(self.good_revision.clone());
         self.swarm = Some(swarm.clone());
         Ok(swarm)

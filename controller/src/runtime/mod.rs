@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
-pub use controller::{run, RunError, RunOptions};
+pub use controller::{run, RunError, RunOptions, SshRun};
 
 /// Why the loop should look again. Carries no instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
