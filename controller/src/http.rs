@@ -43,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(hook))
         .route("/api/status", get(status))
+        .route("/", get(page))
         .with_state(shared)
 }
 
@@ -87,6 +88,14 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         )
             .into_response(),
     }
+}
+
+async fn page(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::status_page::render(&shared.status()),
+    )
+        .into_response()
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {

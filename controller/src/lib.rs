@@ -15,4 +15,5 @@ pub mod plan;
 pub mod runtime;
 pub mod source;
 pub mod status;
+pub mod status_page;
 pub mod swarm;

@@ -103,6 +103,14 @@ fn a_pushed_commit_changes_the_swarm_without_any_other_action() {
         .unwrap_or(0.0)
             >= 1.0
     );
+    // The status page a person looks at shows the same.
+    let page = http::get(controller.address, "/").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<td>rpush-web</td>") && page.body.contains(&second),
+        "{}",
+        page.body
+    );
 }
 
 #[test]
