@@ -395,6 +395,8 @@ impl Controller {
             Ok(_) if !board_failures.is_empty() => Ended::Error(board_failures.join("; ")),
             Ok(_) => {
                 *drift = 0;
+                // Everything pending was just applied.
+                self.status().pending.clear();
                 Ended::Success
             }
             Err(error) => {
