@@ -178,6 +178,32 @@ impl Metrics {
         }
     }
 
+    /// The names of every metric, including label sets with no sample yet.
+    pub fn render_names(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let collectors: [&dyn Collector; 15] = [
+            &self.reconciles,
+            &self.reconcile_duration,
+            &self.last_success,
+            &self.revision_info,
+            &self.source_fetches,
+            &self.spec_valid,
+            &self.drift,
+            &self.actions,
+            &self.webhooks,
+            &self.docker_errors,
+            &self.nodes,
+            &self.replicas_desired,
+            &self.replicas_running,
+            &self.lease_held,
+            &self.docker_writes,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .collect()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -217,5 +243,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("reconciler_spec_valid 1"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod dashboard_tests {
+    /// Every `reconciler_*` name in the Grafana dashboard is one the controller exports.
+    #[test]
+    fn dashboard_uses_only_exported_metrics() {
+        let dashboard = include_str!("../../dashboards/reconciler.json");
+        let exported = super::Metrics::new().render_names();
+        let mut used = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if let Some(name) = word.strip_prefix("reconciler_") {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(name);
+                assert!(
+                    exported.contains(&format!("reconciler_{base}")),
+                    "the dashboard uses unknown metric reconciler_{name}"
+                );
+                used += 1;
+            }
+        }
+        assert!(
+            used >= 14,
+            "the dashboard should chart every metric, found {used} uses"
+        );
     }
 }
