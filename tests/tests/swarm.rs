@@ -802,3 +802,57 @@ env_file = "stack/.env"
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     assert_eq!(proxy.writes(), Vec::<String>::new());
 }
+
+/// Regression: removing a service someone else removed first failed the whole
+/// apply with a 404; deletes are idempotent now.
+#[test]
+fn removing_what_is_already_gone_is_not_an_error() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-gone", "gone-");
+    let spec = SpecDir::new("t-gone");
+    spec.write("a.toml", &format!("[service.gone-a]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n[network.gone-net]\n"));
+    spec.write(
+        "b.toml",
+        &format!("[service.gone-b]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    apply(&spec, &local(), &["--no-wait"]).expect_code(0);
+    spec.remove("a.toml");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let desired = reconciler_spec::load_dir(spec.path()).unwrap_or_else(|e| panic!("{e}"));
+        let swarm = reconciler::swarm::Swarm::connect(&local(), "t-gone")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let observed = swarm.observe().await.unwrap_or_else(|e| panic!("{e}"));
+        let plan = reconciler::plan::plan(
+            &desired,
+            &observed,
+            reconciler::plan::PlanOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plan.summary().destroy,
+            2,
+            "{}",
+            reconciler::plan::render::text(&plan)
+        );
+        // Between plan and apply, somebody else removes them.
+        docker(&["service", "rm", "gone-a"]);
+        wait_until(
+            "gone-net to be free",
+            Duration::from_secs(30),
+            || match docker_unchecked(&["network", "rm", "gone-net"]).code {
+                0 => Ok(()),
+                _ => Err("busy".to_string()),
+            },
+        );
+        let options = reconciler::apply::ApplyOptions::default();
+        let result =
+            reconciler::apply::apply(&swarm, &plan, options, None, &mut std::io::sink()).await;
+        assert!(result.is_ok(), "{:?}", result.err());
+    });
+}

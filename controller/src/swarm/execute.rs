@@ -22,10 +22,7 @@ impl Swarm {
             Action::CreateNetwork { network, hash } => self.create_network(network, hash).await,
             Action::RemoveNetwork { id, .. } => {
                 self.count_write();
-                self.docker
-                    .remove_network(id)
-                    .await
-                    .map_err(api("remove_network"))
+                already_gone(self.docker.remove_network(id).await).map_err(api("remove_network"))
             }
             Action::CreateService { service, hash } => self.create_service(service, hash).await,
             Action::UpdateService {
@@ -33,10 +30,7 @@ impl Swarm {
             } => self.update_service(id, service, hash).await,
             Action::RemoveService { id, .. } => {
                 self.count_write();
-                self.docker
-                    .delete_service(id)
-                    .await
-                    .map_err(api("delete_service"))
+                already_gone(self.docker.delete_service(id).await).map_err(api("delete_service"))
             }
             // Needs SSH between its Docker calls: `apply` drives it step by step.
             Action::RemoveNode { name, .. } => Err(SwarmError::NeedsSsh(name.clone())),
@@ -244,6 +238,17 @@ impl Swarm {
             }
         }
         Err(SwarmError::OutOfSequence(service.name.clone()))
+    }
+}
+
+/// Deleting what is already gone is success: the goal state holds (someone
+/// removed it first, or Docker was still dropping a removed network's copy).
+fn already_gone(result: Result<(), BollardError>) -> Result<(), BollardError> {
+    match result {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        other => other,
     }
 }
 
