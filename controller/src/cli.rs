@@ -468,7 +468,25 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
         .as_ref()
         .is_some_and(|b| !b.plans.is_empty());
     if args.json {
-        serde_json::to_writer_pretty(&mut *console.out, &render::json(&prepared.plan))?;
+        let mut document = serde_json::to_value(render::json(&prepared.plan))?;
+        if let (Some(boards), Some(object)) = (&prepared.boards, document.as_object_mut()) {
+            // With --ssh: what each board needs, and the boards that could not be reached.
+            let steps: Vec<serde_json::Value> = boards
+                .plans
+                .iter()
+                .map(|p| serde_json::json!({ "node": p.node, "steps": p.steps.iter().map(|s| s.describe()).collect::<Vec<_>>() }))
+                .collect();
+            let failures: Vec<String> = boards.failures.iter().map(ToString::to_string).collect();
+            object.insert(
+                "boards".into(),
+                serde_json::json!({ "bootstrap": steps, "unreachable": failures }),
+            );
+            object.insert(
+                "swarm_planned".into(),
+                serde_json::Value::Bool(prepared.swarm.is_some()),
+            );
+        }
+        serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
         if let Some(boards) = &prepared.boards {

@@ -66,6 +66,24 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     let spec = spec_for(&boards);
     let dir = spec.arg();
 
+    // plan --ssh --json says what each bare board needs before anything happens.
+    let planned = reconciler(&["plan", &dir, "--ssh", "--json"]).expect_code(0);
+    let planned: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    assert_eq!(planned["swarm_planned"], false, "{planned:#}");
+    assert_eq!(
+        planned["boards"]["bootstrap"].as_array().map(Vec::len),
+        Some(3),
+        "{planned:#}"
+    );
+    assert_eq!(planned["boards"]["bootstrap"][0]["node"], "rcb1");
+    assert!(
+        planned["boards"]["bootstrap"][0]["steps"]
+            .to_string()
+            .contains("initialize the swarm"),
+        "{planned:#}"
+    );
+
     // One apply: Docker installed and started on all three, the swarm formed, labels set, the service placed.
     let started = std::time::Instant::now();
     let first = reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]);
