@@ -103,16 +103,8 @@ pub struct RunArgs {
     /// This controller's name in the one-writer lease (default: hostname and process id).
     #[arg(long)]
     pub holder_id: Option<String>,
-    /// Also drive the spec's boards over SSH (bootstrap, join, leave) and
-    /// reach a manager through SSH instead of --docker-host.
-    #[arg(long)]
-    pub ssh: bool,
-    /// With --ssh: record host keys of boards not yet in known_hosts.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// With --ssh: how many boards to work on at once.
-    #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
+    #[command(flatten)]
+    pub boards: BoardArgs,
     /// How long one reconcile waits for a service that others come `after`
     /// (it must stay below --lease-ttl; later reconciles carry on).
     #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
@@ -129,8 +121,16 @@ pub struct ConnectArgs {
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub boards: BoardArgs,
+}
+
+/// The node layer's switches, shared by `plan`, `apply` and `run`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BoardArgs {
     /// Also work on the spec's boards over SSH: bootstrap them, form and join
-    /// the swarm, and reach a manager's Docker API through SSH (not --docker-host).
+    /// the swarm, remove boards that left it, and reach a manager's Docker API
+    /// through SSH (instead of --docker-host).
     #[arg(long)]
     pub ssh: bool,
     /// With --ssh: record host keys of boards not yet in known_hosts (a changed key is still refused).
@@ -139,6 +139,15 @@ pub struct ConnectArgs {
     /// With --ssh: how many boards to work on at once.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
+}
+
+impl BoardArgs {
+    fn ssh_options(self) -> crate::node::SshOptions {
+        crate::node::SshOptions {
+            accept_new_host_keys: self.accept_new_host_keys,
+            ..crate::node::SshOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -371,7 +380,6 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
     Ok(u8::from(failed > 0))
 }
 
-/// Loads the spec (before any Docker call), connects, observes and plans.
 /// Everything a plan or apply needs: the spec, the swarm client (with the SSH
 /// tunnel it goes through, if any), the plan, and what the boards need.
 struct Prepared {
@@ -381,25 +389,18 @@ struct Prepared {
     boards: Option<crate::node::provision::Provisioned>,
 }
 
-fn ssh_options(args: &ConnectArgs) -> crate::node::SshOptions {
-    crate::node::SshOptions {
-        accept_new_host_keys: args.accept_new_host_keys,
-        ..crate::node::SshOptions::default()
-    }
-}
-
 /// Loads the spec (before any Docker call or SSH connection), learns what the
 /// boards need (with `--ssh`), connects to a manager, observes and plans.
 async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, CliError> {
     let spec = load(&args.dir, err)?;
-    let boards = if args.ssh {
+    let boards = if args.boards.ssh {
         let progress: crate::node::provision::Progress =
             std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
         Some(
             crate::node::provision::provision(
                 &spec,
-                ssh_options(args),
-                args.parallel,
+                args.boards.ssh_options(),
+                args.boards.parallel,
                 true,
                 progress,
             )
@@ -428,7 +429,7 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
     let observed = swarm.observe().await?;
     let options = PlanOptions {
         allow_mass_delete: args.allow_mass_delete,
-        manage_membership: args.ssh,
+        manage_membership: args.boards.ssh,
     };
     let plan = plan::plan(&spec, &observed, options)?;
     Ok(Prepared {
@@ -548,8 +549,8 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
             std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
         let done = crate::node::provision::provision(
             &prepared.spec,
-            ssh_options(&args.connect),
-            args.connect.parallel,
+            args.connect.boards.ssh_options(),
+            args.connect.boards.parallel,
             false,
             progress,
         )
@@ -582,7 +583,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
             None => return Ok(1),
         }
     };
-    let leaver = crate::node::leaver(&prepared_ssh, ssh_options(&args.connect));
+    let leaver = crate::node::leaver(&prepared_ssh, args.connect.boards.ssh_options());
     let report = apply(&swarm, &plan, options, Some(&*leaver), &mut *console.err).await?;
     let summary = plan.summary();
     writeln!(
@@ -666,12 +667,9 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         holder,
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
-        ssh: args.ssh.then_some(crate::runtime::SshRun {
-            options: crate::node::SshOptions {
-                accept_new_host_keys: args.accept_new_host_keys,
-                ..crate::node::SshOptions::default()
-            },
-            parallel: args.parallel,
+        ssh: args.boards.ssh.then_some(crate::runtime::SshRun {
+            options: args.boards.ssh_options(),
+            parallel: args.boards.parallel,
         }),
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
