@@ -7,6 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bollard::models::SwarmSpec;
 use bollard::query_parameters::UpdateSwarmOptions;
 
 use super::{api, Swarm, SwarmError};
@@ -36,6 +37,40 @@ impl Swarm {
         format!("io.reconciler.lease.{}", self.cluster)
     }
 
+    /// The swarm's spec, its version, and the lease recorded in it (holder, expiry).
+    async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<(String, u64)>), SwarmError> {
+        let swarm = self
+            .docker
+            .inspect_swarm()
+            .await
+            .map_err(api("inspect_swarm"))?;
+        let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
+        let version =
+            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
+        let spec = swarm.spec.unwrap_or_default();
+        let lease = spec
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&self.lease_label()))
+            .and_then(|v| parse(v));
+        Ok((spec, version, lease))
+    }
+
+    /// Writes the swarm's spec back with the version it was read at.
+    async fn write_lease(
+        &self,
+        spec: SwarmSpec,
+        version: i64,
+    ) -> Result<(), bollard::errors::Error> {
+        self.lease_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let options = UpdateSwarmOptions {
+            version,
+            ..Default::default()
+        };
+        self.docker.update_swarm(spec, options).await
+    }
+
     /// Takes the lease if it is free or expired, renews it if it is ours and
     /// less than half of `ttl` is left, and otherwise reports who holds it.
     pub async fn acquire_lease(
@@ -44,18 +79,7 @@ impl Swarm {
         ttl: Duration,
     ) -> Result<LeaseState, SwarmError> {
         for _ in 0..3 {
-            let swarm = self
-                .docker
-                .inspect_swarm()
-                .await
-                .map_err(api("inspect_swarm"))?;
-            let mut spec = swarm.spec.unwrap_or_default();
-            let label = self.lease_label();
-            let current = spec
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(&label))
-                .and_then(|v| parse(v));
+            let (mut spec, version, current) = self.read_lease().await?;
             let now = now_unix();
             match &current {
                 Some((other, until)) if other != holder && *until > now => {
@@ -72,18 +96,10 @@ impl Swarm {
             let until = now + ttl.as_secs();
             spec.labels
                 .get_or_insert_with(Default::default)
-                .insert(label, format!("{holder} {until}"));
-            let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
-            let version = i64::try_from(index)
-                .map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
-            self.lease_writes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let options = UpdateSwarmOptions {
-                version,
-                ..Default::default()
-            };
-            match self.docker.update_swarm(spec, options).await {
+                .insert(self.lease_label(), format!("{holder} {until}"));
+            match self.write_lease(spec, version).await {
                 Ok(()) => return Ok(LeaseState::Held { until }),
+                // Another controller (or an operator) wrote the swarm in between: read again.
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                     if message.contains("out of sequence") =>
                 {
@@ -102,36 +118,14 @@ impl Swarm {
 
     /// Gives the lease up on shutdown, so a standby controller takes over at once.
     pub async fn release_lease(&self, holder: &str) -> Result<(), SwarmError> {
-        let swarm = self
-            .docker
-            .inspect_swarm()
-            .await
-            .map_err(api("inspect_swarm"))?;
-        let mut spec = swarm.spec.unwrap_or_default();
-        let label = self.lease_label();
-        let ours = spec
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(&label))
-            .and_then(|v| parse(v))
-            .is_some_and(|(h, _)| h == holder);
-        if !ours {
+        let (mut spec, version, current) = self.read_lease().await?;
+        if current.is_none_or(|(h, _)| h != holder) {
             return Ok(());
         }
         if let Some(labels) = spec.labels.as_mut() {
-            labels.remove(&label);
+            labels.remove(&self.lease_label());
         }
-        let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
-        let version =
-            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
-        self.lease_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let options = UpdateSwarmOptions {
-            version,
-            ..Default::default()
-        };
-        self.docker
-            .update_swarm(spec, options)
+        self.write_lease(spec, version)
             .await
             .map_err(api("update_swarm"))
     }
