@@ -31,14 +31,7 @@ impl Swarm {
 
     /// Running tasks per service name, for status and the replicas metrics.
     pub async fn running_tasks(&self) -> Result<HashMap<String, u64>, SwarmError> {
-        let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
-        let tasks = self
-            .docker
-            .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(api("list_tasks"))?;
+        let tasks = self.tasks(&[("desired-state", "running")]).await?;
         let services = self
             .docker
             .list_services(None)

@@ -62,18 +62,10 @@ impl Swarm {
 
     /// Tasks still meant to run on a node.
     pub async fn tasks_on_node(&self, id: &str) -> Result<usize, SwarmError> {
-        let filters = HashMap::from([
-            ("node".to_string(), vec![id.to_string()]),
-            ("desired-state".to_string(), vec!["running".to_string()]),
-        ]);
-        let tasks = self
-            .docker
-            .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(api("list_tasks"))?;
-        Ok(tasks.len())
+        Ok(self
+            .tasks(&[("node", id), ("desired-state", "running")])
+            .await?
+            .len())
     }
 
     /// `ready`, `down`, ... of a node.

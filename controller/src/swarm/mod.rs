@@ -163,6 +163,26 @@ impl Swarm {
     }
 }
 
+impl Swarm {
+    /// Tasks matching Docker's task filters, e.g. `[("node", id), ("desired-state", "running")]`.
+    pub(crate) async fn tasks(
+        &self,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<bollard::models::Task>, SwarmError> {
+        let filters = filters
+            .iter()
+            .map(|(key, value)| (key.to_string(), vec![value.to_string()]))
+            .collect();
+        let options = bollard::query_parameters::ListTasksOptions {
+            filters: Some(filters),
+        };
+        self.docker
+            .list_tasks(Some(options))
+            .await
+            .map_err(api("list_tasks"))
+    }
+}
+
 fn socket_path(host: &str) -> Result<String, SwarmError> {
     if let Some(path) = host.strip_prefix("unix://") {
         Ok(path.to_string())

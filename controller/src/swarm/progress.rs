@@ -1,9 +1,6 @@
 //! How far a service is from running what was asked: tasks and update status.
 
-use std::collections::HashMap;
-
 use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
-use bollard::query_parameters::ListTasksOptions;
 use serde::Serialize;
 
 use super::{api, Swarm, SwarmError};
@@ -76,14 +73,7 @@ impl Swarm {
             .inspect_service(name, None)
             .await
             .map_err(api("inspect_service"))?;
-        let filters = HashMap::from([("service".to_string(), vec![name.to_string()])]);
-        let tasks = self
-            .docker
-            .list_tasks(Some(ListTasksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(api("list_tasks"))?;
+        let tasks = self.tasks(&[("service", name)]).await?;
         let service_id = service.id.clone().unwrap_or_default();
         let current: Vec<_> = tasks
             .iter()
