@@ -216,8 +216,40 @@ impl Chart {
                 return Vec::new();
             }
         };
+        let given = plain_values(&release.value.values);
+        let mut unknown = false;
+        for key in release.value.values.keys() {
+            let name = key.get_ref();
+            if defaults.contains_key(name) || meta.required.contains(name) {
+                continue;
+            }
+            unknown = true;
+            let known: Vec<&str> = defaults
+                .keys()
+                .map(String::as_str)
+                .chain(meta.required.iter().map(String::as_str))
+                .collect();
+            let mut diagnostic = release.error(
+                &key.span(),
+                format!(
+                    "release `{}`: chart `{}` takes no value `{name}`",
+                    release.name, meta.name
+                ),
+            );
+            diagnostic = match did_you_mean(name, known.iter().copied()) {
+                Some(help) => diagnostic.with_help(help),
+                None if known.is_empty() => diagnostic.with_help("the chart takes no values"),
+                None => {
+                    diagnostic.with_help(format!("the chart's values are: {}", known.join(", ")))
+                }
+            };
+            diagnostics.push(diagnostic);
+        }
+        if unknown {
+            return Vec::new();
+        }
         let mut values = defaults;
-        merge(&mut values, &release.value.values);
+        merge(&mut values, &given);
         let mut missing = false;
         for required in &meta.required {
             if !values.contains_key(required) {
@@ -291,6 +323,14 @@ fn template_message(release: &str, error: &minijinja::Error) -> String {
         "release `{release}`: template error: {}{detail}",
         error.kind()
     )
+}
+
+/// The release's values without their spans.
+pub(crate) fn plain_values(values: &BTreeMap<toml::Spanned<String>, toml::Value>) -> toml::Table {
+    values
+        .iter()
+        .map(|(k, v)| (k.get_ref().clone(), v.clone()))
+        .collect()
 }
 
 /// Release values over chart defaults; tables merge key by key.

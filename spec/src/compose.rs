@@ -469,6 +469,25 @@ pub(crate) fn translate(
     if uses_default_network && !networks.contains_key("default") {
         networks.insert("default".into(), toml::Value::Table(toml::Table::new()));
     }
+    // As `docker stack deploy`: only networks some service uses are created,
+    // each labelled with the stack, so `docker stack rm` removes them too.
+    let used: std::collections::BTreeSet<String> = services
+        .values()
+        .filter_map(|s| s.get("networks").and_then(toml::Value::as_array))
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    networks.retain(|name, _| used.contains(name));
+    for (_, network) in networks.iter_mut() {
+        if let toml::Value::Table(table) = network {
+            let labels = table
+                .entry("labels")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(labels) = labels {
+                labels.insert("com.docker.stack.namespace".into(), stack.into());
+            }
+        }
+    }
     fragment.insert("network".into(), toml::Value::Table(networks));
     fragment.insert("service".into(), toml::Value::Table(services));
     match toml::to_string(&fragment) {

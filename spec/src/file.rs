@@ -93,6 +93,9 @@ pub struct NetworkFile {
     pub internal: Option<bool>,
     #[serde(default)]
     pub labels: BTreeMap<Spanned<String>, String>,
+    /// Where a rendered network came from (`"release.NAME"` or `"stack.NAME"`);
+    /// written by `reconciler render` so its output loads back unchanged.
+    pub origin: Option<Spanned<String>>,
 }
 
 /// `[service.NAME]`
@@ -130,6 +133,8 @@ pub struct ServiceFile {
     /// Labels on the service's containers (compose's service-level `labels`).
     #[serde(default)]
     pub container_labels: BTreeMap<Spanned<String>, String>,
+    /// Where a rendered service came from; see [`NetworkFile::origin`].
+    pub origin: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -196,7 +201,7 @@ pub struct ResourcesFile {
 pub struct UpdateFile {
     pub parallelism: Option<u64>,
     pub delay: Option<Spanned<String>>,
-    pub failure_action: Option<FailureActionFile>,
+    pub failure_action: Option<Spanned<FailureActionFile>>,
     pub monitor: Option<Spanned<String>>,
     pub max_failure_ratio: Option<Spanned<f64>>,
     pub order: Option<UpdateOrderFile>,
@@ -249,8 +254,9 @@ pub enum RestartConditionFile {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseFile {
     pub chart: Spanned<String>,
+    /// Keys are spanned so a value the chart does not take is reported where it is written.
     #[serde(default)]
-    pub values: toml::Table,
+    pub values: BTreeMap<Spanned<String>, toml::Value>,
 }
 
 /// `[stack.NAME]`: a compose v3 file, deployed as `docker stack deploy` would.

@@ -490,6 +490,13 @@ fn named<'s, T: DeserializeOwned>(
     }
 }
 
+/// Deserializes one entry, reporting every broken key, not only the first.
+///
+/// serde stops at the first problem. To find the others, the key holding the
+/// problem is left out and the rest deserialized again, until it parses or
+/// nothing more can be left out. The entry that finally parses is returned
+/// so cross-entry checks (references, duplicates) still see the other keys;
+/// the spec is invalid by then, so it never reaches the model's users.
 fn deserialize<T: DeserializeOwned>(
     source: &SourceFile,
     context: &str,
@@ -497,15 +504,33 @@ fn deserialize<T: DeserializeOwned>(
     diagnostics: &mut Diagnostics,
 ) -> Option<T> {
     let whole = value.span();
-    match T::deserialize(ValueDeserializer::from(value)) {
-        Ok(value) => Some(value),
-        Err(error) => {
-            let span = error.span().unwrap_or(whole);
-            let mut diagnostic = describe_serde_error(source, &span, error.message());
-            diagnostic.message = format!("{context}: {}", diagnostic.message);
-            diagnostics.push(diagnostic);
-            None
+    let mut value = value;
+    let mut left_out: Vec<String> = Vec::new();
+    loop {
+        let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(parsed) => return Some(parsed),
+            Err(error) => error,
+        };
+        // After leaving keys out, a "missing field" may be our own doing (the
+        // key left out) or the user's typo's (`adress` for `address`, already
+        // reported): either way nothing more to learn.
+        if !left_out.is_empty() && error.message().starts_with("missing field") {
+            return None;
         }
+        let span = error.span().unwrap_or_else(|| whole.clone());
+        let mut diagnostic = describe_serde_error(source, &span, error.message());
+        diagnostic.message = format!("{context}: {}", diagnostic.message);
+        diagnostics.push(diagnostic);
+        let DeValue::Table(table) = value.get_mut() else {
+            return None;
+        };
+        let within = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+        let culprit = table
+            .iter()
+            .find(|(key, item)| within(key.span()) || within(item.span()))
+            .map(|(key, _)| key.clone())?;
+        table.remove(&culprit);
+        left_out.push(culprit.into_inner().into_owned());
     }
 }
 

@@ -78,7 +78,7 @@ pub(crate) fn lower(
             let release = Release {
                 name: e.name.clone(),
                 chart: e.value.chart.get_ref().clone(),
-                values: e.value.values.clone(),
+                values: crate::chart::plain_values(&e.value.values),
             };
             (e.name.clone(), release)
         })
@@ -231,7 +231,7 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
     check_label_keys(entry, &file.labels, diagnostics);
     Network {
         name: entry.name.clone(),
-        group: entry.group.clone(),
+        group: group(entry, file.origin.as_ref(), diagnostics),
         driver,
         attachable: file.attachable.unwrap_or(false),
         internal: file.internal.unwrap_or(false),
@@ -266,10 +266,34 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         (_, Some(replicas)) => ServiceMode::Replicated(*replicas.get_ref()),
         (_, None) => ServiceMode::Replicated(1),
     };
-    if let Some(command) = &file.command {
-        if command.is_empty() {
+    // Docker stores an empty list or string as "not set", so these would
+    // read back as absent and look changed on every reconcile.
+    let empty_fields = [
+        (
+            "command",
+            file.command.as_ref().is_some_and(Vec::is_empty),
+            "the image's entrypoint",
+        ),
+        (
+            "args",
+            file.args.as_ref().is_some_and(Vec::is_empty),
+            "the image's CMD",
+        ),
+        (
+            "user",
+            file.user.as_ref().is_some_and(String::is_empty),
+            "the image's user",
+        ),
+        (
+            "workdir",
+            file.workdir.as_ref().is_some_and(String::is_empty),
+            "the image's working directory",
+        ),
+    ];
+    for (field, empty, fallback) in empty_fields {
+        if empty {
             diagnostics.push(entry.name_error(format!(
-                "service {}: `command` must not be empty; leave it out to use the image's",
+                "service {}: `{field}` must not be empty; leave it out to use {fallback}",
                 entry.name
             )));
         }
@@ -323,7 +347,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         .collect();
     Service {
         name: entry.name.clone(),
-        group: entry.group.clone(),
+        group: group(entry, file.origin.as_ref(), diagnostics),
         image: image.to_string(),
         mode,
         command: file.command.clone(),
@@ -348,11 +372,11 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         update: file
             .update
             .as_ref()
-            .map(|u| update_policy(entry, u, diagnostics)),
+            .map(|u| update_policy(entry, u, PolicyKind::Update, diagnostics)),
         rollback: file
             .rollback
             .as_ref()
-            .map(|u| update_policy(entry, u, diagnostics)),
+            .map(|u| update_policy(entry, u, PolicyKind::Rollback, diagnostics)),
         healthcheck: file
             .healthcheck
             .as_ref()
@@ -415,24 +439,85 @@ fn mount(
     }
 }
 
+/// Docker starts no container with a memory limit below 6 MiB: the service
+/// is created, but every task is rejected ("Minimum memory limit allowed is 6MB").
+pub const MIN_MEMORY_LIMIT: u64 = 6 << 20;
+/// Swarm refuses a memory reservation below 4 MiB when the service is written.
+pub const MIN_MEMORY_RESERVATION: u64 = 4 << 20;
+/// Swarm refuses fewer than 0.001 CPUs (one million nano-CPUs).
+pub const MIN_NANO_CPUS: i64 = 1_000_000;
+
 fn resources(
     entry: &Entry<'_, ServiceFile>,
     file: &ResourcesFile,
     diagnostics: &mut Diagnostics,
 ) -> Resources {
+    let memory = |value: Option<&Spanned<String>>,
+                  minimum: u64,
+                  why: &str,
+                  diagnostics: &mut Diagnostics| {
+        let bytes = size(entry, value, diagnostics)?;
+        if bytes < minimum {
+            if let Some(value) = value {
+                diagnostics.push(
+                    entry
+                        .error(
+                            &value.span(),
+                            format!(
+                                "memory `{}` is below Docker's minimum of {}M: {why}",
+                                value.get_ref(),
+                                minimum >> 20
+                            ),
+                        )
+                        .with_help(format!("use at least \"{}M\"", minimum >> 20)),
+                );
+            }
+        }
+        Some(bytes)
+    };
     Resources {
-        limit_memory: size(entry, file.limit_memory.as_ref(), diagnostics),
-        reserve_memory: size(entry, file.reserve_memory.as_ref(), diagnostics),
+        limit_memory: memory(
+            file.limit_memory.as_ref(),
+            MIN_MEMORY_LIMIT,
+            "the tasks would be rejected",
+            diagnostics,
+        ),
+        reserve_memory: memory(
+            file.reserve_memory.as_ref(),
+            MIN_MEMORY_RESERVATION,
+            "Swarm refuses the service",
+            diagnostics,
+        ),
         limit_nano_cpus: cpus(entry, file.limit_cpus.as_ref(), diagnostics),
         reserve_nano_cpus: cpus(entry, file.reserve_cpus.as_ref(), diagnostics),
     }
 }
 
+/// `update` and `rollback` share a shape but not every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyKind {
+    Update,
+    Rollback,
+}
+
 fn update_policy(
     entry: &Entry<'_, ServiceFile>,
     file: &UpdateFile,
+    kind: PolicyKind,
     diagnostics: &mut Diagnostics,
 ) -> UpdatePolicy {
+    if let Some(action) = &file.failure_action {
+        if kind == PolicyKind::Rollback && matches!(action.get_ref(), FailureActionFile::Rollback) {
+            diagnostics.push(
+                entry
+                    .error(
+                        &action.span(),
+                        "rollback.failure_action cannot be \"rollback\": a failed rollback can only `pause` or `continue`",
+                    )
+                    .with_help("Docker's rollback_config takes failure_action = \"pause\" or \"continue\""),
+            );
+        }
+    }
     if let Some(ratio) = &file.max_failure_ratio {
         if !(0.0..=1.0).contains(ratio.get_ref()) {
             diagnostics.push(entry.error(
@@ -444,7 +529,7 @@ fn update_policy(
     UpdatePolicy {
         parallelism: file.parallelism,
         delay: duration(entry, file.delay.as_ref(), diagnostics),
-        failure_action: file.failure_action.map(|a| match a {
+        failure_action: file.failure_action.as_ref().map(|a| match a.get_ref() {
             FailureActionFile::Pause => FailureAction::Pause,
             FailureActionFile::Continue => FailureAction::Continue,
             FailureActionFile::Rollback => FailureAction::Rollback,
@@ -533,7 +618,52 @@ fn cpus<T>(
     }
     // In range by the check above; nano-CPUs are whole numbers.
     #[allow(clippy::cast_possible_truncation)]
-    Some((cpus * 1e9).round() as i64)
+    let nano = (cpus * 1e9).round() as i64;
+    if nano < MIN_NANO_CPUS {
+        diagnostics.push(
+            entry
+                .error(
+                    &value.span(),
+                    format!("cpus {cpus} is below Swarm's minimum of 0.001"),
+                )
+                .with_help("use at least 0.001"),
+        );
+    }
+    Some(nano)
+}
+
+/// The group of an entry: the release or stack that produced it, or the
+/// `origin` written by `reconciler render` (`"release.NAME"`, `"stack.NAME"`).
+fn group<T>(
+    entry: &Entry<'_, T>,
+    origin: Option<&Spanned<String>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Group> {
+    if entry.group.is_some() {
+        return entry.group.clone();
+    }
+    let origin = origin?;
+    let parsed = match origin.get_ref().split_once('.') {
+        Some(("release", name)) => Some(Group::Release(name.to_string())),
+        Some(("stack", name)) => Some(Group::Stack(name.to_string())),
+        _ => None,
+    };
+    let valid = parsed.as_ref().is_some_and(|g| {
+        let (Group::Release(name) | Group::Stack(name)) = g;
+        crate::validate::check_name(name).is_ok()
+    });
+    if !valid {
+        diagnostics.push(
+            entry
+                .error(
+                    &origin.span(),
+                    format!("invalid origin `{}`", origin.get_ref()),
+                )
+                .with_help("`origin` is written by `reconciler render`: \"release.NAME\" or \"stack.NAME\""),
+        );
+        return None;
+    }
+    parsed
 }
 
 fn parse_or_report<T, V>(

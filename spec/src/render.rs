@@ -1,8 +1,8 @@
 //! The fully expanded spec as TOML: what `reconciler render` prints.
 //!
 //! Releases and stacks appear as the services and networks they produced,
-//! each marked with a comment saying where it came from. The output is itself
-//! a valid spec that loads to the same services and networks.
+//! each with an `origin` saying where it came from. The output is itself a
+//! valid spec that loads to the same services and networks, origin included.
 
 use std::time::Duration;
 
@@ -45,17 +45,22 @@ fn lower<T: serde::Serialize>(value: T) -> Value {
     Value::try_from(value).unwrap_or(Value::String(String::new()))
 }
 
-fn section(kind: &str, name: &str, body: Table, origin: Option<&Group>) -> String {
+/// One `[kind.name]` table. A generated object keeps where it came from in
+/// `origin`, so the output loads back with the same labels and spec hash.
+fn section(kind: &str, name: &str, mut body: Table, origin: Option<&Group>) -> String {
+    let origin = match origin {
+        Some(Group::Release(release)) => Some(format!("release.{release}")),
+        Some(Group::Stack(stack)) => Some(format!("stack.{stack}")),
+        None => None,
+    };
+    if let Some(origin) = origin {
+        body.insert("origin".into(), Value::String(origin));
+    }
     let mut named = Table::new();
     named.insert(name.to_string(), Value::Table(body));
     let mut outer = Table::new();
     outer.insert(kind.to_string(), Value::Table(named));
-    let comment = match origin {
-        Some(Group::Release(release)) => format!("# from [release.{release}]\n"),
-        Some(Group::Stack(stack)) => format!("# from [stack.{stack}]\n"),
-        None => String::new(),
-    };
-    format!("{comment}{}", toml::to_string(&outer).unwrap_or_default())
+    toml::to_string(&outer).unwrap_or_default()
 }
 
 fn policy(p: &UpdatePolicy) -> Value {

@@ -1,20 +1,18 @@
 //! `render` snapshots: every folder under `tests/render/` is a spec using a
 //! chart or a compose stack; `expected.render` is its fully expanded form
 //! (`BLESS=1` rewrites them; review the diff). The expanded form must itself
-//! load back to the same services and networks.
+//! load back to the same services and networks, including where each came
+//! from (the release and stack labels, and so the spec hashes).
 
 use std::path::Path;
 
 use reconciler_spec::{load_dir, load_files, render::to_toml, Spec};
 
-fn without_groups(spec: &Spec) -> Spec {
+/// What render expands: the releases and stacks themselves are gone from
+/// its output (their objects remain, each with its origin), and warnings are
+/// about the source files.
+fn expanded(spec: &Spec) -> Spec {
     let mut spec = spec.clone();
-    for service in spec.services.values_mut() {
-        service.group = None;
-    }
-    for network in spec.networks.values_mut() {
-        network.group = None;
-    }
     spec.releases.clear();
     spec.stacks.clear();
     spec.warnings.clear();
@@ -63,7 +61,7 @@ fn rendered_charts_and_stacks_match_their_snapshots_and_load_back() {
         }
         match load_files(vec![("rendered.toml".into(), rendered)]) {
             Ok(reloaded) => {
-                if without_groups(&reloaded) != without_groups(&spec) {
+                if expanded(&reloaded) != expanded(&spec) {
                     failures.push(format!("{name}: the rendered spec loads to something else"));
                 }
             }
