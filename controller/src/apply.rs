@@ -111,11 +111,7 @@ pub async fn apply(
                 }
             }
         }
-        let kind = match action.kind() {
-            crate::plan::ObjectKind::Node => "node",
-            crate::plan::ObjectKind::Network => "network",
-            crate::plan::ObjectKind::Service => "service",
-        };
+        let kind = action.kind().as_str();
         let verb = match action.operation() {
             crate::plan::Operation::Create => "creating",
             crate::plan::Operation::Update => "updating",

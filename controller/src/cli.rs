@@ -278,11 +278,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
 fn load(dir: &Path, err: &mut dyn Write) -> Result<Spec, CliError> {
     let spec = load_dir(dir)?;
     for warning in &spec.warnings {
-        writeln!(
-            err,
-            "{}",
-            warning.to_string().replacen(": error: ", ": warning: ", 1)
-        )?;
+        writeln!(err, "{warning}")?;
     }
     Ok(spec)
 }
@@ -291,13 +287,22 @@ fn validate(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
     let spec = load(dir, console.err)?;
     writeln!(
         console.out,
-        "Spec is valid: cluster `{}`, {} nodes, {} networks, {} services.",
+        "Spec is valid: cluster `{}`, {}, {}, {}.",
         spec.cluster.name,
-        spec.nodes.len(),
-        spec.networks.len(),
-        spec.services.len()
+        counted(spec.nodes.len(), "node"),
+        counted(spec.networks.len(), "network"),
+        counted(spec.services.len(), "service")
     )?;
     Ok(0)
+}
+
+/// "1 node", "2 nodes".
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn render_command(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
@@ -334,50 +339,76 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
-        writeln!(
-            console.out,
-            "{:<16} {:<10} {:<34} {:<12} SWARM",
-            "NODE", "ARCH", "OS", "DOCKER"
-        )?;
-        for (name, result) in &results {
-            match result {
-                Ok(facts) => {
-                    let docker = match (
-                        &facts.docker_version,
-                        facts.docker_installed,
-                        facts.docker_running,
-                    ) {
-                        (Some(version), _, true) => version.clone(),
-                        (_, true, false) => "stopped".into(),
-                        _ => "missing".into(),
-                    };
-                    let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
-                    let arch = match expected {
-                        Some(want) if !facts.arch_matches(&want) => {
-                            format!("{} (spec: {want}!)", facts.arch)
-                        }
-                        _ => facts.arch.clone(),
-                    };
-                    writeln!(
-                        console.out,
-                        "{:<16} {:<10} {:<34} {:<12} {}",
-                        name,
-                        arch,
-                        facts.os,
-                        docker,
-                        facts.swarm_state.as_deref().unwrap_or("-")
-                    )?;
-                }
-                Err(error) => writeln!(
-                    console.out,
-                    "{name:<16} unreachable: {} ({})",
-                    error.kind(),
-                    error
-                )?,
-            }
-        }
+        write!(console.out, "{}", facts_table(&spec, &results))?;
     }
     Ok(u8::from(failed > 0))
+}
+
+/// `reconciler facts` as a table: one row per board, columns as wide as their widest cell.
+fn facts_table(
+    spec: &Spec,
+    results: &[(String, Result<crate::node::Facts, crate::node::NodeError>)],
+) -> String {
+    let header = ["NODE", "HOSTNAME", "ARCH", "OS", "DOCKER", "SWARM"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_string()).collect()];
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(facts) => {
+                let docker = match (
+                    &facts.docker_version,
+                    facts.docker_installed,
+                    facts.docker_running,
+                ) {
+                    (Some(version), _, true) => version.clone(),
+                    (_, true, false) => "stopped".into(),
+                    _ => "missing".into(),
+                };
+                let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
+                let arch = match expected {
+                    Some(want) if !facts.arch_matches(&want) => {
+                        format!("{} (spec: {want}!)", facts.arch)
+                    }
+                    _ => facts.arch.clone(),
+                };
+                rows.push(vec![
+                    name.clone(),
+                    facts.hostname.clone(),
+                    arch,
+                    facts.os.clone(),
+                    docker,
+                    facts.swarm_state.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            Err(error) => failures.push(format!("{name}: {} ({error})", error.kind())),
+        }
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if !failures.is_empty() {
+        out.push_str("\nNot reached:\n");
+        for failure in failures {
+            out.push_str(&format!("  {failure}\n"));
+        }
+    }
+    out
 }
 
 /// Everything a plan or apply needs: the spec, the swarm client (with the SSH
@@ -432,6 +463,14 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
         manage_membership: args.boards.ssh,
     };
     let plan = plan::plan(&spec, &observed, options)?;
+    let summary = plan.summary();
+    tracing::debug!(
+        add = summary.add,
+        change = summary.change,
+        destroy = summary.destroy,
+        warnings = plan.warnings.len(),
+        "planned"
+    );
     Ok(Prepared {
         spec,
         swarm: Some(swarm),
@@ -469,7 +508,10 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
         .as_ref()
         .is_some_and(|b| !b.plans.is_empty());
     if args.json {
-        let mut document = serde_json::to_value(render::json(&prepared.plan))?;
+        let mut json = render::json(&prepared.plan);
+        json.warnings
+            .extend(prepared.spec.warnings.iter().map(ToString::to_string));
+        let mut document = serde_json::to_value(json)?;
         if let (Some(boards), Some(object)) = (&prepared.boards, document.as_object_mut()) {
             // With --ssh: what each board needs, and the boards that could not be reached.
             let steps: Vec<serde_json::Value> = boards
@@ -536,8 +578,9 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         writeln!(console.out, "Apply cancelled.")?;
         return Ok(1);
     }
+    // `after` is honoured even with --no-wait: only the final wait is skipped.
     let options = ApplyOptions {
-        wait: !args.no_wait,
+        wait: true,
         wait_at_end: !args.no_wait,
         timeout: args.timeout,
         ..ApplyOptions::default()

@@ -262,7 +262,7 @@ fn expand(
         }
         (_, Some(v)) => v,
         (_, None) => {
-            warnings.push(Diagnostic::new(
+            warnings.push(Diagnostic::warning(
                 location.clone(),
                 format!("variable `{name}` is not set; using an empty string"),
             ));
@@ -431,7 +431,7 @@ pub(crate) fn translate(
                     Err(message) => diagnostics.push(problem(message)),
                 },
                 "deploy" => deploy(value, &mut service, &mut deploy_labels, &mut |message| diagnostics.push(problem(message))),
-                ignored if IGNORED_BY_SWARM.contains(&ignored) => warnings.push(Diagnostic::new(
+                ignored if IGNORED_BY_SWARM.contains(&ignored) => warnings.push(Diagnostic::warning(
                     location.clone(),
                     format!("compose: service `{name}`: `{ignored}` is ignored by docker stack deploy, and by reconciler"),
                 )),

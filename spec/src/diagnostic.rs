@@ -18,9 +18,29 @@ impl fmt::Display for Location {
     }
 }
 
+/// Whether a diagnostic stops the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The spec is refused.
+    Error,
+    /// Worth knowing (a compose key Swarm ignores, an unset variable); the spec is used.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem in the spec: where, what, and (when we can tell) how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub location: Location,
     pub message: String,
     /// A hint such as "did you mean `replicas`?" or the other place of a duplicate.
@@ -28,11 +48,21 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error: the spec is refused.
     pub fn new(location: Location, message: impl Into<String>) -> Self {
         Self {
+            severity: Severity::Error,
             location,
             message: message.into(),
             help: None,
+        }
+    }
+
+    /// A warning: shown, but the spec is used.
+    pub fn warning(location: Location, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::new(location, message)
         }
     }
 
@@ -44,7 +74,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: error: {}", self.location, self.message)?;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.location,
+            self.severity.as_str(),
+            self.message
+        )?;
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
         }

@@ -23,6 +23,6 @@ mod validate;
 /// and may not be set by users.
 pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 
-pub use diagnostic::{Diagnostic, Diagnostics, Location};
+pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use load::{is_spec_file, load_dir, load_files, read_dir_files, LoadError};
 pub use model::*;

@@ -381,14 +381,28 @@ mod tests {
         );
     }
 
+    /// The join script needs the token; a failing join's error, which quotes
+    /// the board's stderr (where `docker swarm join` may echo its arguments),
+    /// must not carry it.
     #[test]
-    fn join_scripts_carry_the_token_but_descriptions_never_do() {
+    fn a_failed_join_never_reports_its_token() {
         let spec = spec();
+        let token =
+            "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
         let step = Step::Join {
             role: Role::Worker,
             manager: "10.0.0.1".into(),
         };
-        assert!(script(&step, &spec, Some("SWMTKN-1-secret")).contains("SWMTKN-1-secret"));
-        assert!(!step.describe().contains("SWMTKN"));
+        assert!(script(&step, &spec, Some(token)).contains(token));
+        let stderr = format!(
+            "Error response from daemon: rejected join --token {token} 10.0.0.1:2377\ntimeout\n"
+        );
+        let error = failed("pi2", &step.describe(), &stderr, &[token]).to_string();
+        assert!(!error.contains(token), "{error}");
+        assert!(!error.contains("SWMTKN-1-3pu6"), "{error}");
+        assert!(
+            error.contains("rejected join --token [redacted] 10.0.0.1:2377"),
+            "{error}"
+        );
     }
 }

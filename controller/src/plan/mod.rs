@@ -77,12 +77,47 @@ pub enum Operation {
     Remove,
 }
 
+impl Operation {
+    /// Every operation, for metrics that report each one (also at zero).
+    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Remove];
+
+    /// The one spelling used in text, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Remove => "remove",
+        }
+    }
+}
+
+/// The kind of object an action writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Node,
     Network,
     Service,
+}
+
+impl ObjectKind {
+    /// Every kind, for metrics that report each one (also at zero).
+    pub const ALL: [ObjectKind; 3] = [ObjectKind::Node, ObjectKind::Network, ObjectKind::Service];
+
+    /// The one spelling used in text, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Node => "node",
+            ObjectKind::Network => "network",
+            ObjectKind::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Action {
@@ -229,6 +264,8 @@ pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result
     if desired.controller.prune {
         plan_service_removals(desired, observed, options, &mut plan)?;
         plan_network_removals(desired, observed, &mut plan);
+    } else {
+        warn_kept_leftovers(desired, observed, &mut plan.warnings);
     }
     plan.actions.extend(node_removals);
     Ok(plan)
@@ -298,8 +335,9 @@ fn plan_services(desired: &Spec, observed: &Observed, plan: &mut Plan) -> Result
                 })
             }
             Some(live) => {
+                let live_config = comparable(&live.config, service);
                 let mut changes = fields::diff(
-                    &fields::service_fields(&live.config),
+                    &fields::service_fields(&live_config),
                     &fields::service_fields(service),
                 );
                 let spec_changed = live.spec_hash.as_deref() != Some(hash.as_str());
@@ -324,6 +362,20 @@ fn plan_services(desired: &Spec, observed: &Observed, plan: &mut Plan) -> Result
         }
     }
     Ok(())
+}
+
+/// The live service in the form it is compared in. Docker (or `docker
+/// service create`) pins a tag to a digest (`x:1@sha256:...`); when the spec
+/// names only the tag, the digest is not part of what it asks for. A spec that
+/// pins a digest itself is compared with the digest.
+fn comparable(live: &Service, desired: &Service) -> Service {
+    let mut live = live.clone();
+    if !desired.image.contains('@') {
+        if let Some((tag, _digest)) = live.image.split_once('@') {
+            live.image = tag.to_string();
+        }
+    }
+    live
 }
 
 /// Service names so that every service comes after the ones in its `after`.
@@ -392,6 +444,26 @@ fn plan_service_removals(
     }
     plan.actions.extend(removals);
     Ok(())
+}
+
+/// With `prune = false`, objects of this cluster that left the spec stay;
+/// the plan says so instead of claiming the swarm matches the spec.
+fn warn_kept_leftovers(desired: &Spec, observed: &Observed, warnings: &mut Vec<String>) {
+    let services = observed
+        .services
+        .iter()
+        .filter(|(name, s)| s.owner == Owner::ThisCluster && !desired.services.contains_key(*name))
+        .map(|(name, _)| ("service", name));
+    let networks = observed
+        .networks
+        .iter()
+        .filter(|(name, n)| n.owner == Owner::ThisCluster && !desired.networks.contains_key(*name))
+        .map(|(name, _)| ("network", name));
+    for (kind, name) in services.chain(networks) {
+        warnings.push(format!(
+            "{kind} `{name}` is no longer in the spec but is kept: [controller] prune = false"
+        ));
+    }
 }
 
 fn plan_network_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {

@@ -6,19 +6,14 @@ use serde::Serialize;
 
 use super::{Action, FieldChange, ObjectKind, Operation, Plan, Summary};
 
-fn kind_text(kind: ObjectKind) -> &'static str {
-    match kind {
-        ObjectKind::Node => "node",
-        ObjectKind::Network => "network",
-        ObjectKind::Service => "service",
-    }
-}
-
 /// The plan as text: `+` create, `~` update with `old -> new`, `-` destroy, and a summary line.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.is_empty() {
+    if plan.is_empty() && plan.warnings.is_empty() {
         out.push_str("No changes. The swarm matches the spec.\n");
+    } else if plan.is_empty() {
+        // Nothing to do, but the swarm is not what the spec says (see the warnings).
+        out.push_str("No changes.\n");
     } else {
         out.push_str("Reconciler will perform the following actions:\n");
         for action in &plan.actions {
@@ -56,11 +51,11 @@ pub fn describe(action: &Action) -> String {
         },
         Operation::Remove => "will be destroyed",
     };
-    format!("{}.{} {what}", kind_text(action.kind()), action.name())
+    format!("{}.{} {what}", action.kind().as_str(), action.name())
 }
 
 fn render_action(action: &Action, out: &mut String) {
-    let kind = kind_text(action.kind());
+    let kind = action.kind().as_str();
     let name = action.name();
     let symbol = match action.operation() {
         Operation::Create => "+",
@@ -88,7 +83,8 @@ fn render_change(change: &FieldChange, out: &mut String) {
 pub struct PlanJson<'a> {
     pub format_version: u32,
     pub actions: Vec<ActionJson<'a>>,
-    pub warnings: &'a [String],
+    /// The plan's warnings; the CLI adds the spec's (`file:line:col: warning: ...`).
+    pub warnings: Vec<String>,
     pub summary: Summary,
     pub changed: bool,
 }
@@ -116,7 +112,7 @@ pub fn json(plan: &Plan) -> PlanJson<'_> {
                 changes: a.changes(),
             })
             .collect(),
-        warnings: &plan.warnings,
+        warnings: plan.warnings.clone(),
         summary: plan.summary(),
         changed: !plan.is_empty(),
     }

@@ -537,3 +537,62 @@ fn boards_that_left_the_spec_are_removed_only_with_the_node_layer_and_only_if_ou
         "{error:?}"
     );
 }
+
+/// Regression: the live image was read without its digest, so a spec pinning
+/// `image = "x:1@sha256:..."` looked changed on every reconcile (drift forever).
+#[test]
+fn a_digest_pinned_image_is_not_drift_and_a_tag_ignores_the_pinned_digest() {
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let pinned = spec(&format!(
+        "[service.web]\nimage = \"local/busybox:1@{digest}\"\n"
+    ));
+    assert!(run(&pinned, &applied(&pinned)).is_empty());
+
+    // A tag in the spec: Docker pinned it to a digest when it resolved the image.
+    let tagged = spec("[service.web]\nimage = \"local/busybox:1\"\n");
+    let mut observed = applied(&tagged);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.image = format!("local/busybox:1@{digest}");
+    }
+    assert!(run(&tagged, &observed).is_empty());
+
+    // A different digest than the pinned one is a real change.
+    let mut observed = applied(&pinned);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.image = "local/busybox:1@sha256:ffff".into();
+    }
+    let plan = run(&pinned, &observed);
+    assert_eq!(outline(&plan), ["update service.web"]);
+    assert_eq!(plan.actions[0].changes()[0].field, "image");
+}
+
+#[test]
+fn kept_leftovers_are_warned_about_and_the_plan_does_not_claim_a_match() {
+    let before = spec(&format!("{WEB}[service.old]\nimage = \"x\"\n"));
+    let after = spec(&format!("[controller]\nprune = false\n{WEB}"));
+    let plan = run(&after, &applied(&before));
+    assert!(plan.is_empty(), "{:?}", outline(&plan));
+    assert_eq!(
+        plan.warnings,
+        ["service `old` is no longer in the spec but is kept: [controller] prune = false"]
+    );
+    assert_eq!(
+        render::text(&plan),
+        "No changes.\nWarning: service `old` is no longer in the spec but is kept: [controller] prune = false\n"
+    );
+}
+
+#[test]
+fn missing_nodes_do_not_read_as_a_matching_swarm() {
+    let desired = spec(NODES);
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true)],
+        ..Observed::default()
+    };
+    let text = render::text(&run(&desired, &observed));
+    assert!(
+        text.starts_with("No changes.\nWarning: node `pi2`"),
+        "{text}"
+    );
+    assert!(!text.contains("matches the spec"), "{text}");
+}

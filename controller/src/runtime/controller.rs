@@ -18,7 +18,7 @@ use super::{run_loop, Backoff, Outcome, Trigger};
 use crate::apply::{apply, ApplyError, ApplyOptions};
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
-use crate::plan::{self, render, Action, ObjectKind, Operation, Plan, PlanOptions};
+use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
 use crate::source::{Snapshot, Source};
 use crate::status::{NodeStatus, ReconcileStatus, ServiceStatus, Status};
 use crate::swarm::lease::LeaseState;
@@ -94,7 +94,9 @@ pub async fn run(
             address: options.listen,
             source,
         })?;
-    tracing::info!(address = %options.listen, source = %source.describe(), "reconciler run: listening");
+    // With port 0 the system picks one: say which, so scripts and tests can find it.
+    let bound = listener.local_addr().unwrap_or(options.listen);
+    tracing::info!(source = %source.describe(), "reconciler run: listening on {bound}");
     tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
     if options.ssh.is_none() {
         // With --ssh the manager is reached anew each reconcile; the resync timer stands in for events.
@@ -404,7 +406,7 @@ impl Controller {
                     self.shared
                         .metrics
                         .docker_errors
-                        .with_label_values(&[source.operation()])
+                        .with_label_values(&[source.operation().as_str()])
                         .inc();
                 }
                 Ended::Error(error.to_string())
@@ -514,7 +516,7 @@ impl Controller {
         self.shared
             .metrics
             .docker_errors
-            .with_label_values(&[error.operation()])
+            .with_label_values(&[error.operation().as_str()])
             .inc();
         if matches!(error, SwarmError::Connect { .. }) {
             self.swarm = None;
@@ -591,23 +593,14 @@ impl Controller {
 
     fn record_plan(&self, plan: &Plan) {
         let metrics = &self.shared.metrics;
-        for kind in ["node", "network", "service"] {
-            let count = plan
-                .actions
-                .iter()
-                .filter(|a| kind_name(a.kind()) == kind)
-                .count();
+        for kind in ObjectKind::ALL {
+            let count = plan.actions.iter().filter(|a| a.kind() == kind).count();
             metrics
                 .drift
-                .with_label_values(&[kind])
+                .with_label_values(&[kind.as_str()])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        let text = render::text(plan);
-        self.status().pending = text
-            .lines()
-            .filter(|l| l.starts_with("  # "))
-            .map(|l| l.trim_start_matches("  # ").to_string())
-            .collect();
+        self.status().pending = plan.actions.iter().map(render::describe).collect();
     }
 
     fn count_actions(&self, plan: &Plan, error: Option<&ApplyError>) {
@@ -615,7 +608,7 @@ impl Controller {
             Some(ApplyError::Action { kind, name, .. }) => plan
                 .actions
                 .iter()
-                .position(|a| kind_name(a.kind()) == *kind && a.name() == name),
+                .position(|a| a.kind().as_str() == *kind && a.name() == name),
             _ => None,
         };
         let done = failed_at.unwrap_or(plan.actions.len());
@@ -633,25 +626,9 @@ impl Controller {
             self.shared
                 .metrics
                 .actions
-                .with_label_values(&[kind_name(action.kind()), operation_name(action), result])
+                .with_label_values(&[action.kind().as_str(), action.operation().as_str(), result])
                 .inc();
         }
-    }
-}
-
-fn kind_name(kind: ObjectKind) -> &'static str {
-    match kind {
-        ObjectKind::Node => "node",
-        ObjectKind::Network => "network",
-        ObjectKind::Service => "service",
-    }
-}
-
-fn operation_name(action: &Action) -> &'static str {
-    match action.operation() {
-        Operation::Create => "create",
-        Operation::Update => "update",
-        Operation::Remove => "remove",
     }
 }
 
@@ -698,7 +675,7 @@ async fn watch_docker_events(
                                 }
                             }
                             Some(Err(error)) => {
-                                shared.metrics.docker_errors.with_label_values(&[error.operation()]).inc();
+                                shared.metrics.docker_errors.with_label_values(&[error.operation().as_str()]).inc();
                                 break;
                             }
                             None => break,
@@ -710,7 +687,7 @@ async fn watch_docker_events(
                 shared
                     .metrics
                     .docker_errors
-                    .with_label_values(&[error.operation()])
+                    .with_label_values(&[error.operation().as_str()])
                     .inc();
             }
         }

@@ -144,6 +144,38 @@ mod tests {
         }
     }
 
+    /// GitHub's documented example ("Validating webhook deliveries"): this
+    /// secret and payload must give exactly this signature.
+    #[test]
+    fn githubs_documented_signature_example_is_accepted() {
+        let secret = b"It's a Secret to Everybody";
+        let payload = b"Hello, World!";
+        let documented = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(format!("sha256={}", sign(secret, payload)), documented);
+        let verdict = verify(
+            headers(&[
+                ("x-hub-signature-256", documented),
+                ("x-github-event", "push"),
+            ]),
+            payload,
+            Some(secret),
+        );
+        assert_eq!(verdict, Ok(Verdict::Push(Provider::GitHub)));
+        // One byte changed in the payload, or the secret, and it is refused.
+        let tampered = verify(
+            headers(&[("x-hub-signature-256", documented)]),
+            b"Hello, World?",
+            Some(secret),
+        );
+        assert_eq!(tampered, Err(HookError::BadSignature));
+        let other_secret = verify(
+            headers(&[("x-hub-signature-256", documented)]),
+            payload,
+            Some(b"It's a Secret to Everybody!"),
+        );
+        assert_eq!(other_secret, Err(HookError::BadSignature));
+    }
+
     const SECRET: &[u8] = b"s3cret";
     const BODY: &[u8] = br#"{"ref":"refs/heads/main"}"#;
 

@@ -332,7 +332,7 @@ pub(super) fn service_from_spec(
     Service {
         name: name.to_string(),
         group: spec.labels.as_ref().and_then(labels::group_of),
-        image: strip_digest(&image),
+        image,
         mode,
         command: container.command.clone().filter(|c| !c.is_empty()),
         args: container.args.clone().filter(|a| !a.is_empty()),
@@ -413,11 +413,6 @@ pub(super) fn service_from_spec(
             .into_iter()
             .collect(),
     }
-}
-
-/// `docker service create` pins images to a digest; the spec names a tag.
-fn strip_digest(image: &str) -> String {
-    image.split('@').next().unwrap_or(image).to_string()
 }
 
 fn port_from(port: &EndpointPortConfig) -> Option<Port> {

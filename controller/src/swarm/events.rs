@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use bollard::query_parameters::EventsOptions;
 use futures_util::{Stream, StreamExt};
 
-use super::{api, Swarm, SwarmError};
+use super::{api, DockerCall, Swarm, SwarmError};
 
 impl Swarm {
     /// Service and node events; each item is the event's object type.
@@ -25,7 +25,7 @@ impl Swarm {
             .map(|event| {
                 event
                     .map(|e| e.typ.map(|t| t.to_string()).unwrap_or_default())
-                    .map_err(api("events"))
+                    .map_err(api(DockerCall::Events))
             })
     }
 
@@ -36,7 +36,7 @@ impl Swarm {
             .docker
             .list_services(None)
             .await
-            .map_err(api("list_services"))?;
+            .map_err(api(DockerCall::ListServices))?;
         let names: HashMap<String, String> = services
             .into_iter()
             .filter_map(|s| Some((s.id?, s.spec?.name?)))

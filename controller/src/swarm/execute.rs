@@ -8,7 +8,7 @@ use bollard::query_parameters::{UpdateNodeOptions, UpdateServiceOptions};
 use reconciler_spec::{Availability, Network, Role, Service};
 
 use super::convert::{ownership_labels, service_spec};
-use super::{api, Swarm, SwarmError};
+use super::{api, DockerCall, Swarm, SwarmError};
 use crate::plan::{Action, NodeUpdate};
 
 /// How often a service update is retried when another writer got in between.
@@ -17,12 +17,19 @@ const UPDATE_ATTEMPTS: usize = 5;
 impl Swarm {
     /// Performs one action of a plan.
     pub async fn execute(&self, action: &Action) -> Result<(), SwarmError> {
+        tracing::debug!(
+            operation = action.operation().as_str(),
+            kind = action.kind().as_str(),
+            name = action.name(),
+            "docker write"
+        );
         match action {
             Action::UpdateNode(update) => self.update_node(update).await,
             Action::CreateNetwork { network, hash } => self.create_network(network, hash).await,
             Action::RemoveNetwork { id, .. } => {
                 self.count_write();
-                already_gone(self.docker.remove_network(id).await).map_err(api("remove_network"))
+                already_gone(self.docker.remove_network(id).await)
+                    .map_err(api(DockerCall::RemoveNetwork))
             }
             Action::CreateService { service, hash } => self.create_service(service, hash).await,
             Action::UpdateService {
@@ -30,7 +37,8 @@ impl Swarm {
             } => self.update_service(id, service, hash).await,
             Action::RemoveService { id, .. } => {
                 self.count_write();
-                already_gone(self.docker.delete_service(id).await).map_err(api("delete_service"))
+                already_gone(self.docker.delete_service(id).await)
+                    .map_err(api(DockerCall::DeleteService))
             }
             // Needs SSH between its Docker calls: `apply` drives it step by step.
             Action::RemoveNode { name, .. } => Err(SwarmError::NeedsSsh(name.clone())),
@@ -43,7 +51,7 @@ impl Swarm {
             .docker
             .inspect_node(id)
             .await
-            .map_err(api("inspect_node"))?;
+            .map_err(api(DockerCall::InspectNode))?;
         let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
         let version =
             i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
@@ -57,7 +65,7 @@ impl Swarm {
         self.docker
             .update_node(id, spec, UpdateNodeOptions { version })
             .await
-            .map_err(api("update_node"))
+            .map_err(api(DockerCall::UpdateNode))
     }
 
     /// Tasks still meant to run on a node.
@@ -74,7 +82,7 @@ impl Swarm {
             .docker
             .inspect_node(id)
             .await
-            .map_err(api("inspect_node"))?;
+            .map_err(api(DockerCall::InspectNode))?;
         Ok(node.status.and_then(|s| s.state).map_or_else(
             || "unknown".to_string(),
             |s| format!("{s:?}").to_lowercase(),
@@ -90,7 +98,7 @@ impl Swarm {
                 Some(bollard::query_parameters::DeleteNodeOptions { force }),
             )
             .await
-            .map_err(api("delete_node"))
+            .map_err(api(DockerCall::DeleteNode))
     }
 
     /// Read-overlay-write: the node's own name and anything else Docker stores
@@ -105,7 +113,7 @@ impl Swarm {
                 .docker
                 .inspect_node(&update.id)
                 .await
-                .map_err(api("inspect_node"))?;
+                .map_err(api(DockerCall::InspectNode))?;
             let live_spec = live.spec.clone().unwrap_or_default();
             let (role, availability, labels) = &update.before;
             let unchanged = live_spec.role.map(|r| r == NodeSpecRoleEnum::MANAGER)
@@ -147,7 +155,7 @@ impl Swarm {
                 Err(error) if unchanged && is_out_of_sequence(&error) => continue,
                 Err(source) => {
                     return Err(SwarmError::Api {
-                        operation: "update_node",
+                        operation: DockerCall::UpdateNode,
                         source,
                     })
                 }
@@ -163,6 +171,7 @@ impl Swarm {
             hash,
             self.revision.as_deref(),
         ));
+        all_labels.extend(crate::labels::group_label(network.group.as_ref()));
         let request = NetworkCreateRequest {
             name: network.name.clone(),
             driver: Some(network.driver.clone()),
@@ -176,7 +185,7 @@ impl Swarm {
         self.docker
             .create_network(request)
             .await
-            .map_err(api("create_network"))?;
+            .map_err(api(DockerCall::CreateNetwork))?;
         Ok(())
     }
 
@@ -187,7 +196,7 @@ impl Swarm {
         self.docker
             .create_service(spec, None)
             .await
-            .map_err(api("create_service"))?;
+            .map_err(api(DockerCall::CreateService))?;
         Ok(())
     }
 
@@ -204,7 +213,7 @@ impl Swarm {
                 .docker
                 .inspect_service(id, None)
                 .await
-                .map_err(api("inspect_service"))?;
+                .map_err(api(DockerCall::InspectService))?;
             let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
             let version = i32::try_from(index)
                 .map_err(|_| SwarmError::VersionOverflow(index, service.name.clone()))?;
@@ -223,7 +232,7 @@ impl Swarm {
                 }
                 Err(source) => {
                     return Err(SwarmError::Api {
-                        operation: "update_service",
+                        operation: DockerCall::UpdateService,
                         source,
                     })
                 }

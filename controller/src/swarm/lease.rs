@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::models::SwarmSpec;
 use bollard::query_parameters::UpdateSwarmOptions;
 
-use super::{api, Swarm, SwarmError};
+use super::{api, DockerCall, Swarm, SwarmError};
 
 /// The state of the lease after an attempt to take or renew it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Swarm {
             .docker
             .inspect_swarm()
             .await
-            .map_err(api("inspect_swarm"))?;
+            .map_err(api(DockerCall::InspectSwarm))?;
         let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
         let version =
             i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
@@ -107,7 +107,7 @@ impl Swarm {
                 }
                 Err(source) => {
                     return Err(SwarmError::Api {
-                        operation: "update_swarm",
+                        operation: DockerCall::UpdateSwarm,
                         source,
                     })
                 }
@@ -127,7 +127,7 @@ impl Swarm {
         }
         self.write_lease(spec, version)
             .await
-            .map_err(api("update_swarm"))
+            .map_err(api(DockerCall::UpdateSwarm))
     }
 }
 

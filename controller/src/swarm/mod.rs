@@ -22,6 +22,83 @@ use bollard::Docker;
 /// The default Docker socket, as the Docker CLI uses it.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
+/// One kind of Docker API call: the low-cardinality name of a failed call in
+/// errors and in the `operation` label of `reconciler_docker_api_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DockerCall {
+    Connect,
+    Info,
+    ListNodes,
+    ListNetworks,
+    ListServices,
+    ListTasks,
+    InspectSwarm,
+    UpdateSwarm,
+    InspectService,
+    CreateService,
+    UpdateService,
+    DeleteService,
+    CreateNetwork,
+    RemoveNetwork,
+    InspectNode,
+    UpdateNode,
+    DeleteNode,
+    Events,
+}
+
+impl DockerCall {
+    /// Every call, so metrics can report each one from the start (at zero).
+    pub const ALL: [DockerCall; 18] = [
+        DockerCall::Connect,
+        DockerCall::Info,
+        DockerCall::ListNodes,
+        DockerCall::ListNetworks,
+        DockerCall::ListServices,
+        DockerCall::ListTasks,
+        DockerCall::InspectSwarm,
+        DockerCall::UpdateSwarm,
+        DockerCall::InspectService,
+        DockerCall::CreateService,
+        DockerCall::UpdateService,
+        DockerCall::DeleteService,
+        DockerCall::CreateNetwork,
+        DockerCall::RemoveNetwork,
+        DockerCall::InspectNode,
+        DockerCall::UpdateNode,
+        DockerCall::DeleteNode,
+        DockerCall::Events,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerCall::Connect => "connect",
+            DockerCall::Info => "info",
+            DockerCall::ListNodes => "list_nodes",
+            DockerCall::ListNetworks => "list_networks",
+            DockerCall::ListServices => "list_services",
+            DockerCall::ListTasks => "list_tasks",
+            DockerCall::InspectSwarm => "inspect_swarm",
+            DockerCall::UpdateSwarm => "update_swarm",
+            DockerCall::InspectService => "inspect_service",
+            DockerCall::CreateService => "create_service",
+            DockerCall::UpdateService => "update_service",
+            DockerCall::DeleteService => "delete_service",
+            DockerCall::CreateNetwork => "create_network",
+            DockerCall::RemoveNetwork => "remove_network",
+            DockerCall::InspectNode => "inspect_node",
+            DockerCall::UpdateNode => "update_node",
+            DockerCall::DeleteNode => "delete_node",
+            DockerCall::Events => "events",
+        }
+    }
+}
+
+impl std::fmt::Display for DockerCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a call to the swarm failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SwarmError {
@@ -43,7 +120,7 @@ pub enum SwarmError {
     /// A Docker API call failed.
     #[error("Docker API call `{operation}` failed: {source}")]
     Api {
-        operation: &'static str,
+        operation: DockerCall,
         #[source]
         source: bollard::errors::Error,
     },
@@ -60,13 +137,15 @@ pub enum SwarmError {
 
 impl SwarmError {
     /// A low-cardinality name of the failed operation, for logs and metrics.
-    pub fn operation(&self) -> &'static str {
+    pub fn operation(&self) -> DockerCall {
         match self {
-            SwarmError::Connect { .. } | SwarmError::UnsupportedHost(_) => "connect",
-            SwarmError::NotManager { .. } => "info",
-            SwarmError::Api { operation, .. } => operation,
-            SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => "update_service",
-            SwarmError::NeedsSsh(_) => "remove_node",
+            SwarmError::Connect { .. } | SwarmError::UnsupportedHost(_) => DockerCall::Connect,
+            SwarmError::NotManager { .. } => DockerCall::Info,
+            SwarmError::Api { operation, .. } => *operation,
+            SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => {
+                DockerCall::UpdateService
+            }
+            SwarmError::NeedsSsh(_) => DockerCall::DeleteNode,
         }
     }
 
@@ -81,7 +160,7 @@ impl SwarmError {
     }
 }
 
-pub(crate) fn api(operation: &'static str) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
+pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
     move |source| SwarmError::Api { operation, source }
 }
 
@@ -112,7 +191,8 @@ impl Swarm {
                 host: host.to_string(),
                 source,
             })?;
-        let info = docker.info().await.map_err(api("info"))?;
+        tracing::debug!(host, api_version = %docker.client_version(), "connected to Docker");
+        let info = docker.info().await.map_err(api(DockerCall::Info))?;
         let swarm = info.swarm.unwrap_or_default();
         if swarm.control_available != Some(true) {
             let state = swarm.local_node_state.map_or_else(
@@ -179,7 +259,7 @@ impl Swarm {
         self.docker
             .list_tasks(Some(options))
             .await
-            .map_err(api("list_tasks"))
+            .map_err(api(DockerCall::ListTasks))
     }
 }
 

@@ -6,7 +6,7 @@ use bollard::models::{NodeSpecAvailabilityEnum, NodeSpecRoleEnum, Reachability};
 use reconciler_spec::{Availability, Network, Role};
 
 use super::convert::{owner_of, service_from_spec, user_labels};
-use super::{api, Swarm, SwarmError};
+use super::{api, DockerCall, Swarm, SwarmError};
 use crate::labels;
 use crate::observed::{Observed, ObservedNetwork, ObservedNode, ObservedService};
 
@@ -17,17 +17,17 @@ impl Swarm {
             .docker
             .list_nodes(None)
             .await
-            .map_err(api("list_nodes"))?;
+            .map_err(api(DockerCall::ListNodes))?;
         let networks = self
             .docker
             .list_networks(None)
             .await
-            .map_err(api("list_networks"))?;
+            .map_err(api(DockerCall::ListNetworks))?;
         let services = self
             .docker
             .list_services(None)
             .await
-            .map_err(api("list_services"))?;
+            .map_err(api(DockerCall::ListServices))?;
 
         let mut observed = Observed::default();
         for node in nodes {
@@ -122,6 +122,12 @@ impl Swarm {
                 },
             );
         }
+        tracing::debug!(
+            nodes = observed.nodes.len(),
+            networks = observed.networks.len(),
+            services = observed.services.len(),
+            "observed the swarm"
+        );
         Ok(observed)
     }
 }

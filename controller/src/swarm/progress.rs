@@ -3,7 +3,7 @@
 use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
 use serde::Serialize;
 
-use super::{api, Swarm, SwarmError};
+use super::{api, DockerCall, Swarm, SwarmError};
 
 /// A service's tasks, counted.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +72,7 @@ impl Swarm {
             .docker
             .inspect_service(name, None)
             .await
-            .map_err(api("inspect_service"))?;
+            .map_err(api(DockerCall::InspectService))?;
         let tasks = self.tasks(&[("service", name)]).await?;
         let service_id = service.id.clone().unwrap_or_default();
         let current: Vec<_> = tasks
