@@ -65,8 +65,30 @@ impl GitRepo {
         self.dir.path().join("work")
     }
 
-    /// Writes the files, commits them and pushes; returns the commit id.
+    /// Writes the files, commits them on `branch` (created from `main` when
+    /// new) and pushes it; returns the commit id. The work clone goes back to `main`.
+    pub fn commit_on(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        let exists = Command::new("git")
+            .args(["rev-parse", "--verify", "--quiet", branch])
+            .current_dir(self.work())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if exists {
+            git(&self.work(), &["checkout", "--quiet", branch]);
+        } else {
+            git(&self.work(), &["checkout", "--quiet", "-b", branch]);
+        }
+        let id = self.commit_and_push(branch, files, message);
+        git(&self.work(), &["checkout", "--quiet", "main"]);
+        id
+    }
+
+    /// Writes the files, commits them on `main` and pushes; returns the commit id.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        self.commit_and_push("main", files, message)
+    }
+
+    fn commit_and_push(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
         for (name, body) in files {
             let path = self.work().join(name);
             if let Some(parent) = path.parent() {
@@ -79,7 +101,7 @@ impl GitRepo {
             &self.work(),
             &["commit", "--quiet", "--allow-empty", "-m", message],
         );
-        git(&self.work(), &["push", "--quiet", "origin", "main"]);
+        git(&self.work(), &["push", "--quiet", "origin", branch]);
         git(&self.work(), &["rev-parse", "HEAD"])
     }
 }

@@ -295,6 +295,84 @@ pub fn service_version(name: &str) -> u64 {
         .unwrap_or_else(|| panic!("service {name} has no version index"))
 }
 
+/// `GET` of a Docker Engine API path on the local socket (`/swarm`, ...),
+/// parsed: for what the docker CLI does not print, such as the Swarm
+/// object's labels. Independent of the code under test.
+pub fn docker_api(path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
+        .unwrap_or_else(|e| panic!("cannot reach /var/run/docker.sock: {e}"));
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .unwrap_or_else(|e| panic!("docker API request: {e}"));
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .unwrap_or_else(|e| panic!("docker API response: {e}"));
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {raw}"));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: bad JSON ({e}): {body}"))
+}
+
+/// The one-writer lease label of a cluster on the Swarm object (`"HOLDER EXPIRY"`).
+pub fn lease_label(cluster: &str) -> Option<String> {
+    docker_api("/swarm")["Spec"]["Labels"][format!("io.reconciler.lease.{cluster}")]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Runs the real `reconciler` binary (not in-process): for what only a
+/// process has, its environment (`DOCKER_HOST`, `SSH_AUTH_SOCK`) and its
+/// log lines on stderr (`RECONCILER_LOG`).
+pub fn reconciler_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(process::binary());
+    command.args(args).stdin(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run reconciler: {e}"));
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `reconciler ARGS...` in-process with `answer` typed at its
+/// confirmation prompt, as a person at a terminal would.
+pub fn reconciler_answering(args: &[&str], answer: &str) -> Output {
+    use clap::Parser;
+    let mut argv = vec!["reconciler"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("bad arguments: {e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut input = std::io::Cursor::new(answer.as_bytes().to_vec());
+    let code = {
+        let mut console = Console {
+            out: &mut out,
+            err: &mut err,
+            input: Some(&mut input),
+        };
+        runtime.block_on(reconciler::cli::run(cli, &mut console))
+    };
+    Output {
+        code: i32::from(code),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
 /// Where the repository's folders are, for examples and the bad-spec corpus.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

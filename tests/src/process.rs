@@ -85,6 +85,12 @@ impl Process {
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
     }
 
+    /// Kills the process at once (SIGKILL): a crash, with no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit; its exit code, or `None` on timeout.
     pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
@@ -99,10 +105,17 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Stops it as a service manager would: SIGTERM (a controller releases
+    /// its lease), then SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.id().to_string()])
+                .status();
+            if self.wait(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
         }
     }
 }

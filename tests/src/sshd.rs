@@ -33,14 +33,30 @@ impl Sshd {
         std::fs::copy(path.join("id_ed25519.pub"), path.join("authorized_keys"))
             .unwrap_or_else(|e| panic!("authorized_keys: {e}"));
         std::fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("/run/sshd: {e}"));
-        let port = crate::http::free_port();
+        // sshd cannot report a port it picked itself: take a free one, and if
+        // another test took it in between (sshd then exits), try another.
+        for _ in 0..5 {
+            let port = crate::http::free_port();
+            if let Some(sshd) = Self::start_on(dir.path(), port) {
+                return Self {
+                    dir,
+                    port,
+                    child: sshd,
+                };
+            }
+        }
+        panic!("sshd did not start on any of 5 free ports");
+    }
+
+    /// Starts sshd on `port`; `None` when it exits (the port was taken).
+    fn start_on(path: &Path, port: u16) -> Option<Child> {
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_ed25519\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\nLogLevel ERROR\n",
             dir = path.display()
         );
         std::fs::write(path.join("sshd_config"), config)
             .unwrap_or_else(|e| panic!("sshd_config: {e}"));
-        let child = Command::new("/usr/sbin/sshd")
+        let mut child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
             .arg(path.join("sshd_config"))
             .stdin(Stdio::null())
@@ -50,16 +66,26 @@ impl Sshd {
             .unwrap_or_else(|e| {
                 panic!("cannot start sshd (scripts/setup installs openssh-server): {e}")
             });
-        let sshd = Self { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if let Ok(Some(_exited)) = child.try_wait() {
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Ours only if it is still running a moment later: an sshd that
+                // lost the port exits right after failing to bind.
+                std::thread::sleep(Duration::from_millis(200));
+                return match child.try_wait() {
+                    Ok(None) => Some(child),
+                    _ => None,
+                };
+            }
             assert!(
                 Instant::now() < deadline,
                 "sshd on port {port} did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        sshd
     }
 
     pub fn dir(&self) -> &Path {
