@@ -441,9 +441,19 @@ pub(crate) fn translate(
         if !env.is_empty() {
             service.insert("env".into(), toml::Value::Table(env));
         }
-        // As `docker stack deploy` does, so `docker stack ps/services NAME` work.
+        // As `docker stack deploy` does, so `docker stack ps/services NAME` work:
+        // the stack on the service and on its containers, the image as written.
         deploy_labels.insert("com.docker.stack.namespace".into(), stack.into());
+        if let Some(image) = service.get("image").and_then(toml::Value::as_str) {
+            deploy_labels.insert("com.docker.stack.image".into(), image.into());
+        }
         service.insert("labels".into(), toml::Value::Table(deploy_labels));
+        let container_labels = service
+            .entry("container_labels")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(labels) = container_labels {
+            labels.insert("com.docker.stack.namespace".into(), stack.into());
+        }
         if !service.contains_key("networks") {
             uses_default_network = true;
             service.insert("networks".into(), string_array(vec!["default".into()]));
@@ -889,7 +899,9 @@ fn deploy(
                 } else {
                     "rollback"
                 };
-                let mut out = toml::Table::new();
+                // `docker stack deploy` sends parallelism 1 unless the file says otherwise.
+                let mut out =
+                    toml::Table::from_iter([("parallelism".to_string(), toml::Value::Integer(1))]);
                 if let Yaml::Mapping(options) = v {
                     for (ok, ov) in options {
                         let option = ok.as_str().unwrap_or_default();

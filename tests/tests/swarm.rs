@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reconciler_tests::proxy::DockerProxy;
 use reconciler_tests::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
@@ -718,26 +718,6 @@ fn a_swarm_rollback_is_reported_as_failure_with_the_reason() {
 }
 
 #[test]
-fn a_compose_stack_and_its_hand_written_toml_plan_the_same() {
-    require_swarm();
-    let _node = shared_node();
-    let stack = repo_path("spec/tests/render/compose-stack")
-        .display()
-        .to_string();
-    let toml = repo_path("tests/fixtures/voting-toml")
-        .display()
-        .to_string();
-    let plan = |dir: &str| -> Value {
-        let output = reconciler(&["plan", dir, "--json", "--docker-host", &local()]).expect_code(0);
-        serde_json::from_str(&output.stdout)
-            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", output.stdout))
-    };
-    let from_stack = plan(&stack);
-    assert_eq!(from_stack["summary"]["add"], 3, "{from_stack:#}");
-    assert_eq!(from_stack, plan(&toml));
-}
-
-#[test]
 fn charts_and_stacks_apply_converge_and_reapply_as_noops() {
     require_swarm();
     let _node = shared_node();
@@ -855,4 +835,205 @@ fn removing_what_is_already_gone_is_not_an_error() {
             reconciler::apply::apply(&swarm, &plan, options, None, &mut std::io::sink()).await;
         assert!(result.is_ok(), "{:?}", result.err());
     });
+}
+
+/// Every field of the spec format, applied, then read back with `docker
+/// service inspect` and compared with the literal values of the spec (so a
+/// conversion wrong the same way in both directions, 64M written as
+/// 64 000 000 bytes, is caught), then planned again: nothing may read as
+/// changed (the guard against drift forever).
+#[test]
+fn every_documented_field_is_read_back_from_docker_as_written() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-fields", "fld-");
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let spec = SpecDir::new("t-fields");
+    spec.write(
+        "services.toml",
+        &format!(
+            r#"
+[network.fld-net]
+attachable = true
+labels = {{ purpose = "test" }}
+
+[service.fld-all]
+image = "{IMAGE}"
+replicas = 2
+command = ["sh", "-c"]
+args = ["sleep 3600"]
+env = {{ MODE = "test", API_TOKEN = "do-not-print-me" }}
+user = "0"
+workdir = "/tmp"
+networks = ["fld-net"]
+ports = [{{ target = 80, published = 18301 }}, {{ target = 81, published = 18302, protocol = "udp", mode = "ingress" }}]
+constraints = ["node.labels.never-set != x"]
+preferences = ["spread=node.labels.shelf"]
+mounts = [{{ type = "tmpfs", target = "/scratch" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}, {{ type = "volume", source = "fld-data", target = "/data" }}]
+resources = {{ limit_memory = "64M", reserve_memory = "16M", limit_cpus = 0.5, reserve_cpus = 0.1 }}
+update = {{ parallelism = 1, delay = "2s", failure_action = "rollback", monitor = "5s", max_failure_ratio = 0.2, order = "start-first" }}
+rollback = {{ parallelism = 2, delay = "1s", failure_action = "continue", monitor = "3s", max_failure_ratio = 0.1, order = "stop-first" }}
+healthcheck = {{ test = ["CMD", "true"], interval = "5s", timeout = "2s", retries = 2, start_period = "1s" }}
+restart = {{ condition = "on-failure", delay = "1s", max_attempts = 3, window = "1m" }}
+labels = {{ tier = "test" }}
+container_labels = {{ team = "makers" }}
+
+[service.fld-global]
+image = "{IMAGE}"
+mode = "global"
+command = ["sleep", "3600"]
+ports = [{{ target = 80, published = 18303, protocol = "tcp", mode = "host" }}]
+after = ["fld-all"]
+
+[service.fld-pinned]
+image = "{IMAGE}@{digest}"
+"#
+        ),
+    );
+    let out = apply(&spec, &local(), &["--no-wait"]).expect_code(0);
+    assert!(
+        !out.stdout.contains("do-not-print-me") && !out.stderr.contains("do-not-print-me"),
+        "a secret-looking value was printed"
+    );
+    let all = inspect_service("fld-all");
+    let spec_of = &all["Spec"];
+    let task = &spec_of["TaskTemplate"];
+    let container = &task["ContainerSpec"];
+    let net_id = docker(&["network", "inspect", "fld-net", "--format", "{{.Id}}"]);
+    let expect = |path: &str, actual: &Value, wanted: Value| {
+        assert_eq!(actual, &wanted, "{path} as Docker stores it:\n{spec_of:#}");
+    };
+    expect("Image", &container["Image"], json!(IMAGE));
+    expect(
+        "Replicas",
+        &spec_of["Mode"]["Replicated"]["Replicas"],
+        json!(2),
+    );
+    expect("Command", &container["Command"], json!(["sh", "-c"]));
+    expect("Args", &container["Args"], json!(["sleep 3600"]));
+    expect(
+        "Env",
+        &json!(env_of(&all)),
+        json!(["API_TOKEN=do-not-print-me", "MODE=test"]),
+    );
+    expect("User", &container["User"], json!("0"));
+    expect("Dir", &container["Dir"], json!("/tmp"));
+    expect(
+        "Networks",
+        &task["Networks"],
+        json!([{ "Target": net_id.trim() }]),
+    );
+    let mut ports = spec_of["EndpointSpec"]["Ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ports.sort_by_key(|p| p["TargetPort"].as_u64());
+    expect(
+        "Ports",
+        &json!(ports),
+        json!([
+            { "Protocol": "tcp", "TargetPort": 80, "PublishedPort": 18301, "PublishMode": "ingress" },
+            { "Protocol": "udp", "TargetPort": 81, "PublishedPort": 18302, "PublishMode": "ingress" }
+        ]),
+    );
+    expect(
+        "Constraints",
+        &task["Placement"]["Constraints"],
+        json!(["node.labels.never-set != x"]),
+    );
+    expect(
+        "Preferences",
+        &task["Placement"]["Preferences"],
+        json!([{ "Spread": { "SpreadDescriptor": "node.labels.shelf" } }]),
+    );
+    let mut mounts = container["Mounts"].as_array().cloned().unwrap_or_default();
+    mounts.sort_by_key(|m| m["Target"].as_str().map(str::to_string));
+    expect(
+        "Mounts",
+        &json!(mounts),
+        json!([
+            { "Type": "volume", "Source": "fld-data", "Target": "/data" },
+            { "Type": "bind", "Source": "/tmp", "Target": "/host-tmp", "ReadOnly": true },
+            { "Type": "tmpfs", "Target": "/scratch" }
+        ]),
+    );
+    expect(
+        "Resources",
+        &task["Resources"],
+        json!({
+            "Limits": { "NanoCPUs": 500_000_000, "MemoryBytes": 64 * 1024 * 1024 },
+            "Reservations": { "NanoCPUs": 100_000_000, "MemoryBytes": 16 * 1024 * 1024 }
+        }),
+    );
+    expect(
+        "UpdateConfig",
+        &spec_of["UpdateConfig"],
+        json!({
+            "Parallelism": 1, "Delay": 2_000_000_000_u64, "FailureAction": "rollback",
+            "Monitor": 5_000_000_000_u64, "MaxFailureRatio": 0.2, "Order": "start-first"
+        }),
+    );
+    expect(
+        "RollbackConfig",
+        &spec_of["RollbackConfig"],
+        json!({
+            "Parallelism": 2, "Delay": 1_000_000_000_u64, "FailureAction": "continue",
+            "Monitor": 3_000_000_000_u64, "MaxFailureRatio": 0.1, "Order": "stop-first"
+        }),
+    );
+    expect(
+        "Healthcheck",
+        &container["Healthcheck"],
+        json!({
+            "Test": ["CMD", "true"], "Interval": 5_000_000_000_u64, "Timeout": 2_000_000_000_u64,
+            "Retries": 2, "StartPeriod": 1_000_000_000_u64
+        }),
+    );
+    expect(
+        "RestartPolicy",
+        &task["RestartPolicy"],
+        json!({
+            "Condition": "on-failure", "Delay": 1_000_000_000_u64, "MaxAttempts": 3,
+            "Window": 60_000_000_000_u64
+        }),
+    );
+    expect("Labels.tier", &spec_of["Labels"]["tier"], json!("test"));
+    expect(
+        "ContainerSpec.Labels",
+        &container["Labels"],
+        json!({ "team": "makers" }),
+    );
+    let network: Value =
+        serde_json::from_str(&docker(&["network", "inspect", "fld-net"])).unwrap_or(Value::Null);
+    expect("network Attachable", &network[0]["Attachable"], json!(true));
+    expect(
+        "network Labels.purpose",
+        &network[0]["Labels"]["purpose"],
+        json!("test"),
+    );
+    let global = inspect_service("fld-global");
+    expect(
+        "global Mode",
+        &global["Spec"]["Mode"],
+        json!({ "Global": {} }),
+    );
+    expect(
+        "global Ports",
+        &global["Spec"]["EndpointSpec"]["Ports"],
+        json!([{ "Protocol": "tcp", "TargetPort": 80, "PublishedPort": 18303, "PublishMode": "host" }]),
+    );
+    let pinned = inspect_service("fld-pinned");
+    expect(
+        "pinned Image",
+        &pinned["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
+        json!(format!("{IMAGE}@{digest}")),
+    );
+
+    // Applied again: nothing to change, no write.
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let again = apply(&spec, &proxy.host(), &["--no-wait"]).expect_code(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert_eq!(proxy.writes(), Vec::<String>::new(), "a re-apply wrote");
+    drop(_cleanup);
+    docker_unchecked(&["volume", "rm", "fld-data"]);
 }

@@ -1,0 +1,424 @@
+//! Compose stacks against the reference: the same file deployed by
+//! `docker stack deploy` and by a `[stack.NAME]` entry, then every service and
+//! network compared field by field as `docker service inspect` and
+//! `docker network inspect` show them. Only names, ids, versions, dates and
+//! Reconciler's own `io.reconciler.*` labels are normalized away.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reconciler_tests::*;
+use serde_json::Value;
+
+/// The stack file: every compose key the translation supports, in both
+/// syntaxes where compose has two.
+const STACK_FILE: &str = r#"version: "3.8"
+services:
+  web:
+    image: local/busybox:1
+    entrypoint: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    environment:
+      GREETING: hello
+      COLOR: green
+      A1: "x"
+      A: "y"
+    labels:
+      role: frontend
+    user: "0"
+    working_dir: /www
+    ports:
+      - "${WEB_PORT}:80"
+      - target: 81
+        published: ${UDP_PORT}
+        protocol: udp
+        mode: host
+    networks: [front, back]
+    volumes:
+      - /tmp:/host-tmp:ro
+      - type: tmpfs
+        target: /scratch
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 5s
+      timeout: 2s
+      retries: 2
+      start_period: 1s
+    deploy:
+      replicas: 2
+      labels:
+        tier: web
+      placement:
+        constraints: [node.role == manager]
+        preferences:
+          - spread: node.labels.shelf
+      resources:
+        limits: { cpus: "0.5", memory: 64M }
+        reservations: { cpus: "0.1", memory: 16M }
+      update_config:
+        delay: 2s
+        failure_action: rollback
+        monitor: 5s
+        max_failure_ratio: 0.2
+        order: start-first
+      rollback_config:
+        parallelism: 2
+        order: stop-first
+      restart_policy:
+        condition: on-failure
+        delay: 1s
+        max_attempts: 3
+        window: 1m
+  worker:
+    image: local/busybox:1
+    command: sleep 3600
+    environment:
+      - MODE=batch
+      - EMPTY=
+    networks: [back]
+    deploy:
+      mode: global
+  solo:
+    image: local/busybox:1
+    command: ["sleep", "3600"]
+networks:
+  front:
+    attachable: true
+    labels:
+      purpose: edge
+  back:
+  unused:
+"#;
+
+/// Differences from `docker stack deploy` that are known and tracked in the
+/// compose-parity issue. The test fails on any other difference, and also
+/// when one of these disappears, so this list can only shrink.
+const KNOWN_GAPS: [&str; 4] = [
+    // A stack's services answer to their short names on its networks
+    // (`web`, not only `STACK_web`): Reconciler cannot set network aliases yet.
+    "service solo.TaskTemplate.Networks[0].Aliases",
+    "service web.TaskTemplate.Networks[0].Aliases",
+    "service web.TaskTemplate.Networks[1].Aliases",
+    "service worker.TaskTemplate.Networks[0].Aliases",
+];
+
+/// `docker service inspect` / `docker network inspect` of one object, with
+/// what legitimately differs between two deployments of the same file
+/// removed: ids, versions, dates, the stack's own name, our labels, and
+/// empty values (Docker stores `{}`, `[]` and `null` alike for "not set").
+/// The published ports of each deployment (they share one swarm, so they
+/// cannot publish the same ones): `(web, udp)`.
+const REFERENCE_PORTS: (u64, u64) = (18601, 18602);
+const OUR_PORTS: (u64, u64) = (18611, 18612);
+
+fn normalized(mut value: Value, stack: &str, network_names: &BTreeMap<String, String>) -> Value {
+    let object = value.as_object_mut();
+    if let Some(object) = object {
+        for key in [
+            "ID",
+            "Id",
+            "Version",
+            "CreatedAt",
+            "UpdatedAt",
+            "Created",
+            "Containers",
+            "Endpoint",
+            "UpdateStatus",
+            "PreviousSpec",
+        ] {
+            object.remove(key);
+        }
+    }
+    strip(&mut value, stack, network_names);
+    value
+}
+
+fn strip(value: &mut Value, stack: &str, network_names: &BTreeMap<String, String>) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.starts_with("io.reconciler."));
+            // Where the network allocator put each network: differs between any two networks.
+            for allocated in [
+                "Subnet",
+                "Gateway",
+                "Peers",
+                "com.docker.network.driver.overlay.vxlanid_list",
+            ] {
+                map.remove(allocated);
+            }
+
+            for (key, item) in map.iter_mut() {
+                if key == "Target" {
+                    // Networks are attached by id: compare by name.
+                    if let Some(id) = item.as_str() {
+                        if let Some(name) = network_names.get(id) {
+                            *item = Value::String(name.clone());
+                        }
+                    }
+                }
+                if key == "Env" {
+                    // A set of variables: order is not part of the meaning.
+                    if let Value::Array(list) = item {
+                        list.sort_by_key(ToString::to_string);
+                    }
+                }
+                strip(item, stack, network_names);
+            }
+            // The CLI sends an empty `Privileges` object, which the daemon
+            // stores as `NoNewPrivileges: false`, the default; sending none is the same.
+            if map.get("Privileges") == Some(&serde_json::json!({ "NoNewPrivileges": false })) {
+                map.remove("Privileges");
+            }
+            map.retain(|_, item| !is_empty(item));
+        }
+        Value::Array(list) => {
+            for item in list.iter_mut() {
+                strip(item, stack, network_names);
+            }
+            if list.iter().all(|v| v.get("Target").is_some()) {
+                list.sort_by_key(|v| v["Target"].to_string());
+            }
+        }
+        Value::Number(number) => {
+            let ports = if stack == "cref" {
+                REFERENCE_PORTS
+            } else {
+                OUR_PORTS
+            };
+            if number.as_u64() == Some(ports.0) {
+                *value = Value::String("WEB_PORT".into());
+            } else if number.as_u64() == Some(ports.1) {
+                *value = Value::String("UDP_PORT".into());
+            }
+        }
+        Value::String(text) => {
+            if let Some(rest) = text.strip_prefix(&format!("{stack}_")) {
+                *text = format!("STACK_{rest}");
+            } else if text == stack {
+                *text = "STACK".into();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    }
+}
+
+/// Every path where two JSON documents differ, with both values.
+fn differences(path: &str, ours: &Value, reference: &Value, out: &mut Vec<String>) {
+    match (ours, reference) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let here = format!("{path}.{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => differences(&here, x, y, out),
+                    (x, y) => out.push(format!("{here}: ours {x:?}, docker stack deploy {y:?}")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                differences(&format!("{path}[{index}]"), x, y, out);
+            }
+        }
+        (x, y) if x == y => {}
+        (x, y) => out.push(format!("{path}: ours {x}, docker stack deploy {y}")),
+    }
+}
+
+fn inspect(kind: &str, name: &str) -> Value {
+    let text = docker(&[kind, "inspect", name]);
+    let list: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("docker {kind} inspect {name}: bad JSON: {e}"));
+    list.get(0)
+        .cloned()
+        .unwrap_or_else(|| panic!("{kind} {name} not found"))
+}
+
+fn names(kind: &str, filter: &str) -> Vec<String> {
+    let mut names: Vec<String> = docker(&[kind, "ls", "--filter", filter, "--format", "{{.Name}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+fn network_ids() -> BTreeMap<String, String> {
+    docker(&["network", "ls", "--format", "{{.ID}} {{.Name}}"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .flat_map(|(short, name)| {
+            let full = docker(&["network", "inspect", name, "--format", "{{.Id}}"]);
+            [
+                (short.to_string(), name.to_string()),
+                (full.trim().to_string(), name.to_string()),
+            ]
+        })
+        .collect()
+}
+
+/// Removes the reference stack however the test ends.
+struct StackRm(&'static str);
+
+impl Drop for StackRm {
+    fn drop(&mut self) {
+        docker_unchecked(&["stack", "rm", self.0]);
+        // The stack's networks go once their tasks are gone.
+        let filter = format!("label=com.docker.stack.namespace={}", self.0);
+        wait_until(
+            "the reference stack to be removed",
+            Duration::from_secs(60),
+            || {
+                let left = docker_unchecked(&["network", "ls", "--filter", &filter, "-q"]).stdout;
+                if left.trim().is_empty() {
+                    Ok(())
+                } else {
+                    docker_unchecked(&["stack", "rm", self.0]);
+                    Err(left)
+                }
+            },
+        );
+    }
+}
+
+#[test]
+fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
+    require_swarm();
+    let _node = shared_node();
+    let reference = "cref";
+    let ours = "crec";
+    let _reference_cleanup = StackRm(reference);
+    let _cleanup = Cleanup::new("t-compose", "crec_");
+    let spec = SpecDir::new("t-compose");
+    spec.write("stack/docker-stack.yml", STACK_FILE);
+    spec.write(
+        "stack/.env",
+        &format!("WEB_PORT={}\nUDP_PORT={}\n", OUR_PORTS.0, OUR_PORTS.1),
+    );
+    spec.write(
+        "stacks.toml",
+        &format!(
+            "[stack.{ours}]\ncompose = \"stack/docker-stack.yml\"\nenv_file = \"stack/.env\"\n"
+        ),
+    );
+    let file = spec
+        .path()
+        .join("stack/docker-stack.yml")
+        .display()
+        .to_string();
+
+    // The reference: the docker CLI on the same file (no registry here, so
+    // images are not resolved to digests), its variables from the environment.
+    let deployed = std::process::Command::new("docker")
+        .args([
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            &file,
+            reference,
+        ])
+        .env("WEB_PORT", REFERENCE_PORTS.0.to_string())
+        .env("UDP_PORT", REFERENCE_PORTS.1.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("docker stack deploy: {e}"));
+    assert!(
+        deployed.status.success(),
+        "docker stack deploy failed: {}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    // Ours.
+    let applied = reconciler(&["apply", &spec.arg(), "--auto-approve", "--no-wait"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+
+    let reference_services = names(
+        "service",
+        &format!("label=com.docker.stack.namespace={reference}"),
+    );
+    let our_services = names(
+        "service",
+        &format!("label=com.docker.stack.namespace={ours}"),
+    );
+    assert_eq!(reference_services, ["cref_solo", "cref_web", "cref_worker"]);
+    assert_eq!(
+        our_services,
+        ["crec_solo", "crec_web", "crec_worker"],
+        "the stack's services are not found by its namespace label"
+    );
+    let reference_networks = names(
+        "network",
+        &format!("label=com.docker.stack.namespace={reference}"),
+    );
+    let our_networks = names(
+        "network",
+        &format!("label=com.docker.stack.namespace={ours}"),
+    );
+    assert_eq!(
+        reference_networks,
+        ["cref_back", "cref_default", "cref_front"]
+    );
+    assert_eq!(our_networks, ["crec_back", "crec_default", "crec_front"]);
+
+    let ids = network_ids();
+    let mut found = Vec::new();
+    for (kind, list) in [
+        ("service", &reference_services),
+        ("network", &reference_networks),
+    ] {
+        for reference_name in list {
+            let short = reference_name.trim_start_matches("cref_");
+            let our_name = format!("{ours}_{short}");
+            let mut theirs = normalized(inspect(kind, reference_name), reference, &ids);
+            let mut mine = normalized(inspect(kind, &our_name), ours, &ids);
+            if kind == "service" {
+                theirs = theirs["Spec"].take();
+                mine = mine["Spec"].take();
+            }
+            differences(&format!("{kind} {short}"), &mine, &theirs, &mut found);
+        }
+    }
+    let unexpected: Vec<&String> = found
+        .iter()
+        .filter(|d| !KNOWN_GAPS.iter().any(|gap| d.starts_with(gap)))
+        .collect();
+    let gone: Vec<&&str> = KNOWN_GAPS
+        .iter()
+        .filter(|gap| !found.iter().any(|d| d.starts_with(**gap)))
+        .collect();
+    assert!(
+        unexpected.is_empty() && gone.is_empty(),
+        "differences from docker stack deploy:\n  {}\nknown gaps that no longer occur (remove them from KNOWN_GAPS):\n  {gone:?}",
+        unexpected.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("\n  ")
+    );
+
+    // Nothing reads as changed afterwards: no field written one way and read back another.
+    let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+
+    // The docker CLI treats it as a stack of its own: `docker stack rm` takes
+    // its services and its networks.
+    docker(&["stack", "rm", ours]);
+    let filter = format!("label=com.docker.stack.namespace={ours}");
+    wait_until(
+        "docker stack rm to remove our stack",
+        Duration::from_secs(60),
+        || {
+            let services = names("service", &filter);
+            let networks = names("network", &filter);
+            if services.is_empty() && networks.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {services:?} {networks:?}"))
+            }
+        },
+    );
+}
