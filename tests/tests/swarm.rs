@@ -777,10 +777,229 @@ env_file = "stack/.env"
     let services = docker(&["stack", "services", "grpstack", "--format", "{{.Name}}"]);
     assert_eq!(services.lines().count(), 2, "{services}");
 
+    // Their networks carry where they came from, like their services.
+    let network_labels = |name: &str| -> Value {
+        serde_json::from_str(&docker(&[
+            "network",
+            "inspect",
+            name,
+            "--format",
+            "{{json .Labels}}",
+        ]))
+        .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        network_labels("grp-site-net")["io.reconciler.release"],
+        "grp-site"
+    );
+    assert_eq!(
+        network_labels("grpstack_default")["io.reconciler.stack"],
+        "grpstack"
+    );
+    assert_eq!(
+        network_labels("grpstack_default")["com.docker.stack.namespace"],
+        "grpstack"
+    );
+
     let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
     let again = apply(&spec, &proxy.host(), &[]).expect_code(0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
     assert_eq!(proxy.writes(), Vec::<String>::new());
+
+    // `render`'s output is the same spec: applied instead of the releases and
+    // stacks, it changes nothing (origins, labels and hashes all kept).
+    let rendered = reconciler(&["render", &spec.arg()]).expect_code(0).stdout;
+    let expanded = SpecDir::new("t-groups");
+    expanded.write("cluster.toml", &rendered);
+    proxy.reset();
+    let from_render = apply(&expanded, &proxy.host(), &[]).expect_code(0);
+    assert!(
+        from_render
+            .stdout
+            .contains("No changes. The swarm matches the spec."),
+        "{}",
+        from_render.stdout
+    );
+    assert_eq!(proxy.writes(), Vec::<String>::new());
+}
+
+/// `--no-wait` returns once the writes are made (a task that never starts
+/// does not fail it), but still creates a service only after what it comes
+/// `after` has converged.
+#[test]
+fn no_wait_skips_the_final_wait_but_honours_after() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-nowait", "nowait-");
+    let spec = SpecDir::new("t-nowait");
+    spec.write(
+        "s.toml",
+        "[service.nowait-missing]\nimage = \"local/does-not-exist:1\"\n",
+    );
+    let out = reconciler(&[
+        "apply",
+        &spec.arg(),
+        "--auto-approve",
+        "--no-wait",
+        "--timeout",
+        "10s",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(0);
+    assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    assert_eq!(running_tasks("nowait-missing"), 0);
+
+    spec.write(
+        "t.toml",
+        &format!("[service.nowait-blocker]\nimage = \"local/does-not-exist:1\"\n[service.nowait-after]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nafter = [\"nowait-blocker\"]\n"),
+    );
+    let out = reconciler(&[
+        "apply",
+        &spec.arg(),
+        "--auto-approve",
+        "--no-wait",
+        "--timeout",
+        "10s",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("service `nowait-blocker` did not converge within 10s"),
+        "{}",
+        out.stderr
+    );
+    assert_ne!(
+        docker_unchecked(&["service", "inspect", "nowait-after"]).code,
+        0,
+        "nowait-after was created before what it comes after converged"
+    );
+}
+
+/// At a terminal, `apply` asks; only `yes` applies.
+#[test]
+fn interactive_approval_applies_only_on_yes() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-ask", "ask-");
+    let spec = SpecDir::new("t-ask");
+    spec.write(
+        "s.toml",
+        &format!("[service.ask-web]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    for answer in ["no\n", "y\n", "YES\n", "\n", ""] {
+        let out = reconciler_answering(
+            &["apply", &spec.arg(), "--docker-host", &proxy.host()],
+            answer,
+        )
+        .expect_code(1);
+        assert!(
+            out.stdout.contains("Only 'yes' will be accepted")
+                && out.stdout.contains("Apply cancelled."),
+            "{answer:?}: {}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        proxy.writes(),
+        Vec::<String>::new(),
+        "a refused apply wrote"
+    );
+    let out = reconciler_answering(
+        &[
+            "apply",
+            &spec.arg(),
+            "--docker-host",
+            &proxy.host(),
+            "--timeout",
+            "60s",
+        ],
+        "yes\n",
+    )
+    .expect_code(0);
+    assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    assert_eq!(running_tasks("ask-web"), 1);
+}
+
+/// `suspend = true` in the spec: `apply` shows the plan and writes nothing.
+#[test]
+fn a_suspended_spec_is_planned_but_never_applied() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-suspend", "suspend-");
+    let spec = SpecDir::new("t-suspend");
+    spec.write(
+        "s.toml",
+        &format!("[controller]\nsuspend = true\n[service.suspend-web]\nimage = \"{IMAGE}\"\n"),
+    );
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let out = apply(&spec, &proxy.host(), &[]).expect_code(0);
+    assert!(
+        out.stdout.contains("+ service \"suspend-web\"")
+            && out
+                .stdout
+                .contains("Not applying: the spec sets [controller] suspend = true."),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(proxy.writes(), Vec::<String>::new());
+    assert_ne!(
+        docker_unchecked(&["service", "inspect", "suspend-web"]).code,
+        0
+    );
+}
+
+/// The real binary: `DOCKER_HOST` chooses the socket, `RECONCILER_LOG=debug`
+/// says what it does on stderr, and `validate`/`render` never contact Docker.
+#[test]
+fn the_binary_honours_docker_host_and_reconciler_log() {
+    require_swarm();
+    let _node = shared_node();
+    let dir = repo_path("examples/local").display().to_string();
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let host = proxy.host();
+    let out = reconciler_binary(
+        &["plan", &dir],
+        &[("DOCKER_HOST", &host), ("RECONCILER_LOG", "debug")],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        proxy.requests().iter().any(|r| r.ends_with("/info")),
+        "DOCKER_HOST was not used: {:?}",
+        proxy.requests()
+    );
+    for line in ["connected to Docker", "observed the swarm", "planned"] {
+        assert!(
+            out.stderr.contains(line),
+            "no debug line {line:?}:\n{}",
+            out.stderr
+        );
+    }
+    // Quiet by default.
+    let quiet = reconciler_binary(&["plan", &dir], &[("DOCKER_HOST", &host)]);
+    assert!(
+        !quiet.stderr.contains("observed the swarm"),
+        "{}",
+        quiet.stderr
+    );
+
+    let refusing = DockerProxy::start(None);
+    let nowhere = refusing.host();
+    for command in ["validate", "render"] {
+        let out = reconciler_binary(
+            &[command, &dir],
+            &[("DOCKER_HOST", &nowhere), ("RECONCILER_LOG", "debug")],
+        );
+        assert_eq!(out.code, 0, "{command}: {}", out.stderr);
+    }
+    assert_eq!(
+        refusing.connections(),
+        0,
+        "validate or render contacted Docker"
+    );
 }
 
 /// Regression: removing a service someone else removed first failed the whole
