@@ -142,6 +142,40 @@ fn accept_new_host_keys_records_the_key_once() {
         .is_ok());
 }
 
+/// `--accept-new-host-keys` records only keys never seen: a board whose key
+/// changed is still refused, and known_hosts is left exactly as it was.
+#[test]
+fn accept_new_host_keys_never_records_a_changed_key() {
+    let sshd = Sshd::start();
+    let other = Sshd::start();
+    let recorded = format!("[127.0.0.1]:{} {}\n", sshd.port, other.host_key());
+    let path = known_hosts(&sshd, &recorded);
+    let options = SshOptions {
+        accept_new_host_keys: true,
+        ..SshOptions::default()
+    };
+    let error = runtime()
+        .block_on(Session::connect(&sshd.target("pi6", &path), options))
+        .err();
+    assert!(
+        matches!(&error, Some(NodeError::HostKeyChanged { node, .. }) if node == "pi6"),
+        "{error:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap_or_default(),
+        recorded,
+        "known_hosts was changed"
+    );
+    // A pinned key that does not match is refused with the flag too.
+    let mut pinned = sshd.target("pi6", &known_hosts(&sshd, ""));
+    pinned.pinned_key = Some(other.host_key());
+    let error = runtime().block_on(Session::connect(&pinned, options)).err();
+    assert!(
+        matches!(&error, Some(NodeError::HostKeyChanged { .. })),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn a_command_past_its_timeout_is_an_error() {
     let sshd = Sshd::start();
@@ -279,9 +313,44 @@ fn the_facts_command_reports_each_board() {
             .starts_with("node stranger: unknown host key"),
         "{facts:#}"
     );
+
+    // The table a person reads: a column per fact, aligned, the failures below.
+    let table = reconciler_tests::reconciler(&["facts", &spec.arg(), "--connect-timeout", "3s"]);
+    assert_eq!(table.code, 1);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    let header = lines.first().copied().unwrap_or_default();
+    assert!(
+        header.starts_with("NODE")
+            && ["HOSTNAME", "ARCH", "OS", "DOCKER", "SWARM"]
+                .iter()
+                .all(|c| header.contains(c)),
+        "{}",
+        table.stdout
+    );
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let row = lines.get(1).copied().unwrap_or_default();
+    assert!(row.starts_with("good "), "{}", table.stdout);
+    assert_eq!(
+        row.find(hostname.trim()),
+        header.find("HOSTNAME"),
+        "the hostname is not under its heading:\n{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .contains("  down: unreachable (node down: cannot connect")
+            && table
+                .stdout
+                .contains("  stranger: host_key (node stranger: unknown host key"),
+        "{}",
+        table.stdout
+    );
 }
 
-/// Without an identity file, the keys of the ssh-agent at SSH_AUTH_SOCK are used.
+/// Without an identity file, the keys of the ssh-agent at SSH_AUTH_SOCK are
+/// used. The real binary runs with the agent in its own environment (no
+/// process-global `set_var` in this parallel test binary).
 #[test]
 fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
     let sshd = Sshd::start();
@@ -298,9 +367,17 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         .and_then(|rest| rest.split(';').next())
         .unwrap_or_default()
         .to_string();
+    struct KillAgent(String);
+    impl Drop for KillAgent {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").arg(&self.0).status();
+        }
+    }
+    let _agent = KillAgent(pid);
+    let agent = agent_socket.display().to_string();
     let added = std::process::Command::new("ssh-add")
         .arg(sshd.identity())
-        .env("SSH_AUTH_SOCK", &agent_socket)
+        .env("SSH_AUTH_SOCK", &agent)
         .output()
         .unwrap_or_else(|e| panic!("ssh-add: {e}"));
     assert!(
@@ -308,16 +385,40 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let mut target = sshd.target("pi-agent", &known_hosts(&sshd, &sshd.known_hosts_line()));
-    target.identity = sshd.dir().join("no-such-key");
-    // Only this test runs without an identity file, so the variable cannot change another test's path.
-    std::env::set_var("SSH_AUTH_SOCK", &agent_socket);
-    let output = runtime().block_on(async {
-        let session = Session::connect(&target, SshOptions::default()).await?;
-        session.run("whoami", "id -u").await
-    });
-    std::env::remove_var("SSH_AUTH_SOCK");
-    let _ = std::process::Command::new("kill").arg(&pid).status();
-    let output = output.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(output.stdout.trim(), "0");
+    let known = known_hosts(&sshd, &sshd.known_hosts_line());
+    let spec = reconciler_tests::SpecDir::new("agent");
+    spec.write(
+        "nodes.toml",
+        &format!(
+            "[node.pi-agent]\naddress = \"127.0.0.1\"\nrole = \"manager\"\nssh = {{ user = \"root\", port = {}, identity = \"{}\", known_hosts = \"{}\" }}\n",
+            sshd.port,
+            sshd.dir().join("no-such-key").display(),
+            known.display()
+        ),
+    );
+    let output = reconciler_tests::reconciler_binary(
+        &["facts", &spec.arg(), "--json"],
+        &[("SSH_AUTH_SOCK", &agent)],
+    );
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    let facts: serde_json::Value =
+        serde_json::from_str(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", output.stdout));
+    assert_eq!(
+        facts["pi-agent"]["facts"]["arch"].as_str(),
+        Some(std::env::consts::ARCH),
+        "{facts:#}"
+    );
+    // Without the agent the missing identity file is the error, naming the node.
+    let without = reconciler_tests::reconciler_binary(
+        &["facts", &spec.arg(), "--json"],
+        &[("SSH_AUTH_SOCK", "")],
+    );
+    assert_eq!(without.code, 1);
+    assert!(
+        without
+            .stdout
+            .contains("node pi-agent: cannot load the SSH key"),
+        "{}",
+        without.stdout
+    );
 }
