@@ -2,14 +2,14 @@
 //!
 //! A spec is a directory of TOML files merged into one [`Spec`]. This crate
 //! reads and validates it and nothing else: no network, no Docker, no SSH.
-//! The serde types of the file format ([`file`]) are kept apart from the model
+//! The serde types of the file format (`file`, private) are kept apart from the model
 //! the planner works on ([`model`]); [`load_dir`] converts one into the other
 //! and reports every problem at once, each with file, line and column.
 
 mod chart;
 mod compose;
 pub mod diagnostic;
-pub mod file;
+mod file;
 mod load;
 mod lower;
 pub mod model;

@@ -2,7 +2,30 @@
 //! no Docker) become a swarm with one `apply --ssh`.
 
 use reconciler_tests::boards::{Boards, Registry, REGISTRY};
-use reconciler_tests::{reconciler, require_swarm, SpecDir};
+use reconciler_tests::{reconciler_binary, require_swarm, Output, SpecDir};
+
+/// Every `reconciler` run of a test, through the real binary with debug
+/// logging, so the final check can look for join tokens in all of it.
+#[derive(Default)]
+struct Runs(std::cell::RefCell<Vec<Output>>);
+
+impl Runs {
+    fn run(&self, args: &[&str]) -> Output {
+        let output = reconciler_binary(args, &[("RECONCILER_LOG", "debug")]);
+        self.0.borrow_mut().push(output.clone());
+        output
+    }
+
+    /// Fails if any stdout or stderr so far holds `secret`.
+    fn assert_never_printed(&self, secret: &str, what: &str) {
+        for (index, output) in self.0.borrow().iter().enumerate() {
+            assert!(
+                !output.stdout.contains(secret) && !output.stderr.contains(secret),
+                "{what} leaked into run {index}"
+            );
+        }
+    }
+}
 
 fn spec_for(boards: &Boards) -> SpecDir {
     spec_named(boards, &["rcb1", "rcb2", "rcb3"])
@@ -65,9 +88,10 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     let _registry = Registry::start();
     let spec = spec_for(&boards);
     let dir = spec.arg();
+    let runs = Runs::default();
 
     // plan --ssh --json says what each bare board needs before anything happens.
-    let planned = reconciler(&["plan", &dir, "--ssh", "--json"]).expect_code(0);
+    let planned = runs.run(&["plan", &dir, "--ssh", "--json"]).expect_code(0);
     let planned: serde_json::Value =
         serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
     assert_eq!(planned["swarm_planned"], false, "{planned:#}");
@@ -86,7 +110,7 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
 
     // One apply: Docker installed and started on all three, the swarm formed, labels set, the service placed.
     let started = std::time::Instant::now();
-    let first = reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]);
+    let first = runs.run(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]);
     let bootstrap_time = started.elapsed();
     assert_eq!(
         first.code, 0,
@@ -150,7 +174,7 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     // A second apply is a no-op: nothing to bootstrap, no swarm object written.
     let versions = "docker service inspect blink --format '{{.Version.Index}}'; docker node ls -q | xargs docker node inspect --format '{{.Version.Index}}'";
     let before = boards.exec(0, versions).stdout;
-    let second = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
+    let second = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(
         !second.stdout.contains("will be bootstrapped"),
@@ -170,34 +194,67 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "nodes.toml",
         &nodes_toml.replacen("role = \"worker\"", "role = \"manager\"", 1),
     );
-    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    runs.run(&["apply", &dir, "--ssh", "--auto-approve"])
+        .expect_code(0);
     let role = boards.exec(0, "docker node inspect rcb2 --format '{{.Spec.Role}}'");
     assert_eq!(role.stdout.trim(), "manager");
     spec.write("nodes.toml", &nodes_toml);
-    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    runs.run(&["apply", &dir, "--ssh", "--auto-approve"])
+        .expect_code(0);
     let role = boards.exec(0, "docker node inspect rcb2 --format '{{.Spec.Role}}'");
     assert_eq!(role.stdout.trim(), "worker");
     // (Refusing to demote the last manager is shown on the local swarm in tests/swarm.rs.)
 
-    // rcb3 leaves the spec: drained, its tasks move, it leaves the swarm and disappears.
+    // rcb3 becomes a manager, then leaves the spec: drained (its tasks
+    // move), demoted, it leaves the swarm over SSH and its node disappears.
     let services = std::fs::read_to_string(spec.path().join("services.toml")).unwrap_or_default();
     spec.write(
         "services.toml",
-        &format!("{services}\n[service.spread]\nimage = \"{REGISTRY}/busybox:1\"\nreplicas = 2\ncommand = [\"sleep\", \"3600\"]\nconstraints = [\"node.role == worker\"]\n"),
+        &format!("{services}\n[service.spread]\nimage = \"{REGISTRY}/busybox:1\"\nreplicas = 2\ncommand = [\"sleep\", \"3600\"]\nconstraints = [\"node.labels.leds == true\"]\n"),
     );
-    reconciler(&["apply", &dir, "--ssh", "--auto-approve"]).expect_code(0);
+    let rcb3_manager = nodes_toml.replace(
+        &format!(
+            "[node.rcb3]\naddress = \"{}\"\nrole = \"worker\"",
+            boards.address(2)
+        ),
+        &format!(
+            "[node.rcb3]\naddress = \"{}\"\nrole = \"manager\"",
+            boards.address(2)
+        ),
+    );
+    assert_ne!(rcb3_manager, nodes_toml);
+    spec.write("nodes.toml", &rcb3_manager);
+    runs.run(&["apply", &dir, "--ssh", "--auto-approve"])
+        .expect_code(0);
+    let role = boards.exec(0, "docker node inspect rcb3 --format '{{.Spec.Role}}'");
+    assert_eq!(role.stdout.trim(), "manager");
     let without_rcb3: String = nodes_toml
         .split("[node.rcb3]")
         .next()
         .unwrap_or_default()
         .to_string();
     spec.write("nodes.toml", &without_rcb3);
-    let removal = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
+    let removal = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(removal.code, 0, "{}\n{}", removal.stdout, removal.stderr);
     assert!(
         removal.stdout.contains("- node \"rcb3\""),
         "{}",
         removal.stdout
+    );
+    let steps: Vec<&str> = removal
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("node.rcb3: ") && !l.contains("task(s) left"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "node.rcb3: removing",
+            "node.rcb3: demoting",
+            "node.rcb3: leaving the swarm"
+        ],
+        "{}",
+        removal.stderr
     );
     let nodes = boards.exec(0, "docker node ls --format '{{.Hostname}}' | sort");
     assert_eq!(nodes.stdout, "rcb1\nrcb2\n", "{nodes:?}");
@@ -210,11 +267,30 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     );
     assert_eq!(wait_for_placement(&boards, "spread"), "rcb2\nrcb2\n");
 
-    // rcb3 comes back into the spec while it is down: reported by name, the others unaffected;
-    // once it answers again, the next apply brings it in.
-    spec.write("nodes.toml", &nodes_toml);
+    // rcb3 comes back into the spec while it is down, together with a new
+    // label for rcb2: rcb3 is reported by name and the rest is done anyway;
+    // once rcb3 answers again, the next apply brings it in.
+    let with_shelf = nodes_toml.replacen(
+        "labels = { leds = \"true\" }",
+        "labels = { leds = \"true\", shelf = \"b\" }",
+        1,
+    );
+    assert_ne!(with_shelf, nodes_toml);
+    spec.write("nodes.toml", &with_shelf);
     boards.exec(2, "pkill -x sshd");
-    let down = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
+    let planned = runs.run(&["plan", &dir, "--ssh", "--json"]).expect_code(0);
+    let planned: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    let unreachable = planned["boards"]["unreachable"].to_string();
+    assert!(
+        unreachable.contains("node rcb3: cannot connect to 10.77.0.23:22"),
+        "{planned:#}"
+    );
+    assert_eq!(
+        planned["boards"]["unreachable"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let down = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(
         down.code, 1,
         "a board was down, so the apply must fail:\n{}\n{}",
@@ -226,8 +302,18 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "{}",
         down.stderr
     );
+    let shelf = boards.exec(
+        0,
+        "docker node inspect rcb2 --format '{{index .Spec.Labels \"shelf\"}}'",
+    );
+    assert_eq!(
+        shelf.stdout.trim(),
+        "b",
+        "the reachable boards' changes were not made"
+    );
+    spec.write("nodes.toml", &nodes_toml);
     boards.exec(2, "/usr/sbin/sshd");
-    let back = reconciler(&["apply", &dir, "--ssh", "--auto-approve"]);
+    let back = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(back.code, 0, "{}\n{}", back.stdout, back.stderr);
     assert!(
         back.stdout
@@ -241,7 +327,7 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     );
     assert!(nodes.stdout.contains("rcb3 Ready"), "{nodes:?}");
 
-    // No join token anywhere in what the user saw.
+    // No join token anywhere in what any run printed, debug logs included.
     for kind in ["worker", "manager"] {
         let token = boards
             .exec(0, &format!("docker swarm join-token -q {kind}"))
@@ -249,20 +335,14 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
             .trim()
             .to_string();
         assert!(token.starts_with("SWMTKN-"), "{token}");
-        for text in [
-            &first.stdout,
-            &first.stderr,
-            &second.stdout,
-            &second.stderr,
-            &back.stdout,
-            &back.stderr,
-        ] {
-            assert!(
-                !text.contains(&token),
-                "a join token leaked into the output"
-            );
-        }
+        runs.assert_never_printed(&token, &format!("the {kind} join token"));
     }
+    runs.assert_never_printed("SWMTKN-", "a join token");
+    assert!(
+        first.stderr.contains("DEBUG"),
+        "debug logging was not on: {}",
+        first.stderr
+    );
 }
 
 fn wait_for_placement(boards: &Boards, service: &str) -> String {
@@ -294,9 +374,11 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     let _registry = Registry::start();
     let spec = spec_named(&boards, &["rcr1", "rcr2"]);
     let dir = spec.arg();
-    let controller = reconciler_tests::controller::Controller::start(
+    let controller = reconciler_tests::controller::Controller::start_with(
         &["--dir", &dir],
         &["--ssh", "--interval", "2s"],
+        reconciler_tests::controller::SecretFrom::File,
+        &[("RECONCILER_LOG", "debug")],
     );
     reconciler_tests::wait_until(
         "the boards to form a swarm running blink",
@@ -329,8 +411,17 @@ fn the_controller_brings_bare_boards_in_by_itself() {
                 .ok_or(format!("{status:#}"))
         },
     );
-    assert!(
-        !controller.process.log().contains("SWMTKN-"),
-        "a join token reached the log"
-    );
+    // No join token in anything the controller shows: its debug log, its
+    // status, its metrics, its page.
+    let mut shown = vec![("the log", controller.process.log())];
+    for path in ["/api/status", "/metrics", "/"] {
+        let response = reconciler_tests::http::get(controller.address, path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(response.status, 200, "{path}");
+        shown.push((path, response.body));
+    }
+    for (what, text) in &shown {
+        assert!(!text.contains("SWMTKN-"), "a join token reached {what}");
+    }
+    assert!(shown[0].1.contains("DEBUG"), "debug logging was not on");
 }

@@ -581,6 +581,19 @@ fn example_local_applies_converges_and_reapplies_as_a_noop() {
     .expect_code(0);
     assert!(out.stdout.contains("No changes."), "{}", out.stdout);
     assert_eq!(proxy.writes(), Vec::<String>::new());
+
+    // What its README suggests trying: scale by hand, see the drift, restore it.
+    docker(&["service", "scale", "--detach", "ticker=4"]);
+    let plan = reconciler(&["plan", &dir, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("~ replicas: 4 -> 2")
+            && plan.stdout.contains("drift: changed outside reconciler"),
+        "{}",
+        plan.stdout
+    );
+    reconciler(&["apply", &dir, "--auto-approve", "--timeout", "90s"]).expect_code(0);
+    assert_eq!(running_tasks("ticker"), 2);
 }
 
 #[test]

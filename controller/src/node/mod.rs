@@ -1,5 +1,5 @@
 //! The only code that talks SSH: reaching boards, learning their facts, and
-//! (in later work) bootstrapping them into the swarm.
+//! bootstrapping them into the swarm and taking them out of it.
 //!
 //! [`ssh`] is the executor (russh): key authentication, host keys verified
 //! against known_hosts or a key pinned in the spec, timeouts, keepalives,
