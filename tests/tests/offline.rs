@@ -213,6 +213,20 @@ fn every_example_validates() {
 }
 
 #[test]
+fn validate_counts_in_words() {
+    let spec = reconciler_tests::SpecDir::new("counts");
+    spec.write(
+        "s.toml",
+        "[network.front]\n[service.web]\nimage = \"local/busybox:1\"\n[service.db]\nimage = \"local/busybox:1\"\n",
+    );
+    let output = reconciler(&["validate", &spec.arg()]).expect_code(0);
+    assert_eq!(
+        output.stdout,
+        "Spec is valid: cluster `counts`, 0 nodes, 1 network, 2 services.\n"
+    );
+}
+
+#[test]
 fn an_unreachable_docker_is_a_clear_error() {
     let dir = repo_path("examples/local").display().to_string();
     let output = reconciler(&[

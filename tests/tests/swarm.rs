@@ -771,6 +771,14 @@ env_file = "stack/.env"
         "stack/docker-stack.yml",
         "services:\n  api:\n    image: local/busybox:${TAG}\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: 2\n  worker:\n    image: local/busybox:${TAG}\n    entrypoint: sleep 3600\n    depends_on: [api]\n",
     );
+    // Spec warnings reach plan --json too, with their place in the compose file.
+    let planned = plan_json(&spec, &local());
+    assert!(
+        planned["warnings"].to_string().contains(
+            "stack/docker-stack.yml:10:5: warning: compose: service `worker`: `depends_on` is ignored by docker stack deploy"
+        ),
+        "{planned:#}"
+    );
     let out = apply(&spec, &local(), &[]).expect_code(0);
     assert!(
         out.stderr
