@@ -114,12 +114,6 @@ impl ObjectKind {
     }
 }
 
-impl std::fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Action {
     pub fn operation(&self) -> Operation {
         match self {
@@ -209,14 +203,6 @@ impl Plan {
             }
         }
         summary
-    }
-
-    /// Objects whose live state differs from an unchanged spec.
-    pub fn drifted(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| matches!(a, Action::UpdateService { drift: true, .. }))
-            .count()
     }
 }
 

@@ -158,7 +158,6 @@ fn drift_shows_exactly_the_changed_field() {
             new: Some("3".into())
         }]
     );
-    assert_eq!(plan.drifted(), 1);
 }
 
 #[test]
@@ -595,4 +594,304 @@ fn missing_nodes_do_not_read_as_a_matching_swarm() {
         "{text}"
     );
     assert!(!text.contains("matches the spec"), "{text}");
+}
+
+/// Safety: a network with the spec's name that this cluster does not own is
+/// refused like a service, never adopted (and never written).
+#[test]
+fn networks_not_ours_are_never_adopted_and_the_owner_is_named() {
+    let desired = spec(WEB);
+    let mut observed = applied(&desired);
+    if let Some(front) = observed.networks.get_mut("front") {
+        front.owner = Owner::OtherCluster("attic".into());
+    }
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        error.as_ref().map(ToString::to_string).as_deref(),
+        Some("Network `front` already exists in the swarm but is not managed by this cluster (managed by cluster `attic`); rename it in the spec, or remove the existing one")
+    );
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.owner = Owner::Unmanaged;
+    }
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(error
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+        .contains("(created outside reconciler)"),);
+}
+
+/// `max_delete_fraction` is the largest share allowed: deleting exactly that
+/// share is fine, one more is refused.
+#[test]
+fn the_mass_delete_threshold_is_inclusive() {
+    let four = spec("[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n[service.c]\nimage = \"x\"\n[service.d]\nimage = \"x\"\n");
+    let half = spec("[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n");
+    let plan = run(&half, &applied(&four));
+    assert_eq!(plan.summary().destroy, 2);
+    let one = spec("[service.a]\nimage = \"x\"\n");
+    let error = plan_fn(&one, &applied(&four)).err();
+    assert!(
+        matches!(
+            error,
+            Some(PlanError::MassDelete {
+                deletes: 3,
+                total: 4,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+}
+
+fn plan_fn(desired: &Spec, observed: &Observed) -> Result<Plan, PlanError> {
+    plan(desired, observed, PlanOptions::default())
+}
+
+#[test]
+fn kept_networks_are_warned_about_too() {
+    let before = spec(&format!("{WEB}[network.old-net]\n"));
+    let after = spec(&format!("[controller]\nprune = false\n{WEB}"));
+    let plan = run(&after, &applied(&before));
+    assert_eq!(
+        plan.warnings,
+        ["network `old-net` is no longer in the spec but is kept: [controller] prune = false"]
+    );
+}
+
+/// What a created service shows: sizes, CPUs and mounts in the spec's own units.
+#[test]
+fn created_services_show_values_in_the_specs_units() {
+    let desired = spec(
+        r#"
+[service.web]
+image = "x"
+mounts = [{ type = "bind", source = "/srv", target = "/data", readonly = true }, { type = "tmpfs", target = "/tmp" }]
+resources = { limit_memory = "1536M", reserve_memory = "1G", limit_cpus = 1.5, reserve_cpus = 0.25 }
+healthcheck = { test = ["CMD", "true"], interval = "10s", timeout = "3s", retries = 4, start_period = "1m" }
+"#,
+    );
+    let plan = run(&desired, &Observed::default());
+    let shown: Vec<String> = plan.actions[0]
+        .changes()
+        .into_iter()
+        .map(|c| format!("{} = {}", c.field, c.new.unwrap_or_default()))
+        .collect();
+    for line in [
+        "mounts = [\"bind /srv:/data (ro)\", \"tmpfs :/tmp\"]",
+        "resources.limit_memory = \"1536M\"",
+        "resources.reserve_memory = \"1G\"",
+        "resources.limit_cpus = 1.5",
+        "resources.reserve_cpus = 0.25",
+        "healthcheck.test = [\"CMD\", \"true\"]",
+        "healthcheck.interval = \"10s\"",
+        "healthcheck.timeout = \"3s\"",
+        "healthcheck.start_period = \"1m\"",
+        "healthcheck.retries = 4",
+    ] {
+        assert!(
+            shown.contains(&line.to_string()),
+            "{line} not in {shown:#?}"
+        );
+    }
+    assert_eq!(fields::format_size(1000), "1000");
+    assert_eq!(fields::format_size(3 << 10), "3K");
+    assert_eq!(fields::format_size((1 << 20) + 1), "1048577");
+}
+
+/// Somebody changes the update, rollback or restart policy by hand: that is
+/// drift, shown field by field, for the fields the spec sets.
+#[test]
+fn hand_made_changes_to_policies_are_drift() {
+    let desired = spec(&format!(
+        "{WEB}update = {{ parallelism = 2, delay = \"10s\", failure_action = \"rollback\", monitor = \"5s\", max_failure_ratio = 0.1, order = \"start-first\" }}\nrollback = {{ parallelism = 3, failure_action = \"continue\" }}\nrestart = {{ condition = \"on-failure\", delay = \"5s\", max_attempts = 3, window = \"1m\" }}\n"
+    ));
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        let update = web.config.update.get_or_insert_with(|| panic!("no update"));
+        update.parallelism = Some(1);
+        update.order = Some(reconciler_spec::UpdateOrder::StopFirst);
+        if let Some(rollback) = web.config.rollback.as_mut() {
+            rollback.failure_action = Some(reconciler_spec::FailureAction::Pause);
+        }
+        if let Some(restart) = web.config.restart.as_mut() {
+            restart.max_attempts = Some(0);
+            restart.condition = Some(reconciler_spec::RestartCondition::Any);
+        }
+    }
+    let plan = run(&desired, &observed);
+    let changes: Vec<String> = plan.actions[0]
+        .changes()
+        .into_iter()
+        .map(|c| {
+            format!(
+                "{}: {} -> {}",
+                c.field,
+                c.old.unwrap_or_default(),
+                c.new.unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "update.parallelism: 1 -> 2",
+            "update.order: \"stop-first\" -> \"start-first\"",
+            "rollback.failure_action: \"pause\" -> \"continue\"",
+            "restart.condition: \"any\" -> \"on-failure\"",
+            "restart.max_attempts: 0 -> 3",
+        ]
+    );
+    assert!(matches!(
+        plan.actions[0],
+        Action::UpdateService { drift: true, .. }
+    ));
+}
+
+#[test]
+fn network_hashes_differ_for_different_networks_and_are_stable() {
+    let one = spec("[network.a]\n[network.b]\nattachable = true\n");
+    let a = fields::network_hash(&one.networks["a"]);
+    let b = fields::network_hash(&one.networks["b"]);
+    assert_eq!(a.len(), 16);
+    assert_ne!(a, b);
+    assert_eq!(
+        a,
+        fields::network_hash(&spec("[network.a]\n").networks["a"])
+    );
+}
+
+/// Node changes are shown as role and availability words, promotions first,
+/// label changes next, demotions last.
+#[test]
+fn node_changes_are_ordered_promote_relabel_demote_and_shown_in_words() {
+    let desired = spec(
+        r#"
+[node.a]
+address = "10.0.0.1"
+role = "manager"
+labels = { shelf = "2" }
+availability = "drain"
+[node.b]
+address = "10.0.0.2"
+role = "worker"
+[node.c]
+address = "10.0.0.3"
+role = "manager"
+[node.m]
+address = "10.0.0.9"
+role = "manager"
+"#,
+    );
+    let observed = Observed {
+        nodes: vec![
+            node("na", "a", Role::Manager, true),
+            node("nb", "b", Role::Manager, true),
+            node("nc", "c", Role::Worker, false),
+            node("nm", "m", Role::Manager, true),
+        ],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert_eq!(
+        outline(&plan),
+        ["update node.c", "update node.a", "update node.b"]
+    );
+    let shown = |index: usize| -> Vec<String> {
+        plan.actions[index]
+            .changes()
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c.field,
+                    c.old.unwrap_or_default(),
+                    c.new.unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shown(0), ["role: worker -> manager"]);
+    assert!(
+        shown(1).contains(&"availability: active -> drain".to_string()),
+        "{:?}",
+        shown(1)
+    );
+    assert_eq!(shown(2), ["role: manager -> worker"]);
+}
+
+/// Without quorum only role changes are refused; a label can still be set.
+#[test]
+fn label_changes_need_no_quorum() {
+    let desired = spec(
+        "[node.a]\naddress = \"1\"\nrole = \"manager\"\nlabels = { shelf = \"x\" }\n[node.b]\naddress = \"2\"\nrole = \"manager\"\n[node.c]\naddress = \"3\"\nrole = \"manager\"\n",
+    );
+    let observed = Observed {
+        nodes: vec![
+            node("1", "a", Role::Manager, true),
+            node("2", "b", Role::Manager, false),
+            node("3", "c", Role::Manager, false),
+        ],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert_eq!(outline(&plan), ["update node.a"]);
+}
+
+/// Raft's majority of five managers is three.
+#[test]
+fn quorum_of_five_managers_is_three() {
+    let managers = |roles: [&str; 5]| {
+        spec(
+            &roles
+                .iter()
+                .enumerate()
+                .map(|(i, role)| {
+                    format!("[node.m{i}]\naddress = \"10.0.0.{i}\"\nrole = \"{role}\"\n")
+                })
+                .collect::<String>(),
+        )
+    };
+    let observed = Observed {
+        nodes: (0..5)
+            .map(|i| node(&format!("id{i}"), &format!("m{i}"), Role::Manager, i < 3))
+            .collect(),
+        ..Observed::default()
+    };
+    // Demoting a reachable manager leaves four, two reachable: below three.
+    let error = plan_fn(
+        &managers(["worker", "manager", "manager", "manager", "manager"]),
+        &observed,
+    )
+    .err();
+    assert_eq!(
+        error,
+        Some(PlanError::Quorum {
+            managers: 4,
+            reachable: 2,
+            quorum: 3
+        })
+    );
+    // Demoting an unreachable one leaves four, three reachable: fine.
+    let plan = run(
+        &managers(["manager", "manager", "manager", "manager", "worker"]),
+        &observed,
+    );
+    assert_eq!(outline(&plan), ["update node.m4"]);
+}
+
+#[test]
+fn drift_is_said_in_words_and_json_says_whether_anything_changes() {
+    let desired = spec(WEB);
+    let mut observed = applied(&desired);
+    if let Some(web) = observed.services.get_mut("web") {
+        web.config.mode = reconciler_spec::ServiceMode::Replicated(5);
+    }
+    let plan = run(&desired, &observed);
+    assert_eq!(
+        render::describe(&plan.actions[0]),
+        "service.web will be updated in place (drift: changed outside reconciler)"
+    );
+    assert!(render::json(&plan).changed);
+    assert!(!render::json(&Plan::default()).changed);
 }

@@ -220,6 +220,11 @@ mod tests {
             Some(SECRET),
         );
         assert_eq!(gitlab, Ok(Verdict::Push(Provider::GitLab)));
+        let names: Vec<&str> = [Provider::GitHub, Provider::Gitea, Provider::GitLab]
+            .into_iter()
+            .map(Provider::as_str)
+            .collect();
+        assert_eq!(names, ["github", "gitea", "gitlab"]);
     }
 
     #[test]
@@ -258,10 +263,15 @@ mod tests {
             verify(headers(&[("x-gitea-signature", "zz")]), BODY, Some(SECRET)),
             Err(HookError::Malformed)
         );
-        assert_eq!(
-            verify(headers(&[("x-gitlab-token", "s3cre")]), BODY, Some(SECRET)),
-            Err(HookError::BadSignature)
-        );
+        // Same length, one byte off; and two bytes off by the same bits
+        // (which an XOR-accumulating comparison would let through).
+        for guess in ["s3cre", "s3creT", "r2cret"] {
+            assert_eq!(
+                verify(headers(&[("x-gitlab-token", guess)]), BODY, Some(SECRET)),
+                Err(HookError::BadSignature),
+                "{guess}"
+            );
+        }
         assert_eq!(
             verify(headers(&[("x-gitlab-token", "s3cret")]), BODY, None),
             Err(HookError::NoSecret)
