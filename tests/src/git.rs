@@ -57,7 +57,8 @@ impl GitRepo {
         format!("file://{}", self.remote_path().display())
     }
 
-    fn remote_path(&self) -> PathBuf {
+    /// The bare remote's path on this machine (for ssh:// URLs to it).
+    pub fn remote_path(&self) -> PathBuf {
         self.dir.path().join("remote.git")
     }
 

@@ -814,3 +814,80 @@ fn metrics_pass_promtool_move_and_include_every_documented_metric() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A private repository over SSH: the key from `RECONCILER_GIT_SSH_KEY`, the
+/// server's host key checked against `~/.ssh/known_hosts` (by libgit2). A
+/// real sshd on loopback serves the repository.
+#[test]
+fn a_repository_over_ssh_is_fetched_with_the_key_and_a_known_host_only() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-gitssh", "rgitssh-");
+    let repo = GitRepo::new();
+    repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-gitssh")),
+            ("services.toml", &service_spec("rgitssh-web", 1)),
+        ],
+        "first",
+    );
+    let sshd = reconciler_tests::sshd::Sshd::start();
+    let url = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        repo.remote_path().display()
+    );
+    let key = sshd.identity().display().to_string();
+
+    // A home whose known_hosts lacks the server: refused, nothing deployed.
+    let stranger_home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let stranger_home_path = stranger_home.path().display().to_string();
+    let refused = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s"],
+        SecretFrom::File,
+        &[
+            ("HOME", &stranger_home_path),
+            ("RECONCILER_GIT_SSH_KEY", &key),
+        ],
+    );
+    wait_until("a failed fetch", Duration::from_secs(30), || {
+        (refused.metric("reconciler_source_fetches_total{result=\"error\"}") >= 1.0)
+            .then_some(())
+            .ok_or(refused.process.log())
+    });
+    let status = refused.status();
+    assert!(status["revision"].is_null(), "{status:#}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown remote ssh hostkey"),
+        "{status:#}"
+    );
+    assert_eq!(replicas("rgitssh-web"), None);
+    drop(refused);
+
+    // The same with the server's key in ~/.ssh/known_hosts: fetched and applied.
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(home.path().join(".ssh")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.path().join(".ssh/known_hosts"),
+        sshd.known_hosts_line(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let home_path = home.path().display().to_string();
+    let controller = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s"],
+        SecretFrom::File,
+        &[("HOME", &home_path), ("RECONCILER_GIT_SSH_KEY", &key)],
+    );
+    wait_replicas("rgitssh-web", 1, &controller);
+    assert!(
+        !controller
+            .process
+            .log()
+            .contains("BEGIN OPENSSH PRIVATE KEY"),
+        "the key reached the log"
+    );
+}
