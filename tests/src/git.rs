@@ -57,6 +57,11 @@ impl GitRepo {
         format!("file://{}", self.remote_path().display())
     }
 
+    /// The folder holding the bare remote (`remote.git`).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The bare remote's path on this machine (for ssh:// URLs to it).
     pub fn remote_path(&self) -> PathBuf {
         self.dir.path().join("remote.git")
@@ -110,5 +115,46 @@ impl GitRepo {
 impl Default for GitRepo {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A git smart-HTTP server on loopback that wants a user and password
+/// (`git http-backend` behind Basic authentication, see `git_http.py`).
+#[derive(Debug)]
+pub struct GitHttp {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl GitHttp {
+    /// Serves the bare repositories under `root`.
+    pub fn start(root: &Path, user: &str, password: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(include_str!("git_http.py"))
+            .arg(root)
+            .args([user, password])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run python3 (scripts/setup installs it): {e}"));
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        }
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the git HTTP server did not say its port: {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -891,3 +891,61 @@ fn a_repository_over_ssh_is_fetched_with_the_key_and_a_known_host_only() {
         "the key reached the log"
     );
 }
+
+/// A private repository over HTTP: user from `RECONCILER_GIT_USERNAME`,
+/// password from the file `RECONCILER_GIT_PASSWORD_FILE` names; a wrong
+/// password is refused and the password is never shown.
+#[test]
+fn a_repository_over_http_is_fetched_with_a_user_and_password_file() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-githttp", "rgithttp-");
+    let repo = GitRepo::new();
+    repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-githttp")),
+            ("services.toml", &service_spec("rgithttp-web", 1)),
+        ],
+        "first",
+    );
+    let password = "correct-horse-battery";
+    let server = reconciler_tests::git::GitHttp::start(repo.root(), "deploy", password);
+    let url = format!("http://127.0.0.1:{}/remote.git", server.port);
+    let files = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wrong_file = files.path().join("wrong");
+    std::fs::write(&wrong_file, "not-the-password\n").unwrap_or_else(|e| panic!("{e}"));
+    let right_file = files.path().join("right");
+    std::fs::write(&right_file, format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
+
+    let wrong_path = wrong_file.display().to_string();
+    let refused = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s"],
+        SecretFrom::File,
+        &[
+            ("RECONCILER_GIT_USERNAME", "deploy"),
+            ("RECONCILER_GIT_PASSWORD_FILE", &wrong_path),
+        ],
+    );
+    wait_until("a failed fetch", Duration::from_secs(30), || {
+        (refused.metric("reconciler_source_fetches_total{result=\"error\"}") >= 1.0)
+            .then_some(())
+            .ok_or(refused.process.log())
+    });
+    assert!(refused.status()["revision"].is_null());
+    assert_eq!(replicas("rgithttp-web"), None);
+    drop(refused);
+
+    let right_path = right_file.display().to_string();
+    let controller = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s"],
+        SecretFrom::File,
+        &[
+            ("RECONCILER_GIT_USERNAME", "deploy"),
+            ("RECONCILER_GIT_PASSWORD_FILE", &right_path),
+        ],
+    );
+    wait_replicas("rgithttp-web", 1, &controller);
+    let shown = format!("{}{}", controller.process.log(), controller.status());
+    assert!(!shown.contains(password), "the password was shown");
+}
