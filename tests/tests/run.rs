@@ -109,6 +109,11 @@ fn a_pushed_commit_changes_the_swarm_without_any_other_action() {
         "{}",
         page.body
     );
+    assert!(
+        page.body
+            .contains("<meta http-equiv=\"refresh\" content=\"10\">"),
+        "the page does not refresh itself"
+    );
 }
 
 /// `--branch` and `--path`: only that branch, only that folder.

@@ -270,8 +270,14 @@ fn the_facts_command_reports_each_board() {
     .unwrap_or_else(|e| panic!("{e}"));
     let spec = reconciler_tests::SpecDir::new("facts");
     let node = |name: &str, sshd: &Sshd, role: &str| {
+        // The good board is declared arm64: facts must flag what it really is.
+        let arch = if name == "good" {
+            "arch = \"arm64\"\n"
+        } else {
+            ""
+        };
         format!(
-            "[node.{name}]\naddress = \"127.0.0.1\"\nrole = \"{role}\"\nssh = {{ user = \"root\", port = {}, identity = \"{}\", known_hosts = \"{}\" }}\n",
+            "[node.{name}]\naddress = \"127.0.0.1\"\nrole = \"{role}\"\n{arch}ssh = {{ user = \"root\", port = {}, identity = \"{}\", known_hosts = \"{}\" }}\n",
             sshd.port,
             good.identity().display(),
             known.display()
@@ -330,6 +336,11 @@ fn the_facts_command_reports_each_board() {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let row = lines.get(1).copied().unwrap_or_default();
     assert!(row.starts_with("good "), "{}", table.stdout);
+    assert!(
+        row.contains(&format!("{} (spec: arm64!)", std::env::consts::ARCH)),
+        "the architecture mismatch is not flagged: {}",
+        table.stdout
+    );
     assert_eq!(
         row.find(hostname.trim()),
         header.find("HOSTNAME"),
