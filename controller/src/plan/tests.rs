@@ -769,12 +769,12 @@ fn node_changes_are_ordered_promote_relabel_demote_and_shown_in_words() {
         r#"
 [node.a]
 address = "10.0.0.1"
+role = "worker"
+[node.b]
+address = "10.0.0.2"
 role = "manager"
 labels = { shelf = "2" }
 availability = "drain"
-[node.b]
-address = "10.0.0.2"
-role = "worker"
 [node.c]
 address = "10.0.0.3"
 role = "manager"
@@ -793,9 +793,10 @@ role = "manager"
         ..Observed::default()
     };
     let plan = run(&desired, &observed);
+    // In name order a, b, c: the sort alone puts them right.
     assert_eq!(
         outline(&plan),
-        ["update node.c", "update node.a", "update node.b"]
+        ["update node.c", "update node.b", "update node.a"]
     );
     let shown = |index: usize| -> Vec<String> {
         plan.actions[index]
