@@ -896,3 +896,20 @@ fn drift_is_said_in_words_and_json_says_whether_anything_changes() {
     assert!(render::json(&plan).changed);
     assert!(!render::json(&Plan::default()).changed);
 }
+
+/// Validation refuses `after` cycles; should one reach the planner anyway,
+/// every service still comes out exactly once.
+#[test]
+fn after_order_survives_a_cycle() {
+    let mut services = spec(
+        "[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n[service.c]\nimage = \"x\"\n",
+    )
+    .services;
+    if let Some(a) = services.get_mut("a") {
+        a.after = vec!["b".into()];
+    }
+    if let Some(b) = services.get_mut("b") {
+        b.after = vec!["a".into()];
+    }
+    assert_eq!(after_order(&services), ["c", "a", "b"]);
+}
