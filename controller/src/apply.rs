@@ -80,8 +80,9 @@ pub enum ApplyError {
 pub type Leaver = dyn Fn(
         String,
         String,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-    + Send
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::node::NodeError>> + Send>,
+    > + Send
     + Sync;
 
 /// Executes `plan` and (unless told not to) waits for the services it wrote.

@@ -202,9 +202,9 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 /// Everything that can stop a command; each prints as one actionable message.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] LoadError),
-    #[error("{0}")]
+    #[error(transparent)]
     Swarm(#[from] SwarmError),
     #[error("cannot plan: {0}")]
     Plan(#[from] PlanError),
@@ -218,9 +218,9 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("cannot encode the plan as JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Run(#[from] crate::runtime::RunError),
-    #[error("{0}")]
+    #[error(transparent)]
     Provision(#[from] crate::node::provision::ProvisionError),
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
@@ -590,7 +590,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         // Bootstrap for real, then plan the swarm as it now is.
         let progress: crate::node::provision::Progress =
             std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-        let done = crate::node::provision::provision(
+        let mut done = crate::node::provision::provision(
             &prepared.spec,
             args.connect.boards.ssh_options(),
             args.connect.boards.parallel,
@@ -602,9 +602,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         for failure in &done.failures {
             writeln!(console.err, "Error: {failure}")?;
         }
-        let Some(tunnel) = done.tunnel else {
-            return Ok(1);
-        };
+        let tunnel = done.take_tunnel()?;
         let swarm = Swarm::connect(&tunnel.docker_host(), &prepared.spec.cluster.name).await?;
         let observed = swarm.observe().await?;
         let options = PlanOptions {

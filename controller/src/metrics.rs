@@ -29,6 +29,8 @@ pub struct Metrics {
     pub webhooks: IntCounterVec,
     /// `operation`: the Docker API call that failed.
     pub docker_errors: IntCounterVec,
+    /// `class` (retryable, needs_person, bug) and `reason` of failed reconciles.
+    pub reconcile_errors: IntCounterVec,
     /// `role`, `state`.
     pub nodes: IntGaugeVec,
     /// `service`.
@@ -65,8 +67,6 @@ fn unreachable_metric(name: &str, error: &prometheus::Error) -> ! {
     panic!("invalid metric definition {name}: {error}")
 }
 
-/// The `result` values of `reconciler_reconciles_total`.
-pub const RECONCILE_RESULTS: [&str; 5] = ["success", "error", "refused", "invalid_spec", "standby"];
 /// The `result` values of `reconciler_source_fetches_total`.
 pub const FETCH_RESULTS: [&str; 2] = ["success", "error"];
 /// The `result` values of `reconciler_webhook_requests_total`.
@@ -80,8 +80,8 @@ impl Metrics {
     /// increase and a dashboard never shows "no data" for a quiet counter.
     pub fn new() -> Self {
         let metrics = Self::unlabelled();
-        for result in RECONCILE_RESULTS {
-            metrics.reconciles.with_label_values(&[result]);
+        for result in crate::runtime::ReconcileResult::ALL {
+            metrics.reconciles.with_label_values(&[result.as_str()]);
         }
         for result in FETCH_RESULTS {
             metrics.source_fetches.with_label_values(&[result]);
@@ -193,6 +193,12 @@ impl Metrics {
                 "Failed Docker API calls by operation.",
                 &["operation"],
             ),
+            reconcile_errors: counter_vec(
+                r,
+                "reconciler_reconcile_errors_total",
+                "Failed reconciles by what they need (class) and why (reason).",
+                &["class", "reason"],
+            ),
             nodes: gauge_vec(
                 r,
                 "reconciler_nodes",
@@ -257,6 +263,10 @@ mod tests {
         metrics.replicas_desired.with_label_values(&["web"]).set(2);
         metrics.replicas_running.with_label_values(&["web"]).set(2);
         metrics
+            .reconcile_errors
+            .with_label_values(&["retryable", "docker_unreachable"])
+            .inc();
+        metrics
             .render()
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -289,7 +299,7 @@ mod tests {
     #[test]
     fn every_documented_metric_is_exported() {
         let documented = documented();
-        assert_eq!(documented.len(), 15, "{documented:?}");
+        assert_eq!(documented.len(), 16, "{documented:?}");
         assert_eq!(exported(), documented);
     }
 

@@ -4,6 +4,36 @@
 use serde::Serialize;
 
 use crate::plan::Summary;
+use crate::runtime::ReconcileResult;
+
+/// Who holds the one-writer lease, as this controller last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Not asked yet (nothing has needed writing).
+    #[default]
+    Unknown,
+    /// This controller.
+    Held,
+    /// Another controller, by its holder id.
+    HeldBy(String),
+}
+
+impl std::fmt::Display for LeaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseStatus::Unknown => f.write_str("unknown"),
+            LeaseStatus::Held => f.write_str("held"),
+            LeaseStatus::HeldBy(holder) => write!(f, "held by {holder}"),
+        }
+    }
+}
+
+/// In JSON as in text: `"held"`, `"held by <holder>"`, `"unknown"`.
+impl Serialize for LeaseStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
@@ -16,15 +46,15 @@ pub struct Status {
     pub spec_valid: bool,
     /// Why the newest revision was refused, with file:line:col of each problem.
     pub spec_error: Option<String>,
-    /// `apply` or `observe`.
-    pub mode: String,
+    /// `apply` or `observe`; absent until the first plan.
+    pub mode: Option<reconciler_spec::ControllerMode>,
     pub suspended: bool,
-    /// `held`, `held by <holder>` or `unknown`.
-    pub lease: String,
+    pub lease: LeaseStatus,
     pub docker_reachable: bool,
     pub last_reconcile: Option<ReconcileStatus>,
     pub last_success_at: Option<u64>,
-    pub last_error: Option<String>,
+    /// The last failure, until a reconcile succeeds.
+    pub last_error: Option<ErrorStatus>,
     /// Changes the last plan wanted (the only output in observe mode).
     pub pending: Vec<String>,
     pub nodes: Vec<NodeStatus>,
@@ -33,8 +63,7 @@ pub struct Status {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconcileStatus {
-    /// success, error, refused, invalid_spec, standby.
-    pub result: String,
+    pub result: ReconcileResult,
     /// What started it: startup, timer, webhook, file, docker-event.
     pub triggers: Vec<String>,
     pub started_at: u64,
@@ -60,4 +89,15 @@ pub struct ServiceStatus {
     pub desired: Option<u64>,
     pub running: u64,
     pub in_spec: bool,
+}
+
+/// A failure as people and scripts see it: the message, and what it needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorStatus {
+    pub message: String,
+    /// `retryable` (retried with backoff), `needs_person` (waits for a
+    /// change), or `bug`.
+    pub class: crate::failure::ErrorClass,
+    /// A short fixed name, as in `reconciler_reconcile_errors_total`.
+    pub reason: &'static str,
 }

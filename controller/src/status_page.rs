@@ -39,9 +39,11 @@ pub fn render(status: &Status) -> String {
     let _ = writeln!(
         html,
         "<p>Spec: {spec} · mode: {} · suspended: {} · lease: {} · Docker: {}</p>",
-        escape(&status.mode),
+        status
+            .mode
+            .map_or("-", reconciler_spec::ControllerMode::as_str),
         status.suspended,
-        escape(&status.lease),
+        escape(&status.lease.to_string()),
         if status.docker_reachable {
             "<span class=\"ok\">reachable</span>"
         } else {
@@ -49,7 +51,7 @@ pub fn render(status: &Status) -> String {
         }
     );
     if let Some(last) = &status.last_reconcile {
-        let class = if last.result == "success" {
+        let class = if last.result == crate::runtime::ReconcileResult::Success {
             "ok"
         } else {
             "bad"
@@ -57,7 +59,7 @@ pub fn render(status: &Status) -> String {
         let _ = writeln!(
             html,
             "<p>Last reconcile: <span class=\"{class}\">{}</span> ({} ms, triggered by {}) · plan: {} to add, {} to change, {} to destroy · Docker writes: {}</p>",
-            escape(&last.result),
+            last.result.as_str(),
             last.duration_ms,
             escape(&last.triggers.join(", ")),
             last.plan.add,
@@ -66,11 +68,23 @@ pub fn render(status: &Status) -> String {
             last.writes
         );
     }
-    if let Some(error) = status.spec_error.as_ref().or(status.last_error.as_ref()) {
+    if let Some(error) = &status.spec_error {
         let _ = writeln!(
             html,
-            "<h2 class=\"bad\">Error</h2>\n<pre>{}</pre>",
+            "<h2 class=\"bad\">Error: the newest revision was refused</h2>\n<pre>{}</pre>",
             escape(error)
+        );
+    } else if let Some(error) = &status.last_error {
+        let needs = match error.class {
+            crate::failure::ErrorClass::Retryable => "retrying",
+            crate::failure::ErrorClass::NeedsPerson => "waiting for a change by a person",
+            crate::failure::ErrorClass::Bug => "a bug in reconciler, please report it",
+        };
+        let _ = writeln!(
+            html,
+            "<h2 class=\"bad\">Error ({needs}: {})</h2>\n<pre>{}</pre>",
+            error.reason,
+            escape(&error.message)
         );
     }
     if !status.pending.is_empty() {

@@ -41,6 +41,15 @@ pub enum ControllerMode {
     Observe,
 }
 
+impl ControllerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControllerMode::Apply => "apply",
+            ControllerMode::Observe => "observe",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ControllerSettings {
     /// Resync period of `reconciler run`, even without triggers.

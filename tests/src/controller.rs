@@ -122,9 +122,14 @@ impl Controller {
     /// result): the observable stand-in for "time passed and nothing happened".
     pub fn wait_for_reconciles(&self, count: u32) {
         let total = |c: &Self| -> f64 {
-            reconciler::metrics::RECONCILE_RESULTS
+            reconciler::runtime::ReconcileResult::ALL
                 .iter()
-                .map(|r| c.metric(&format!("reconciler_reconciles_total{{result=\"{r}\"}}")))
+                .map(|r| {
+                    c.metric(&format!(
+                        "reconciler_reconciles_total{{result=\"{}\"}}",
+                        r.as_str()
+                    ))
+                })
                 .sum()
         };
         let target = total(self) + f64::from(count);

@@ -430,12 +430,14 @@ fn readyz_says_why_it_is_not_ready() {
     assert!(no_docker.metric("reconciler_docker_api_errors_total{operation=\"connect\"}") >= 1.0);
     let status = no_docker.status();
     assert!(
-        status["last_error"]
+        status["last_error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
         "{status:#}"
     );
+    assert_eq!(status["last_error"]["class"], "retryable", "{status:#}");
+    assert_eq!(status["last_error"]["reason"], "docker_unreachable");
 }
 
 /// A plan that deletes most of the services is refused by the controller
@@ -464,11 +466,19 @@ fn the_controller_refuses_a_mass_delete() {
     });
     let status = controller.status();
     assert!(
-        status["last_error"]
+        status["last_error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("refusing to delete 2 of 3 managed services"),
         "{status:#}"
+    );
+    // It waits for a person: classified so, and not retried with backoff.
+    assert_eq!(status["last_error"]["class"], "needs_person", "{status:#}");
+    assert_eq!(status["last_error"]["reason"], "mass_delete");
+    assert!(
+        controller.metric(
+            "reconciler_reconcile_errors_total{class=\"needs_person\",reason=\"mass_delete\"}"
+        ) >= 1.0
     );
     controller.wait_for_reconciles(2);
     assert_eq!(
@@ -713,7 +723,9 @@ fn a_standby_takes_over_from_a_crashed_holder_once_the_lease_expires() {
     assert!(standby.metric("reconciler_reconciles_total{result=\"standby\"}") >= 1.0);
 }
 
-/// The documented metrics, by hand: each is exported by a running controller.
+/// The documented metrics, by hand: each is exported by a running controller
+/// (`reconciler_reconcile_errors_total` too, from its first failure: see
+/// `the_controller_refuses_a_mass_delete`).
 const DOCUMENTED_METRICS: [&str; 15] = [
     "reconciler_reconciles_total",
     "reconciler_reconcile_duration_seconds",
@@ -863,7 +875,7 @@ fn a_repository_over_ssh_is_fetched_with_the_key_and_a_known_host_only() {
     let status = refused.status();
     assert!(status["revision"].is_null(), "{status:#}");
     assert!(
-        status["last_error"]
+        status["last_error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("unknown remote ssh hostkey"),

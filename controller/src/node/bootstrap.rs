@@ -267,9 +267,10 @@ pub async fn execute(
 fn failed(node: &str, what: &str, stderr: &str, secrets: &[&str]) -> NodeError {
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    NodeError::Ssh {
+    NodeError::Failed {
         node: node.to_string(),
-        reason: format!("{what} failed: {}", redact(&tail.join(" | "), secrets)),
+        what: what.to_string(),
+        stderr: redact(&tail.join(" | "), secrets),
     }
 }
 

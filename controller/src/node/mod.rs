@@ -71,6 +71,13 @@ pub enum NodeError {
     /// The channel closed without an exit status (the connection dropped).
     #[error("node {node}: `{what}` ended without an exit status (connection lost?)")]
     NoExitStatus { node: String, what: String },
+    /// A command ran and exited with an error (its stderr, secrets redacted).
+    #[error("node {node}: {what} failed: {stderr}")]
+    Failed {
+        node: String,
+        what: String,
+        stderr: String,
+    },
     /// Any other SSH protocol failure.
     #[error("node {node}: SSH error: {reason}")]
     Ssh { node: String, reason: String },
@@ -85,7 +92,9 @@ impl NodeError {
             | NodeError::HostKeyChanged { .. }
             | NodeError::BadPinnedKey { .. } => "host_key",
             NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "auth",
-            NodeError::Timeout { .. } | NodeError::NoExitStatus { .. } => "command",
+            NodeError::Timeout { .. }
+            | NodeError::NoExitStatus { .. }
+            | NodeError::Failed { .. } => "command",
             NodeError::Ssh { .. } => "ssh",
         }
     }
@@ -166,18 +175,19 @@ pub fn leaver(
             pinned_key: None,
         };
         Box::pin(async move {
-            let session = Session::connect(&target, options)
-                .await
-                .map_err(|e| e.to_string())?;
+            let session = Session::connect(&target, options).await?;
             let output = session
                 .run("leave the swarm", "docker swarm leave\n")
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             session.close().await;
             if output.success() {
                 Ok(())
             } else {
-                Err(output.stderr.trim().to_string())
+                Err(NodeError::Failed {
+                    node: target.node.clone(),
+                    what: "leave the swarm".into(),
+                    stderr: output.stderr.trim().to_string(),
+                })
             }
         })
     })

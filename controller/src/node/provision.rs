@@ -35,11 +35,22 @@ pub struct Provisioned {
     pub tunnel: Option<Tunnel>,
 }
 
-/// Why provisioning could not even start.
+/// Why provisioning could not even start, or left no swarm to work on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("{0}")]
+    /// The boards cannot be planned (an architecture mismatch, no manager).
+    #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    /// After the board steps, no reachable manager is in a swarm.
+    #[error("no reachable manager is in a swarm, so the swarm itself cannot be planned yet")]
+    NoSwarm,
+}
+
+impl Provisioned {
+    /// The tunnel to a manager, or [`ProvisionError::NoSwarm`] when there is none.
+    pub fn take_tunnel(&mut self) -> Result<Tunnel, ProvisionError> {
+        self.tunnel.take().ok_or(ProvisionError::NoSwarm)
+    }
 }
 
 /// Connects to every board, learns its facts, plans its steps and (unless
@@ -153,13 +164,6 @@ pub async fn provision(
     .await;
     record(results, &mut failed_nodes);
     let tunnel = open_tunnel(spec, &sessions, &facts, &plans, false);
-    if tunnel.is_none() {
-        failures.push(NodeError::Ssh {
-            node: "(cluster)".into(),
-            reason: "no reachable manager is in a swarm, so the swarm itself cannot be planned yet"
-                .into(),
-        });
-    }
     Ok(Provisioned {
         plans,
         failures,

@@ -14,13 +14,18 @@ use futures_util::StreamExt;
 use reconciler_spec::{load_files, ControllerMode, LoadError, Spec};
 use tokio::sync::{mpsc, watch};
 
-use super::{run_loop, Backoff, Outcome, Trigger};
+use super::{run_loop, Backoff, Outcome, ReconcileResult, Trigger};
 use crate::apply::{apply, ApplyError, ApplyOptions};
+use crate::failure::{Classify, ErrorClass};
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
+use crate::node::provision::ProvisionError;
+use crate::node::NodeError;
+use crate::plan::PlanError;
 use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
+use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
-use crate::status::{NodeStatus, ReconcileStatus, ServiceStatus, Status};
+use crate::status::{ErrorStatus, LeaseStatus, NodeStatus, ReconcileStatus, ServiceStatus, Status};
 use crate::swarm::lease::LeaseState;
 use crate::swarm::{Swarm, SwarmError};
 
@@ -82,7 +87,6 @@ pub async fn run(
         metrics: Metrics::new(),
         status: RwLock::new(Status {
             source: source.describe(),
-            lease: "unknown".into(),
             ..Status::default()
         }),
         triggers: triggers.clone(),
@@ -173,10 +177,75 @@ struct Controller {
 /// How a reconcile ended, for metrics and status.
 enum Ended {
     Success,
+    /// Another controller holds the lease (its holder id).
     Standby(String),
-    Refused(String),
+    /// No valid revision loaded yet.
     InvalidSpec,
-    Error(String),
+    Failed(ReconcileError),
+}
+
+/// Why a reconcile did not finish, kept typed so it is classified once
+/// ([`Classify`]) for the loop's retry policy, metrics and `/api/status`.
+#[derive(Debug, thiserror::Error)]
+enum ReconcileError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Docker(#[from] SwarmError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// Boards that could not be reached or failed a step (the others were done).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Boards(Vec<NodeError>),
+    /// The blocking fetch task panicked.
+    #[error("the source fetch task failed: {0}")]
+    FetchTask(String),
+}
+
+impl Classify for ReconcileError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ReconcileError::Source(e) => e.class(),
+            ReconcileError::Docker(e) => e.class(),
+            ReconcileError::Plan(e) => e.class(),
+            ReconcileError::Apply(e) => e.class(),
+            ReconcileError::Provision(e) => e.class(),
+            // One board needing a person makes the whole need one.
+            ReconcileError::Boards(errors) => errors
+                .iter()
+                .map(Classify::class)
+                .find(|c| *c != ErrorClass::Retryable)
+                .unwrap_or(ErrorClass::Retryable),
+            ReconcileError::FetchTask(_) => ErrorClass::Bug,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Source(e) => e.reason(),
+            ReconcileError::Docker(e) => e.reason(),
+            ReconcileError::Plan(e) => e.reason(),
+            ReconcileError::Apply(e) => e.reason(),
+            ReconcileError::Provision(e) => e.reason(),
+            ReconcileError::Boards(errors) => errors.first().map_or("boards", Classify::reason),
+            ReconcileError::FetchTask(_) => "fetch_task",
+        }
+    }
+}
+
+impl ReconcileError {
+    /// Refused for safety (a plan the planner will not make, boards that
+    /// cannot be planned) rather than failed on the way.
+    fn refused(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Plan(_) | ReconcileError::Provision(ProvisionError::Bootstrap(_))
+        )
+    }
 }
 
 impl Controller {
@@ -214,39 +283,66 @@ impl Controller {
             .metrics
             .reconcile_duration
             .observe(elapsed.as_secs_f64());
-        let (result, outcome, error) = match &ended {
-            Ended::Success => ("success", Outcome::Success, None),
-            Ended::Standby(_) => ("standby", Outcome::Success, None),
-            Ended::Refused(reason) => ("refused", Outcome::Failure, Some(reason.clone())),
-            Ended::InvalidSpec => ("invalid_spec", Outcome::Failure, None),
-            Ended::Error(reason) => ("error", Outcome::Failure, Some(reason.clone())),
+        let result = match &ended {
+            Ended::Success => ReconcileResult::Success,
+            Ended::Standby(_) => ReconcileResult::Standby,
+            Ended::InvalidSpec => ReconcileResult::InvalidSpec,
+            Ended::Failed(error) if error.refused() => ReconcileResult::Refused,
+            Ended::Failed(_) => ReconcileResult::Error,
+        };
+        // Retrying soon helps only a passing failure; one that needs a person
+        // is looked at again at the resync interval or on the next trigger.
+        let outcome = match &ended {
+            Ended::Success | Ended::Standby(_) => Outcome::Success,
+            Ended::InvalidSpec => Outcome::NeedsPerson,
+            Ended::Failed(error) if error.class() == ErrorClass::NeedsPerson => {
+                Outcome::NeedsPerson
+            }
+            Ended::Failed(_) => Outcome::Failure,
         };
         self.shared
             .metrics
             .reconciles
-            .with_label_values(&[result])
+            .with_label_values(&[result.as_str()])
             .inc();
         if matches!(ended, Ended::Success | Ended::Standby(_)) {
             self.shared.metrics.last_success.set(started_at as f64);
         }
         match &ended {
-            Ended::Error(reason) | Ended::Refused(reason) => {
-                tracing::warn!(result, error = %reason, "reconcile failed")
+            Ended::Failed(error) => {
+                self.shared
+                    .metrics
+                    .reconcile_errors
+                    .with_label_values(&[error.class().as_str(), error.reason()])
+                    .inc();
+                if error.class() == ErrorClass::Bug {
+                    tracing::error!(result = result.as_str(), reason = error.reason(), %error, "reconcile failed: this is a bug in reconciler, please report it");
+                } else {
+                    tracing::warn!(result = result.as_str(), class = error.class().as_str(), reason = error.reason(), %error, "reconcile failed");
+                }
             }
             Ended::Standby(holder) => {
                 tracing::info!(holder = %holder, "standby: another controller holds the lease")
             }
-            _ => tracing::debug!(result, ?elapsed, "reconcile done"),
+            _ => tracing::debug!(result = result.as_str(), ?elapsed, "reconcile done"),
         }
         let mut status = self.status();
-        if matches!(ended, Ended::Success | Ended::Standby(_)) {
-            status.last_success_at = Some(started_at);
-            status.last_error = None;
-        } else if let Some(error) = error {
-            status.last_error = Some(error);
+        match &ended {
+            Ended::Success | Ended::Standby(_) => {
+                status.last_success_at = Some(started_at);
+                status.last_error = None;
+            }
+            Ended::Failed(error) => {
+                status.last_error = Some(ErrorStatus {
+                    message: error.to_string(),
+                    class: error.class(),
+                    reason: error.reason(),
+                });
+            }
+            Ended::InvalidSpec => {}
         }
         status.last_reconcile = Some(ReconcileStatus {
-            result: result.to_string(),
+            result,
             triggers: triggers.iter().map(|t| t.as_str().to_string()).collect(),
             started_at,
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -265,120 +361,135 @@ impl Controller {
     ) -> Ended {
         let only_docker = triggers.iter().all(|t| *t == Trigger::DockerEvent);
         if self.snapshot.is_none() || !only_docker {
-            if let Err(reason) = self.fetch().await {
+            if let Err(error) = self.fetch().await {
                 if self.spec.is_none() {
-                    return Ended::Error(reason);
+                    return Ended::Failed(error);
                 }
                 // Keep reconciling the last good revision while the source is unreachable.
-                self.status().last_error = Some(reason);
+                self.status().last_error = Some(ErrorStatus {
+                    message: error.to_string(),
+                    class: error.class(),
+                    reason: error.reason(),
+                });
             }
         }
         self.load();
         let Some(spec) = self.spec.clone() else {
             return Ended::InvalidSpec;
         };
+        match self.step_with(&spec, summary, drift).await {
+            Ok(ended) => ended,
+            Err(error) => Ended::Failed(error),
+        }
+    }
+
+    /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
+    /// then apply under the lease or only report.
+    async fn step_with(
+        &mut self,
+        spec: &Spec,
+        summary: &mut plan::Summary,
+        drift: &mut usize,
+    ) -> Result<Ended, ReconcileError> {
+        let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
+        let suspended = self.options.suspend || spec.controller.suspend;
         let mut board_failures = Vec::new();
         if let Some(ssh) = self.options.ssh {
-            let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
-            let dry_run = observe || self.options.suspend || spec.controller.suspend;
             let progress: crate::node::provision::Progress =
                 Arc::new(std::sync::Mutex::new(LogProgress));
-            match crate::node::provision::provision(
-                &spec,
+            let mut done = crate::node::provision::provision(
+                spec,
                 ssh.options,
                 ssh.parallel,
-                dry_run,
+                observe || suspended,
                 progress,
             )
-            .await
-            {
-                Ok(done) => {
-                    board_failures = done.failures.iter().map(ToString::to_string).collect();
-                    if !done.plans.is_empty() {
-                        self.status().pending = done
-                            .plans
-                            .iter()
-                            .map(|p| {
-                                format!(
-                                    "node.{} needs: {}",
-                                    p.node,
-                                    p.steps
-                                        .iter()
-                                        .map(|s| s.describe())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )
-                            })
-                            .collect();
-                    }
-                    match done.tunnel {
-                        Some(tunnel) => {
-                            // A new tunnel each reconcile: the client follows it.
-                            self.swarm = None;
-                            self.tunnel = Some(tunnel);
-                        }
-                        None => return Ended::Error(board_failures.join("; ")),
-                    }
+            .await?;
+            board_failures = std::mem::take(&mut done.failures);
+            if !done.plans.is_empty() {
+                self.status().pending = done
+                    .plans
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "node.{} needs: {}",
+                            p.node,
+                            p.steps
+                                .iter()
+                                .map(|s| s.describe())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                    .collect();
+            }
+            match done.take_tunnel() {
+                Ok(tunnel) => {
+                    // A new tunnel each reconcile: the client follows it.
+                    self.swarm = None;
+                    self.tunnel = Some(tunnel);
                 }
-                Err(error) => return Ended::Refused(error.to_string()),
+                Err(_) if !board_failures.is_empty() => {
+                    return Err(ReconcileError::Boards(board_failures))
+                }
+                Err(no_swarm) => return Err(no_swarm.into()),
             }
         }
-        let swarm = match self.connect(&spec).await {
-            Ok(swarm) => swarm,
-            Err(error) => return Ended::Error(self.docker_error(&error)),
-        };
+        let swarm = self.connect(spec).await.map_err(|e| self.docker_error(e))?;
         let observed = match swarm.observe().await {
             Ok(observed) => observed,
             Err(error) => {
                 self.status().docker_reachable = false;
-                return Ended::Error(self.docker_error(&error));
+                return Err(self.docker_error(error));
             }
         };
         self.status().docker_reachable = true;
-        let running = match swarm.running_tasks().await {
-            Ok(running) => running,
-            Err(error) => return Ended::Error(self.docker_error(&error)),
-        };
-        self.record_cluster(&spec, &observed, &running);
+        let running = swarm
+            .running_tasks()
+            .await
+            .map_err(|e| self.docker_error(e))?;
+        self.record_cluster(spec, &observed, &running);
         let plan_options = PlanOptions {
             manage_membership: self.options.ssh.is_some(),
             ..PlanOptions::default()
         };
-        let plan = match plan::plan(&spec, &observed, plan_options) {
-            Ok(plan) => plan,
-            Err(error) => return Ended::Refused(error.to_string()),
-        };
+        let plan = plan::plan(spec, &observed, plan_options)?;
         *summary = plan.summary();
         *drift = plan.actions.len();
         self.record_plan(&plan);
-        let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
-        let suspended = self.options.suspend || spec.controller.suspend;
         {
             let mut status = self.status();
-            status.mode = if observe { "observe" } else { "apply" }.into();
+            status.mode = Some(if observe {
+                ControllerMode::Observe
+            } else {
+                ControllerMode::Apply
+            });
             status.suspended = suspended;
         }
-        if plan.is_empty() || observe || suspended {
-            return if board_failures.is_empty() {
-                Ended::Success
+        let boards_done = |failures: Vec<NodeError>| {
+            if failures.is_empty() {
+                Ok(Ended::Success)
             } else {
-                Ended::Error(board_failures.join("; "))
-            };
+                Err(ReconcileError::Boards(failures))
+            }
+        };
+        if plan.is_empty() || observe || suspended {
+            return boards_done(board_failures);
         }
         match swarm
             .acquire_lease(&self.options.holder, self.options.lease_ttl)
             .await
+            .map_err(|e| self.docker_error(e))?
         {
-            Ok(LeaseState::Held { .. }) => {
+            LeaseState::Held { .. } => {
                 self.shared.metrics.lease_held.set(1);
-                self.status().lease = "held".into();
+                self.status().lease = LeaseStatus::Held;
             }
-            Ok(LeaseState::HeldBy { holder, .. }) => {
+            LeaseState::HeldBy { holder, .. } => {
                 self.shared.metrics.lease_held.set(0);
-                self.status().lease = format!("held by {holder}");
-                return Ended::Standby(holder);
+                self.status().lease = LeaseStatus::HeldBy(holder.clone());
+                return Ok(Ended::Standby(holder));
             }
-            Err(error) => return Ended::Error(self.docker_error(&error)),
         }
         let options = ApplyOptions {
             wait: true,
@@ -393,59 +504,39 @@ impl Controller {
             .map(|ssh| crate::node::leaver(&spec.ssh, ssh.options));
         let result = apply(&swarm, &plan, options, leaver.as_deref(), &mut log).await;
         self.count_actions(&plan, result.as_ref().err());
-        match result {
-            Ok(_) if !board_failures.is_empty() => Ended::Error(board_failures.join("; ")),
-            Ok(_) => {
-                *drift = 0;
-                // Everything pending was just applied.
-                self.status().pending.clear();
-                Ended::Success
-            }
-            Err(error) => {
-                if let ApplyError::Action { source, .. } = &error {
-                    self.shared
-                        .metrics
-                        .docker_errors
-                        .with_label_values(&[source.operation().as_str()])
-                        .inc();
-                }
-                Ended::Error(error.to_string())
-            }
+        if let Err(ApplyError::Action { source, .. }) = &result {
+            self.shared
+                .metrics
+                .docker_errors
+                .with_label_values(&[source.operation().as_str()])
+                .inc();
         }
+        result?;
+        *drift = 0;
+        // Everything pending was just applied.
+        self.status().pending.clear();
+        boards_done(board_failures)
     }
 
     /// Fetches the source on a blocking thread; a failure keeps the last snapshot.
-    async fn fetch(&mut self) -> Result<(), String> {
+    async fn fetch(&mut self) -> Result<(), ReconcileError> {
         let source = Arc::clone(&self.source);
         let joined = tokio::task::spawn_blocking(move || match source.lock() {
             Ok(mut source) => source.snapshot(),
             Err(poisoned) => poisoned.into_inner().snapshot(),
         })
         .await;
-        let result = match joined {
-            Ok(result) => result,
-            Err(error) => return Err(format!("source fetch task failed: {error}")),
-        };
-        match result {
-            Ok(snapshot) => {
-                self.shared
-                    .metrics
-                    .source_fetches
-                    .with_label_values(&["success"])
-                    .inc();
-                self.status().fetched_revision = Some(snapshot.revision.clone());
-                self.snapshot = Some(snapshot);
-                Ok(())
-            }
-            Err(error) => {
-                self.shared
-                    .metrics
-                    .source_fetches
-                    .with_label_values(&["error"])
-                    .inc();
-                Err(error.to_string())
-            }
-        }
+        let result = joined.map_err(|e| ReconcileError::FetchTask(e.to_string()))?;
+        let outcome = if result.is_ok() { "success" } else { "error" };
+        self.shared
+            .metrics
+            .source_fetches
+            .with_label_values(&[outcome])
+            .inc();
+        let snapshot = result?;
+        self.status().fetched_revision = Some(snapshot.revision.clone());
+        self.snapshot = Some(snapshot);
+        Ok(())
     }
 
     /// Parses a newly fetched revision. A refused revision leaves the last good
@@ -512,7 +603,8 @@ impl Controller {
         Ok(swarm)
     }
 
-    fn docker_error(&mut self, error: &SwarmError) -> String {
+    /// Counts a failed Docker call; a lost connection is reconnected next time.
+    fn docker_error(&mut self, error: SwarmError) -> ReconcileError {
         self.shared
             .metrics
             .docker_errors
@@ -522,7 +614,7 @@ impl Controller {
             self.swarm = None;
             self.status().docker_reachable = false;
         }
-        error.to_string()
+        ReconcileError::Docker(error)
     }
 
     fn record_cluster(

@@ -45,12 +45,54 @@ impl Trigger {
     }
 }
 
+/// How one reconcile ended: the `result` of `reconciler_reconciles_total`,
+/// of `/api/status` and of the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileResult {
+    /// The swarm matches the spec (or the plan was applied, or only reported).
+    Success,
+    /// Something failed on the way (Docker, the source, a board, an apply).
+    Error,
+    /// The plan was refused for safety (mass delete, quorum, not ours, ...).
+    Refused,
+    /// No valid spec revision is loaded yet.
+    InvalidSpec,
+    /// Another controller holds the lease; this one only observed.
+    Standby,
+}
+
+impl ReconcileResult {
+    /// Every result, so each counter series exists from the start.
+    pub const ALL: [ReconcileResult; 5] = [
+        ReconcileResult::Success,
+        ReconcileResult::Error,
+        ReconcileResult::Refused,
+        ReconcileResult::InvalidSpec,
+        ReconcileResult::Standby,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileResult::Success => "success",
+            ReconcileResult::Error => "error",
+            ReconcileResult::Refused => "refused",
+            ReconcileResult::InvalidSpec => "invalid_spec",
+            ReconcileResult::Standby => "standby",
+        }
+    }
+}
+
 /// How one reconcile went, as far as scheduling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
     /// Retry sooner than the resync interval, with backoff.
     Failure,
+    /// Retrying cannot help until a person changes something (the spec, a
+    /// host key, a refused plan): look again at the resync interval or on the
+    /// next trigger, without backoff.
+    NeedsPerson,
 }
 
 /// The loop: wait for a trigger, the resync timer or shutdown; gather every
@@ -100,6 +142,7 @@ pub async fn run_loop<R, F>(
                     interval()
                 }
                 Outcome::Failure => backoff.next_delay().min(interval()),
+                Outcome::NeedsPerson => interval(),
             };
     }
 }
@@ -186,6 +229,36 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+        stop.send(true).ok();
+        handle.await.ok();
+    }
+
+    /// A failure that needs a person is not retried with backoff: the next
+    /// look is at the resync interval (or on a trigger, such as a push).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failure_that_needs_a_person_waits_for_the_interval() {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let (stop, shutdown) = watch::channel(false);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let loop_calls = Arc::clone(&calls);
+        let handle = tokio::spawn(run_loop(
+            rx,
+            shutdown,
+            || Duration::from_secs(60),
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            move |_| {
+                let calls = Arc::clone(&loop_calls);
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Outcome::NeedsPerson
+                }
+            },
+        ));
+        // First look at 60 s; no retry seconds later, the next one at 120 s.
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
         stop.send(true).ok();
         handle.await.ok();
     }

@@ -26,7 +26,7 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Reading the local spec directory failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Dir(#[from] reconciler_spec::LoadError),
     /// A git operation failed (network, authentication, a missing branch, ...).
     #[error("git {operation} of {url}: {message}")]

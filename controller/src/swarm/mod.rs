@@ -148,16 +148,6 @@ impl SwarmError {
             SwarmError::NeedsSsh(_) => DockerCall::DeleteNode,
         }
     }
-
-    /// Whether trying again later may succeed without a change to the spec.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            SwarmError::UnsupportedHost(_)
-                | SwarmError::VersionOverflow(..)
-                | SwarmError::NeedsSsh(_)
-        )
-    }
 }
 
 pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
