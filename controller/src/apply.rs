@@ -15,6 +15,10 @@ use crate::plan::{Action, Plan};
 use crate::swarm::progress::Convergence;
 use crate::swarm::{Swarm, SwarmError};
 
+/// How long the manager may take to see a board that left the swarm as
+/// down; after that its node object is removed by force.
+const LEFT_NODE_SEEN_DOWN: Duration = Duration::from_secs(60);
+
 /// How `apply` waits for services.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
@@ -293,7 +297,7 @@ async fn remove_node(
     };
     if !force {
         // The manager sees a node down a moment after it left.
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + LEFT_NODE_SEEN_DOWN;
         while swarm.node_state(id).await.map_err(docker)? != "down" && Instant::now() < deadline {
             tokio::time::sleep(options.poll).await;
         }

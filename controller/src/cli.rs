@@ -195,6 +195,9 @@ pub struct ApplyArgs {
     pub timeout: Duration,
 }
 
+/// The facts script reads a few files and asks Docker three questions.
+const FACTS_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     reconciler_spec::units::parse_duration(text)
 }
@@ -316,7 +319,7 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
     let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
     let options = crate::node::SshOptions {
         connect_timeout: args.connect_timeout,
-        command_timeout: Duration::from_secs(60),
+        command_timeout: FACTS_TIMEOUT,
         accept_new_host_keys: args.accept_new_host_keys,
         ..crate::node::SshOptions::default()
     };

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 pub mod failure;
+pub mod hex;
 pub mod http;
 pub mod labels;
 pub mod metrics;

@@ -63,10 +63,13 @@ pub struct ControllerSettings {
     pub suspend: bool,
 }
 
+/// The resync interval of `[controller]` when the spec sets none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+
 impl Default for ControllerSettings {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(30),
+            interval: DEFAULT_INTERVAL,
             prune: true,
             mode: ControllerMode::Apply,
             max_delete_fraction: 0.5,

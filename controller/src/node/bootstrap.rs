@@ -12,7 +12,6 @@ use std::fmt::Write as _;
 
 use reconciler_spec::{Role, Spec};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::ssh::redact;
 use super::{Facts, NodeError, Session};
@@ -96,10 +95,7 @@ pub fn hosts_block(spec: &Spec) -> String {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::sha256_prefix(text.as_bytes(), 32)
 }
 
 /// What every reachable board needs. `facts` holds the boards that answered;

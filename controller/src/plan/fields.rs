@@ -8,7 +8,6 @@ use reconciler_spec::{
     Healthcheck, Mount, MountKind, Network, Port, RestartPolicy, Service, ServiceMode, UpdatePolicy,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// Which fields the controller owns outright, and which only when the spec sets them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +378,5 @@ fn hash_of<T: Serialize>(value: &T) -> String {
     // Serializing plain data with string keys cannot fail; an empty body would
     // only make every object look changed, never lose data.
     let json = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::hex::sha256_prefix(&json, 8)
 }

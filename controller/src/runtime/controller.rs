@@ -117,7 +117,11 @@ pub async fn run(
     };
     let _ = triggers.send(Trigger::Startup);
 
-    let interval = Arc::new(AtomicU64::new(options.interval.map_or(30_000, millis)));
+    let interval = Arc::new(AtomicU64::new(millis(
+        options
+            .interval
+            .unwrap_or(reconciler_spec::DEFAULT_INTERVAL),
+    )));
     let source = Arc::new(std::sync::Mutex::new(source));
     let controller = Arc::new(tokio::sync::Mutex::new(Controller {
         options,
@@ -136,7 +140,7 @@ pub async fn run(
         receiver,
         shutdown,
         move || Duration::from_millis(interval.load(Ordering::Relaxed)),
-        Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        Backoff::new(super::RETRY_FIRST, super::RETRY_MAX),
         move |batch| {
             let controller = Arc::clone(&loop_controller);
             async move { controller.lock().await.reconcile(&batch).await }
@@ -254,7 +258,7 @@ impl Controller {
             .options
             .interval
             .or_else(|| self.spec.as_ref().map(|s| s.controller.interval))
-            .unwrap_or(Duration::from_secs(30));
+            .unwrap_or(reconciler_spec::DEFAULT_INTERVAL);
         self.interval.store(millis(interval), Ordering::Relaxed);
     }
 

@@ -45,6 +45,11 @@ impl Trigger {
     }
 }
 
+/// The first retry after a failure that may pass; each further one doubles...
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// ...up to this (then jittered down by up to half).
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// How one reconcile ended: the `result` of `reconciler_reconciles_total`,
 /// of `/api/status` and of the status page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

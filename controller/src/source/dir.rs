@@ -32,7 +32,7 @@ impl DirSource {
             hasher.update([0]);
         }
         let digest = hasher.finalize();
-        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::encode(&digest[..6]);
         Ok(Snapshot {
             revision: format!("dir-{hex}"),
             files,

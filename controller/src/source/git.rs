@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use git2::{FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, Tree};
-use sha2::{Digest, Sha256};
 
 use super::{Snapshot, SourceError};
 
@@ -33,8 +32,7 @@ pub struct GitSource {
 impl GitSource {
     /// `cache_root` holds one bare repository per URL.
     pub fn new(url: String, reference: GitRef, path: String, cache_root: &Path) -> Self {
-        let digest = Sha256::digest(url.as_bytes());
-        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let name = crate::hex::sha256_prefix(url.as_bytes(), 8);
         Self {
             url,
             reference,

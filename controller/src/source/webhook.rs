@@ -107,11 +107,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&mac.finalize().into_bytes())
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {

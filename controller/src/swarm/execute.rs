@@ -8,11 +8,8 @@ use bollard::query_parameters::{UpdateNodeOptions, UpdateServiceOptions};
 use reconciler_spec::{Availability, Network, Role, Service};
 
 use super::convert::{ownership_labels, service_spec};
-use super::{api, DockerCall, Swarm, SwarmError};
+use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 use crate::plan::{Action, NodeUpdate};
-
-/// How often a service update is retried when another writer got in between.
-const UPDATE_ATTEMPTS: usize = 5;
 
 impl Swarm {
     /// Performs one action of a plan.
@@ -108,7 +105,7 @@ impl Swarm {
     /// availability or labels changed, it is refused and the next reconcile
     /// plans again.
     async fn update_node(&self, update: &NodeUpdate) -> Result<(), SwarmError> {
-        for _ in 0..UPDATE_ATTEMPTS {
+        for _ in 0..super::WRITE_ATTEMPTS {
             let live = self
                 .docker
                 .inspect_node(&update.id)
@@ -208,7 +205,7 @@ impl Swarm {
         service: &Service,
         hash: &str,
     ) -> Result<(), SwarmError> {
-        for _ in 0..UPDATE_ATTEMPTS {
+        for _ in 0..super::WRITE_ATTEMPTS {
             let live = self
                 .docker
                 .inspect_service(id, None)
@@ -259,8 +256,4 @@ fn availability_enum(availability: Availability) -> NodeSpecAvailabilityEnum {
         Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
         Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
     }
-}
-
-fn is_out_of_sequence(error: &BollardError) -> bool {
-    matches!(error, BollardError::DockerResponseServerError { message, .. } if message.contains("out of sequence"))
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::models::SwarmSpec;
 use bollard::query_parameters::UpdateSwarmOptions;
 
-use super::{api, DockerCall, Swarm, SwarmError};
+use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 
 /// The state of the lease after an attempt to take or renew it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Swarm {
         holder: &str,
         ttl: Duration,
     ) -> Result<LeaseState, SwarmError> {
-        for _ in 0..3 {
+        for _ in 0..super::WRITE_ATTEMPTS {
             let (mut spec, version, current) = self.read_lease().await?;
             let now = now_unix();
             match &current {
@@ -100,11 +100,7 @@ impl Swarm {
             match self.write_lease(spec, version).await {
                 Ok(()) => return Ok(LeaseState::Held { until }),
                 // Another controller (or an operator) wrote the swarm in between: read again.
-                Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                    if message.contains("out of sequence") =>
-                {
-                    continue
-                }
+                Err(error) if is_out_of_sequence(&error) => continue,
                 Err(source) => {
                     return Err(SwarmError::Api {
                         operation: DockerCall::UpdateSwarm,

@@ -22,6 +22,14 @@ use bollard::Docker;
 /// The default Docker socket, as the Docker CLI uses it.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
+/// How long one Docker API call may take before it counts as failed (long
+/// enough for a slow SD card, short enough that a hung daemon is noticed).
+const DOCKER_CALL_TIMEOUT_SECONDS: u64 = 120;
+
+/// How often a write (a service, a node, the lease) is tried again when
+/// another writer got in between ("update out of sequence").
+const WRITE_ATTEMPTS: usize = 5;
+
 /// One kind of Docker API call: the low-cardinality name of a failed call in
 /// errors and in the `operation` label of `reconciler_docker_api_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +158,12 @@ impl SwarmError {
     }
 }
 
+/// Docker's answer to a write with a stale version index: someone else wrote
+/// the object since it was read; read it again and retry.
+pub(crate) fn is_out_of_sequence(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { message, .. } if message.contains("out of sequence"))
+}
+
 pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
     move |source| SwarmError::Api { operation, source }
 }
@@ -170,17 +184,21 @@ impl Swarm {
     /// version (Debian ships API 1.41) and checks the daemon is a swarm manager.
     pub async fn connect(host: &str, cluster: &str) -> Result<Self, SwarmError> {
         let path = socket_path(host)?;
-        let docker = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(|source| SwarmError::Connect {
-                host: host.to_string(),
-                source,
-            })?
-            .negotiate_version()
-            .await
-            .map_err(|source| SwarmError::Connect {
-                host: host.to_string(),
-                source,
-            })?;
+        let docker = Docker::connect_with_unix(
+            &path,
+            DOCKER_CALL_TIMEOUT_SECONDS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|source| SwarmError::Connect {
+            host: host.to_string(),
+            source,
+        })?
+        .negotiate_version()
+        .await
+        .map_err(|source| SwarmError::Connect {
+            host: host.to_string(),
+            source,
+        })?;
         tracing::debug!(host, api_version = %docker.client_version(), "connected to Docker");
         let info = docker.info().await.map_err(api(DockerCall::Info))?;
         let swarm = info.swarm.unwrap_or_default();
