@@ -87,9 +87,35 @@ fn policy(p: &UpdatePolicy) -> Value {
 }
 
 fn service(s: &Service) -> Table {
+    // Taken apart without `..`: a new field does not compile until rendered here.
+    let Service {
+        // The table's name, and `origin` (written by `section`).
+        name: _,
+        group: _,
+        image,
+        mode,
+        command,
+        args,
+        env,
+        user,
+        workdir,
+        networks,
+        ports,
+        constraints,
+        preferences,
+        mounts,
+        resources,
+        update,
+        rollback,
+        healthcheck,
+        restart,
+        after,
+        labels,
+        container_labels,
+    } = s;
     let mut t = Table::new();
-    t.insert("image".into(), Value::String(s.image.clone()));
-    match s.mode {
+    t.insert("image".into(), Value::String(image.clone()));
+    match *mode {
         ServiceMode::Replicated(n) => {
             t.insert("replicas".into(), int(n));
         }
@@ -97,26 +123,26 @@ fn service(s: &Service) -> Table {
             t.insert("mode".into(), Value::String("global".into()));
         }
     }
-    if let Some(c) = &s.command {
+    if let Some(c) = command {
         t.insert("command".into(), strings(c));
     }
-    if let Some(a) = &s.args {
+    if let Some(a) = args {
         t.insert("args".into(), strings(a));
     }
-    if !s.env.is_empty() {
-        t.insert("env".into(), map(&s.env));
+    if !env.is_empty() {
+        t.insert("env".into(), map(env));
     }
-    if let Some(u) = &s.user {
+    if let Some(u) = user {
         t.insert("user".into(), Value::String(u.clone()));
     }
-    if let Some(w) = &s.workdir {
+    if let Some(w) = workdir {
         t.insert("workdir".into(), Value::String(w.clone()));
     }
-    if !s.networks.is_empty() {
-        t.insert("networks".into(), strings(&s.networks));
+    if !networks.is_empty() {
+        t.insert("networks".into(), strings(networks));
     }
-    if !s.ports.is_empty() {
-        let ports = s.ports.iter().map(|p| {
+    if !ports.is_empty() {
+        let ports = ports.iter().map(|p| {
             let mut port = Table::new();
             port.insert("target".into(), int(u64::from(p.target)));
             if let Some(published) = p.published {
@@ -128,19 +154,15 @@ fn service(s: &Service) -> Table {
         });
         t.insert("ports".into(), Value::Array(ports.collect()));
     }
-    if !s.constraints.is_empty() {
-        t.insert("constraints".into(), strings(&s.constraints));
+    if !constraints.is_empty() {
+        t.insert("constraints".into(), strings(constraints));
     }
-    if !s.preferences.is_empty() {
-        let spread: Vec<String> = s
-            .preferences
-            .iter()
-            .map(|p| format!("spread={p}"))
-            .collect();
+    if !preferences.is_empty() {
+        let spread: Vec<String> = preferences.iter().map(|p| format!("spread={p}")).collect();
         t.insert("preferences".into(), strings(&spread));
     }
-    if !s.mounts.is_empty() {
-        let mounts = s.mounts.iter().map(|m| {
+    if !mounts.is_empty() {
+        let mounts = mounts.iter().map(|m| {
             let mut mount = Table::new();
             mount.insert("type".into(), lower(m.kind));
             if let Some(source) = &m.source {
@@ -154,7 +176,7 @@ fn service(s: &Service) -> Table {
         });
         t.insert("mounts".into(), Value::Array(mounts.collect()));
     }
-    let r = &s.resources;
+    let r = resources;
     let mut resources = Table::new();
     if let Some(v) = r.limit_memory {
         resources.insert("limit_memory".into(), size(v));
@@ -174,13 +196,13 @@ fn service(s: &Service) -> Table {
     if !resources.is_empty() {
         t.insert("resources".into(), Value::Table(resources));
     }
-    if let Some(u) = &s.update {
+    if let Some(u) = update {
         t.insert("update".into(), policy(u));
     }
-    if let Some(r) = &s.rollback {
+    if let Some(r) = rollback {
         t.insert("rollback".into(), policy(r));
     }
-    if let Some(h) = &s.healthcheck {
+    if let Some(h) = healthcheck {
         let mut health = Table::new();
         health.insert("test".into(), strings(&h.test));
         for (key, value) in [
@@ -197,7 +219,7 @@ fn service(s: &Service) -> Table {
         }
         t.insert("healthcheck".into(), Value::Table(health));
     }
-    if let Some(r) = &s.restart {
+    if let Some(r) = restart {
         let mut restart = Table::new();
         if let Some(c) = r.condition {
             restart.insert("condition".into(), lower(c));
@@ -213,14 +235,14 @@ fn service(s: &Service) -> Table {
         }
         t.insert("restart".into(), Value::Table(restart));
     }
-    if !s.after.is_empty() {
-        t.insert("after".into(), strings(&s.after));
+    if !after.is_empty() {
+        t.insert("after".into(), strings(after));
     }
-    if !s.labels.is_empty() {
-        t.insert("labels".into(), map(&s.labels));
+    if !labels.is_empty() {
+        t.insert("labels".into(), map(labels));
     }
-    if !s.container_labels.is_empty() {
-        t.insert("container_labels".into(), map(&s.container_labels));
+    if !container_labels.is_empty() {
+        t.insert("container_labels".into(), map(container_labels));
     }
     t
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use reconciler_spec::units::format_duration;
 use reconciler_spec::{
-    Healthcheck, Mount, MountKind, Network, Port, RestartPolicy, Service, ServiceMode, UpdatePolicy,
+    Healthcheck, Mount, MountKind, Network, Port, Resources, RestartPolicy, Service, ServiceMode,
+    UpdatePolicy,
 };
 use serde::Serialize;
 
@@ -178,127 +179,168 @@ fn format_mount(mount: &Mount) -> String {
 }
 
 /// The fields of a service that the controller manages, in display order.
+/// The struct is taken apart without `..`: a new field of [`Service`] does
+/// not compile until it is placed here (compared, hash-only or not a field).
 pub fn service_fields(service: &Service) -> Vec<Field> {
-    let mut fields = vec![Field::new("image", quoted(&service.image))];
-    match service.mode {
+    let Service {
+        // The object's key, and where it came from: its labels and hash carry these.
+        name: _,
+        group: _,
+        image,
+        mode,
+        command,
+        args,
+        env,
+        user,
+        workdir,
+        networks,
+        ports,
+        constraints,
+        preferences,
+        mounts,
+        resources,
+        update,
+        rollback,
+        healthcheck,
+        restart,
+        // Orders the work; not part of the Docker object.
+        after: _,
+        labels,
+        container_labels,
+    } = service;
+    let mut fields = vec![Field::new("image", quoted(image))];
+    match *mode {
         ServiceMode::Replicated(n) => {
             fields.push(Field::new("mode", "\"replicated\""));
             fields.push(Field::new("replicas", n.to_string()));
         }
         ServiceMode::Global => fields.push(Field::new("mode", "\"global\"")),
     }
-    if let Some(command) = &service.command {
+    if let Some(command) = command {
         fields.push(Field::new("command", list(command.iter().cloned())));
     }
-    if let Some(args) = &service.args {
+    if let Some(args) = args {
         fields.push(Field::new("args", list(args.iter().cloned())));
     }
-    for (key, value) in &service.env {
+    for (key, value) in env {
         fields.push(Field::new(format!("env.{key}"), quoted(value)));
     }
-    if let Some(user) = &service.user {
+    if let Some(user) = user {
         fields.push(Field::new("user", quoted(user)));
     }
-    if let Some(workdir) = &service.workdir {
+    if let Some(workdir) = workdir {
         fields.push(Field::new("workdir", quoted(workdir)));
     }
-    if !service.networks.is_empty() {
+    if !networks.is_empty() {
         fields.push(Field::new(
             "networks",
-            sorted_list(service.networks.iter().cloned()),
+            sorted_list(networks.iter().cloned()),
         ));
     }
-    if !service.ports.is_empty() {
+    if !ports.is_empty() {
         fields.push(Field::new(
             "ports",
-            sorted_list(service.ports.iter().map(format_port)),
+            sorted_list(ports.iter().map(format_port)),
         ));
     }
-    if !service.constraints.is_empty() {
+    if !constraints.is_empty() {
         fields.push(Field::new(
             "constraints",
-            sorted_list(service.constraints.iter().cloned()),
+            sorted_list(constraints.iter().cloned()),
         ));
     }
-    if !service.preferences.is_empty() {
-        let spread = service.preferences.iter().map(|p| format!("spread={p}"));
+    if !preferences.is_empty() {
+        let spread = preferences.iter().map(|p| format!("spread={p}"));
         fields.push(Field::new("preferences", list(spread)));
     }
-    if !service.mounts.is_empty() {
+    if !mounts.is_empty() {
         fields.push(Field::new(
             "mounts",
-            sorted_list(service.mounts.iter().map(format_mount)),
+            sorted_list(mounts.iter().map(format_mount)),
         ));
     }
-    let resources = &service.resources;
-    if let Some(bytes) = resources.limit_memory {
+    let Resources {
+        limit_memory,
+        reserve_memory,
+        limit_nano_cpus,
+        reserve_nano_cpus,
+    } = resources;
+    if let Some(bytes) = *limit_memory {
         fields.push(Field::new(
             "resources.limit_memory",
             quoted(&format_size(bytes)),
         ));
     }
-    if let Some(bytes) = resources.reserve_memory {
+    if let Some(bytes) = *reserve_memory {
         fields.push(Field::new(
             "resources.reserve_memory",
             quoted(&format_size(bytes)),
         ));
     }
-    if let Some(nano) = resources.limit_nano_cpus {
+    if let Some(nano) = *limit_nano_cpus {
         fields.push(Field::new("resources.limit_cpus", format_cpus(nano)));
     }
-    if let Some(nano) = resources.reserve_nano_cpus {
+    if let Some(nano) = *reserve_nano_cpus {
         fields.push(Field::new("resources.reserve_cpus", format_cpus(nano)));
     }
-    if let Some(update) = &service.update {
+    if let Some(update) = update {
         policy_fields("update", update, &mut fields);
     }
-    if let Some(rollback) = &service.rollback {
+    if let Some(rollback) = rollback {
         policy_fields("rollback", rollback, &mut fields);
     }
-    if let Some(health) = &service.healthcheck {
+    if let Some(health) = healthcheck {
         healthcheck_fields(health, &mut fields);
     }
-    if let Some(restart) = &service.restart {
+    if let Some(restart) = restart {
         restart_fields(restart, &mut fields);
     }
-    for (key, value) in &service.labels {
+    for (key, value) in labels {
         fields.push(Field::new(format!("labels.{key}"), quoted(value)));
     }
-    for (key, value) in &service.container_labels {
+    for (key, value) in container_labels {
         fields.push(Field::new(format!("container_labels.{key}"), quoted(value)));
     }
     fields
 }
 
 fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
-    if let Some(p) = policy.parallelism {
+    let UpdatePolicy {
+        parallelism,
+        delay,
+        failure_action,
+        monitor,
+        max_failure_ratio,
+        order,
+    } = policy;
+    if let Some(p) = parallelism {
         fields.push(Field::new(format!("{prefix}.parallelism"), p.to_string()));
     }
-    if let Some(d) = policy.delay {
+    if let Some(d) = *delay {
         fields.push(Field::new(
             format!("{prefix}.delay"),
             quoted(&format_duration(d)),
         ));
     }
-    if let Some(a) = policy.failure_action {
+    if let Some(a) = failure_action {
         fields.push(Field::new(
             format!("{prefix}.failure_action"),
             quoted(&format!("{a:?}").to_lowercase()),
         ));
     }
-    if let Some(m) = policy.monitor {
+    if let Some(m) = *monitor {
         fields.push(Field::new(
             format!("{prefix}.monitor"),
             quoted(&format_duration(m)),
         ));
     }
-    if let Some(r) = policy.max_failure_ratio {
+    if let Some(r) = max_failure_ratio {
         fields.push(Field::new(
             format!("{prefix}.max_failure_ratio"),
             r.to_string(),
         ));
     }
-    if let Some(o) = policy.order {
+    if let Some(o) = order {
         let order = match o {
             reconciler_spec::UpdateOrder::StopFirst => "stop-first",
             reconciler_spec::UpdateOrder::StartFirst => "start-first",
@@ -308,14 +350,18 @@ fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
 }
 
 fn healthcheck_fields(health: &Healthcheck, fields: &mut Vec<Field>) {
-    fields.push(Field::new(
-        "healthcheck.test",
-        list(health.test.iter().cloned()),
-    ));
+    let Healthcheck {
+        test,
+        interval,
+        timeout,
+        retries,
+        start_period,
+    } = health;
+    fields.push(Field::new("healthcheck.test", list(test.iter().cloned())));
     for (name, value) in [
-        ("interval", health.interval),
-        ("timeout", health.timeout),
-        ("start_period", health.start_period),
+        ("interval", *interval),
+        ("timeout", *timeout),
+        ("start_period", *start_period),
     ] {
         if let Some(d) = value {
             fields.push(Field::new(
@@ -324,13 +370,19 @@ fn healthcheck_fields(health: &Healthcheck, fields: &mut Vec<Field>) {
             ));
         }
     }
-    if let Some(r) = health.retries {
+    if let Some(r) = retries {
         fields.push(Field::new("healthcheck.retries", r.to_string()));
     }
 }
 
 fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
-    if let Some(c) = restart.condition {
+    let RestartPolicy {
+        condition,
+        delay,
+        max_attempts,
+        window,
+    } = restart;
+    if let Some(c) = condition {
         let condition = match c {
             reconciler_spec::RestartCondition::None => "none",
             reconciler_spec::RestartCondition::OnFailure => "on-failure",
@@ -338,31 +390,40 @@ fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
         };
         fields.push(Field::new("restart.condition", quoted(condition)));
     }
-    if let Some(d) = restart.delay {
+    if let Some(d) = *delay {
         fields.push(Field::new("restart.delay", quoted(&format_duration(d))));
     }
-    if let Some(m) = restart.max_attempts {
+    if let Some(m) = max_attempts {
         fields.push(Field::new("restart.max_attempts", m.to_string()));
     }
-    if let Some(w) = restart.window {
+    if let Some(w) = *window {
         fields.push(Field::new("restart.window", quoted(&format_duration(w))));
     }
 }
 
 /// The fields of a network; networks cannot be changed in place, only replaced.
 pub fn network_fields(network: &Network) -> Vec<Field> {
+    let Network {
+        name: _,
+        group: _,
+        driver,
+        attachable,
+        internal,
+        labels,
+    } = network;
     let mut fields = vec![
-        Field::new("driver", quoted(&network.driver)),
-        Field::new("attachable", network.attachable.to_string()),
-        Field::new("internal", network.internal.to_string()),
+        Field::new("driver", quoted(driver)),
+        Field::new("attachable", attachable.to_string()),
+        Field::new("internal", internal.to_string()),
     ];
-    for (key, value) in &network.labels {
+    for (key, value) in labels {
         fields.push(Field::new(format!("labels.{key}"), quoted(value)));
     }
     fields
 }
 
-/// A short, stable hash of the canonical desired form of an object.
+/// A short, stable hash of the canonical desired form of an object: what
+/// tells a changed spec from drift, also for fields Docker does not echo back.
 /// `after` is left out: it orders work, it is not part of the Docker object.
 pub fn service_hash(service: &Service) -> String {
     let mut canonical = service.clone();
@@ -377,6 +438,41 @@ pub fn network_hash(network: &Network) -> String {
 fn hash_of<T: Serialize>(value: &T) -> String {
     // Serializing plain data with string keys cannot fail; an empty body would
     // only make every object look changed, never lose data.
-    let json = serde_json::to_vec(value).unwrap_or_default();
+    let json = serde_json::to_value(value)
+        .map(canonical)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default();
     crate::hex::sha256_prefix(&json, 8)
+}
+
+/// The object as JSON with every unset value left out (`null`, `[]`, `{}`),
+/// so a field added to the model later changes no existing hash until a
+/// spec sets it: an upgrade never rewrites services that did not change.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, canonical(v)))
+                .filter(|(_, v)| !is_unset(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+fn is_unset(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(items) => items.is_empty(),
+        serde_json::Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+/// [`canonical`], for the regression test that pins what a hash covers.
+#[cfg(test)]
+pub(crate) fn canonical_for_tests(value: serde_json::Value) -> serde_json::Value {
+    canonical(value)
 }

@@ -913,3 +913,31 @@ fn after_order_survives_a_cycle() {
     }
     assert_eq!(after_order(&services), ["c", "a", "b"]);
 }
+
+/// Regression guard: the spec hash of a service is its set fields only. A
+/// field added to the model (unset in every existing spec) must leave every
+/// hash as it is, or the first reconcile after an upgrade rewrites every
+/// service of every cluster. The minimal service's canonical form holds
+/// nothing but what it sets, and its hash is pinned.
+#[test]
+fn spec_hashes_cover_only_fields_that_are_set() {
+    let minimal = spec("[service.web]\nimage = \"local/busybox:1\"\n");
+    let web = &minimal.services["web"];
+    let json = serde_json::to_value(web).unwrap_or_default();
+    assert_eq!(
+        super::fields::canonical_for_tests(json),
+        serde_json::json!({
+            "name": "web",
+            "image": "local/busybox:1",
+            "mode": { "mode": "replicated", "replicas": 1 }
+        })
+    );
+    // printf '%s' '{"image":"local/busybox:1","mode":{"mode":"replicated","replicas":1},"name":"web"}' | sha256sum
+    assert_eq!(fields::service_hash(web), "3d90732941117e2e");
+    // Setting a field changes it.
+    let with_env = spec("[service.web]\nimage = \"local/busybox:1\"\nenv = { A = \"1\" }\n");
+    assert_ne!(
+        fields::service_hash(&with_env.services["web"]),
+        fields::service_hash(web)
+    );
+}

@@ -92,13 +92,40 @@ pub(super) fn service_spec(
     ownership: BTreeMap<String, String>,
     base: Option<ServiceSpec>,
 ) -> ServiceSpec {
+    // Taken apart without `..`: a new field of `Service` does not compile
+    // until it is written here (and read back in `service_from_spec`).
+    let Service {
+        name,
+        group,
+        image,
+        mode,
+        command,
+        args,
+        env,
+        user,
+        workdir,
+        networks,
+        ports,
+        constraints,
+        preferences,
+        mounts,
+        resources: service_resources,
+        update,
+        rollback,
+        healthcheck,
+        restart,
+        // Orders the work; not part of the Docker object.
+        after: _,
+        labels: service_labels,
+        container_labels,
+    } = service;
     let mut spec = base.unwrap_or_default();
-    spec.name = Some(service.name.clone());
-    let mut all_labels: HashMap<String, String> = service.labels.clone().into_iter().collect();
+    spec.name = Some(name.clone());
+    let mut all_labels: HashMap<String, String> = service_labels.clone().into_iter().collect();
     all_labels.extend(ownership);
-    all_labels.extend(labels::group_label(service.group.as_ref()));
+    all_labels.extend(labels::group_label(group.as_ref()));
     spec.labels = Some(all_labels);
-    spec.mode = Some(match service.mode {
+    spec.mode = Some(match *mode {
         ServiceMode::Replicated(n) => ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
                 replicas: Some(count(n)),
@@ -110,34 +137,27 @@ pub(super) fn service_spec(
             ..Default::default()
         },
     });
-    spec.update_config = service.update.as_ref().map(update_config);
-    spec.rollback_config = service.rollback.as_ref().map(rollback_config);
+    spec.update_config = update.as_ref().map(update_config);
+    spec.rollback_config = rollback.as_ref().map(rollback_config);
     spec.endpoint_spec = Some(EndpointSpec {
-        ports: Some(service.ports.iter().map(port_config).collect()),
+        ports: Some(ports.iter().map(port_config).collect()),
         ..spec.endpoint_spec.unwrap_or_default()
     });
 
     let mut task = spec.task_template.unwrap_or_default();
     let mut container = task.container_spec.unwrap_or_default();
-    container.image = Some(service.image.clone());
-    container.labels = Some(service.container_labels.clone().into_iter().collect());
-    container.command = service.command.clone();
-    container.args = service.args.clone();
-    container.env = Some(
-        service
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
-    );
-    container.user = service.user.clone();
-    container.dir = service.workdir.clone();
-    container.mounts = Some(service.mounts.iter().map(docker_mount).collect());
-    container.health_check = service.healthcheck.as_ref().map(health_config);
+    container.image = Some(image.clone());
+    container.labels = Some(container_labels.clone().into_iter().collect());
+    container.command = command.clone();
+    container.args = args.clone();
+    container.env = Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect());
+    container.user = user.clone();
+    container.dir = workdir.clone();
+    container.mounts = Some(mounts.iter().map(docker_mount).collect());
+    container.health_check = healthcheck.as_ref().map(health_config);
     task.container_spec = Some(container);
     task.networks = Some(
-        service
-            .networks
+        networks
             .iter()
             .map(|n| NetworkAttachmentConfig {
                 target: Some(n.clone()),
@@ -147,10 +167,9 @@ pub(super) fn service_spec(
     );
     let placement = task.placement.unwrap_or_default();
     task.placement = Some(TaskSpecPlacement {
-        constraints: Some(service.constraints.clone()),
+        constraints: Some(constraints.clone()),
         preferences: Some(
-            service
-                .preferences
+            preferences
                 .iter()
                 .map(|p| TaskSpecPlacementPreferences {
                     spread: Some(TaskSpecPlacementSpread {
@@ -161,8 +180,8 @@ pub(super) fn service_spec(
         ),
         ..placement
     });
-    task.resources = Some(resources(&service.resources));
-    task.restart_policy = service.restart.as_ref().map(restart_policy);
+    task.resources = Some(resources(service_resources));
+    task.restart_policy = restart.as_ref().map(restart_policy);
     spec.task_template = Some(task);
     spec
 }
