@@ -10,8 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use reconciler_spec::{load_dir, LoadError, Spec};
 
-use crate::apply::{apply, ApplyError, ApplyOptions};
-use crate::plan::{self, render, Plan, PlanError, PlanOptions};
+use crate::apply::{ApplyError, ApplyOptions};
+use crate::pipeline::{self, BoardAccess, BoardWork, PlanningError, Reach, Reached};
+use crate::plan::{render, Plan, PlanOptions};
 use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
 
 /// Declarative Docker Swarm clusters for Raspberry Pis and other small boards.
@@ -133,19 +134,31 @@ pub struct BoardArgs {
     /// through SSH (instead of --docker-host).
     #[arg(long)]
     pub ssh: bool,
-    /// With --ssh: record host keys of boards not yet in known_hosts (a changed key is still refused).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// With --ssh: how many boards to work on at once.
-    #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
-impl BoardArgs {
-    fn ssh_options(self) -> crate::node::SshOptions {
-        crate::node::SshOptions {
-            accept_new_host_keys: self.accept_new_host_keys,
-            ..crate::node::SshOptions::default()
+/// How boards are reached over SSH, shared by the node layer (`--ssh`) and `facts`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct AccessArgs {
+    /// Record the host keys of boards not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many boards to work on at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+}
+
+impl AccessArgs {
+    fn access(self, connect_timeout: Option<Duration>) -> BoardAccess {
+        let defaults = crate::node::SshOptions::default();
+        BoardAccess {
+            ssh: crate::node::SshOptions {
+                accept_new_host_keys: self.accept_new_host_keys,
+                connect_timeout: connect_timeout.unwrap_or(defaults.connect_timeout),
+                ..defaults
+            },
+            parallel: usize::from(self.parallel),
         }
     }
 }
@@ -154,12 +167,8 @@ impl BoardArgs {
 pub struct FactsArgs {
     /// The spec directory.
     pub dir: PathBuf,
-    /// Record the host key of a board not yet in known_hosts (a changed key is still refused).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// How many boards to talk to at once.
-    #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Give up on a board that does not answer within this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     pub connect_timeout: Duration,
@@ -210,7 +219,7 @@ pub enum CliError {
     #[error(transparent)]
     Swarm(#[from] SwarmError),
     #[error("cannot plan: {0}")]
-    Plan(#[from] PlanError),
+    Plan(#[from] crate::plan::PlanError),
     #[error("apply failed: {0}")]
     Apply(#[from] ApplyError),
     #[error(
@@ -230,12 +239,15 @@ pub enum CliError {
         apply_timeout: Duration,
         lease_ttl: Duration,
     },
-    #[error("cannot read the webhook secret from {path}: {source}")]
-    Secret {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+}
+
+impl From<PlanningError> for CliError {
+    fn from(error: PlanningError) -> Self {
+        match error {
+            PlanningError::Docker(error) => CliError::Swarm(error),
+            PlanningError::Plan(error) => CliError::Plan(error),
+        }
+    }
 }
 
 /// Where a command's text goes, and how it asks the user.
@@ -317,14 +329,13 @@ fn render_command(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError>
 async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
     let spec = load(&args.dir, console.err)?;
     let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
+    let access = args.access.access(Some(args.connect_timeout));
     let options = crate::node::SshOptions {
-        connect_timeout: args.connect_timeout,
         command_timeout: FACTS_TIMEOUT,
-        accept_new_host_keys: args.accept_new_host_keys,
-        ..crate::node::SshOptions::default()
+        ..access.ssh
     };
     let progress = std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-    let results = crate::node::gather_facts(targets, options, args.parallel, progress).await;
+    let results = crate::node::gather_facts(targets, options, access.parallel, progress).await;
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if args.json {
         let document: std::collections::BTreeMap<&str, serde_json::Value> = results
@@ -342,210 +353,94 @@ async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8,
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
-        write!(console.out, "{}", facts_table(&spec, &results))?;
+        write!(
+            console.out,
+            "{}",
+            crate::node::facts::table(&spec, &results)
+        )?;
     }
     Ok(u8::from(failed > 0))
 }
 
-/// `reconciler facts` as a table: one row per board, columns as wide as their widest cell.
-fn facts_table(
-    spec: &Spec,
-    results: &[(String, Result<crate::node::Facts, crate::node::NodeError>)],
-) -> String {
-    let header = ["NODE", "HOSTNAME", "ARCH", "OS", "DOCKER", "SWARM"];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_string()).collect()];
-    let mut failures = Vec::new();
-    for (name, result) in results {
-        match result {
-            Ok(facts) => {
-                let docker = match (
-                    &facts.docker_version,
-                    facts.docker_installed,
-                    facts.docker_running,
-                ) {
-                    (Some(version), _, true) => version.clone(),
-                    (_, true, false) => "stopped".into(),
-                    _ => "missing".into(),
-                };
-                let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
-                let arch = match expected {
-                    Some(want) if !facts.arch_matches(&want) => {
-                        format!("{} (spec: {want}!)", facts.arch)
-                    }
-                    _ => facts.arch.clone(),
-                };
-                rows.push(vec![
-                    name.clone(),
-                    facts.hostname.clone(),
-                    arch,
-                    facts.os.clone(),
-                    docker,
-                    facts.swarm_state.clone().unwrap_or_else(|| "-".into()),
-                ]);
-            }
-            Err(error) => failures.push(format!("{name}: {} ({error})", error.kind())),
-        }
-    }
-    let mut widths = [0usize; 6];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if index + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    if !failures.is_empty() {
-        out.push_str("\nNot reached:\n");
-        for failure in failures {
-            out.push_str(&format!("  {failure}\n"));
-        }
-    }
-    out
-}
-
-/// Everything a plan or apply needs: the spec, the swarm client (with the SSH
-/// tunnel it goes through, if any), the plan, and what the boards need.
+/// What `plan` and `apply` show before deciding: the spec, where the swarm
+/// is (after planning the boards), and its plan when a swarm exists.
 struct Prepared {
     spec: Spec,
-    swarm: Option<Swarm>,
-    plan: Plan,
-    boards: Option<crate::node::provision::Provisioned>,
+    reach: Reach,
+    reached: Reached,
+    /// `None` while no swarm exists yet (only the boards can be planned).
+    planned: Option<(Swarm, Plan)>,
+}
+
+impl ConnectArgs {
+    fn reach(&self) -> Reach {
+        if self.boards.ssh {
+            Reach::Boards(self.boards.access.access(None))
+        } else {
+            Reach::Socket(self.docker_host.clone())
+        }
+    }
+
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            allow_mass_delete: self.allow_mass_delete,
+            manage_membership: self.boards.ssh,
+        }
+    }
+}
+
+/// Board progress goes to the process's stderr as it happens.
+fn stderr_progress() -> crate::node::provision::Progress {
+    std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()))
 }
 
 /// Loads the spec (before any Docker call or SSH connection), learns what the
 /// boards need (with `--ssh`), connects to a manager, observes and plans.
 async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, CliError> {
     let spec = load(&args.dir, err)?;
-    let boards = if args.boards.ssh {
-        let progress: crate::node::provision::Progress =
-            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-        Some(
-            crate::node::provision::provision(
-                &spec,
-                args.boards.ssh_options(),
-                args.boards.parallel,
-                true,
-                progress,
-            )
-            .await?,
-        )
-    } else {
-        None
+    let reach = args.reach();
+    let reached = pipeline::reach(&spec, &reach, BoardWork::PlanOnly, stderr_progress()).await?;
+    let planned = match &reached.docker_host {
+        Some(host) => {
+            let swarm = Swarm::connect(host, &spec.cluster.name).await?;
+            let (_, plan) = pipeline::observe_and_plan(&swarm, &spec, args.plan_options()).await?;
+            Some((swarm, plan))
+        }
+        None => None,
     };
-    let host = match &boards {
-        Some(provisioned) => provisioned
-            .tunnel
-            .as_ref()
-            .map(crate::node::tunnel::Tunnel::docker_host),
-        None => Some(args.docker_host.clone()),
-    };
-    let Some(host) = host else {
-        // No swarm yet: only the boards can be planned now.
-        return Ok(Prepared {
-            spec,
-            swarm: None,
-            plan: Plan::default(),
-            boards,
-        });
-    };
-    let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
-    let observed = swarm.observe().await?;
-    let options = PlanOptions {
-        allow_mass_delete: args.allow_mass_delete,
-        manage_membership: args.boards.ssh,
-    };
-    let plan = plan::plan(&spec, &observed, options)?;
-    let summary = plan.summary();
-    tracing::debug!(
-        add = summary.add,
-        change = summary.change,
-        destroy = summary.destroy,
-        warnings = plan.warnings.len(),
-        "planned"
-    );
     Ok(Prepared {
         spec,
-        swarm: Some(swarm),
-        plan,
-        boards,
+        reach,
+        reached,
+        planned,
     })
-}
-
-/// The boards' steps, in the style of the plan.
-fn render_boards(boards: &crate::node::provision::Provisioned) -> String {
-    let mut out = String::new();
-    for plan in &boards.plans {
-        out.push_str(&format!(
-            "  # node.{} will be bootstrapped\n  ~ node \"{}\"\n",
-            plan.node, plan.node
-        ));
-        for step in &plan.steps {
-            out.push_str(&format!("      + {}\n", step.describe()));
-        }
-        out.push('\n');
-    }
-    for failure in &boards.failures {
-        out.push_str(&format!("Warning: {failure}\n"));
-    }
-    if !boards.plans.is_empty() {
-        out.push_str(&format!("Boards: {} to bootstrap.\n", boards.plans.len()));
-    }
-    out
 }
 
 async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
     let prepared = prepare(&args.connect, console.err).await?;
-    let board_changes = prepared
-        .boards
-        .as_ref()
-        .is_some_and(|b| !b.plans.is_empty());
+    let empty = Plan::default();
+    let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
     if args.json {
-        let mut json = render::json(&prepared.plan);
-        json.warnings
-            .extend(prepared.spec.warnings.iter().map(ToString::to_string));
-        let mut document = serde_json::to_value(json)?;
-        if let (Some(boards), Some(object)) = (&prepared.boards, document.as_object_mut()) {
-            // With --ssh: what each board needs, and the boards that could not be reached.
-            let steps: Vec<serde_json::Value> = boards
-                .plans
-                .iter()
-                .map(|p| serde_json::json!({ "node": p.node, "steps": p.steps.iter().map(|s| s.describe()).collect::<Vec<_>>() }))
-                .collect();
-            let failures: Vec<String> = boards.failures.iter().map(ToString::to_string).collect();
-            object.insert(
-                "boards".into(),
-                serde_json::json!({ "bootstrap": steps, "unreachable": failures }),
-            );
-            object.insert(
-                "swarm_planned".into(),
-                serde_json::Value::Bool(prepared.swarm.is_some()),
-            );
-        }
+        let document = render::plan_document(
+            plan,
+            &prepared.spec.warnings,
+            prepared.reached.boards.as_ref(),
+            prepared.planned.is_some(),
+        );
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
-        if let Some(boards) = &prepared.boards {
-            write!(console.out, "{}", render_boards(boards))?;
-            if prepared.swarm.is_none() {
+        if let Some(boards) = &prepared.reached.boards {
+            write!(console.out, "{}", render::boards_text(boards))?;
+            if prepared.planned.is_none() {
                 writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
             }
         }
-        if prepared.swarm.is_some() {
-            write!(console.out, "{}", render::text(&prepared.plan))?;
+        if prepared.planned.is_some() {
+            write!(console.out, "{}", render::text(plan))?;
         }
     }
-    let changes = !prepared.plan.is_empty() || board_changes || prepared.swarm.is_none();
+    let changes = !plan.is_empty() || prepared.reached.board_work() || prepared.planned.is_none();
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
@@ -555,19 +450,22 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
 
 async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
     let prepared = prepare(&args.connect, console.err).await?;
-    let prepared_ssh = prepared.spec.ssh.clone();
-    if let Some(boards) = &prepared.boards {
-        write!(console.out, "{}", render_boards(boards))?;
+    if let Some(boards) = &prepared.reached.boards {
+        write!(console.out, "{}", render::boards_text(boards))?;
     }
-    if prepared.swarm.is_some() {
-        write!(console.out, "{}", render::text(&prepared.plan))?;
+    if let Some((_, plan)) = &prepared.planned {
+        write!(console.out, "{}", render::text(plan))?;
     }
-    let board_work = prepared
+    let unreachable = prepared
+        .reached
         .boards
         .as_ref()
-        .is_some_and(|b| !b.plans.is_empty());
-    let unreachable = prepared.boards.as_ref().map_or(0, |b| b.failures.len());
-    if prepared.plan.is_empty() && !board_work && prepared.swarm.is_some() {
+        .map_or(0, |b| b.failures.len());
+    let swarm_work = prepared
+        .planned
+        .as_ref()
+        .is_none_or(|(_, plan)| !plan.is_empty());
+    if !swarm_work && !prepared.reached.board_work() {
         return Ok(u8::from(unreachable > 0));
     }
     if prepared.spec.controller.suspend {
@@ -588,47 +486,42 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         timeout: args.timeout,
         ..ApplyOptions::default()
     };
+    let Prepared {
+        spec,
+        reach,
+        reached,
+        planned,
+    } = prepared;
     let mut failures = 0;
-    let (swarm, plan, _tunnel) = if board_work || prepared.swarm.is_none() {
-        // Bootstrap for real, then plan the swarm as it now is.
-        let progress: crate::node::provision::Progress =
-            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-        let mut done = crate::node::provision::provision(
-            &prepared.spec,
-            args.connect.boards.ssh_options(),
-            args.connect.boards.parallel,
-            false,
-            progress,
-        )
-        .await?;
-        failures += done.failures.len();
-        for failure in &done.failures {
-            writeln!(console.err, "Error: {failure}")?;
-        }
-        let tunnel = done.take_tunnel()?;
-        let swarm = Swarm::connect(&tunnel.docker_host(), &prepared.spec.cluster.name).await?;
-        let observed = swarm.observe().await?;
-        let options = PlanOptions {
-            allow_mass_delete: args.connect.allow_mass_delete,
-            manage_membership: true,
-        };
-        let plan = plan::plan(&prepared.spec, &observed, options)?;
-        if !plan.is_empty() {
-            write!(
-                console.out,
-                "\nSwarm changes after bootstrapping:\n{}",
-                render::text(&plan)
-            )?;
-        }
-        (swarm, plan, Some(tunnel))
-    } else {
-        match prepared.swarm {
-            Some(swarm) => (swarm, prepared.plan, None),
-            None => return Ok(1),
+    let (swarm, plan, _reached) = match planned {
+        Some((swarm, plan)) if !reached.board_work() => (swarm, plan, reached),
+        _ => {
+            // Bootstrap for real, then plan the swarm as it now is.
+            let done = pipeline::reach(&spec, &reach, BoardWork::Do, stderr_progress()).await?;
+            let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
+            failures += board_failures.len();
+            for failure in board_failures {
+                writeln!(console.err, "Error: {failure}")?;
+            }
+            let host = done
+                .docker_host
+                .clone()
+                .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
+            let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
+            let (_, plan) =
+                pipeline::observe_and_plan(&swarm, &spec, args.connect.plan_options()).await?;
+            if !plan.is_empty() {
+                write!(
+                    console.out,
+                    "\nSwarm changes after bootstrapping:\n{}",
+                    render::text(&plan)
+                )?;
+            }
+            (swarm, plan, done)
         }
     };
-    let leaver = crate::node::leaver(&prepared_ssh, args.connect.boards.ssh_options());
-    let report = apply(&swarm, &plan, options, Some(&*leaver), &mut *console.err).await?;
+    let report =
+        pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut *console.err).await?;
     let summary = plan.summary();
     writeln!(
         console.out,
@@ -682,39 +575,23 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         // clap requires one of the two.
         (None, None) => return Ok(2),
     };
-    let webhook_secret = match &args.webhook_secret_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|source| CliError::Secret {
-                    path: path.clone(),
-                    source,
-                })?
-                .trim()
-                .as_bytes()
-                .to_vec(),
-        ),
-        None => std::env::var("RECONCILER_WEBHOOK_SECRET")
-            .ok()
-            .map(|s| s.trim().as_bytes().to_vec()),
-    };
-    let holder = args.holder_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
-    });
     let options = crate::runtime::RunOptions {
-        docker_host: args.docker_host,
+        reach: if args.boards.ssh {
+            Reach::Boards(args.boards.access.access(None))
+        } else {
+            Reach::Socket(args.docker_host.clone())
+        },
         listen: args.listen,
-        webhook_secret,
+        webhook_secret: crate::runtime::webhook_secret(args.webhook_secret_file.as_deref())?,
         observe: args.observe,
         suspend: args.suspend,
         interval: args.interval,
-        holder,
+        holder: args
+            .holder_id
+            .clone()
+            .unwrap_or_else(crate::runtime::default_holder),
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
-        ssh: args.boards.ssh.then_some(crate::runtime::SshRun {
-            options: args.boards.ssh_options(),
-            parallel: args.boards.parallel,
-        }),
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -13,6 +13,7 @@ pub mod labels;
 pub mod metrics;
 pub mod node;
 pub mod observed;
+pub mod pipeline;
 pub mod plan;
 pub mod runtime;
 pub mod source;

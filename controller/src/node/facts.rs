@@ -104,6 +104,73 @@ impl Facts {
     }
 }
 
+/// `reconciler facts` as a table: one row per board, columns as wide as their widest cell.
+pub fn table(
+    spec: &reconciler_spec::Spec,
+    results: &[(String, Result<Facts, super::NodeError>)],
+) -> String {
+    let header = ["NODE", "HOSTNAME", "ARCH", "OS", "DOCKER", "SWARM"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_string()).collect()];
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(facts) => {
+                let docker = match (
+                    &facts.docker_version,
+                    facts.docker_installed,
+                    facts.docker_running,
+                ) {
+                    (Some(version), _, true) => version.clone(),
+                    (_, true, false) => "stopped".into(),
+                    _ => "missing".into(),
+                };
+                let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
+                let arch = match expected {
+                    Some(want) if !facts.arch_matches(&want) => {
+                        format!("{} (spec: {want}!)", facts.arch)
+                    }
+                    _ => facts.arch.clone(),
+                };
+                rows.push(vec![
+                    name.clone(),
+                    facts.hostname.clone(),
+                    arch,
+                    facts.os.clone(),
+                    docker,
+                    facts.swarm_state.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            Err(error) => failures.push(format!("{name}: {} ({error})", error.kind())),
+        }
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if !failures.is_empty() {
+        out.push_str("\nNot reached:\n");
+        for failure in failures {
+            out.push_str(&format!("  {failure}\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

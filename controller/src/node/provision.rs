@@ -14,6 +14,7 @@ use super::bootstrap::{self, BootstrapError, NodePlan, Step};
 use super::fanout::for_each;
 use super::tunnel::Tunnel;
 use super::{facts, target_for, Facts, NodeError, Session, SshOptions};
+use crate::pipeline::BoardWork;
 
 /// Shared progress output (stderr in the CLI).
 pub type Progress = Arc<Mutex<dyn Write + Send>>;
@@ -53,13 +54,13 @@ impl Provisioned {
     }
 }
 
-/// Connects to every board, learns its facts, plans its steps and (unless
-/// `dry_run`) executes them; then opens a tunnel to a manager.
+/// Connects to every board, learns its facts, plans its steps and (with
+/// [`BoardWork::Do`]) executes them; then opens a tunnel to a manager.
 pub async fn provision(
     spec: &Spec,
     options: SshOptions,
     parallel: usize,
-    dry_run: bool,
+    work: BoardWork,
     progress: Progress,
 ) -> Result<Provisioned, ProvisionError> {
     let targets: Vec<_> = spec.nodes.values().map(target_for).collect();
@@ -96,7 +97,7 @@ pub async fn provision(
         }
     }
     let plans = bootstrap::plan(spec, &facts)?;
-    if dry_run {
+    if work == BoardWork::PlanOnly {
         let tunnel = open_tunnel(spec, &sessions, &facts, &plans, true);
         return Ok(Provisioned {
             plans,

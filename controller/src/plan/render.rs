@@ -117,3 +117,78 @@ pub fn json(plan: &Plan) -> PlanJson<'_> {
         changed: !plan.is_empty(),
     }
 }
+
+/// The boards' steps, in the style of the plan.
+pub fn boards_text(boards: &crate::node::provision::Provisioned) -> String {
+    let mut out = String::new();
+    for plan in &boards.plans {
+        let _ = writeln!(
+            out,
+            "  # node.{} will be bootstrapped\n  ~ node \"{}\"",
+            plan.node, plan.node
+        );
+        for step in &plan.steps {
+            let _ = writeln!(out, "      + {}", step.describe());
+        }
+        out.push('\n');
+    }
+    for failure in &boards.failures {
+        let _ = writeln!(out, "Warning: {failure}");
+    }
+    if !boards.plans.is_empty() {
+        let _ = writeln!(out, "Boards: {} to bootstrap.", boards.plans.len());
+    }
+    out
+}
+
+/// `plan --json`: the plan, the spec's warnings after the plan's, and with
+/// `--ssh` what each board needs and which could not be reached.
+#[derive(Debug, Serialize)]
+pub struct PlanDocument<'a> {
+    #[serde(flatten)]
+    pub plan: PlanJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boards: Option<BoardsJson>,
+    /// With `--ssh`: whether a swarm existed to plan against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm_planned: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BoardsJson {
+    pub bootstrap: Vec<BoardStepsJson>,
+    pub unreachable: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BoardStepsJson {
+    pub node: String,
+    pub steps: Vec<String>,
+}
+
+pub fn plan_document<'a>(
+    plan: &'a Plan,
+    spec_warnings: &[reconciler_spec::Diagnostic],
+    boards: Option<&crate::node::provision::Provisioned>,
+    swarm_planned: bool,
+) -> PlanDocument<'a> {
+    let mut plan_json = json(plan);
+    plan_json
+        .warnings
+        .extend(spec_warnings.iter().map(ToString::to_string));
+    PlanDocument {
+        plan: plan_json,
+        boards: boards.map(|b| BoardsJson {
+            bootstrap: b
+                .plans
+                .iter()
+                .map(|p| BoardStepsJson {
+                    node: p.node.clone(),
+                    steps: p.steps.iter().map(|s| s.describe()).collect(),
+                })
+                .collect(),
+            unreachable: b.failures.iter().map(ToString::to_string).collect(),
+        }),
+        swarm_planned: boards.map(|_| swarm_planned),
+    }
+}

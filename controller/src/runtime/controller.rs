@@ -15,12 +15,13 @@ use reconciler_spec::{load_files, ControllerMode, LoadError, Spec};
 use tokio::sync::{mpsc, watch};
 
 use super::{run_loop, Backoff, Outcome, ReconcileResult, Trigger};
-use crate::apply::{apply, ApplyError, ApplyOptions};
+use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
+use crate::pipeline::{self, BoardWork, PlanningError, Reach};
 use crate::plan::PlanError;
 use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
 use crate::source::SourceError;
@@ -32,7 +33,9 @@ use crate::swarm::{Swarm, SwarmError};
 /// Everything `reconciler run` is told on its command line.
 #[derive(Debug)]
 pub struct RunOptions {
-    pub docker_host: String,
+    /// A manager's socket, or the boards over SSH (which bootstraps, joins and
+    /// removes them on every reconcile, reaching a manager through SSH).
+    pub reach: Reach,
     pub listen: SocketAddr,
     /// Shared secret for `/hooks/git`; `None` refuses every hook.
     pub webhook_secret: Option<Vec<u8>>,
@@ -47,27 +50,47 @@ pub struct RunOptions {
     pub lease_ttl: Duration,
     /// How long to wait for a service another one comes `after`.
     pub apply_timeout: Duration,
-    /// Drive the boards over SSH too (bootstrap, join, leave) and reach a
-    /// manager through SSH instead of `docker_host`.
-    pub ssh: Option<SshRun>,
-}
-
-/// How `run --ssh` reaches the boards.
-#[derive(Debug, Clone, Copy)]
-pub struct SshRun {
-    pub options: crate::node::SshOptions,
-    pub parallel: usize,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The HTTP address is taken or not ours.
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+    /// `--webhook-secret-file` cannot be read.
+    #[error("cannot read the webhook secret from {path}: {source}")]
+    Secret {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The webhook secret: from `file` when given, else `RECONCILER_WEBHOOK_SECRET`;
+/// `None` refuses every hook. Surrounding whitespace (a trailing newline) is not part of it.
+pub fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, RunError> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|text| Some(text.trim().as_bytes().to_vec()))
+            .map_err(|source| RunError::Secret {
+                path: path.to_path_buf(),
+                source,
+            }),
+        None => Ok(std::env::var("RECONCILER_WEBHOOK_SECRET")
+            .ok()
+            .map(|s| s.trim().as_bytes().to_vec())),
+    }
+}
+
+/// This controller's name in the lease when none is given: hostname and process id.
+pub fn default_holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 fn now_unix() -> u64 {
@@ -102,10 +125,10 @@ pub async fn run(
     let bound = listener.local_addr().unwrap_or(options.listen);
     tracing::info!(source = %source.describe(), "reconciler run: listening on {bound}");
     tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
-    if options.ssh.is_none() {
+    if let Reach::Socket(host) = &options.reach {
         // With --ssh the manager is reached anew each reconcile; the resync timer stands in for events.
         tokio::spawn(watch_docker_events(
-            options.docker_host.clone(),
+            host.clone(),
             triggers.clone(),
             Arc::clone(&shared),
             shutdown.clone(),
@@ -397,67 +420,69 @@ impl Controller {
     ) -> Result<Ended, ReconcileError> {
         let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
         let suspended = self.options.suspend || spec.controller.suspend;
-        let mut board_failures = Vec::new();
-        if let Some(ssh) = self.options.ssh {
-            let progress: crate::node::provision::Progress =
-                Arc::new(std::sync::Mutex::new(LogProgress));
-            let mut done = crate::node::provision::provision(
-                spec,
-                ssh.options,
-                ssh.parallel,
-                observe || suspended,
-                progress,
-            )
-            .await?;
-            board_failures = std::mem::take(&mut done.failures);
-            if !done.plans.is_empty() {
-                self.status().pending = done
-                    .plans
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "node.{} needs: {}",
-                            p.node,
-                            p.steps
-                                .iter()
-                                .map(|s| s.describe())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })
-                    .collect();
-            }
-            match done.take_tunnel() {
-                Ok(tunnel) => {
-                    // A new tunnel each reconcile: the client follows it.
-                    self.swarm = None;
-                    self.tunnel = Some(tunnel);
-                }
-                Err(_) if !board_failures.is_empty() => {
-                    return Err(ReconcileError::Boards(board_failures))
-                }
-                Err(no_swarm) => return Err(no_swarm.into()),
-            }
-        }
-        let swarm = self.connect(spec).await.map_err(|e| self.docker_error(e))?;
-        let observed = match swarm.observe().await {
-            Ok(observed) => observed,
-            Err(error) => {
-                self.status().docker_reachable = false;
-                return Err(self.docker_error(error));
-            }
+        let work = if observe || suspended {
+            BoardWork::PlanOnly
+        } else {
+            BoardWork::Do
         };
-        self.status().docker_reachable = true;
+        let progress: crate::node::provision::Progress =
+            Arc::new(std::sync::Mutex::new(LogProgress));
+        let mut reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
+        let board_failures = reached
+            .boards
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.failures))
+            .unwrap_or_default();
+        if let Some(boards) = reached.boards.as_ref().filter(|b| !b.plans.is_empty()) {
+            self.status().pending = boards
+                .plans
+                .iter()
+                .map(|p| {
+                    format!(
+                        "node.{} needs: {}",
+                        p.node,
+                        p.steps
+                            .iter()
+                            .map(|s| s.describe())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect();
+        }
+        let host = match reached.docker_host.clone() {
+            Some(host) => host,
+            None if !board_failures.is_empty() => {
+                return Err(ReconcileError::Boards(board_failures))
+            }
+            None => return Err(ProvisionError::NoSwarm.into()),
+        };
+        if let Some(tunnel) = reached.tunnel.take() {
+            // A new tunnel each reconcile (a new socket path): the client follows it.
+            self.tunnel = Some(tunnel);
+        }
+        let swarm = self
+            .connect(spec, &host)
+            .await
+            .map_err(|e| self.docker_error(e))?;
         let running = swarm
             .running_tasks()
             .await
-            .map_err(|e| self.docker_error(e))?;
-        self.record_cluster(spec, &observed, &running);
+            .map_err(|e| self.docker_error(e));
         let plan_options = PlanOptions {
-            manage_membership: self.options.ssh.is_some(),
+            manage_membership: self.options.reach.manages_boards(),
             ..PlanOptions::default()
         };
-        let plan = plan::plan(spec, &observed, plan_options)?;
+        let (observed, plan) = match pipeline::observe_and_plan(&swarm, spec, plan_options).await {
+            Ok(planned) => planned,
+            Err(PlanningError::Docker(error)) => {
+                self.status().docker_reachable = false;
+                return Err(self.docker_error(error));
+            }
+            Err(PlanningError::Plan(error)) => return Err(error.into()),
+        };
+        self.status().docker_reachable = true;
+        self.record_cluster(spec, &observed, &running?);
         *summary = plan.summary();
         *drift = plan.actions.len();
         self.record_plan(&plan);
@@ -502,11 +527,8 @@ impl Controller {
             ..ApplyOptions::default()
         };
         let mut log = LogProgress;
-        let leaver = self
-            .options
-            .ssh
-            .map(|ssh| crate::node::leaver(&spec.ssh, ssh.options));
-        let result = apply(&swarm, &plan, options, leaver.as_deref(), &mut log).await;
+        let result =
+            pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
         self.count_actions(&plan, result.as_ref().err());
         if let Err(ApplyError::Action { source, .. }) = &result {
             self.shared
@@ -590,18 +612,14 @@ impl Controller {
         }
     }
 
-    /// The swarm client for this spec's cluster, connecting (again) when needed.
-    async fn connect(&mut self, spec: &Spec) -> Result<Swarm, SwarmError> {
+    /// The swarm client for this spec's cluster at `host`, connecting (again) when needed.
+    async fn connect(&mut self, spec: &Spec, host: &str) -> Result<Swarm, SwarmError> {
         if let Some(swarm) = &self.swarm {
-            if swarm.cluster() == spec.cluster.name {
+            if swarm.cluster() == spec.cluster.name && swarm.host() == host {
                 return Ok(swarm.clone());
             }
         }
-        let host = self.tunnel.as_ref().map_or_else(
-            || self.options.docker_host.clone(),
-            crate::node::tunnel::Tunnel::docker_host,
-        );
-        let mut swarm = Swarm::connect(&host, &spec.cluster.name).await?;
+        let mut swarm = Swarm::connect(host, &spec.cluster.name).await?;
         swarm.set_revision(self.good_revision.clone());
         self.swarm = Some(swarm.clone());
         Ok(swarm)

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
-pub use controller::{run, RunError, RunOptions, SshRun};
+pub use controller::{default_holder, run, webhook_secret, RunError, RunOptions};
 
 /// Why the loop should look again. Carries no instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

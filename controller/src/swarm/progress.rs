@@ -1,6 +1,6 @@
 //! How far a service is from running what was asked: tasks and update status.
 
-use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
+use bollard::models::{ServiceUpdateStatusStateEnum, TaskSpec, TaskState};
 use serde::Serialize;
 
 use super::{api, DockerCall, Swarm, SwarmError};
@@ -60,6 +60,49 @@ impl ServiceProgress {
     }
 }
 
+/// Whether a task runs what the service's current template asks for, judged
+/// on what the controller writes into a task (the daemon fills other
+/// defaults into the service's template only, so whole specs never compare
+/// equal). A change that does not touch tasks (replicas, service labels,
+/// ports) keeps the running ones current.
+fn same_work(task: Option<&TaskSpec>, template: Option<&TaskSpec>) -> bool {
+    let (Some(task), Some(template)) = (task, template) else {
+        return true;
+    };
+    let container = |spec: &TaskSpec| {
+        spec.container_spec.as_ref().map(|c| {
+            (
+                c.image.clone(),
+                c.command.clone().unwrap_or_default(),
+                c.args.clone().unwrap_or_default(),
+                c.env.clone().unwrap_or_default(),
+                c.user.clone().unwrap_or_default(),
+                c.dir.clone().unwrap_or_default(),
+                c.labels.clone().unwrap_or_default(),
+                c.mounts.clone().unwrap_or_default(),
+            )
+        })
+    };
+    let constraints = |spec: &TaskSpec| {
+        spec.placement
+            .as_ref()
+            .and_then(|p| p.constraints.clone())
+            .unwrap_or_default()
+    };
+    let networks = |spec: &TaskSpec| {
+        spec.networks
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| n.target)
+            .collect::<Vec<_>>()
+    };
+    container(task) == container(template)
+        && task.resources == template.resources
+        && constraints(task) == constraints(template)
+        && networks(task) == networks(template)
+}
+
 impl Swarm {
     /// Counts the tasks of a service (by name). `replicas` is the desired count
     /// for a replicated service, `None` for a global one.
@@ -83,9 +126,14 @@ impl Swarm {
             .iter()
             .filter(|t| t.desired_state == Some(TaskState::RUNNING))
             .collect();
+        // Right after an update Swarm may not have started replacing tasks
+        // yet (its update status still old): a task still running the old
+        // template must not count as converged.
+        let template = service.spec.as_ref().and_then(|s| s.task_template.as_ref());
         let running = wanted
             .iter()
             .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+            .filter(|t| same_work(t.spec.as_ref(), template))
             .count() as u64;
         let mut newest_error: Option<(String, String)> = None;
         for task in &current {
@@ -119,5 +167,45 @@ impl Swarm {
             update_message: update.and_then(|u| u.message),
             last_error: newest_error.map(|(_, e)| e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement};
+
+    use super::same_work;
+
+    fn spec(args: &[&str], grace: Option<i64>) -> TaskSpec {
+        TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some("local/busybox:1".into()),
+                args: Some(args.iter().map(|a| a.to_string()).collect()),
+                stop_grace_period: grace,
+                ..Default::default()
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec!["node.role==manager".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Regression: right after an update the old task still ran and Swarm had
+    /// not yet marked the update as started, so the apply reported a service
+    /// converged that then rolled back.
+    #[test]
+    fn a_task_of_the_old_template_is_not_current() {
+        // The daemon fills defaults into the service's template, not the task's.
+        let template = spec(&["sleep", "3600"], Some(10_000_000_000));
+        assert!(same_work(
+            Some(&spec(&["sleep", "3600"], None)),
+            Some(&template)
+        ));
+        assert!(!same_work(
+            Some(&spec(&["sh", "-c", "exit 3"], None)),
+            Some(&template)
+        ));
     }
 }

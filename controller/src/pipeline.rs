@@ -1,0 +1,139 @@
+//! The one sequence behind `plan`, `apply` and `run`:
+//! (boards) → connect → observe → plan → apply.
+//!
+//! The steps live here once; each command decides what to show between them
+//! and whether to go on (`plan` stops after planning, `apply` asks first,
+//! `run` takes the lease). The spec is loaded by the caller before any of
+//! this runs, so a bad spec never reaches a board or Docker.
+
+use reconciler_spec::Spec;
+
+use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
+use crate::node::provision::{self, Progress, ProvisionError, Provisioned};
+use crate::node::tunnel::Tunnel;
+use crate::node::SshOptions;
+use crate::observed::Observed;
+use crate::plan::{self, Plan, PlanError, PlanOptions};
+use crate::swarm::{Swarm, SwarmError};
+
+/// How the swarm is reached.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    /// A manager's Docker socket (`--docker-host`, `DOCKER_HOST`).
+    Socket(String),
+    /// The spec's boards over SSH (`--ssh`): bootstrap and join them, and
+    /// reach a manager's Docker socket through SSH.
+    Boards(BoardAccess),
+}
+
+impl Reach {
+    /// Whether boards are managed: joined, and removed when they leave the spec.
+    pub fn manages_boards(&self) -> bool {
+        matches!(self, Reach::Boards(_))
+    }
+}
+
+/// How boards are reached over SSH.
+#[derive(Debug, Clone, Copy)]
+pub struct BoardAccess {
+    pub ssh: SshOptions,
+    /// How many boards are worked on at once.
+    pub parallel: usize,
+}
+
+/// Whether the boards' missing steps are only planned or also done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardWork {
+    /// Learn what each board needs; change nothing.
+    PlanOnly,
+    /// Do it: install, start, init, join.
+    Do,
+}
+
+/// Where the swarm is, after the boards' step.
+#[derive(Debug)]
+pub struct Reached {
+    /// With `--ssh`: what each board needs (or got), and the boards that failed.
+    pub boards: Option<Provisioned>,
+    /// A manager's Docker API; `None` while no swarm exists yet.
+    pub docker_host: Option<String>,
+    /// The SSH tunnel `docker_host` goes through, kept open as long as this lives.
+    pub tunnel: Option<Tunnel>,
+}
+
+impl Reached {
+    /// Whether any board still needs a step.
+    pub fn board_work(&self) -> bool {
+        self.boards.as_ref().is_some_and(|b| !b.plans.is_empty())
+    }
+}
+
+/// The boards' step (with [`Reach::Boards`]), then where a manager answers.
+pub async fn reach(
+    spec: &Spec,
+    reach: &Reach,
+    work: BoardWork,
+    progress: Progress,
+) -> Result<Reached, ProvisionError> {
+    match reach {
+        Reach::Socket(host) => Ok(Reached {
+            boards: None,
+            docker_host: Some(host.clone()),
+            tunnel: None,
+        }),
+        Reach::Boards(access) => {
+            let mut boards =
+                provision::provision(spec, access.ssh, access.parallel, work, progress).await?;
+            let tunnel = boards.tunnel.take();
+            Ok(Reached {
+                boards: Some(boards),
+                docker_host: tunnel.as_ref().map(Tunnel::docker_host),
+                tunnel,
+            })
+        }
+    }
+}
+
+/// Why the swarm could not be observed and planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanningError {
+    #[error(transparent)]
+    Docker(#[from] SwarmError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// Observes the swarm and plans what makes it match the spec.
+pub async fn observe_and_plan(
+    swarm: &Swarm,
+    spec: &Spec,
+    options: PlanOptions,
+) -> Result<(Observed, Plan), PlanningError> {
+    let observed = swarm.observe().await?;
+    let plan = plan::plan(spec, &observed, options)?;
+    let summary = plan.summary();
+    tracing::debug!(
+        add = summary.add,
+        change = summary.change,
+        destroy = summary.destroy,
+        warnings = plan.warnings.len(),
+        "planned"
+    );
+    Ok((observed, plan))
+}
+
+/// Executes a plan; boards that leave the spec leave the swarm over SSH.
+pub async fn execute(
+    swarm: &Swarm,
+    plan: &Plan,
+    spec: &Spec,
+    reach: &Reach,
+    options: ApplyOptions,
+    progress: &mut dyn std::io::Write,
+) -> Result<ApplyReport, ApplyError> {
+    let leaver = match reach {
+        Reach::Boards(access) => Some(crate::node::leaver(&spec.ssh, access.ssh)),
+        Reach::Socket(_) => None,
+    };
+    crate::apply::apply(swarm, plan, options, leaver.as_deref(), progress).await
+}
