@@ -33,6 +33,7 @@ fn scripts_run_on_stdin_with_output_and_exit_status() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(output.status, 3);
+        assert!(!output.success());
         assert_eq!(output.stdout, "out: it's\n");
         assert_eq!(output.stderr, "err\n");
         let big = session
@@ -40,6 +41,7 @@ fn scripts_run_on_stdin_with_output_and_exit_status() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(big.success());
+        assert_eq!(big.status, 0);
         assert_eq!(
             big.stdout.len(),
             300_000,
@@ -142,6 +144,23 @@ fn accept_new_host_keys_records_the_key_once() {
         .is_ok());
 }
 
+/// With `--accept-new-host-keys` and no known_hosts file at all (a fresh
+/// machine), the file and its folder are created with the board's key.
+#[test]
+fn accept_new_host_keys_creates_a_missing_known_hosts_file() {
+    let sshd = Sshd::start();
+    let path = sshd.dir().join("fresh/.ssh/known_hosts");
+    let target = sshd.target("pi7", &path);
+    let options = SshOptions {
+        accept_new_host_keys: true,
+        ..SshOptions::default()
+    };
+    let session = runtime().block_on(Session::connect(&target, options));
+    assert!(session.is_ok(), "{:?}", session.err());
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(recorded.contains(&sshd.host_key()), "{recorded:?}");
+}
+
 /// `--accept-new-host-keys` records only keys never seen: a board whose key
 /// changed is still refused, and known_hosts is left exactly as it was.
 #[test]
@@ -242,7 +261,8 @@ fn fan_out_reports_a_down_board_and_finishes_the_others() {
     for (i, result) in results.iter().enumerate() {
         if i == 2 {
             assert!(
-                matches!(result, Err(NodeError::Unreachable { node, .. }) if node == "board2"),
+                matches!(result, Err(NodeError::Unreachable { node, address, .. })
+                    if node == "board2" && *address == format!("127.0.0.1:{}", servers[2].port)),
                 "{result:?}"
             );
         } else {
@@ -419,6 +439,68 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         Some(std::env::consts::ARCH),
         "{facts:#}"
     );
+    // An agent holding only a key the board does not accept: refused, by name.
+    let stranger_key = sshd.dir().join("stranger_ed25519");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger_key)
+        .status()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(keygen.success());
+    let other_socket = sshd.dir().join("other-agent.sock");
+    let other_started = std::process::Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&other_socket)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-agent: {e}"));
+    let _other_agent = KillAgent(
+        String::from_utf8_lossy(&other_started.stdout)
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let other = other_socket.display().to_string();
+    let added = std::process::Command::new("ssh-add")
+        .arg(&stranger_key)
+        .env("SSH_AUTH_SOCK", &other)
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-add: {e}"));
+    assert!(added.status.success());
+    let refused = reconciler_tests::reconciler_binary(
+        &["facts", &spec.arg(), "--json"],
+        &[("SSH_AUTH_SOCK", &other)],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused
+            .stdout
+            .contains("node pi-agent: authentication as root"),
+        "{}",
+        refused.stdout
+    );
+    // An identity file that exists wins over any agent (the same board, now
+    // with the accepted key in a file, and the wrong agent still set).
+    let with_agent = std::fs::read_to_string(spec.path().join("nodes.toml")).unwrap_or_default();
+    spec.write(
+        "nodes.toml",
+        &with_agent.replace(
+            &sshd.dir().join("no-such-key").display().to_string(),
+            &sshd.identity().display().to_string(),
+        ),
+    );
+    let file_wins = reconciler_tests::reconciler_binary(
+        &["facts", &spec.arg(), "--json"],
+        &[("SSH_AUTH_SOCK", &other)],
+    );
+    assert_eq!(
+        file_wins.code, 0,
+        "{}\n{}",
+        file_wins.stdout, file_wins.stderr
+    );
+    spec.write("nodes.toml", &with_agent);
+
     // Without the agent the missing identity file is the error, naming the node.
     let without = reconciler_tests::reconciler_binary(
         &["facts", &spec.arg(), "--json"],
