@@ -244,7 +244,10 @@ async fn wait_converged(
 
 /// Drain, wait for the tasks to move, demote a manager, leave over SSH,
 /// remove the node object (forced only when the board could not leave).
-#[allow(clippy::too_many_arguments)] // One call site; the steps read best in one place.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the steps of a removal read best in one place"
+)]
 async fn remove_node(
     swarm: &Swarm,
     name: &str,

@@ -568,7 +568,7 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
             Source::Git(GitSource::new(
                 url.clone(),
                 reference,
-                args.path.clone(),
+                &args.path,
                 &args.cache_dir,
             ))
         }

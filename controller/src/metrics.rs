@@ -61,6 +61,17 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
     }
 }
 
+/// A metric without labels, registered.
+fn single<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<T>,
+) -> T {
+    match metric {
+        Ok(m) => register(registry, m),
+        Err(e) => unreachable_metric("a single metric", &e),
+    }
+}
+
 fn unreachable_metric(name: &str, error: &prometheus::Error) -> ! {
     // Metric definitions are compile-time constants; a bad one is a programming
     // error that the unit test below catches.
@@ -105,6 +116,10 @@ impl Metrics {
         metrics
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one field per metric: the whole set of names and helps reads in one place"
+    )]
     fn unlabelled() -> Self {
         let registry = Registry::new();
         let r = &registry;
@@ -115,38 +130,7 @@ impl Metrics {
         .buckets(vec![
             0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
         ]);
-        let reconcile_duration = match Histogram::with_opts(histogram) {
-            Ok(h) => register(r, h),
-            Err(e) => unreachable_metric("reconciler_reconcile_duration_seconds", &e),
-        };
-        let last_success = match Gauge::new(
-            "reconciler_last_success_timestamp_seconds",
-            "Unix time of the last successful reconcile.",
-        ) {
-            Ok(g) => register(r, g),
-            Err(e) => unreachable_metric("reconciler_last_success_timestamp_seconds", &e),
-        };
-        let spec_valid = match IntGauge::new(
-            "reconciler_spec_valid",
-            "1 if the spec at the latest fetched revision is valid, 0 if it was refused.",
-        ) {
-            Ok(g) => register(r, g),
-            Err(e) => unreachable_metric("reconciler_spec_valid", &e),
-        };
-        let lease_held = match IntGauge::new(
-            "reconciler_lease_held",
-            "1 if this controller holds the cluster's one-writer lease.",
-        ) {
-            Ok(g) => register(r, g),
-            Err(e) => unreachable_metric("reconciler_lease_held", &e),
-        };
-        let docker_writes = match IntCounter::new(
-            "reconciler_docker_writes_total",
-            "Docker API write calls made by reconciles (lease renewals excluded).",
-        ) {
-            Ok(c) => register(r, c),
-            Err(e) => unreachable_metric("reconciler_docker_writes_total", &e),
-        };
+        let reconcile_duration = single(r, Histogram::with_opts(histogram));
         Self {
             reconciles: counter_vec(
                 r,
@@ -155,7 +139,13 @@ impl Metrics {
                 &["result"],
             ),
             reconcile_duration,
-            last_success,
+            last_success: single(
+                r,
+                Gauge::new(
+                    "reconciler_last_success_timestamp_seconds",
+                    "Unix time of the last successful reconcile.",
+                ),
+            ),
             revision_info: gauge_vec(
                 r,
                 "reconciler_source_revision_info",
@@ -168,7 +158,13 @@ impl Metrics {
                 "Fetches of the desired state by result.",
                 &["result"],
             ),
-            spec_valid,
+            spec_valid: single(
+                r,
+                IntGauge::new(
+                    "reconciler_spec_valid",
+                    "1 if the spec at the latest fetched revision is valid, 0 if it was refused.",
+                ),
+            ),
             drift: gauge_vec(
                 r,
                 "reconciler_drift_objects",
@@ -217,8 +213,20 @@ impl Metrics {
                 "Running tasks of each managed service.",
                 &["service"],
             ),
-            lease_held,
-            docker_writes,
+            lease_held: single(
+                r,
+                IntGauge::new(
+                    "reconciler_lease_held",
+                    "1 if this controller holds the cluster's one-writer lease.",
+                ),
+            ),
+            docker_writes: single(
+                r,
+                IntCounter::new(
+                    "reconciler_docker_writes_total",
+                    "Docker API write calls made by reconciles (lease renewals excluded).",
+                ),
+            ),
             registry,
         }
     }

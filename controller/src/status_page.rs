@@ -68,9 +68,18 @@ pub fn render(status: &Status) -> String {
             last.writes
         );
     }
+    problems(&mut html, status);
+    nodes(&mut html, status);
+    services(&mut html, status);
+    html.push_str("</table>\n<p><a href=\"/api/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
+    html
+}
+
+/// The error in force and the changes the last plan wanted.
+fn problems(html: &mut String, status: &Status) {
     if let Some(error) = &status.spec_error {
         let _ = writeln!(
-            html,
+            *html,
             "<h2 class=\"bad\">Error: the newest revision was refused</h2>\n<pre>{}</pre>",
             escape(error)
         );
@@ -81,7 +90,7 @@ pub fn render(status: &Status) -> String {
             crate::failure::ErrorClass::Bug => "a bug in reconciler, please report it",
         };
         let _ = writeln!(
-            html,
+            *html,
             "<h2 class=\"bad\">Error ({needs}: {})</h2>\n<pre>{}</pre>",
             error.reason,
             escape(&error.message)
@@ -90,10 +99,13 @@ pub fn render(status: &Status) -> String {
     if !status.pending.is_empty() {
         html.push_str("<h2>Pending changes</h2>\n<ul>\n");
         for line in &status.pending {
-            let _ = writeln!(html, "<li>{}</li>", escape(line));
+            let _ = writeln!(*html, "<li>{}</li>", escape(line));
         }
         html.push_str("</ul>\n");
     }
+}
+
+fn nodes(html: &mut String, status: &Status) {
     html.push_str("<h2>Nodes</h2>\n<table><tr><th>hostname</th><th>role</th><th>availability</th><th>state</th><th>labels</th></tr>\n");
     for node in &status.nodes {
         let labels: Vec<String> = node
@@ -103,7 +115,7 @@ pub fn render(status: &Status) -> String {
             .collect();
         let class = if node.state == "ready" { "ok" } else { "bad" };
         let _ = writeln!(
-            html,
+            *html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
             escape(&node.hostname),
             escape(&node.role),
@@ -112,6 +124,9 @@ pub fn render(status: &Status) -> String {
             escape(&labels.join(", "))
         );
     }
+}
+
+fn services(html: &mut String, status: &Status) {
     html.push_str("</table>\n<h2>Services</h2>\n<table><tr><th>service</th><th>running</th><th>desired</th></tr>\n");
     for service in &status.services {
         let desired = service
@@ -120,15 +135,13 @@ pub fn render(status: &Status) -> String {
         let converged = service.desired.is_none_or(|n| n == service.running);
         let class = if converged { "ok" } else { "bad" };
         let _ = writeln!(
-            html,
+            *html,
             "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
             escape(&service.name),
             service.running,
             desired
         );
     }
-    html.push_str("</table>\n<p><a href=\"/api/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
-    html
 }
 
 #[cfg(test)]

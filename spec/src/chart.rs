@@ -36,7 +36,10 @@ pub(crate) struct Chart {
 struct ChartMeta {
     name: String,
     version: String,
-    #[allow(dead_code)] // Shown by humans reading chart.toml; parsed so typos are caught.
+    #[allow(
+        dead_code,
+        reason = "shown to people reading chart.toml; parsed so typos are caught"
+    )]
     description: Option<String>,
     #[serde(default)]
     required: Vec<String>,
@@ -177,12 +180,12 @@ impl Chart {
         Diagnostic::new(file.location(offset), message)
     }
 
-    /// Renders every template of the chart for one release.
-    pub(crate) fn render(
+    /// `chart.toml`, or why it cannot be read.
+    fn meta(
         &self,
         release: &Entry<'_, ReleaseFile>,
         diagnostics: &mut Diagnostics,
-    ) -> Vec<Rendered> {
+    ) -> Option<ChartMeta> {
         let Some(meta_text) = self.files.get("chart.toml") else {
             diagnostics.push(release.error(
                 &release.value.chart.span(),
@@ -191,19 +194,27 @@ impl Chart {
                     release.name, self.name
                 ),
             ));
-            return Vec::new();
+            return None;
         };
-        let meta: ChartMeta = match toml::from_str(meta_text) {
-            Ok(meta) => meta,
-            Err(error) => {
+        toml::from_str(meta_text)
+            .map_err(|error| {
                 diagnostics.push(self.error_at(
                     "chart.toml",
                     error.span(),
                     format!("chart.toml: {}", error.message().trim()),
                 ));
-                return Vec::new();
-            }
-        };
+            })
+            .ok()
+    }
+
+    /// The chart's defaults merged with the release's values, once every
+    /// value given is one the chart takes and every required one is there.
+    fn values(
+        &self,
+        meta: &ChartMeta,
+        release: &Entry<'_, ReleaseFile>,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<toml::Table> {
         let defaults: toml::Table = match self.files.get("values.toml").map(|t| toml::from_str(t)) {
             None => toml::Table::new(),
             Some(Ok(table)) => table,
@@ -213,43 +224,41 @@ impl Chart {
                     error.span(),
                     format!("values.toml: {}", error.message().trim()),
                 ));
-                return Vec::new();
+                return None;
             }
         };
-        let given = plain_values(&release.value.values);
+        let known: Vec<&str> = defaults
+            .keys()
+            .map(String::as_str)
+            .chain(meta.required.iter().map(String::as_str))
+            .collect();
         let mut unknown = false;
         for key in release.value.values.keys() {
             let name = key.get_ref();
-            if defaults.contains_key(name) || meta.required.contains(name) {
+            if known.contains(&name.as_str()) {
                 continue;
             }
             unknown = true;
-            let known: Vec<&str> = defaults
-                .keys()
-                .map(String::as_str)
-                .chain(meta.required.iter().map(String::as_str))
-                .collect();
-            let mut diagnostic = release.error(
+            let diagnostic = release.error(
                 &key.span(),
                 format!(
                     "release `{}`: chart `{}` takes no value `{name}`",
                     release.name, meta.name
                 ),
             );
-            diagnostic = match did_you_mean(name, known.iter().copied()) {
+            diagnostics.push(match did_you_mean(name, known.iter().copied()) {
                 Some(help) => diagnostic.with_help(help),
                 None if known.is_empty() => diagnostic.with_help("the chart takes no values"),
                 None => {
                     diagnostic.with_help(format!("the chart's values are: {}", known.join(", ")))
                 }
-            };
-            diagnostics.push(diagnostic);
+            });
         }
         if unknown {
-            return Vec::new();
+            return None;
         }
         let mut values = defaults;
-        merge(&mut values, &given);
+        merge(&mut values, &plain_values(&release.value.values));
         let mut missing = false;
         for required in &meta.required {
             if !values.contains_key(required) {
@@ -264,10 +273,21 @@ impl Chart {
                 );
             }
         }
-        if missing {
-            return Vec::new();
-        }
+        (!missing).then_some(values)
+    }
 
+    /// Renders every template of the chart for one release.
+    pub(crate) fn render(
+        &self,
+        release: &Entry<'_, ReleaseFile>,
+        diagnostics: &mut Diagnostics,
+    ) -> Vec<Rendered> {
+        let Some(meta) = self.meta(release, diagnostics) else {
+            return Vec::new();
+        };
+        let Some(values) = self.values(&meta, release, diagnostics) else {
+            return Vec::new();
+        };
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
@@ -348,8 +368,8 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 }
 
 /// `{{ value | toml }}`: any value as a TOML literal (strings quoted and escaped).
-fn toml_filter(value: Value) -> Result<String, minijinja::Error> {
-    let converted = toml::Value::try_from(&value).map_err(|e| {
+fn toml_filter(value: &Value) -> Result<String, minijinja::Error> {
+    let converted = toml::Value::try_from(value).map_err(|e| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
             format!("cannot write {value} as TOML: {e}"),
@@ -374,11 +394,11 @@ mod tests {
     #[test]
     fn the_toml_filter_quotes_strings_and_writes_arrays() {
         let text = "a \"b\" \\n";
-        let literal = toml_filter(Value::from(text)).unwrap_or_default();
+        let literal = toml_filter(&Value::from(text)).unwrap_or_default();
         let parsed: toml::Table = toml::from_str(&format!("x = {literal}")).unwrap_or_default();
         assert_eq!(parsed.get("x").and_then(|v| v.as_str()), Some(text));
         assert_eq!(
-            toml_filter(Value::from_serialize(vec![1, 2]))
+            toml_filter(&Value::from_serialize(vec![1, 2]))
                 .ok()
                 .as_deref(),
             Some("[1, 2]")

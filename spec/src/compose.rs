@@ -11,10 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value as Yaml;
+use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::file::{
+    HealthcheckFile, MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile,
+    ServiceFile, ServiceModeFile, UpdateFile,
+};
 
 /// Keys of a compose service that `docker stack deploy` ignores.
 const IGNORED_BY_SWARM: [&str; 16] = [
@@ -273,6 +279,11 @@ fn expand(
 
 /// Translates one compose file (already interpolated) into spec TOML; names
 /// are prefixed with the stack name later, by the loader.
+///
+/// The fragment is built from the file format's own types ([`ServiceFile`],
+/// [`NetworkFile`]) and serialized by serde: the spec's keys are never
+/// spelled here, and a field added to the file format does not compile until
+/// this translation fills it.
 pub(crate) fn translate(
     stack: &str,
     path: &Path,
@@ -292,7 +303,6 @@ pub(crate) fn translate(
             return None;
         }
     };
-    let mut warnings = Vec::new();
     for key in file.rest.keys() {
         match key.as_str() {
             "version" | "volumes" => {}
@@ -303,203 +313,25 @@ pub(crate) fn translate(
             )),
         }
     }
-    let mut fragment = toml::Table::new();
-    let mut networks = toml::Table::new();
-    let mut uses_default_network = false;
-    for (name, network) in &file.networks {
-        let mut out = toml::Table::new();
-        for (key, value) in network.iter().flatten() {
-            let location = locator.key(None, key);
-            match key.as_str() {
-                "driver" => match value.as_str() {
-                    Some("overlay") => {}
-                    _ => diagnostics.push(Diagnostic::new(
-                        location,
-                        format!("compose: network `{name}`: only the overlay driver is supported"),
-                    )),
-                },
-                "attachable" | "internal" => match value.as_bool() {
-                    Some(b) => {
-                        out.insert(key.clone(), toml::Value::Boolean(b));
-                    }
-                    None => diagnostics.push(Diagnostic::new(
-                        location,
-                        format!("compose: network `{name}`: `{key}` must be true or false"),
-                    )),
-                },
-                "labels" => {
-                    out.insert("labels".into(), toml::Value::Table(string_map(value)));
-                }
-                other => diagnostics.push(Diagnostic::new(
-                    location,
-                    format!(
-                        "compose: network `{name}`: `{other}` is not supported by reconciler yet"
-                    ),
-                )),
-            }
-        }
-        networks.insert(name.clone(), toml::Value::Table(out));
-    }
-
-    let mut services = toml::Table::new();
+    let context = Context {
+        stack,
+        path,
+        file: &file,
+        assets,
+        locator: &locator,
+    };
+    let mut warnings = Vec::new();
+    let mut services = BTreeMap::new();
     for (name, keys) in &file.services {
-        let mut service = toml::Table::new();
-        let mut deploy_labels = toml::Table::new();
-        let mut env = toml::Table::new();
-        for (key, value) in keys {
-            let location = locator.key(Some(name), key);
-            let problem = |message: String| {
-                Diagnostic::new(
-                    location.clone(),
-                    format!("compose: service `{name}`: {message}"),
-                )
-            };
-            match key.as_str() {
-                "image" => match value.as_str() {
-                    Some(image) => {
-                        service.insert("image".into(), image.into());
-                    }
-                    None => diagnostics.push(problem("`image` must be a string".into())),
-                },
-                "entrypoint" => match words(value) {
-                    Some(words) => {
-                        service.insert("command".into(), string_array(words));
-                    }
-                    None => diagnostics.push(problem("`entrypoint` must be a string or a list of strings".into())),
-                },
-                "command" => match words(value) {
-                    Some(words) => {
-                        service.insert("args".into(), string_array(words));
-                    }
-                    None => diagnostics.push(problem("`command` must be a string or a list of strings".into())),
-                },
-                "environment" => match key_values(value) {
-                    Some(pairs) => env.extend(pairs.into_iter().map(|(k, v)| (k, toml::Value::String(v)))),
-                    None => diagnostics.push(problem("`environment` must be a list of KEY=VALUE or a map".into())),
-                },
-                "env_file" => {
-                    let files = match value {
-                        Yaml::String(s) => vec![s.clone()],
-                        Yaml::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
-                        _ => Vec::new(),
-                    };
-                    for env_file in files {
-                        let resolved = relative_to(path, &env_file);
-                        match assets.get(&resolved) {
-                            Some(text) => {
-                                for (k, v) in parse_env_file(text) {
-                                    env.entry(k).or_insert(toml::Value::String(v));
-                                }
-                            }
-                            None => diagnostics.push(problem(format!("env_file `{env_file}` not found (looked for {})", resolved.display()))),
-                        }
-                    }
-                }
-                "user" | "working_dir" => match value.as_str() {
-                    Some(v) => {
-                        let target = if key == "user" { "user" } else { "workdir" };
-                        service.insert(target.into(), v.into());
-                    }
-                    None => diagnostics.push(problem(format!("`{key}` must be a string"))),
-                },
-                "labels" => {
-                    service.insert("container_labels".into(), toml::Value::Table(string_map(value)));
-                }
-                "ports" => match ports(value) {
-                    Ok(list) => {
-                        service.insert("ports".into(), toml::Value::Array(list));
-                    }
-                    Err(message) => diagnostics.push(problem(message)),
-                },
-                "networks" => match network_names(value) {
-                    Some(list) => {
-                        service.insert("networks".into(), string_array(list));
-                    }
-                    None => diagnostics.push(problem("`networks` must be a list or a map of network names".into())),
-                },
-                "volumes" => match mounts(value, stack, &file.rest) {
-                    Ok(list) => {
-                        service.insert("mounts".into(), toml::Value::Array(list));
-                    }
-                    Err(message) => diagnostics.push(problem(message)),
-                },
-                "healthcheck" => match healthcheck(value) {
-                    Ok(Some(table)) => {
-                        service.insert("healthcheck".into(), toml::Value::Table(table));
-                    }
-                    Ok(None) => {}
-                    Err(message) => diagnostics.push(problem(message)),
-                },
-                "deploy" => deploy(value, &mut service, &mut deploy_labels, &mut |message| diagnostics.push(problem(message))),
-                ignored if IGNORED_BY_SWARM.contains(&ignored) => warnings.push(Diagnostic::warning(
-                    location.clone(),
-                    format!("compose: service `{name}`: `{ignored}` is ignored by docker stack deploy, and by reconciler"),
-                )),
-                other => diagnostics.push(problem(format!("`{other}` is not supported by reconciler yet"))),
-            }
-        }
-        if !env.is_empty() {
-            service.insert("env".into(), toml::Value::Table(env));
-        }
-        // As `docker stack deploy` does, so `docker stack ps/services NAME` work:
-        // the stack on the service and on its containers, the image as written.
-        deploy_labels.insert("com.docker.stack.namespace".into(), stack.into());
-        if let Some(image) = service.get("image").and_then(toml::Value::as_str) {
-            deploy_labels.insert("com.docker.stack.image".into(), image.into());
-        }
-        service.insert("labels".into(), toml::Value::Table(deploy_labels));
-        let container_labels = service
-            .entry("container_labels")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(labels) = container_labels {
-            labels.insert("com.docker.stack.namespace".into(), stack.into());
-        }
-        if !service.contains_key("networks") {
-            uses_default_network = true;
-            service.insert("networks".into(), string_array(vec!["default".into()]));
-        }
-        if !service.contains_key("image") {
-            diagnostics.push(Diagnostic::new(
-                locator.key(Some(name), name),
-                format!("compose: service `{name}` has no `image` (swarm cannot build images)"),
-            ));
-        }
-        if let Some(toml::Value::Array(list)) = service.get("networks") {
-            for network in list.iter().filter_map(|n| n.as_str()) {
-                if network != "default" && !file.networks.contains_key(network) {
-                    diagnostics.push(Diagnostic::new(
-                        locator.key(Some(name), "networks"),
-                        format!("compose: service `{name}` uses network `{network}`, which the file does not define under `networks:`"),
-                    ));
-                }
-            }
-        }
-        services.insert(name.clone(), toml::Value::Table(service));
-    }
-    if uses_default_network && !networks.contains_key("default") {
-        networks.insert("default".into(), toml::Value::Table(toml::Table::new()));
-    }
-    // As `docker stack deploy`: only networks some service uses are created,
-    // each labelled with the stack, so `docker stack rm` removes them too.
-    let used: std::collections::BTreeSet<String> = services
-        .values()
-        .filter_map(|s| s.get("networks").and_then(toml::Value::as_array))
-        .flatten()
-        .filter_map(|n| n.as_str().map(str::to_string))
-        .collect();
-    networks.retain(|name, _| used.contains(name));
-    for (_, network) in networks.iter_mut() {
-        if let toml::Value::Table(table) = network {
-            let labels = table
-                .entry("labels")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(labels) = labels {
-                labels.insert("com.docker.stack.namespace".into(), stack.into());
-            }
+        if let Some(service) = context.service(name, keys, &mut warnings, diagnostics) {
+            services.insert(name.clone(), service);
         }
     }
-    fragment.insert("network".into(), toml::Value::Table(networks));
-    fragment.insert("service".into(), toml::Value::Table(services));
+    let networks = context.networks(&services, diagnostics);
+    let fragment = Fragment {
+        network: networks,
+        service: services,
+    };
     match toml::to_string(&fragment) {
         Ok(toml) => Some(Translated { toml, warnings }),
         Err(error) => {
@@ -510,6 +342,541 @@ pub(crate) fn translate(
             None
         }
     }
+}
+
+/// The spec fragment a compose file becomes.
+#[derive(Serialize)]
+struct Fragment {
+    network: BTreeMap<String, NetworkFile>,
+    service: BTreeMap<String, ServiceFile>,
+}
+
+/// What every part of one translation needs to know.
+struct Context<'a> {
+    stack: &'a str,
+    path: &'a Path,
+    file: &'a ComposeFile,
+    assets: &'a BTreeMap<PathBuf, String>,
+    locator: &'a Locator<'a>,
+}
+
+/// A value as the file format holds it; translated text has no source spans.
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+
+fn spanned_map(pairs: Vec<(String, String)>) -> BTreeMap<Spanned<String>, String> {
+    pairs.into_iter().map(|(k, v)| (spanned(k), v)).collect()
+}
+
+/// One of the file format's enums from the compose text (`"udp"`, `"start-first"`).
+fn variant<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text))
+        .map_err(|e| e.to_string())
+}
+
+/// A compose duration (`10s`, `1m30s`), checked here so the problem points at the compose file.
+fn duration_text(value: &Yaml, what: &str) -> Result<Spanned<String>, String> {
+    let text = scalar(value).unwrap_or_default();
+    crate::units::parse_duration(&text).map_err(|m| format!("{what}: {m}"))?;
+    Ok(spanned(text))
+}
+
+fn count(value: &Yaml, what: &str) -> Result<u64, String> {
+    value
+        .as_u64()
+        .ok_or_else(|| format!("{what} must be a whole number"))
+}
+
+/// A service being translated: everything but `image` may stay unset.
+#[derive(Default)]
+struct Draft {
+    image: Option<String>,
+    command: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    env: BTreeMap<String, String>,
+    user: Option<String>,
+    workdir: Option<String>,
+    container_labels: BTreeMap<String, String>,
+    ports: Vec<PortFile>,
+    networks: Option<Vec<String>>,
+    mounts: Vec<MountFile>,
+    healthcheck: Option<HealthcheckFile>,
+    deploy: Deploy,
+}
+
+/// What `deploy:` sets.
+#[derive(Default)]
+struct Deploy {
+    mode: Option<ServiceModeFile>,
+    replicas: Option<u64>,
+    labels: BTreeMap<String, String>,
+    constraints: Vec<String>,
+    preferences: Vec<String>,
+    resources: Option<ResourcesFile>,
+    update: Option<UpdateFile>,
+    rollback: Option<UpdateFile>,
+    restart: Option<RestartFile>,
+}
+
+impl Context<'_> {
+    /// One compose service as a spec service; `None` when it has no image.
+    fn service(
+        &self,
+        name: &str,
+        keys: &BTreeMap<String, Yaml>,
+        warnings: &mut Vec<Diagnostic>,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<ServiceFile> {
+        let mut draft = Draft::default();
+        for (key, value) in keys {
+            let location = self.locator.key(Some(name), key);
+            let result = if IGNORED_BY_SWARM.contains(&key.as_str()) {
+                warnings.push(Diagnostic::warning(
+                    location.clone(),
+                    format!("compose: service `{name}`: `{key}` is ignored by docker stack deploy, and by reconciler"),
+                ));
+                Ok(())
+            } else if key == "deploy" {
+                self.deploy(value, &mut draft.deploy, &mut |message| {
+                    diagnostics.push(Diagnostic::new(
+                        location.clone(),
+                        format!("compose: service `{name}`: {message}"),
+                    ));
+                });
+                Ok(())
+            } else {
+                self.service_key(key, value, &mut draft)
+            };
+            if let Err(message) = result {
+                diagnostics.push(Diagnostic::new(
+                    location,
+                    format!("compose: service `{name}`: {message}"),
+                ));
+            }
+        }
+        self.assemble(name, draft, diagnostics)
+    }
+
+    /// One key of a compose service (but `deploy`).
+    fn service_key(&self, key: &str, value: &Yaml, draft: &mut Draft) -> Result<(), String> {
+        match key {
+            "image" => {
+                draft.image = Some(value.as_str().ok_or("`image` must be a string")?.into());
+            }
+            "entrypoint" => {
+                draft.command =
+                    Some(words(value).ok_or("`entrypoint` must be a string or a list of strings")?);
+            }
+            "command" => {
+                draft.args =
+                    Some(words(value).ok_or("`command` must be a string or a list of strings")?);
+            }
+            "environment" => {
+                let pairs = key_values(value)
+                    .ok_or("`environment` must be a list of KEY=VALUE or a map")?;
+                draft.env.extend(pairs);
+            }
+            "env_file" => self.env_files(value, &mut draft.env)?,
+            "user" => draft.user = Some(value.as_str().ok_or("`user` must be a string")?.into()),
+            "working_dir" => {
+                draft.workdir = Some(
+                    value
+                        .as_str()
+                        .ok_or("`working_dir` must be a string")?
+                        .into(),
+                );
+            }
+            "labels" => draft
+                .container_labels
+                .extend(key_values(value).unwrap_or_default()),
+            "ports" => draft.ports = ports(value)?,
+            "networks" => {
+                draft.networks = Some(
+                    network_names(value)
+                        .ok_or("`networks` must be a list or a map of network names")?,
+                );
+            }
+            "volumes" => draft.mounts = mounts(value, self.stack, &self.file.rest)?,
+            "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
+            other => return Err(format!("`{other}` is not supported by reconciler yet")),
+        }
+        Ok(())
+    }
+
+    /// `env_file:` entries, relative to the compose file; `environment` wins over them.
+    fn env_files(&self, value: &Yaml, env: &mut BTreeMap<String, String>) -> Result<(), String> {
+        let files = match value {
+            Yaml::String(s) => vec![s.clone()],
+            Yaml::Sequence(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for env_file in files {
+            let resolved = relative_to(self.path, &env_file);
+            let text = self.assets.get(&resolved).ok_or_else(|| {
+                format!(
+                    "env_file `{env_file}` not found (looked for {})",
+                    resolved.display()
+                )
+            })?;
+            for (k, v) in parse_env_file(text) {
+                env.entry(k).or_insert(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec service, as `docker stack deploy` would make it. Every field
+    /// of [`ServiceFile`] is listed: a new one does not compile until set here.
+    fn assemble(
+        &self,
+        name: &str,
+        draft: Draft,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<ServiceFile> {
+        let Draft {
+            image,
+            command,
+            args,
+            env,
+            user,
+            workdir,
+            mut container_labels,
+            ports,
+            networks,
+            mounts,
+            healthcheck,
+            deploy,
+        } = draft;
+        let Some(image) = image else {
+            diagnostics.push(Diagnostic::new(
+                self.locator.key(Some(name), name),
+                format!("compose: service `{name}` has no `image` (swarm cannot build images)"),
+            ));
+            return None;
+        };
+        let networks = networks.unwrap_or_else(|| vec!["default".into()]);
+        for network in networks
+            .iter()
+            .filter(|n| *n != "default" && !self.file.networks.contains_key(*n))
+        {
+            diagnostics.push(Diagnostic::new(
+                self.locator.key(Some(name), "networks"),
+                format!("compose: service `{name}` uses network `{network}`, which the file does not define under `networks:`"),
+            ));
+        }
+        // As `docker stack deploy` does, so `docker stack ps/services NAME` work:
+        // the stack on the service and on its containers, the image as written.
+        let mut labels = deploy.labels;
+        labels.insert("com.docker.stack.namespace".into(), self.stack.into());
+        labels.insert("com.docker.stack.image".into(), image.clone());
+        container_labels.insert("com.docker.stack.namespace".into(), self.stack.into());
+        Some(ServiceFile {
+            image: spanned(image),
+            replicas: deploy.replicas.map(spanned),
+            mode: deploy.mode.map(spanned),
+            command,
+            args,
+            env: spanned_map(env.into_iter().collect()),
+            user,
+            workdir,
+            networks: networks.into_iter().map(spanned).collect(),
+            ports: ports.into_iter().map(spanned).collect(),
+            constraints: deploy.constraints.into_iter().map(spanned).collect(),
+            preferences: deploy.preferences.into_iter().map(spanned).collect(),
+            mounts: mounts.into_iter().map(spanned).collect(),
+            resources: deploy.resources,
+            update: deploy.update,
+            rollback: deploy.rollback,
+            healthcheck: healthcheck.map(spanned),
+            restart: deploy.restart,
+            after: Vec::new(),
+            labels: spanned_map(labels.into_iter().collect()),
+            container_labels: spanned_map(container_labels.into_iter().collect()),
+            origin: None,
+        })
+    }
+
+    /// The networks some service uses (as `docker stack deploy` creates only
+    /// those), each labelled with the stack so `docker stack rm` removes it.
+    fn networks(
+        &self,
+        services: &BTreeMap<String, ServiceFile>,
+        diagnostics: &mut Diagnostics,
+    ) -> BTreeMap<String, NetworkFile> {
+        let used: std::collections::BTreeSet<&str> = services
+            .values()
+            .flat_map(|s| s.networks.iter().map(|n| n.get_ref().as_str()))
+            .collect();
+        let mut networks = BTreeMap::new();
+        for name in used {
+            let keys = self.file.networks.get(name).cloned().flatten();
+            let mut network = NetworkFile {
+                driver: None,
+                attachable: None,
+                internal: None,
+                labels: BTreeMap::new(),
+                origin: None,
+            };
+            for (key, value) in keys.iter().flatten() {
+                let location = self.locator.key(None, key);
+                let problem = |message: String| {
+                    Diagnostic::new(
+                        location.clone(),
+                        format!("compose: network `{name}`: {message}"),
+                    )
+                };
+                match key.as_str() {
+                    "driver" if value.as_str() == Some("overlay") => {}
+                    "driver" => {
+                        diagnostics.push(problem("only the overlay driver is supported".into()))
+                    }
+                    "attachable" | "internal" => match value.as_bool() {
+                        Some(flag) if key == "attachable" => network.attachable = Some(flag),
+                        Some(flag) => network.internal = Some(flag),
+                        None => diagnostics.push(problem(format!("`{key}` must be true or false"))),
+                    },
+                    "labels" => network
+                        .labels
+                        .extend(spanned_map(key_values(value).unwrap_or_default())),
+                    other => diagnostics.push(problem(format!(
+                        "`{other}` is not supported by reconciler yet"
+                    ))),
+                }
+            }
+            network.labels.insert(
+                spanned("com.docker.stack.namespace".into()),
+                self.stack.into(),
+            );
+            networks.insert(name.to_string(), network);
+        }
+        // A network the file defines but no service uses is checked all the same.
+        for (name, keys) in &self.file.networks {
+            if networks.contains_key(name) {
+                continue;
+            }
+            for (key, value) in keys.iter().flatten() {
+                if key == "driver" && value.as_str() != Some("overlay") {
+                    diagnostics.push(Diagnostic::new(
+                        self.locator.key(None, key),
+                        format!("compose: network `{name}`: only the overlay driver is supported"),
+                    ));
+                }
+            }
+        }
+        networks
+    }
+
+    /// `deploy:` of one service.
+    fn deploy(&self, value: &Yaml, deploy: &mut Deploy, problem: &mut dyn FnMut(String)) {
+        let Yaml::Mapping(map) = value else {
+            problem("`deploy` must be a mapping".into());
+            return;
+        };
+        for (k, v) in map {
+            let key = k.as_str().unwrap_or_default();
+            let result = match key {
+                "mode" => match v.as_str().map(variant::<ServiceModeFile>) {
+                    Some(Ok(mode)) => {
+                        deploy.mode = Some(mode);
+                        Ok(())
+                    }
+                    _ => Err("deploy.mode must be `replicated` or `global`".to_string()),
+                },
+                "replicas" => count(v, "deploy.replicas").map(|n| deploy.replicas = Some(n)),
+                "labels" => {
+                    deploy.labels.extend(key_values(v).unwrap_or_default());
+                    Ok(())
+                }
+                "placement" => placement(v, deploy, problem),
+                "resources" => resources(v).map(|r| deploy.resources = Some(r)),
+                "update_config" => update_config(v, key).map(|u| deploy.update = Some(u)),
+                "rollback_config" => update_config(v, key).map(|u| deploy.rollback = Some(u)),
+                "restart_policy" => restart_policy(v).map(|r| deploy.restart = Some(r)),
+                "endpoint_mode" if v.as_str() == Some("vip") => Ok(()),
+                "endpoint_mode" => Err(
+                    "deploy.endpoint_mode other than `vip` is not supported by reconciler yet"
+                        .to_string(),
+                ),
+                other => Err(format!("deploy.{other} is not supported by reconciler yet")),
+            };
+            if let Err(message) = result {
+                problem(message);
+            }
+        }
+    }
+}
+
+fn placement(
+    value: &Yaml,
+    deploy: &mut Deploy,
+    problem: &mut dyn FnMut(String),
+) -> Result<(), String> {
+    let Yaml::Mapping(placement) = value else {
+        return Err("deploy.placement must be a mapping".into());
+    };
+    for (key, value) in placement {
+        match key.as_str().unwrap_or_default() {
+            "constraints" => {
+                let list = words_list(value);
+                for constraint in &list {
+                    if let Err(message) = crate::validate::check_constraint(constraint) {
+                        problem(message);
+                    }
+                }
+                deploy.constraints = list;
+            }
+            "preferences" => {
+                deploy.preferences = match value {
+                    Yaml::Sequence(items) => items
+                        .iter()
+                        .filter_map(|i| i.get("spread").and_then(scalar))
+                        .map(|s| format!("spread={s}"))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+            }
+            other => problem(format!(
+                "deploy.placement.{other} is not supported by reconciler yet"
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
+    let Yaml::Mapping(kinds) = value else {
+        return Err("deploy.resources must be a mapping".into());
+    };
+    let mut out = ResourcesFile {
+        limit_memory: None,
+        reserve_memory: None,
+        limit_cpus: None,
+        reserve_cpus: None,
+    };
+    for (kind, amounts) in kinds {
+        let limits = match kind.as_str().unwrap_or_default() {
+            "limits" => true,
+            "reservations" => false,
+            other => return Err(format!("deploy.resources.{other} is not supported")),
+        };
+        let Yaml::Mapping(amounts) = amounts else {
+            continue;
+        };
+        for (name, amount) in amounts {
+            let text = scalar(amount).unwrap_or_default();
+            match name.as_str().unwrap_or_default() {
+                "cpus" => {
+                    let cpus = text
+                        .parse::<f64>()
+                        .map_err(|_| format!("deploy.resources: invalid cpus `{text}`"))?;
+                    let slot = if limits {
+                        &mut out.limit_cpus
+                    } else {
+                        &mut out.reserve_cpus
+                    };
+                    *slot = Some(spanned(cpus));
+                }
+                "memory" => {
+                    crate::units::parse_size(&text)
+                        .map_err(|message| format!("deploy.resources: {message}"))?;
+                    let slot = if limits {
+                        &mut out.limit_memory
+                    } else {
+                        &mut out.reserve_memory
+                    };
+                    *slot = Some(spanned(text));
+                }
+                other => {
+                    return Err(format!(
+                        "deploy.resources.{other} is not supported by reconciler yet"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `update_config` or `rollback_config`; `docker stack deploy` sends
+/// parallelism 1 unless the file says otherwise.
+fn update_config(value: &Yaml, key: &str) -> Result<UpdateFile, String> {
+    let mut out = UpdateFile {
+        parallelism: Some(1),
+        delay: None,
+        failure_action: None,
+        monitor: None,
+        max_failure_ratio: None,
+        order: None,
+    };
+    let Yaml::Mapping(options) = value else {
+        return Ok(out);
+    };
+    for (option, value) in options {
+        let option = option.as_str().unwrap_or_default();
+        let what = format!("deploy.{key}.{option}");
+        match option {
+            "parallelism" => out.parallelism = Some(count(value, &what)?),
+            "max_failure_ratio" => {
+                out.max_failure_ratio = Some(spanned(
+                    value
+                        .as_f64()
+                        .ok_or_else(|| format!("{what} must be a number"))?,
+                ));
+            }
+            "delay" => out.delay = Some(duration_text(value, &what)?),
+            "monitor" => out.monitor = Some(duration_text(value, &what)?),
+            "failure_action" => {
+                let text = scalar(value).unwrap_or_default();
+                out.failure_action =
+                    Some(spanned(variant(&text).map_err(|_| {
+                        format!("{what} must be one of pause, continue, rollback")
+                    })?));
+            }
+            "order" => {
+                let text = scalar(value).unwrap_or_default();
+                out.order = Some(
+                    variant(&text)
+                        .map_err(|_| format!("{what} must be one of stop-first, start-first"))?,
+                );
+            }
+            other => return Err(format!("deploy.{key}.{other} is not supported")),
+        }
+    }
+    Ok(out)
+}
+
+fn restart_policy(value: &Yaml) -> Result<RestartFile, String> {
+    let mut out = RestartFile {
+        condition: None,
+        delay: None,
+        max_attempts: None,
+        window: None,
+    };
+    let Yaml::Mapping(options) = value else {
+        return Ok(out);
+    };
+    for (option, value) in options {
+        let option = option.as_str().unwrap_or_default();
+        let what = format!("deploy.restart_policy.{option}");
+        match option {
+            "max_attempts" => out.max_attempts = Some(count(value, &what)?),
+            "condition" => {
+                let text = scalar(value).unwrap_or_default();
+                out.condition = Some(variant(&text).map_err(|_| {
+                    "deploy.restart_policy.condition must be one of none, on-failure, any"
+                        .to_string()
+                })?);
+            }
+            "delay" => out.delay = Some(duration_text(value, &what)?),
+            "window" => out.window = Some(duration_text(value, &what)?),
+            other => return Err(format!("deploy.restart_policy.{other} is not supported")),
+        }
+    }
+    Ok(out)
 }
 
 /// A path written in a compose file, relative to that file's folder.
@@ -536,10 +903,6 @@ fn scalar(value: &Yaml) -> Option<String> {
         Yaml::Null => Some(String::new()),
         _ => None,
     }
-}
-
-fn string_array(items: Vec<String>) -> toml::Value {
-    toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
 }
 
 /// `"a b c"` (split like a shell would, without quotes support beyond simple ones) or `["a", "b"]`.
@@ -603,14 +966,6 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
     }
 }
 
-fn string_map(value: &Yaml) -> toml::Table {
-    key_values(value)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, toml::Value::String(v)))
-        .collect()
-}
-
 fn network_names(value: &Yaml) -> Option<Vec<String>> {
     match value {
         Yaml::Sequence(items) => items
@@ -622,381 +977,184 @@ fn network_names(value: &Yaml) -> Option<Vec<String>> {
     }
 }
 
-fn port_number(text: &str) -> Result<i64, String> {
+fn port_number(text: &str) -> Result<u16, String> {
     text.trim()
         .parse::<u16>()
-        .map(i64::from)
         .map_err(|_| format!("invalid port `{text}` (ranges and host IPs are not supported)"))
 }
 
-fn ports(value: &Yaml) -> Result<Vec<toml::Value>, String> {
+/// `ports:` in the short (`"8080:80/udp"`) and the long syntax.
+fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
     let Yaml::Sequence(items) = value else {
         return Err("`ports` must be a list".into());
     };
     items
         .iter()
-        .map(|item| {
-            let mut port = toml::Table::new();
-            match item {
-                Yaml::Mapping(map) => {
-                    for (k, v) in map {
-                        let key = k.as_str().unwrap_or_default();
-                        let text = scalar(v).unwrap_or_default();
-                        match key {
-                            "target" | "published" => {
-                                port.insert(key.into(), toml::Value::Integer(port_number(&text)?));
-                            }
-                            "protocol" | "mode" => {
-                                port.insert(key.into(), toml::Value::String(text));
-                            }
-                            other => return Err(format!("port option `{other}` is not supported")),
+        .map(|item| match item {
+            Yaml::Mapping(map) => {
+                let mut port = PortFile {
+                    target: 0,
+                    published: None,
+                    protocol: None,
+                    mode: None,
+                };
+                let mut target = None;
+                for (k, v) in map {
+                    let key = k.as_str().unwrap_or_default();
+                    let text = scalar(v).unwrap_or_default();
+                    match key {
+                        "target" => target = Some(port_number(&text)?),
+                        "published" => port.published = Some(port_number(&text)?),
+                        "protocol" => {
+                            port.protocol =
+                                Some(variant(&text).map_err(|e| format!("port protocol: {e}"))?);
                         }
+                        "mode" => {
+                            port.mode =
+                                Some(variant(&text).map_err(|e| format!("port mode: {e}"))?);
+                        }
+                        other => return Err(format!("port option `{other}` is not supported")),
                     }
                 }
-                other => {
-                    let text =
-                        scalar(other).ok_or("a port must be a string, a number or a mapping")?;
-                    let (spec, protocol) = text.split_once('/').unwrap_or((&text, "tcp"));
-                    let parts: Vec<&str> = spec.split(':').collect();
-                    match parts.as_slice() {
-                        [target] => {
-                            port.insert(
-                                "target".into(),
-                                toml::Value::Integer(port_number(target)?),
-                            );
-                        }
-                        [published, target] => {
-                            port.insert(
-                                "target".into(),
-                                toml::Value::Integer(port_number(target)?),
-                            );
-                            port.insert(
-                                "published".into(),
-                                toml::Value::Integer(port_number(published)?),
-                            );
-                        }
-                        _ => {
-                            return Err(format!(
-                                "invalid port `{text}` (host IPs are not supported by swarm)"
-                            ))
-                        }
-                    }
-                    port.insert("protocol".into(), toml::Value::String(protocol.to_string()));
-                }
+                port.target = target.ok_or("a port needs a `target`")?;
+                Ok(port)
             }
-            Ok(toml::Value::Table(port))
+            other => {
+                let text = scalar(other).ok_or("a port must be a string, a number or a mapping")?;
+                let (spec, protocol) = text.split_once('/').unwrap_or((&text, "tcp"));
+                let (published, target) = match spec.split(':').collect::<Vec<_>>().as_slice() {
+                    [target] => (None, port_number(target)?),
+                    [published, target] => (Some(port_number(published)?), port_number(target)?),
+                    _ => {
+                        return Err(format!(
+                            "invalid port `{text}` (host IPs are not supported by swarm)"
+                        ))
+                    }
+                };
+                Ok(PortFile {
+                    target,
+                    published,
+                    protocol: Some(variant(protocol).map_err(|e| format!("port `{text}`: {e}"))?),
+                    mode: None,
+                })
+            }
         })
         .collect()
 }
 
-/// Named volumes declared at the top level get the stack prefix, as Docker names them.
+/// `volumes:` of a service. Named volumes declared at the top level get the
+/// stack prefix, as Docker names them.
 fn mounts(
     value: &Yaml,
     stack: &str,
     top: &BTreeMap<String, Yaml>,
-) -> Result<Vec<toml::Value>, String> {
+) -> Result<Vec<MountFile>, String> {
     let declared = |name: &str| top.get("volumes").and_then(|v| v.get(name)).is_some();
     let Yaml::Sequence(items) = value else {
         return Err("`volumes` must be a list".into());
     };
     items
         .iter()
-        .map(|item| {
-            let mut mount = toml::Table::new();
-            match item {
-                Yaml::String(text) => {
-                    let parts: Vec<&str> = text.split(':').collect();
-                    let (source, target, mode) = match parts.as_slice() {
-                        [target] => (None, *target, None),
-                        [source, target] => (Some(*source), *target, None),
-                        [source, target, mode] => (Some(*source), *target, Some(*mode)),
-                        _ => return Err(format!("invalid volume `{text}`")),
-                    };
-                    let kind = match source {
-                        Some(s) if s.starts_with('/') || s.starts_with('.') => "bind",
-                        _ => "volume",
-                    };
-                    if source.is_some_and(|s| s.starts_with('.')) {
-                        return Err(format!("volume `{text}`: relative bind mounts have no meaning on a swarm node; use an absolute path"));
-                    }
-                    mount.insert("type".into(), kind.into());
-                    if let Some(source) = source {
-                        let source = if kind == "volume" && declared(source) { format!("{stack}_{source}") } else { source.to_string() };
-                        mount.insert("source".into(), source.into());
-                    }
-                    mount.insert("target".into(), target.into());
-                    match mode {
-                        None | Some("rw") => {}
-                        Some("ro") => {
-                            mount.insert("readonly".into(), true.into());
-                        }
-                        Some(other) => return Err(format!("volume `{text}`: mode `{other}` is not supported")),
-                    }
+        .map(|item| match item {
+            Yaml::String(text) => {
+                let parts: Vec<&str> = text.split(':').collect();
+                let (source, target, mode) = match parts.as_slice() {
+                    [target] => (None, *target, None),
+                    [source, target] => (Some(*source), *target, None),
+                    [source, target, mode] => (Some(*source), *target, Some(*mode)),
+                    _ => return Err(format!("invalid volume `{text}`")),
+                };
+                if source.is_some_and(|s| s.starts_with('.')) {
+                    return Err(format!("volume `{text}`: relative bind mounts have no meaning on a swarm node; use an absolute path"));
                 }
-                Yaml::Mapping(map) => {
-                    for (k, v) in map {
-                        let key = k.as_str().unwrap_or_default();
-                        match key {
-                            "type" | "source" | "target" => {
-                                mount.insert(key.into(), scalar(v).unwrap_or_default().into());
-                            }
-                            "read_only" => {
-                                mount.insert("readonly".into(), v.as_bool().unwrap_or(false).into());
-                            }
-                            other => return Err(format!("volume option `{other}` is not supported")),
-                        }
+                let kind = match source {
+                    Some(s) if s.starts_with('/') => MountKindFile::Bind,
+                    _ => MountKindFile::Volume,
+                };
+                let readonly = match mode {
+                    None | Some("rw") => None,
+                    Some("ro") => Some(true),
+                    Some(other) => {
+                        return Err(format!("volume `{text}`: mode `{other}` is not supported"))
                     }
-                }
-                _ => return Err("a volume must be a string or a mapping".into()),
+                };
+                let source = source.map(|s| match kind {
+                    MountKindFile::Volume if declared(s) => format!("{stack}_{s}"),
+                    _ => s.to_string(),
+                });
+                Ok(MountFile {
+                    kind,
+                    source,
+                    target: target.to_string(),
+                    readonly,
+                })
             }
-            Ok(toml::Value::Table(mount))
+            Yaml::Mapping(map) => {
+                let mut kind = None;
+                let mut source = None;
+                let mut target = None;
+                let mut readonly = None;
+                for (k, v) in map {
+                    let text = scalar(v).unwrap_or_default();
+                    match k.as_str().unwrap_or_default() {
+                        "type" => {
+                            kind = Some(variant(&text).map_err(|e| format!("volume type: {e}"))?);
+                        }
+                        "source" => source = Some(text),
+                        "target" => target = Some(text),
+                        "read_only" => readonly = v.as_bool().filter(|ro| *ro),
+                        other => return Err(format!("volume option `{other}` is not supported")),
+                    }
+                }
+                Ok(MountFile {
+                    kind: kind.ok_or("a volume needs a `type`")?,
+                    source,
+                    target: target.ok_or("a volume needs a `target`")?,
+                    readonly,
+                })
+            }
+            _ => Err("a volume must be a string or a mapping".into()),
         })
         .collect()
 }
 
-fn healthcheck(value: &Yaml) -> Result<Option<toml::Table>, String> {
+fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
     let Yaml::Mapping(map) = value else {
         return Err("`healthcheck` must be a mapping".into());
     };
-    let mut out = toml::Table::new();
+    let mut out = HealthcheckFile {
+        test: Vec::new(),
+        interval: None,
+        timeout: None,
+        retries: None,
+        start_period: None,
+    };
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         match key {
             "disable" if v.as_bool() == Some(true) => {
-                return Ok(Some(toml::Table::from_iter([(
-                    "test".to_string(),
-                    string_array(vec!["NONE".into()]),
-                )])))
+                return Ok(HealthcheckFile {
+                    test: vec!["NONE".into()],
+                    ..out
+                })
             }
             "disable" => {}
             "test" => {
-                let test = match v {
+                out.test = match v {
                     Yaml::String(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                     other => words(other).ok_or("healthcheck `test` must be a string or a list")?,
                 };
-                out.insert("test".into(), string_array(test));
             }
-            "interval" | "timeout" | "start_period" => {
-                let text = scalar(v).unwrap_or_default();
-                crate::units::parse_duration(&text)
-                    .map_err(|m| format!("healthcheck `{key}`: {m}"))?;
-                out.insert(key.into(), text.into());
+            "interval" => out.interval = Some(duration_text(v, "healthcheck `interval`")?),
+            "timeout" => out.timeout = Some(duration_text(v, "healthcheck `timeout`")?),
+            "start_period" => {
+                out.start_period = Some(duration_text(v, "healthcheck `start_period`")?);
             }
-            "retries" => {
-                let retries = v.as_i64().ok_or("healthcheck `retries` must be a number")?;
-                out.insert(key.into(), toml::Value::Integer(retries));
-            }
+            "retries" => out.retries = Some(count(v, "healthcheck `retries`")?),
             other => return Err(format!("healthcheck option `{other}` is not supported")),
         }
     }
-    Ok(Some(out))
-}
-
-fn deploy(
-    value: &Yaml,
-    service: &mut toml::Table,
-    labels: &mut toml::Table,
-    problem: &mut dyn FnMut(String),
-) {
-    let Yaml::Mapping(map) = value else {
-        problem("`deploy` must be a mapping".into());
-        return;
-    };
-    for (k, v) in map {
-        let key = k.as_str().unwrap_or_default();
-        match key {
-            "mode" => match v.as_str() {
-                Some(mode @ ("replicated" | "global")) => {
-                    service.insert("mode".into(), mode.into());
-                }
-                _ => problem("deploy.mode must be `replicated` or `global`".into()),
-            },
-            "replicas" => match v.as_i64() {
-                Some(n) if n >= 0 => {
-                    service.insert("replicas".into(), toml::Value::Integer(n));
-                }
-                _ => problem("deploy.replicas must be a number".into()),
-            },
-            "labels" => labels.extend(string_map(v)),
-            "placement" => {
-                let Yaml::Mapping(placement) = v else {
-                    problem("deploy.placement must be a mapping".into());
-                    continue;
-                };
-                for (pk, pv) in placement {
-                    match pk.as_str().unwrap_or_default() {
-                        "constraints" => {
-                            let list = words_list(pv);
-                            for constraint in &list {
-                                if let Err(message) = crate::validate::check_constraint(constraint)
-                                {
-                                    problem(message);
-                                }
-                            }
-                            service.insert("constraints".into(), string_array(list));
-                        }
-                        "preferences" => {
-                            let list: Vec<String> = match pv {
-                                Yaml::Sequence(items) => items
-                                    .iter()
-                                    .filter_map(|i| i.get("spread").and_then(scalar))
-                                    .map(|s| format!("spread={s}"))
-                                    .collect(),
-                                _ => Vec::new(),
-                            };
-                            service.insert("preferences".into(), string_array(list));
-                        }
-                        other => problem(format!(
-                            "deploy.placement.{other} is not supported by reconciler yet"
-                        )),
-                    }
-                }
-            }
-            "resources" => {
-                let Yaml::Mapping(resources) = v else {
-                    problem("deploy.resources must be a mapping".into());
-                    continue;
-                };
-                let mut out = toml::Table::new();
-                for (rk, rv) in resources {
-                    let kind = match rk.as_str().unwrap_or_default() {
-                        "limits" => "limit",
-                        "reservations" => "reserve",
-                        other => {
-                            problem(format!("deploy.resources.{other} is not supported"));
-                            continue;
-                        }
-                    };
-                    let Yaml::Mapping(values) = rv else { continue };
-                    for (name, amount) in values {
-                        let text = scalar(amount).unwrap_or_default();
-                        match name.as_str().unwrap_or_default() {
-                            "cpus" => match text.parse::<f64>() {
-                                Ok(cpus) => {
-                                    out.insert(format!("{kind}_cpus"), toml::Value::Float(cpus));
-                                }
-                                Err(_) => {
-                                    problem(format!("deploy.resources: invalid cpus `{text}`"))
-                                }
-                            },
-                            "memory" => match crate::units::parse_size(&text) {
-                                Ok(_) => {
-                                    out.insert(format!("{kind}_memory"), text.into());
-                                }
-                                Err(message) => problem(format!("deploy.resources: {message}")),
-                            },
-                            other => problem(format!(
-                                "deploy.resources.{other} is not supported by reconciler yet"
-                            )),
-                        }
-                    }
-                }
-                service.insert("resources".into(), toml::Value::Table(out));
-            }
-            "update_config" | "rollback_config" => {
-                let target = if key == "update_config" {
-                    "update"
-                } else {
-                    "rollback"
-                };
-                // `docker stack deploy` sends parallelism 1 unless the file says otherwise.
-                let mut out =
-                    toml::Table::from_iter([("parallelism".to_string(), toml::Value::Integer(1))]);
-                if let Yaml::Mapping(options) = v {
-                    for (ok, ov) in options {
-                        let option = ok.as_str().unwrap_or_default();
-                        match option {
-                            "parallelism" => {
-                                out.insert(
-                                    option.into(),
-                                    toml::Value::Integer(ov.as_i64().unwrap_or(1)),
-                                );
-                            }
-                            "max_failure_ratio" => {
-                                out.insert(
-                                    option.into(),
-                                    toml::Value::Float(ov.as_f64().unwrap_or(0.0)),
-                                );
-                            }
-                            "delay" | "monitor" => {
-                                let text = scalar(ov).unwrap_or_default();
-                                match crate::units::parse_duration(&text) {
-                                    Ok(_) => {
-                                        out.insert(option.into(), text.into());
-                                    }
-                                    Err(message) => {
-                                        problem(format!("deploy.{key}.{option}: {message}"))
-                                    }
-                                }
-                            }
-                            "failure_action" | "order" => {
-                                let text = scalar(ov).unwrap_or_default();
-                                let allowed: &[&str] = if option == "order" {
-                                    &["stop-first", "start-first"]
-                                } else {
-                                    &["pause", "continue", "rollback"]
-                                };
-                                if allowed.contains(&text.as_str()) {
-                                    out.insert(option.into(), text.into());
-                                } else {
-                                    problem(format!(
-                                        "deploy.{key}.{option} must be one of {}",
-                                        allowed.join(", ")
-                                    ));
-                                }
-                            }
-                            other => problem(format!("deploy.{key}.{other} is not supported")),
-                        }
-                    }
-                }
-                service.insert(target.into(), toml::Value::Table(out));
-            }
-            "restart_policy" => {
-                let mut out = toml::Table::new();
-                if let Yaml::Mapping(options) = v {
-                    for (ok, ov) in options {
-                        let option = ok.as_str().unwrap_or_default();
-                        match option {
-                            "max_attempts" => {
-                                out.insert(
-                                    option.into(),
-                                    toml::Value::Integer(ov.as_i64().unwrap_or(0)),
-                                );
-                            }
-                            "condition" => {
-                                let text = scalar(ov).unwrap_or_default();
-                                if ["none", "on-failure", "any"].contains(&text.as_str()) {
-                                    out.insert(option.into(), text.into());
-                                } else {
-                                    problem("deploy.restart_policy.condition must be one of none, on-failure, any".into());
-                                }
-                            }
-                            "delay" | "window" => {
-                                let text = scalar(ov).unwrap_or_default();
-                                match crate::units::parse_duration(&text) {
-                                    Ok(_) => {
-                                        out.insert(option.into(), text.into());
-                                    }
-                                    Err(message) => problem(format!(
-                                        "deploy.restart_policy.{option}: {message}"
-                                    )),
-                                }
-                            }
-                            other => {
-                                problem(format!("deploy.restart_policy.{other} is not supported"))
-                            }
-                        }
-                    }
-                }
-                service.insert("restart".into(), toml::Value::Table(out));
-            }
-            "endpoint_mode" if v.as_str() == Some("vip") => {}
-            "endpoint_mode" => problem(
-                "deploy.endpoint_mode other than `vip` is not supported by reconciler yet".into(),
-            ),
-            other => problem(format!("deploy.{other} is not supported by reconciler yet")),
-        }
-    }
+    Ok(out)
 }
 
 fn words_list(value: &Yaml) -> Vec<String> {

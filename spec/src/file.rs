@@ -6,263 +6,321 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// `[cluster]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterFile {
+pub(crate) struct ClusterFile {
     pub name: Spanned<String>,
 }
 
 /// `[controller]`: how `reconciler run` and `apply` behave for this cluster.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ControllerFile {
+pub(crate) struct ControllerFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<ControllerModeFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delete_fraction: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ControllerModeFile {
+pub(crate) enum ControllerModeFile {
     Apply,
     Observe,
 }
 
 /// `[ssh]` defaults, and the per-node `ssh = {...}` override.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SshFile {
+pub(crate) struct SshFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<String>,
 }
 
 /// `[bootstrap]`: what a bare board gets before it joins.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct BootstrapFile {
+pub(crate) struct BootstrapFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts_file: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub install_docker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_docker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_users: Option<Vec<String>>,
 }
 
 /// `[node.NAME]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeFile {
+pub(crate) struct NodeFile {
     pub address: Spanned<String>,
     pub role: RoleFile,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RoleFile {
+pub(crate) enum RoleFile {
     Manager,
     Worker,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AvailabilityFile {
+pub(crate) enum AvailabilityFile {
     Active,
     Pause,
     Drain,
 }
 
 /// `[network.NAME]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkFile {
+pub(crate) struct NetworkFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attachable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
     /// Where a rendered network came from (`"release.NAME"` or `"stack.NAME"`);
     /// written by `reconciler render` so its output loads back unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Spanned<String>>,
 }
 
 /// `[service.NAME]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceFile {
+pub(crate) struct ServiceFile {
     pub image: Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<Spanned<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Spanned<ServiceModeFile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<Spanned<String>, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Spanned<PortFile>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preferences: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Spanned<MountFile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<UpdateFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Spanned<HealthcheckFile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartFile>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
     /// Labels on the service's containers (compose's service-level `labels`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub container_labels: BTreeMap<Spanned<String>, String>,
     /// Where a rendered service came from; see [`NetworkFile::origin`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ServiceModeFile {
+pub(crate) enum ServiceModeFile {
     Replicated,
     Global,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PortFile {
+pub(crate) struct PortFile {
     pub target: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ProtocolFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<PublishModeFile>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ProtocolFile {
+pub(crate) enum ProtocolFile {
     Tcp,
     Udp,
     Sctp,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PublishModeFile {
+pub(crate) enum PublishModeFile {
     Ingress,
     Host,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MountFile {
+pub(crate) struct MountFile {
     #[serde(rename = "type")]
     pub kind: MountKindFile,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MountKindFile {
+pub(crate) enum MountKindFile {
     Bind,
     Volume,
     Tmpfs,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResourcesFile {
+pub(crate) struct ResourcesFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_memory: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reserve_memory: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_cpus: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reserve_cpus: Option<Spanned<f64>>,
 }
 
 /// `update = {...}` and `rollback = {...}` share one shape, as in Docker.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateFile {
+pub(crate) struct UpdateFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_action: Option<Spanned<FailureActionFile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub monitor: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_failure_ratio: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<UpdateOrderFile>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FailureActionFile {
+pub(crate) enum FailureActionFile {
     Pause,
     Continue,
     Rollback,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum UpdateOrderFile {
+pub(crate) enum UpdateOrderFile {
     StopFirst,
     StartFirst,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthcheckFile {
+pub(crate) struct HealthcheckFile {
     pub test: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_period: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RestartFile {
+pub(crate) struct RestartFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<RestartConditionFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RestartConditionFile {
+pub(crate) enum RestartConditionFile {
     None,
     OnFailure,
     Any,
 }
 
 /// `[release.NAME]`: a chart instance, rendered into services and networks.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseFile {
+pub(crate) struct ReleaseFile {
     pub chart: Spanned<String>,
     /// Keys are spanned so a value the chart does not take is reported where it is written.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<Spanned<String>, toml::Value>,
 }
 
 /// `[stack.NAME]`: a compose v3 file, deployed as `docker stack deploy` would.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct StackFile {
+pub(crate) struct StackFile {
     pub compose: Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<Spanned<String>>,
 }

@@ -118,7 +118,7 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
         let prefix = fragment.prefix.then(|| format!("{}-", fragment.release));
         merge_fragment(
             &fragment.file,
-            group,
+            &group,
             prefix.as_deref(),
             &mut raw,
             &mut diagnostics,
@@ -128,7 +128,7 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
         let group = crate::model::Group::Stack(stack.clone());
         merge_fragment(
             file,
-            group,
+            &group,
             Some(&format!("{stack}_")),
             &mut raw,
             &mut diagnostics,
@@ -197,14 +197,14 @@ fn translate_stack(
 /// references between them rewritten, each entry marked with its group.
 pub(crate) fn merge_fragment<'s>(
     file: &'s SourceFile,
-    group: crate::model::Group,
+    group: &crate::model::Group,
     prefix: Option<&str>,
     raw: &mut RawSpec<'s>,
     diagnostics: &mut Diagnostics,
 ) {
     let mut fragment = RawSpec::default();
     parse_file(file, &mut fragment, diagnostics);
-    let what = match &group {
+    let what = match group {
         crate::model::Group::Release(name) => format!("release `{name}`"),
         crate::model::Group::Stack(name) => format!("stack `{name}`"),
     };
@@ -317,11 +317,11 @@ pub(crate) struct Entry<'s, T> {
 }
 
 impl<T> Entry<'_, T> {
-    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
         self.source.error(span, message)
     }
 
-    pub fn name_error(&self, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn name_error(&self, message: impl Into<String>) -> Diagnostic {
         self.source.error(&self.name_span, message)
     }
 }

@@ -239,35 +239,118 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
     }
 }
 
+/// One `[service.NAME]`. The file struct is taken apart without `..`, so a
+/// field added to the file format does not compile until it is lowered here.
 fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Service {
-    let file = &entry.value;
-    let image = file.image.get_ref().trim();
-    if image.is_empty() || image.contains(char::is_whitespace) {
+    let ServiceFile {
+        image,
+        replicas,
+        mode,
+        command,
+        args,
+        env,
+        user,
+        workdir,
+        networks,
+        ports,
+        constraints,
+        preferences,
+        mounts,
+        resources: resources_file,
+        update,
+        rollback,
+        healthcheck: healthcheck_file,
+        restart,
+        after,
+        labels,
+        container_labels,
+        origin,
+    } = &entry.value;
+    check_image(entry, image, diagnostics);
+    check_not_empty(entry, diagnostics);
+    for key in env.keys() {
+        if key.get_ref().is_empty() || key.get_ref().contains('=') {
+            diagnostics.push(entry.error(
+                &key.span(),
+                format!("invalid environment variable name `{}`", key.get_ref()),
+            ));
+        }
+    }
+    check_label_keys(entry, labels, diagnostics);
+    check_label_keys(entry, container_labels, diagnostics);
+    for constraint in constraints {
+        if let Err(problem) = check_constraint(constraint.get_ref()) {
+            diagnostics.push(entry.error(&constraint.span(), problem));
+        }
+    }
+    let mut spread = Vec::new();
+    for preference in preferences {
+        match check_preference(preference.get_ref()) {
+            Ok(path) => spread.push(path),
+            Err(problem) => diagnostics.push(entry.error(&preference.span(), problem)),
+        }
+    }
+    Service {
+        name: entry.name.clone(),
+        group: group(entry, origin.as_ref(), diagnostics),
+        image: image.get_ref().trim().to_string(),
+        mode: service_mode(entry, mode.as_ref(), replicas.as_ref(), diagnostics),
+        command: command.clone(),
+        args: args.clone(),
+        env: plain_map(env),
+        user: user.clone(),
+        workdir: workdir.clone(),
+        networks: networks.iter().map(|n| n.get_ref().clone()).collect(),
+        ports: ports.iter().map(|p| port(p.get_ref())).collect(),
+        constraints: constraints
+            .iter()
+            .map(|c| c.get_ref().trim().to_string())
+            .collect(),
+        preferences: spread,
+        mounts: mounts
+            .iter()
+            .map(|m| mount(entry, m, diagnostics))
+            .collect(),
+        resources: resources_file
+            .as_ref()
+            .map(|r| resources(entry, r, diagnostics))
+            .unwrap_or_default(),
+        update: update
+            .as_ref()
+            .map(|u| update_policy(entry, u, PolicyKind::Update, diagnostics)),
+        rollback: rollback
+            .as_ref()
+            .map(|u| update_policy(entry, u, PolicyKind::Rollback, diagnostics)),
+        healthcheck: healthcheck_file
+            .as_ref()
+            .map(|h| healthcheck(entry, h, diagnostics)),
+        restart: restart
+            .as_ref()
+            .map(|r| restart_policy(entry, r, diagnostics)),
+        after: after.iter().map(|a| a.get_ref().clone()).collect(),
+        labels: plain_map(labels),
+        container_labels: plain_map(container_labels),
+    }
+}
+
+fn check_image(
+    entry: &Entry<'_, ServiceFile>,
+    image: &Spanned<String>,
+    diagnostics: &mut Diagnostics,
+) {
+    let text = image.get_ref().trim();
+    if text.is_empty() || text.contains(char::is_whitespace) {
         diagnostics.push(entry.error(
-            &file.image.span(),
-            format!("invalid image reference `{}`", file.image.get_ref()),
+            &image.span(),
+            format!("invalid image reference `{}`", image.get_ref()),
         ));
     }
-    let mode = match (file.mode.as_ref().map(|m| *m.get_ref()), &file.replicas) {
-        (Some(ServiceModeFile::Global), Some(replicas)) => {
-            diagnostics.push(
-                entry
-                    .error(
-                        &replicas.span(),
-                        "`replicas` cannot be set together with `mode = \"global\"`",
-                    )
-                    .with_help(
-                        "a global service runs one task on every eligible node; remove `replicas`",
-                    ),
-            );
-            ServiceMode::Global
-        }
-        (Some(ServiceModeFile::Global), None) => ServiceMode::Global,
-        (_, Some(replicas)) => ServiceMode::Replicated(*replicas.get_ref()),
-        (_, None) => ServiceMode::Replicated(1),
-    };
-    // Docker stores an empty list or string as "not set", so these would
-    // read back as absent and look changed on every reconcile.
+}
+
+/// Docker stores an empty list or string as "not set", so these would read
+/// back as absent and look changed on every reconcile.
+fn check_not_empty(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) {
+    let file = &entry.value;
     let empty_fields = [
         (
             "command",
@@ -298,102 +381,76 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
             )));
         }
     }
-    for key in file.env.keys() {
-        if key.get_ref().is_empty() || key.get_ref().contains('=') {
-            diagnostics.push(entry.error(
-                &key.span(),
-                format!("invalid environment variable name `{}`", key.get_ref()),
-            ));
+}
+
+fn service_mode(
+    entry: &Entry<'_, ServiceFile>,
+    mode: Option<&Spanned<ServiceModeFile>>,
+    replicas: Option<&Spanned<u64>>,
+    diagnostics: &mut Diagnostics,
+) -> ServiceMode {
+    match (mode.map(|m| *m.get_ref()), replicas) {
+        (Some(ServiceModeFile::Global), Some(replicas)) => {
+            diagnostics.push(
+                entry
+                    .error(
+                        &replicas.span(),
+                        "`replicas` cannot be set together with `mode = \"global\"`",
+                    )
+                    .with_help(
+                        "a global service runs one task on every eligible node; remove `replicas`",
+                    ),
+            );
+            ServiceMode::Global
         }
+        (Some(ServiceModeFile::Global), None) => ServiceMode::Global,
+        (_, Some(replicas)) => ServiceMode::Replicated(*replicas.get_ref()),
+        (_, None) => ServiceMode::Replicated(1),
     }
-    check_label_keys(entry, &file.labels, diagnostics);
-    check_label_keys(entry, &file.container_labels, diagnostics);
-    for constraint in &file.constraints {
-        if let Err(problem) = check_constraint(constraint.get_ref()) {
-            diagnostics.push(entry.error(&constraint.span(), problem));
-        }
-    }
-    let mut preferences = Vec::new();
-    for preference in &file.preferences {
-        match check_preference(preference.get_ref()) {
-            Ok(path) => preferences.push(path),
-            Err(problem) => diagnostics.push(entry.error(&preference.span(), problem)),
-        }
-    }
-    let ports = file
-        .ports
-        .iter()
-        .map(|p| {
-            let p = p.get_ref();
-            Port {
-                target: p.target,
-                published: p.published,
-                protocol: match p.protocol {
-                    Some(ProtocolFile::Tcp) | None => Protocol::Tcp,
-                    Some(ProtocolFile::Udp) => Protocol::Udp,
-                    Some(ProtocolFile::Sctp) => Protocol::Sctp,
-                },
-                mode: match p.mode {
-                    Some(PublishModeFile::Ingress) | None => PublishMode::Ingress,
-                    Some(PublishModeFile::Host) => PublishMode::Host,
-                },
-            }
-        })
-        .collect();
-    let mounts = file
-        .mounts
-        .iter()
-        .map(|m| mount(entry, m, diagnostics))
-        .collect();
-    Service {
-        name: entry.name.clone(),
-        group: group(entry, file.origin.as_ref(), diagnostics),
-        image: image.to_string(),
+}
+
+fn port(file: &PortFile) -> Port {
+    let PortFile {
+        target,
+        published,
+        protocol,
         mode,
-        command: file.command.clone(),
-        args: file.args.clone(),
-        env: plain_map(&file.env),
-        user: file.user.clone(),
-        workdir: file.workdir.clone(),
-        networks: file.networks.iter().map(|n| n.get_ref().clone()).collect(),
-        ports,
-        constraints: file
-            .constraints
-            .iter()
-            .map(|c| c.get_ref().trim().to_string())
-            .collect(),
-        preferences,
-        mounts,
-        resources: file
-            .resources
-            .as_ref()
-            .map(|r| resources(entry, r, diagnostics))
-            .unwrap_or_default(),
-        update: file
-            .update
-            .as_ref()
-            .map(|u| update_policy(entry, u, PolicyKind::Update, diagnostics)),
-        rollback: file
-            .rollback
-            .as_ref()
-            .map(|u| update_policy(entry, u, PolicyKind::Rollback, diagnostics)),
-        healthcheck: file
-            .healthcheck
-            .as_ref()
-            .map(|h| healthcheck(entry, h, diagnostics)),
-        restart: file.restart.as_ref().map(|r| RestartPolicy {
-            condition: r.condition.map(|c| match c {
-                RestartConditionFile::None => RestartCondition::None,
-                RestartConditionFile::OnFailure => RestartCondition::OnFailure,
-                RestartConditionFile::Any => RestartCondition::Any,
-            }),
-            delay: duration(entry, r.delay.as_ref(), diagnostics),
-            max_attempts: r.max_attempts,
-            window: duration(entry, r.window.as_ref(), diagnostics),
+    } = file;
+    Port {
+        target: *target,
+        published: *published,
+        protocol: match protocol {
+            Some(ProtocolFile::Tcp) | None => Protocol::Tcp,
+            Some(ProtocolFile::Udp) => Protocol::Udp,
+            Some(ProtocolFile::Sctp) => Protocol::Sctp,
+        },
+        mode: match mode {
+            Some(PublishModeFile::Ingress) | None => PublishMode::Ingress,
+            Some(PublishModeFile::Host) => PublishMode::Host,
+        },
+    }
+}
+
+fn restart_policy(
+    entry: &Entry<'_, ServiceFile>,
+    file: &RestartFile,
+    diagnostics: &mut Diagnostics,
+) -> RestartPolicy {
+    let RestartFile {
+        condition,
+        delay,
+        max_attempts,
+        window,
+    } = file;
+    RestartPolicy {
+        condition: condition.map(|c| match c {
+            RestartConditionFile::None => RestartCondition::None,
+            RestartConditionFile::OnFailure => RestartCondition::OnFailure,
+            RestartConditionFile::Any => RestartCondition::Any,
         }),
-        after: file.after.iter().map(|a| a.get_ref().clone()).collect(),
-        labels: plain_map(&file.labels),
-        container_labels: plain_map(&file.container_labels),
+        delay: duration(entry, delay.as_ref(), diagnostics),
+        max_attempts: *max_attempts,
+        window: duration(entry, window.as_ref(), diagnostics),
     }
 }
 
@@ -441,11 +498,11 @@ fn mount(
 
 /// Docker starts no container with a memory limit below 6 MiB: the service
 /// is created, but every task is rejected ("Minimum memory limit allowed is 6MB").
-pub const MIN_MEMORY_LIMIT: u64 = 6 << 20;
+pub(crate) const MIN_MEMORY_LIMIT: u64 = 6 << 20;
 /// Swarm refuses a memory reservation below 4 MiB when the service is written.
-pub const MIN_MEMORY_RESERVATION: u64 = 4 << 20;
+pub(crate) const MIN_MEMORY_RESERVATION: u64 = 4 << 20;
 /// Swarm refuses fewer than 0.001 CPUs (one million nano-CPUs).
-pub const MIN_NANO_CPUS: i64 = 1_000_000;
+pub(crate) const MIN_NANO_CPUS: i64 = 1_000_000;
 
 fn resources(
     entry: &Entry<'_, ServiceFile>,
@@ -616,8 +673,10 @@ fn cpus<T>(
         ));
         return None;
     }
-    // In range by the check above; nano-CPUs are whole numbers.
-    #[allow(clippy::cast_possible_truncation)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "in range by the check above; nano-CPUs are whole numbers"
+    )]
     let nano = (cpus * 1e9).round() as i64;
     if nano < MIN_NANO_CPUS {
         diagnostics.push(

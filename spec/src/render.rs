@@ -3,95 +3,207 @@
 //! Releases and stacks appear as the services and networks they produced,
 //! each with an `origin` saying where it came from. The output is itself a
 //! valid spec that loads to the same services and networks, origin included.
+//!
+//! The model is turned back into the file format's own types (the inverse of
+//! `lower`) and serialized by serde: the keys are the file format's, never
+//! spelled here, and every model struct is taken apart without `..`, so a new
+//! field does not compile until it is rendered.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use toml::{Table, Value};
+use serde::Serialize;
+use toml::Spanned;
 
+use crate::file::*;
 use crate::model::*;
 use crate::units::format_duration;
 
-fn duration(d: Duration) -> Value {
-    Value::String(format_duration(d))
+/// A value as the file format holds it; rendered text has no source spans.
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
 }
 
-fn size(bytes: u64) -> Value {
+fn duration(d: Duration) -> Spanned<String> {
+    spanned(format_duration(d))
+}
+
+/// A size in the largest unit that divides it: `64M`, `1G`, `1536M`, `1000`.
+fn size(bytes: u64) -> Spanned<String> {
     for (unit, factor) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
         if bytes >= factor && bytes % factor == 0 {
-            return Value::String(format!("{}{unit}", bytes / factor));
+            return spanned(format!("{}{unit}", bytes / factor));
         }
     }
-    Value::String(bytes.to_string())
+    spanned(bytes.to_string())
 }
 
-fn int(n: u64) -> Value {
-    Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "display only: nano-CPUs back to CPUs"
+)]
+fn cpus(nano: i64) -> Spanned<f64> {
+    spanned(nano as f64 / 1e9)
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::Array(items.iter().cloned().map(Value::String).collect())
+fn keyed(items: &BTreeMap<String, String>) -> BTreeMap<Spanned<String>, String> {
+    items
+        .iter()
+        .map(|(k, v)| (spanned(k.clone()), v.clone()))
+        .collect()
 }
 
-fn map(items: &std::collections::BTreeMap<String, String>) -> Value {
-    Value::Table(
-        items
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+fn names(items: &[String]) -> Vec<Spanned<String>> {
+    items.iter().cloned().map(spanned).collect()
 }
 
-fn lower<T: serde::Serialize>(value: T) -> Value {
-    Value::try_from(value).unwrap_or(Value::String(String::new()))
+fn origin(group: Option<&Group>) -> Option<Spanned<String>> {
+    group.map(|group| {
+        spanned(match group {
+            Group::Release(release) => format!("release.{release}"),
+            Group::Stack(stack) => format!("stack.{stack}"),
+        })
+    })
 }
 
-/// One `[kind.name]` table. A generated object keeps where it came from in
-/// `origin`, so the output loads back with the same labels and spec hash.
-fn section(kind: &str, name: &str, mut body: Table, origin: Option<&Group>) -> String {
-    let origin = match origin {
-        Some(Group::Release(release)) => Some(format!("release.{release}")),
-        Some(Group::Stack(stack)) => Some(format!("stack.{stack}")),
-        None => None,
+/// One `[kind.name]` table.
+fn section<T: Serialize>(kind: &str, name: &str, body: T) -> String {
+    let table = BTreeMap::from([(kind, BTreeMap::from([(name, body)]))]);
+    toml::to_string(&table).unwrap_or_default()
+}
+
+fn policy(policy: &UpdatePolicy) -> UpdateFile {
+    let UpdatePolicy {
+        parallelism,
+        delay,
+        failure_action,
+        monitor,
+        max_failure_ratio,
+        order,
+    } = policy;
+    UpdateFile {
+        parallelism: *parallelism,
+        delay: delay.map(duration),
+        failure_action: failure_action.map(|a| {
+            spanned(match a {
+                FailureAction::Pause => FailureActionFile::Pause,
+                FailureAction::Continue => FailureActionFile::Continue,
+                FailureAction::Rollback => FailureActionFile::Rollback,
+            })
+        }),
+        monitor: monitor.map(duration),
+        max_failure_ratio: max_failure_ratio.map(spanned),
+        order: order.map(|o| match o {
+            UpdateOrder::StopFirst => UpdateOrderFile::StopFirst,
+            UpdateOrder::StartFirst => UpdateOrderFile::StartFirst,
+        }),
+    }
+}
+
+fn port(port: &Port) -> PortFile {
+    let Port {
+        target,
+        published,
+        protocol,
+        mode,
+    } = port;
+    PortFile {
+        target: *target,
+        published: *published,
+        protocol: Some(match protocol {
+            Protocol::Tcp => ProtocolFile::Tcp,
+            Protocol::Udp => ProtocolFile::Udp,
+            Protocol::Sctp => ProtocolFile::Sctp,
+        }),
+        mode: Some(match mode {
+            PublishMode::Ingress => PublishModeFile::Ingress,
+            PublishMode::Host => PublishModeFile::Host,
+        }),
+    }
+}
+
+fn mount(mount: &Mount) -> MountFile {
+    let Mount {
+        kind,
+        source,
+        target,
+        readonly,
+    } = mount;
+    MountFile {
+        kind: match kind {
+            MountKind::Bind => MountKindFile::Bind,
+            MountKind::Volume => MountKindFile::Volume,
+            MountKind::Tmpfs => MountKindFile::Tmpfs,
+        },
+        source: source.clone(),
+        target: target.clone(),
+        readonly: readonly.then_some(true),
+    }
+}
+
+fn resources(resources: &Resources) -> Option<ResourcesFile> {
+    let Resources {
+        limit_memory,
+        reserve_memory,
+        limit_nano_cpus,
+        reserve_nano_cpus,
+    } = resources;
+    let file = ResourcesFile {
+        limit_memory: limit_memory.map(size),
+        reserve_memory: reserve_memory.map(size),
+        limit_cpus: limit_nano_cpus.map(cpus),
+        reserve_cpus: reserve_nano_cpus.map(cpus),
     };
-    if let Some(origin) = origin {
-        body.insert("origin".into(), Value::String(origin));
-    }
-    let mut named = Table::new();
-    named.insert(name.to_string(), Value::Table(body));
-    let mut outer = Table::new();
-    outer.insert(kind.to_string(), Value::Table(named));
-    toml::to_string(&outer).unwrap_or_default()
+    let set = file.limit_memory.is_some()
+        || file.reserve_memory.is_some()
+        || file.limit_cpus.is_some()
+        || file.reserve_cpus.is_some();
+    set.then_some(file)
 }
 
-fn policy(p: &UpdatePolicy) -> Value {
-    let mut t = Table::new();
-    if let Some(v) = p.parallelism {
-        t.insert("parallelism".into(), int(v));
+fn healthcheck(health: &Healthcheck) -> HealthcheckFile {
+    let Healthcheck {
+        test,
+        interval,
+        timeout,
+        retries,
+        start_period,
+    } = health;
+    HealthcheckFile {
+        test: test.clone(),
+        interval: interval.map(duration),
+        timeout: timeout.map(duration),
+        retries: *retries,
+        start_period: start_period.map(duration),
     }
-    if let Some(v) = p.delay {
-        t.insert("delay".into(), duration(v));
-    }
-    if let Some(v) = p.failure_action {
-        t.insert("failure_action".into(), lower(v));
-    }
-    if let Some(v) = p.monitor {
-        t.insert("monitor".into(), duration(v));
-    }
-    if let Some(v) = p.max_failure_ratio {
-        t.insert("max_failure_ratio".into(), Value::Float(v));
-    }
-    if let Some(v) = p.order {
-        t.insert("order".into(), lower(v));
-    }
-    Value::Table(t)
 }
 
-fn service(s: &Service) -> Table {
-    // Taken apart without `..`: a new field does not compile until rendered here.
+fn restart(restart: &RestartPolicy) -> RestartFile {
+    let RestartPolicy {
+        condition,
+        delay,
+        max_attempts,
+        window,
+    } = restart;
+    RestartFile {
+        condition: condition.map(|c| match c {
+            RestartCondition::None => RestartConditionFile::None,
+            RestartCondition::OnFailure => RestartConditionFile::OnFailure,
+            RestartCondition::Any => RestartConditionFile::Any,
+        }),
+        delay: delay.map(duration),
+        max_attempts: *max_attempts,
+        window: window.map(duration),
+    }
+}
+
+/// A service as the file format writes it. Taken apart without `..`: a new
+/// field of [`Service`] does not compile until it is rendered here.
+fn service(s: &Service) -> ServiceFile {
     let Service {
-        // The table's name, and `origin` (written by `section`).
+        // The table's name.
         name: _,
-        group: _,
+        group,
         image,
         mode,
         command,
@@ -104,207 +216,173 @@ fn service(s: &Service) -> Table {
         constraints,
         preferences,
         mounts,
-        resources,
+        resources: service_resources,
         update,
         rollback,
-        healthcheck,
-        restart,
+        healthcheck: service_healthcheck,
+        restart: service_restart,
         after,
         labels,
         container_labels,
     } = s;
-    let mut t = Table::new();
-    t.insert("image".into(), Value::String(image.clone()));
-    match *mode {
-        ServiceMode::Replicated(n) => {
-            t.insert("replicas".into(), int(n));
-        }
-        ServiceMode::Global => {
-            t.insert("mode".into(), Value::String("global".into()));
-        }
+    let (replicas, mode) = match *mode {
+        ServiceMode::Replicated(n) => (Some(spanned(n)), None),
+        ServiceMode::Global => (None, Some(spanned(ServiceModeFile::Global))),
+    };
+    ServiceFile {
+        image: spanned(image.clone()),
+        replicas,
+        mode,
+        command: command.clone(),
+        args: args.clone(),
+        env: keyed(env),
+        user: user.clone(),
+        workdir: workdir.clone(),
+        networks: names(networks),
+        ports: ports.iter().map(|p| spanned(port(p))).collect(),
+        constraints: names(constraints),
+        preferences: preferences
+            .iter()
+            .map(|p| spanned(format!("spread={p}")))
+            .collect(),
+        mounts: mounts.iter().map(|m| spanned(mount(m))).collect(),
+        resources: resources(service_resources),
+        update: update.as_ref().map(policy),
+        rollback: rollback.as_ref().map(policy),
+        healthcheck: service_healthcheck
+            .as_ref()
+            .map(|h| spanned(healthcheck(h))),
+        restart: service_restart.as_ref().map(restart),
+        after: names(after),
+        labels: keyed(labels),
+        container_labels: keyed(container_labels),
+        origin: origin(group.as_ref()),
     }
-    if let Some(c) = command {
-        t.insert("command".into(), strings(c));
+}
+
+fn network(network: &Network) -> NetworkFile {
+    let Network {
+        name: _,
+        group,
+        driver,
+        attachable,
+        internal,
+        labels,
+    } = network;
+    NetworkFile {
+        driver: Some(spanned(driver.clone())),
+        attachable: Some(*attachable),
+        internal: Some(*internal),
+        labels: keyed(labels),
+        origin: origin(group.as_ref()),
     }
-    if let Some(a) = args {
-        t.insert("args".into(), strings(a));
+}
+
+fn ssh(ssh: &SshSettings) -> SshFile {
+    let SshSettings {
+        user,
+        port,
+        identity,
+        known_hosts,
+    } = ssh;
+    SshFile {
+        user: Some(user.clone()),
+        port: Some(*port),
+        identity: Some(identity.clone()),
+        known_hosts: Some(known_hosts.clone()),
     }
-    if !env.is_empty() {
-        t.insert("env".into(), map(env));
+}
+
+/// A node; its `ssh` only where it differs from the spec's `[ssh]`.
+fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
+    let Node {
+        name: _,
+        address,
+        role,
+        labels,
+        availability,
+        arch,
+        ssh: node_ssh,
+        host_key,
+    } = node;
+    NodeFile {
+        address: spanned(address.clone()),
+        role: match role {
+            Role::Manager => RoleFile::Manager,
+            Role::Worker => RoleFile::Worker,
+        },
+        labels: keyed(labels),
+        availability: availability.map(|a| match a {
+            Availability::Active => AvailabilityFile::Active,
+            Availability::Pause => AvailabilityFile::Pause,
+            Availability::Drain => AvailabilityFile::Drain,
+        }),
+        arch: arch.clone(),
+        ssh: (node_ssh != defaults).then(|| ssh(node_ssh)),
+        host_key: host_key.clone(),
     }
-    if let Some(u) = user {
-        t.insert("user".into(), Value::String(u.clone()));
+}
+
+/// The cluster-wide sections, every setting written out (defaults included).
+#[derive(Serialize)]
+struct Head {
+    cluster: ClusterFile,
+    controller: ControllerFile,
+    ssh: SshFile,
+    bootstrap: BootstrapFile,
+}
+
+fn head(spec: &Spec) -> Head {
+    let ControllerSettings {
+        interval,
+        prune,
+        mode,
+        max_delete_fraction,
+        suspend,
+    } = &spec.controller;
+    let Bootstrap {
+        hostname,
+        hosts_file,
+        install_docker,
+        start_docker,
+        docker_users,
+    } = &spec.bootstrap;
+    Head {
+        cluster: ClusterFile {
+            name: spanned(spec.cluster.name.clone()),
+        },
+        controller: ControllerFile {
+            interval: Some(duration(*interval)),
+            prune: Some(*prune),
+            mode: Some(match mode {
+                ControllerMode::Apply => ControllerModeFile::Apply,
+                ControllerMode::Observe => ControllerModeFile::Observe,
+            }),
+            max_delete_fraction: Some(spanned(*max_delete_fraction)),
+            suspend: Some(*suspend),
+        },
+        ssh: ssh(&spec.ssh),
+        bootstrap: BootstrapFile {
+            hostname: Some(*hostname),
+            hosts_file: Some(*hosts_file),
+            install_docker: Some(install_docker.clone()),
+            start_docker: Some(start_docker.clone()),
+            docker_users: Some(docker_users.clone()),
+        },
     }
-    if let Some(w) = workdir {
-        t.insert("workdir".into(), Value::String(w.clone()));
-    }
-    if !networks.is_empty() {
-        t.insert("networks".into(), strings(networks));
-    }
-    if !ports.is_empty() {
-        let ports = ports.iter().map(|p| {
-            let mut port = Table::new();
-            port.insert("target".into(), int(u64::from(p.target)));
-            if let Some(published) = p.published {
-                port.insert("published".into(), int(u64::from(published)));
-            }
-            port.insert("protocol".into(), lower(p.protocol));
-            port.insert("mode".into(), lower(p.mode));
-            Value::Table(port)
-        });
-        t.insert("ports".into(), Value::Array(ports.collect()));
-    }
-    if !constraints.is_empty() {
-        t.insert("constraints".into(), strings(constraints));
-    }
-    if !preferences.is_empty() {
-        let spread: Vec<String> = preferences.iter().map(|p| format!("spread={p}")).collect();
-        t.insert("preferences".into(), strings(&spread));
-    }
-    if !mounts.is_empty() {
-        let mounts = mounts.iter().map(|m| {
-            let mut mount = Table::new();
-            mount.insert("type".into(), lower(m.kind));
-            if let Some(source) = &m.source {
-                mount.insert("source".into(), Value::String(source.clone()));
-            }
-            mount.insert("target".into(), Value::String(m.target.clone()));
-            if m.readonly {
-                mount.insert("readonly".into(), Value::Boolean(true));
-            }
-            Value::Table(mount)
-        });
-        t.insert("mounts".into(), Value::Array(mounts.collect()));
-    }
-    let r = resources;
-    let mut resources = Table::new();
-    if let Some(v) = r.limit_memory {
-        resources.insert("limit_memory".into(), size(v));
-    }
-    if let Some(v) = r.reserve_memory {
-        resources.insert("reserve_memory".into(), size(v));
-    }
-    // Display only: nano-CPUs back to CPUs.
-    #[allow(clippy::cast_precision_loss)]
-    let cpus = |nano: i64| Value::Float(nano as f64 / 1e9);
-    if let Some(v) = r.limit_nano_cpus {
-        resources.insert("limit_cpus".into(), cpus(v));
-    }
-    if let Some(v) = r.reserve_nano_cpus {
-        resources.insert("reserve_cpus".into(), cpus(v));
-    }
-    if !resources.is_empty() {
-        t.insert("resources".into(), Value::Table(resources));
-    }
-    if let Some(u) = update {
-        t.insert("update".into(), policy(u));
-    }
-    if let Some(r) = rollback {
-        t.insert("rollback".into(), policy(r));
-    }
-    if let Some(h) = healthcheck {
-        let mut health = Table::new();
-        health.insert("test".into(), strings(&h.test));
-        for (key, value) in [
-            ("interval", h.interval),
-            ("timeout", h.timeout),
-            ("start_period", h.start_period),
-        ] {
-            if let Some(d) = value {
-                health.insert(key.into(), duration(d));
-            }
-        }
-        if let Some(retries) = h.retries {
-            health.insert("retries".into(), int(retries));
-        }
-        t.insert("healthcheck".into(), Value::Table(health));
-    }
-    if let Some(r) = restart {
-        let mut restart = Table::new();
-        if let Some(c) = r.condition {
-            restart.insert("condition".into(), lower(c));
-        }
-        if let Some(d) = r.delay {
-            restart.insert("delay".into(), duration(d));
-        }
-        if let Some(m) = r.max_attempts {
-            restart.insert("max_attempts".into(), int(m));
-        }
-        if let Some(w) = r.window {
-            restart.insert("window".into(), duration(w));
-        }
-        t.insert("restart".into(), Value::Table(restart));
-    }
-    if !after.is_empty() {
-        t.insert("after".into(), strings(after));
-    }
-    if !labels.is_empty() {
-        t.insert("labels".into(), map(labels));
-    }
-    if !container_labels.is_empty() {
-        t.insert("container_labels".into(), map(container_labels));
-    }
-    t
 }
 
 /// The whole spec as one TOML document.
 pub fn to_toml(spec: &Spec) -> String {
-    let mut parts = Vec::new();
-    let mut head = Table::new();
-    head.insert(
-        "cluster".into(),
-        Value::Table(Table::from_iter([(
-            "name".to_string(),
-            Value::String(spec.cluster.name.clone()),
-        )])),
-    );
-    let c = &spec.controller;
-    let mut controller = Table::new();
-    controller.insert("interval".into(), duration(c.interval));
-    controller.insert("prune".into(), Value::Boolean(c.prune));
-    controller.insert("mode".into(), lower(c.mode));
-    controller.insert(
-        "max_delete_fraction".into(),
-        Value::Float(c.max_delete_fraction),
-    );
-    controller.insert("suspend".into(), Value::Boolean(c.suspend));
-    head.insert("controller".into(), Value::Table(controller));
-    head.insert("ssh".into(), lower(&spec.ssh));
-    head.insert("bootstrap".into(), lower(&spec.bootstrap));
-    parts.push(toml::to_string(&head).unwrap_or_default());
-    for node in spec.nodes.values() {
-        let mut t = Table::new();
-        t.insert("address".into(), Value::String(node.address.clone()));
-        t.insert("role".into(), lower(node.role));
-        if !node.labels.is_empty() {
-            t.insert("labels".into(), map(&node.labels));
-        }
-        if let Some(a) = node.availability {
-            t.insert("availability".into(), lower(a));
-        }
-        if let Some(arch) = &node.arch {
-            t.insert("arch".into(), Value::String(arch.clone()));
-        }
-        if node.ssh != spec.ssh {
-            t.insert("ssh".into(), lower(&node.ssh));
-        }
-        if let Some(key) = &node.host_key {
-            t.insert("host_key".into(), Value::String(key.clone()));
-        }
-        parts.push(section("node", &node.name, t, None));
+    let mut parts = vec![toml::to_string(&head(spec)).unwrap_or_default()];
+    for n in spec.nodes.values() {
+        parts.push(section("node", &n.name, node(n, &spec.ssh)));
     }
-    for network in spec.networks.values() {
-        let mut t = Table::new();
-        t.insert("driver".into(), Value::String(network.driver.clone()));
-        t.insert("attachable".into(), Value::Boolean(network.attachable));
-        t.insert("internal".into(), Value::Boolean(network.internal));
-        if !network.labels.is_empty() {
-            t.insert("labels".into(), map(&network.labels));
-        }
-        parts.push(section("network", &network.name, t, network.group.as_ref()));
+    for n in spec.networks.values() {
+        parts.push(section("network", &n.name, network(n)));
     }
     for s in spec.services.values() {
-        parts.push(section("service", &s.name, service(s), s.group.as_ref()));
+        parts.push(section("service", &s.name, service(s)));
     }
     parts.join("\n")
 }

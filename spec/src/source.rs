@@ -14,7 +14,7 @@ pub(crate) struct SourceFile {
 }
 
 impl SourceFile {
-    pub fn new(path: PathBuf, text: String) -> Self {
+    pub(crate) fn new(path: PathBuf, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self {
@@ -25,7 +25,7 @@ impl SourceFile {
     }
 
     /// The location of a byte offset; columns count characters, not bytes.
-    pub fn location(&self, offset: usize) -> Location {
+    pub(crate) fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
         let line_index = match self.line_starts.binary_search(&offset) {
             Ok(i) => i,
@@ -44,16 +44,16 @@ impl SourceFile {
         }
     }
 
-    pub fn span_location(&self, span: &Range<usize>) -> Location {
+    pub(crate) fn span_location(&self, span: &Range<usize>) -> Location {
         self.location(span.start)
     }
 
-    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.span_location(span), message)
     }
 
     /// A location for problems that concern the file as a whole.
-    pub fn start(&self) -> Location {
+    pub(crate) fn start(&self) -> Location {
         self.location(0)
     }
 }

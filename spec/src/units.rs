@@ -65,8 +65,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
         return Err(invalid());
     }
-    // Rounding to whole bytes is the intent; the range was checked above.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "rounding to whole bytes is the intent; the range was checked above"
+    )]
     Ok(bytes.round() as u64)
 }
 

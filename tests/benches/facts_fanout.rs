@@ -16,12 +16,12 @@ fn main() {
     let servers: Vec<Sshd> = (0..HOSTS).map(|_| Sshd::start()).collect();
     let known = servers[0].dir().join("bench_known_hosts");
     let lines: String = servers.iter().map(Sshd::known_hosts_line).collect();
-    std::fs::write(&known, lines).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&known, lines).expect("write known_hosts");
     let authorized =
         std::fs::read_to_string(servers[0].dir().join("authorized_keys")).unwrap_or_default();
     for server in &servers {
         std::fs::write(server.dir().join("authorized_keys"), &authorized)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("write authorized_keys");
     }
     let targets: Vec<_> = servers
         .iter()
@@ -35,7 +35,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a tokio runtime");
     for parallel in [1, 8, 20] {
         let mut times: Vec<Duration> = Vec::new();
         for _ in 0..ROUNDS {

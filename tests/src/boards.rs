@@ -85,7 +85,7 @@ pub fn ensure_bare_image() {
     if docker_unchecked(&["image", "inspect", BARE_IMAGE]).code == 0 {
         return;
     }
-    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let root = tempfile::tempdir().expect("temp dir");
     let status = Command::new("debootstrap")
         .args([
             "--variant=minbase",
@@ -96,7 +96,7 @@ pub fn ensure_bare_image() {
         .arg(debian_mirror())
         .stdout(Stdio::null())
         .status()
-        .unwrap_or_else(|e| panic!("cannot run debootstrap (scripts/setup installs it): {e}"));
+        .expect("cannot run debootstrap (scripts/setup installs it)");
     assert!(status.success(), "debootstrap failed");
     let mut tar = Command::new("tar")
         .arg("-C")
@@ -104,7 +104,7 @@ pub fn ensure_bare_image() {
         .args(["-c", "."])
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("tar: {e}"));
+        .expect("tar");
     let import = Command::new("docker")
         .args(["import", "-", BARE_IMAGE])
         .stdin(
@@ -114,7 +114,7 @@ pub fn ensure_bare_image() {
         )
         .stdout(Stdio::null())
         .status()
-        .unwrap_or_else(|e| panic!("docker import: {e}"));
+        .expect("docker import");
     assert!(
         tar.wait().is_ok_and(|s| s.success()),
         "tar of the board root failed"
@@ -150,7 +150,7 @@ pub struct Boards {
 impl Boards {
     /// Starts `count` bare boards named `{prefix}1..`, at 10.77.0.{first}.. .
     pub fn start(prefix: &str, first: u8, count: u8) -> Self {
-        let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let temp = tempfile::tempdir().expect("temp dir");
         let mut boards = Self::start_with_keys_in(prefix, first, count, temp.path());
         boards._temp = Some(temp);
         boards
@@ -168,7 +168,7 @@ impl Boards {
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&key)
             .status()
-            .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+            .expect("ssh-keygen");
         assert!(status.success());
         let public = std::fs::read_to_string(keys.join("id_ed25519.pub")).unwrap_or_default();
         let mut names = Vec::new();
@@ -219,12 +219,12 @@ impl Boards {
                 .args(["exec", "-i", &name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"])
                 .stdin(Stdio::piped())
                 .spawn()
-                .unwrap_or_else(|e| panic!("docker exec: {e}"));
+                .expect("docker exec");
             if let Some(mut stdin) = install.stdin.take() {
                 use std::io::Write;
                 stdin
                     .write_all(public.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}"));
+                    .expect("send the key to the board");
             }
             assert!(
                 install.wait().is_ok_and(|s| s.success()),
@@ -244,7 +244,7 @@ impl Boards {
         for address in &boards.addresses {
             known.push_str(&keyscan(address));
         }
-        std::fs::write(boards.known_hosts(), known).unwrap_or_else(|e| panic!("known_hosts: {e}"));
+        std::fs::write(boards.known_hosts(), known).expect("known_hosts");
         boards
     }
 
@@ -315,7 +315,7 @@ fn keyscan(address: &str) -> String {
             .args(["-T", "2", "-t", "ed25519", address])
             .stderr(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("ssh-keyscan (openssh-client): {e}"));
+            .expect("ssh-keyscan (openssh-client)");
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         if text.contains("ssh-ed25519") {
             return text;
@@ -342,12 +342,12 @@ impl Registry {
     /// Starts the registry and pushes `local/busybox:1` to it as `busybox:1`.
     pub fn start() -> Self {
         ensure_network();
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 0.0.0.0:5077\nlog:\n  level: error\n",
             dir.path().display()
         );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("config.yml"), config).expect("write the registry config");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(dir.path().join("config.yml"))

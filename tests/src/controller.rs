@@ -47,9 +47,9 @@ impl Controller {
         secret_from: SecretFrom,
         env: &[(&str, &str)],
     ) -> Self {
-        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let secret = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
-        std::fs::write(secret.path(), SECRET).unwrap_or_else(|e| panic!("write secret: {e}"));
+        let cache = tempfile::tempdir().expect("temp dir");
+        let secret = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(secret.path(), SECRET).expect("write secret");
         let cache_dir = cache.path().display().to_string();
         let secret_file = secret.path().display().to_string();
         let mut args = vec!["run"];
@@ -95,14 +95,14 @@ impl Controller {
     }
 
     pub fn status(&self) -> Value {
-        let response = http::get(self.address, "/api/status").unwrap_or_else(|e| panic!("{e}"));
+        let response = http::get(self.address, "/api/status").expect("GET /api/status");
         serde_json::from_str(&response.body)
             .unwrap_or_else(|e| panic!("/api/status is not JSON ({e}): {}", response.body))
     }
 
     pub fn metrics(&self) -> String {
         http::get(self.address, "/metrics")
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("GET /metrics")
             .body
     }
 
@@ -150,8 +150,7 @@ impl Controller {
     }
 
     pub fn hook_response(&self, headers: &[(&str, &str)], body: &[u8]) -> http::Response {
-        http::request(self.address, "POST", "/hooks/git", headers, body)
-            .unwrap_or_else(|e| panic!("{e}"))
+        http::request(self.address, "POST", "/hooks/git", headers, body).expect("POST /hooks/git")
     }
 
     pub fn github_push(&self, body: &[u8]) -> u16 {

@@ -18,7 +18,7 @@ fn git(cwd: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_NAME", "test")
         .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+        .expect("cannot run git");
     assert!(
         output.status.success(),
         "git {} failed: {}",
@@ -31,7 +31,7 @@ fn git(cwd: &Path, args: &[&str]) -> String {
 impl GitRepo {
     /// An empty bare remote on branch `main`, and a work clone of it.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
         git(
             dir.path(),
             &[
@@ -98,7 +98,7 @@ impl GitRepo {
         for (name, body) in files {
             let path = self.work().join(name);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+                std::fs::create_dir_all(parent).expect("mkdir");
             }
             std::fs::write(&path, body).unwrap_or_else(|e| panic!("write {name}: {e}"));
         }
@@ -139,7 +139,7 @@ impl GitHttp {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run python3 (scripts/setup installs it): {e}"));
+            .expect("cannot run python3 (scripts/setup installs it)");
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
             let _ = std::io::BufReader::new(stdout).read_line(&mut line);

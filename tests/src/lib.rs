@@ -85,7 +85,7 @@ pub fn docker_unchecked(args: &[&str]) -> Output {
     let output = Command::new("docker")
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run the docker CLI: {e}"));
+        .expect("cannot run the docker CLI");
     Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -133,7 +133,7 @@ pub fn reconciler(args: &[&str]) -> Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
+        .expect("cannot build a tokio runtime");
     let mut out = Vec::new();
     let mut err = Vec::new();
     let code = {
@@ -160,7 +160,7 @@ pub struct SpecDir {
 impl SpecDir {
     /// A spec whose `[cluster] name` is `cluster`, in `cluster.toml`.
     pub fn new(cluster: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("cannot make a temp dir");
         let spec = Self { dir };
         spec.write(
             "cluster.toml",
@@ -301,13 +301,12 @@ pub fn service_version(name: &str) -> u64 {
 pub fn docker_api(path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let mut stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
-        .unwrap_or_else(|e| panic!("cannot reach /var/run/docker.sock: {e}"));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")
-        .unwrap_or_else(|e| panic!("docker API request: {e}"));
+        .expect("cannot reach /var/run/docker.sock");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").expect("docker API request");
     let mut raw = String::new();
     stream
         .read_to_string(&mut raw)
-        .unwrap_or_else(|e| panic!("docker API response: {e}"));
+        .expect("docker API response");
     let (head, body) = raw
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP response: {raw}"));
@@ -334,9 +333,7 @@ pub fn reconciler_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run reconciler: {e}"));
+    let output = command.output().expect("cannot run reconciler");
     Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -350,11 +347,11 @@ pub fn reconciler_answering(args: &[&str], answer: &str) -> Output {
     use clap::Parser;
     let mut argv = vec!["reconciler"];
     argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("bad arguments: {e}"));
+    let cli = Cli::try_parse_from(&argv).expect("bad arguments");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
+        .expect("cannot build a tokio runtime");
     let mut out = Vec::new();
     let mut err = Vec::new();
     let mut input = std::io::Cursor::new(answer.as_bytes().to_vec());

@@ -23,7 +23,7 @@ pub fn binary() -> PathBuf {
                 ])
                 .current_dir(&workspace)
                 .status()
-                .unwrap_or_else(|e| panic!("cannot run cargo build: {e}"));
+                .expect("cannot run cargo build");
             assert!(
                 status.success(),
                 "cargo build of the reconciler binary failed"
@@ -46,9 +46,9 @@ pub struct Process {
 impl Process {
     /// Starts `reconciler ARGS...` with its stderr going to a log file.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("reconciler.log");
-        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(binary());
         command
             .args(args)
@@ -59,9 +59,7 @@ impl Process {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start reconciler: {e}"));
+        let child = command.spawn().expect("cannot start reconciler");
         Self {
             child,
             log,

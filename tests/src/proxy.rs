@@ -33,14 +33,14 @@ impl DockerProxy {
     /// Forwards to `upstream` (a socket path), or with `None` accepts
     /// connections, counts them and closes them (for "no call may happen").
     pub fn start(upstream: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("cannot make a temp dir");
         let path = dir.path().join("docker.sock");
         let stats = Arc::new(Mutex::new(Stats::default()));
         let (stop, stopped) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
+            .expect("cannot build a tokio runtime");
         let listener = {
             let _guard = runtime.enter();
             UnixListener::bind(&path)

@@ -12,7 +12,7 @@ fn keygen(path: &Path) {
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run ssh-keygen (scripts/setup installs it): {e}"));
+        .expect("cannot run ssh-keygen (scripts/setup installs it)");
     assert!(status.success(), "ssh-keygen failed");
 }
 
@@ -26,13 +26,13 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
         keygen(&path.join("host_ed25519"));
         keygen(&path.join("id_ed25519"));
         std::fs::copy(path.join("id_ed25519.pub"), path.join("authorized_keys"))
-            .unwrap_or_else(|e| panic!("authorized_keys: {e}"));
-        std::fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("/run/sshd: {e}"));
+            .expect("authorized_keys");
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         // sshd cannot report a port it picked itself: take a free one, and if
         // another test took it in between (sshd then exits), try another.
         for _ in 0..5 {
@@ -54,8 +54,7 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_ed25519\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\nLogLevel ERROR\n",
             dir = path.display()
         );
-        std::fs::write(path.join("sshd_config"), config)
-            .unwrap_or_else(|e| panic!("sshd_config: {e}"));
+        std::fs::write(path.join("sshd_config"), config).expect("sshd_config");
         let mut child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
             .arg(path.join("sshd_config"))

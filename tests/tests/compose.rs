@@ -4,6 +4,11 @@
 //! `docker network inspect` show them. Only names, ids, versions, dates and
 //! Reconciler's own `io.reconciler.*` labels are normalized away.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -330,7 +335,7 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
         .env("WEB_PORT", REFERENCE_PORTS.0.to_string())
         .env("UDP_PORT", REFERENCE_PORTS.1.to_string())
         .output()
-        .unwrap_or_else(|e| panic!("docker stack deploy: {e}"));
+        .expect("docker stack deploy");
     assert!(
         deployed.status.success(),
         "docker stack deploy failed: {}",

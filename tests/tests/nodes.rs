@@ -1,6 +1,11 @@
 //! The node layer end to end: simulated bare boards (containers with sshd and
 //! no Docker) become a swarm with one `apply --ssh`.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use reconciler_tests::boards::{Boards, Registry, REGISTRY};
 use reconciler_tests::{reconciler_binary, require_swarm, Output, SpecDir};
 

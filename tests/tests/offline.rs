@@ -1,5 +1,10 @@
 //! Tests that need no swarm: spec checking through the real CLI.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use reconciler_tests::proxy::DockerProxy;
 use reconciler_tests::{reconciler, repo_path};
 
@@ -99,8 +104,7 @@ fn parallel_bounds_how_many_boards_are_worked_on_at_once() {
     let held = Arc::new((Mutex::new(Held::default()), Condvar::new()));
     let mut ports = Vec::new();
     for _ in 0..BOARDS {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         ports.push(listener.local_addr().map(|a| a.port()).unwrap_or(0));
         let held = Arc::clone(&held);
         std::thread::spawn(move || {
@@ -149,7 +153,7 @@ fn parallel_bounds_how_many_boards_are_worked_on_at_once() {
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&key)
         .status()
-        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+        .expect("ssh-keygen");
     assert!(keygen.success());
     let nodes: String = ports
         .iter()
@@ -188,10 +192,8 @@ fn parallel_bounds_how_many_boards_are_worked_on_at_once() {
 fn every_example_validates() {
     let examples = repo_path("examples");
     let mut count = 0;
-    for entry in
-        std::fs::read_dir(&examples).unwrap_or_else(|e| panic!("cannot read examples: {e}"))
-    {
-        let path = entry.unwrap_or_else(|e| panic!("bad entry: {e}")).path();
+    for entry in std::fs::read_dir(&examples).expect("cannot read examples") {
+        let path = entry.expect("bad entry").path();
         if path.is_dir() {
             let output = reconciler(&["validate", &path.display().to_string()]);
             assert_eq!(

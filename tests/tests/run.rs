@@ -7,6 +7,11 @@
 //! of its Docker socket, the objects' versions, and the Swarm object's lease
 //! label read from the Docker API, never its own `docker_writes_total`.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use std::time::Duration;
 
 use reconciler::source::webhook::sign;
@@ -102,7 +107,7 @@ fn a_pushed_commit_changes_the_swarm_without_any_other_action() {
         ) >= 1.0
     );
     // The status page a person looks at shows the same.
-    let page = http::get(controller.address, "/").unwrap_or_else(|e| panic!("{e}"));
+    let page = http::get(controller.address, "/").unwrap();
     assert_eq!(page.status, 200);
     assert!(
         page.body.contains("<td>rpush-web</td>") && page.body.contains(&second),
@@ -402,7 +407,7 @@ fn readyz_says_why_it_is_not_ready() {
             .then_some(())
             .ok_or(invalid.process.log())
     });
-    let ready = http::get(invalid.address, "/readyz").unwrap_or_else(|e| panic!("{e}"));
+    let ready = http::get(invalid.address, "/readyz").unwrap();
     assert_eq!(ready.status, 503);
     assert_eq!(ready.body, "not ready: no valid spec revision loaded yet\n");
 
@@ -424,7 +429,7 @@ fn readyz_says_why_it_is_not_ready() {
             .then_some(())
             .ok_or(no_docker.process.log())
     });
-    let ready = http::get(no_docker.address, "/readyz").unwrap_or_else(|e| panic!("{e}"));
+    let ready = http::get(no_docker.address, "/readyz").unwrap();
     assert_eq!(ready.status, 503);
     assert_eq!(ready.body, "not ready: Docker is not reachable\n");
     assert!(no_docker.metric("reconciler_docker_api_errors_total{operation=\"connect\"}") >= 1.0);
@@ -800,8 +805,8 @@ fn metrics_pass_promtool_move_and_include_every_documented_metric() {
     }
     assert!(metric(&text, "reconciler_last_success_timestamp_seconds").unwrap_or(0.0) > 1.6e9);
     // The dashboard charts exactly what a running controller exports.
-    let dashboard = std::fs::read_to_string(repo_path("dashboards/reconciler.json"))
-        .unwrap_or_else(|e| panic!("dashboard: {e}"));
+    let dashboard =
+        std::fs::read_to_string(repo_path("dashboards/reconciler.json")).expect("dashboard");
     for name in DOCUMENTED_METRICS {
         assert!(
             dashboard.contains(name),
@@ -814,16 +819,12 @@ fn metrics_pass_promtool_move_and_include_every_documented_metric() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run promtool (scripts/setup installs it): {e}"));
+        .expect("cannot run promtool (scripts/setup installs it)");
     if let Some(mut stdin) = promtool.stdin.take() {
         use std::io::Write;
-        stdin
-            .write_all(text.as_bytes())
-            .unwrap_or_else(|e| panic!("promtool stdin: {e}"));
+        stdin.write_all(text.as_bytes()).expect("promtool stdin");
     }
-    let output = promtool
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    let output = promtool.wait_with_output().expect("promtool");
     assert!(
         output.status.success(),
         "promtool check metrics failed:\n{}{}",
@@ -856,7 +857,7 @@ fn a_repository_over_ssh_is_fetched_with_the_key_and_a_known_host_only() {
     let key = sshd.identity().display().to_string();
 
     // A home whose known_hosts lacks the server: refused, nothing deployed.
-    let stranger_home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let stranger_home = tempfile::tempdir().unwrap();
     let stranger_home_path = stranger_home.path().display().to_string();
     let refused = Controller::start_with(
         &["--git", &url],
@@ -885,13 +886,13 @@ fn a_repository_over_ssh_is_fetched_with_the_key_and_a_known_host_only() {
     drop(refused);
 
     // The same with the server's key in ~/.ssh/known_hosts: fetched and applied.
-    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir_all(home.path().join(".ssh")).unwrap_or_else(|e| panic!("{e}"));
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
     std::fs::write(
         home.path().join(".ssh/known_hosts"),
         sshd.known_hosts_line(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let home_path = home.path().display().to_string();
     let controller = Controller::start_with(
         &["--git", &url],
@@ -927,11 +928,11 @@ fn a_repository_over_http_is_fetched_with_a_user_and_password_file() {
     let password = "correct-horse-battery";
     let server = reconciler_tests::git::GitHttp::start(repo.root(), "deploy", password);
     let url = format!("http://127.0.0.1:{}/remote.git", server.port);
-    let files = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let files = tempfile::tempdir().unwrap();
     let wrong_file = files.path().join("wrong");
-    std::fs::write(&wrong_file, "not-the-password\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&wrong_file, "not-the-password\n").unwrap();
     let right_file = files.path().join("right");
-    std::fs::write(&right_file, format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&right_file, format!("{password}\n")).unwrap();
 
     let wrong_path = wrong_file.display().to_string();
     let refused = Controller::start_with(

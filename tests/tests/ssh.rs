@@ -1,5 +1,10 @@
 //! The SSH executor against real sshd servers on loopback.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use std::time::Duration;
 
 use reconciler::node::fanout::for_each;
@@ -10,12 +15,12 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
+        .expect("runtime")
 }
 
 fn known_hosts(sshd: &Sshd, body: &str) -> std::path::PathBuf {
     let path = sshd.dir().join("known_hosts");
-    std::fs::write(&path, body).unwrap_or_else(|e| panic!("known_hosts: {e}"));
+    std::fs::write(&path, body).expect("known_hosts");
     path
 }
 
@@ -26,12 +31,9 @@ fn scripts_run_on_stdin_with_output_and_exit_status() {
     runtime().block_on(async {
         let session = Session::connect(&target, SshOptions::default())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let script = "name='it'\"'\"'s'\necho \"out: $name\"\necho err >&2\nexit 3\n";
-        let output = session
-            .run("test script", script)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let output = session.run("test script", script).await.unwrap();
         assert_eq!(output.status, 3);
         assert!(!output.success());
         assert_eq!(output.stdout, "out: it's\n");
@@ -39,7 +41,7 @@ fn scripts_run_on_stdin_with_output_and_exit_status() {
         let big = session
             .run("big output", "head -c 300000 /dev/zero | tr '\\0' x")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(big.success());
         assert_eq!(big.status, 0);
         assert_eq!(
@@ -204,9 +206,7 @@ fn a_command_past_its_timeout_is_an_error() {
         ..SshOptions::default()
     };
     let error = runtime().block_on(async {
-        let session = Session::connect(&target, options)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = Session::connect(&target, options).await.unwrap();
         session.run("sleep", "sleep 10").await.err()
     });
     assert!(
@@ -222,11 +222,11 @@ fn facts_describe_the_host() {
     let facts = runtime().block_on(async {
         let session = Session::connect(&target, SshOptions::default())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let output = session
             .run("facts", reconciler::node::facts::SCRIPT)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         Facts::parse(&output.stdout)
     });
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -287,7 +287,7 @@ fn the_facts_command_reports_each_board() {
         &known,
         format!("{}{}", good.known_hosts_line(), down.known_hosts_line()),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let spec = reconciler_tests::SpecDir::new("facts");
     let node = |name: &str, sshd: &Sshd, role: &str| {
         // The good board is declared arm64: facts must flag what it really is.
@@ -306,8 +306,7 @@ fn the_facts_command_reports_each_board() {
     // Every server accepts only its own client key, so copy the good one's to the others' authorized_keys.
     let authorized =
         std::fs::read_to_string(good.dir().join("authorized_keys")).unwrap_or_default();
-    std::fs::write(stranger.dir().join("authorized_keys"), &authorized)
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(stranger.dir().join("authorized_keys"), &authorized).unwrap();
     spec.write(
         "nodes.toml",
         &format!(
@@ -390,7 +389,7 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         .arg("-a")
         .arg(&agent_socket)
         .output()
-        .unwrap_or_else(|e| panic!("cannot start ssh-agent (openssh-client): {e}"));
+        .expect("cannot start ssh-agent (openssh-client)");
     assert!(started.status.success());
     let pid = String::from_utf8_lossy(&started.stdout)
         .split("SSH_AGENT_PID=")
@@ -410,7 +409,7 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         .arg(sshd.identity())
         .env("SSH_AUTH_SOCK", &agent)
         .output()
-        .unwrap_or_else(|e| panic!("ssh-add: {e}"));
+        .expect("ssh-add");
     assert!(
         added.status.success(),
         "{}",
@@ -445,14 +444,14 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&stranger_key)
         .status()
-        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+        .expect("ssh-keygen");
     assert!(keygen.success());
     let other_socket = sshd.dir().join("other-agent.sock");
     let other_started = std::process::Command::new("ssh-agent")
         .arg("-a")
         .arg(&other_socket)
         .output()
-        .unwrap_or_else(|e| panic!("ssh-agent: {e}"));
+        .expect("ssh-agent");
     let _other_agent = KillAgent(
         String::from_utf8_lossy(&other_started.stdout)
             .split("SSH_AGENT_PID=")
@@ -466,7 +465,7 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         .arg(&stranger_key)
         .env("SSH_AUTH_SOCK", &other)
         .output()
-        .unwrap_or_else(|e| panic!("ssh-add: {e}"));
+        .expect("ssh-add");
     assert!(added.status.success());
     let refused = reconciler_tests::reconciler_binary(
         &["facts", &spec.arg(), "--json"],

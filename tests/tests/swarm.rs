@@ -3,6 +3,11 @@
 //! in parallel without touching each other's objects; the one test that
 //! changes the node itself runs alone.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
 use std::time::Duration;
 
 use reconciler_tests::proxy::DockerProxy;
@@ -1041,19 +1046,19 @@ fn removing_what_is_already_gone_is_not_an_error() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     runtime.block_on(async {
-        let desired = reconciler_spec::load_dir(spec.path()).unwrap_or_else(|e| panic!("{e}"));
+        let desired = reconciler_spec::load_dir(spec.path()).unwrap();
         let swarm = reconciler::swarm::Swarm::connect(&local(), "t-gone")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let observed = swarm.observe().await.unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let observed = swarm.observe().await.unwrap();
         let plan = reconciler::plan::plan(
             &desired,
             &observed,
             reconciler::plan::PlanOptions::default(),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             plan.summary().destroy,
             2,

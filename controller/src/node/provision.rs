@@ -54,15 +54,20 @@ impl Provisioned {
     }
 }
 
-/// Connects to every board, learns its facts, plans its steps and (with
-/// [`BoardWork::Do`]) executes them; then opens a tunnel to a manager.
-pub async fn provision(
+/// The boards that answered (their sessions and facts), and those that did not.
+type Connected = (
+    BTreeMap<String, Arc<Session>>,
+    BTreeMap<String, Facts>,
+    Vec<NodeError>,
+);
+
+/// Connects to every board at once (bounded) and learns its facts.
+async fn connect_all(
     spec: &Spec,
     options: SshOptions,
     parallel: usize,
-    work: BoardWork,
-    progress: Progress,
-) -> Result<Provisioned, ProvisionError> {
+    progress: &Progress,
+) -> Connected {
     let targets: Vec<_> = spec.nodes.values().map(target_for).collect();
     let connected = for_each(targets, parallel, move |target| async move {
         let session = Session::connect(&target, options).await?;
@@ -81,7 +86,7 @@ pub async fn provision(
         match result {
             Ok((node, session, node_facts)) => {
                 say(
-                    &progress,
+                    progress,
                     &format!(
                         "node {node}: reachable ({}, {})",
                         node_facts.arch, node_facts.os
@@ -91,11 +96,24 @@ pub async fn provision(
                 facts.insert(node, node_facts);
             }
             Err(error) => {
-                say(&progress, &error.to_string());
+                say(progress, &error.to_string());
                 failures.push(error);
             }
         }
     }
+    (sessions, facts, failures)
+}
+
+/// Connects to every board, learns its facts, plans its steps and (with
+/// [`BoardWork::Do`]) executes them; then opens a tunnel to a manager.
+pub async fn provision(
+    spec: &Spec,
+    options: SshOptions,
+    parallel: usize,
+    work: BoardWork,
+    progress: Progress,
+) -> Result<Provisioned, ProvisionError> {
+    let (sessions, facts, mut failures) = connect_all(spec, options, parallel, &progress).await;
     let plans = bootstrap::plan(spec, &facts)?;
     if work == BoardWork::PlanOnly {
         let tunnel = open_tunnel(spec, &sessions, &facts, &plans, true);

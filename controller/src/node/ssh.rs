@@ -167,6 +167,41 @@ impl client::Handler for Verifier {
     }
 }
 
+/// Why a connection was refused: the host key check's finding when it made
+/// one, else the board did not answer properly.
+fn refused(
+    target: &Target,
+    address: String,
+    recorded: Option<KeyProblem>,
+    error: &russh::Error,
+) -> NodeError {
+    let node = target.node.clone();
+    match recorded {
+        Some(KeyProblem::Unknown { fingerprint }) => NodeError::UnknownHostKey {
+            node,
+            address,
+            fingerprint,
+            known_hosts: target.known_hosts.display().to_string(),
+        },
+        Some(KeyProblem::Changed {
+            fingerprint,
+            recorded,
+        }) => NodeError::HostKeyChanged {
+            node,
+            address,
+            fingerprint,
+            recorded,
+        },
+        Some(KeyProblem::BadPin(reason)) => NodeError::BadPinnedKey { node, reason },
+        Some(KeyProblem::Io(reason)) => NodeError::Ssh { node, reason },
+        None => NodeError::Unreachable {
+            node,
+            address,
+            reason: error.to_string(),
+        },
+    }
+}
+
 /// An authenticated SSH connection to one board.
 pub struct Session {
     target: Target,
@@ -225,36 +260,7 @@ impl Session {
             Ok(Ok(handle)) => handle,
             Ok(Err(error)) => {
                 let recorded = problem.lock().ok().and_then(|p| p.clone());
-                return Err(match recorded {
-                    Some(KeyProblem::Unknown { fingerprint }) => NodeError::UnknownHostKey {
-                        node: target.node.clone(),
-                        address,
-                        fingerprint,
-                        known_hosts: target.known_hosts.display().to_string(),
-                    },
-                    Some(KeyProblem::Changed {
-                        fingerprint,
-                        recorded,
-                    }) => NodeError::HostKeyChanged {
-                        node: target.node.clone(),
-                        address,
-                        fingerprint,
-                        recorded,
-                    },
-                    Some(KeyProblem::BadPin(reason)) => NodeError::BadPinnedKey {
-                        node: target.node.clone(),
-                        reason,
-                    },
-                    Some(KeyProblem::Io(reason)) => NodeError::Ssh {
-                        node: target.node.clone(),
-                        reason,
-                    },
-                    None => NodeError::Unreachable {
-                        node: target.node.clone(),
-                        address,
-                        reason: error.to_string(),
-                    },
-                });
+                return Err(refused(target, address, recorded, &error));
             }
         };
         let hash = handle

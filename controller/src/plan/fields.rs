@@ -152,8 +152,10 @@ pub fn format_size(bytes: u64) -> String {
 }
 
 fn format_cpus(nano: i64) -> String {
-    // Display only; nano-CPUs fit an f64 well enough to print.
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "display only; nano-CPUs fit an f64 well enough to print"
+    )]
     let cpus = nano as f64 / 1e9;
     format!("{cpus}")
 }
@@ -259,6 +261,29 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
             sorted_list(mounts.iter().map(format_mount)),
         ));
     }
+    resource_fields(resources, &mut fields);
+    if let Some(update) = update {
+        policy_fields("update", update, &mut fields);
+    }
+    if let Some(rollback) = rollback {
+        policy_fields("rollback", rollback, &mut fields);
+    }
+    if let Some(health) = healthcheck {
+        healthcheck_fields(health, &mut fields);
+    }
+    if let Some(restart) = restart {
+        restart_fields(restart, &mut fields);
+    }
+    for (key, value) in labels {
+        fields.push(Field::new(format!("labels.{key}"), quoted(value)));
+    }
+    for (key, value) in container_labels {
+        fields.push(Field::new(format!("container_labels.{key}"), quoted(value)));
+    }
+    fields
+}
+
+fn resource_fields(resources: &Resources, fields: &mut Vec<Field>) {
     let Resources {
         limit_memory,
         reserve_memory,
@@ -283,25 +308,6 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
     if let Some(nano) = *reserve_nano_cpus {
         fields.push(Field::new("resources.reserve_cpus", format_cpus(nano)));
     }
-    if let Some(update) = update {
-        policy_fields("update", update, &mut fields);
-    }
-    if let Some(rollback) = rollback {
-        policy_fields("rollback", rollback, &mut fields);
-    }
-    if let Some(health) = healthcheck {
-        healthcheck_fields(health, &mut fields);
-    }
-    if let Some(restart) = restart {
-        restart_fields(restart, &mut fields);
-    }
-    for (key, value) in labels {
-        fields.push(Field::new(format!("labels.{key}"), quoted(value)));
-    }
-    for (key, value) in container_labels {
-        fields.push(Field::new(format!("container_labels.{key}"), quoted(value)));
-    }
-    fields
 }
 
 fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {

@@ -418,8 +418,10 @@ fn plan_service_removals(
         })
         .collect();
     let fraction = desired.controller.max_delete_fraction;
-    // Counts of services are far below f64's exact integer range.
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "counts of services are far below f64's exact integer range"
+    )]
     let share = removals.len() as f64 / owned.len().max(1) as f64;
     if !removals.is_empty() && share > fraction && !options.allow_mass_delete {
         return Err(PlanError::MassDelete {

@@ -410,21 +410,13 @@ impl Controller {
         }
     }
 
-    /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
-    /// then apply under the lease or only report.
-    async fn step_with(
+    /// The boards' step (with `--ssh`): what each board needs goes to the
+    /// status; returns where a manager answers and the boards that failed.
+    async fn reach(
         &mut self,
         spec: &Spec,
-        summary: &mut plan::Summary,
-        drift: &mut usize,
-    ) -> Result<Ended, ReconcileError> {
-        let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
-        let suspended = self.options.suspend || spec.controller.suspend;
-        let work = if observe || suspended {
-            BoardWork::PlanOnly
-        } else {
-            BoardWork::Do
-        };
+        work: BoardWork,
+    ) -> Result<(String, Vec<NodeError>), ReconcileError> {
         let progress: crate::node::provision::Progress =
             Arc::new(std::sync::Mutex::new(LogProgress));
         let mut reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
@@ -461,6 +453,25 @@ impl Controller {
             // A new tunnel each reconcile (a new socket path): the client follows it.
             self.tunnel = Some(tunnel);
         }
+        Ok((host, board_failures))
+    }
+
+    /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
+    /// then apply under the lease or only report.
+    async fn step_with(
+        &mut self,
+        spec: &Spec,
+        summary: &mut plan::Summary,
+        drift: &mut usize,
+    ) -> Result<Ended, ReconcileError> {
+        let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
+        let suspended = self.options.suspend || spec.controller.suspend;
+        let work = if observe || suspended {
+            BoardWork::PlanOnly
+        } else {
+            BoardWork::Do
+        };
+        let (host, board_failures) = self.reach(spec, work).await?;
         let swarm = self
             .connect(spec, &host)
             .await

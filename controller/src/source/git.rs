@@ -31,7 +31,7 @@ pub struct GitSource {
 
 impl GitSource {
     /// `cache_root` holds one bare repository per URL.
-    pub fn new(url: String, reference: GitRef, path: String, cache_root: &Path) -> Self {
+    pub fn new(url: String, reference: GitRef, path: &str, cache_root: &Path) -> Self {
         let name = crate::hex::sha256_prefix(url.as_bytes(), 8);
         Self {
             url,
@@ -113,7 +113,7 @@ impl GitSource {
                 })?
         };
         let mut files = Vec::new();
-        self.collect(&repo, &tree, PathBuf::new(), &mut files)?;
+        self.collect(&repo, &tree, Path::new(""), &mut files)?;
         files.sort();
         Ok(Snapshot { revision, files })
     }
@@ -163,7 +163,7 @@ impl GitSource {
         &self,
         repo: &Repository,
         tree: &Tree<'_>,
-        prefix: PathBuf,
+        prefix: &Path,
         files: &mut Vec<(PathBuf, String)>,
     ) -> Result<(), SourceError> {
         for entry in tree {
@@ -177,7 +177,7 @@ impl GitSource {
                     let subtree = repo
                         .find_tree(entry.id())
                         .map_err(self.git_error("read tree"))?;
-                    self.collect(repo, &subtree, path, files)?;
+                    self.collect(repo, &subtree, &path, files)?;
                 }
                 Some(ObjectType::Blob) if reconciler_spec::is_spec_file(&path) => {
                     let blob = repo
@@ -228,7 +228,7 @@ fn credential_callbacks() -> RemoteCallbacks<'static> {
 }
 
 /// Removes `user:password@` from a URL before it is shown anywhere.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])

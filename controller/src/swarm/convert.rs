@@ -370,59 +370,10 @@ pub(super) fn service_from_spec(
             .filter_map(mount_from)
             .collect(),
         resources: resources_from(task.resources.as_ref()),
-        update: spec.update_config.as_ref().map(|u| UpdatePolicy {
-            parallelism: count_from(u.parallelism),
-            delay: duration_from(u.delay),
-            failure_action: u.failure_action.and_then(|a| match a {
-                ServiceSpecUpdateConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
-                ServiceSpecUpdateConfigFailureActionEnum::CONTINUE => Some(FailureAction::Continue),
-                ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK => Some(FailureAction::Rollback),
-                ServiceSpecUpdateConfigFailureActionEnum::EMPTY => None,
-            }),
-            monitor: duration_from(u.monitor),
-            max_failure_ratio: u.max_failure_ratio,
-            order: u.order.and_then(|o| match o {
-                ServiceSpecUpdateConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
-                ServiceSpecUpdateConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
-                ServiceSpecUpdateConfigOrderEnum::EMPTY => None,
-            }),
-        }),
-        rollback: spec.rollback_config.as_ref().map(|r| UpdatePolicy {
-            parallelism: count_from(r.parallelism),
-            delay: duration_from(r.delay),
-            failure_action: r.failure_action.and_then(|a| match a {
-                ServiceSpecRollbackConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
-                ServiceSpecRollbackConfigFailureActionEnum::CONTINUE => {
-                    Some(FailureAction::Continue)
-                }
-                ServiceSpecRollbackConfigFailureActionEnum::EMPTY => None,
-            }),
-            monitor: duration_from(r.monitor),
-            max_failure_ratio: r.max_failure_ratio,
-            order: r.order.and_then(|o| match o {
-                ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
-                ServiceSpecRollbackConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
-                ServiceSpecRollbackConfigOrderEnum::EMPTY => None,
-            }),
-        }),
-        healthcheck: container.health_check.as_ref().map(|h| Healthcheck {
-            test: h.test.clone().unwrap_or_default(),
-            interval: duration_from(h.interval),
-            timeout: duration_from(h.timeout),
-            retries: count_from(h.retries),
-            start_period: duration_from(h.start_period),
-        }),
-        restart: task.restart_policy.as_ref().map(|r| RestartPolicy {
-            condition: r.condition.and_then(|c| match c {
-                TaskSpecRestartPolicyConditionEnum::NONE => Some(RestartCondition::None),
-                TaskSpecRestartPolicyConditionEnum::ON_FAILURE => Some(RestartCondition::OnFailure),
-                TaskSpecRestartPolicyConditionEnum::ANY => Some(RestartCondition::Any),
-                TaskSpecRestartPolicyConditionEnum::EMPTY => None,
-            }),
-            delay: duration_from(r.delay),
-            max_attempts: count_from(r.max_attempts),
-            window: duration_from(r.window),
-        }),
+        update: spec.update_config.as_ref().map(update_from),
+        rollback: spec.rollback_config.as_ref().map(rollback_from),
+        healthcheck: container.health_check.as_ref().map(healthcheck_from),
+        restart: task.restart_policy.as_ref().map(restart_from),
         after: Vec::new(),
         labels: user_labels(&spec.labels.clone().unwrap_or_default()),
         container_labels: container
@@ -431,6 +382,69 @@ pub(super) fn service_from_spec(
             .unwrap_or_default()
             .into_iter()
             .collect(),
+    }
+}
+
+fn update_from(u: &ServiceSpecUpdateConfig) -> UpdatePolicy {
+    UpdatePolicy {
+        parallelism: count_from(u.parallelism),
+        delay: duration_from(u.delay),
+        failure_action: u.failure_action.and_then(|a| match a {
+            ServiceSpecUpdateConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
+            ServiceSpecUpdateConfigFailureActionEnum::CONTINUE => Some(FailureAction::Continue),
+            ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK => Some(FailureAction::Rollback),
+            ServiceSpecUpdateConfigFailureActionEnum::EMPTY => None,
+        }),
+        monitor: duration_from(u.monitor),
+        max_failure_ratio: u.max_failure_ratio,
+        order: u.order.and_then(|o| match o {
+            ServiceSpecUpdateConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
+            ServiceSpecUpdateConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
+            ServiceSpecUpdateConfigOrderEnum::EMPTY => None,
+        }),
+    }
+}
+
+fn rollback_from(r: &ServiceSpecRollbackConfig) -> UpdatePolicy {
+    UpdatePolicy {
+        parallelism: count_from(r.parallelism),
+        delay: duration_from(r.delay),
+        failure_action: r.failure_action.and_then(|a| match a {
+            ServiceSpecRollbackConfigFailureActionEnum::PAUSE => Some(FailureAction::Pause),
+            ServiceSpecRollbackConfigFailureActionEnum::CONTINUE => Some(FailureAction::Continue),
+            ServiceSpecRollbackConfigFailureActionEnum::EMPTY => None,
+        }),
+        monitor: duration_from(r.monitor),
+        max_failure_ratio: r.max_failure_ratio,
+        order: r.order.and_then(|o| match o {
+            ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => Some(UpdateOrder::StopFirst),
+            ServiceSpecRollbackConfigOrderEnum::START_FIRST => Some(UpdateOrder::StartFirst),
+            ServiceSpecRollbackConfigOrderEnum::EMPTY => None,
+        }),
+    }
+}
+
+fn healthcheck_from(h: &HealthConfig) -> Healthcheck {
+    Healthcheck {
+        test: h.test.clone().unwrap_or_default(),
+        interval: duration_from(h.interval),
+        timeout: duration_from(h.timeout),
+        retries: count_from(h.retries),
+        start_period: duration_from(h.start_period),
+    }
+}
+
+fn restart_from(r: &TaskSpecRestartPolicy) -> RestartPolicy {
+    RestartPolicy {
+        condition: r.condition.and_then(|c| match c {
+            TaskSpecRestartPolicyConditionEnum::NONE => Some(RestartCondition::None),
+            TaskSpecRestartPolicyConditionEnum::ON_FAILURE => Some(RestartCondition::OnFailure),
+            TaskSpecRestartPolicyConditionEnum::ANY => Some(RestartCondition::Any),
+            TaskSpecRestartPolicyConditionEnum::EMPTY => None,
+        }),
+        delay: duration_from(r.delay),
+        max_attempts: count_from(r.max_attempts),
+        window: duration_from(r.window),
     }
 }
 

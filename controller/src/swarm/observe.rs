@@ -29,46 +29,69 @@ impl Swarm {
             .await
             .map_err(api(DockerCall::ListServices))?;
 
-        let mut observed = Observed::default();
-        for node in nodes {
-            let spec = node.spec.clone().unwrap_or_default();
-            let status = node.status.clone().unwrap_or_default();
-            let manager = node.manager_status.clone();
-            observed.nodes.push(ObservedNode {
-                id: node.id.clone().unwrap_or_default(),
-                version: node.version.as_ref().and_then(|v| v.index).unwrap_or(0),
-                hostname: node
-                    .description
-                    .as_ref()
-                    .and_then(|d| d.hostname.clone())
-                    .unwrap_or_default(),
-                address: status.addr.clone().unwrap_or_default(),
-                role: match spec.role {
-                    Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
-                    _ => Role::Worker,
-                },
-                availability: match spec.availability {
-                    Some(NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
-                    Some(NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
-                    _ => Availability::Active,
-                },
-                labels: spec
-                    .labels
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                state: status.state.map_or_else(
-                    || "unknown".to_string(),
-                    |s| format!("{s:?}").to_lowercase(),
-                ),
-                manager_reachable: manager
-                    .as_ref()
-                    .map(|m| m.reachability == Some(Reachability::REACHABLE)),
-                leader: manager.as_ref().and_then(|m| m.leader).unwrap_or(false),
-            });
-        }
+        let mut observed = Observed {
+            nodes: nodes.iter().map(observed_node).collect(),
+            ..Observed::default()
+        };
+        let network_names = self.observe_networks(networks, &mut observed);
+        self.observe_services(services, &network_names, &mut observed);
+        tracing::debug!(
+            nodes = observed.nodes.len(),
+            networks = observed.networks.len(),
+            services = observed.services.len(),
+            "observed the swarm"
+        );
+        Ok(observed)
+    }
+}
 
+/// One node as the planner sees it.
+fn observed_node(node: &bollard::models::Node) -> ObservedNode {
+    let spec = node.spec.clone().unwrap_or_default();
+    let status = node.status.clone().unwrap_or_default();
+    let manager = node.manager_status.clone();
+    ObservedNode {
+        id: node.id.clone().unwrap_or_default(),
+        version: node.version.as_ref().and_then(|v| v.index).unwrap_or(0),
+        hostname: node
+            .description
+            .as_ref()
+            .and_then(|d| d.hostname.clone())
+            .unwrap_or_default(),
+        address: status.addr.clone().unwrap_or_default(),
+        role: match spec.role {
+            Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
+            _ => Role::Worker,
+        },
+        availability: match spec.availability {
+            Some(NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
+            Some(NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
+            _ => Availability::Active,
+        },
+        labels: spec
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        state: status.state.map_or_else(
+            || "unknown".to_string(),
+            |s| format!("{s:?}").to_lowercase(),
+        ),
+        manager_reachable: manager
+            .as_ref()
+            .map(|m| m.reachability == Some(Reachability::REACHABLE)),
+        leader: manager.as_ref().and_then(|m| m.leader).unwrap_or(false),
+    }
+}
+
+impl Swarm {
+    /// The swarm-scoped networks; returns every network's name by id (services refer to ids).
+    fn observe_networks(
+        &self,
+        networks: Vec<bollard::models::Network>,
+        observed: &mut Observed,
+    ) -> HashMap<String, String> {
         let mut network_names = HashMap::new();
         for network in networks {
             let (Some(id), Some(name)) = (network.id.clone(), network.name.clone()) else {
@@ -97,6 +120,15 @@ impl Swarm {
             );
         }
 
+        network_names
+    }
+
+    fn observe_services(
+        &self,
+        services: Vec<bollard::models::Service>,
+        network_names: &HashMap<String, String>,
+        observed: &mut Observed,
+    ) {
         for service in services {
             let Some(spec) = service.spec.as_ref() else {
                 continue;
@@ -118,16 +150,9 @@ impl Swarm {
                         .and_then(|u| u.state)
                         .filter(|s| *s != bollard::models::ServiceUpdateStatusStateEnum::EMPTY)
                         .map(|s| s.to_string()),
-                    config: service_from_spec(&name, spec, &network_names),
+                    config: service_from_spec(&name, spec, network_names),
                 },
             );
         }
-        tracing::debug!(
-            nodes = observed.nodes.len(),
-            networks = observed.networks.len(),
-            services = observed.services.len(),
-            "observed the swarm"
-        );
-        Ok(observed)
     }
 }
