@@ -214,26 +214,36 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 /// Everything that can stop a command; each prints as one actionable message.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The spec cannot be read or is invalid (every problem, with file:line:col).
     #[error(transparent)]
     Spec(#[from] LoadError),
+    /// Docker is unreachable, not a manager, or refused a call.
     #[error(transparent)]
     Swarm(#[from] SwarmError),
+    /// The planner refused for safety (mass delete, quorum, not ours, ...).
     #[error("cannot plan: {0}")]
     Plan(#[from] crate::plan::PlanError),
+    /// A write failed or a service did not converge; earlier writes stay.
     #[error("apply failed: {0}")]
     Apply(#[from] ApplyError),
+    /// `apply` without `--auto-approve` and nobody at a terminal to ask.
     #[error(
         "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"
     )]
     NoTerminal,
+    /// stdout or stderr is gone.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The plan could not be written as JSON (a bug).
     #[error("cannot encode the plan as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// `run` could not start (its listen address, its webhook secret).
     #[error(transparent)]
     Run(#[from] crate::runtime::RunError),
+    /// The boards cannot be planned, or no swarm exists after their steps.
     #[error(transparent)]
     Provision(#[from] crate::node::provision::ProvisionError),
+    /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
         apply_timeout: Duration,

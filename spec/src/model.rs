@@ -316,3 +316,26 @@ pub struct Stack {
     pub compose: String,
     pub env_file: Option<String>,
 }
+
+/// One spelling per value, as the spec writes it (and plans, status and
+/// metrics show it).
+macro_rules! spelled {
+    ($type:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $type {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
+spelled!(Role { Manager => "manager", Worker => "worker" });
+spelled!(Availability { Active => "active", Pause => "pause", Drain => "drain" });
+spelled!(Protocol { Tcp => "tcp", Udp => "udp", Sctp => "sctp" });
+spelled!(PublishMode { Ingress => "ingress", Host => "host" });
+spelled!(MountKind { Bind => "bind", Volume => "volume", Tmpfs => "tmpfs" });
+spelled!(FailureAction { Pause => "pause", Continue => "continue", Rollback => "rollback" });
+spelled!(UpdateOrder { StopFirst => "stop-first", StartFirst => "start-first" });
+spelled!(RestartCondition { None => "none", OnFailure => "on-failure", Any => "any" });

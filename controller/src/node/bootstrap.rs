@@ -55,10 +55,7 @@ impl Step {
                 format!("initialize the swarm (advertise {advertise})")
             }
             Step::Join { role, manager } => {
-                format!(
-                    "join the swarm as {} via {manager}",
-                    format!("{role:?}").to_lowercase()
-                )
+                format!("join the swarm as {} via {manager}", role.as_str())
             }
         }
     }
@@ -74,12 +71,14 @@ pub struct NodePlan {
 /// Why the boards cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BootstrapError {
+    /// A board is not what the spec says (`arch`): probably the wrong address.
     #[error("node {node}: the spec expects architecture {expected}, the board reports {found}")]
     ArchMismatch {
         node: String,
         expected: String,
         found: String,
     },
+    /// No manager of the spec answered: nobody to form the swarm or join through.
     #[error("no manager of the spec is reachable, so the swarm cannot be formed or joined")]
     NoManager,
 }

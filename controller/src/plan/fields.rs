@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use reconciler_spec::units::format_duration;
 use reconciler_spec::{
-    Healthcheck, Mount, MountKind, Network, Port, Resources, RestartPolicy, Service, ServiceMode,
-    UpdatePolicy,
+    Healthcheck, Mount, Network, Port, Resources, RestartPolicy, Service, ServiceMode, UpdatePolicy,
 };
 use serde::Serialize;
 
@@ -161,8 +160,8 @@ fn format_cpus(nano: i64) -> String {
 }
 
 pub fn format_port(port: &Port) -> String {
-    let protocol = format!("{:?}", port.protocol).to_lowercase();
-    let mode = format!("{:?}", port.mode).to_lowercase();
+    let protocol = port.protocol.as_str();
+    let mode = port.mode.as_str();
     match port.published {
         Some(published) => format!("{published}:{}/{protocol} ({mode})", port.target),
         None => format!("{}/{protocol} ({mode})", port.target),
@@ -170,11 +169,7 @@ pub fn format_port(port: &Port) -> String {
 }
 
 fn format_mount(mount: &Mount) -> String {
-    let kind = match mount.kind {
-        MountKind::Bind => "bind",
-        MountKind::Volume => "volume",
-        MountKind::Tmpfs => "tmpfs",
-    };
+    let kind = mount.kind.as_str();
     let source = mount.source.as_deref().unwrap_or("");
     let mode = if mount.readonly { " (ro)" } else { "" };
     format!("{kind} {source}:{}{mode}", mount.target)
@@ -331,7 +326,7 @@ fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
     if let Some(a) = failure_action {
         fields.push(Field::new(
             format!("{prefix}.failure_action"),
-            quoted(&format!("{a:?}").to_lowercase()),
+            quoted(a.as_str()),
         ));
     }
     if let Some(m) = *monitor {
@@ -347,11 +342,7 @@ fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
         ));
     }
     if let Some(o) = order {
-        let order = match o {
-            reconciler_spec::UpdateOrder::StopFirst => "stop-first",
-            reconciler_spec::UpdateOrder::StartFirst => "start-first",
-        };
-        fields.push(Field::new(format!("{prefix}.order"), quoted(order)));
+        fields.push(Field::new(format!("{prefix}.order"), quoted(o.as_str())));
     }
 }
 
@@ -389,12 +380,7 @@ fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
         window,
     } = restart;
     if let Some(c) = condition {
-        let condition = match c {
-            reconciler_spec::RestartCondition::None => "none",
-            reconciler_spec::RestartCondition::OnFailure => "on-failure",
-            reconciler_spec::RestartCondition::Any => "any",
-        };
-        fields.push(Field::new("restart.condition", quoted(condition)));
+        fields.push(Field::new("restart.condition", quoted(c.as_str())));
     }
     if let Some(d) = *delay {
         fields.push(Field::new("restart.delay", quoted(&format_duration(d))));

@@ -34,11 +34,11 @@ pub struct NodeUpdate {
 }
 
 fn role_text(role: Role) -> String {
-    format!("{role:?}").to_lowercase()
+    role.as_str().to_string()
 }
 
 fn availability_text(availability: Availability) -> String {
-    format!("{availability:?}").to_lowercase()
+    availability.as_str().to_string()
 }
 
 /// Finds the swarm node for a spec node: by hostname (the node's name), else by address.

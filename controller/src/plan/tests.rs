@@ -67,7 +67,14 @@ fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
 fn outline(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
-        .map(|a| format!("{:?} {:?}.{}", a.operation(), a.kind(), a.name()).to_lowercase())
+        .map(|a| {
+            format!(
+                "{} {}.{}",
+                a.operation().as_str(),
+                a.kind().as_str(),
+                a.name()
+            )
+        })
         .collect()
 }
 

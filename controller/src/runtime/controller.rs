@@ -659,10 +659,10 @@ impl Controller {
         let metrics = &self.shared.metrics;
         metrics.nodes.reset();
         for node in &observed.nodes {
-            let role = format!("{:?}", node.role).to_lowercase();
+            let role = node.role.as_str();
             metrics
                 .nodes
-                .with_label_values(&[role.as_str(), node.state.as_str()])
+                .with_label_values(&[role, node.state.as_str()])
                 .inc();
         }
         metrics.replicas_desired.reset();
@@ -700,8 +700,8 @@ impl Controller {
             .iter()
             .map(|n| NodeStatus {
                 hostname: n.hostname.clone(),
-                role: format!("{:?}", n.role).to_lowercase(),
-                availability: format!("{:?}", n.availability).to_lowercase(),
+                role: n.role.as_str().to_string(),
+                availability: n.availability.as_str().to_string(),
                 state: n.state.clone(),
                 labels: n
                     .labels

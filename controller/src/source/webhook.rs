@@ -38,12 +38,16 @@ pub enum Verdict {
 /// Why a hook was refused; every variant is answered with 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookError {
+    /// None of the three forges' signature headers is present.
     #[error("no signature header (X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token)")]
     Unsigned,
+    /// A signature header that is not `sha256=<hex>` (GitHub) or hex (Gitea).
     #[error("malformed signature header")]
     Malformed,
+    /// The body was signed with another secret, or changed on the way.
     #[error("signature does not match the body and the configured secret")]
     BadSignature,
+    /// The controller was started without a secret: no hook can be verified.
     #[error("webhooks are disabled: no secret is configured")]
     NoSecret,
 }

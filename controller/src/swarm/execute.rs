@@ -80,10 +80,10 @@ impl Swarm {
             .inspect_node(id)
             .await
             .map_err(api(DockerCall::InspectNode))?;
-        Ok(node.status.and_then(|s| s.state).map_or_else(
-            || "unknown".to_string(),
-            |s| format!("{s:?}").to_lowercase(),
-        ))
+        Ok(node
+            .status
+            .and_then(|s| s.state)
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string()))
     }
 
     /// Removes a node object (`force` for a node that never reported down).

@@ -203,10 +203,9 @@ impl Swarm {
         let info = docker.info().await.map_err(api(DockerCall::Info))?;
         let swarm = info.swarm.unwrap_or_default();
         if swarm.control_available != Some(true) {
-            let state = swarm.local_node_state.map_or_else(
-                || "unknown".to_string(),
-                |s| format!("{s:?}").to_lowercase(),
-            );
+            let state = swarm
+                .local_node_state
+                .map_or_else(|| "unknown".to_string(), |s| s.to_string());
             return Err(SwarmError::NotManager {
                 host: host.to_string(),
                 state,

@@ -74,10 +74,9 @@ fn observed_node(node: &bollard::models::Node) -> ObservedNode {
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        state: status.state.map_or_else(
-            || "unknown".to_string(),
-            |s| format!("{s:?}").to_lowercase(),
-        ),
+        state: status
+            .state
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
         manager_reachable: manager
             .as_ref()
             .map(|m| m.reachability == Some(Reachability::REACHABLE)),
