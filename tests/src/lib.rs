@@ -117,6 +117,18 @@ pub fn require_swarm() {
 
 /// Runs `reconciler ARGS...` in-process through the same code path as the binary.
 pub fn reconciler(args: &[&str]) -> Output {
+    in_process(args, None)
+}
+
+/// Runs `reconciler ARGS...` in-process with `answer` typed at its
+/// confirmation prompt, as a person at a terminal would.
+pub fn reconciler_answering(args: &[&str], answer: &str) -> Output {
+    in_process(args, Some(answer))
+}
+
+/// The binary's `main` without the process: parse, run, capture both streams.
+/// `answer` is what a person at a terminal types; `None` is no terminal.
+fn in_process(args: &[&str], answer: Option<&str>) -> Output {
     use clap::Parser;
     let mut argv = vec!["reconciler"];
     argv.extend_from_slice(args);
@@ -136,11 +148,12 @@ pub fn reconciler(args: &[&str]) -> Output {
         .expect("cannot build a tokio runtime");
     let mut out = Vec::new();
     let mut err = Vec::new();
+    let mut typed = answer.map(|a| std::io::Cursor::new(a.as_bytes().to_vec()));
     let code = {
         let mut console = Console {
             out: &mut out,
             err: &mut err,
-            input: None,
+            input: typed.as_mut().map(|t| t as &mut dyn std::io::BufRead),
         };
         runtime.block_on(reconciler::cli::run(cli, &mut console))
     };
@@ -338,35 +351,6 @@ pub fn reconciler_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Runs `reconciler ARGS...` in-process with `answer` typed at its
-/// confirmation prompt, as a person at a terminal would.
-pub fn reconciler_answering(args: &[&str], answer: &str) -> Output {
-    use clap::Parser;
-    let mut argv = vec!["reconciler"];
-    argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&argv).expect("bad arguments");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("cannot build a tokio runtime");
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let mut input = std::io::Cursor::new(answer.as_bytes().to_vec());
-    let code = {
-        let mut console = Console {
-            out: &mut out,
-            err: &mut err,
-            input: Some(&mut input),
-        };
-        runtime.block_on(reconciler::cli::run(cli, &mut console))
-    };
-    Output {
-        code: i32::from(code),
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
     }
 }
 

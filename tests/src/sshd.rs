@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use reconciler::node::Target;
 
-fn keygen(path: &Path) {
+/// A new ed25519 key pair at `path` (and `path.pub`), without a passphrase.
+pub fn keygen(path: &Path) {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)

@@ -149,12 +149,7 @@ fn parallel_bounds_how_many_boards_are_worked_on_at_once() {
     };
     let spec = reconciler_tests::SpecDir::new("parallel");
     let key = spec.path().join("id_ed25519");
-    let keygen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(keygen.success());
+    reconciler_tests::sshd::keygen(&key);
     let nodes: String = ports
         .iter()
         .enumerate()

@@ -440,12 +440,7 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
     );
     // An agent holding only a key the board does not accept: refused, by name.
     let stranger_key = sshd.dir().join("stranger_ed25519");
-    let keygen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&stranger_key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(keygen.success());
+    reconciler_tests::sshd::keygen(&stranger_key);
     let other_socket = sshd.dir().join("other-agent.sock");
     let other_started = std::process::Command::new("ssh-agent")
         .arg("-a")
