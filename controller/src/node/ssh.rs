@@ -113,6 +113,8 @@ impl Verifier {
                 Err(error) => self.record(KeyProblem::BadPin(error.to_string())),
             };
         }
+        // A missing known_hosts file reads as "no key known" (russh), and
+        // recording a first-seen key creates the file and its folder.
         let path = &self.target.known_hosts;
         let host = &self.target.host;
         let port = self.target.port;
@@ -132,20 +134,6 @@ impl Verifier {
                 fingerprint,
                 recorded: format!("known_hosts line {line} of {}", path.display()),
             }),
-            // A missing known_hosts file means no key is known.
-            Err(russh::keys::Error::IO(error)) if error.kind() == std::io::ErrorKind::NotFound => {
-                if self.accept_new {
-                    if let Some(parent) = path.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path) {
-                        Ok(()) => true,
-                        Err(error) => self.record(KeyProblem::Io(error.to_string())),
-                    }
-                } else {
-                    self.record(KeyProblem::Unknown { fingerprint })
-                }
-            }
             Err(error) => self.record(KeyProblem::Io(error.to_string())),
         }
     }
