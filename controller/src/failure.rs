@@ -187,7 +187,8 @@ impl Classify for crate::node::NodeError {
             | NodeError::HostKeyChanged { .. }
             | NodeError::BadPinnedKey { .. }
             | NodeError::Identity { .. }
-            | NodeError::AuthRejected { .. } => ErrorClass::NeedsPerson,
+            | NodeError::AuthRejected { .. }
+            | NodeError::Sudo { .. } => ErrorClass::NeedsPerson,
         }
     }
 
@@ -199,6 +200,7 @@ impl Classify for crate::node::NodeError {
             | NodeError::HostKeyChanged { .. }
             | NodeError::BadPinnedKey { .. } => "host_key",
             NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "ssh_auth",
+            NodeError::Sudo { .. } => "sudo",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "board_command",

@@ -60,6 +60,25 @@ const CAPS: [&str; 37] = [
 
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// The board's users, like Raspberry Pi OS: `pi` logs in with the test key
+/// and has passwordless sudo; `nopass` logs in with the same key but its
+/// sudo asks for a password. Root has no key: nothing may rely on it.
+/// The key arrives on stdin.
+pub const USERS: &str = "set -e
+key=$(cat)
+useradd -m -s /bin/bash pi
+echo 'pi ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/010_pi-nopasswd
+chmod 440 /etc/sudoers.d/010_pi-nopasswd
+useradd -m -s /bin/bash -G sudo nopass
+echo 'nopass:not-a-test-secret' | chpasswd
+for user in pi nopass; do
+  mkdir -p -m 700 /home/$user/.ssh
+  echo \"$key\" > /home/$user/.ssh/authorized_keys
+  chmod 600 /home/$user/.ssh/authorized_keys
+  chown -R $user:$user /home/$user/.ssh
+done
+";
+
 fn debian_mirror() -> String {
     let sources =
         std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
@@ -216,7 +235,7 @@ impl Boards {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             docker(&refs);
             let mut install = Command::new("docker")
-                .args(["exec", "-i", &name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"])
+                .args(["exec", "-i", &name, "sh", "-c", USERS])
                 .stdin(Stdio::piped())
                 .spawn()
                 .expect("docker exec");

@@ -45,7 +45,7 @@ fn spec_named(boards: &Boards, names: &[&str]) -> SpecDir {
 name = "boards"
 
 [ssh]
-user = "root"
+user = "pi"
 identity = "{identity}"
 known_hosts = "{known}"
 
@@ -429,4 +429,53 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         assert!(!text.contains("SWMTKN-"), "a join token reached {what}");
     }
     assert!(shown[0].1.contains("DEBUG"), "debug logging was not on");
+}
+
+/// A board whose sudo asks for a password (a user not set up like Raspberry
+/// Pi OS's `pi`): every board step is refused with the board's name and the
+/// line that fixes it, and nothing runs on it.
+#[test]
+fn a_board_whose_sudo_wants_a_password_is_named_with_the_fix() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    require_swarm();
+    let boards = Boards::start("rcs-", 41, 1);
+    let spec = SpecDir::new("sudo");
+    spec.write(
+        "cluster.toml",
+        &format!(
+            "[cluster]\nname = \"sudo\"\n[ssh]\nuser = \"nopass\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n[node.rcs1]\naddress = \"{}\"\nrole = \"manager\"\n",
+            boards.identity().display(),
+            boards.known_hosts().display(),
+            boards.address(0)
+        ),
+    );
+    let dir = spec.arg();
+    let facts = reconciler_binary(&["facts", &dir, "--json"], &[]);
+    assert_eq!(facts.code, 1, "{}\n{}", facts.stdout, facts.stderr);
+    let facts: serde_json::Value =
+        serde_json::from_str(&facts.stdout).unwrap_or_else(|e| panic!("{e}: {}", facts.stdout));
+    assert_eq!(facts["rcs1"]["kind"], "auth", "{facts:#}");
+    assert_eq!(
+        facts["rcs1"]["error"],
+        "node rcs1: board steps run as root through `sudo -n`, but for nopass sudo asks for a password; allow it without a password, as Raspberry Pi OS does for `pi`: on the board run `echo 'nopass ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/010_nopass-nopasswd`, or log in as root"
+    );
+    let applied = reconciler_binary(&["apply", &dir, "--ssh", "--auto-approve"], &[]);
+    assert_eq!(applied.code, 1, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("node rcs1: board steps run as root through `sudo -n`"),
+        "{}",
+        applied.stderr
+    );
+    // Nothing was done: no hostname, no hosts block, no Docker.
+    assert_eq!(boards.exec(0, "cat /etc/hostname").stdout.trim(), "bare-1");
+    assert_eq!(
+        boards
+            .exec(0, "grep -c reconciler /etc/hosts")
+            .stdout
+            .trim(),
+        "0"
+    );
+    assert_ne!(boards.exec(0, "command -v docker").code, 0);
 }

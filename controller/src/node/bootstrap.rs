@@ -226,7 +226,7 @@ pub async fn execute(
                     Role::Worker => "worker",
                 };
                 let output = manager
-                    .run(
+                    .run_as_root(
                         "read the join token",
                         &format!("docker swarm join-token -q {kind}\n"),
                     )
@@ -245,7 +245,7 @@ pub async fn execute(
         };
         let secrets: Vec<&str> = token.iter().map(String::as_str).collect();
         let output = session
-            .run(&step.describe(), &script(step, spec, token.as_deref()))
+            .run_as_root(&step.describe(), &script(step, spec, token.as_deref()))
             .await?;
         if !output.success() {
             return Err(failed(

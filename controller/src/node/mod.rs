@@ -71,6 +71,13 @@ pub enum NodeError {
     /// The channel closed without an exit status (the connection dropped).
     #[error("node {node}: `{what}` ended without an exit status (connection lost?)")]
     NoExitStatus { node: String, what: String },
+    /// A board step needs root and the SSH user cannot become root without a person.
+    #[error("node {node}: board steps run as root through `sudo -n`, but for {user} {problem}; allow it without a password, as Raspberry Pi OS does for `pi`: on the board run `echo '{user} ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/010_{user}-nopasswd`, or log in as root")]
+    Sudo {
+        node: String,
+        user: String,
+        problem: ssh::SudoProblem,
+    },
     /// A command ran and exited with an error (its stderr, secrets redacted).
     #[error("node {node}: {what} failed: {stderr}")]
     Failed {
@@ -91,7 +98,9 @@ impl NodeError {
             NodeError::UnknownHostKey { .. }
             | NodeError::HostKeyChanged { .. }
             | NodeError::BadPinnedKey { .. } => "host_key",
-            NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "auth",
+            NodeError::Identity { .. }
+            | NodeError::AuthRejected { .. }
+            | NodeError::Sudo { .. } => "auth",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "command",
@@ -135,7 +144,7 @@ pub async fn gather_facts(
             let started = std::time::Instant::now();
             let result = async {
                 let session = Session::connect(&target, options).await?;
-                let output = session.run("gather facts", facts::SCRIPT).await?;
+                let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
                 session.close().await;
                 Ok(Facts::parse(&output.stdout))
             }
@@ -177,7 +186,7 @@ pub fn leaver(
         Box::pin(async move {
             let session = Session::connect(&target, options).await?;
             let output = session
-                .run("leave the swarm", "docker swarm leave\n")
+                .run_as_root("leave the swarm", "docker swarm leave\n")
                 .await?;
             session.close().await;
             if output.success() {

@@ -71,7 +71,7 @@ async fn connect_all(
     let targets: Vec<_> = spec.nodes.values().map(target_for).collect();
     let connected = for_each(targets, parallel, move |target| async move {
         let session = Session::connect(&target, options).await?;
-        let output = session.run("gather facts", facts::SCRIPT).await?;
+        let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
         Ok::<_, NodeError>((
             target.node.clone(),
             Arc::new(session),
@@ -262,5 +262,5 @@ fn open_tunnel(
 ) -> Option<Tunnel> {
     let plans: &[NodePlan] = if only_existing { &[] } else { plans };
     let session = anchor_session(spec, sessions, facts, plans, &[])?;
-    Tunnel::open(session, "/var/run/docker.sock").ok()
+    Tunnel::open(session).ok()
 }

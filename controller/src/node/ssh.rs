@@ -292,6 +292,45 @@ impl Session {
     /// Runs `script` with `sh -s` (the script on stdin) and waits for its exit
     /// status, at most the command timeout. `what` names it in errors.
     pub async fn run(&self, what: &str, script: &str) -> Result<Output, NodeError> {
+        self.run_command(what, "sh -s", script).await
+    }
+
+    /// Runs `script` as root: as it is for `root`, else through `sudo -n`
+    /// (Raspberry Pi OS logs in as `pi` with passwordless sudo). A sudo that
+    /// asks for a password, or no sudo at all, is an error naming the board.
+    pub async fn run_as_root(&self, what: &str, script: &str) -> Result<Output, NodeError> {
+        if self.target.user == "root" {
+            return self.run(what, script).await;
+        }
+        let output = self.run_command(what, "sudo -n sh -s", script).await?;
+        if !output.success() {
+            if let Some(problem) = sudo_problem(&output.stderr) {
+                return Err(NodeError::Sudo {
+                    node: self.target.node.clone(),
+                    user: self.target.user.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// A command that runs as root (`sudo -n` unless the user is root), for
+    /// exec channels that are not scripts (the Docker tunnel's dial-stdio).
+    pub fn as_root(&self, command: &str) -> String {
+        if self.target.user == "root" {
+            command.to_string()
+        } else {
+            format!("sudo -n {command}")
+        }
+    }
+
+    async fn run_command(
+        &self,
+        what: &str,
+        command: &str,
+        script: &str,
+    ) -> Result<Output, NodeError> {
         let node = self.target.node.clone();
         let ssh_error = |e: russh::Error| NodeError::Ssh {
             node: node.clone(),
@@ -302,7 +341,7 @@ impl Session {
             .channel_open_session()
             .await
             .map_err(ssh_error)?;
-        channel.exec(true, "sh -s").await.map_err(ssh_error)?;
+        channel.exec(true, command).await.map_err(ssh_error)?;
         channel
             .data_bytes(script.as_bytes().to_vec())
             .await
@@ -342,18 +381,23 @@ impl Session {
         })
     }
 
-    /// Opens a channel to a unix socket on the board (for [`super::tunnel`]).
-    pub async fn open_streamlocal(
+    /// Starts `command` on the board and hands back its channel as a byte
+    /// stream (for [`super::tunnel`]: `docker system dial-stdio`).
+    pub async fn open_exec(
         &self,
-        path: &str,
+        command: &str,
     ) -> Result<russh::Channel<russh::client::Msg>, NodeError> {
-        self.handle
-            .channel_open_direct_streamlocal(path)
+        let ssh_error = |e: russh::Error| NodeError::Ssh {
+            node: self.target.node.clone(),
+            reason: format!("cannot start `{command}` over SSH: {e}"),
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
             .await
-            .map_err(|e| NodeError::Ssh {
-                node: self.target.node.clone(),
-                reason: format!("cannot reach {path} over SSH: {e}"),
-            })
+            .map_err(ssh_error)?;
+        channel.exec(true, command).await.map_err(ssh_error)?;
+        Ok(channel)
     }
 
     /// Closes the connection politely.
@@ -400,6 +444,41 @@ async fn authenticate_with_agent(
     Ok(false)
 }
 
+/// What sudo said when it would not run a command without asking.
+fn sudo_problem(stderr: &str) -> Option<SudoProblem> {
+    let first = stderr.lines().next().unwrap_or_default();
+    if first.starts_with("sudo:") && first.contains("password is required") {
+        Some(SudoProblem::WantsPassword)
+    } else if first.contains("sudo: not found") || first.contains("sudo: command not found") {
+        Some(SudoProblem::Missing)
+    } else if first.starts_with("sudo:") && first.contains("not in the sudoers") {
+        Some(SudoProblem::NotAllowed)
+    } else {
+        None
+    }
+}
+
+/// Why a board step could not become root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SudoProblem {
+    /// `sudo -n` would have asked for a password.
+    WantsPassword,
+    /// The user may not use sudo at all.
+    NotAllowed,
+    /// There is no sudo on the board.
+    Missing,
+}
+
+impl std::fmt::Display for SudoProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SudoProblem::WantsPassword => "sudo asks for a password",
+            SudoProblem::NotAllowed => "the user is not allowed to use sudo",
+            SudoProblem::Missing => "sudo is not installed",
+        })
+    }
+}
+
 /// Replaces every occurrence of the given secrets (join tokens, ...) before
 /// text is logged, shown in a plan, or returned in an error.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
@@ -412,7 +491,32 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, sudo_problem, SudoProblem};
+
+    #[test]
+    fn sudo_refusals_are_told_apart_from_failing_scripts() {
+        assert_eq!(
+            sudo_problem("sudo: a password is required\n"),
+            Some(SudoProblem::WantsPassword)
+        );
+        assert_eq!(
+            sudo_problem("sh: 1: sudo: not found\n"),
+            Some(SudoProblem::Missing)
+        );
+        assert_eq!(
+            sudo_problem("nopass is not in the sudoers file.\nsudo: ... not in the sudoers\n"),
+            None,
+            "only sudo's own first line counts"
+        );
+        assert_eq!(
+            sudo_problem("sudo: nopass is not in the sudoers file.\n"),
+            Some(SudoProblem::NotAllowed)
+        );
+        assert_eq!(
+            sudo_problem("E: Unable to locate package docker.io\n"),
+            None
+        );
+    }
 
     #[test]
     fn secrets_are_redacted() {

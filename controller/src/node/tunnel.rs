@@ -1,6 +1,8 @@
 //! A manager's Docker API over SSH: a local unix socket whose every connection
-//! is forwarded to the board's `/var/run/docker.sock` through the SSH session
-//! (direct-streamlocal), so no Docker TCP port is ever exposed.
+//! is carried to the board's Docker by `docker system dial-stdio` (what the
+//! docker CLI's own `ssh://` hosts use) on an exec channel of the SSH session,
+//! run as root (`sudo -n` for `pi`), so neither a Docker TCP port nor docker
+//! group membership is ever needed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +21,8 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
-    /// Opens a local socket forwarding to `remote` (a socket path on the board).
-    pub fn open(session: Arc<Session>, remote: &str) -> Result<Self, NodeError> {
+    /// Opens a local socket whose connections reach the board's Docker.
+    pub fn open(session: Arc<Session>) -> Result<Self, NodeError> {
         let node = session.target().node.clone();
         let io = |e: std::io::Error| NodeError::Ssh {
             node: node.clone(),
@@ -37,13 +39,13 @@ impl Tunnel {
         std::fs::create_dir_all(&dir).map_err(io)?;
         let socket = dir.join("docker.sock");
         let listener = UnixListener::bind(&socket).map_err(io)?;
-        let remote = remote.to_string();
+        let dial = session.as_root("docker system dial-stdio");
         let task = tokio::spawn(async move {
             while let Ok((mut local, _)) = listener.accept().await {
                 let session = Arc::clone(&session);
-                let remote = remote.clone();
+                let dial = dial.clone();
                 tokio::spawn(async move {
-                    match session.open_streamlocal(&remote).await {
+                    match session.open_exec(&dial).await {
                         Ok(channel) => {
                             let mut stream = channel.into_stream();
                             let _ = tokio::io::copy_bidirectional(&mut local, &mut stream).await;

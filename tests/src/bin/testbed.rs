@@ -7,6 +7,7 @@
 //!
 //! Needs `scripts/setup` (Docker, debootstrap). The boards live on the private
 //! network 10.77.0.0/24 and install Docker from this machine's Debian mirror.
+//! Like Raspberry Pi OS they log in as `pi`, with passwordless sudo.
 
 use std::path::Path;
 
@@ -33,7 +34,7 @@ fn main() {
             let known = std::fs::canonicalize(boards.known_hosts())
                 .unwrap_or_else(|_| boards.known_hosts());
             let mut spec = format!(
-                "[cluster]\nname = \"testbed\"\n\n[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[bootstrap]\n# The simulated boards have no systemd.\nstart_docker = \"nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &\"\n",
+                "[cluster]\nname = \"testbed\"\n\n[ssh]\nuser = \"pi\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[bootstrap]\n# The simulated boards have no systemd.\nstart_docker = \"nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &\"\n",
                 identity.display(),
                 known.display()
             );
@@ -51,7 +52,7 @@ fn main() {
             }
             for i in 0..usize::from(count) {
                 println!(
-                    "{}  {}  (ssh -i {} root@{})",
+                    "{}  {}  (ssh -i {} pi@{})",
                     boards.name(i),
                     boards.address(i),
                     identity.display(),
