@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reconciler_spec::ServiceMode;
 
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Departure, Plan};
 use crate::swarm::progress::Convergence;
 use crate::swarm::{Swarm, SwarmError};
 
@@ -69,6 +69,14 @@ pub enum ApplyError {
     /// A board could not be taken out of the swarm.
     #[error("node `{node}`: {reason}")]
     Node { node: String, reason: String },
+    /// A live board did not leave the swarm (unreachable, or it is another
+    /// node now). It stays drained; it is never removed by force.
+    #[error("node `{node}` did not leave the swarm and stays drained: {source}. Make the board leave by hand (`docker swarm leave` on it); once it is off, its object is removed after down_node_grace")]
+    NotLeft {
+        node: String,
+        #[source]
+        source: Box<crate::node::NodeError>,
+    },
     /// The tasks did not all start in time.
     #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
     Timeout {
@@ -80,8 +88,10 @@ pub enum ApplyError {
     },
 }
 
-/// Makes the board at an address leave the swarm over SSH (node name, address).
+/// Makes the board at an address leave the swarm over SSH, once it confirms
+/// it is the swarm node with that ID (node name, address, node ID).
 pub type Leaver = dyn Fn(
+        String,
         String,
         String,
     ) -> std::pin::Pin<
@@ -142,12 +152,19 @@ pub async fn apply(
             id,
             address,
             manager,
+            departure,
         } = action
         {
-            remove_node(
-                swarm, name, id, address, *manager, leaver, options, progress,
-            )
-            .await?;
+            let node = Departing {
+                name,
+                id,
+                address,
+                manager: *manager,
+            };
+            match departure {
+                Departure::Leave => leave(swarm, &node, leaver, options, progress).await?,
+                Departure::Forget => forget(swarm, &node, progress).await?,
+            }
             report.actions_done += 1;
             continue;
         }
@@ -242,32 +259,45 @@ async fn wait_converged(
     }
 }
 
-/// Drain, wait for the tasks to move, demote a manager, leave over SSH,
-/// remove the node object (forced only when the board could not leave).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the steps of a removal read best in one place"
-)]
-async fn remove_node(
-    swarm: &Swarm,
-    name: &str,
-    id: &str,
-    address: &str,
+/// A node on its way out of the swarm.
+struct Departing<'a> {
+    name: &'a str,
+    id: &'a str,
+    address: &'a str,
     manager: bool,
+}
+
+impl Departing<'_> {
+    fn docker_error(&self, source: SwarmError) -> ApplyError {
+        ApplyError::Action {
+            kind: "node",
+            name: self.name.to_string(),
+            source,
+        }
+    }
+}
+
+/// A live board: drain, wait for the tasks to move, demote a manager, leave
+/// over SSH once the board confirms it is this node, remove the object. If
+/// the board cannot confirm (unreachable, or it is another node now), the
+/// apply stops with the reason: a live node is never removed by force.
+async fn leave(
+    swarm: &Swarm,
+    node: &Departing<'_>,
     leaver: Option<&Leaver>,
     options: ApplyOptions,
     progress: &mut dyn Write,
 ) -> Result<(), ApplyError> {
-    let docker = |source: SwarmError| ApplyError::Action {
-        kind: "node",
-        name: name.to_string(),
-        source,
-    };
+    let name = node.name;
+    let docker = |source: SwarmError| node.docker_error(source);
     let leaver = leaver.ok_or_else(|| docker(SwarmError::NeedsSsh(name.to_string())))?;
-    swarm.drain_or_demote(id, false).await.map_err(docker)?;
+    swarm
+        .drain_or_demote(node.id, false)
+        .await
+        .map_err(docker)?;
     let started = Instant::now();
     loop {
-        let left = swarm.tasks_on_node(id).await.map_err(docker)?;
+        let left = swarm.tasks_on_node(node.id).await.map_err(docker)?;
         if left == 0 {
             break;
         }
@@ -283,27 +313,49 @@ async fn remove_node(
         let _ = writeln!(progress, "node.{name}: draining, {left} task(s) left");
         tokio::time::sleep(options.poll).await;
     }
-    if manager {
+    if node.manager {
         let _ = writeln!(progress, "node.{name}: demoting");
-        swarm.drain_or_demote(id, true).await.map_err(docker)?;
+        swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
     }
     let _ = writeln!(progress, "node.{name}: leaving the swarm");
-    let force = match leaver(name.to_string(), address.to_string()).await {
-        Ok(()) => false,
-        Err(reason) => {
-            let _ = writeln!(
-                progress,
-                "node.{name}: could not leave over SSH ({reason}); removing it by force"
-            );
-            true
-        }
-    };
-    if !force {
-        // The manager sees a node down a moment after it left.
-        let deadline = Instant::now() + LEFT_NODE_SEEN_DOWN;
-        while swarm.node_state(id).await.map_err(docker)? != "down" && Instant::now() < deadline {
-            tokio::time::sleep(options.poll).await;
-        }
+    leaver(
+        name.to_string(),
+        node.address.to_string(),
+        node.id.to_string(),
+    )
+    .await
+    .map_err(|source| ApplyError::NotLeft {
+        node: name.to_string(),
+        source: Box::new(source),
+    })?;
+    // The manager sees a node down a moment after it left.
+    let deadline = Instant::now() + LEFT_NODE_SEEN_DOWN;
+    while swarm.node_state(node.id).await.map_err(docker)? != "down" && Instant::now() < deadline {
+        tokio::time::sleep(options.poll).await;
     }
-    swarm.remove_node(id, force).await.map_err(docker)
+    swarm.remove_node(node.id, false).await.map_err(docker)
+}
+
+/// A node down for longer than the grace: drain and demote it so Swarm stops
+/// counting on it, then remove the object. The board is never contacted.
+async fn forget(
+    swarm: &Swarm,
+    node: &Departing<'_>,
+    progress: &mut dyn Write,
+) -> Result<(), ApplyError> {
+    let name = node.name;
+    let docker = |source: SwarmError| node.docker_error(source);
+    let _ = writeln!(
+        progress,
+        "node.{name}: down past the grace; removing its object without contacting the board"
+    );
+    swarm
+        .drain_or_demote(node.id, false)
+        .await
+        .map_err(docker)?;
+    if node.manager {
+        let _ = writeln!(progress, "node.{name}: demoting");
+        swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
+    }
+    swarm.remove_node(node.id, false).await.map_err(docker)
 }

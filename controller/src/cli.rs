@@ -413,7 +413,13 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
     let planned = match &reached.docker_host {
         Some(host) => {
             let swarm = Swarm::connect(host, &spec.cluster.name).await?;
-            let (_, plan) = pipeline::observe_and_plan(&swarm, &spec, args.plan_options()).await?;
+            let (_, plan) = pipeline::observe_and_plan(
+                &swarm,
+                &spec,
+                &reached.identities(),
+                args.plan_options(),
+            )
+            .await?;
             Some((swarm, plan))
         }
         None => None,
@@ -518,8 +524,13 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
                 .clone()
                 .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
             let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
-            let (_, plan) =
-                pipeline::observe_and_plan(&swarm, &spec, args.connect.plan_options()).await?;
+            let (_, plan) = pipeline::observe_and_plan(
+                &swarm,
+                &spec,
+                &done.identities(),
+                args.connect.plan_options(),
+            )
+            .await?;
             if !plan.is_empty() {
                 write!(
                     console.out,

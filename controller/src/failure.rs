@@ -108,6 +108,9 @@ impl Classify for crate::plan::PlanError {
             PlanError::NetworkChanged { .. } => "network_changed",
             PlanError::LastManager { .. } => "last_manager",
             PlanError::Quorum { .. } => "quorum",
+            PlanError::AmbiguousNode { .. } => "ambiguous_node",
+            PlanError::SharedSwarmNode { .. } => "shared_swarm_node",
+            PlanError::NodeOfOtherCluster { .. } => "node_of_other_cluster",
         }
     }
 }
@@ -120,6 +123,7 @@ impl Classify for crate::apply::ApplyError {
             // Swarm rolled the update back: the same spec would roll back again.
             ApplyError::Failed { .. } => ErrorClass::NeedsPerson,
             ApplyError::Timeout { .. } | ApplyError::Node { .. } => ErrorClass::Retryable,
+            ApplyError::NotLeft { source, .. } => source.class(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Classify for crate::apply::ApplyError {
             ApplyError::Failed { .. } => "rolled_back",
             ApplyError::Timeout { .. } => "not_converged",
             ApplyError::Node { .. } => "node_removal",
+            ApplyError::NotLeft { source, .. } => source.reason(),
         }
     }
 }
@@ -188,7 +193,8 @@ impl Classify for crate::node::NodeError {
             | NodeError::BadPinnedKey { .. }
             | NodeError::Identity { .. }
             | NodeError::AuthRejected { .. }
-            | NodeError::Sudo { .. } => ErrorClass::NeedsPerson,
+            | NodeError::Sudo { .. }
+            | NodeError::NotThatNode { .. } => ErrorClass::NeedsPerson,
         }
     }
 
@@ -201,6 +207,7 @@ impl Classify for crate::node::NodeError {
             | NodeError::BadPinnedKey { .. } => "host_key",
             NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "ssh_auth",
             NodeError::Sudo { .. } => "sudo",
+            NodeError::NotThatNode { .. } => "not_that_node",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "board_command",

@@ -16,6 +16,9 @@ pub const REVISION: &str = "io.reconciler.revision";
 pub const RELEASE: &str = "io.reconciler.release";
 /// The `[stack.NAME]` a service or network was translated from.
 pub const STACK: &str = "io.reconciler.stack";
+/// On nodes this cluster claimed: the spec node the swarm node is, so a board
+/// keeps its identity when its hostname or address changes.
+pub const NODE: &str = "io.reconciler.node";
 /// On nodes: the label keys the controller set, so it can remove them again
 /// without touching labels somebody else set.
 pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";

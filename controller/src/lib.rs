@@ -20,3 +20,4 @@ pub mod source;
 pub mod status;
 pub mod status_page;
 pub mod swarm;
+pub mod timestamp;

@@ -27,6 +27,23 @@ pub struct Observed {
     pub nodes: Vec<ObservedNode>,
     pub networks: BTreeMap<String, ObservedNetwork>,
     pub services: BTreeMap<String, ObservedService>,
+    /// What the spec's boards said about themselves over SSH (only with
+    /// `--ssh`), by spec node name: the strongest evidence of which swarm node
+    /// a board is.
+    pub boards: BTreeMap<String, BoardIdentity>,
+    /// The controller's clock when the snapshot was taken (`None` in tests
+    /// that do not care): how long a down node has been down.
+    pub observed_at: Option<std::time::SystemTime>,
+}
+
+/// Which swarm node a board is, in its own words (`docker info` over SSH).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BoardIdentity {
+    /// The swarm node ID the board's Docker reports; `None` outside a swarm.
+    pub node_id: Option<String>,
+    /// The board records that this cluster initialized or joined it as
+    /// `node_id` (`/etc/reconciler/membership`): the cluster may claim it.
+    pub joined_by_this_cluster: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +61,9 @@ pub struct ObservedNode {
     /// For managers: whether the raft member is reachable.
     pub manager_reachable: Option<bool>,
     pub leader: bool,
+    /// When Swarm last changed the node object (a status change counts): how
+    /// long a down node has been down, at least.
+    pub updated_at: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Clone, Serialize)]

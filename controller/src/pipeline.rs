@@ -6,13 +6,15 @@
 //! `run` takes the lease). The spec is loaded by the caller before any of
 //! this runs, so a bad spec never reaches a board or Docker.
 
+use std::collections::BTreeMap;
+
 use reconciler_spec::Spec;
 
 use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
 use crate::node::provision::{self, Progress, ProvisionError, Provisioned};
 use crate::node::tunnel::Tunnel;
 use crate::node::SshOptions;
-use crate::observed::Observed;
+use crate::observed::{BoardIdentity, Observed};
 use crate::plan::{self, Plan, PlanError, PlanOptions};
 use crate::swarm::{Swarm, SwarmError};
 
@@ -66,7 +68,18 @@ impl Reached {
     pub fn board_work(&self) -> bool {
         self.boards.as_ref().is_some_and(|b| !b.plans.is_empty())
     }
+
+    /// Which swarm node each board that answered is (empty without `--ssh`).
+    pub fn identities(&self) -> Identities {
+        self.boards
+            .as_ref()
+            .map(|b| b.identities.clone())
+            .unwrap_or_default()
+    }
 }
+
+/// Board identities by spec node name: see [`BoardIdentity`].
+pub type Identities = BTreeMap<String, BoardIdentity>;
 
 /// The boards' step (with [`Reach::Boards`]), then where a manager answers.
 pub async fn reach(
@@ -103,13 +116,16 @@ pub enum PlanningError {
     Plan(#[from] PlanError),
 }
 
-/// Observes the swarm and plans what makes it match the spec.
+/// Observes the swarm (with what the boards said about themselves) and plans
+/// what makes it match the spec.
 pub async fn observe_and_plan(
     swarm: &Swarm,
     spec: &Spec,
+    boards: &Identities,
     options: PlanOptions,
 ) -> Result<(Observed, Plan), PlanningError> {
-    let observed = swarm.observe().await?;
+    let mut observed = swarm.observe().await?;
+    observed.boards = boards.clone();
     let plan = plan::plan(spec, &observed, options)?;
     let summary = plan.summary();
     tracing::debug!(

@@ -30,6 +30,8 @@ pub(crate) struct ControllerFile {
     pub max_delete_fraction: Option<Spanned<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_node_grace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -85,6 +87,8 @@ pub(crate) struct NodeFile {
     pub ssh: Option<SshFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

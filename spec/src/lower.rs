@@ -136,6 +136,8 @@ fn controller(
             diagnostics.push(entry.error(&i.span(), "interval must be longer than zero"));
         }
     }
+    let down_node_grace = duration(entry, file.down_node_grace.as_ref(), diagnostics)
+        .unwrap_or(defaults.down_node_grace);
     ControllerSettings {
         interval,
         prune: file.prune.unwrap_or(defaults.prune),
@@ -145,6 +147,7 @@ fn controller(
         },
         max_delete_fraction,
         suspend: file.suspend.unwrap_or(defaults.suspend),
+        down_node_grace,
     }
 }
 
@@ -207,6 +210,7 @@ fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagno
             .as_ref()
             .map_or_else(|| ssh.clone(), |s| ssh_settings(ssh, s)),
         host_key: file.host_key.clone(),
+        adopt: file.adopt.unwrap_or(false),
     }
 }
 

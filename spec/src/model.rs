@@ -61,7 +61,14 @@ pub struct ControllerSettings {
     pub max_delete_fraction: f64,
     /// Stop writing, keep observing.
     pub suspend: bool,
+    /// How long a node that left the spec (or a stale object of a re-flashed
+    /// board) must have been down before its object is removed. A down board
+    /// is never asked to leave over SSH: it may come back as somebody else.
+    pub down_node_grace: Duration,
 }
+
+/// `down_node_grace` when the spec sets none.
+pub const DEFAULT_DOWN_NODE_GRACE: Duration = Duration::from_secs(3600);
 
 /// The resync interval of `[controller]` when the spec sets none.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -74,6 +81,7 @@ impl Default for ControllerSettings {
             mode: ControllerMode::Apply,
             max_delete_fraction: 0.5,
             suspend: false,
+            down_node_grace: DEFAULT_DOWN_NODE_GRACE,
         }
     }
 }
@@ -145,6 +153,10 @@ pub struct Node {
     pub arch: Option<String>,
     pub ssh: SshSettings,
     pub host_key: Option<String>,
+    /// Claim a board that joined the swarm some other way (by hand, another
+    /// tool): it gets the cluster label, so it is removed when it leaves the
+    /// spec. Boards this cluster joined are claimed without it.
+    pub adopt: bool,
 }
 
 /// Where an object came from when it was not written directly in the spec.

@@ -304,6 +304,7 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
         arch,
         ssh: node_ssh,
         host_key,
+        adopt,
     } = node;
     NodeFile {
         address: spanned(address.clone()),
@@ -320,6 +321,7 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
         arch: arch.clone(),
         ssh: (node_ssh != defaults).then(|| ssh(node_ssh)),
         host_key: host_key.clone(),
+        adopt: adopt.then_some(true),
     }
 }
 
@@ -339,6 +341,7 @@ fn head(spec: &Spec) -> Head {
         mode,
         max_delete_fraction,
         suspend,
+        down_node_grace,
     } = &spec.controller;
     let Bootstrap {
         hostname,
@@ -360,6 +363,7 @@ fn head(spec: &Spec) -> Head {
             }),
             max_delete_fraction: Some(spanned(*max_delete_fraction)),
             suspend: Some(*suspend),
+            down_node_grace: Some(duration(*down_node_grace)),
         },
         ssh: ssh(&spec.ssh),
         bootstrap: BootstrapFile {

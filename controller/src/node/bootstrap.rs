@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use reconciler_spec::{Role, Spec};
 use serde::Serialize;
 
+use super::shell::quote;
 use super::ssh::redact;
 use super::{Facts, NodeError, Session};
 
@@ -178,12 +179,29 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
     Ok(plans)
 }
 
+/// Where a board records which cluster made it a swarm member, as which node.
+pub const MEMBERSHIP_FILE: &str = "/etc/reconciler/membership";
+
+/// Appended to `swarm init` and `join`: records the membership on the board
+/// (so the cluster may claim the node later, even if this apply dies now) and
+/// prints the node ID the board became.
+fn record_membership(spec: &Spec) -> String {
+    format!(
+        "id=$(docker info --format '{{{{.Swarm.NodeID}}}}')\nmkdir -p /etc/reconciler\nprintf 'cluster=%s\\nnode_id=%s\\n' {} \"$id\" > {MEMBERSHIP_FILE}\necho \"node_id=$id\"\n",
+        quote(&spec.cluster.name)
+    )
+}
+
 /// A step's shell script. `secret` is the join token for [`Step::Join`].
+/// Every value from the spec is quoted: the script runs as root.
 fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
     match step {
-        Step::SetHostname { hostname } => format!(
-            "set -e\necho {hostname} > /etc/hostname\nif command -v hostnamectl >/dev/null 2>&1 && hostnamectl status >/dev/null 2>&1; then hostnamectl set-hostname {hostname}; else hostname {hostname}; fi\n"
-        ),
+        Step::SetHostname { hostname } => {
+            let hostname = quote(hostname);
+            format!(
+                "set -e\necho {hostname} > /etc/hostname\nif command -v hostnamectl >/dev/null 2>&1 && hostnamectl status >/dev/null 2>&1; then hostnamectl set-hostname {hostname}; else hostname {hostname}; fi\n"
+            )
+        }
         Step::WriteHosts => {
             let block = hosts_block(spec);
             format!(
@@ -197,25 +215,36 @@ fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
         ),
         Step::AddDockerUsers { users } => users
             .iter()
-            .map(|u| format!("if id {u} >/dev/null 2>&1; then usermod -aG docker {u}; else echo 'no user {u}' >&2; fi\n"))
+            .map(|u| {
+                let u = quote(u);
+                format!("if id {u} >/dev/null 2>&1; then usermod -aG docker {u}; else echo no user {u} >&2; fi\n")
+            })
             .collect(),
-        Step::InitSwarm { advertise } => format!("set -e\ndocker swarm init --advertise-addr {advertise} >/dev/null\n"),
+        Step::InitSwarm { advertise } => format!(
+            "set -e\ndocker swarm init --advertise-addr {} >/dev/null\n{}",
+            quote(advertise),
+            record_membership(spec)
+        ),
         Step::Join { manager, .. } => format!(
-            "set -e\ndocker swarm join --token {} {manager}:2377 >/dev/null\n",
-            secret.unwrap_or_default()
+            "set -e\ndocker swarm join --token {} {} >/dev/null\n{}",
+            quote(secret.unwrap_or_default()),
+            quote(&format!("{manager}:2377")),
+            record_membership(spec)
         ),
     }
 }
 
 /// Runs one board's steps in order over its session; `manager` is a session
 /// to the anchor manager, used to read a join token right before joining.
+/// Returns the swarm node ID the board became, when it initialized or joined.
 pub async fn execute(
     plan: &NodePlan,
     spec: &Spec,
     session: &Session,
     manager: Option<&Session>,
     progress: &mut (dyn FnMut(String) + Send),
-) -> Result<(), NodeError> {
+) -> Result<Option<String>, NodeError> {
+    let mut joined_as = None;
     for step in &plan.steps {
         progress(format!("node {}: {}", plan.node, step.describe()));
         let token = match step {
@@ -255,8 +284,16 @@ pub async fn execute(
                 &secrets,
             ));
         }
+        if let Some(id) = output
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("node_id="))
+            .filter(|id| !id.is_empty())
+        {
+            joined_as = Some(id.to_string());
+        }
     }
-    Ok(())
+    Ok(joined_as)
 }
 
 fn failed(node: &str, what: &str, stderr: &str, secrets: &[&str]) -> NodeError {

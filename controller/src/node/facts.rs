@@ -20,6 +20,7 @@ if command -v docker >/dev/null 2>&1; then
 else
   echo "docker_installed=false"
 fi
+if [ -r /etc/reconciler/membership ]; then grep -E '^(cluster|node_id)=' /etc/reconciler/membership | sed 's/^/member_/'; fi
 echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
 echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
@@ -50,6 +51,10 @@ pub struct Facts {
     pub hosts_block: String,
     /// Members of the docker group.
     pub docker_group: Vec<String>,
+    /// The cluster that initialized or joined this board, and as which swarm
+    /// node (`/etc/reconciler/membership`, written right after the join).
+    pub member_cluster: Option<String>,
+    pub member_node_id: Option<String>,
 }
 
 impl Facts {
@@ -75,6 +80,8 @@ impl Facts {
                 "throttled" => facts.throttled = optional(),
                 "temperature" => facts.temperature = optional(),
                 "hosts_block" => facts.hosts_block = value,
+                "member_cluster" => facts.member_cluster = optional(),
+                "member_node_id" => facts.member_node_id = optional(),
                 "docker_group" => {
                     facts.docker_group = value
                         .split(',')

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod facts;
 pub mod fanout;
 pub mod provision;
+pub mod shell;
 pub mod ssh;
 pub mod tunnel;
 
@@ -85,6 +86,16 @@ pub enum NodeError {
         what: String,
         stderr: String,
     },
+    /// The board at a departing node's address is not that swarm node (a
+    /// re-flashed board, a reused DHCP address): it is not told to leave.
+    #[error("node {node}: the board at {address} is {found}, not swarm node {expected}; it was not told to leave")]
+    NotThatNode {
+        node: String,
+        address: String,
+        expected: String,
+        /// "swarm node ID" or "not in a swarm".
+        found: String,
+    },
     /// Any other SSH protocol failure.
     #[error("node {node}: SSH error: {reason}")]
     Ssh { node: String, reason: String },
@@ -101,6 +112,7 @@ impl NodeError {
             NodeError::Identity { .. }
             | NodeError::AuthRejected { .. }
             | NodeError::Sudo { .. } => "auth",
+            NodeError::NotThatNode { .. } => "identity",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "command",
@@ -166,14 +178,25 @@ pub async fn gather_facts(
     .await
 }
 
+/// Exit status of [`LEAVE_SCRIPT`] when the board is another node.
+const NOT_THAT_NODE: u32 = 3;
+
+/// Leaves the swarm only if the board's Docker is swarm node `$1`; otherwise
+/// prints the node ID it is (empty outside a swarm) and exits [`NOT_THAT_NODE`].
+const LEAVE_SCRIPT: &str = r#"id=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)
+if [ "$id" != "$1" ]; then echo "$id"; exit 3; fi
+docker swarm leave
+"#;
+
 /// Makes a board leave the swarm over SSH (for node removals), reaching it at
-/// its swarm address with the spec's `[ssh]` defaults.
+/// its swarm address with the spec's `[ssh]` defaults, once it confirms that
+/// it is the node being removed.
 pub fn leaver(
     ssh: &reconciler_spec::SshSettings,
     options: SshOptions,
 ) -> Box<crate::apply::Leaver> {
     let ssh = ssh.clone();
-    Box::new(move |name: String, address: String| {
+    Box::new(move |name: String, address: String, node_id: String| {
         let target = Target {
             node: name,
             host: address,
@@ -184,11 +207,33 @@ pub fn leaver(
             pinned_key: None,
         };
         Box::pin(async move {
+            // Swarm node IDs are lower-case letters and digits; anything else
+            // never reaches a shell.
+            if node_id.is_empty() || !node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(NodeError::NotThatNode {
+                    node: target.node.clone(),
+                    address: target.host.clone(),
+                    expected: node_id,
+                    found: "not checked (the node ID is malformed)".into(),
+                });
+            }
             let session = Session::connect(&target, options).await?;
-            let output = session
-                .run_as_root("leave the swarm", "docker swarm leave\n")
-                .await?;
+            let script = format!("set -- {node_id}\n{LEAVE_SCRIPT}");
+            let output = session.run_as_root("leave the swarm", &script).await?;
             session.close().await;
+            if output.status == NOT_THAT_NODE {
+                let found = output.stdout.trim();
+                return Err(NodeError::NotThatNode {
+                    node: target.node.clone(),
+                    address: target.host.clone(),
+                    expected: node_id,
+                    found: if found.is_empty() {
+                        "not in a swarm".into()
+                    } else {
+                        format!("swarm node {found}")
+                    },
+                });
+            }
             if output.success() {
                 Ok(())
             } else {

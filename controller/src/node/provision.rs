@@ -14,6 +14,7 @@ use super::bootstrap::{self, BootstrapError, NodePlan, Step};
 use super::fanout::for_each;
 use super::tunnel::Tunnel;
 use super::{facts, target_for, Facts, NodeError, Session, SshOptions};
+use crate::observed::BoardIdentity;
 use crate::pipeline::BoardWork;
 
 /// Shared progress output (stderr in the CLI).
@@ -34,6 +35,8 @@ pub struct Provisioned {
     pub failures: Vec<NodeError>,
     /// A tunnel to a manager's Docker socket, when a manager is in a swarm.
     pub tunnel: Option<Tunnel>,
+    /// Which swarm node each board that answered is, in its own words.
+    pub identities: BTreeMap<String, BoardIdentity>,
 }
 
 /// Why provisioning could not even start, or left no swarm to work on.
@@ -115,12 +118,14 @@ pub async fn provision(
 ) -> Result<Provisioned, ProvisionError> {
     let (sessions, facts, mut failures) = connect_all(spec, options, parallel, &progress).await;
     let plans = bootstrap::plan(spec, &facts)?;
+    let mut identities = identities(spec, &facts);
     if work == BoardWork::PlanOnly {
         let tunnel = open_tunnel(spec, &sessions, &facts, &plans, true);
         return Ok(Provisioned {
             plans,
             failures,
             tunnel,
+            identities,
         });
     }
 
@@ -142,10 +147,24 @@ pub async fn provision(
     let joins = only(&|s| matches!(s, Step::Join { .. }));
     let spec_arc = Arc::new(spec.clone());
     let mut failed_nodes: Vec<String> = Vec::new();
-    let mut record = |results: Vec<Option<(String, NodeError)>>, failed_nodes: &mut Vec<String>| {
-        for (node, error) in results.into_iter().flatten() {
-            failed_nodes.push(node);
-            failures.push(error);
+    let mut record = |results: Vec<PhaseResult>, failed_nodes: &mut Vec<String>| {
+        for (node, result) in results {
+            match result {
+                Ok(Some(node_id)) => {
+                    identities.insert(
+                        node,
+                        BoardIdentity {
+                            node_id: Some(node_id),
+                            joined_by_this_cluster: true,
+                        },
+                    );
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    failed_nodes.push(node);
+                    failures.push(error);
+                }
+            }
         }
     };
     let results = run_phase(
@@ -187,8 +206,35 @@ pub async fn provision(
         plans,
         failures,
         tunnel,
+        identities,
     })
 }
+
+/// What each board that answered said about its swarm membership.
+fn identities(spec: &Spec, facts: &BTreeMap<String, Facts>) -> BTreeMap<String, BoardIdentity> {
+    facts
+        .iter()
+        .map(|(name, f)| {
+            let node_id = f
+                .swarm_node_id
+                .clone()
+                .filter(|_| f.swarm_state.as_deref() == Some("active"));
+            let joined_by_this_cluster = node_id.is_some()
+                && f.member_cluster.as_deref() == Some(spec.cluster.name.as_str())
+                && f.member_node_id == node_id;
+            (
+                name.clone(),
+                BoardIdentity {
+                    node_id,
+                    joined_by_this_cluster,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A board's result of one phase: the node ID it joined as, if it joined.
+type PhaseResult = (String, Result<Option<String>, NodeError>);
 
 /// Runs one phase's steps on every board of `plans` (skipping boards that
 /// failed an earlier phase), at most `parallel` at once.
@@ -200,7 +246,7 @@ async fn run_phase(
     parallel: usize,
     progress: &Progress,
     failed: &[String],
-) -> Vec<Option<(String, NodeError)>> {
+) -> Vec<PhaseResult> {
     let jobs: Vec<(NodePlan, Arc<Session>)> = plans
         .into_iter()
         .filter(|p| !failed.contains(&p.node))
@@ -219,7 +265,7 @@ async fn run_phase(
             if let Err(error) = &result {
                 say(&progress, &error.to_string());
             }
-            result.err().map(|e| (plan.node.clone(), e))
+            (plan.node.clone(), result)
         }
     })
     .await

@@ -7,6 +7,7 @@
 //! `after` order), service removals, network removals.
 
 pub mod fields;
+mod matching;
 mod nodes;
 pub mod render;
 
@@ -58,14 +59,28 @@ pub enum Action {
         name: String,
         id: String,
     },
-    /// Drain, wait for the tasks to move, demote if needed, `swarm leave`
-    /// over SSH, remove the node object.
+    /// A node of this cluster that no spec node is: see [`Departure`].
     RemoveNode {
         name: String,
         id: String,
         address: String,
         manager: bool,
+        departure: Departure,
     },
+}
+
+/// How a node leaves the swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Departure {
+    /// The board is up: drain, wait for its tasks to move, demote a manager,
+    /// `docker swarm leave` over SSH once the board confirms it is this node
+    /// ID, then remove the object.
+    Leave,
+    /// The node has been down for `down_node_grace`: drain, demote, remove
+    /// the object. The board is never contacted: whatever answers at its old
+    /// address may be another board now.
+    Forget,
 }
 
 /// What an action does, for summaries and rendering.
@@ -229,6 +244,26 @@ pub enum PlanError {
     /// Demoting would leave the swarm without any manager.
     #[error("refusing to demote node `{node}`: it would leave the swarm without a manager")]
     LastManager { node: String },
+    /// Two live swarm nodes answer to one spec node.
+    #[error("node `{node}` matches two live swarm nodes by {evidence}: {first} and {second}; remove the stale one (`docker node rm ID` on a manager), or plan with --ssh so the board says which it is")]
+    AmbiguousNode {
+        node: String,
+        evidence: &'static str,
+        first: String,
+        second: String,
+    },
+    /// One swarm node answers to two spec nodes.
+    #[error("swarm node {swarm_node} is node `{first}` (by {first_evidence}) and node `{second}` (by {second_evidence}); correct the address of one of them in the spec")]
+    SharedSwarmNode {
+        swarm_node: String,
+        first: String,
+        first_evidence: &'static str,
+        second: String,
+        second_evidence: &'static str,
+    },
+    /// A spec node is a member of another cluster sharing the swarm.
+    #[error("node `{node}` is a member of cluster `{cluster}` (its io.reconciler.cluster label); refusing to manage it. Remove it from this spec, or if the board really moved here, remove that label by hand (`docker node update --label-rm io.reconciler.cluster ID`)")]
+    NodeOfOtherCluster { node: String, cluster: String },
     /// Role changes would leave fewer reachable managers than a raft majority.
     #[error("refusing role changes that leave {reachable} reachable of {managers} managers, below quorum ({quorum}); fix unreachable managers first")]
     Quorum {

@@ -10,8 +10,9 @@ use reconciler_spec::{Availability, Role, Spec};
 use serde::Serialize;
 
 use super::fields::FieldChange;
-use super::PlanError;
-use crate::labels::{CLUSTER, NODE_LABEL_KEYS};
+use super::matching::{is_down, match_nodes, Match};
+use super::{Departure, PlanError};
+use crate::labels::{CLUSTER, NODE, NODE_LABEL_KEYS};
 use crate::observed::{Observed, ObservedNode};
 
 /// A node's new spec, written in one call with its version.
@@ -41,103 +42,29 @@ fn availability_text(availability: Availability) -> String {
     availability.as_str().to_string()
 }
 
-/// Finds the swarm node for a spec node: by hostname (the node's name), else by address.
-fn matching<'a>(observed: &'a Observed, name: &str, address: &str) -> Option<&'a ObservedNode> {
-    observed
-        .nodes
-        .iter()
-        .find(|n| n.hostname == name)
-        .or_else(|| observed.nodes.iter().find(|n| n.address == address))
-}
-
 pub(super) fn plan_nodes(
     desired: &Spec,
     observed: &Observed,
     options: super::PlanOptions,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<NodeUpdate>, Vec<super::Action>), PlanError> {
+    let matches = match_nodes(desired, observed)?;
     let mut updates = Vec::new();
     for node in desired.nodes.values() {
-        let Some(live) = matching(observed, &node.name, &node.address) else {
-            warnings.push(format!(
-                "node `{}` ({}) is not in the swarm; `apply --ssh` bootstraps and joins it",
-                node.name, node.address
-            ));
+        let Some(matched) = matches.get(&node.name) else {
+            warnings.push(missing_warning(node, observed));
             continue;
         };
-        let mut changes = Vec::new();
-        if live.role != node.role {
-            changes.push(FieldChange {
-                field: "role".into(),
-                old: Some(role_text(live.role)),
-                new: Some(role_text(node.role)),
-            });
-        }
-        let availability = node.availability.unwrap_or(live.availability);
-        if live.availability != availability {
-            changes.push(FieldChange {
-                field: "availability".into(),
-                old: Some(availability_text(live.availability)),
-                new: Some(availability_text(availability)),
-            });
-        }
-        let mut labels = desired_labels(&live.labels, &node.labels);
-        // Marks the board as a member of this cluster, so it is removed (with
-        // --ssh) once it leaves the spec, and never a board someone else added.
-        if live.labels.get(CLUSTER) != Some(&desired.cluster.name) {
-            labels.insert(CLUSTER.into(), desired.cluster.name.clone());
-            changes.push(FieldChange {
-                field: format!("labels.{CLUSTER}"),
-                old: live.labels.get(CLUSTER).map(|v| format!("{v:?}")),
-                new: Some(format!("{:?}", desired.cluster.name)),
-            });
-        }
-        for (key, value) in &node.labels {
-            if live.labels.get(key) != Some(value) {
-                changes.push(FieldChange {
-                    field: format!("labels.{key}"),
-                    old: live.labels.get(key).map(|v| format!("{v:?}")),
-                    new: Some(format!("{value:?}")),
-                });
-            }
-        }
-        for key in live.labels.keys() {
-            if !labels.contains_key(key) && !crate::labels::is_reserved(key) {
-                changes.push(FieldChange {
-                    field: format!("labels.{key}"),
-                    old: live.labels.get(key).map(|v| format!("{v:?}")),
-                    new: None,
-                });
-            }
-        }
-        if !changes.is_empty() {
-            updates.push(NodeUpdate {
-                name: node.name.clone(),
-                id: live.id.clone(),
-                version: live.version,
-                role: node.role,
-                availability,
-                labels,
-                changes,
-                before: (live.role, live.availability, live.labels.clone()),
-            });
+        if let Some(update) = node_update(desired, node, matched, observed, warnings)? {
+            updates.push(update);
         }
     }
-    let removals: Vec<&ObservedNode> = if options.manage_membership && desired.controller.prune {
-        observed
-            .nodes
-            .iter()
-            .filter(|n| n.labels.get(CLUSTER) == Some(&desired.cluster.name))
-            .filter(|n| {
-                !desired
-                    .nodes
-                    .values()
-                    .any(|s| matching(observed, &s.name, &s.address).is_some_and(|m| m.id == n.id))
-            })
-            .collect()
+    let departures = if options.manage_membership && desired.controller.prune {
+        departures(desired, observed, &matches, &mut updates, warnings)
     } else {
         Vec::new()
     };
+    let removals: Vec<&ObservedNode> = departures.iter().map(|(n, _)| *n).collect();
     check_managers(observed, &updates, &removals)?;
     // Promote first and demote last, so the manager set never shrinks before it grows.
     updates.sort_by_key(|u| {
@@ -148,16 +75,193 @@ pub(super) fn plan_nodes(
             _ => 1,
         }
     });
-    let removals = removals
+    let removals = departures
         .into_iter()
-        .map(|n| super::Action::RemoveNode {
-            name: n.hostname.clone(),
+        .map(|(n, departure)| super::Action::RemoveNode {
+            name: spec_name_of(n),
             id: n.id.clone(),
             address: n.address.clone(),
             manager: n.role == Role::Manager,
+            departure,
         })
         .collect();
     Ok((updates, removals))
+}
+
+/// Why a spec node has no swarm node, in the board's own words when it answered.
+fn missing_warning(node: &reconciler_spec::Node, observed: &Observed) -> String {
+    match observed.boards.get(&node.name).and_then(|b| b.node_id.as_deref()) {
+        Some(id) => format!(
+            "node `{}` ({}) reports swarm node ID {id}, which this swarm does not have: the board is in another swarm; make it leave (`docker swarm leave` on it) and the next apply --ssh joins it here",
+            node.name, node.address
+        ),
+        None => format!(
+            "node `{}` ({}) is not in the swarm; `apply --ssh` bootstraps and joins it",
+            node.name, node.address
+        ),
+    }
+}
+
+/// The node's name in the spec as recorded on it, else its hostname.
+fn spec_name_of(node: &ObservedNode) -> String {
+    node.labels
+        .get(NODE)
+        .cloned()
+        .unwrap_or_else(|| node.hostname.clone())
+}
+
+/// What to write on a matched node: role, availability, the user's labels and,
+/// when the cluster may claim it, the cluster's own two labels.
+fn node_update(
+    desired: &Spec,
+    node: &reconciler_spec::Node,
+    matched: &Match<'_>,
+    observed: &Observed,
+    warnings: &mut Vec<String>,
+) -> Result<Option<NodeUpdate>, PlanError> {
+    let live = matched.live;
+    let cluster = &desired.cluster.name;
+    let owned = match live.labels.get(CLUSTER) {
+        Some(other) if other != cluster => {
+            return Err(PlanError::NodeOfOtherCluster {
+                node: node.name.clone(),
+                cluster: other.clone(),
+            })
+        }
+        Some(_) => true,
+        None => false,
+    };
+    // Claimed, not assumed: only a board this cluster joined (it says so
+    // itself, for this very node ID) or one the user adopts explicitly.
+    let joined_here = observed.boards.get(&node.name).is_some_and(|b| {
+        b.joined_by_this_cluster && b.node_id.as_deref() == Some(live.id.as_str())
+    });
+    let claimed = owned || joined_here || node.adopt;
+    if !claimed {
+        warnings.push(format!(
+            "node `{}` joined the swarm without this cluster, so it is managed but never removed by it; set `adopt = true` on it to claim it",
+            node.name
+        ));
+    }
+    let mut changes = Vec::new();
+    if live.role != node.role {
+        changes.push(FieldChange {
+            field: "role".into(),
+            old: Some(role_text(live.role)),
+            new: Some(role_text(node.role)),
+        });
+    }
+    let availability = node.availability.unwrap_or(live.availability);
+    if live.availability != availability {
+        changes.push(FieldChange {
+            field: "availability".into(),
+            old: Some(availability_text(live.availability)),
+            new: Some(availability_text(availability)),
+        });
+    }
+    let mut labels = desired_labels(&live.labels, &node.labels);
+    if claimed {
+        // Marks the board as this cluster's, so it is removed (with --ssh)
+        // once it leaves the spec, and records which spec node it is.
+        for (key, value) in [(CLUSTER, cluster), (NODE, &node.name)] {
+            if live.labels.get(key) != Some(value) {
+                labels.insert(key.into(), value.clone());
+                changes.push(FieldChange {
+                    field: format!("labels.{key}"),
+                    old: live.labels.get(key).map(|v| format!("{v:?}")),
+                    new: Some(format!("{value:?}")),
+                });
+            }
+        }
+    }
+    for (key, value) in &node.labels {
+        if live.labels.get(key) != Some(value) {
+            changes.push(FieldChange {
+                field: format!("labels.{key}"),
+                old: live.labels.get(key).map(|v| format!("{v:?}")),
+                new: Some(format!("{value:?}")),
+            });
+        }
+    }
+    for key in live.labels.keys() {
+        if !labels.contains_key(key) && !crate::labels::is_reserved(key) {
+            changes.push(FieldChange {
+                field: format!("labels.{key}"),
+                old: live.labels.get(key).map(|v| format!("{v:?}")),
+                new: None,
+            });
+        }
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(NodeUpdate {
+        name: node.name.clone(),
+        id: live.id.clone(),
+        version: live.version,
+        role: node.role,
+        availability,
+        labels,
+        changes,
+        before: (live.role, live.availability, live.labels.clone()),
+    }))
+}
+
+/// This cluster's nodes that no spec node is: boards that left the spec, and
+/// stale objects of boards that re-joined. A live one leaves over SSH (after
+/// confirming it is that node); a down one is never contacted: it is drained,
+/// and its object removed once it has been down for `down_node_grace`.
+fn departures<'a>(
+    desired: &Spec,
+    observed: &'a Observed,
+    matches: &BTreeMap<String, Match<'a>>,
+    updates: &mut Vec<NodeUpdate>,
+    warnings: &mut Vec<String>,
+) -> Vec<(&'a ObservedNode, Departure)> {
+    let grace = desired.controller.down_node_grace;
+    let mut departures = Vec::new();
+    for node in &observed.nodes {
+        if node.labels.get(CLUSTER) != Some(&desired.cluster.name)
+            || matches.values().any(|m| m.live.id == node.id)
+        {
+            continue;
+        }
+        if !is_down(node) {
+            departures.push((node, Departure::Leave));
+            continue;
+        }
+        let down_for = observed
+            .observed_at
+            .zip(node.updated_at)
+            .and_then(|(now, since)| now.duration_since(since).ok());
+        if down_for.is_some_and(|d| d >= grace) {
+            departures.push((node, Departure::Forget));
+            continue;
+        }
+        warnings.push(format!(
+            "node `{}` ({}) is down and not in the spec: it is drained and never contacted; its object is removed once it has been down for {}",
+            spec_name_of(node),
+            node.id,
+            reconciler_spec::units::format_duration(grace)
+        ));
+        if node.availability != Availability::Drain {
+            updates.push(NodeUpdate {
+                name: spec_name_of(node),
+                id: node.id.clone(),
+                version: node.version,
+                role: node.role,
+                availability: Availability::Drain,
+                labels: node.labels.clone(),
+                changes: vec![FieldChange {
+                    field: "availability".into(),
+                    old: Some(availability_text(node.availability)),
+                    new: Some(availability_text(Availability::Drain)),
+                }],
+                before: (node.role, node.availability, node.labels.clone()),
+            });
+        }
+    }
+    departures
 }
 
 /// The label set to write: the user's desired labels, our earlier ones removed

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Action, FieldChange, ObjectKind, Operation, Plan, Summary};
+use super::{Action, Departure, FieldChange, ObjectKind, Operation, Plan, Summary};
 
 /// The plan as text: `+` create, `~` update with `old -> new`, `-` destroy, and a summary line.
 pub fn text(plan: &Plan) -> String {
@@ -49,7 +49,17 @@ pub fn describe(action: &Action) -> String {
             }
             _ => "will be updated in place",
         },
-        Operation::Remove => "will be destroyed",
+        Operation::Remove => match action {
+            Action::RemoveNode {
+                departure: Departure::Leave,
+                ..
+            } => "will be destroyed (drained, then told to leave over SSH once the board confirms it is this node)",
+            Action::RemoveNode {
+                departure: Departure::Forget,
+                ..
+            } => "will be destroyed (down past down_node_grace: its object is removed, the board is not contacted)",
+            _ => "will be destroyed",
+        },
     };
     format!("{}.{} {what}", action.kind().as_str(), action.name())
 }

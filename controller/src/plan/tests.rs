@@ -55,11 +55,15 @@ fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
         address: format!("10.0.0.{}", hostname.len()),
         role,
         availability: Availability::Active,
-        // Already marked as a member of the test cluster "lab".
-        labels: BTreeMap::from([(crate::labels::CLUSTER.to_string(), "lab".to_string())]),
+        // Already claimed by the test cluster "lab" as the spec node `hostname`.
+        labels: BTreeMap::from([
+            (crate::labels::CLUSTER.to_string(), "lab".to_string()),
+            (crate::labels::NODE.to_string(), hostname.to_string()),
+        ]),
         state: "ready".into(),
         manager_reachable: (role == Role::Manager).then_some(reachable),
         leader: false,
+        updated_at: None,
     }
 }
 
@@ -946,5 +950,308 @@ fn spec_hashes_cover_only_fields_that_are_set() {
     assert_ne!(
         fields::service_hash(&with_env.services["web"]),
         fields::service_hash(web)
+    );
+}
+
+/// The swarm as a node-layer apply sees it at `now`, with what the boards said.
+fn with_boards(
+    nodes: Vec<ObservedNode>,
+    boards: &[(&str, Option<&str>, bool)],
+    now: std::time::SystemTime,
+) -> Observed {
+    Observed {
+        nodes,
+        boards: boards
+            .iter()
+            .map(|(name, id, joined)| {
+                (
+                    (*name).to_string(),
+                    crate::observed::BoardIdentity {
+                        node_id: id.map(str::to_string),
+                        joined_by_this_cluster: *joined,
+                    },
+                )
+            })
+            .collect(),
+        observed_at: Some(now),
+        ..Observed::default()
+    }
+}
+
+fn at(node: ObservedNode, address: &str) -> ObservedNode {
+    ObservedNode {
+        address: address.into(),
+        ..node
+    }
+}
+
+fn down_since(node: ObservedNode, since: std::time::SystemTime) -> ObservedNode {
+    ObservedNode {
+        state: "down".into(),
+        manager_reachable: None,
+        updated_at: Some(since),
+        ..node
+    }
+}
+
+const MEMBERSHIP: PlanOptions = PlanOptions {
+    allow_mass_delete: false,
+    manage_membership: true,
+};
+
+/// Regression (issue 10): a re-flashed Pi that re-joined under its old name
+/// was matched to its stale "down" object (the first with that hostname), and
+/// the stale object, still carrying the cluster label, was told to leave over
+/// SSH: the fresh board left, re-joined on the next run, left again. Now the
+/// board's own node ID decides, and a down object is never contacted.
+#[test]
+fn regression_a_reflashed_board_is_matched_by_its_node_id_and_its_stale_object_never_leaves() {
+    let desired = spec(
+        "[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n",
+    );
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+    let stale = down_since(
+        at(node("old2", "pi2", Role::Worker, false), "10.0.0.2"),
+        now - minutes(10),
+    );
+    let mut fresh = at(node("new2", "pi2", Role::Worker, false), "10.0.0.2");
+    fresh.labels.clear();
+    let nodes = vec![
+        at(node("n1", "pi1", Role::Manager, true), "10.0.0.1"),
+        stale.clone(),
+        fresh.clone(),
+    ];
+    let observed = with_boards(
+        nodes.clone(),
+        &[("pi1", Some("n1"), true), ("pi2", Some("new2"), true)],
+        now,
+    );
+    let planned = super::plan(&desired, &observed, MEMBERSHIP).unwrap_or_default();
+    // The fresh object is pi2 (claimed: the board says this cluster joined it);
+    // the stale one is only drained, nothing leaves.
+    assert_eq!(outline(&planned), ["update node.pi2", "update node.pi2"]);
+    let Some(Action::UpdateNode(claim)) = planned
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::UpdateNode(u) if u.id == "new2"))
+    else {
+        panic!("new2 not claimed: {:?}", planned.actions)
+    };
+    assert_eq!(
+        claim.labels.get(crate::labels::CLUSTER).map(String::as_str),
+        Some("lab")
+    );
+    assert_eq!(
+        claim.labels.get(crate::labels::NODE).map(String::as_str),
+        Some("pi2")
+    );
+    let Some(Action::UpdateNode(drain)) = planned
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::UpdateNode(u) if u.id == "old2"))
+    else {
+        panic!("old2 not drained: {:?}", planned.actions)
+    };
+    assert_eq!(drain.availability, Availability::Drain);
+    assert!(
+        planned
+            .warnings
+            .iter()
+            .any(|w| w.contains("old2") && w.contains("never contacted") && w.contains("1h")),
+        "{:?}",
+        planned.warnings
+    );
+    assert!(!planned
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveNode { .. })));
+
+    // Down past the grace: its object is removed, the board not contacted.
+    let observed = with_boards(
+        vec![
+            at(node("n1", "pi1", Role::Manager, true), "10.0.0.1"),
+            down_since(stale.clone(), now - minutes(61)),
+            fresh.clone(),
+        ],
+        &[("pi1", Some("n1"), true), ("pi2", Some("new2"), true)],
+        now,
+    );
+    let planned = super::plan(&desired, &observed, MEMBERSHIP).unwrap_or_default();
+    assert!(
+        planned.actions.iter().any(|a| matches!(
+            a,
+            Action::RemoveNode { id, departure: Departure::Forget, .. } if id == "old2"
+        )),
+        "{:?}",
+        planned.actions
+    );
+    assert!(!planned.actions.iter().any(|a| matches!(
+        a,
+        Action::RemoveNode {
+            departure: Departure::Leave,
+            ..
+        }
+    )));
+
+    // Without --ssh (no board to ask), the live object still wins over the
+    // stale one that carries the label.
+    let observed = Observed {
+        nodes,
+        observed_at: Some(now),
+        ..Observed::default()
+    };
+    let planned = run(&desired, &observed);
+    assert!(
+        !planned
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateNode(u) if u.id == "old2")),
+        "{:?}",
+        planned.actions
+    );
+}
+
+/// Regression (issue 10): after a DHCP change one swarm node matched one spec
+/// node by hostname and another by address, and its role flipped on every
+/// reconcile. Now that is a plan error naming both.
+#[test]
+fn regression_one_swarm_node_matching_two_spec_nodes_is_a_plan_error_naming_both() {
+    let desired = spec(
+        "[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n",
+    );
+    // pi1 now has the address pi2 had; pi2's board is not in the swarm. (A
+    // node from before the node label, so the hostname is the evidence.)
+    let mut pi1 = at(node("n1", "pi1", Role::Manager, true), "10.0.0.2");
+    pi1.labels.remove(crate::labels::NODE);
+    let observed = Observed {
+        nodes: vec![pi1],
+        ..Observed::default()
+    };
+    let error = super::plan(&desired, &observed, PlanOptions::default()).err();
+    let Some(PlanError::SharedSwarmNode {
+        first,
+        second,
+        first_evidence,
+        ..
+    }) = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!((first.as_str(), second.as_str()), ("pi1", "pi2"));
+    assert_eq!(*first_evidence, "hostname");
+    let text = error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.contains("n1 (hostname pi1, address 10.0.0.2, ready)"),
+        "{text}"
+    );
+    assert!(text.contains("correct the address"), "{text}");
+}
+
+#[test]
+fn two_live_swarm_nodes_for_one_spec_node_are_a_plan_error() {
+    let desired = spec("[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n");
+    let observed = Observed {
+        nodes: vec![
+            node("a1", "pi1", Role::Manager, true),
+            node("b1", "pi1", Role::Manager, true),
+        ],
+        ..Observed::default()
+    };
+    let error = super::plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(&error, Some(PlanError::AmbiguousNode { node, first, second, .. })
+            if node == "pi1" && first.starts_with("a1 ") && second.starts_with("b1 ")),
+        "{error:?}"
+    );
+}
+
+/// Regression (issue 10): the cluster label was written on any matched node,
+/// so a board someone joined by hand became removable by the cluster, and
+/// another cluster's label was overwritten. Now it is earned: the board says
+/// this cluster joined it as that node, or the spec adopts it.
+#[test]
+fn regression_the_cluster_label_is_written_only_on_boards_this_cluster_joined_or_adopted() {
+    let one = "[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n";
+    let mut by_hand = node("h1", "pi1", Role::Manager, true);
+    by_hand.labels.clear();
+    let claims = |plan: &Plan| {
+        plan.actions.iter().any(|a| {
+            matches!(a, Action::UpdateNode(u)
+                if u.labels.get(crate::labels::CLUSTER).map(String::as_str) == Some("lab"))
+        })
+    };
+    let now = std::time::SystemTime::now();
+
+    // Joined by hand: managed, not claimed, and the plan says how to claim it.
+    let observed = with_boards(vec![by_hand.clone()], &[("pi1", Some("h1"), false)], now);
+    let planned = super::plan(&spec(one), &observed, MEMBERSHIP).unwrap_or_default();
+    assert!(!claims(&planned), "{:?}", planned.actions);
+    assert!(
+        planned.warnings.iter().any(|w| w.contains("adopt = true")),
+        "{:?}",
+        planned.warnings
+    );
+    // The board's membership record names another node ID: not claimed either.
+    let observed = with_boards(vec![by_hand.clone()], &[("pi1", Some("zz"), true)], now);
+    let planned = super::plan(&spec(one), &observed, MEMBERSHIP).unwrap_or_default();
+    assert!(!claims(&planned));
+
+    // Joined by this cluster (the board says so, for this node ID): claimed.
+    let observed = with_boards(vec![by_hand.clone()], &[("pi1", Some("h1"), true)], now);
+    assert!(claims(
+        &super::plan(&spec(one), &observed, MEMBERSHIP).unwrap_or_default()
+    ));
+    // Adopted in the spec: claimed, even without --ssh.
+    let adopted = spec(&format!("{one}adopt = true\n"));
+    let observed = Observed {
+        nodes: vec![by_hand.clone()],
+        ..Observed::default()
+    };
+    assert!(claims(&run(&adopted, &observed)));
+
+    // Another cluster's node is refused, adopted or not.
+    let mut theirs = by_hand;
+    theirs
+        .labels
+        .insert(crate::labels::CLUSTER.into(), "kitchen".into());
+    let observed = Observed {
+        nodes: vec![theirs],
+        ..Observed::default()
+    };
+    let error = super::plan(&adopted, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        error,
+        Some(PlanError::NodeOfOtherCluster {
+            node: "pi1".into(),
+            cluster: "kitchen".into()
+        })
+    );
+}
+
+/// A board that answered and says it is in no swarm (or another one) is not
+/// stood in for by an object that has its name.
+#[test]
+fn a_board_in_no_swarm_is_not_matched_to_an_object_with_its_name() {
+    let desired = spec(
+        "[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\nlabels = { shelf = \"a\" }\n",
+    );
+    let observed = with_boards(
+        vec![
+            node("n1", "pi1", Role::Manager, true),
+            node("n2", "pi2", Role::Worker, false),
+        ],
+        &[("pi1", Some("n1"), true), ("pi2", Some("elsewhere"), false)],
+        std::time::SystemTime::now(),
+    );
+    let planned = super::plan(&desired, &observed, PlanOptions::default()).unwrap_or_default();
+    assert!(planned.is_empty(), "{:?}", planned.actions);
+    assert!(
+        planned
+            .warnings
+            .iter()
+            .any(|w| w.contains("`pi2`") && w.contains("elsewhere") && w.contains("another swarm")),
+        "{:?}",
+        planned.warnings
     );
 }

@@ -416,7 +416,7 @@ impl Controller {
         &mut self,
         spec: &Spec,
         work: BoardWork,
-    ) -> Result<(String, Vec<NodeError>), ReconcileError> {
+    ) -> Result<(String, Vec<NodeError>, pipeline::Identities), ReconcileError> {
         let progress: crate::node::provision::Progress =
             Arc::new(std::sync::Mutex::new(LogProgress));
         let mut reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
@@ -453,7 +453,7 @@ impl Controller {
             // A new tunnel each reconcile (a new socket path): the client follows it.
             self.tunnel = Some(tunnel);
         }
-        Ok((host, board_failures))
+        Ok((host, board_failures, reached.identities()))
     }
 
     /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
@@ -471,7 +471,7 @@ impl Controller {
         } else {
             BoardWork::Do
         };
-        let (host, board_failures) = self.reach(spec, work).await?;
+        let (host, board_failures, identities) = self.reach(spec, work).await?;
         let swarm = self
             .connect(spec, &host)
             .await
@@ -484,14 +484,15 @@ impl Controller {
             manage_membership: self.options.reach.manages_boards(),
             ..PlanOptions::default()
         };
-        let (observed, plan) = match pipeline::observe_and_plan(&swarm, spec, plan_options).await {
-            Ok(planned) => planned,
-            Err(PlanningError::Docker(error)) => {
-                self.status().docker_reachable = false;
-                return Err(self.docker_error(error));
-            }
-            Err(PlanningError::Plan(error)) => return Err(error.into()),
-        };
+        let (observed, plan) =
+            match pipeline::observe_and_plan(&swarm, spec, &identities, plan_options).await {
+                Ok(planned) => planned,
+                Err(PlanningError::Docker(error)) => {
+                    self.status().docker_reachable = false;
+                    return Err(self.docker_error(error));
+                }
+                Err(PlanningError::Plan(error)) => return Err(error.into()),
+            };
         self.status().docker_reachable = true;
         self.record_cluster(spec, &observed, &running?);
         *summary = plan.summary();

@@ -31,6 +31,7 @@ impl Swarm {
 
         let mut observed = Observed {
             nodes: nodes.iter().map(observed_node).collect(),
+            observed_at: Some(std::time::SystemTime::now()),
             ..Observed::default()
         };
         let network_names = self.observe_networks(networks, &mut observed);
@@ -81,6 +82,10 @@ fn observed_node(node: &bollard::models::Node) -> ObservedNode {
             .as_ref()
             .map(|m| m.reachability == Some(Reachability::REACHABLE)),
         leader: manager.as_ref().and_then(|m| m.leader).unwrap_or(false),
+        updated_at: node
+            .updated_at
+            .as_deref()
+            .and_then(crate::timestamp::parse_rfc3339),
     }
 }
 
