@@ -332,6 +332,128 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     );
     assert!(nodes.stdout.contains("rcb3 Ready"), "{nodes:?}");
 
+    // Every board this cluster joined records it on itself and carries the
+    // cluster's two labels (read with docker and cat, not with our code).
+    let node_id = |index: usize| {
+        boards
+            .exec(index, "docker info --format '{{.Swarm.NodeID}}'")
+            .stdout
+            .trim()
+            .to_string()
+    };
+    for (index, name) in ["rcb1", "rcb2", "rcb3"].into_iter().enumerate() {
+        let labels = boards.exec(
+            0,
+            &format!("docker node inspect {name} --format '{{{{index .Spec.Labels \"io.reconciler.cluster\"}}}} {{{{index .Spec.Labels \"io.reconciler.node\"}}}}'"),
+        );
+        assert_eq!(labels.stdout.trim(), format!("boards {name}"), "{labels:?}");
+        let record = boards.exec(index, "cat /etc/reconciler/membership");
+        assert_eq!(
+            record.stdout,
+            format!("cluster=boards\nnode_id={}\n", node_id(index)),
+            "{record:?}"
+        );
+    }
+
+    // Regression (issue 10): removal sent `docker swarm leave` to whatever
+    // board answered at a node's last address. The leaver now asks the board
+    // which node it is first: told to remove a node ID it is not, rcb2 stays.
+    let ssh = reconciler_spec::SshSettings {
+        user: "pi".into(),
+        port: 22,
+        identity: boards.identity().display().to_string(),
+        known_hosts: boards.known_hosts().display().to_string(),
+    };
+    let leaver = reconciler::node::leaver(&ssh, reconciler::node::SshOptions::default());
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| {
+            rt.block_on(leaver(
+                "rcb-gone".into(),
+                boards.address(1).into(),
+                "0123456789abcdefghijklmno".into(),
+            ))
+        });
+    let message = match refused {
+        Ok(Err(error)) => error.to_string(),
+        other => panic!("the wrong node was told to leave: {other:?}"),
+    };
+    assert_eq!(
+        message,
+        format!(
+            "node rcb-gone: the board at {} is swarm node {}, not swarm node 0123456789abcdefghijklmno; it was not told to leave",
+            boards.address(1),
+            node_id(1)
+        )
+    );
+    assert_eq!(
+        boards
+            .exec(1, "docker info --format '{{.Swarm.LocalNodeState}}'")
+            .stdout
+            .trim(),
+        "active"
+    );
+
+    // Regression (issue 10): a re-flashed board that re-joined under its old
+    // name made the stale object's "leave" go to the fresh board, in a loop.
+    // rcb3 is re-flashed (it forgets the swarm and our record) while its old
+    // object stays behind, down. The next apply joins it afresh and, with a
+    // zero grace, removes the stale object without contacting anyone: no
+    // other board leaves.
+    let old_rcb3 = node_id(2);
+    let kept = [node_id(0), node_id(1)];
+    boards.exec(
+        2,
+        "docker swarm leave --force >/dev/null; rm -rf /etc/reconciler",
+    );
+    let until_down = format!(
+        "for i in $(seq 1 60); do [ \"$(docker node inspect {old_rcb3} --format '{{{{.Status.State}}}}')\" = down ] && exit 0; sleep 1; done; exit 1"
+    );
+    boards.exec(0, &until_down).expect_code(0);
+    let cluster_toml =
+        std::fs::read_to_string(spec.path().join("cluster.toml")).unwrap_or_default();
+    spec.write(
+        "cluster.toml",
+        &format!("{cluster_toml}\n[controller]\ndown_node_grace = \"0s\"\n"),
+    );
+    let reflashed = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
+    assert_eq!(
+        reflashed.code, 0,
+        "{}\n{}",
+        reflashed.stdout, reflashed.stderr
+    );
+    assert!(
+        reflashed.stdout.contains(
+            "down past down_node_grace: its object is removed, the board is not contacted"
+        ),
+        "{}",
+        reflashed.stdout
+    );
+    assert!(
+        !reflashed.stderr.contains("leaving the swarm"),
+        "{}",
+        reflashed.stderr
+    );
+    let nodes = boards.exec(
+        0,
+        "docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}}' | sort -k2",
+    );
+    let new_rcb3 = node_id(2);
+    assert_ne!(new_rcb3, old_rcb3);
+    assert_eq!(
+        nodes.stdout,
+        format!(
+            "{} rcb1 Ready\n{} rcb2 Ready\n{new_rcb3} rcb3 Ready\n",
+            kept[0], kept[1]
+        ),
+        "{nodes:?}"
+    );
+    let after = runs
+        .run(&["apply", &dir, "--ssh", "--auto-approve"])
+        .expect_code(0);
+    assert!(after.stdout.contains("No changes."), "{}", after.stdout);
+
     // No join token anywhere in what any run printed, debug logs included.
     for kind in ["worker", "manager"] {
         let token = boards
