@@ -52,7 +52,9 @@ impl Classify for crate::swarm::SwarmError {
     fn class(&self) -> ErrorClass {
         use crate::swarm::SwarmError;
         match self {
-            SwarmError::Connect { .. } | SwarmError::OutOfSequence(_) => ErrorClass::Retryable,
+            SwarmError::Connect { .. }
+            | SwarmError::OutOfSequence(_)
+            | SwarmError::NoLeader { .. } => ErrorClass::Retryable,
             SwarmError::UnsupportedHost(_)
             | SwarmError::NotManager { .. }
             | SwarmError::NeedsSsh(_) => ErrorClass::NeedsPerson,
@@ -68,6 +70,7 @@ impl Classify for crate::swarm::SwarmError {
             SwarmError::UnsupportedHost(_) => "docker_host",
             SwarmError::NotManager { .. } => "not_a_manager",
             SwarmError::OutOfSequence(_) => "write_race",
+            SwarmError::NoLeader { .. } => "no_leader",
             SwarmError::NeedsSsh(_) => "needs_ssh",
             SwarmError::VersionOverflow(..) => "version_overflow",
             SwarmError::Api { source, .. } => match api_class(source) {
@@ -221,12 +224,14 @@ impl Classify for crate::node::provision::ProvisionError {
         use crate::node::bootstrap::BootstrapError;
         use crate::node::provision::ProvisionError;
         match self {
-            ProvisionError::Bootstrap(BootstrapError::ArchMismatch { .. }) => {
-                ErrorClass::NeedsPerson
-            }
-            ProvisionError::Bootstrap(BootstrapError::NoManager) | ProvisionError::NoSwarm => {
-                ErrorClass::Retryable
-            }
+            ProvisionError::Bootstrap(
+                BootstrapError::ArchMismatch { .. } | BootstrapError::InAnotherSwarm { .. },
+            ) => ErrorClass::NeedsPerson,
+            // A manager that is down or rebooting comes back by itself.
+            ProvisionError::Bootstrap(
+                BootstrapError::NoManager | BootstrapError::ManagersUnreached { .. },
+            )
+            | ProvisionError::NoSwarm => ErrorClass::Retryable,
         }
     }
 
@@ -236,6 +241,10 @@ impl Classify for crate::node::provision::ProvisionError {
         match self {
             ProvisionError::Bootstrap(BootstrapError::ArchMismatch { .. }) => "arch_mismatch",
             ProvisionError::Bootstrap(BootstrapError::NoManager) => "no_manager",
+            ProvisionError::Bootstrap(BootstrapError::ManagersUnreached { .. }) => {
+                "managers_unreached"
+            }
+            ProvisionError::Bootstrap(BootstrapError::InAnotherSwarm { .. }) => "in_another_swarm",
             ProvisionError::NoSwarm => "no_swarm",
         }
     }

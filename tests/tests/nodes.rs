@@ -203,6 +203,54 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         .expect_code(0);
     let role = boards.exec(0, "docker node inspect rcb2 --format '{{.Spec.Role}}'");
     assert_eq!(role.stdout.trim(), "manager");
+
+    // A power cut takes rcb2's Docker away: one of two managers is left and
+    // the swarm has no leader. The plan says so with the recovery steps and
+    // never proposes a new swarm; the apply starts Docker on rcb2 again (a
+    // board step) and the same swarm comes back.
+    let cluster_id = |index: usize| {
+        boards
+            .exec(index, "docker info --format '{{.Swarm.Cluster.ID}}'")
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let swarm_before = cluster_id(0);
+    boards
+        .exec(
+            1,
+            "pkill -x dockerd; for i in $(seq 1 60); do pgrep -x dockerd >/dev/null || exit 0; sleep 1; done; exit 1",
+        )
+        .expect_code(0);
+    let leaderless = runs.run(&["plan", &dir, "--ssh"]);
+    assert_ne!(leaderless.code, 0, "{}", leaderless.stdout);
+    assert!(
+        leaderless.stderr.contains("the swarm has no leader")
+            && leaderless.stderr.contains("--force-new-cluster"),
+        "{}",
+        leaderless.stderr
+    );
+    assert!(
+        !leaderless.stdout.contains("initialize the swarm"),
+        "{}",
+        leaderless.stdout
+    );
+    let repaired = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
+    assert!(
+        repaired.stdout.contains("+ start Docker")
+            && !repaired.stdout.contains("initialize the swarm"),
+        "{}\n{}",
+        repaired.stdout,
+        repaired.stderr
+    );
+    boards
+        .exec(
+            0,
+            "for i in $(seq 1 60); do docker node ls >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1",
+        )
+        .expect_code(0);
+    assert_eq!(cluster_id(0), swarm_before);
+    assert_eq!(cluster_id(1), swarm_before);
     spec.write("nodes.toml", &nodes_toml);
     runs.run(&["apply", &dir, "--ssh", "--auto-approve"])
         .expect_code(0);

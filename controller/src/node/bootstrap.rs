@@ -82,6 +82,14 @@ pub enum BootstrapError {
     /// No manager of the spec answered: nobody to form the swarm or join through.
     #[error("no manager of the spec is reachable, so the swarm cannot be formed or joined")]
     NoManager,
+    /// No reached manager is in a swarm, but a manager was not reached: it
+    /// may hold the swarm, and a new one would split the cluster.
+    #[error("refusing to initialize a new swarm: manager(s) {} could not be reached (see above), and if they are in a swarm a new one would split the cluster; bring them back (or fix their SSH access) and apply again", .managers.join(", "))]
+    ManagersUnreached { managers: Vec<String> },
+    /// Boards of the spec are in a swarm that no reachable manager of the spec
+    /// is in (their manager was re-flashed, or it is another cluster's swarm).
+    #[error("refusing to initialize a new swarm: node(s) {} are already in a swarm that no reachable manager of the spec is in; if their manager was lost, run `docker swarm leave` on them (the next apply joins them to the new swarm), or restore the manager", .nodes.join(", "))]
+    InAnotherSwarm { nodes: Vec<String> },
 }
 
 /// The managed block of /etc/hosts: every node of the spec.
@@ -114,6 +122,10 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         .nodes
         .values()
         .find(|n| n.role == Role::Manager && facts.contains_key(&n.name));
+    let needs_swarm = facts.values().any(|f| !swarm_member(f));
+    if existing.is_none() && needs_swarm {
+        check_safe_to_form(spec, facts)?;
+    }
     let anchor = existing.or(first_manager);
     let mut plans = Vec::new();
     for node in spec.nodes.values() {
@@ -190,6 +202,32 @@ fn record_membership(spec: &Spec) -> String {
         "id=$(docker info --format '{{{{.Swarm.NodeID}}}}')\nmkdir -p /etc/reconciler\nprintf 'cluster=%s\\nnode_id=%s\\n' {} \"$id\" > {MEMBERSHIP_FILE}\necho \"node_id=$id\"\n",
         quote(&spec.cluster.name)
     )
+}
+
+/// A new swarm is formed only when every manager of the spec answered and
+/// none of the spec's boards is in any swarm: otherwise the swarm may exist
+/// where we cannot see it, and a second one would split the cluster.
+fn check_safe_to_form(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<(), BootstrapError> {
+    let unreached: Vec<String> = spec
+        .nodes
+        .values()
+        .filter(|n| n.role == Role::Manager && !facts.contains_key(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    if !unreached.is_empty() {
+        return Err(BootstrapError::ManagersUnreached {
+            managers: unreached,
+        });
+    }
+    let in_a_swarm: Vec<String> = facts
+        .iter()
+        .filter(|(_, f)| !matches!(f.swarm_state.as_deref(), None | Some("inactive")))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if !in_a_swarm.is_empty() {
+        return Err(BootstrapError::InAnotherSwarm { nodes: in_a_swarm });
+    }
+    Ok(())
 }
 
 /// A step's shell script. `secret` is the join token for [`Step::Join`].
@@ -410,6 +448,72 @@ mod tests {
             Some(&Step::Join {
                 role: Role::Worker,
                 manager: "10.0.0.1".into()
+            })
+        );
+    }
+
+    /// Regression (issue 10): with the existing manager down (or its host key
+    /// changed) and another spec manager fresh, `swarm init` ran on the fresh
+    /// one and the workers joined a new, empty swarm: a split cluster.
+    #[test]
+    fn regression_a_new_swarm_is_never_formed_while_a_spec_manager_is_unreached() {
+        let text = "[cluster]\nname = \"b\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n[node.pi3]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n";
+        let spec = match reconciler_spec::load_files(vec![("s.toml".into(), text.into())]) {
+            Ok(spec) => spec,
+            Err(e) => panic!("{e}"),
+        };
+        // pi1 did not answer; pi3 is a fresh manager, pi2 a fresh worker.
+        let facts = BTreeMap::from([
+            ("pi2".to_string(), bare("pi2", "aarch64")),
+            ("pi3".to_string(), bare("pi3", "aarch64")),
+        ]);
+        let refused = plan(&spec, &facts);
+        assert_eq!(
+            refused,
+            Err(BootstrapError::ManagersUnreached {
+                managers: vec!["pi1".into()]
+            })
+        );
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains(
+                "refusing to initialize a new swarm: manager(s) pi1 could not be reached"
+            ),
+            "{message}"
+        );
+        // Every manager answered and nobody is in a swarm: formed as before.
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), bare("pi1", "aarch64")),
+            ("pi2".to_string(), bare("pi2", "aarch64")),
+            ("pi3".to_string(), bare("pi3", "aarch64")),
+        ]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        assert!(plans[0]
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::InitSwarm { .. })));
+        // With the swarm's manager up, a missing second manager does not stop a join.
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), ready(&spec, "pi1", "aarch64")),
+            ("pi2".to_string(), bare("pi2", "aarch64")),
+        ]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        assert!(matches!(plans[0].steps.last(), Some(Step::Join { .. })));
+    }
+
+    /// Regression (issue 10): a re-flashed manager would initialize a new swarm
+    /// while the workers still sat in the old one.
+    #[test]
+    fn regression_boards_in_a_swarm_no_reachable_manager_is_in_are_never_given_a_new_one() {
+        let spec = spec();
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), bare("pi1", "x86_64")),
+            ("pi2".to_string(), ready(&spec, "pi2", "aarch64")),
+        ]);
+        assert_eq!(
+            plan(&spec, &facts),
+            Err(BootstrapError::InAnotherSwarm {
+                nodes: vec!["pi2".into()]
             })
         );
     }

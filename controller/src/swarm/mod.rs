@@ -132,6 +132,14 @@ pub enum SwarmError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The managers have lost quorum (after a power cut, most of them down):
+    /// nothing can be read or written until enough of them are back.
+    #[error("the swarm has no leader: fewer than half of its managers are up, so Docker answers nothing (`{operation}`: {source}). Power the managers back on and check their network; the swarm recovers by itself once a majority is back. Only if most managers are lost for good, run `docker swarm init --force-new-cluster --advertise-addr ADDRESS` by hand on one surviving manager. Reconciler never initializes a new swarm in this state")]
+    NoLeader {
+        operation: DockerCall,
+        #[source]
+        source: bollard::errors::Error,
+    },
     /// A service update kept losing the race against other writers.
     #[error("`{0}` kept changing while being updated (update out of sequence); the next reconcile tries again")]
     OutOfSequence(String),
@@ -149,7 +157,9 @@ impl SwarmError {
         match self {
             SwarmError::Connect { .. } | SwarmError::UnsupportedHost(_) => DockerCall::Connect,
             SwarmError::NotManager { .. } => DockerCall::Info,
-            SwarmError::Api { operation, .. } => *operation,
+            SwarmError::Api { operation, .. } | SwarmError::NoLeader { operation, .. } => {
+                *operation
+            }
             SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => {
                 DockerCall::UpdateService
             }
@@ -164,8 +174,21 @@ pub(crate) fn is_out_of_sequence(error: &bollard::errors::Error) -> bool {
     matches!(error, bollard::errors::Error::DockerResponseServerError { message, .. } if message.contains("out of sequence"))
 }
 
+/// Docker's answers when the managers have no quorum: the daemon's own
+/// message (moby `errNoQuorum`) and swarmkit's raft error it may pass on.
+pub(crate) fn is_no_leader(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { message, .. }
+        if message.contains("does not have a leader") || message.contains("no elected cluster leader"))
+}
+
 pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
-    move |source| SwarmError::Api { operation, source }
+    move |source| {
+        if is_no_leader(&source) {
+            SwarmError::NoLeader { operation, source }
+        } else {
+            SwarmError::Api { operation, source }
+        }
+    }
 }
 
 /// A connection to one swarm manager, on behalf of one cluster spec.
