@@ -380,6 +380,10 @@ struct Prepared {
     reached: Reached,
     /// `None` while no swarm exists yet (only the boards can be planned).
     planned: Option<(Swarm, Plan)>,
+    /// Why the swarm could not be planned while boards still need steps: the
+    /// steps may be what brings it back (a manager's Docker to start after a
+    /// power cut), so they come first and the swarm is planned after them.
+    deferred: Option<SwarmError>,
 }
 
 impl ConnectArgs {
@@ -410,18 +414,16 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
     let spec = load(&args.dir, err)?;
     let reach = args.reach();
     let reached = pipeline::reach(&spec, &reach, BoardWork::PlanOnly, stderr_progress()).await?;
+    let mut deferred = None;
     let planned = match &reached.docker_host {
-        Some(host) => {
-            let swarm = Swarm::connect(host, &spec.cluster.name).await?;
-            let (_, plan) = pipeline::observe_and_plan(
-                &swarm,
-                &spec,
-                &reached.identities(),
-                args.plan_options(),
-            )
-            .await?;
-            Some((swarm, plan))
-        }
+        Some(host) => match plan_swarm(host, &spec, &reached, args.plan_options()).await {
+            Ok(planned) => Some(planned),
+            Err(CliError::Swarm(error)) if reached.board_work() => {
+                deferred = Some(error);
+                None
+            }
+            Err(error) => return Err(error),
+        },
         None => None,
     };
     Ok(Prepared {
@@ -429,7 +431,20 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
         reach,
         reached,
         planned,
+        deferred,
     })
+}
+
+async fn plan_swarm(
+    host: &str,
+    spec: &Spec,
+    reached: &Reached,
+    options: PlanOptions,
+) -> Result<(Swarm, Plan), CliError> {
+    let swarm = Swarm::connect(host, &spec.cluster.name).await?;
+    let (_, plan) =
+        pipeline::observe_and_plan(&swarm, spec, &reached.identities(), options).await?;
+    Ok((swarm, plan))
 }
 
 async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
@@ -448,13 +463,17 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
     } else {
         if let Some(boards) = &prepared.reached.boards {
             write!(console.out, "{}", render::boards_text(boards))?;
-            if prepared.planned.is_none() {
+            if prepared.planned.is_none() && prepared.deferred.is_none() {
                 writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
             }
         }
         if prepared.planned.is_some() {
             write!(console.out, "{}", render::text(plan))?;
         }
+    }
+    if let Some(error) = prepared.deferred {
+        // The boards' steps are shown; the swarm itself cannot be planned now.
+        return Err(error.into());
     }
     let changes = !plan.is_empty() || prepared.reached.board_work() || prepared.planned.is_none();
     Ok(if args.detailed_exitcode && changes {
@@ -507,7 +526,14 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         reach,
         reached,
         planned,
+        deferred,
     } = prepared;
+    if let Some(error) = &deferred {
+        writeln!(
+            console.err,
+            "The swarm cannot be planned yet ({error}); doing the boards' steps first."
+        )?;
+    }
     let mut failures = 0;
     let (swarm, plan, _reached) = match planned {
         Some((swarm, plan)) if !reached.board_work() => (swarm, plan, reached),

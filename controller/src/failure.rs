@@ -284,6 +284,30 @@ mod tests {
         );
     }
 
+    /// The body is verbatim what Docker 20.10 answered `GET /nodes` on a
+    /// manager that had lost its majority (seen in tests/nodes.rs's boards).
+    #[test]
+    fn a_swarm_without_a_leader_is_named_as_such_and_retried() {
+        let error = crate::swarm::api(crate::swarm::DockerCall::ListNodes)(
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "rpc error: code = Unknown desc = The swarm does not have a leader. \
+                          It's possible that too few managers are online. Make sure more than \
+                          half of the managers are online."
+                    .into(),
+            },
+        );
+        assert!(matches!(error, SwarmError::NoLeader { .. }), "{error:?}");
+        assert_eq!(error.reason(), "no_leader");
+        assert_eq!(error.class(), ErrorClass::Retryable);
+        let message = error.to_string();
+        assert!(message.contains("--force-new-cluster"), "{message}");
+        assert!(
+            message.contains("never initializes a new swarm"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn a_refused_plan_waits_for_a_person() {
         let error = PlanError::MassDelete {

@@ -122,7 +122,9 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         .nodes
         .values()
         .find(|n| n.role == Role::Manager && facts.contains_key(&n.name));
-    let needs_swarm = facts.values().any(|f| !swarm_member(f));
+    let needs_swarm = facts
+        .values()
+        .any(|f| !swarm_member(f) && !returns_to_its_swarm(f));
     if existing.is_none() && needs_swarm {
         check_safe_to_form(spec, facts)?;
     }
@@ -166,7 +168,7 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         if !missing.is_empty() {
             steps.push(Step::AddDockerUsers { users: missing });
         }
-        if !swarm_member(f) {
+        if !swarm_member(f) && !returns_to_its_swarm(f) {
             let anchor = anchor.ok_or(BootstrapError::NoManager)?;
             if anchor.name == node.name && existing.is_none() {
                 steps.push(Step::InitSwarm {
@@ -204,6 +206,13 @@ fn record_membership(spec: &Spec) -> String {
     )
 }
 
+/// A board whose Docker is stopped but keeps swarm state on disk (a power
+/// cut, a crash): starting Docker brings it back into its swarm, so it gets
+/// no `init` or `join` now; the next apply sees what it is.
+fn returns_to_its_swarm(facts: &Facts) -> bool {
+    !facts.docker_running && facts.swarm_on_disk
+}
+
 /// A new swarm is formed only when every manager of the spec answered and
 /// none of the spec's boards is in any swarm: otherwise the swarm may exist
 /// where we cannot see it, and a second one would split the cluster.
@@ -221,7 +230,9 @@ fn check_safe_to_form(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<()
     }
     let in_a_swarm: Vec<String> = facts
         .iter()
-        .filter(|(_, f)| !matches!(f.swarm_state.as_deref(), None | Some("inactive")))
+        .filter(|(_, f)| {
+            returns_to_its_swarm(f) || !matches!(f.swarm_state.as_deref(), None | Some("inactive"))
+        })
         .map(|(name, _)| name.clone())
         .collect();
     if !in_a_swarm.is_empty() {
@@ -514,6 +525,40 @@ mod tests {
             plan(&spec, &facts),
             Err(BootstrapError::InAnotherSwarm {
                 nodes: vec!["pi2".into()]
+            })
+        );
+    }
+
+    /// Found by the power-cut test: a manager whose Docker had stopped got a
+    /// `join` planned (it looked like a fresh board), and would have got an
+    /// `init` had it been the only manager. A stopped Docker with swarm state
+    /// on disk only gets started; the swarm takes it back.
+    #[test]
+    fn a_board_whose_docker_stopped_is_started_not_joined_or_initialized() {
+        let spec = spec();
+        let mut stopped = ready(&spec, "pi2", "aarch64");
+        stopped.docker_running = false;
+        stopped.swarm_state = None;
+        stopped.swarm_on_disk = true;
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), ready(&spec, "pi1", "x86_64")),
+            ("pi2".to_string(), stopped.clone()),
+        ]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].steps, vec![Step::StartDocker]);
+        // The only manager stopped: started, never a new swarm.
+        let mut manager = stopped;
+        manager.hostname = "pi1".into();
+        manager.arch = "x86_64".into();
+        let facts = BTreeMap::from([
+            ("pi1".to_string(), manager),
+            ("pi2".to_string(), bare("pi2", "aarch64")),
+        ]);
+        assert_eq!(
+            plan(&spec, &facts),
+            Err(BootstrapError::InAnotherSwarm {
+                nodes: vec!["pi1".into()]
             })
         );
     }

@@ -20,6 +20,7 @@ if command -v docker >/dev/null 2>&1; then
 else
   echo "docker_installed=false"
 fi
+if [ -e /var/lib/docker/swarm/docker-state.json ]; then echo "swarm_on_disk=true"; fi
 if [ -r /etc/reconciler/membership ]; then grep -E '^(cluster|node_id)=' /etc/reconciler/membership | sed 's/^/member_/'; fi
 echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
 echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
@@ -55,6 +56,10 @@ pub struct Facts {
     /// node (`/etc/reconciler/membership`, written right after the join).
     pub member_cluster: Option<String>,
     pub member_node_id: Option<String>,
+    /// Docker keeps swarm state on disk (`/var/lib/docker/swarm`): when Docker
+    /// is stopped, the board is probably still a swarm member and comes back
+    /// as one once Docker starts.
+    pub swarm_on_disk: bool,
 }
 
 impl Facts {
@@ -81,6 +86,7 @@ impl Facts {
                 "temperature" => facts.temperature = optional(),
                 "hosts_block" => facts.hosts_block = value,
                 "member_cluster" => facts.member_cluster = optional(),
+                "swarm_on_disk" => facts.swarm_on_disk = value == "true",
                 "member_node_id" => facts.member_node_id = optional(),
                 "docker_group" => {
                     facts.docker_group = value
@@ -93,6 +99,24 @@ impl Facts {
             }
         }
         facts
+    }
+
+    /// What the board's own Docker says about its swarm membership: the node
+    /// ID (`None` outside a swarm), or `Err(())` when Docker cannot say (it
+    /// is stopped, or the node is pending, locked or in error).
+    #[allow(
+        clippy::result_unit_err,
+        reason = "no reason to give: the board simply cannot say"
+    )]
+    pub fn swarm_membership(&self) -> Result<Option<&str>, ()> {
+        if !self.docker_running {
+            return Err(());
+        }
+        match self.swarm_state.as_deref() {
+            Some("active") => Ok(self.swarm_node_id.as_deref()),
+            Some("inactive") => Ok(None),
+            _ => Err(()),
+        }
     }
 
     /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).

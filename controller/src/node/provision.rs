@@ -210,25 +210,24 @@ pub async fn provision(
     })
 }
 
-/// What each board that answered said about its swarm membership.
+/// What each board said about its swarm membership, for the boards whose
+/// Docker could say (a stopped Docker says nothing: such a board is matched
+/// by its label, hostname or address instead).
 fn identities(spec: &Spec, facts: &BTreeMap<String, Facts>) -> BTreeMap<String, BoardIdentity> {
     facts
         .iter()
-        .map(|(name, f)| {
-            let node_id = f
-                .swarm_node_id
-                .clone()
-                .filter(|_| f.swarm_state.as_deref() == Some("active"));
+        .filter_map(|(name, f)| {
+            let node_id = f.swarm_membership().ok()?.map(str::to_string);
             let joined_by_this_cluster = node_id.is_some()
                 && f.member_cluster.as_deref() == Some(spec.cluster.name.as_str())
                 && f.member_node_id == node_id;
-            (
+            Some((
                 name.clone(),
                 BoardIdentity {
                     node_id,
                     joined_by_this_cluster,
                 },
-            )
+            ))
         })
         .collect()
 }
@@ -309,4 +308,61 @@ fn open_tunnel(
     let plans: &[NodePlan] = if only_existing { &[] } else { plans };
     let session = anchor_session(spec, sessions, facts, plans, &[])?;
     Tunnel::open(session).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the power-cut test: a board whose Docker was stopped "said"
+    /// it was in no swarm, so its node was taken for a departed board and
+    /// planned for removal. Only a running Docker speaks for the board.
+    #[test]
+    fn only_a_running_docker_speaks_for_the_board() {
+        let spec = match reconciler_spec::load_files(vec![(
+            "s.toml".into(),
+            "[cluster]\nname = \"b\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n"
+                .into(),
+        )]) {
+            Ok(spec) => spec,
+            Err(e) => panic!("{e}"),
+        };
+        let running = |state: &str| Facts {
+            docker_installed: true,
+            docker_running: true,
+            swarm_state: Some(state.into()),
+            swarm_node_id: Some("n1".into()),
+            member_cluster: Some("b".into()),
+            member_node_id: Some("n1".into()),
+            ..Facts::default()
+        };
+        let identity = |facts: Facts| {
+            identities(&spec, &BTreeMap::from([("pi1".to_string(), facts)]))
+                .get("pi1")
+                .cloned()
+        };
+        assert_eq!(
+            identity(running("active")),
+            Some(BoardIdentity {
+                node_id: Some("n1".into()),
+                joined_by_this_cluster: true
+            })
+        );
+        let mut other_record = running("active");
+        other_record.member_cluster = Some("kitchen".into());
+        assert_eq!(
+            identity(other_record).map(|i| i.joined_by_this_cluster),
+            Some(false)
+        );
+        assert_eq!(
+            identity(running("inactive")),
+            Some(BoardIdentity::default())
+        );
+        for unknown in ["pending", "locked", "error"] {
+            assert_eq!(identity(running(unknown)), None, "{unknown}");
+        }
+        let mut stopped = running("active");
+        stopped.docker_running = false;
+        assert_eq!(identity(stopped), None);
+    }
 }
