@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use reconciler_spec::ServiceMode;
 
 use crate::plan::{Action, Departure, Plan};
+use crate::swarm::lease::LeaseGuard;
 use crate::swarm::progress::Convergence;
 use crate::swarm::{Swarm, SwarmError};
 
@@ -20,7 +21,7 @@ use crate::swarm::{Swarm, SwarmError};
 const LEFT_NODE_SEEN_DOWN: Duration = Duration::from_secs(60);
 
 /// How `apply` waits for services.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Wait for a service's `after` dependencies to converge before writing it.
     pub wait: bool,
@@ -31,6 +32,9 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Pause between two looks at a service's tasks.
     pub poll: Duration,
+    /// `run`'s one-writer lease: checked before each action; the apply stops
+    /// when it is lost. `None` for `apply` from the command line.
+    pub lease: Option<LeaseGuard>,
 }
 
 impl Default for ApplyOptions {
@@ -40,6 +44,7 @@ impl Default for ApplyOptions {
             wait_at_end: true,
             timeout: Duration::from_secs(300),
             poll: Duration::from_millis(500),
+            lease: None,
         }
     }
 }
@@ -77,6 +82,9 @@ pub enum ApplyError {
         #[source]
         source: Box<crate::node::NodeError>,
     },
+    /// `run` lost the one-writer lease: nothing more is written.
+    #[error("lost the one-writer lease (another controller may be writing): stopped before `{next}`; earlier actions stay applied")]
+    LeaseLost { next: String },
     /// The tasks did not all start in time.
     #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
     Timeout {
@@ -113,6 +121,11 @@ pub async fn apply(
     let mut converged: BTreeSet<String> = BTreeSet::new();
     let mut report = ApplyReport::default();
     for action in &plan.actions {
+        if options.lease.as_ref().is_some_and(|lease| !lease.held()) {
+            return Err(ApplyError::LeaseLost {
+                next: crate::plan::render::describe(action),
+            });
+        }
         if options.wait {
             if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } =
                 action
@@ -120,7 +133,7 @@ pub async fn apply(
                 for dependency in &service.after {
                     if let Some(t) = touched.iter().find(|t| &t.name == dependency) {
                         if converged.insert(t.name.clone()) {
-                            wait_converged(swarm, t, options, progress).await?;
+                            wait_converged(swarm, t, &options, progress).await?;
                         }
                     }
                 }
@@ -162,7 +175,7 @@ pub async fn apply(
                 manager: *manager,
             };
             match departure {
-                Departure::Leave => leave(swarm, &node, leaver, options, progress).await?,
+                Departure::Leave => leave(swarm, &node, leaver, &options, progress).await?,
                 Departure::Forget => forget(swarm, &node, progress).await?,
             }
             report.actions_done += 1;
@@ -190,7 +203,7 @@ pub async fn apply(
     if options.wait && options.wait_at_end {
         for t in &touched {
             if !converged.contains(&t.name) {
-                wait_converged(swarm, t, options, progress).await?;
+                wait_converged(swarm, t, &options, progress).await?;
             }
         }
     }
@@ -210,7 +223,7 @@ struct Touched {
 async fn wait_converged(
     swarm: &Swarm,
     touched: &Touched,
-    options: ApplyOptions,
+    options: &ApplyOptions,
     progress: &mut dyn Write,
 ) -> Result<(), ApplyError> {
     let name = touched.name.as_str();
@@ -285,7 +298,7 @@ async fn leave(
     swarm: &Swarm,
     node: &Departing<'_>,
     leaver: Option<&Leaver>,
-    options: ApplyOptions,
+    options: &ApplyOptions,
     progress: &mut dyn Write,
 ) -> Result<(), ApplyError> {
     let name = node.name;

@@ -99,10 +99,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration_arg)]
     pub interval: Option<Duration>,
     /// How long a writer's lease lasts without renewal.
-    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    /// Timed by each controller's own clock, so clocks need not agree: a
+    /// standby takes the lease once it saw it unchanged this long (2s to 1h).
+    #[arg(long, default_value = "30s", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
-    /// This controller's name in the one-writer lease (default: hostname and process id).
-    #[arg(long)]
+    /// This controller's name in the one-writer lease: letters, digits and
+    /// . _ - : @ (default: hostname and process id).
+    #[arg(long, value_parser = parse_holder)]
     pub holder_id: Option<String>,
     #[command(flatten)]
     pub boards: BoardArgs,
@@ -209,6 +212,21 @@ const FACTS_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     reconciler_spec::units::parse_duration(text)
+}
+
+/// A lease ttl: at most an hour (a standby waits at most that long for a
+/// lease that stopped changing).
+fn parse_lease_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration_arg(text)?;
+    if ttl > crate::swarm::lease::MAX_LEASE_TTL || ttl < Duration::from_secs(2) {
+        return Err("the lease ttl must be between 2s and 1h".into());
+    }
+    Ok(ttl)
+}
+
+fn parse_holder(text: &str) -> Result<String, String> {
+    crate::swarm::lease::valid_holder(text)?;
+    Ok(text.to_string())
 }
 
 /// Everything that can stop a command; each prints as one actionable message.

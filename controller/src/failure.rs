@@ -125,7 +125,9 @@ impl Classify for crate::apply::ApplyError {
             ApplyError::Action { source, .. } => source.class(),
             // Swarm rolled the update back: the same spec would roll back again.
             ApplyError::Failed { .. } => ErrorClass::NeedsPerson,
-            ApplyError::Timeout { .. } | ApplyError::Node { .. } => ErrorClass::Retryable,
+            ApplyError::Timeout { .. } | ApplyError::Node { .. } | ApplyError::LeaseLost { .. } => {
+                ErrorClass::Retryable
+            }
             ApplyError::NotLeft { source, .. } => source.class(),
         }
     }
@@ -137,6 +139,7 @@ impl Classify for crate::apply::ApplyError {
             ApplyError::Failed { .. } => "rolled_back",
             ApplyError::Timeout { .. } => "not_converged",
             ApplyError::Node { .. } => "node_removal",
+            ApplyError::LeaseLost { .. } => "lease_lost",
             ApplyError::NotLeft { source, .. } => source.reason(),
         }
     }

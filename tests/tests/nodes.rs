@@ -619,6 +619,57 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         assert!(!text.contains("SWMTKN-"), "a join token reached {what}");
     }
     assert!(shown[0].1.contains("DEBUG"), "debug logging was not on");
+
+    // A standby never works on the boards. The holder dies (its lease stays
+    // on the swarm), a board then needs a step, and a second controller only
+    // reports it while the lease is another's; once the lease has stayed
+    // unchanged for its ttl by the standby's own clock, it takes it and does
+    // the step.
+    let mut controller = controller;
+    let holder = controller.status()["lease"].clone();
+    assert_eq!(holder, "held", "{holder}");
+    controller.process.kill();
+    boards
+        .exec(
+            1,
+            "sed -i '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts",
+        )
+        .expect_code(0);
+    let standby = reconciler_tests::controller::Controller::start_with(
+        &["--dir", &dir],
+        &["--ssh", "--interval", "2s", "--holder-id", "standby-1"],
+        reconciler_tests::controller::SecretFrom::File,
+        &[],
+    );
+    reconciler_tests::wait_until(
+        "the standby to report the board's step as the lease holder's",
+        std::time::Duration::from_secs(60),
+        || {
+            let status = standby.status();
+            let pending = status["pending"].to_string();
+            (status["last_reconcile"]["result"] == "standby"
+                && pending.contains("node.rcr2 needs: write the managed block of /etc/hosts"))
+            .then_some(())
+            .ok_or(format!("{status:#}"))
+        },
+    );
+    let hosts = boards.exec(1, "grep -c '^# BEGIN reconciler' /etc/hosts");
+    assert_eq!(hosts.stdout.trim(), "0", "the standby wrote /etc/hosts");
+    reconciler_tests::wait_until(
+        "the standby to take the lease and write /etc/hosts",
+        std::time::Duration::from_secs(120),
+        || {
+            let hosts = boards.exec(1, "grep -c '^# BEGIN reconciler' /etc/hosts");
+            (hosts.stdout.trim() == "1" && standby.status()["lease"] == "held")
+                .then_some(())
+                .ok_or(format!("{hosts:?}\n{:#}", standby.status()))
+        },
+    );
+    let label = boards.exec(
+        0,
+        "docker info --format '{{index .Swarm.Cluster.Spec.Labels \"io.reconciler.lease.boards\"}}'",
+    );
+    assert!(label.stdout.starts_with("standby-1 "), "{label:?}");
 }
 
 /// A board whose sudo asks for a password (a user not set up like Raspberry

@@ -248,3 +248,28 @@ fn an_unreachable_docker_is_a_clear_error() {
         output.stderr
     );
 }
+
+/// A holder id with a space was written into the lease label and read back
+/// as another holder with an unreadable expiry: the lease looked free to
+/// every controller. Such ids (and ttls a standby could not wait out) are
+/// refused before anything starts.
+#[test]
+fn regression_a_holder_id_with_a_space_is_refused() {
+    let proxy = DockerProxy::start(None);
+    let host = proxy.host();
+    let dir = repo_path("examples/local").display().to_string();
+    for (flag, value, says) in [
+        ("--holder-id", "ops laptop", "holder id"),
+        ("--holder-id", "", "holder id"),
+        ("--lease-ttl", "2h", "between 2s and 1h"),
+    ] {
+        let output =
+            reconciler(&["run", "--dir", &dir, "--docker-host", &host, flag, value]).expect_code(2);
+        assert!(
+            output.stderr.contains(says),
+            "{flag} {value:?}: {}",
+            output.stderr
+        );
+    }
+    assert_eq!(proxy.connections(), 0, "nothing may reach Docker");
+}

@@ -27,7 +27,7 @@ use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
 use crate::status::{ErrorStatus, LeaseStatus, NodeStatus, ReconcileStatus, ServiceStatus, Status};
-use crate::swarm::lease::LeaseState;
+use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
 use crate::swarm::{Swarm, SwarmError};
 
 /// Everything `reconciler run` is told on its command line.
@@ -90,7 +90,20 @@ pub fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>,
 /// This controller's name in the lease when none is given: hostname and process id.
 pub fn default_holder() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    format!("{}-{}", host.trim(), std::process::id())
+    // Only the characters a holder id may carry, and short enough to be one.
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("{host}-{}", std::process::id())
 }
 
 fn now_unix() -> u64 {
@@ -157,6 +170,8 @@ pub async fn run(
         good_revision: None,
         swarm: None,
         tunnel: None,
+        lease_clock: LeaseClock::default(),
+        board_needs: Vec::new(),
     }));
     let loop_controller = Arc::clone(&controller);
     run_loop(
@@ -199,6 +214,21 @@ struct Controller {
     swarm: Option<Swarm>,
     /// With `--ssh`: the forwarded socket of a manager the swarm client uses.
     tunnel: Option<crate::node::tunnel::Tunnel>,
+    /// What this controller has seen of the lease, by its own clock.
+    lease_clock: LeaseClock,
+    /// With `--ssh`: the steps boards need that this reconcile left undone.
+    board_needs: Vec<String>,
+}
+
+/// The boards' step under the lease (with `--ssh`).
+enum BoardsReached {
+    /// Done (or nothing to do); the lease's keeper and its tunnel if taken.
+    Ready(
+        pipeline::Reached,
+        Option<(LeaseKeeper, Option<crate::node::tunnel::Tunnel>)>,
+    ),
+    /// Another controller holds the lease: the boards were only looked at.
+    Standby(pipeline::Reached, String),
 }
 
 /// How a reconcile ended, for metrics and status.
@@ -411,22 +441,18 @@ impl Controller {
     }
 
     /// The boards' step (with `--ssh`): what each board needs goes to the
-    /// status; returns where a manager answers and the boards that failed.
-    async fn reach(
+    /// status.
+    async fn board_step(
         &mut self,
         spec: &Spec,
         work: BoardWork,
-    ) -> Result<(String, Vec<NodeError>, pipeline::Identities), ReconcileError> {
+    ) -> Result<pipeline::Reached, ReconcileError> {
         let progress: crate::node::provision::Progress =
             Arc::new(std::sync::Mutex::new(LogProgress));
-        let mut reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
-        let board_failures = reached
-            .boards
-            .as_mut()
-            .map(|b| std::mem::take(&mut b.failures))
-            .unwrap_or_default();
-        if let Some(boards) = reached.boards.as_ref().filter(|b| !b.plans.is_empty()) {
-            self.status().pending = boards
+        let reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
+        // Steps done here are not pending; their failures are reported apart.
+        self.board_needs = match (work, reached.boards.as_ref()) {
+            (BoardWork::PlanOnly, Some(boards)) => boards
                 .plans
                 .iter()
                 .map(|p| {
@@ -440,8 +466,24 @@ impl Controller {
                             .join(", ")
                     )
                 })
-                .collect();
-        }
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.status().pending = self.board_needs.clone();
+        Ok(reached)
+    }
+
+    /// Where a manager answers after the boards' step, and the boards that failed.
+    fn settle(
+        &mut self,
+        mut reached: pipeline::Reached,
+    ) -> Result<(String, Vec<NodeError>, pipeline::Identities), ReconcileError> {
+        let board_failures = reached
+            .boards
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.failures))
+            .unwrap_or_default();
+        let identities = reached.identities();
         let host = match reached.docker_host.clone() {
             Some(host) => host,
             None if !board_failures.is_empty() => {
@@ -453,7 +495,76 @@ impl Controller {
             // A new tunnel each reconcile (a new socket path): the client follows it.
             self.tunnel = Some(tunnel);
         }
-        Ok((host, board_failures, reached.identities()))
+        Ok((host, board_failures, identities))
+    }
+
+    /// Takes or renews the lease: `None` when we hold it, else its holder.
+    async fn take_lease(&mut self, swarm: &Swarm) -> Result<Option<String>, ReconcileError> {
+        let state = swarm
+            .acquire_lease(
+                &self.options.holder,
+                self.options.lease_ttl,
+                &mut self.lease_clock,
+            )
+            .await
+            .map_err(|e| self.docker_error(e))?;
+        Ok(match state {
+            LeaseState::Held => {
+                self.shared.metrics.lease_held.set(1);
+                self.status().lease = LeaseStatus::Held;
+                None
+            }
+            LeaseState::HeldBy { holder } => {
+                self.shared.metrics.lease_held.set(0);
+                self.status().lease = LeaseStatus::HeldBy(holder.clone());
+                Some(holder)
+            }
+        })
+    }
+
+    /// Keeps the lease just taken renewed while this reconcile writes.
+    fn keep_lease(&mut self, swarm: Swarm) -> LeaseKeeper {
+        LeaseKeeper::start(
+            swarm,
+            self.options.holder.clone(),
+            self.options.lease_ttl,
+            std::mem::take(&mut self.lease_clock),
+        )
+    }
+
+    /// With `--ssh`: the boards' facts first, and their steps (writes) only
+    /// under the lease. Returns what was reached with the lease's keeper when
+    /// it was taken here, or the holder when another controller has it.
+    async fn reach_boards_under_lease(
+        &mut self,
+        spec: &Spec,
+    ) -> Result<BoardsReached, ReconcileError> {
+        let mut reached = self.board_step(spec, BoardWork::PlanOnly).await?;
+        if !reached.board_work() {
+            return Ok(BoardsReached::Ready(reached, None));
+        }
+        let Some(host) = reached.docker_host.clone() else {
+            // No swarm yet, so no lease to hold: forming it is safe anyway,
+            // as every controller picks the same first manager and Docker
+            // refuses a second init there.
+            return Ok(BoardsReached::Ready(
+                self.board_step(spec, BoardWork::Do).await?,
+                None,
+            ));
+        };
+        let swarm = self
+            .connect(spec, &host)
+            .await
+            .map_err(|e| self.docker_error(e))?;
+        if let Some(holder) = self.take_lease(&swarm).await? {
+            tracing::info!(holder = %holder, "standby: the boards' steps are left to the lease holder");
+            return Ok(BoardsReached::Standby(reached, holder));
+        }
+        // The keeper talks through this look's tunnel; the steps open their own.
+        let tunnel = reached.tunnel.take();
+        let keeper = self.keep_lease(swarm);
+        let done = self.board_step(spec, BoardWork::Do).await?;
+        Ok(BoardsReached::Ready(done, Some((keeper, tunnel))))
     }
 
     /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
@@ -471,7 +582,16 @@ impl Controller {
         } else {
             BoardWork::Do
         };
-        let (host, board_failures, identities) = self.reach(spec, work).await?;
+        let (reached, mut keeper, standby) =
+            if work == BoardWork::Do && self.options.reach.manages_boards() {
+                match self.reach_boards_under_lease(spec).await? {
+                    BoardsReached::Ready(reached, keeper) => (reached, keeper, None),
+                    BoardsReached::Standby(reached, holder) => (reached, None, Some(holder)),
+                }
+            } else {
+                (self.board_step(spec, work).await?, None, None)
+            };
+        let (host, board_failures, identities) = self.settle(reached)?;
         let swarm = self
             .connect(spec, &host)
             .await
@@ -514,33 +634,33 @@ impl Controller {
                 Err(ReconcileError::Boards(failures))
             }
         };
+        if let Some(holder) = standby {
+            return Ok(Ended::Standby(holder));
+        }
         if plan.is_empty() || observe || suspended {
+            if let Some((keeper, _tunnel)) = keeper.take() {
+                self.lease_clock = keeper.stop().await;
+            }
             return boards_done(board_failures);
         }
-        match swarm
-            .acquire_lease(&self.options.holder, self.options.lease_ttl)
-            .await
-            .map_err(|e| self.docker_error(e))?
-        {
-            LeaseState::Held { .. } => {
-                self.shared.metrics.lease_held.set(1);
-                self.status().lease = LeaseStatus::Held;
-            }
-            LeaseState::HeldBy { holder, .. } => {
-                self.shared.metrics.lease_held.set(0);
-                self.status().lease = LeaseStatus::HeldBy(holder.clone());
-                return Ok(Ended::Standby(holder));
-            }
-        }
+        let (keeper, _keeper_tunnel) = match keeper.take() {
+            Some(kept) => kept,
+            None => match self.take_lease(&swarm).await? {
+                None => (self.keep_lease(swarm.clone()), None),
+                Some(holder) => return Ok(Ended::Standby(holder)),
+            },
+        };
         let options = ApplyOptions {
             wait: true,
             wait_at_end: false,
             timeout: self.options.apply_timeout,
+            lease: Some(keeper.guard()),
             ..ApplyOptions::default()
         };
         let mut log = LogProgress;
         let result =
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
+        self.lease_clock = keeper.stop().await;
         self.count_actions(&plan, result.as_ref().err());
         if let Err(ApplyError::Action { source, .. }) = &result {
             self.shared
@@ -726,7 +846,12 @@ impl Controller {
                 .with_label_values(&[kind.as_str()])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.status().pending = plan.actions.iter().map(render::describe).collect();
+        self.status().pending = self
+            .board_needs
+            .iter()
+            .cloned()
+            .chain(plan.actions.iter().map(render::describe))
+            .collect();
     }
 
     fn count_actions(&self, plan: &Plan, error: Option<&ApplyError>) {

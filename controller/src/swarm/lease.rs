@@ -1,11 +1,22 @@
 //! One writer per cluster: a lease kept as a label on the Swarm object.
 //!
-//! The label `io.reconciler.lease.<cluster>` holds `"<holder> <expiry unix seconds>"`.
-//! It is written with the swarm's version index, so two controllers racing for
-//! it cannot both win; a holder that dies stops renewing and the lease expires.
-//! Lease writes are counted apart from reconcile writes.
+//! The label `io.reconciler.lease.<cluster>` holds `"<holder> <expiry> <ttl>"`
+//! (expiry in unix seconds, for people; ttl in seconds). It is written with the
+//! swarm's version index, so two controllers racing for it cannot both win.
+//!
+//! **No clock is compared across hosts.** Boards without a real-time clock
+//! boot in the past until NTP answers, so a wall-clock expiry would let a
+//! standby whose clock runs ahead take a live lease. Instead each controller
+//! times the lease with its own monotonic clock ([`LeaseClock`]): the holder
+//! counts itself the writer for `ttl` after each successful write, and a
+//! standby takes the lease only once it has seen the very same label value
+//! unchanged for the holder's `ttl`. A standby sees a write no earlier than it
+//! happened, so its wait never ends before the holder's own. Lease writes are
+//! counted apart from reconcile writes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::SwarmSpec;
 use bollard::query_parameters::UpdateSwarmOptions;
@@ -15,10 +26,114 @@ use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 /// The state of the lease after an attempt to take or renew it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseState {
-    /// We hold it until the given unix time.
-    Held { until: u64 },
-    /// Another controller holds it.
-    HeldBy { holder: String, until: u64 },
+    /// We hold it (for `ttl` from our last write, by our own clock).
+    Held,
+    /// Another controller holds it, or held it too recently to tell.
+    HeldBy { holder: String },
+}
+
+/// What this controller has seen of the lease, timed by its own monotonic
+/// clock: one per controller, kept across reconciles.
+#[derive(Debug, Default, Clone)]
+pub struct LeaseClock {
+    /// The label value last seen, and when it was first seen with that value.
+    seen: Option<(String, Instant)>,
+    /// When our own last write of the lease succeeded.
+    written: Option<Instant>,
+}
+
+impl LeaseClock {
+    /// Whether we count ourselves the writer at `now`: within `ttl` of our
+    /// last successful write.
+    pub fn holds(&self, now: Instant, ttl: Duration) -> bool {
+        self.written
+            .is_some_and(|at| now.saturating_duration_since(at) < ttl)
+    }
+}
+
+/// A lease holder's name: 1–64 letters, digits and `.` `_` `-` `:` `@`, so
+/// it reads back exactly as written (a space would end the name early).
+pub fn valid_holder(holder: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@');
+    if holder.is_empty() || holder.len() > 64 || !holder.chars().all(allowed) {
+        return Err(format!(
+            "holder id {holder:?} must be 1 to 64 letters, digits or . _ - : @ (it is written into a label and read back)"
+        ));
+    }
+    Ok(())
+}
+
+/// The longest lease ttl: `run` refuses a longer `--lease-ttl`, and a label
+/// asking for more is waited for only this long.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
+
+/// The holder named by a label value, and the ttl it asked for (absent in
+/// the older two-field form). Anything else is held by its raw text: an
+/// unreadable lease is never free, and never ours.
+fn holder_of(value: &str) -> (&str, Option<Duration>) {
+    let fields: Vec<&str> = value.split(' ').collect();
+    let numbers = fields.get(1..).unwrap_or_default();
+    let readable = matches!(fields.len(), 2 | 3)
+        && fields.first().is_some_and(|h| valid_holder(h).is_ok())
+        && numbers.iter().all(|n| n.parse::<u64>().is_ok());
+    match fields.first() {
+        Some(holder) if readable => (
+            holder,
+            fields
+                .get(2)
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(Duration::from_secs),
+        ),
+        _ => (value, None),
+    }
+}
+
+/// What to do about the lease, given its label and what we have seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// Ours, with more than half of `ttl` left: nothing to write.
+    Keep,
+    /// Free, ours to renew, or unchanged for its holder's whole ttl: write it.
+    Write,
+    /// Someone else's, and not yet seen unchanged for long enough.
+    Wait { holder: String },
+}
+
+/// The lease rule, without I/O. Updates `clock.seen` with what was read.
+fn decide(
+    current: Option<&str>,
+    holder: &str,
+    ttl: Duration,
+    clock: &mut LeaseClock,
+    now: Instant,
+) -> Decision {
+    let Some(value) = current else {
+        return Decision::Write;
+    };
+    let (named, their_ttl) = holder_of(value);
+    if named == holder {
+        return if clock.holds(now, ttl / 2) {
+            Decision::Keep
+        } else {
+            Decision::Write
+        };
+    }
+    let since = match &clock.seen {
+        Some((seen, at)) if seen == value => *at,
+        _ => {
+            clock.seen = Some((value.to_string(), now));
+            now
+        }
+    };
+    // The longer of their ttl and ours: a holder's own view never outlasts it.
+    let wait = their_ttl.map_or(ttl, |t| t.clamp(ttl, MAX_LEASE_TTL.max(ttl)));
+    if now.saturating_duration_since(since) >= wait {
+        Decision::Write
+    } else {
+        Decision::Wait {
+            holder: named.to_string(),
+        }
+    }
 }
 
 fn now_unix() -> u64 {
@@ -27,18 +142,13 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn parse(value: &str) -> Option<(String, u64)> {
-    let (holder, until) = value.split_once(' ')?;
-    Some((holder.to_string(), until.parse().ok()?))
-}
-
 impl Swarm {
     fn lease_label(&self) -> String {
         format!("io.reconciler.lease.{}", self.cluster)
     }
 
-    /// The swarm's spec, its version, and the lease recorded in it (holder, expiry).
-    async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<(String, u64)>), SwarmError> {
+    /// The swarm's spec, its version, and the lease label's value.
+    async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<String>), SwarmError> {
         let swarm = self
             .docker
             .inspect_swarm()
@@ -52,7 +162,7 @@ impl Swarm {
             .labels
             .as_ref()
             .and_then(|l| l.get(&self.lease_label()))
-            .and_then(|v| parse(v));
+            .cloned();
         Ok((spec, version, lease))
     }
 
@@ -71,34 +181,33 @@ impl Swarm {
         self.docker.update_swarm(spec, options).await
     }
 
-    /// Takes the lease if it is free or expired, renews it if it is ours and
-    /// less than half of `ttl` is left, and otherwise reports who holds it.
+    /// Takes the lease if it is free or has stayed unchanged for its
+    /// holder's ttl, renews it if it is ours and less than half of `ttl` is
+    /// left (by `clock`), and otherwise reports who holds it.
     pub async fn acquire_lease(
         &self,
         holder: &str,
         ttl: Duration,
+        clock: &mut LeaseClock,
     ) -> Result<LeaseState, SwarmError> {
         for _ in 0..super::WRITE_ATTEMPTS {
             let (mut spec, version, current) = self.read_lease().await?;
-            let now = now_unix();
-            match &current {
-                Some((other, until)) if other != holder && *until > now => {
-                    return Ok(LeaseState::HeldBy {
-                        holder: other.clone(),
-                        until: *until,
-                    })
-                }
-                Some((_, until)) if *until > now + ttl.as_secs() / 2 => {
-                    return Ok(LeaseState::Held { until: *until })
-                }
-                _ => {}
+            // Timed from before the write: our view never outlasts the label.
+            let now = Instant::now();
+            match decide(current.as_deref(), holder, ttl, clock, now) {
+                Decision::Keep => return Ok(LeaseState::Held),
+                Decision::Wait { holder } => return Ok(LeaseState::HeldBy { holder }),
+                Decision::Write => {}
             }
-            let until = now + ttl.as_secs();
+            let value = format!("{holder} {} {}", now_unix() + ttl.as_secs(), ttl.as_secs());
             spec.labels
                 .get_or_insert_with(Default::default)
-                .insert(self.lease_label(), format!("{holder} {until}"));
+                .insert(self.lease_label(), value);
             match self.write_lease(spec, version).await {
-                Ok(()) => return Ok(LeaseState::Held { until }),
+                Ok(()) => {
+                    clock.written = Some(now);
+                    return Ok(LeaseState::Held);
+                }
                 // Another controller (or an operator) wrote the swarm in between: read again.
                 Err(error) if is_out_of_sequence(&error) => continue,
                 Err(source) => {
@@ -112,10 +221,11 @@ impl Swarm {
         Err(SwarmError::OutOfSequence("swarm (lease)".into()))
     }
 
-    /// Gives the lease up on shutdown, so a standby controller takes over at once.
+    /// Gives the lease up on shutdown, so a standby controller takes over
+    /// after seeing it free (it still waits for nothing longer).
     pub async fn release_lease(&self, holder: &str) -> Result<(), SwarmError> {
         let (mut spec, version, current) = self.read_lease().await?;
-        if current.is_none_or(|(h, _)| h != holder) {
+        if current.as_deref().is_none_or(|v| holder_of(v).0 != holder) {
             return Ok(());
         }
         if let Some(labels) = spec.labels.as_mut() {
@@ -127,17 +237,207 @@ impl Swarm {
     }
 }
 
+/// Whether this controller still holds the lease, as its [`LeaseKeeper`]
+/// last found: an apply checks it before each write and stops when it is lost.
+#[derive(Debug, Clone)]
+pub struct LeaseGuard(Arc<AtomicBool>);
+
+impl LeaseGuard {
+    pub fn held(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Keeps a held lease renewed in the background while a reconcile writes,
+/// so a long step (apt-get on a board, a drain, an `after` wait) never
+/// outlives it. When the lease is taken by another controller, or cannot be
+/// renewed before our own clock says it ran out, the guard turns false.
+#[derive(Debug)]
+pub struct LeaseKeeper {
+    held: Arc<AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<LeaseClock>,
+}
+
+impl LeaseKeeper {
+    /// Starts renewing a lease just acquired (`clock` says when).
+    pub fn start(swarm: Swarm, holder: String, ttl: Duration, clock: LeaseClock) -> Self {
+        let held = Arc::new(AtomicBool::new(clock.holds(Instant::now(), ttl)));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let flag = held.clone();
+        let task = tokio::spawn(async move {
+            let mut clock = clock;
+            // Four looks per ttl: renewed near half of it, and given up a
+            // quarter before our own view of it ends.
+            let tick = (ttl / 4).max(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(tick) => {}
+                }
+                match swarm.acquire_lease(&holder, ttl, &mut clock).await {
+                    Ok(LeaseState::Held) => {}
+                    Ok(LeaseState::HeldBy { holder: other }) => {
+                        tracing::warn!(holder = %other, "lost the lease to another controller; stopping writes");
+                        flag.store(false, Ordering::SeqCst);
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not renew the lease");
+                        if !clock.holds(Instant::now(), ttl.saturating_sub(tick)) {
+                            flag.store(false, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                }
+            }
+            clock
+        });
+        Self {
+            held,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn guard(&self) -> LeaseGuard {
+        LeaseGuard(self.held.clone())
+    }
+
+    /// Stops renewing; gives back what was seen of the lease. (Dropped
+    /// without this, e.g. on an error, it stops renewing as well.)
+    pub async fn stop(mut self) -> LeaseClock {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap_or_default()
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(30);
 
     #[test]
-    fn lease_values() {
+    fn lease_values_name_their_holder_and_ttl() {
         assert_eq!(
-            parse("host-1.abc 1700000000"),
-            Some(("host-1.abc".into(), 1_700_000_000))
+            holder_of("host-1.abc 1700000000 30"),
+            ("host-1.abc", Some(TTL))
         );
-        assert_eq!(parse("garbage"), None);
-        assert_eq!(parse("a b"), None);
+        assert_eq!(holder_of("host-1.abc 1700000000"), ("host-1.abc", None));
+        assert_eq!(holder_of("garbage"), ("garbage", None));
+        assert_eq!(holder_of("a b c"), ("a b c", None));
+        assert_eq!(holder_of("a 1 2 3"), ("a 1 2 3", None));
+    }
+
+    #[test]
+    fn a_free_lease_is_taken_and_ours_is_kept_until_half_its_ttl() {
+        let mut clock = LeaseClock::default();
+        let t0 = Instant::now();
+        assert_eq!(decide(None, "me", TTL, &mut clock, t0), Decision::Write);
+        clock.written = Some(t0);
+        let ours = Some("me 0 30");
+        assert_eq!(
+            decide(ours, "me", TTL, &mut clock, t0 + TTL / 4),
+            Decision::Keep
+        );
+        assert_eq!(
+            decide(ours, "me", TTL, &mut clock, t0 + TTL / 2),
+            Decision::Write
+        );
+        // Restarted under the same name: renewed at once.
+        assert_eq!(
+            decide(ours, "me", TTL, &mut LeaseClock::default(), t0),
+            Decision::Write
+        );
+    }
+
+    /// The label's expiry says the lease ran out long ago (a standby whose
+    /// clock is a day ahead would read it so); it is still waited for.
+    #[test]
+    fn regression_a_standby_whose_clock_runs_ahead_never_takes_a_live_lease() {
+        let mut clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let stale_by_its_clock = Some("holder-1 1000 30");
+        let wait = Decision::Wait {
+            holder: "holder-1".into(),
+        };
+        assert_eq!(
+            decide(stale_by_its_clock, "standby", TTL, &mut clock, t0),
+            wait
+        );
+        assert_eq!(
+            decide(
+                stale_by_its_clock,
+                "standby",
+                TTL,
+                &mut clock,
+                t0 + TTL - Duration::from_millis(1)
+            ),
+            wait
+        );
+        // The holder renewed: the wait starts again from the new value.
+        let renewed = Some("holder-1 1015 30");
+        assert_eq!(decide(renewed, "standby", TTL, &mut clock, t0 + TTL), wait);
+        assert_eq!(
+            decide(renewed, "standby", TTL, &mut clock, t0 + TTL + TTL / 2),
+            wait
+        );
+        // Unchanged for a whole ttl: the holder stopped renewing.
+        assert_eq!(
+            decide(renewed, "standby", TTL, &mut clock, t0 + TTL * 2),
+            Decision::Write
+        );
+    }
+
+    /// A holder that asked for a longer ttl than ours is waited for that long.
+    #[test]
+    fn a_longer_ttl_in_the_label_is_honoured() {
+        let mut clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let long = Some("holder-1 0 120");
+        assert!(matches!(
+            decide(long, "me", TTL, &mut clock, t0),
+            Decision::Wait { .. }
+        ));
+        assert!(matches!(
+            decide(long, "me", TTL, &mut clock, t0 + TTL * 2),
+            Decision::Wait { .. }
+        ));
+        assert_eq!(
+            decide(long, "me", TTL, &mut clock, t0 + Duration::from_secs(120)),
+            Decision::Write
+        );
+    }
+
+    /// A holder id with a space once read back as a different holder and an
+    /// unparseable expiry, so the lease looked free to everyone.
+    #[test]
+    fn regression_a_holder_id_with_a_space_is_refused_and_an_unreadable_lease_is_not_free() {
+        assert!(valid_holder("ops laptop").is_err());
+        assert!(valid_holder("").is_err());
+        assert!(valid_holder(&"x".repeat(65)).is_err());
+        assert!(valid_holder("pi-controller_1.local:42@rack").is_ok());
+        let mut clock = LeaseClock::default();
+        let t0 = Instant::now();
+        let unreadable = Some("ops laptop 1700000000");
+        assert_eq!(
+            decide(unreadable, "ops", TTL, &mut clock, t0),
+            Decision::Wait {
+                holder: "ops laptop 1700000000".into()
+            }
+        );
+        assert_eq!(
+            decide(unreadable, "ops", TTL, &mut clock, t0 + TTL),
+            Decision::Write
+        );
     }
 }
