@@ -632,7 +632,8 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     boards
         .exec(
             1,
-            "sed -i '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts",
+            // (/etc/hosts is a bind mount here: rewritten in place, not renamed.)
+            "sed '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts > /tmp/hosts && cat /tmp/hosts > /etc/hosts",
         )
         .expect_code(0);
     let standby = reconciler_tests::controller::Controller::start_with(
