@@ -83,8 +83,8 @@ pub enum ApplyError {
         source: Box<crate::node::NodeError>,
     },
     /// `run` lost the one-writer lease: nothing more is written.
-    #[error("lost the one-writer lease (another controller may be writing): stopped before `{next}`; earlier actions stay applied")]
-    LeaseLost { next: String },
+    #[error("lost the one-writer lease (another controller may be writing): stopped at {at}; earlier actions stay applied")]
+    LeaseLost { at: String },
     /// The tasks did not all start in time.
     #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
     Timeout {
@@ -123,7 +123,7 @@ pub async fn apply(
     for action in &plan.actions {
         if options.lease.as_ref().is_some_and(|lease| !lease.held()) {
             return Err(ApplyError::LeaseLost {
-                next: crate::plan::render::describe(action),
+                at: format!("`{}`", crate::plan::render::describe(action)),
             });
         }
         if options.wait {
@@ -265,6 +265,11 @@ async fn wait_converged(
                     running: status.running,
                     desired: status.desired,
                     last_error: status.last_error,
+                })
+            }
+            Convergence::InProgress if options.lease.as_ref().is_some_and(|l| !l.held()) => {
+                return Err(ApplyError::LeaseLost {
+                    at: format!("the wait for service.{name}"),
                 })
             }
             Convergence::InProgress => tokio::time::sleep(options.poll).await,

@@ -330,11 +330,45 @@ pub fn docker_api(path: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: bad JSON ({e}): {body}"))
 }
 
-/// The one-writer lease label of a cluster on the Swarm object (`"HOLDER EXPIRY"`).
+/// The one-writer lease label of a cluster on the Swarm object (`"HOLDER EXPIRY TTL"`).
 pub fn lease_label(cluster: &str) -> Option<String> {
     docker_api("/swarm")["Spec"]["Labels"][format!("io.reconciler.lease.{cluster}")]
         .as_str()
         .map(str::to_string)
+}
+
+/// Writes (or with `None` removes) a cluster's lease label on the Swarm
+/// object, as another controller would: through the Docker API, at the
+/// swarm's current version.
+pub fn set_lease_label(cluster: &str, value: Option<&str>) {
+    use std::io::{Read, Write};
+    let swarm = docker_api("/swarm");
+    let version = swarm["Version"]["Index"].as_u64().unwrap_or_default();
+    let mut spec = swarm["Spec"].clone();
+    let key = format!("io.reconciler.lease.{cluster}");
+    if let Some(labels) = spec["Labels"].as_object_mut() {
+        match value {
+            Some(value) => labels.insert(key, value.into()),
+            None => labels.remove(&key),
+        };
+    }
+    let body = spec.to_string();
+    let mut stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
+        .expect("cannot reach /var/run/docker.sock");
+    write!(
+        stream,
+        "POST /swarm/update?version={version} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("docker API request");
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .expect("docker API response");
+    assert!(
+        raw.starts_with("HTTP/1.0 200") || raw.starts_with("HTTP/1.1 200"),
+        "POST /swarm/update: {raw}"
+    );
 }
 
 /// Runs the real `reconciler` binary (not in-process): for what only a

@@ -967,3 +967,83 @@ fn a_repository_over_http_is_fetched_with_a_user_and_password_file() {
     let shown = format!("{}{}", controller.process.log(), controller.status());
     assert!(!shown.contains(password), "the password was shown");
 }
+
+/// The lease used to be checked once before an apply and never again, so a
+/// writer whose lease was taken kept writing through its waits. Now a keeper
+/// renews it while the apply runs and the apply stops the moment it is
+/// another controller's: here while it waits for `slow`, before `late`.
+#[test]
+fn regression_an_apply_that_lost_the_lease_stops_writing() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-lost", "rlost-");
+    set_lease_label("r-lost", None);
+    let spec = SpecDir::new("r-lost");
+    spec.write(
+        "services.toml",
+        &format!(
+            "[service.rlost-slow]\nimage = \"{IMAGE}\"\ncommand = [\"sh\", \"-c\", \"sleep 30; touch /tmp/ok; sleep 3600\"]\nhealthcheck = {{ test = [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"], interval = \"1s\", timeout = \"1s\", retries = 60 }}\n\n[service.rlost-late]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nafter = [\"rlost-slow\"]\n"
+        ),
+    );
+    let dir = spec.arg();
+    let controller = Controller::start(
+        &["--dir", &dir],
+        &[
+            "--interval",
+            "1s",
+            "--lease-ttl",
+            "8s",
+            "--apply-timeout",
+            "6s",
+            "--holder-id",
+            "lost-1",
+        ],
+    );
+    wait_until(
+        "the controller to take the lease",
+        Duration::from_secs(30),
+        || {
+            lease_label("r-lost")
+                .filter(|label| label.starts_with("lost-1 "))
+                .map(|_| ())
+                .ok_or(format!("{:#}", controller.status()))
+        },
+    );
+    let intruder = "intruder-1 0 3600";
+    set_lease_label("r-lost", Some(intruder));
+    // (A standby reconcile clears `last_error`: the metric and the log keep it.)
+    wait_until(
+        "the apply to stop on the lost lease",
+        Duration::from_secs(30),
+        || {
+            let text = controller.metrics();
+            let lost = metric(
+                &text,
+                "reconciler_reconcile_errors_total{class=\"retryable\",reason=\"lease_lost\"}",
+            );
+            lost.filter(|n| *n >= 1.0).map(|_| ()).ok_or(text)
+        },
+    );
+    let log = controller.process.log();
+    assert!(
+        log.contains("stopped at the wait for service.rlost-slow"),
+        "{log}"
+    );
+    wait_until(
+        "the controller to stand by",
+        Duration::from_secs(30),
+        || {
+            let status = controller.status();
+            (status["last_reconcile"]["result"] == "standby"
+                && status["lease"] == "held by intruder-1")
+                .then_some(())
+                .ok_or(format!("{status:#}"))
+        },
+    );
+    assert_ne!(
+        docker_unchecked(&["service", "inspect", "rlost-late"]).code,
+        0,
+        "rlost-late was written after the lease was lost"
+    );
+    assert_eq!(lease_label("r-lost").as_deref(), Some(intruder));
+    set_lease_label("r-lost", None);
+}
