@@ -231,8 +231,8 @@ pub enum PlanError {
         name: String,
         owner: String,
     },
-    /// Too many managed services would be deleted at once.
-    #[error("refusing to delete {deletes} of {total} managed services (more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete")]
+    /// Too many managed objects would be deleted at once.
+    #[error("refusing to delete {deletes} of the {total} objects this cluster manages (services, networks and nodes together: more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete")]
     MassDelete {
         deletes: usize,
         total: usize,
@@ -283,12 +283,13 @@ pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result
     plan_network_creations(desired, observed, &mut plan)?;
     plan_services(desired, observed, &mut plan)?;
     if desired.controller.prune {
-        plan_service_removals(desired, observed, options, &mut plan)?;
+        plan_service_removals(desired, observed, &mut plan);
         plan_network_removals(desired, observed, &mut plan);
     } else {
         warn_kept_leftovers(desired, observed, &mut plan.warnings);
     }
     plan.actions.extend(node_removals);
+    check_mass_delete(desired, observed, options, &plan)?;
     Ok(plan)
 }
 
@@ -433,12 +434,7 @@ pub fn after_order(services: &BTreeMap<String, Service>) -> Vec<String> {
     order
 }
 
-fn plan_service_removals(
-    desired: &Spec,
-    observed: &Observed,
-    options: PlanOptions,
-    plan: &mut Plan,
-) -> Result<(), PlanError> {
+fn plan_service_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
     let owned: Vec<_> = observed
         .services
         .iter()
@@ -452,20 +448,51 @@ fn plan_service_removals(
             id: s.id.clone(),
         })
         .collect();
+    plan.actions.extend(removals);
+}
+
+/// Refuses a plan that removes more than `max_delete_fraction` of what this
+/// cluster owns: its services, networks and nodes counted together (a
+/// commit that empties the spec takes all three).
+fn check_mass_delete(
+    desired: &Spec,
+    observed: &Observed,
+    options: PlanOptions,
+    plan: &Plan,
+) -> Result<(), PlanError> {
+    let owned = observed
+        .services
+        .values()
+        .filter(|s| s.owner == Owner::ThisCluster)
+        .count()
+        + observed
+            .networks
+            .values()
+            .filter(|n| n.owner == Owner::ThisCluster)
+            .count()
+        + observed
+            .nodes
+            .iter()
+            .filter(|n| n.labels.get(crate::labels::CLUSTER) == Some(&desired.cluster.name))
+            .count();
+    let deletes = plan
+        .actions
+        .iter()
+        .filter(|a| a.operation() == Operation::Remove)
+        .count();
     let fraction = desired.controller.max_delete_fraction;
     #[allow(
         clippy::cast_precision_loss,
-        reason = "counts of services are far below f64's exact integer range"
+        reason = "counts of objects are far below f64's exact integer range"
     )]
-    let share = removals.len() as f64 / owned.len().max(1) as f64;
-    if !removals.is_empty() && share > fraction && !options.allow_mass_delete {
+    let share = deletes as f64 / owned.max(1) as f64;
+    if deletes > 0 && share > fraction && !options.allow_mass_delete {
         return Err(PlanError::MassDelete {
-            deletes: removals.len(),
-            total: owned.len(),
+            deletes,
+            total: owned,
             fraction,
         });
     }
-    plan.actions.extend(removals);
     Ok(())
 }
 

@@ -282,7 +282,7 @@ fn prune_removes_only_this_clusters_objects() {
 #[test]
 fn mass_delete_is_refused_unless_allowed() {
     let old = spec(&format!(
-        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n"
+        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n[service.c]\nimage = \"x\"\n"
     ));
     let observed = applied(&old);
     let desired = spec(WEB);
@@ -290,8 +290,8 @@ fn mass_delete_is_refused_unless_allowed() {
     assert_eq!(
         refused,
         Some(PlanError::MassDelete {
-            deletes: 2,
-            total: 3,
+            deletes: 3,
+            total: 5,
             fraction: 0.5
         })
     );
@@ -303,7 +303,31 @@ fn mass_delete_is_refused_unless_allowed() {
             ..PlanOptions::default()
         },
     );
-    assert!(allowed.is_ok_and(|p| p.summary().destroy == 2));
+    assert!(allowed.is_ok_and(|p| p.summary().destroy == 3));
+}
+
+/// Only service removals used to count, so a commit deleting every network
+/// (and with `--ssh` every node) of the cluster passed the guard.
+#[test]
+fn regression_network_removals_count_in_the_mass_delete_guard() {
+    let old = spec(&format!(
+        "{WEB}[network.back]\n[network.db]\n[network.metrics]\n"
+    ));
+    let refused = plan(&spec(WEB), &applied(&old), PlanOptions::default()).err();
+    assert_eq!(
+        refused,
+        Some(PlanError::MassDelete {
+            deletes: 3,
+            total: 5,
+            fraction: 0.5
+        })
+    );
+    let one = plan(
+        &spec(&format!("{WEB}[network.back]\n[network.db]\n")),
+        &applied(&old),
+        PlanOptions::default(),
+    );
+    assert!(one.is_ok_and(|p| p.summary().destroy == 1));
 }
 
 #[test]
