@@ -314,6 +314,7 @@ mod tests {
     #[test]
     fn a_refused_plan_waits_for_a_person() {
         let error = PlanError::MassDelete {
+            kind: crate::plan::ObjectKind::Service,
             deletes: 3,
             total: 4,
             fraction: 0.5,

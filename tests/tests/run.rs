@@ -474,7 +474,7 @@ fn the_controller_refuses_a_mass_delete() {
         status["last_error"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("refusing to delete 2 of the 3 objects this cluster manages"),
+            .contains("refusing to delete 2 of 3 managed services"),
         "{status:#}"
     );
     // It waits for a person: classified so, and not retried with backoff.

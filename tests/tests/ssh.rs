@@ -509,3 +509,41 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         without.stdout
     );
 }
+
+/// russh compares a server's key only with recorded keys of the same
+/// algorithm, so a board known by its ed25519 key that suddenly offered an
+/// ECDSA key read as "never seen" and `--accept-new-host-keys` recorded it:
+/// anyone answering at the board's address was let in. A host with any
+/// recorded key is now refused, named, and known_hosts stays as it was.
+#[test]
+fn regression_accept_new_host_keys_never_records_a_key_of_another_algorithm() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let key = dir.path().join("other_ecdsa");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}"));
+    assert!(status.success());
+    let ecdsa = std::fs::read_to_string(key.with_extension("pub")).unwrap_or_default();
+    let ecdsa: Vec<&str> = ecdsa.split_whitespace().take(2).collect();
+    let recorded = format!("[127.0.0.1]:{} {}\n", sshd.port, ecdsa.join(" "));
+    let path = known_hosts(&sshd, &recorded);
+    let options = SshOptions {
+        accept_new_host_keys: true,
+        ..SshOptions::default()
+    };
+    let error = runtime()
+        .block_on(Session::connect(&sshd.target("pi7", &path), options))
+        .err();
+    assert!(
+        matches!(&error, Some(NodeError::HostKeyChanged { node, .. }) if node == "pi7"),
+        "{error:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap_or_default(),
+        recorded,
+        "known_hosts was changed"
+    );
+}

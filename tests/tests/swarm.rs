@@ -497,7 +497,7 @@ fn mass_delete_needs_the_flag() {
     let out = apply(&spec, &local(), &[]).expect_code(1);
     assert!(
         out.stderr
-            .contains("refusing to delete 2 of the 3 objects this cluster manages"),
+            .contains("refusing to delete 2 of 3 managed services"),
         "{}",
         out.stderr
     );

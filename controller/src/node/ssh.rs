@@ -100,6 +100,13 @@ impl Verifier {
         false
     }
 
+    /// The first key recorded for the host in known_hosts, of any algorithm.
+    fn recorded_key(host: &str, port: u16, path: &std::path::Path) -> Option<(usize, PublicKey)> {
+        russh::keys::known_hosts::known_host_keys_path(host, port, path)
+            .ok()
+            .and_then(|keys| keys.into_iter().next())
+    }
+
     fn verify(&self, key: &PublicKey) -> bool {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         if let Some(pinned) = &self.target.pinned_key {
@@ -118,7 +125,22 @@ impl Verifier {
         let path = &self.target.known_hosts;
         let host = &self.target.host;
         let port = self.target.port;
-        match russh::keys::check_known_hosts_path(host, port, key, path) {
+        let verdict = russh::keys::check_known_hosts_path(host, port, key, path);
+        // russh compares only keys of the same algorithm: a host known by
+        // another kind of key is a changed key, never a first-seen one.
+        if let (Ok(false), Some((line, recorded))) =
+            (&verdict, Self::recorded_key(host, port, path))
+        {
+            return self.record(KeyProblem::Changed {
+                fingerprint,
+                recorded: format!(
+                    "known_hosts line {line} of {} (a {} key)",
+                    path.display(),
+                    recorded.algorithm()
+                ),
+            });
+        }
+        match verdict {
             Ok(true) => true,
             Ok(false) if self.accept_new => {
                 match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path) {

@@ -232,8 +232,9 @@ pub enum PlanError {
         owner: String,
     },
     /// Too many managed objects would be deleted at once.
-    #[error("refusing to delete {deletes} of the {total} objects this cluster manages (services, networks and nodes together: more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete")]
+    #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete", kind.as_str())]
     MassDelete {
+        kind: ObjectKind,
         deletes: usize,
         total: usize,
         fraction: f64,
@@ -451,47 +452,59 @@ fn plan_service_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
     plan.actions.extend(removals);
 }
 
-/// Refuses a plan that removes more than `max_delete_fraction` of what this
-/// cluster owns: its services, networks and nodes counted together (a
-/// commit that empties the spec takes all three).
+/// Refuses a plan that removes more than `max_delete_fraction` of this
+/// cluster's services, of its nodes, or of its networks, each kind counted
+/// apart (a commit that empties a file takes a whole kind). One node or one
+/// network leaving is routine (a board retired, the network of a removed
+/// service), so those two kinds count from two removals on; services from one.
 fn check_mass_delete(
     desired: &Spec,
     observed: &Observed,
     options: PlanOptions,
     plan: &Plan,
 ) -> Result<(), PlanError> {
-    let owned = observed
-        .services
-        .values()
-        .filter(|s| s.owner == Owner::ThisCluster)
-        .count()
-        + observed
+    if options.allow_mass_delete {
+        return Ok(());
+    }
+    let fraction = desired.controller.max_delete_fraction;
+    let owned = |kind: ObjectKind| match kind {
+        ObjectKind::Service => observed
+            .services
+            .values()
+            .filter(|s| s.owner == Owner::ThisCluster)
+            .count(),
+        ObjectKind::Network => observed
             .networks
             .values()
             .filter(|n| n.owner == Owner::ThisCluster)
-            .count()
-        + observed
+            .count(),
+        ObjectKind::Node => observed
             .nodes
             .iter()
             .filter(|n| n.labels.get(crate::labels::CLUSTER) == Some(&desired.cluster.name))
+            .count(),
+    };
+    for kind in [ObjectKind::Service, ObjectKind::Node, ObjectKind::Network] {
+        let deletes = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind() == kind && a.operation() == Operation::Remove)
             .count();
-    let deletes = plan
-        .actions
-        .iter()
-        .filter(|a| a.operation() == Operation::Remove)
-        .count();
-    let fraction = desired.controller.max_delete_fraction;
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "counts of objects are far below f64's exact integer range"
-    )]
-    let share = deletes as f64 / owned.max(1) as f64;
-    if deletes > 0 && share > fraction && !options.allow_mass_delete {
-        return Err(PlanError::MassDelete {
-            deletes,
-            total: owned,
-            fraction,
-        });
+        let least = if kind == ObjectKind::Service { 1 } else { 2 };
+        let total = owned(kind);
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "counts of objects are far below f64's exact integer range"
+        )]
+        let share = deletes as f64 / total.max(1) as f64;
+        if deletes >= least && share > fraction {
+            return Err(PlanError::MassDelete {
+                kind,
+                deletes,
+                total,
+                fraction,
+            });
+        }
     }
     Ok(())
 }

@@ -282,7 +282,7 @@ fn prune_removes_only_this_clusters_objects() {
 #[test]
 fn mass_delete_is_refused_unless_allowed() {
     let old = spec(&format!(
-        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n[service.c]\nimage = \"x\"\n"
+        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n"
     ));
     let observed = applied(&old);
     let desired = spec(WEB);
@@ -290,8 +290,9 @@ fn mass_delete_is_refused_unless_allowed() {
     assert_eq!(
         refused,
         Some(PlanError::MassDelete {
-            deletes: 3,
-            total: 5,
+            kind: ObjectKind::Service,
+            deletes: 2,
+            total: 3,
             fraction: 0.5
         })
     );
@@ -303,11 +304,11 @@ fn mass_delete_is_refused_unless_allowed() {
             ..PlanOptions::default()
         },
     );
-    assert!(allowed.is_ok_and(|p| p.summary().destroy == 3));
+    assert!(allowed.is_ok_and(|p| p.summary().destroy == 2));
 }
 
-/// Only service removals used to count, so a commit deleting every network
-/// (and with `--ssh` every node) of the cluster passed the guard.
+/// Only service removals used to count, so a commit deleting most networks
+/// of the cluster passed the guard. One network leaving stays routine.
 #[test]
 fn regression_network_removals_count_in_the_mass_delete_guard() {
     let old = spec(&format!(
@@ -317,8 +318,9 @@ fn regression_network_removals_count_in_the_mass_delete_guard() {
     assert_eq!(
         refused,
         Some(PlanError::MassDelete {
+            kind: ObjectKind::Network,
             deletes: 3,
-            total: 5,
+            total: 4,
             fraction: 0.5
         })
     );
@@ -328,6 +330,39 @@ fn regression_network_removals_count_in_the_mass_delete_guard() {
         PlanOptions::default(),
     );
     assert!(one.is_ok_and(|p| p.summary().destroy == 1));
+}
+
+/// Node removals were outside the guard: a commit that emptied nodes.toml
+/// made every board of the cluster leave the swarm (with `--ssh`).
+#[test]
+fn regression_node_removals_count_in_the_mass_delete_guard() {
+    let observed = Observed {
+        nodes: vec![
+            node("n1", "pi1", Role::Manager, true),
+            node("n2", "pi2", Role::Worker, false),
+            node("n3", "pi3", Role::Worker, false),
+            node("n4", "pi4", Role::Worker, false),
+        ],
+        ..Observed::default()
+    };
+    let options = PlanOptions {
+        manage_membership: true,
+        ..PlanOptions::default()
+    };
+    let manager = "[node.pi1]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n";
+    let error = plan(&spec(manager), &observed, options).err();
+    assert_eq!(
+        error,
+        Some(PlanError::MassDelete {
+            kind: ObjectKind::Node,
+            deletes: 3,
+            total: 4,
+            fraction: 0.5
+        })
+    );
+    let kept = format!("{manager}[node.pi2]\naddress = \"10.0.0.4\"\nrole = \"worker\"\n");
+    let two = plan(&spec(&kept), &observed, options);
+    assert!(two.is_ok_and(|p| p.summary().destroy == 2), "half may go");
 }
 
 #[test]
