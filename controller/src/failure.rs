@@ -193,6 +193,7 @@ impl Classify for crate::node::NodeError {
             | NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. }
+            | NodeError::DockerHung { .. }
             | NodeError::Ssh { .. } => ErrorClass::Retryable,
             NodeError::UnknownHostKey { .. }
             | NodeError::HostKeyChanged { .. }
@@ -214,6 +215,7 @@ impl Classify for crate::node::NodeError {
             NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "ssh_auth",
             NodeError::Sudo { .. } => "sudo",
             NodeError::NotThatNode { .. } => "not_that_node",
+            NodeError::DockerHung { .. } => "docker_hung",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "board_command",

@@ -260,6 +260,21 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     runs.run(&["apply", &dir, "--ssh", "--auto-approve"])
         .expect_code(0);
 
+    // A Docker that hangs (frozen here) costs one bounded look, and the board
+    // is named with what to do; the others are planned as usual.
+    boards.exec(2, "pkill -STOP -x dockerd").expect_code(0);
+    let frozen = runs.run(&["plan", &dir, "--ssh"]);
+    boards.exec(2, "pkill -CONT -x dockerd").expect_code(0);
+    assert!(
+        frozen
+            .stdout
+            .contains("node rcb3: Docker does not answer (`docker info` took over 10 s)"),
+        "{}\n{}",
+        frozen.stdout,
+        frozen.stderr
+    );
+    assert!(!frozen.stdout.contains("+ start Docker"), "{}", frozen.stdout);
+
     // Promote a worker, then demote it again.
     let nodes_toml = std::fs::read_to_string(spec.path().join("nodes.toml")).unwrap_or_default();
     spec.write(

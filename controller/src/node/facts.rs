@@ -7,13 +7,19 @@ pub const SCRIPT: &str = r#"
 echo "hostname=$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"
 echo "arch=$(uname -m)"
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$ID}"; fi
+# A Docker that hangs must not stall the reconcile: each call gets 10 s.
+limited() { if command -v timeout >/dev/null 2>&1; then timeout 10 "$@"; else "$@"; fi; }
 if command -v docker >/dev/null 2>&1; then
   echo "docker_installed=true"
-  if docker info >/dev/null 2>&1; then
+  limited docker info >/dev/null 2>&1
+  answered=$?
+  if [ "$answered" -eq 0 ]; then
     echo "docker_running=true"
-    echo "docker_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
-    echo "swarm_state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
-    echo "swarm_node_id=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)"
+    echo "docker_version=$(limited docker version --format '{{.Server.Version}}' 2>/dev/null)"
+    echo "swarm_state=$(limited docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
+    echo "swarm_node_id=$(limited docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)"
+  elif [ "$answered" -eq 124 ]; then
+    echo "docker_running=hung"
   else
     echo "docker_running=false"
   fi
@@ -41,6 +47,8 @@ pub struct Facts {
     pub os: String,
     pub docker_installed: bool,
     pub docker_running: bool,
+    /// Docker runs but `docker info` did not answer within 10 s.
+    pub docker_hung: bool,
     pub docker_version: Option<String>,
     /// `inactive`, `active`, `pending`, ... when Docker runs.
     pub swarm_state: Option<String>,
@@ -77,7 +85,10 @@ impl Facts {
                 "arch" => facts.arch = value,
                 "os" => facts.os = value,
                 "docker_installed" => facts.docker_installed = value == "true",
-                "docker_running" => facts.docker_running = value == "true",
+                "docker_running" => {
+                    facts.docker_running = value == "true";
+                    facts.docker_hung = value == "hung";
+                }
                 "docker_version" => facts.docker_version = optional(),
                 "swarm_state" => facts.swarm_state = optional(),
                 "swarm_node_id" => facts.swarm_node_id = optional(),
@@ -117,6 +128,17 @@ impl Facts {
             Some("inactive") => Ok(None),
             _ => Err(()),
         }
+    }
+
+    /// The facts, or the error that stops all work on a board whose Docker
+    /// hangs.
+    pub fn answering(self, node: &str) -> Result<Self, super::NodeError> {
+        if self.docker_hung {
+            return Err(super::NodeError::DockerHung {
+                node: node.to_string(),
+            });
+        }
+        Ok(self)
     }
 
     /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).
@@ -205,6 +227,22 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A board whose Docker hung stalled every reconcile for the SSH
+    /// command timeout (600 s); now `docker info` gets 10 s and the board is
+    /// a named failure that nothing else is done on.
+    #[test]
+    fn regression_a_board_whose_docker_hangs_is_a_named_failure() {
+        let hung = Facts::parse("hostname=pi3\ndocker_installed=true\ndocker_running=hung\n");
+        assert!(!hung.docker_running);
+        let error = hung.answering("pi3").err();
+        assert!(
+            matches!(&error, Some(super::super::NodeError::DockerHung { node }) if node == "pi3"),
+            "{error:?}"
+        );
+        let stopped = Facts::parse("docker_installed=true\ndocker_running=false\n");
+        assert!(stopped.answering("pi3").is_ok());
+    }
 
     #[test]
     fn parses_the_script_output() {

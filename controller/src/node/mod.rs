@@ -96,6 +96,10 @@ pub enum NodeError {
         /// "swarm node ID" or "not in a swarm".
         found: String,
     },
+    /// Docker on the board runs but does not answer: nothing is done on the
+    /// board until it does (a hung daemon once stalled every reconcile).
+    #[error("node {node}: Docker does not answer (`docker info` took over 10 s); nothing was done on the board. Restart Docker there (`sudo systemctl restart docker`) or restart the board")]
+    DockerHung { node: String },
     /// Any other SSH protocol failure.
     #[error("node {node}: SSH error: {reason}")]
     Ssh { node: String, reason: String },
@@ -113,6 +117,7 @@ impl NodeError {
             | NodeError::AuthRejected { .. }
             | NodeError::Sudo { .. } => "auth",
             NodeError::NotThatNode { .. } => "identity",
+            NodeError::DockerHung { .. } => "docker_hung",
             NodeError::Timeout { .. }
             | NodeError::NoExitStatus { .. }
             | NodeError::Failed { .. } => "command",
@@ -158,7 +163,7 @@ pub async fn gather_facts(
                 let session = Session::connect(&target, options).await?;
                 let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
                 session.close().await;
-                Ok(Facts::parse(&output.stdout))
+                Facts::parse(&output.stdout).answering(&target.node)
             }
             .await;
             if let Ok(mut out) = progress.lock() {

@@ -75,11 +75,8 @@ async fn connect_all(
     let connected = for_each(targets, parallel, move |target| async move {
         let session = Session::connect(&target, options).await?;
         let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
-        Ok::<_, NodeError>((
-            target.node.clone(),
-            Arc::new(session),
-            Facts::parse(&output.stdout),
-        ))
+        let facts = Facts::parse(&output.stdout).answering(&target.node)?;
+        Ok::<_, NodeError>((target.node.clone(), Arc::new(session), facts))
     })
     .await;
     let mut failures = Vec::new();
