@@ -86,7 +86,7 @@ pub(crate) struct NodeFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_key: Option<String>,
+    pub host_key: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adopt: Option<bool>,
 }

@@ -209,7 +209,7 @@ fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagno
             .ssh
             .as_ref()
             .map_or_else(|| ssh.clone(), |s| ssh_settings(ssh, s)),
-        host_key: file.host_key.clone(),
+        host_key: file.host_key.as_ref().map(|k| k.get_ref().clone()),
         adopt: file.adopt.unwrap_or(false),
     }
 }

@@ -320,7 +320,7 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
         }),
         arch: arch.clone(),
         ssh: (node_ssh != defaults).then(|| ssh(node_ssh)),
-        host_key: host_key.clone(),
+        host_key: host_key.clone().map(spanned),
         adopt: adopt.then_some(true),
     }
 }

@@ -318,6 +318,19 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
             );
         }
     }
+    for node in &raw.nodes {
+        if let Some(key) = &node.value.host_key {
+            if let Err(problem) = check_host_key(key.get_ref()) {
+                diagnostics.push(
+                    node.error(
+                        &key.span(),
+                        format!("node `{}`: host_key is not an SSH public key: {problem}", node.name),
+                    )
+                    .with_help("copy the line from the board: `ssh-keyscan -t ed25519 ADDRESS` prints `ADDRESS ssh-ed25519 AAAA...`; use `ssh-ed25519 AAAA...`"),
+                );
+            }
+        }
+    }
     // Two boards may share an address only behind different SSH ports (port forwarding, test beds).
     let default_port = raw.ssh.first().and_then(|s| s.value.port).unwrap_or(22);
     let mut addresses: BTreeMap<(&str, u16), &Entry<'_, crate::file::NodeFile>> = BTreeMap::new();
@@ -351,9 +364,108 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
     }
 }
 
+/// The key types an SSH server offers as host keys.
+const HOST_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// `TYPE BASE64 [comment]` (or the bare base64) whose blob names `TYPE`:
+/// checked here so a typo is a spec error, not a refused connection later.
+fn check_host_key(text: &str) -> Result<(), String> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let (named, encoded) = match fields.as_slice() {
+        [encoded] => (None, *encoded),
+        [named, encoded, ..] => (Some(*named), *encoded),
+        [] => return Err("it is empty".into()),
+    };
+    if let Some(named) = named {
+        if !HOST_KEY_TYPES.contains(&named) {
+            return Err(format!("unknown key type `{named}`"));
+        }
+    }
+    let blob = decode_base64(encoded).ok_or("the key is not valid base64")?;
+    // The blob starts with the key type as an SSH string (u32 length, bytes).
+    let length = blob
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or("the key is too short")?;
+    let inner = blob
+        .get(4..4 + length)
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .ok_or("the key is too short")?;
+    if !HOST_KEY_TYPES.contains(&inner) {
+        return Err(format!("the key holds an unknown key type `{inner}`"));
+    }
+    match named {
+        Some(named) if named != inner => Err(format!("it says `{named}` but the key is `{inner}`")),
+        _ => Ok(()),
+    }
+}
+
+/// Standard base64 with padding, as in `.pub` files and known_hosts.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 {
+            return None;
+        }
+        let mut group = 0u32;
+        for &c in &chunk[..4 - padding] {
+            group = (group << 6) | value(c)?;
+        }
+        group <<= 6 * padding;
+        let [_, a, b, c] = group.to_be_bytes();
+        out.extend_from_slice(&[a, b, c][..3 - padding]);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_keys_are_checked_like_sshd_writes_them() {
+        // ssh-keygen -t ed25519 (a throwaway key).
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIBafAGD6px4KQWw5ZMHSGEOIesmNmtGy/ElTirQN7ZYK";
+        assert_eq!(check_host_key(&format!("ssh-ed25519 {key}")), Ok(()));
+        assert_eq!(
+            check_host_key(&format!("ssh-ed25519 {key} root@pi1")),
+            Ok(())
+        );
+        assert_eq!(check_host_key(key), Ok(()));
+        assert!(check_host_key(&format!("ssh-rsa {key}"))
+            .is_err_and(|e| e.contains("says `ssh-rsa` but the key is `ssh-ed25519`")));
+        assert!(check_host_key("ssh-ed25519 not-base64!")
+            .is_err_and(|e| e.contains("not valid base64")));
+        assert!(check_host_key(&format!("ssh-dss {key}"))
+            .is_err_and(|e| e.contains("unknown key type `ssh-dss`")));
+        assert!(check_host_key("").is_err());
+        assert_eq!(decode_base64("TWE="), Some(b"Ma".to_vec()));
+        assert_eq!(decode_base64("TWFu"), Some(b"Man".to_vec()));
+        assert_eq!(decode_base64("TQ=="), Some(b"M".to_vec()));
+    }
 
     #[test]
     fn names() {

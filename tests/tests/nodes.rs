@@ -273,7 +273,11 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         frozen.stdout,
         frozen.stderr
     );
-    assert!(!frozen.stdout.contains("+ start Docker"), "{}", frozen.stdout);
+    assert!(
+        !frozen.stdout.contains("+ start Docker"),
+        "{}",
+        frozen.stdout
+    );
 
     // Promote a worker, then demote it again.
     let nodes_toml = std::fs::read_to_string(spec.path().join("nodes.toml")).unwrap_or_default();
