@@ -320,6 +320,7 @@ mod tests {
             deletes: 3,
             total: 4,
             fraction: 0.5,
+            from_last_applied: false,
         };
         assert_eq!(error.class(), ErrorClass::NeedsPerson);
         assert_eq!(error.reason(), "mass_delete");

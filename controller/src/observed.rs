@@ -34,6 +34,9 @@ pub struct Observed {
     /// The controller's clock when the snapshot was taken (`None` in tests
     /// that do not care): how long a down node has been down.
     pub observed_at: Option<std::time::SystemTime>,
+    /// The `max_delete_fraction` of the last applied revision (recorded on
+    /// the Swarm object): the guard uses the stricter of it and the spec's.
+    pub applied_max_delete_fraction: Option<f64>,
 }
 
 /// Which swarm node a board is, in its own words (`docker info` over SSH).

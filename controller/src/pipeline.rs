@@ -151,5 +151,15 @@ pub async fn execute(
         Reach::Boards(access) => Some(crate::node::leaver(&spec.ssh, access.ssh)),
         Reach::Socket(_) => None,
     };
-    crate::apply::apply(swarm, plan, options, leaver.as_deref(), progress).await
+    let report = crate::apply::apply(swarm, plan, options, leaver.as_deref(), progress).await?;
+    // The guard of the revision now in force, for the next plan's.
+    swarm
+        .record_max_delete_fraction(spec.controller.max_delete_fraction)
+        .await
+        .map_err(|source| ApplyError::Action {
+            kind: "swarm",
+            name: "max_delete_fraction".into(),
+            source,
+        })?;
+    Ok(report)
 }

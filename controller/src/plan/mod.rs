@@ -232,12 +232,14 @@ pub enum PlanError {
         owner: String,
     },
     /// Too many managed objects would be deleted at once.
-    #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}); if this is intended, pass --allow-mass-delete", kind.as_str())]
+    #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}{}); if this is intended, pass --allow-mass-delete", kind.as_str(), if *from_last_applied { ", the last applied revision's: a higher value takes effect once a revision carrying it has been applied" } else { "" })]
     MassDelete {
         kind: ObjectKind,
         deletes: usize,
         total: usize,
         fraction: f64,
+        /// The last applied revision's threshold was stricter than this one's.
+        from_last_applied: bool,
     },
     /// A managed network's settings changed; Docker cannot update networks in place.
     #[error("network `{name}` changed ({fields}) but networks cannot be changed in place; give it a new name in the spec (services move to the new one, the old one is pruned)")]
@@ -466,7 +468,11 @@ fn check_mass_delete(
     if options.allow_mass_delete {
         return Ok(());
     }
-    let fraction = desired.controller.max_delete_fraction;
+    let spec_fraction = desired.controller.max_delete_fraction;
+    let applied = observed
+        .applied_max_delete_fraction
+        .filter(|applied| *applied < spec_fraction);
+    let fraction = applied.unwrap_or(spec_fraction);
     let owned = |kind: ObjectKind| match kind {
         ObjectKind::Service => observed
             .services
@@ -503,6 +509,7 @@ fn check_mass_delete(
                 deletes,
                 total,
                 fraction,
+                from_last_applied: applied.is_some(),
             });
         }
     }

@@ -293,7 +293,8 @@ fn mass_delete_is_refused_unless_allowed() {
             kind: ObjectKind::Service,
             deletes: 2,
             total: 3,
-            fraction: 0.5
+            fraction: 0.5,
+            from_last_applied: false,
         })
     );
     let allowed = plan(
@@ -305,6 +306,49 @@ fn mass_delete_is_refused_unless_allowed() {
         },
     );
     assert!(allowed.is_ok_and(|p| p.summary().destroy == 2));
+}
+
+/// The guard's threshold was read from the very revision being applied,
+/// so a commit could raise it and delete everything in one change.
+#[test]
+fn regression_a_revision_cannot_raise_its_own_mass_delete_guard() {
+    let old = spec(&format!(
+        "{WEB}[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n"
+    ));
+    let mut observed = applied(&old);
+    observed.applied_max_delete_fraction = Some(0.5);
+    let raised = spec(&format!("[controller]\nmax_delete_fraction = 1.0\n{WEB}"));
+    let error = plan(&raised, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        error,
+        Some(PlanError::MassDelete {
+            kind: ObjectKind::Service,
+            deletes: 2,
+            total: 3,
+            fraction: 0.5,
+            from_last_applied: true,
+        })
+    );
+    let message = error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("the last applied revision's"), "{message}");
+    // Once a revision with the higher value was applied, it is in force.
+    observed.applied_max_delete_fraction = Some(1.0);
+    assert!(plan(&raised, &observed, PlanOptions::default()).is_ok());
+    // A lower value in the new revision is in force at once.
+    let lowered = spec(&format!(
+        "[controller]\nmax_delete_fraction = 0.1\n{WEB}[service.a]\nimage = \"x\"\n"
+    ));
+    let error = plan(&lowered, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(
+            error,
+            Some(PlanError::MassDelete {
+                from_last_applied: false,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
 }
 
 /// Only service removals used to count, so a commit deleting most networks
@@ -321,7 +365,8 @@ fn regression_network_removals_count_in_the_mass_delete_guard() {
             kind: ObjectKind::Network,
             deletes: 3,
             total: 4,
-            fraction: 0.5
+            fraction: 0.5,
+            from_last_applied: false,
         })
     );
     let one = plan(
@@ -357,7 +402,8 @@ fn regression_node_removals_count_in_the_mass_delete_guard() {
             kind: ObjectKind::Node,
             deletes: 3,
             total: 4,
-            fraction: 0.5
+            fraction: 0.5,
+            from_last_applied: false,
         })
     );
     let kept = format!("{manager}[node.pi2]\naddress = \"10.0.0.4\"\nrole = \"worker\"\n");

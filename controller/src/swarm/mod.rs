@@ -10,6 +10,7 @@
 mod convert;
 mod events;
 mod execute;
+mod guard;
 pub mod lease;
 mod observe;
 pub mod progress;

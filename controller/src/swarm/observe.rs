@@ -11,7 +11,8 @@ use crate::labels;
 use crate::observed::{Observed, ObservedNetwork, ObservedNode, ObservedService};
 
 impl Swarm {
-    /// One consistent-enough snapshot of the swarm: three list calls, no writes.
+    /// One consistent-enough snapshot of the swarm: three list calls and the
+    /// Swarm object's recorded guard, no writes.
     pub async fn observe(&self) -> Result<Observed, SwarmError> {
         let nodes = self
             .docker
@@ -29,9 +30,12 @@ impl Swarm {
             .await
             .map_err(api(DockerCall::ListServices))?;
 
+        let applied_max_delete_fraction = self.applied_max_delete_fraction().await?;
+
         let mut observed = Observed {
             nodes: nodes.iter().map(observed_node).collect(),
             observed_at: Some(std::time::SystemTime::now()),
+            applied_max_delete_fraction,
             ..Observed::default()
         };
         let network_names = self.observe_networks(networks, &mut observed);
