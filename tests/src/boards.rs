@@ -296,6 +296,29 @@ impl Boards {
         names.lines().count()
     }
 
+    /// Gives a board a new SSH host key, as re-flashing its card does.
+    pub fn new_host_key(&self, index: usize) {
+        self.exec(
+            index,
+            "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && pkill -HUP -x sshd",
+        )
+        .expect_code(0);
+    }
+
+    /// Replaces a board's known_hosts entry with the key it offers now: what
+    /// a person does once they have checked the new key.
+    pub fn trust_host_key(&self, index: usize) {
+        let address = &self.addresses[index];
+        let known = std::fs::read_to_string(self.known_hosts()).unwrap_or_default();
+        let mut kept: String = known
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{address} ")))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        kept.push_str(&keyscan(address));
+        std::fs::write(self.known_hosts(), kept).expect("known_hosts");
+    }
+
     pub fn address(&self, index: usize) -> &str {
         &self.addresses[index]
     }

@@ -95,6 +95,14 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
     let dir = spec.arg();
     let runs = Runs::default();
 
+    // rcb3 lost power in the middle of an earlier apt-get: dpkg's journal
+    // is left behind and apt itself refuses to run until it is finished.
+    let cut_off = boards.exec(2, "touch /var/lib/dpkg/updates/0001 && apt-get check 2>&1");
+    assert!(
+        cut_off.code != 0 && cut_off.stdout.contains("dpkg was interrupted"),
+        "{cut_off:?}"
+    );
+
     // plan --ssh --json says what each bare board needs before anything happens.
     let planned = runs.run(&["plan", &dir, "--ssh", "--json"]).expect_code(0);
     let planned: serde_json::Value =
@@ -136,6 +144,14 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "{}",
         first.stdout
     );
+    assert!(
+        first
+            .stdout
+            .contains("+ finish the interrupted package installation (dpkg --configure -a)"),
+        "{}",
+        first.stdout
+    );
+    boards.exec(2, "apt-get check").expect_code(0);
     println!("bootstrap of 3 bare boards (one apply, including the service): {bootstrap_time:.1?}");
 
     // Checked through the manager itself, not through the code under test.
@@ -278,6 +294,29 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "{}",
         frozen.stdout
     );
+
+    // The manager's sshd is down when an apply starts: the board is named,
+    // no other board is given a swarm of its own, and once sshd is back
+    // nothing is left to do.
+    boards.exec(0, "pkill -x sshd").expect_code(0);
+    let no_manager = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
+    boards.exec(0, "/usr/sbin/sshd").expect_code(0);
+    assert_ne!(no_manager.code, 0, "{}", no_manager.stdout);
+    assert!(
+        format!("{}{}", no_manager.stdout, no_manager.stderr).contains("node rcb1: cannot connect"),
+        "{}\n{}",
+        no_manager.stdout,
+        no_manager.stderr
+    );
+    assert!(
+        !no_manager.stdout.contains("initialize the swarm"),
+        "{}",
+        no_manager.stdout
+    );
+    let back = runs
+        .run(&["apply", &dir, "--ssh", "--auto-approve"])
+        .expect_code(0);
+    assert!(back.stdout.contains("No changes."), "{}", back.stdout);
 
     // Promote a worker, then demote it again.
     let nodes_toml = std::fs::read_to_string(spec.path().join("nodes.toml")).unwrap_or_default();
@@ -494,6 +533,7 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         2,
         "docker swarm leave --force >/dev/null; rm -rf /etc/reconciler",
     );
+    boards.new_host_key(2);
     let until_down = format!(
         "for i in $(seq 1 60); do [ \"$(docker node inspect {old_rcb3} --format '{{{{.Status.State}}}}')\" = down ] && exit 0; sleep 1; done; exit 1"
     );
@@ -504,6 +544,25 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "cluster.toml",
         &format!("{cluster_toml}\n[controller]\ndown_node_grace = \"0s\"\n"),
     );
+    // Its new card has a new host key: refused by name, nothing runs there
+    // until a person trusts the new key.
+    let refused = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
+    assert!(
+        refused.stderr.contains("node rcb3: host key changed")
+            || refused.stdout.contains("node rcb3: host key changed"),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert_eq!(
+        boards
+            .exec(2, "docker info --format '{{.Swarm.LocalNodeState}}'")
+            .stdout
+            .trim(),
+        "inactive",
+        "something ran on the board with the unknown key"
+    );
+    boards.trust_host_key(2);
     let reflashed = runs.run(&["apply", &dir, "--ssh", "--auto-approve"]);
     assert_eq!(
         reflashed.code, 0,

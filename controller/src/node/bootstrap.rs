@@ -25,6 +25,9 @@ pub enum Step {
         hostname: String,
     },
     WriteHosts,
+    /// `dpkg --configure -a`: a package installation was cut off (power,
+    /// a killed apt-get), and apt refuses to run until it is finished.
+    RepairPackages,
     InstallDocker,
     StartDocker,
     AddDockerUsers {
@@ -47,6 +50,9 @@ impl Step {
         match self {
             Step::SetHostname { hostname } => format!("set hostname to {hostname:?}"),
             Step::WriteHosts => "write the managed block of /etc/hosts".into(),
+            Step::RepairPackages => {
+                "finish the interrupted package installation (dpkg --configure -a)".into()
+            }
             Step::InstallDocker => "install Docker".into(),
             Step::StartDocker => "start Docker".into(),
             Step::AddDockerUsers { users } => {
@@ -152,6 +158,9 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         if spec.bootstrap.hosts_file && f.hosts_block != hosts_hash {
             steps.push(Step::WriteHosts);
         }
+        if f.packages_interrupted {
+            steps.push(Step::RepairPackages);
+        }
         if !f.docker_installed {
             steps.push(Step::InstallDocker);
         }
@@ -256,6 +265,9 @@ fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
             format!(
                 "set -e\ntmp=$(mktemp)\nsed '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts > \"$tmp\"\ncat >> \"$tmp\" <<'RECONCILER_HOSTS'\n{block}RECONCILER_HOSTS\ncat \"$tmp\" > /etc/hosts\nrm -f \"$tmp\"\n"
             )
+        }
+        Step::RepairPackages => {
+            "set -e\nexport DEBIAN_FRONTEND=noninteractive\ndpkg --configure -a\n".to_string()
         }
         Step::InstallDocker => format!("set -e\nexport DEBIAN_FRONTEND=noninteractive\n{}\n", spec.bootstrap.install_docker),
         Step::StartDocker => format!(
@@ -386,6 +398,24 @@ mod tests {
             docker_group: vec!["pi".into()],
             ..Facts::default()
         }
+    }
+
+    /// A board cut off in the middle of apt-get: apt refuses every install
+    /// until dpkg finishes, so that comes first (and alone on a board that
+    /// is otherwise ready).
+    #[test]
+    fn an_interrupted_package_installation_is_finished_first() {
+        let spec = spec();
+        let mut cut_off = bare("pi1", "aarch64");
+        cut_off.packages_interrupted = true;
+        let facts = BTreeMap::from([("pi1".to_string(), cut_off)]);
+        let plans = plan(&spec, &facts).unwrap_or_default();
+        let steps = plans.first().map(|p| p.steps.clone()).unwrap_or_default();
+        assert_eq!(
+            steps.get(1..3),
+            Some(&[Step::RepairPackages, Step::InstallDocker][..]),
+            "{steps:?}"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ else
   echo "docker_installed=false"
 fi
 if [ -e /var/lib/docker/swarm/docker-state.json ]; then echo "swarm_on_disk=true"; fi
+# dpkg's journal holds entries only while an installation is cut off.
+if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then echo "packages_interrupted=true"; fi
 if [ -r /etc/reconciler/membership ]; then grep -E '^(cluster|node_id)=' /etc/reconciler/membership | sed 's/^/member_/'; fi
 echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
 echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
@@ -68,6 +70,9 @@ pub struct Facts {
     /// is stopped, the board is probably still a swarm member and comes back
     /// as one once Docker starts.
     pub swarm_on_disk: bool,
+    /// An installation was cut off (`/var/lib/dpkg/updates` is not empty):
+    /// apt refuses to run until `dpkg --configure -a` finishes it.
+    pub packages_interrupted: bool,
 }
 
 impl Facts {
@@ -98,6 +103,7 @@ impl Facts {
                 "hosts_block" => facts.hosts_block = value,
                 "member_cluster" => facts.member_cluster = optional(),
                 "swarm_on_disk" => facts.swarm_on_disk = value == "true",
+                "packages_interrupted" => facts.packages_interrupted = value == "true",
                 "member_node_id" => facts.member_node_id = optional(),
                 "docker_group" => {
                     facts.docker_group = value
