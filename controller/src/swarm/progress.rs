@@ -103,7 +103,45 @@ fn same_work(task: Option<&TaskSpec>, template: Option<&TaskSpec>) -> bool {
         && networks(task) == networks(template)
 }
 
+/// How many tasks a global service wants: the nodes represented among its
+/// tasks of the current template, failed ones included, on nodes that are up
+/// (as the docker CLI judges a global service). Counting only tasks Swarm
+/// still wants running read a service whose every task failed (a missing
+/// bind source on each board) as converged: between two restarts no task
+/// is wanted, so 0 of 0 ran.
+fn global_desired(
+    tasks: &[&bollard::models::Task],
+    template: Option<&TaskSpec>,
+    live_nodes: &std::collections::BTreeSet<String>,
+) -> u64 {
+    tasks
+        .iter()
+        .filter(|t| same_work(t.spec.as_ref(), template))
+        .filter_map(|t| t.node_id.as_deref())
+        .filter(|node| live_nodes.contains(*node))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64
+}
+
 impl Swarm {
+    /// The IDs of nodes that are up and take tasks (ready, not drained).
+    async fn live_nodes(&self) -> Result<std::collections::BTreeSet<String>, SwarmError> {
+        let nodes = self
+            .docker
+            .list_nodes(None)
+            .await
+            .map_err(api(DockerCall::ListNodes))?;
+        Ok(nodes
+            .into_iter()
+            .filter(|n| {
+                n.status.as_ref().and_then(|s| s.state) == Some(bollard::models::NodeState::READY)
+                    && n.spec.as_ref().and_then(|s| s.availability)
+                        != Some(bollard::models::NodeSpecAvailabilityEnum::DRAIN)
+            })
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
     /// Counts the tasks of a service (by name). `replicas` is the desired count
     /// for a replicated service, `None` for a global one.
     pub async fn service_progress(
@@ -135,6 +173,13 @@ impl Swarm {
             .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
             .filter(|t| same_work(t.spec.as_ref(), template))
             .count() as u64;
+        let desired = match replicas {
+            Some(replicas) => replicas,
+            None => {
+                let live = self.live_nodes().await?;
+                global_desired(&current, template, &live).max(wanted.len() as u64)
+            }
+        };
         let mut newest_error: Option<(String, String)> = None;
         for task in &current {
             let Some(status) = &task.status else { continue };
@@ -156,7 +201,7 @@ impl Swarm {
         let update = service.update_status.clone();
         Ok(ServiceProgress {
             name: name.to_string(),
-            desired: replicas.unwrap_or(wanted.len() as u64),
+            desired,
             running,
             update_state: update
                 .as_ref()
@@ -174,7 +219,7 @@ impl Swarm {
 mod tests {
     use bollard::models::{TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement};
 
-    use super::same_work;
+    use super::{global_desired, same_work};
 
     fn spec(args: &[&str], grace: Option<i64>) -> TaskSpec {
         TaskSpec {
@@ -190,6 +235,34 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// Regression: a global service whose every task failed at once read as
+    /// converged (0 of 0 wanted) and the apply reported success.
+    #[test]
+    fn regression_a_global_service_whose_tasks_all_failed_is_not_converged() {
+        let template = spec(&["sleep", "3600"], None);
+        let failed = |node: &str| bollard::models::Task {
+            node_id: Some(node.into()),
+            spec: Some(spec(&["sleep", "3600"], None)),
+            desired_state: Some(bollard::models::TaskState::SHUTDOWN),
+            ..Default::default()
+        };
+        let old = bollard::models::Task {
+            node_id: Some("n3".into()),
+            spec: Some(spec(&["old"], None)),
+            ..Default::default()
+        };
+        let tasks = [
+            failed("n1"),
+            failed("n1"),
+            failed("n2"),
+            failed("gone"),
+            old,
+        ];
+        let refs: Vec<&bollard::models::Task> = tasks.iter().collect();
+        let live = ["n1", "n2", "n3"].map(String::from).into_iter().collect();
+        assert_eq!(global_desired(&refs, Some(&template), &live), 2);
     }
 
     /// Regression: right after an update the old task still ran and Swarm had
