@@ -494,3 +494,59 @@ fn resources_from(resources: Option<&TaskSpecResources>) -> Resources {
         reserve_nano_cpus: positive(reservations.nano_cpus),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bollard::models::{Limit, ResourceObject, TaskSpecResources};
+
+    use super::{owner_of, resources_from};
+    use crate::labels;
+    use crate::observed::Owner;
+
+    /// Only our `managed-by` value makes an object a Reconciler's; the
+    /// cluster label alone (another tool may use the same key) does not.
+    #[test]
+    fn ownership_needs_our_managed_by_value_and_then_the_cluster_name() {
+        let labeled = |by: &str, cluster: &str| {
+            HashMap::from([
+                (labels::MANAGED_BY.to_string(), by.to_string()),
+                (labels::CLUSTER.to_string(), cluster.to_string()),
+            ])
+        };
+        assert_eq!(
+            owner_of(&labeled(labels::MANAGED_BY_VALUE, "lab"), "lab"),
+            Owner::ThisCluster
+        );
+        assert_eq!(
+            owner_of(&labeled(labels::MANAGED_BY_VALUE, "home"), "lab"),
+            Owner::OtherCluster("home".into())
+        );
+        assert_eq!(owner_of(&labeled("helm", "home"), "lab"), Owner::Unmanaged);
+        assert_eq!(owner_of(&HashMap::new(), "lab"), Owner::Unmanaged);
+    }
+
+    /// Docker writes 0 for a limit that was cleared: read back as unset.
+    #[test]
+    fn zero_resources_read_back_as_unset() {
+        let zero = TaskSpecResources {
+            limits: Some(Limit {
+                memory_bytes: Some(0),
+                nano_cpus: Some(0),
+                ..Default::default()
+            }),
+            reservations: Some(ResourceObject {
+                memory_bytes: Some(0),
+                nano_cpus: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let read = resources_from(Some(&zero));
+        assert_eq!(read.limit_memory, None);
+        assert_eq!(read.limit_nano_cpus, None);
+        assert_eq!(read.reserve_memory, None);
+        assert_eq!(read.reserve_nano_cpus, Some(1));
+    }
+}
