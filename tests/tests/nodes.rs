@@ -294,6 +294,13 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         "{}",
         frozen.stdout
     );
+    assert!(
+        frozen
+            .stdout
+            .contains("Boards: 1 not checked (above); the next apply tries again."),
+        "{}",
+        frozen.stdout
+    );
 
     // The manager's sshd is down when an apply starts: the board is named,
     // no other board is given a swarm of its own, and once sshd is back

@@ -148,6 +148,14 @@ pub fn boards_text(boards: &crate::node::provision::Provisioned) -> String {
     if !boards.plans.is_empty() {
         let _ = writeln!(out, "Boards: {} to bootstrap.", boards.plans.len());
     }
+    if !boards.failures.is_empty() {
+        // What follows speaks for the swarm, not for these boards.
+        let _ = writeln!(
+            out,
+            "Boards: {} not checked (above); the next apply tries again.",
+            boards.failures.len()
+        );
+    }
     out
 }
 
