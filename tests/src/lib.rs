@@ -330,7 +330,7 @@ pub fn docker_api(path: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: bad JSON ({e}): {body}"))
 }
 
-/// The one-writer lease label of a cluster on the Swarm object (`"HOLDER EXPIRY TTL"`).
+/// The one-writer lease label of a cluster on the Swarm object (`"HOLDER EXPIRY"`).
 pub fn lease_label(cluster: &str) -> Option<String> {
     docker_api("/swarm")["Spec"]["Labels"][format!("io.reconciler.lease.{cluster}")]
         .as_str()

@@ -715,6 +715,11 @@ fn a_standby_takes_over_from_a_crashed_holder_once_the_lease_expires() {
     crashing.process.kill();
     let left = lease_label("r-crash").unwrap_or_default();
     assert!(left.starts_with("crash-1 "), "lease label: {left:?}");
+    // Two fields, as controllers before the ttl label read it (they would
+    // take a lease they cannot read as free); the ttl has its own label.
+    assert_eq!(left.split(' ').count(), 2, "lease label: {left:?}");
+    let ttl = docker_api("/swarm")["Spec"]["Labels"]["io.reconciler.lease-ttl.r-crash"].clone();
+    assert_eq!(ttl, "20", "lease ttl label");
 
     docker(&["service", "scale", "--detach", "rcrash-web=3"]);
     let standby = Controller::start(

@@ -1,8 +1,10 @@
 //! One writer per cluster: a lease kept as a label on the Swarm object.
 //!
-//! The label `io.reconciler.lease.<cluster>` holds `"<holder> <expiry> <ttl>"`
-//! (expiry in unix seconds, for people; ttl in seconds). It is written with the
-//! swarm's version index, so two controllers racing for it cannot both win.
+//! The label `io.reconciler.lease.<cluster>` holds `"<holder> <expiry>"`
+//! (expiry in unix seconds, for people and for older controllers, which read
+//! exactly these two fields), and `io.reconciler.lease-ttl.<cluster>` the
+//! holder's ttl in seconds. Both are written at once with the swarm's version
+//! index, so two controllers racing for the lease cannot both win.
 //!
 //! **No clock is compared across hosts.** Boards without a real-time clock
 //! boot in the past until NTP answers, so a wall-clock expiry would let a
@@ -147,6 +149,10 @@ impl Swarm {
         format!("io.reconciler.lease.{}", self.cluster)
     }
 
+    fn lease_ttl_label(&self) -> String {
+        format!("io.reconciler.lease-ttl.{}", self.cluster)
+    }
+
     /// The swarm's spec, its version, and the lease label's value.
     async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<String>), SwarmError> {
         let swarm = self
@@ -158,11 +164,14 @@ impl Swarm {
         let version =
             i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
         let spec = swarm.spec.unwrap_or_default();
-        let lease = spec
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(&self.lease_label()))
-            .cloned();
+        // Read as one value, `"<holder> <expiry> <ttl>"`: a renewal changes it.
+        let lease = spec.labels.as_ref().and_then(|labels| {
+            let value = labels.get(&self.lease_label())?;
+            Some(match labels.get(&self.lease_ttl_label()) {
+                Some(ttl) if value.split(' ').count() == 2 => format!("{value} {ttl}"),
+                _ => value.clone(),
+            })
+        });
         Ok((spec, version, lease))
     }
 
@@ -199,10 +208,12 @@ impl Swarm {
                 Decision::Wait { holder } => return Ok(LeaseState::HeldBy { holder }),
                 Decision::Write => {}
             }
-            let value = format!("{holder} {} {}", now_unix() + ttl.as_secs(), ttl.as_secs());
-            spec.labels
-                .get_or_insert_with(Default::default)
-                .insert(self.lease_label(), value);
+            let labels = spec.labels.get_or_insert_with(Default::default);
+            labels.insert(
+                self.lease_label(),
+                format!("{holder} {}", now_unix() + ttl.as_secs()),
+            );
+            labels.insert(self.lease_ttl_label(), ttl.as_secs().to_string());
             match self.write_lease(spec, version).await {
                 Ok(()) => {
                     clock.written = Some(now);
@@ -230,6 +241,7 @@ impl Swarm {
         }
         if let Some(labels) = spec.labels.as_mut() {
             labels.remove(&self.lease_label());
+            labels.remove(&self.lease_ttl_label());
         }
         self.write_lease(spec, version)
             .await
