@@ -13,25 +13,7 @@ const HOSTS: usize = 20;
 const ROUNDS: usize = 5;
 
 fn main() {
-    let servers: Vec<Sshd> = (0..HOSTS).map(|_| Sshd::start()).collect();
-    let known = servers[0].dir().join("bench_known_hosts");
-    let lines: String = servers.iter().map(Sshd::known_hosts_line).collect();
-    std::fs::write(&known, lines).expect("write known_hosts");
-    let authorized =
-        std::fs::read_to_string(servers[0].dir().join("authorized_keys")).unwrap_or_default();
-    for server in &servers {
-        std::fs::write(server.dir().join("authorized_keys"), &authorized)
-            .expect("write authorized_keys");
-    }
-    let targets: Vec<_> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut target = s.target(&format!("host{i:02}"), &known);
-            target.identity = servers[0].identity();
-            target
-        })
-        .collect();
+    let (_servers, targets) = Sshd::fleet(HOSTS, "host");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

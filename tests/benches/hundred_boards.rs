@@ -26,26 +26,8 @@ fn median(mut times: Vec<Duration>) -> (Duration, Duration, Duration) {
 
 fn main() {
     let started = Instant::now();
-    let servers: Vec<Sshd> = (0..BOARDS).map(|_| Sshd::start()).collect();
+    let (_servers, targets) = Sshd::fleet(BOARDS, "pi");
     println!("{BOARDS} sshd boards started in {:.1?}", started.elapsed());
-    let known = servers[0].dir().join("bench_known_hosts");
-    let lines: String = servers.iter().map(Sshd::known_hosts_line).collect();
-    std::fs::write(&known, lines).expect("write known_hosts");
-    let authorized =
-        std::fs::read_to_string(servers[0].dir().join("authorized_keys")).unwrap_or_default();
-    for server in &servers {
-        std::fs::write(server.dir().join("authorized_keys"), &authorized)
-            .expect("write authorized_keys");
-    }
-    let targets: Vec<_> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut target = s.target(&format!("pi{i:03}"), &known);
-            target.identity = servers[0].identity();
-            target
-        })
-        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

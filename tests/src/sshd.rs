@@ -88,6 +88,34 @@ impl Sshd {
         }
     }
 
+    /// `count` servers that trust one key and one known_hosts file, and a
+    /// target for each (`{prefix}000`, ...): cheap boards for benchmarks.
+    pub fn fleet(count: usize, prefix: &str) -> (Vec<Sshd>, Vec<Target>) {
+        let servers: Vec<Sshd> = (0..count).map(|_| Sshd::start()).collect();
+        let Some(first) = servers.first() else {
+            return (servers, Vec::new());
+        };
+        let known = first.dir().join("fleet_known_hosts");
+        let lines: String = servers.iter().map(Sshd::known_hosts_line).collect();
+        std::fs::write(&known, lines).expect("write known_hosts");
+        let authorized =
+            std::fs::read_to_string(first.dir().join("authorized_keys")).unwrap_or_default();
+        for server in &servers {
+            std::fs::write(server.dir().join("authorized_keys"), &authorized)
+                .expect("write authorized_keys");
+        }
+        let targets = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut target = s.target(&format!("{prefix}{i:03}"), &known);
+                target.identity = first.identity();
+                target
+            })
+            .collect();
+        (servers, targets)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::SwarmSpec;
-use bollard::query_parameters::UpdateSwarmOptions;
 
 use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 
@@ -155,15 +154,7 @@ impl Swarm {
 
     /// The swarm's spec, its version, and the lease label's value.
     async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<String>), SwarmError> {
-        let swarm = self
-            .docker
-            .inspect_swarm()
-            .await
-            .map_err(api(DockerCall::InspectSwarm))?;
-        let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
-        let version =
-            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
-        let spec = swarm.spec.unwrap_or_default();
+        let (spec, version) = self.swarm_spec().await?;
         // Read as one value, `"<holder> <expiry> <ttl>"`: a renewal changes it.
         let lease = spec.labels.as_ref().and_then(|labels| {
             let value = labels.get(&self.lease_label())?;
@@ -173,21 +164,6 @@ impl Swarm {
             })
         });
         Ok((spec, version, lease))
-    }
-
-    /// Writes the swarm's spec back with the version it was read at.
-    async fn write_lease(
-        &self,
-        spec: SwarmSpec,
-        version: i64,
-    ) -> Result<(), bollard::errors::Error> {
-        self.lease_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let options = UpdateSwarmOptions {
-            version,
-            ..Default::default()
-        };
-        self.docker.update_swarm(spec, options).await
     }
 
     /// Takes the lease if it is free or has stayed unchanged for its
@@ -214,7 +190,7 @@ impl Swarm {
                 format!("{holder} {}", now_unix() + ttl.as_secs()),
             );
             labels.insert(self.lease_ttl_label(), ttl.as_secs().to_string());
-            match self.write_lease(spec, version).await {
+            match self.write_swarm_spec(spec, version).await {
                 Ok(()) => {
                     clock.written = Some(now);
                     return Ok(LeaseState::Held);
@@ -243,7 +219,7 @@ impl Swarm {
             labels.remove(&self.lease_label());
             labels.remove(&self.lease_ttl_label());
         }
-        self.write_lease(spec, version)
+        self.write_swarm_spec(spec, version)
             .await
             .map_err(api(DockerCall::UpdateSwarm))
     }

@@ -275,6 +275,37 @@ impl Swarm {
 }
 
 impl Swarm {
+    /// The Swarm object's spec and the version to write it back at (the
+    /// lease and the applied guard live in its labels).
+    pub(super) async fn swarm_spec(&self) -> Result<(bollard::models::SwarmSpec, i64), SwarmError> {
+        let swarm = self
+            .docker
+            .inspect_swarm()
+            .await
+            .map_err(api(DockerCall::InspectSwarm))?;
+        let index = swarm.version.and_then(|v| v.index).unwrap_or(0);
+        let version =
+            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, "swarm".into()))?;
+        Ok((swarm.spec.unwrap_or_default(), version))
+    }
+
+    /// Writes the Swarm object's spec back with the version it was read at:
+    /// bookkeeping (lease, guard), counted apart from reconcile writes.
+    pub(super) async fn write_swarm_spec(
+        &self,
+        spec: bollard::models::SwarmSpec,
+        version: i64,
+    ) -> Result<(), bollard::errors::Error> {
+        self.lease_writes.fetch_add(1, Ordering::Relaxed);
+        let options = bollard::query_parameters::UpdateSwarmOptions {
+            version,
+            ..Default::default()
+        };
+        self.docker.update_swarm(spec, options).await
+    }
+}
+
+impl Swarm {
     /// Tasks matching Docker's task filters, e.g. `[("node", id), ("desired-state", "running")]`.
     pub(crate) async fn tasks(
         &self,
