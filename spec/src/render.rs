@@ -31,7 +31,7 @@ fn duration(d: Duration) -> Spanned<String> {
 /// A size in the largest unit that divides it: `64M`, `1G`, `1536M`, `1000`.
 fn size(bytes: u64) -> Spanned<String> {
     for (unit, factor) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return spanned(format!("{}{unit}", bytes / factor));
         }
     }

@@ -143,7 +143,7 @@ fn sorted_list<I: IntoIterator<Item = String>>(items: I) -> String {
 
 pub fn format_size(bytes: u64) -> String {
     for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
