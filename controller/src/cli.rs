@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use reconciler_spec::{load_dir, LoadError, Spec};
 
 use crate::apply::{ApplyError, ApplyOptions};
+use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::pipeline::{self, BoardAccess, BoardWork, PlanningError, Reach, Reached};
 use crate::plan::{render, Plan, PlanOptions};
 use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
@@ -113,6 +114,13 @@ pub struct RunArgs {
     /// (it must stay below --lease-ttl; later reconciles carry on).
     #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
     pub apply_timeout: Duration,
+    /// With --ssh: how long a board's facts are used before it is asked
+    /// again. Sessions stay open between reconciles; a board is asked again
+    /// sooner after a failure, after steps ran on it, or when the swarm no
+    /// longer reports its node ready. A reconcile of unchanged boards then
+    /// costs one keepalive round trip per board.
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg)]
+    pub facts_max_age: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -402,6 +410,8 @@ struct Prepared {
     /// steps may be what brings it back (a manager's Docker to start after a
     /// power cut), so they come first and the swarm is planned after them.
     deferred: Option<SwarmError>,
+    /// The boards' sessions and the Docker tunnel (with `--ssh`), open until the command ends.
+    fleet: Fleet,
 }
 
 impl ConnectArgs {
@@ -431,7 +441,15 @@ fn stderr_progress() -> crate::node::provision::Progress {
 async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, CliError> {
     let spec = load(&args.dir, err)?;
     let reach = args.reach();
-    let reached = pipeline::reach(&spec, &reach, BoardWork::PlanOnly, stderr_progress()).await?;
+    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
+    let reached = pipeline::reach(
+        &spec,
+        &reach,
+        &mut fleet,
+        BoardWork::PlanOnly,
+        stderr_progress(),
+    )
+    .await?;
     let mut deferred = None;
     let planned = match &reached.docker_host {
         Some(host) => match plan_swarm(host, &spec, &reached, args.plan_options()).await {
@@ -450,6 +468,7 @@ async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, Cl
         reached,
         planned,
         deferred,
+        fleet,
     })
 }
 
@@ -545,6 +564,7 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         reached,
         planned,
         deferred,
+        mut fleet,
     } = prepared;
     if let Some(error) = &deferred {
         writeln!(
@@ -553,36 +573,14 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         )?;
     }
     let mut failures = 0;
-    let (swarm, plan, _reached) = match planned {
-        Some((swarm, plan)) if !reached.board_work() => (swarm, plan, reached),
+    let (swarm, plan) = match planned {
+        Some((swarm, plan)) if !reached.board_work() => (swarm, plan),
         _ => {
             // Bootstrap for real, then plan the swarm as it now is.
-            let done = pipeline::reach(&spec, &reach, BoardWork::Do, stderr_progress()).await?;
-            let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
-            failures += board_failures.len();
-            for failure in board_failures {
-                writeln!(console.err, "Error: {failure}")?;
-            }
-            let host = done
-                .docker_host
-                .clone()
-                .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
-            let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
-            let (_, plan) = pipeline::observe_and_plan(
-                &swarm,
-                &spec,
-                &done.identities(),
-                args.connect.plan_options(),
-            )
-            .await?;
-            if !plan.is_empty() {
-                write!(
-                    console.out,
-                    "\nSwarm changes after bootstrapping:\n{}",
-                    render::text(&plan)
-                )?;
-            }
-            (swarm, plan, done)
+            let (swarm, plan, board_failures) =
+                boards_then_swarm(&spec, &reach, &mut fleet, &args.connect, console).await?;
+            failures += board_failures;
+            (swarm, plan)
         }
     };
     let report =
@@ -598,6 +596,38 @@ async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8,
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `apply --ssh` with board work: the boards' steps for real, then the swarm
+/// planned as it now is. Returns how many boards failed (reported on stderr).
+async fn boards_then_swarm(
+    spec: &Spec,
+    reach: &Reach,
+    fleet: &mut Fleet,
+    connect: &ConnectArgs,
+    console: &mut Console<'_>,
+) -> Result<(Swarm, Plan, usize), CliError> {
+    let done = pipeline::reach(spec, reach, fleet, BoardWork::Do, stderr_progress()).await?;
+    let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
+    for failure in board_failures {
+        writeln!(console.err, "Error: {failure}")?;
+    }
+    let host = done
+        .docker_host
+        .clone()
+        .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
+    let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
+    let (_, plan) =
+        pipeline::observe_and_plan(&swarm, spec, &done.identities(), connect.plan_options())
+            .await?;
+    if !plan.is_empty() {
+        write!(
+            console.out,
+            "\nSwarm changes after bootstrapping:\n{}",
+            render::text(&plan)
+        )?;
+    }
+    Ok((swarm, plan, board_failures.len()))
 }
 
 fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
@@ -657,6 +687,7 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
             .unwrap_or_else(crate::runtime::default_holder),
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
+        facts_max_age: args.facts_max_age,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

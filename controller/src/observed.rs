@@ -69,6 +69,18 @@ pub struct ObservedNode {
     pub updated_at: Option<std::time::SystemTime>,
 }
 
+impl Observed {
+    /// The IDs of the nodes Swarm reports `ready`: a board whose node is not
+    /// among them is asked for its facts again.
+    pub fn ready_node_ids(&self) -> std::collections::BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.state == "ready")
+            .map(|n| n.id.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ObservedNetwork {
     pub id: String,

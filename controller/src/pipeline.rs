@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use reconciler_spec::Spec;
 
 use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
+use crate::node::fleet::Fleet;
 use crate::node::provision::{self, Progress, ProvisionError, Provisioned};
-use crate::node::tunnel::Tunnel;
 use crate::node::SshOptions;
 use crate::observed::{BoardIdentity, Observed};
 use crate::plan::{self, Plan, PlanError, PlanOptions};
@@ -57,10 +57,9 @@ pub enum BoardWork {
 pub struct Reached {
     /// With `--ssh`: what each board needs (or got), and the boards that failed.
     pub boards: Option<Provisioned>,
-    /// A manager's Docker API; `None` while no swarm exists yet.
+    /// A manager's Docker API; `None` while no swarm exists yet. With
+    /// `--ssh` it goes through the [`Fleet`]'s tunnel, open while the fleet lives.
     pub docker_host: Option<String>,
-    /// The SSH tunnel `docker_host` goes through, kept open as long as this lives.
-    pub tunnel: Option<Tunnel>,
 }
 
 impl Reached {
@@ -81,10 +80,12 @@ impl Reached {
 /// Board identities by spec node name: see [`BoardIdentity`].
 pub type Identities = BTreeMap<String, BoardIdentity>;
 
-/// The boards' step (with [`Reach::Boards`]), then where a manager answers.
+/// The boards' step (with [`Reach::Boards`], over the sessions `fleet`
+/// keeps), then where a manager answers.
 pub async fn reach(
     spec: &Spec,
     reach: &Reach,
+    fleet: &mut Fleet,
     work: BoardWork,
     progress: Progress,
 ) -> Result<Reached, ProvisionError> {
@@ -92,16 +93,14 @@ pub async fn reach(
         Reach::Socket(host) => Ok(Reached {
             boards: None,
             docker_host: Some(host.clone()),
-            tunnel: None,
         }),
         Reach::Boards(access) => {
-            let mut boards =
-                provision::provision(spec, access.ssh, access.parallel, work, progress).await?;
-            let tunnel = boards.tunnel.take();
+            let boards =
+                provision::provision(spec, fleet, access.ssh, access.parallel, work, progress)
+                    .await?;
             Ok(Reached {
+                docker_host: boards.docker_host.clone(),
                 boards: Some(boards),
-                docker_host: tunnel.as_ref().map(Tunnel::docker_host),
-                tunnel,
             })
         }
     }

@@ -5,11 +5,13 @@
 //! against known_hosts or a key pinned in the spec, timeouts, keepalives,
 //! scripts on stdin, exit status read until the channel closes, output with
 //! secrets redacted. [`facts`] turns one script's output into [`Facts`].
-//! [`fanout`] runs work on many boards at once with a bound.
+//! [`fanout`] runs work on many boards at once with a bound; [`fleet`] keeps
+//! sessions, facts and the Docker tunnel between reconciles.
 
 pub mod bootstrap;
 pub mod facts;
 pub mod fanout;
+pub mod fleet;
 pub mod provision;
 pub mod shell;
 pub mod ssh;
@@ -106,6 +108,12 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// The connection itself failed mid-command (not the command): worth
+    /// one new connection before the board counts as failed.
+    pub fn connection_lost(&self) -> bool {
+        matches!(self, NodeError::Ssh { .. } | NodeError::NoExitStatus { .. })
+    }
+
     /// A low-cardinality name for metrics and summaries.
     pub fn kind(&self) -> &'static str {
         match self {

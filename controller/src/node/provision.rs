@@ -1,5 +1,5 @@
-//! `apply --ssh`: bring every board of the spec to a swarm member, then hand
-//! back a tunnel to a manager's Docker API for the rest of the apply.
+//! `--ssh`: bring every board of the spec to a swarm member, then hand back
+//! a manager's Docker API (through the [`Fleet`]'s tunnel) for the rest.
 //!
 //! Boards are reached in parallel (bounded). A board that is down or fails a
 //! step is reported and skipped; the others go on, and the next run retries it.
@@ -12,8 +12,8 @@ use reconciler_spec::{Role, Spec};
 
 use super::bootstrap::{self, BootstrapError, NodePlan, Step};
 use super::fanout::for_each;
-use super::tunnel::Tunnel;
-use super::{facts, target_for, Facts, NodeError, Session, SshOptions};
+use super::fleet::{Fleet, Looked};
+use super::{Facts, NodeError, Session, SshOptions};
 use crate::observed::BoardIdentity;
 use crate::pipeline::BoardWork;
 
@@ -33,8 +33,9 @@ pub struct Provisioned {
     pub plans: Vec<NodePlan>,
     /// Boards that could not be reached or failed a step; the others went on.
     pub failures: Vec<NodeError>,
-    /// A tunnel to a manager's Docker socket, when a manager is in a swarm.
-    pub tunnel: Option<Tunnel>,
+    /// A manager's Docker API through the fleet's tunnel, when a manager is
+    /// in a swarm; valid while the [`Fleet`] lives.
+    pub docker_host: Option<String>,
     /// Which swarm node each board that answered is, in its own words.
     pub identities: BTreeMap<String, BoardIdentity>,
 }
@@ -50,78 +51,67 @@ pub enum ProvisionError {
     NoSwarm,
 }
 
-impl Provisioned {
-    /// The tunnel to a manager, or [`ProvisionError::NoSwarm`] when there is none.
-    pub fn take_tunnel(&mut self) -> Result<Tunnel, ProvisionError> {
-        self.tunnel.take().ok_or(ProvisionError::NoSwarm)
-    }
-}
-
-/// The boards that answered (their sessions and facts), and those that did not.
-type Connected = (
-    BTreeMap<String, Arc<Session>>,
-    BTreeMap<String, Facts>,
-    Vec<NodeError>,
-);
-
-/// Connects to every board at once (bounded) and learns its facts.
-async fn connect_all(
+/// Looks at every board (kept sessions and fresh facts from `fleet`) and
+/// plans their steps, from facts learned in this pass only: a cached fact
+/// must never decide a step (least of all `swarm init`).
+async fn look_and_plan(
     spec: &Spec,
+    fleet: &mut Fleet,
     options: SshOptions,
     parallel: usize,
     progress: &Progress,
-) -> Connected {
-    let targets: Vec<_> = spec.nodes.values().map(target_for).collect();
-    let connected = for_each(targets, parallel, move |target| async move {
-        let session = Session::connect(&target, options).await?;
-        let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
-        let facts = Facts::parse(&output.stdout).answering(&target.node)?;
-        Ok::<_, NodeError>((target.node.clone(), Arc::new(session), facts))
-    })
-    .await;
-    let mut failures = Vec::new();
-    let mut sessions: BTreeMap<String, Arc<Session>> = BTreeMap::new();
-    let mut facts: BTreeMap<String, Facts> = BTreeMap::new();
-    for result in connected {
-        match result {
-            Ok((node, session, node_facts)) => {
-                say(
-                    progress,
-                    &format!(
-                        "node {node}: reachable ({}, {})",
-                        node_facts.arch, node_facts.os
-                    ),
-                );
-                sessions.insert(node.clone(), session);
-                facts.insert(node, node_facts);
-            }
-            Err(error) => {
-                say(progress, &error.to_string());
-                failures.push(error);
-            }
+) -> Result<(Looked, Vec<NodePlan>), ProvisionError> {
+    let mut looked = fleet.look(spec, options, parallel).await;
+    let mut plans = bootstrap::plan(spec, &looked.facts)?;
+    let cached: Vec<String> = plans
+        .iter()
+        .map(|p| p.node.clone())
+        .filter(|node| !looked.learned_now.contains(node))
+        .collect();
+    if !cached.is_empty() {
+        fleet.relearn(&mut looked, &cached, parallel).await;
+        plans = bootstrap::plan(spec, &looked.facts)?;
+    }
+    for node in &looked.learned_now {
+        if let Some(f) = looked.facts.get(node) {
+            say(
+                progress,
+                &format!("node {node}: reachable ({}, {})", f.arch, f.os),
+            );
         }
     }
-    (sessions, facts, failures)
+    for failure in &looked.failures {
+        say(progress, &failure.to_string());
+    }
+    Ok((looked, plans))
 }
 
-/// Connects to every board, learns its facts, plans its steps and (with
-/// [`BoardWork::Do`]) executes them; then opens a tunnel to a manager.
+/// Looks at every board (kept sessions and fresh facts from `fleet`, new
+/// ones otherwise), plans their steps from facts learned in this pass, and
+/// (with [`BoardWork::Do`]) executes them; then reaches a manager's Docker
+/// through the fleet's tunnel.
 pub async fn provision(
     spec: &Spec,
+    fleet: &mut Fleet,
     options: SshOptions,
     parallel: usize,
     work: BoardWork,
     progress: Progress,
 ) -> Result<Provisioned, ProvisionError> {
-    let (sessions, facts, mut failures) = connect_all(spec, options, parallel, &progress).await;
-    let plans = bootstrap::plan(spec, &facts)?;
+    let (looked, plans) = look_and_plan(spec, fleet, options, parallel, &progress).await?;
+    let Looked {
+        sessions,
+        facts,
+        mut failures,
+        ..
+    } = looked;
     let mut identities = identities(spec, &facts);
     if work == BoardWork::PlanOnly {
-        let tunnel = open_tunnel(spec, &sessions, &facts, &plans, true);
+        let docker_host = fleet.docker_host(&anchors(spec, &facts, &[], &[]));
         return Ok(Provisioned {
             plans,
             failures,
-            tunnel,
+            docker_host,
             identities,
         });
     }
@@ -129,19 +119,9 @@ pub async fn provision(
     // Three phases: every board prepares itself at once (the slow part:
     // installing Docker); then the swarm is initialized; then the others join.
     let is_swarm = |s: &Step| matches!(s, Step::InitSwarm { .. } | Step::Join { .. });
-    let only = |keep: &dyn Fn(&Step) -> bool| -> Vec<NodePlan> {
-        plans
-            .iter()
-            .map(|p| NodePlan {
-                node: p.node.clone(),
-                steps: p.steps.iter().filter(|s| keep(s)).cloned().collect(),
-            })
-            .filter(|p| !p.steps.is_empty())
-            .collect()
-    };
-    let prepare = only(&|s| !is_swarm(s));
-    let init = only(&|s| matches!(s, Step::InitSwarm { .. }));
-    let joins = only(&|s| matches!(s, Step::Join { .. }));
+    let prepare = phase(&plans, &|s| !is_swarm(s));
+    let init = phase(&plans, &|s| matches!(s, Step::InitSwarm { .. }));
+    let joins = phase(&plans, &|s| matches!(s, Step::Join { .. }));
     let spec_arc = Arc::new(spec.clone());
     let mut failed_nodes: Vec<String> = Vec::new();
     let mut record = |results: Vec<PhaseResult>, failed_nodes: &mut Vec<String>| {
@@ -186,7 +166,9 @@ pub async fn provision(
     )
     .await;
     record(results, &mut failed_nodes);
-    let anchor = anchor_session(spec, &sessions, &facts, &plans, &failed_nodes);
+    let anchor = anchors(spec, &facts, &plans, &failed_nodes)
+        .first()
+        .and_then(|name| sessions.get(name).cloned());
     let results = run_phase(
         joins,
         &sessions,
@@ -198,11 +180,15 @@ pub async fn provision(
     )
     .await;
     record(results, &mut failed_nodes);
-    let tunnel = open_tunnel(spec, &sessions, &facts, &plans, false);
+    // The boards changed (or failed half-way): their facts are learned again next time.
+    for plan in &plans {
+        fleet.forget_facts(&plan.node);
+    }
+    let docker_host = fleet.docker_host(&anchors(spec, &facts, &plans, &failed_nodes));
     Ok(Provisioned {
         plans,
         failures,
-        tunnel,
+        docker_host,
         identities,
     })
 }
@@ -226,6 +212,18 @@ fn identities(spec: &Spec, facts: &BTreeMap<String, Facts>) -> BTreeMap<String, 
                 },
             ))
         })
+        .collect()
+}
+
+/// The steps of `plans` that `keep` selects, boards without any left out.
+fn phase(plans: &[NodePlan], keep: &dyn Fn(&Step) -> bool) -> Vec<NodePlan> {
+    plans
+        .iter()
+        .map(|p| NodePlan {
+            node: p.node.clone(),
+            steps: p.steps.iter().filter(|s| keep(s)).cloned().collect(),
+        })
+        .filter(|p| !p.steps.is_empty())
         .collect()
 }
 
@@ -267,14 +265,14 @@ async fn run_phase(
     .await
 }
 
-/// A reachable manager that is (or, after the plans ran, will be) in the swarm.
-fn anchor_session(
+/// The managers that are (or, after `plans` ran, will be) in the swarm, in
+/// spec order: the boards a tunnel to Docker and the joins go through.
+fn anchors(
     spec: &Spec,
-    sessions: &BTreeMap<String, Arc<Session>>,
     facts: &BTreeMap<String, Facts>,
     plans: &[NodePlan],
     failed: &[String],
-) -> Option<Arc<Session>> {
+) -> Vec<String> {
     let joins_now = |name: &str| {
         plans.iter().any(|p| {
             p.node == name
@@ -292,19 +290,8 @@ fn anchor_session(
                 .is_some_and(|f| f.swarm_state.as_deref() == Some("active"))
                 || joins_now(&n.name)
         })
-        .find_map(|n| sessions.get(&n.name).cloned())
-}
-
-fn open_tunnel(
-    spec: &Spec,
-    sessions: &BTreeMap<String, Arc<Session>>,
-    facts: &BTreeMap<String, Facts>,
-    plans: &[NodePlan],
-    only_existing: bool,
-) -> Option<Tunnel> {
-    let plans: &[NodePlan] = if only_existing { &[] } else { plans };
-    let session = anchor_session(spec, sessions, facts, plans, &[])?;
-    Tunnel::open(session).ok()
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 #[cfg(test)]

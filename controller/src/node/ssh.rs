@@ -17,7 +17,7 @@ use russh::ChannelMsg;
 use super::NodeError;
 
 /// Where and as whom to connect, and which host key to expect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The node's name in the spec, used in every message.
     pub node: String,
@@ -309,6 +309,20 @@ impl Session {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Whether the connection still answers: a keepalive request and its
+    /// reply, which sshd handles itself (no process starts on the board),
+    /// within the connect timeout.
+    pub async fn answers(&self) -> bool {
+        if self.handle.is_closed() {
+            return false;
+        }
+        let replied = tokio::time::timeout(self.options.connect_timeout, self.handle.send_ping())
+            .await
+            .is_ok_and(|sent| sent.is_ok());
+        // russh also ends the wait when the connection drops: then it is closed.
+        replied && !self.handle.is_closed()
     }
 
     /// Runs `script` with `sh -s` (the script on stdin) and waits for its exit

@@ -19,6 +19,7 @@ use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::{self, Shared};
 use crate::metrics::Metrics;
+use crate::node::fleet::Fleet;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
 use crate::pipeline::{self, BoardWork, PlanningError, Reach};
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub lease_ttl: Duration,
     /// How long to wait for a service another one comes `after`.
     pub apply_timeout: Duration,
+    /// With `--ssh`: how long a board's cached facts are used.
+    pub facts_max_age: Duration,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -138,15 +141,20 @@ pub async fn run(
     let bound = listener.local_addr().unwrap_or(options.listen);
     tracing::info!(source = %source.describe(), "reconciler run: listening on {bound}");
     tokio::spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
-    if let Reach::Socket(host) = &options.reach {
-        // With --ssh the manager is reached anew each reconcile; the resync timer stands in for events.
-        tokio::spawn(watch_docker_events(
-            host.clone(),
-            triggers.clone(),
-            Arc::clone(&shared),
-            shutdown.clone(),
-        ));
-    }
+    // With --ssh, Docker is reached through the fleet's tunnel, known after
+    // the first reconcile; the watcher follows it when it moves.
+    let first_host = match &options.reach {
+        Reach::Socket(host) => Some(host.clone()),
+        Reach::Boards(_) => None,
+    };
+    let (docker_host_sender, docker_host) = watch::channel(first_host);
+    tokio::spawn(watch_docker_events(
+        docker_host,
+        triggers.clone(),
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
+    let facts_max_age = options.facts_max_age;
     let _watcher = match &source {
         Source::Dir(dir) => watch_directory(dir.path(), triggers.clone()),
         Source::Git(_) => None,
@@ -169,7 +177,8 @@ pub async fn run(
         spec: None,
         good_revision: None,
         swarm: None,
-        tunnel: None,
+        fleet: Fleet::new(facts_max_age),
+        docker_host: docker_host_sender,
         lease_clock: LeaseClock::default(),
         board_needs: Vec::new(),
     }));
@@ -212,8 +221,12 @@ struct Controller {
     spec: Option<Spec>,
     good_revision: Option<String>,
     swarm: Option<Swarm>,
-    /// With `--ssh`: the forwarded socket of a manager the swarm client uses.
-    tunnel: Option<crate::node::tunnel::Tunnel>,
+    /// With `--ssh`: the boards' sessions and facts, and the tunnel to a
+    /// manager's Docker, kept between reconciles.
+    fleet: Fleet,
+    /// Where Docker answers, for the event watcher to follow (the tunnel
+    /// changes when its board does).
+    docker_host: watch::Sender<Option<String>>,
     /// What this controller has seen of the lease, by its own clock.
     lease_clock: LeaseClock,
     /// With `--ssh`: the steps boards need that this reconcile left undone.
@@ -222,11 +235,8 @@ struct Controller {
 
 /// The boards' step under the lease (with `--ssh`).
 enum BoardsReached {
-    /// Done (or nothing to do); the lease's keeper and its tunnel if taken.
-    Ready(
-        pipeline::Reached,
-        Option<(LeaseKeeper, Option<crate::node::tunnel::Tunnel>)>,
-    ),
+    /// Done (or nothing to do); the lease's keeper if it was taken.
+    Ready(pipeline::Reached, Option<LeaseKeeper>),
     /// Another controller holds the lease: the boards were only looked at.
     Standby(pipeline::Reached, String),
 }
@@ -449,7 +459,8 @@ impl Controller {
     ) -> Result<pipeline::Reached, ReconcileError> {
         let progress: crate::node::provision::Progress =
             Arc::new(std::sync::Mutex::new(LogProgress));
-        let reached = pipeline::reach(spec, &self.options.reach, work, progress).await?;
+        let reached =
+            pipeline::reach(spec, &self.options.reach, &mut self.fleet, work, progress).await?;
         // Steps done here are not pending; their failures are reported apart.
         self.board_needs = match (work, reached.boards.as_ref()) {
             (BoardWork::PlanOnly, Some(boards)) => boards
@@ -491,10 +502,13 @@ impl Controller {
             }
             None => return Err(ProvisionError::NoSwarm.into()),
         };
-        if let Some(tunnel) = reached.tunnel.take() {
-            // A new tunnel each reconcile (a new socket path): the client follows it.
-            self.tunnel = Some(tunnel);
-        }
+        self.docker_host.send_if_modified(|known| {
+            let changed = known.as_deref() != Some(host.as_str());
+            if changed {
+                *known = Some(host.clone());
+            }
+            changed
+        });
         Ok((host, board_failures, identities))
     }
 
@@ -539,7 +553,7 @@ impl Controller {
         &mut self,
         spec: &Spec,
     ) -> Result<BoardsReached, ReconcileError> {
-        let mut reached = self.board_step(spec, BoardWork::PlanOnly).await?;
+        let reached = self.board_step(spec, BoardWork::PlanOnly).await?;
         if !reached.board_work() {
             return Ok(BoardsReached::Ready(reached, None));
         }
@@ -560,11 +574,27 @@ impl Controller {
             tracing::info!(holder = %holder, "standby: the boards' steps are left to the lease holder");
             return Ok(BoardsReached::Standby(reached, holder));
         }
-        // The keeper talks through this look's tunnel; the steps open their own.
-        let tunnel = reached.tunnel.take();
         let keeper = self.keep_lease(swarm);
         let done = self.board_step(spec, BoardWork::Do).await?;
-        Ok(BoardsReached::Ready(done, Some((keeper, tunnel))))
+        Ok(BoardsReached::Ready(done, Some(keeper)))
+    }
+
+    /// Where the swarm is: with `--ssh` and writes allowed, the boards'
+    /// steps under the lease; else only a look. Returns the lease's keeper
+    /// when taken here, or the holder when another controller has it.
+    async fn reach(
+        &mut self,
+        spec: &Spec,
+        work: BoardWork,
+    ) -> Result<(pipeline::Reached, Option<LeaseKeeper>, Option<String>), ReconcileError> {
+        if work == BoardWork::Do && self.options.reach.manages_boards() {
+            Ok(match self.reach_boards_under_lease(spec).await? {
+                BoardsReached::Ready(reached, keeper) => (reached, keeper, None),
+                BoardsReached::Standby(reached, holder) => (reached, None, Some(holder)),
+            })
+        } else {
+            Ok((self.board_step(spec, work).await?, None, None))
+        }
     }
 
     /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
@@ -582,15 +612,7 @@ impl Controller {
         } else {
             BoardWork::Do
         };
-        let (reached, mut keeper, standby) =
-            if work == BoardWork::Do && self.options.reach.manages_boards() {
-                match self.reach_boards_under_lease(spec).await? {
-                    BoardsReached::Ready(reached, keeper) => (reached, keeper, None),
-                    BoardsReached::Standby(reached, holder) => (reached, None, Some(holder)),
-                }
-            } else {
-                (self.board_step(spec, work).await?, None, None)
-            };
+        let (reached, mut keeper, standby) = self.reach(spec, work).await?;
         let (host, board_failures, identities) = self.settle(reached)?;
         let swarm = self
             .connect(spec, &host)
@@ -614,6 +636,7 @@ impl Controller {
                 Err(PlanningError::Plan(error)) => return Err(error.into()),
             };
         self.status().docker_reachable = true;
+        self.fleet.forget_unready(&observed.ready_node_ids());
         self.record_cluster(spec, &observed, &running?);
         *summary = plan.summary();
         *drift = plan.actions.len();
@@ -638,15 +661,15 @@ impl Controller {
             return Ok(Ended::Standby(holder));
         }
         if plan.is_empty() || observe || suspended {
-            if let Some((keeper, _tunnel)) = keeper.take() {
+            if let Some(keeper) = keeper.take() {
                 self.lease_clock = keeper.stop().await;
             }
             return boards_done(board_failures);
         }
-        let (keeper, _keeper_tunnel) = match keeper.take() {
+        let keeper = match keeper.take() {
             Some(kept) => kept,
             None => match self.take_lease(&swarm).await? {
-                None => (self.keep_lease(swarm.clone()), None),
+                None => self.keep_lease(swarm.clone()),
                 Some(holder) => return Ok(Ended::Standby(holder)),
             },
         };
@@ -766,6 +789,7 @@ impl Controller {
             .inc();
         if matches!(error, SwarmError::Connect { .. }) {
             self.swarm = None;
+            self.fleet.drop_tunnel();
             self.status().docker_reachable = false;
         }
         ReconcileError::Docker(error)
@@ -901,9 +925,10 @@ impl std::io::Write for LogProgress {
     }
 }
 
-/// Docker events become triggers; the stream reconnects after errors.
+/// Docker events become triggers; the stream reconnects after errors and
+/// follows `host` when it changes (a new tunnel with `--ssh`).
 async fn watch_docker_events(
-    host: String,
+    mut host: watch::Receiver<Option<String>>,
     triggers: mpsc::UnboundedSender<Trigger>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
@@ -912,38 +937,48 @@ async fn watch_docker_events(
         if *shutdown.borrow() {
             return;
         }
-        match Swarm::connect(&host, "").await {
-            Ok(swarm) => {
-                let mut events = Box::pin(swarm.events());
-                loop {
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        event = events.next() => match event {
-                            Some(Ok(kind)) => {
-                                tracing::debug!(%kind, "docker event");
-                                if triggers.send(Trigger::DockerEvent).is_err() {
+        let current = host.borrow_and_update().clone();
+        if let Some(current) = current {
+            match Swarm::connect(&current, "").await {
+                Ok(swarm) => {
+                    let mut events = Box::pin(swarm.events());
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.changed() => return,
+                            moved = host.changed() => {
+                                if moved.is_err() {
                                     return;
                                 }
-                            }
-                            Some(Err(error)) => {
-                                shared.metrics.docker_errors.with_label_values(&[error.operation().as_str()]).inc();
                                 break;
                             }
-                            None => break,
+                            event = events.next() => match event {
+                                Some(Ok(kind)) => {
+                                    tracing::debug!(%kind, "docker event");
+                                    if triggers.send(Trigger::DockerEvent).is_err() {
+                                        return;
+                                    }
+                                }
+                                Some(Err(error)) => {
+                                    shared.metrics.docker_errors.with_label_values(&[error.operation().as_str()]).inc();
+                                    break;
+                                }
+                                None => break,
+                            }
                         }
                     }
                 }
-            }
-            Err(error) => {
-                shared
-                    .metrics
-                    .docker_errors
-                    .with_label_values(&[error.operation().as_str()])
-                    .inc();
+                Err(error) => {
+                    shared
+                        .metrics
+                        .docker_errors
+                        .with_label_values(&[error.operation().as_str()])
+                        .inc();
+                }
             }
         }
         tokio::select! {
             _ = shutdown.changed() => return,
+            moved = host.changed() => if moved.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
