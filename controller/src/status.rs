@@ -64,7 +64,7 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconcileStatus {
     pub result: ReconcileResult,
-    /// What started it: startup, timer, webhook, file, docker-event.
+    /// What started it: startup, timer, webhook, file, docker-event, events-lost.
     pub triggers: Vec<String>,
     pub started_at: u64,
     pub duration_ms: u64,

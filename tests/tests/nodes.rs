@@ -654,9 +654,11 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     let _registry = Registry::start();
     let spec = spec_named(&boards, &["rcr1", "rcr2"]);
     let dir = spec.arg();
+    // An hour between resyncs: what follows is driven by Docker's events
+    // (through the tunnel) and by retries, not by the timer.
     let controller = reconciler_tests::controller::Controller::start_with(
         &["--dir", &dir],
-        &["--ssh", "--interval", "2s"],
+        &["--ssh", "--interval", "1h", "--facts-max-age", "1h"],
         reconciler_tests::controller::SecretFrom::File,
         &[("RECONCILER_LOG", "debug")],
     );
@@ -680,17 +682,56 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         "docker node ls --format '{{.Hostname}} {{.Status}}' | sort",
     );
     assert_eq!(nodes.stdout, "rcr1 Ready\nrcr2 Ready\n", "{nodes:?}");
+    wait_for_clean_reconcile(&controller);
+    // Between reconciles the boards' SSH sessions stay open and Docker's
+    // events come through the tunnel: a service removed by hand is back
+    // within seconds (the next resync is an hour away), over the same
+    // connections, and no board is asked for its facts again.
+    let peers = [ssh_peers(&boards, 0), ssh_peers(&boards, 1)];
+    assert!(!peers[0].is_empty() && !peers[1].is_empty(), "{peers:?}");
+    let log = || controller.process.log();
+    let learned = facts_learned(&log());
+    boards.exec(0, "docker service rm blink").expect_code(0);
+    wait_for_blink_on(&boards, "rcr2", "blink back, by an event through the tunnel", &log);
+    wait_for_clean_reconcile(&controller);
+    assert_eq!(
+        [ssh_peers(&boards, 0), ssh_peers(&boards, 1)],
+        peers,
+        "a reconcile opened new SSH connections"
+    );
+    assert_eq!(
+        facts_learned(&log()),
+        learned,
+        "facts were learned again though nothing changed on the boards"
+    );
+    let last = controller.status()["last_reconcile"]["triggers"].to_string();
+    assert!(last.contains("docker-event"), "{last}");
+    // Progress reaches the log a line at a time, not a word at a time.
+    assert!(
+        log().contains("INFO reconciler::runtime::controller: service.blink: creating"),
+        "{}",
+        log()
+    );
+
+    // A connection that breaks is replaced: the manager's sessions are cut
+    // (the tunnel and the event stream with them); the controller notices
+    // the lost stream, reconnects, learns that board's facts again, and
+    // events flow through the new tunnel.
+    boards.exec(0, "pkill -f 'sshd: p[i]'").expect_code(0);
     reconciler_tests::wait_until(
-        "a clean reconcile",
-        std::time::Duration::from_secs(30),
+        "rcr1 reached over a new connection",
+        std::time::Duration::from_secs(60),
         || {
-            let status = controller.status();
-            (status["last_reconcile"]["result"] == "success"
-                && status["last_reconcile"]["plan"]["add"] == 0)
+            let now = ssh_peers(&boards, 0);
+            (facts_learned(&log()).0 > learned.0 && !now.is_empty() && now != peers[0])
                 .then_some(())
-                .ok_or(format!("{status:#}"))
+                .ok_or(format!("{now}\n--- controller log\n{}", log()))
         },
     );
+    boards.exec(0, "docker service rm blink").expect_code(0);
+    wait_for_blink_on(&boards, "rcr2", "blink back, through the new tunnel", &log);
+    wait_for_clean_reconcile(&controller);
+
     // No join token in anything the controller shows: its debug log, its
     // status, its metrics, its page.
     let mut shown = vec![("the log", controller.process.log())];
@@ -723,7 +764,15 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         .expect_code(0);
     let standby = reconciler_tests::controller::Controller::start_with(
         &["--dir", &dir],
-        &["--ssh", "--interval", "2s", "--holder-id", "standby-1"],
+        &[
+            "--ssh",
+            "--interval",
+            "2s",
+            "--holder-id",
+            "standby-1",
+            "--facts-max-age",
+            "3s",
+        ],
         reconciler_tests::controller::SecretFrom::File,
         &[],
     );
@@ -756,6 +805,54 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         "docker info --format '{{index .Swarm.Cluster.Spec.Labels \"io.reconciler.lease.boards\"}}'",
     );
     assert!(label.stdout.starts_with("standby-1 "), "{label:?}");
+    // With --facts-max-age 3s the standby asked rcr1 again every few
+    // seconds though nothing changed there (and rcr2, which had a step to
+    // plan, on every pass).
+    let asked = standby.process.log().matches("node rcr1: reachable").count();
+    assert!(asked >= 3, "rcr1's facts were learned {asked} times");
+}
+
+/// The SSH connections a board has open: its peers' address:port, sorted.
+fn ssh_peers(boards: &Boards, index: usize) -> String {
+    boards
+        .exec(
+            index,
+            "ss -Htn state established '( sport = :22 )' | awk '{print $4}' | sort",
+        )
+        .stdout
+}
+
+/// How many times each board's facts were learned (rcr1, rcr2), by the log.
+fn facts_learned(log: &str) -> (usize, usize) {
+    (
+        log.matches("node rcr1: reachable").count(),
+        log.matches("node rcr2: reachable").count(),
+    )
+}
+
+fn wait_for_blink_on(boards: &Boards, node: &str, what: &str, log: &dyn Fn() -> String) {
+    reconciler_tests::wait_until(what, std::time::Duration::from_secs(90), || {
+        let placed = boards.exec(0, "docker service ps blink --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' 2>/dev/null | grep Running | cut -d' ' -f1");
+        if placed.stdout.trim() == node {
+            Ok(())
+        } else {
+            Err(format!("{placed:?}\n--- controller log\n{}", log()))
+        }
+    });
+}
+
+fn wait_for_clean_reconcile(controller: &reconciler_tests::controller::Controller) {
+    reconciler_tests::wait_until(
+        "a clean reconcile",
+        std::time::Duration::from_secs(60),
+        || {
+            let status = controller.status();
+            (status["last_reconcile"]["result"] == "success"
+                && status["last_reconcile"]["plan"]["add"] == 0)
+                .then_some(())
+                .ok_or(format!("{status:#}"))
+        },
+    );
 }
 
 /// A board whose sudo asks for a password (a user not set up like Raspberry

@@ -426,7 +426,9 @@ impl Controller {
         summary: &mut plan::Summary,
         drift: &mut usize,
     ) -> Ended {
-        let only_docker = triggers.iter().all(|t| *t == Trigger::DockerEvent);
+        let only_docker = triggers
+            .iter()
+            .all(|t| matches!(t, Trigger::DockerEvent | Trigger::EventsLost));
         if self.snapshot.is_none() || !only_docker {
             if let Err(error) = self.fetch().await {
                 if self.spec.is_none() {
@@ -458,7 +460,7 @@ impl Controller {
         work: BoardWork,
     ) -> Result<pipeline::Reached, ReconcileError> {
         let progress: crate::node::provision::Progress =
-            Arc::new(std::sync::Mutex::new(LogProgress));
+            Arc::new(std::sync::Mutex::new(LogProgress::default()));
         let reached =
             pipeline::reach(spec, &self.options.reach, &mut self.fleet, work, progress).await?;
         // Steps done here are not pending; their failures are reported apart.
@@ -680,7 +682,7 @@ impl Controller {
             lease: Some(keeper.guard()),
             ..ApplyOptions::default()
         };
-        let mut log = LogProgress;
+        let mut log = LogProgress::default();
         let result =
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
         self.lease_clock = keeper.stop().await;
@@ -907,65 +909,72 @@ impl Controller {
     }
 }
 
-/// Apply progress goes to the log in the long-running controller.
-struct LogProgress;
+/// Progress goes to the log in the long-running controller, one log line
+/// per line of text (writers send a line in several pieces).
+#[derive(Default)]
+struct LogProgress {
+    line: String,
+}
+
+impl LogProgress {
+    fn emit(&mut self) {
+        let line = self.line.trim_end();
+        if !line.is_empty() {
+            tracing::info!("{line}");
+        }
+        self.line.clear();
+    }
+}
 
 impl std::io::Write for LogProgress {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let line = text.trim_end();
-        if !line.is_empty() {
-            tracing::info!("{line}");
+        for piece in String::from_utf8_lossy(buf).split_inclusive('\n') {
+            self.line.push_str(piece);
+            if piece.ends_with('\n') {
+                self.emit();
+            }
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        self.emit();
         Ok(())
     }
 }
 
-/// Docker events become triggers; the stream reconnects after errors and
-/// follows `host` when it changes (a new tunnel with `--ssh`).
+impl Drop for LogProgress {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}
+
+/// Docker events become triggers. The stream follows `host` when it changes
+/// (a new tunnel with `--ssh`) and, after a break, resumes where it left
+/// off by the daemon's clock, so a change made meanwhile is still seen;
+/// a broken stream also triggers one reconcile (which reconnects the tunnel).
 async fn watch_docker_events(
     mut host: watch::Receiver<Option<String>>,
     triggers: mpsc::UnboundedSender<Trigger>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut resume: Option<i64> = None;
     loop {
         if *shutdown.borrow() {
             return;
         }
         let current = host.borrow_and_update().clone();
-        if let Some(current) = current {
-            match Swarm::connect(&current, "").await {
+        let ended = match current {
+            Some(current) => match Swarm::connect(&current, "").await {
                 Ok(swarm) => {
-                    let mut events = Box::pin(swarm.events());
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.changed() => return,
-                            moved = host.changed() => {
-                                if moved.is_err() {
-                                    return;
-                                }
-                                break;
-                            }
-                            event = events.next() => match event {
-                                Some(Ok(kind)) => {
-                                    tracing::debug!(%kind, "docker event");
-                                    if triggers.send(Trigger::DockerEvent).is_err() {
-                                        return;
-                                    }
-                                }
-                                Some(Err(error)) => {
-                                    shared.metrics.docker_errors.with_label_values(&[error.operation().as_str()]).inc();
-                                    break;
-                                }
-                                None => break,
-                            }
-                        }
-                    }
+                    let watching = EventWatch {
+                        triggers: &triggers,
+                        shared: &shared,
+                    };
+                    watching
+                        .follow(&swarm, &mut resume, &mut host, &mut shutdown)
+                        .await
                 }
                 Err(error) => {
                     shared
@@ -973,14 +982,80 @@ async fn watch_docker_events(
                         .docker_errors
                         .with_label_values(&[error.operation().as_str()])
                         .inc();
+                    StreamEnd::Broke
                 }
-            }
+            },
+            None => StreamEnd::Broke,
+        };
+        match ended {
+            StreamEnd::Shutdown => return,
+            StreamEnd::Moved => continue,
+            StreamEnd::Broke => {}
         }
         tokio::select! {
             _ = shutdown.changed() => return,
             moved = host.changed() => if moved.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
+    }
+}
+
+/// Why an event stream stopped being followed.
+enum StreamEnd {
+    Shutdown,
+    /// Docker is now reached elsewhere: follow the new host at once.
+    Moved,
+    Broke,
+}
+
+struct EventWatch<'a> {
+    triggers: &'a mpsc::UnboundedSender<Trigger>,
+    shared: &'a Shared,
+}
+
+impl EventWatch<'_> {
+    /// Follows one stream, resumed from `resume`, which it moves forward to
+    /// the last time it is sure to have seen.
+    async fn follow(
+        &self,
+        swarm: &Swarm,
+        resume: &mut Option<i64>,
+        host: &mut watch::Receiver<Option<String>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> StreamEnd {
+        let started = swarm.daemon_time().await.ok().flatten();
+        let mut events = Box::pin(swarm.events(*resume));
+        let mut seen = started;
+        let ended = loop {
+            tokio::select! {
+                _ = shutdown.changed() => break StreamEnd::Shutdown,
+                moved = host.changed() => {
+                    break if moved.is_err() { StreamEnd::Shutdown } else { StreamEnd::Moved };
+                }
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        tracing::debug!(kind = %event.kind, "docker event");
+                        seen = seen.max(event.time);
+                        if self.triggers.send(Trigger::DockerEvent).is_err() {
+                            break StreamEnd::Shutdown;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        self.shared.metrics.docker_errors.with_label_values(&[error.operation().as_str()]).inc();
+                        tracing::info!(%error, "lost Docker's event stream: reconciling now");
+                        let _ = self.triggers.send(Trigger::EventsLost);
+                        break StreamEnd::Broke;
+                    }
+                    None => {
+                        tracing::info!("Docker's event stream ended: reconciling now");
+                        let _ = self.triggers.send(Trigger::EventsLost);
+                        break StreamEnd::Broke;
+                    }
+                }
+            }
+        };
+        *resume = (*resume).max(seen);
+        ended
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Trigger {
     FileChanged,
     /// A service or node event from Docker.
     DockerEvent,
+    /// Docker's event stream broke (with `--ssh`, often the tunnel's board):
+    /// a reconcile now reconnects rather than waiting for the resync timer.
+    EventsLost,
 }
 
 impl Trigger {
@@ -41,6 +44,7 @@ impl Trigger {
             Trigger::Webhook => "webhook",
             Trigger::FileChanged => "file",
             Trigger::DockerEvent => "docker-event",
+            Trigger::EventsLost => "events-lost",
         }
     }
 }
