@@ -20,6 +20,7 @@ pub mod git;
 pub mod http;
 pub mod process;
 pub mod proxy;
+pub mod rack;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

@@ -315,3 +315,101 @@ fn mixed_arch_comes_up_on_bare_boards() {
 fn cluster_lab_comes_up_on_bare_boards() {
     bring_up("cluster-lab", 81, None);
 }
+
+/// `hundred-pis` planned against a hundred boards: the example as it is,
+/// its addresses moved to the rack's (10.42.R.S → 10.78.R.S) and `[ssh]`
+/// pointed at the test keys. Every board is a bare Debian answering as `pi`
+/// with sudo; `plan --ssh` asks each one and plans exactly its steps: the
+/// first manager forms the swarm, every other board joins it in its role.
+/// Planning changes nothing on any board.
+#[test]
+fn hundred_pis_is_planned_against_a_hundred_boards() {
+    let example = repo_path("examples/hundred-pis");
+    let read = |name: &str| {
+        std::fs::read_to_string(example.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let nodes_toml = read("nodes.toml").replace("\"10.42.", "\"10.78.");
+    let nodes: toml::Table = nodes_toml.parse().expect("nodes.toml");
+    let nodes = nodes["node"].as_table().expect("[node.*]").clone();
+    assert_eq!(nodes.len(), 100);
+    let addresses: Vec<String> = nodes
+        .values()
+        .map(|n| n["address"].as_str().expect("address").to_string())
+        .collect();
+    let rack = reconciler_tests::rack::Rack::start("rc-rack-hundred", &addresses);
+    let spec = SpecDir::new("hundred-pis");
+    let cluster = read("cluster.toml").replace(
+        "known_hosts = \"/etc/reconciler/known_hosts\"",
+        &format!(
+            "known_hosts = \"{}\"\nidentity = \"{}\"",
+            rack.known_hosts().display(),
+            rack.identity().display()
+        ),
+    );
+    assert!(cluster.contains(&rack.identity().display().to_string()));
+    spec.write("cluster.toml", &cluster)
+        .write("nodes.toml", &nodes_toml)
+        .write("services.toml", &read("services.toml"));
+    let dir = spec.arg();
+
+    let started = std::time::Instant::now();
+    let planned = reconciler_binary(
+        &["plan", &dir, "--ssh", "--json", "--detailed-exitcode"],
+        &[],
+    );
+    println!(
+        "hundred-pis planned against 100 boards in {:.1?}",
+        started.elapsed()
+    );
+    assert_eq!(planned.code, 2, "{}\n{}", planned.stdout, planned.stderr);
+    let document: serde_json::Value = serde_json::from_str(&planned.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    assert_eq!(document["swarm_planned"], false, "{document:#}");
+    assert_eq!(
+        document["boards"]["unreachable"],
+        serde_json::json!([]),
+        "{document:#}"
+    );
+    let first_manager = "pi001";
+    let planned_steps: BTreeMap<String, Vec<String>> = document["boards"]["bootstrap"]
+        .as_array()
+        .expect("boards.bootstrap")
+        .iter()
+        .map(|b| {
+            let steps = b["steps"].as_array().expect("steps");
+            (
+                b["node"].as_str().expect("node").to_string(),
+                steps
+                    .iter()
+                    .map(|s| s.as_str().expect("step").to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(planned_steps.len(), 100);
+    for (name, node) in &nodes {
+        let role = node["role"].as_str().expect("role");
+        let swarm = if name == first_manager {
+            format!("initialize the swarm (advertise {})", addresses[0])
+        } else {
+            format!("join the swarm as {role} via {}", addresses[0])
+        };
+        assert_eq!(
+            planned_steps.get(name),
+            Some(&vec![
+                format!("set hostname to \"{name}\""),
+                "write the managed block of /etc/hosts".to_string(),
+                "install Docker".to_string(),
+                "start Docker".to_string(),
+                "add pi to the docker group".to_string(),
+                swarm,
+            ]),
+            "{name}"
+        );
+    }
+    // Only looked at: the rack is as it was.
+    assert_eq!(rack.exec("hostname").stdout.trim(), "rack");
+    let docker = rack.exec("command -v docker");
+    assert!(docker.code != 0 && docker.stdout.is_empty(), "{docker:?}");
+    assert_eq!(rack.exec("grep -c reconciler /etc/hosts").stdout.trim(), "0");
+}
