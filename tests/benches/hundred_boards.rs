@@ -1,106 +1,112 @@
-//! A hundred cheap boards (sshd-only servers on loopback ports, logging in
-//! as the test user with sudo as root would): how long a first pass takes
-//! (connect, host key check, login, the facts script) and how long an
-//! unchanged re-check takes over sessions kept open, and how much of that is
-//! SSH (a trivial command per session) rather than the facts script, which
-//! here runs on this machine's cores for all hundred boards at once.
+//! A hundred cheap boards (a rack: one bare-board container with an address
+//! and an sshd per board, logging in as `pi` with sudo like Raspberry Pi
+//! OS), looked at the way `run --ssh` looks at them, through the real
+//! [`Fleet`]:
+//!
+//! * first pass: a new fleet — connect, check the host key, log in, run the
+//!   facts script through sudo — on every board;
+//! * unchanged re-check: the same fleet again, as each reconcile of a
+//!   cluster in steady state does — every kept session checked with a
+//!   keepalive round trip, facts from the cache (they are fresh);
+//! * facts re-learned on kept sessions: what the `--facts-max-age` timer
+//!   costs when it expires for every board at once.
+//!
+//! The boards' sshd and facts scripts share this machine's cores with the
+//! controller, unlike real boards, so the first pass is pessimistic.
 //!
 //! Run by hand: `cargo bench -p reconciler-tests --bench hundred_boards`.
 //! It prints the figures; it asserts only that every board answered.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reconciler::node::facts::SCRIPT;
-use reconciler::node::fanout::for_each;
-use reconciler::node::{gather_facts, Session, SshOptions};
-use reconciler_tests::sshd::Sshd;
+use reconciler::node::fleet::Fleet;
+use reconciler::node::SshOptions;
+use reconciler_tests::rack::Rack;
 
 const BOARDS: usize = 100;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(mut times: Vec<Duration>) -> (Duration, Duration, Duration) {
     times.sort();
     (times[times.len() / 2], times[0], times[times.len() - 1])
 }
 
+fn report(what: &str, times: Vec<Duration>) {
+    let (mid, low, high) = median(times);
+    println!("{what}: median {mid:.2?} (min {low:.2?}, max {high:.2?})");
+}
+
 fn main() {
     let started = Instant::now();
-    let (_servers, targets) = Sshd::fleet(BOARDS, "pi");
-    println!("{BOARDS} sshd boards started in {:.1?}", started.elapsed());
+    let addresses: Vec<String> = (1..=BOARDS).map(|i| format!("10.78.9.{i}")).collect();
+    let rack = Rack::start("rc-rack-bench", &addresses);
+    println!("{BOARDS} boards started in {:.1?}", started.elapsed());
+    let mut spec = format!(
+        "[cluster]\nname = \"bench\"\n[ssh]\nuser = \"pi\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n",
+        rack.identity().display(),
+        rack.known_hosts().display()
+    );
+    for (i, address) in addresses.iter().enumerate() {
+        let role = if i == 0 { "manager" } else { "worker" };
+        spec.push_str(&format!(
+            "[node.pi{:03}]\naddress = \"{address}\"\nrole = \"{role}\"\n",
+            i + 1
+        ));
+    }
+    let spec = reconciler_spec::load_files(vec![("bench.toml".into(), spec)])
+        .unwrap_or_else(|e| panic!("the bench spec: {e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let options = SshOptions::default();
+    let answered = |looked: &reconciler::node::fleet::Looked| {
+        assert!(looked.failures.is_empty(), "{:?}", looked.failures);
+        assert_eq!(looked.facts.len(), BOARDS);
+    };
     for parallel in [8, 32] {
-        // First pass: what every reconcile of `run --ssh` does today.
         let mut first = Vec::new();
+        let mut fleet = Fleet::new(Duration::from_secs(3600));
         for _ in 0..ROUNDS {
-            let sink: Arc<Mutex<dyn std::io::Write + Send>> = Arc::new(Mutex::new(std::io::sink()));
+            fleet = Fleet::new(Duration::from_secs(3600));
             let started = Instant::now();
-            let results = runtime.block_on(gather_facts(
-                targets.clone(),
-                SshOptions::default(),
-                parallel,
-                sink,
-            ));
+            let looked = runtime.block_on(fleet.look(&spec, options, parallel));
             first.push(started.elapsed());
-            let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
-            assert!(failed.is_empty(), "{failed:?}");
+            answered(&looked);
+            assert_eq!(looked.learned_now.len(), BOARDS);
         }
-        let (mid, low, high) = median(first);
-        println!("first pass over {BOARDS} boards, {parallel} at a time: median {mid:.2?} (min {low:.2?}, max {high:.2?})");
+        report(
+            &format!("first pass over {BOARDS} boards, {parallel} at a time"),
+            first,
+        );
 
-        // Unchanged re-check: the facts script again over sessions kept open.
-        let sessions: Vec<Arc<Session>> = runtime
-            .block_on(for_each(targets.clone(), parallel, |target| async move {
-                Session::connect(&target, SshOptions::default())
-                    .await
-                    .map(Arc::new)
-            }))
-            .into_iter()
-            .map(|r| r.expect("connect"))
-            .collect();
         let mut again = Vec::new();
         for _ in 0..ROUNDS {
             let started = Instant::now();
-            let results =
-                runtime.block_on(for_each(sessions.clone(), parallel, |session| async move {
-                    session.run_as_root("gather facts", SCRIPT).await
-                }));
+            let looked = runtime.block_on(fleet.look(&spec, options, parallel));
             again.push(started.elapsed());
-            assert!(results.iter().all(Result::is_ok), "a re-check failed");
+            answered(&looked);
+            assert!(looked.learned_now.is_empty(), "facts were learned again");
         }
-        let (mid, low, high) = median(again);
-        println!("unchanged re-check over kept sessions, {parallel} at a time: median {mid:.2?} (min {low:.2?}, max {high:.2?})");
+        report(
+            &format!("unchanged re-check of {BOARDS} boards, {parallel} at a time"),
+            again,
+        );
 
-        // The SSH side alone: one trivial command per kept session. What is
-        // left of the re-check above is the facts script running on the
-        // boards, which here share this machine's two cores.
-        let mut trivial = Vec::new();
+        let mut relearned = Vec::new();
         for _ in 0..ROUNDS {
+            // The same sessions, every fact expired.
+            fleet = fleet.with_facts_max_age(Duration::ZERO);
             let started = Instant::now();
-            let results =
-                runtime.block_on(for_each(sessions.clone(), parallel, |session| async move {
-                    session.run("check", "true").await
-                }));
-            trivial.push(started.elapsed());
-            assert!(results.iter().all(Result::is_ok), "a check failed");
+            let looked = runtime.block_on(fleet.look(&spec, options, parallel));
+            relearned.push(started.elapsed());
+            answered(&looked);
+            assert_eq!(looked.learned_now.len(), BOARDS);
+            fleet = fleet.with_facts_max_age(Duration::from_secs(3600));
         }
-        let (mid, low, high) = median(trivial);
-        println!("one trivial command per kept session, {parallel} at a time: median {mid:.2?} (min {low:.2?}, max {high:.2?})");
-        if parallel == 8 {
-            // Latency, not throughput: twenty commands one after another.
-            let few: Vec<Arc<Session>> = sessions.iter().take(20).cloned().collect();
-            let started = Instant::now();
-            let results = runtime.block_on(for_each(few, 1, |session| async move {
-                session.run("check", "true").await
-            }));
-            assert!(results.iter().all(Result::is_ok), "a check failed");
-            println!(
-                "one trivial command on a kept session, one at a time: {:.0?} each",
-                started.elapsed() / 20
-            );
-        }
+        report(
+            &format!("facts re-learned on {BOARDS} kept sessions, {parallel} at a time"),
+            relearned,
+        );
     }
 }

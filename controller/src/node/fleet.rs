@@ -80,6 +80,13 @@ impl Fleet {
         }
     }
 
+    /// The same fleet (sessions, facts, tunnel) with another maximum age.
+    #[must_use]
+    pub fn with_facts_max_age(mut self, facts_max_age: Duration) -> Self {
+        self.facts_max_age = facts_max_age;
+        self
+    }
+
     /// Looks at every board of the spec at once (at most `parallel`):
     /// reuses each kept session that still answers and its facts while they
     /// are fresh; connects and learns otherwise.
