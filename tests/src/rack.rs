@@ -12,12 +12,16 @@ use std::process::{Command, Stdio};
 use crate::boards::{ensure_bare_image, BARE_IMAGE, USERS};
 use crate::{docker, docker_unchecked};
 
-/// The rack's own network, apart from the bare boards' /24.
-pub const NETWORK: &str = "reconciler-rack";
+/// The racks' own network, apart from the bare boards' /24.
+pub const NETWORK: &str = "reconciler-racks";
 pub const SUBNET: &str = "10.78.0.0/16";
 const GATEWAY: &str = "10.78.0.1";
-/// The container's own address; boards' addresses are added next to it.
-const CONTAINER_IP: &str = "10.78.0.2";
+/// Where Docker picks the containers' own addresses (several racks may run
+/// at once); boards' addresses are anywhere else in the subnet.
+const CONTAINER_RANGE: &str = "10.78.255.0/24";
+
+/// Racks started at once by one test binary create the network once.
+static NETWORK_CREATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Gives each address to the container and starts its sshd; addresses on stdin.
 const START_BOARDS: &str = r#"set -e
@@ -41,9 +45,13 @@ pub struct Rack {
 }
 
 impl Rack {
-    /// A rack named `name` with one board at each of `addresses` (in 10.78.0.0/16).
+    /// A rack named `name` with one board at each of `addresses` (in
+    /// 10.78.0.0/16, outside 10.78.255.0/24).
     pub fn start(name: &str, addresses: &[String]) -> Self {
         ensure_bare_image();
+        let creating = NETWORK_CREATION
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if docker_unchecked(&["network", "inspect", NETWORK]).code != 0 {
             docker(&[
                 "network",
@@ -52,9 +60,12 @@ impl Rack {
                 SUBNET,
                 "--gateway",
                 GATEWAY,
+                "--ip-range",
+                CONTAINER_RANGE,
                 NETWORK,
             ]);
         }
+        drop(creating);
         let keys = tempfile::tempdir().expect("temp dir");
         crate::sshd::keygen(&keys.path().join("id_ed25519"));
         let public =
@@ -69,8 +80,6 @@ impl Rack {
             "rack",
             "--network",
             NETWORK,
-            "--ip",
-            CONTAINER_IP,
             "--cap-add",
             "NET_ADMIN",
             BARE_IMAGE,
@@ -97,7 +106,9 @@ impl Rack {
             .spawn()
             .expect("docker exec");
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).expect("write to the rack");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write to the rack");
         }
         assert!(
             child.wait().is_ok_and(|s| s.success()),

@@ -692,7 +692,12 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     let log = || controller.process.log();
     let learned = facts_learned(&log());
     boards.exec(0, "docker service rm blink").expect_code(0);
-    wait_for_blink_on(&boards, "rcr2", "blink back, by an event through the tunnel", &log);
+    wait_for_blink_on(
+        &boards,
+        "rcr2",
+        "blink back, by an event through the tunnel",
+        &log,
+    );
     wait_for_clean_reconcile(&controller);
     assert_eq!(
         [ssh_peers(&boards, 0), ssh_peers(&boards, 1)],
@@ -808,7 +813,11 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     // With --facts-max-age 3s the standby asked rcr1 again every few
     // seconds though nothing changed there (and rcr2, which had a step to
     // plan, on every pass).
-    let asked = standby.process.log().matches("node rcr1: reachable").count();
+    let asked = standby
+        .process
+        .log()
+        .matches("node rcr1: reachable")
+        .count();
     assert!(asked >= 3, "rcr1's facts were learned {asked} times");
 }
 

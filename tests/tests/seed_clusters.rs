@@ -362,8 +362,8 @@ fn hundred_pis_is_planned_against_a_hundred_boards() {
         started.elapsed()
     );
     assert_eq!(planned.code, 2, "{}\n{}", planned.stdout, planned.stderr);
-    let document: serde_json::Value = serde_json::from_str(&planned.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    let document: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
     assert_eq!(document["swarm_planned"], false, "{document:#}");
     assert_eq!(
         document["boards"]["unreachable"],
@@ -411,5 +411,8 @@ fn hundred_pis_is_planned_against_a_hundred_boards() {
     assert_eq!(rack.exec("hostname").stdout.trim(), "rack");
     let docker = rack.exec("command -v docker");
     assert!(docker.code != 0 && docker.stdout.is_empty(), "{docker:?}");
-    assert_eq!(rack.exec("grep -c reconciler /etc/hosts").stdout.trim(), "0");
+    assert_eq!(
+        rack.exec("grep -c reconciler /etc/hosts").stdout.trim(),
+        "0"
+    );
 }
