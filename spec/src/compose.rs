@@ -399,7 +399,8 @@ struct Draft {
     workdir: Option<String>,
     container_labels: BTreeMap<String, String>,
     ports: Vec<PortFile>,
-    networks: Option<Vec<String>>,
+    /// Each network with the aliases the file gives the service there.
+    networks: Option<Attachments>,
     mounts: Vec<MountFile>,
     healthcheck: Option<HealthcheckFile>,
     deploy: Deploy,
@@ -437,6 +438,16 @@ impl Context<'_> {
                     format!("compose: service `{name}`: `{key}` is ignored by docker stack deploy, and by reconciler"),
                 ));
                 Ok(())
+            } else if key == "networks" {
+                service_networks(value).map(|(networks, ignored)| {
+                    for key in ignored {
+                        warnings.push(Diagnostic::warning(
+                            location.clone(),
+                            format!("compose: service `{name}`: `networks.{key}` is ignored by docker stack deploy, and by reconciler"),
+                        ));
+                    }
+                    draft.networks = Some(networks);
+                })
             } else if key == "deploy" {
                 self.deploy(value, &mut draft.deploy, &mut |message| {
                     diagnostics.push(Diagnostic::new(
@@ -491,12 +502,6 @@ impl Context<'_> {
                 .container_labels
                 .extend(key_values(value).unwrap_or_default()),
             "ports" => draft.ports = ports(value)?,
-            "networks" => {
-                draft.networks = Some(
-                    network_names(value)
-                        .ok_or("`networks` must be a list or a map of network names")?,
-                );
-            }
             "volumes" => draft.mounts = mounts(value, self.stack, &self.file.rest)?,
             "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
             other => return Err(format!("`{other}` is not supported by reconciler yet")),
@@ -558,10 +563,10 @@ impl Context<'_> {
             ));
             return None;
         };
-        let networks = networks.unwrap_or_else(|| vec!["default".into()]);
-        for network in networks
+        let networks = networks.unwrap_or_else(|| vec![("default".into(), Vec::new())]);
+        for (network, _) in networks
             .iter()
-            .filter(|n| *n != "default" && !self.file.networks.contains_key(*n))
+            .filter(|(n, _)| n != "default" && !self.file.networks.contains_key(n))
         {
             diagnostics.push(Diagnostic::new(
                 self.locator.key(Some(name), "networks"),
@@ -583,7 +588,20 @@ impl Context<'_> {
             env: spanned_map(env.into_iter().collect()),
             user,
             workdir,
-            networks: networks.into_iter().map(spanned).collect(),
+            // As `docker stack deploy` does: on every network the service
+            // answers to its short name, after the file's own aliases.
+            network_aliases: networks
+                .iter()
+                .map(|(network, aliases)| {
+                    let mut names = aliases.clone();
+                    names.push(name.to_string());
+                    (
+                        spanned(network.clone()),
+                        names.into_iter().map(spanned).collect(),
+                    )
+                })
+                .collect(),
+            networks: networks.into_iter().map(|(n, _)| spanned(n)).collect(),
             ports: ports.into_iter().map(spanned).collect(),
             constraints: deploy.constraints.into_iter().map(spanned).collect(),
             preferences: deploy.preferences.into_iter().map(spanned).collect(),
@@ -966,14 +984,52 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
     }
 }
 
-fn network_names(value: &Yaml) -> Option<Vec<String>> {
+/// Networks a service joins, each with its aliases there.
+type Attachments = Vec<(String, Vec<String>)>;
+
+/// A service's `networks:`: a list of names, or a map of names to null or
+/// to attachment settings, of which `docker stack deploy` uses `aliases`.
+/// Returns each network with its aliases, and the settings it ignores
+/// (`NETWORK.KEY`).
+fn service_networks(value: &Yaml) -> Result<(Attachments, Vec<String>), String> {
+    const SHAPE: &str = "`networks` must be a list or a map of network names";
     match value {
         Yaml::Sequence(items) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string))
-            .collect(),
-        Yaml::Mapping(map) => map.keys().map(|k| k.as_str().map(str::to_string)).collect(),
-        _ => None,
+            .map(|i| i.as_str().map(|n| (n.to_string(), Vec::new())).ok_or(SHAPE))
+            .collect::<Result<_, _>>()
+            .map(|networks| (networks, Vec::new()))
+            .map_err(str::to_string),
+        Yaml::Mapping(map) => {
+            let mut networks = Vec::new();
+            let mut ignored = Vec::new();
+            for (key, settings) in map {
+                let network = key.as_str().ok_or(SHAPE)?.to_string();
+                let mut aliases = Vec::new();
+                if let Yaml::Mapping(settings) = settings {
+                    for (setting, value) in settings {
+                        match setting.as_str() {
+                            Some("aliases") => {
+                                aliases = match value {
+                                    Yaml::Sequence(items) => items.iter().map(scalar).collect(),
+                                    _ => None,
+                                }
+                                .ok_or(format!(
+                                    "`networks.{network}.aliases` must be a list of names"
+                                ))?;
+                            }
+                            Some(other) => ignored.push(format!("{network}.{other}")),
+                            None => return Err(SHAPE.into()),
+                        }
+                    }
+                } else if !matches!(settings, Yaml::Null) {
+                    return Err(format!("`networks.{network}` must be a map or empty"));
+                }
+                networks.push((network, aliases));
+            }
+            Ok((networks, ignored))
+        }
+        _ => Err(SHAPE.into()),
     }
 }
 
@@ -1206,6 +1262,35 @@ mod tests {
                 .unwrap_or_default(),
             "required variable `NEED` is not set: set NEED"
         );
+    }
+
+    #[test]
+    fn service_networks_keep_aliases_and_name_what_stack_deploy_ignores() {
+        let yaml = |text: &str| -> Yaml { serde_yaml::from_str(text).expect("yaml") };
+        assert_eq!(
+            service_networks(&yaml("[front, back]")),
+            Ok((
+                vec![("front".into(), vec![]), ("back".into(), vec![])],
+                vec![]
+            ))
+        );
+        assert_eq!(
+            service_networks(&yaml(
+                "front:\n  aliases: [www, web2]\n  ipv4_address: 10.0.0.9\nback:\n"
+            )),
+            Ok((
+                vec![
+                    ("front".into(), vec!["www".into(), "web2".into()]),
+                    ("back".into(), vec![])
+                ],
+                vec!["front.ipv4_address".into()]
+            ))
+        );
+        assert_eq!(
+            service_networks(&yaml("front:\n  aliases: www\n")),
+            Err("`networks.front.aliases` must be a list of names".into())
+        );
+        assert!(service_networks(&yaml("front: 3")).is_err());
     }
 
     #[test]

@@ -145,6 +145,10 @@ pub(crate) struct ServiceFile {
     pub workdir: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<Spanned<String>>,
+    /// Extra DNS names of the service on some of its networks (network →
+    /// names): how a stack's services find each other by short name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_aliases: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Spanned<PortFile>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

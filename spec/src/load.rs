@@ -250,6 +250,15 @@ pub(crate) fn merge_fragment<'s>(
                 *network.get_mut() = renamed(network.get_ref());
             }
         }
+        entry.value.network_aliases = std::mem::take(&mut entry.value.network_aliases)
+            .into_iter()
+            .map(|(mut network, aliases)| {
+                if networks.contains(network.get_ref()) {
+                    *network.get_mut() = renamed(network.get_ref());
+                }
+                (network, aliases)
+            })
+            .collect();
         for dependency in &mut entry.value.after {
             if services.contains(dependency.get_ref()) {
                 *dependency.get_mut() = renamed(dependency.get_ref());

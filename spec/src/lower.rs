@@ -243,6 +243,47 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
     }
 }
 
+/// `network_aliases`: each key one of the service's `networks`, each alias a
+/// DNS name (no spaces, not empty).
+fn network_aliases(
+    entry: &Entry<'_, ServiceFile>,
+    networks: &[Spanned<String>],
+    aliases: &BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, Vec<String>> {
+    for (network, names) in aliases {
+        if !networks.iter().any(|n| n.get_ref() == network.get_ref()) {
+            diagnostics.push(
+                entry
+                    .error(
+                        &network.span(),
+                        format!(
+                            "network_aliases names `{}`, which is not one of the service's networks",
+                            network.get_ref()
+                        ),
+                    )
+                    .with_help("add it to `networks`, or remove its aliases"),
+            );
+        }
+        for name in names {
+            let text = name.get_ref();
+            if text.is_empty() || text.contains(char::is_whitespace) {
+                diagnostics
+                    .push(entry.error(&name.span(), format!("invalid network alias `{text}`")));
+            }
+        }
+    }
+    aliases
+        .iter()
+        .map(|(network, names)| {
+            (
+                network.get_ref().clone(),
+                names.iter().map(|n| n.get_ref().clone()).collect(),
+            )
+        })
+        .collect()
+}
+
 /// One `[service.NAME]`. The file struct is taken apart without `..`, so a
 /// field added to the file format does not compile until it is lowered here.
 fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Service {
@@ -256,6 +297,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         user,
         workdir,
         networks,
+        network_aliases: aliases,
         ports,
         constraints,
         preferences,
@@ -305,6 +347,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         user: user.clone(),
         workdir: workdir.clone(),
         networks: networks.iter().map(|n| n.get_ref().clone()).collect(),
+        network_aliases: network_aliases(entry, networks, aliases, diagnostics),
         ports: ports.iter().map(|p| port(p.get_ref())).collect(),
         constraints: constraints
             .iter()

@@ -199,6 +199,9 @@ pub struct Service {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub networks: Vec<String>,
+    /// Extra DNS names on some of `networks` (each key is one of them), in
+    /// order: `docker stack deploy` gives every service its short name.
+    pub network_aliases: BTreeMap<String, Vec<String>>,
     pub ports: Vec<Port>,
     pub constraints: Vec<String>,
     /// Spread preferences, each the label path after `spread=`.

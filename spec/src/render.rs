@@ -212,6 +212,7 @@ fn service(s: &Service) -> ServiceFile {
         user,
         workdir,
         networks,
+        network_aliases,
         ports,
         constraints,
         preferences,
@@ -239,6 +240,10 @@ fn service(s: &Service) -> ServiceFile {
         user: user.clone(),
         workdir: workdir.clone(),
         networks: names(networks),
+        network_aliases: network_aliases
+            .iter()
+            .map(|(network, aliases)| (spanned(network.clone()), names(aliases)))
+            .collect(),
         ports: ports.iter().map(|p| spanned(port(p))).collect(),
         constraints: names(constraints),
         preferences: preferences

@@ -37,7 +37,10 @@ services:
         published: ${UDP_PORT}
         protocol: udp
         mode: host
-    networks: [front, back]
+    networks:
+      front:
+        aliases: [www]
+      back:
     volumes:
       - /tmp:/host-tmp:ro
       - type: tmpfs
@@ -97,14 +100,7 @@ networks:
 /// Differences from `docker stack deploy` that are known and tracked in the
 /// compose-parity issue. The test fails on any other difference, and also
 /// when one of these disappears, so this list can only shrink.
-const KNOWN_GAPS: [&str; 4] = [
-    // A stack's services answer to their short names on its networks
-    // (`web`, not only `STACK_web`): Reconciler cannot set network aliases yet.
-    "service solo.TaskTemplate.Networks[0].Aliases",
-    "service web.TaskTemplate.Networks[0].Aliases",
-    "service web.TaskTemplate.Networks[1].Aliases",
-    "service worker.TaskTemplate.Networks[0].Aliases",
-];
+const KNOWN_GAPS: [&str; 0] = [];
 
 /// `docker service inspect` / `docker network inspect` of one object, with
 /// what legitimately differs between two deployments of the same file
@@ -404,6 +400,45 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
         "differences from docker stack deploy:\n  {}\nknown gaps that no longer occur (remove them from KNOWN_GAPS):\n  {gone:?}",
         unexpected.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("\n  ")
     );
+
+    // Service discovery as in the reference: from a `worker` container
+    // (on `back` only) of each stack, the same names resolve — `web` (its
+    // short name on `back`) and `tasks.web` — and the same do not: `www`
+    // (web's alias on `front` only) and `solo` (on `default` only).
+    for stack in [reference, ours] {
+        let names = ["web", "tasks.web", "www", "solo"];
+        let expected = ["web", "tasks.web"];
+        wait_until(
+            &format!("{stack}: names resolve as in a docker stack"),
+            Duration::from_secs(90),
+            || {
+                let container = docker_unchecked(&[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=com.docker.swarm.service.name={stack}_worker"),
+                ])
+                .stdout;
+                let container = container.lines().next().unwrap_or_default().to_string();
+                if container.is_empty() {
+                    return Err("no worker container yet".into());
+                }
+                let resolved: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .filter(|name| {
+                        docker_unchecked(&["exec", &container, "busybox", "nslookup", name]).code
+                            == 0
+                    })
+                    .collect();
+                if resolved == expected {
+                    Ok(())
+                } else {
+                    Err(format!("resolved {resolved:?}"))
+                }
+            },
+        );
+    }
 
     // Nothing reads as changed afterwards: no field written one way and read back another.
     let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);

@@ -1130,6 +1130,7 @@ env = {{ MODE = "test", API_TOKEN = "do-not-print-me" }}
 user = "0"
 workdir = "/tmp"
 networks = ["fld-net"]
+network_aliases = {{ fld-net = ["all", "everything"] }}
 ports = [{{ target = 80, published = 18301 }}, {{ target = 81, published = 18302, protocol = "udp", mode = "ingress" }}]
 constraints = ["node.labels.never-set != x"]
 preferences = ["spread=node.labels.shelf"]
@@ -1185,7 +1186,7 @@ image = "{IMAGE}@{digest}"
     expect(
         "Networks",
         &task["Networks"],
-        json!([{ "Target": net_id.trim() }]),
+        json!([{ "Target": net_id.trim(), "Aliases": ["all", "everything"] }]),
     );
     let mut ports = spec_of["EndpointSpec"]["Ports"]
         .as_array()

@@ -175,6 +175,26 @@ fn format_mount(mount: &Mount) -> String {
     format!("{kind} {source}:{}{mode}", mount.target)
 }
 
+/// `networks` (in any order) and each network's aliases (in order).
+fn attachment_fields(
+    networks: &[String],
+    aliases: &BTreeMap<String, Vec<String>>,
+    fields: &mut Vec<Field>,
+) {
+    if !networks.is_empty() {
+        fields.push(Field::new(
+            "networks",
+            sorted_list(networks.iter().cloned()),
+        ));
+    }
+    for (network, names) in aliases {
+        fields.push(Field::new(
+            format!("network_aliases.{network}"),
+            list(names.iter().cloned()),
+        ));
+    }
+}
+
 /// The fields of a service that the controller manages, in display order.
 /// The struct is taken apart without `..`: a new field of [`Service`] does
 /// not compile until it is placed here (compared, hash-only or not a field).
@@ -191,6 +211,7 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         user,
         workdir,
         networks,
+        network_aliases,
         ports,
         constraints,
         preferences,
@@ -228,12 +249,7 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
     if let Some(workdir) = workdir {
         fields.push(Field::new("workdir", quoted(workdir)));
     }
-    if !networks.is_empty() {
-        fields.push(Field::new(
-            "networks",
-            sorted_list(networks.iter().cloned()),
-        ));
-    }
+    attachment_fields(networks, network_aliases, &mut fields);
     if !ports.is_empty() {
         fields.push(Field::new(
             "ports",

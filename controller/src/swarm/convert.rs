@@ -105,6 +105,7 @@ pub(super) fn service_spec(
         user,
         workdir,
         networks,
+        network_aliases,
         ports,
         constraints,
         preferences,
@@ -161,6 +162,7 @@ pub(super) fn service_spec(
             .iter()
             .map(|n| NetworkAttachmentConfig {
                 target: Some(n.clone()),
+                aliases: network_aliases.get(n).cloned(),
                 ..Default::default()
             })
             .collect(),
@@ -324,15 +326,24 @@ pub(super) fn service_from_spec(
             None => (kv.clone(), String::new()),
         })
         .collect();
-    let networks = task
+    let attachments: Vec<(String, Vec<String>)> = task
         .networks
         .clone()
         .or_else(|| spec.networks.clone())
         .unwrap_or_default()
-        .iter()
-        .filter_map(|n| n.target.clone())
-        .map(|target| network_names.get(&target).cloned().unwrap_or(target))
+        .into_iter()
+        .filter_map(|n| {
+            let target = n.target?;
+            let name = network_names.get(&target).cloned().unwrap_or(target);
+            Some((name, n.aliases.unwrap_or_default()))
+        })
         .collect();
+    let network_aliases = attachments
+        .iter()
+        .filter(|(_, aliases)| !aliases.is_empty())
+        .cloned()
+        .collect();
+    let networks = attachments.into_iter().map(|(name, _)| name).collect();
     let ports = spec
         .endpoint_spec
         .as_ref()
@@ -359,6 +370,7 @@ pub(super) fn service_from_spec(
         user: container.user.clone().filter(|u| !u.is_empty()),
         workdir: container.dir.clone().filter(|d| !d.is_empty()),
         networks,
+        network_aliases,
         ports,
         constraints: placement.constraints.unwrap_or_default(),
         preferences,
