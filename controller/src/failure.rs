@@ -114,6 +114,7 @@ impl Classify for crate::plan::PlanError {
             PlanError::AmbiguousNode { .. } => "ambiguous_node",
             PlanError::SharedSwarmNode { .. } => "shared_swarm_node",
             PlanError::NodeOfOtherCluster { .. } => "node_of_other_cluster",
+            PlanError::MissingExternalSecret { .. } => "missing_external_secret",
         }
     }
 }

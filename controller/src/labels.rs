@@ -16,6 +16,8 @@ pub const REVISION: &str = "io.reconciler.revision";
 pub const RELEASE: &str = "io.reconciler.release";
 /// The `[stack.NAME]` a service or network was translated from.
 pub const STACK: &str = "io.reconciler.stack";
+/// On a config or secret version: the `[config.*]`/`[secret.*]` entry it is a version of.
+pub const DATA_NAME: &str = "io.reconciler.name";
 /// On nodes this cluster claimed: the spec node the swarm node is, so a board
 /// keeps its identity when its hostname or address changes.
 pub const NODE: &str = "io.reconciler.node";

@@ -27,6 +27,9 @@ pub struct Observed {
     pub nodes: Vec<ObservedNode>,
     pub networks: BTreeMap<String, ObservedNetwork>,
     pub services: BTreeMap<String, ObservedService>,
+    /// Swarm configs and secrets by their Swarm name (one per version).
+    pub configs: BTreeMap<String, ObservedData>,
+    pub secrets: BTreeMap<String, ObservedData>,
     /// What the spec's boards said about themselves over SSH (only with
     /// `--ssh`), by spec node name: the strongest evidence of which swarm node
     /// a board is.
@@ -79,6 +82,14 @@ impl Observed {
             .map(|n| n.id.clone())
             .collect()
     }
+}
+
+/// A Swarm config or secret: who owns it. Its content is never read back
+/// (Docker does not return a secret's), its name carries its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedData {
+    pub id: String,
+    pub owner: Owner,
 }
 
 #[derive(Debug, Clone, Serialize)]

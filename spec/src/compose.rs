@@ -602,6 +602,8 @@ impl Context<'_> {
                 })
                 .collect(),
             networks: networks.into_iter().map(|(n, _)| spanned(n)).collect(),
+            configs: Vec::new(),
+            secrets: Vec::new(),
             ports: ports.into_iter().map(spanned).collect(),
             constraints: deploy.constraints.into_iter().map(spanned).collect(),
             preferences: deploy.preferences.into_iter().map(spanned).collect(),

@@ -145,6 +145,10 @@ pub(crate) struct ServiceFile {
     pub workdir: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<Spanned<FileRefFile>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Spanned<FileRefFile>>,
     /// Extra DNS names of the service on some of its networks (network →
     /// names): how a stack's services find each other by short name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -322,6 +326,51 @@ pub(crate) struct ReleaseFile {
     /// Keys are spanned so a value the chart does not take is reported where it is written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<Spanned<String>, toml::Value>,
+}
+
+/// `[config.NAME]`: a file of the spec (`file`) or inline text (`content`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<Spanned<String>, String>,
+    /// Where a rendered config came from; see [`NetworkFile::origin`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Spanned<String>>,
+}
+
+/// `[secret.NAME]`: a file of the spec (`file`), or `external = true`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<Spanned<String>, String>,
+    /// Where a rendered secret came from; see [`NetworkFile::origin`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Spanned<String>>,
+}
+
+/// A config or secret as a file in a service's containers.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRefFile {
+    pub source: Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// `[stack.NAME]`: a compose v3 file, deployed as `docker stack deploy` would.

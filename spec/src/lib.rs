@@ -24,5 +24,8 @@ mod validate;
 pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
-pub use load::{is_spec_file, load_dir, load_files, read_dir_files, LoadError};
+pub use load::{
+    is_spec_file, load_dir, load_files, read_dir_files, spec_file_text, LoadError,
+    MAX_DATA_FILE_BYTES,
+};
 pub use model::*;

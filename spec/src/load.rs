@@ -36,7 +36,7 @@ pub enum LoadError {
 }
 
 /// The top-level tables a spec file may hold.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 11] = [
     "cluster",
     "controller",
     "ssh",
@@ -44,6 +44,8 @@ const SECTIONS: [&str; 9] = [
     "node",
     "network",
     "service",
+    "config",
+    "secret",
     "release",
     "stack",
 ];
@@ -53,12 +55,13 @@ pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
     load_files(read_dir_files(dir)?)
 }
 
-/// Reads the spec files of a directory (see [`is_spec_file`]), recursively,
-/// skipping entries whose name starts with `.` (but `.env` files are kept);
-/// paths relative to `dir`, sorted.
+/// Reads the files of a spec directory, recursively, skipping entries whose
+/// name starts with `.` (but `.env` files are kept): the spec files (see
+/// [`is_spec_file`]) and every other text file a config or secret may name
+/// (see [`spec_file_text`]); paths relative to `dir`, sorted.
 pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
     let mut paths = Vec::new();
-    collect_toml_files(dir, &mut paths)?;
+    collect_files(dir, &mut paths)?;
     if !paths
         .iter()
         .any(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -68,14 +71,39 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+        let io = |source| LoadError::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        let bytes = std::fs::read(&path).map_err(io)?;
         let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        files.push((relative, text));
+        if let Some(text) = spec_file_text(&relative, bytes)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
+        {
+            files.push((relative, text));
+        }
     }
     Ok(files)
+}
+
+/// The largest file a config or secret is read from: Swarm keeps configs
+/// and secrets up to 500 KiB.
+pub const MAX_DATA_FILE_BYTES: usize = 500 * 1024;
+
+/// What a spec keeps of one file of its directory or commit: the text of a
+/// spec file (which must be UTF-8), and of any other UTF-8 file up to
+/// [`MAX_DATA_FILE_BYTES`] (what `[config.*]` and `[secret.*]` may name);
+/// `None` for other files, which are not read further.
+pub fn spec_file_text(path: &Path, bytes: Vec<u8>) -> Result<Option<String>, String> {
+    if is_spec_file(path) {
+        return String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "not UTF-8 text".to_string());
+    }
+    if bytes.len() > MAX_DATA_FILE_BYTES {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(bytes).ok())
 }
 
 /// Loads a spec from in-memory files (path as shown in errors, contents).
@@ -135,7 +163,7 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
         );
     }
     validate::duplicates(&raw, &mut diagnostics);
-    let spec = lower::lower(&raw, sources.first(), &mut diagnostics);
+    let spec = lower::lower(&raw, sources.first(), &assets, &mut diagnostics);
     validate::references(&raw, &mut diagnostics);
     if diagnostics.is_empty() {
         if let Some(mut spec) = spec {
@@ -292,7 +320,7 @@ pub fn is_spec_file(path: &Path) -> bool {
             .is_some_and(|e| e == "toml" || e == "yml" || e == "yaml" || e == "env")
 }
 
-fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.to_path_buf(),
         source,
@@ -306,8 +334,8 @@ fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadErro
         }
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
-            collect_toml_files(&path, out)?;
-        } else if is_spec_file(&path) {
+            collect_files(&path, out)?;
+        } else if kind.is_file() {
             out.push(path);
         }
     }
@@ -345,6 +373,8 @@ pub(crate) struct RawSpec<'s> {
     pub nodes: Vec<Entry<'s, NodeFile>>,
     pub networks: Vec<Entry<'s, NetworkFile>>,
     pub services: Vec<Entry<'s, ServiceFile>>,
+    pub configs: Vec<Entry<'s, ConfigFile>>,
+    pub secrets: Vec<Entry<'s, SecretFile>>,
     pub releases: Vec<Entry<'s, ReleaseFile>>,
     pub stacks: Vec<Entry<'s, StackFile>>,
     /// Every name declared, also those whose body failed to parse, so that
@@ -395,6 +425,22 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
                 "service",
                 value,
                 &mut raw.services,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "config" => named(
+                source,
+                "config",
+                value,
+                &mut raw.configs,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "secret" => named(
+                source,
+                "secret",
+                value,
+                &mut raw.secrets,
                 &mut raw.declared,
                 diagnostics,
             ),

@@ -19,6 +19,7 @@ use crate::validate::{check_constraint, check_preference};
 pub(crate) fn lower(
     raw: &RawSpec<'_>,
     first_file: Option<&SourceFile>,
+    assets: &BTreeMap<std::path::PathBuf, String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Spec> {
     let cluster = match raw.cluster.first() {
@@ -71,6 +72,16 @@ pub(crate) fn lower(
         .iter()
         .map(|e| (e.name.clone(), service(e, diagnostics)))
         .collect();
+    let configs = raw
+        .configs
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), config(e, assets, diagnostics)?)))
+        .collect();
+    let secrets = raw
+        .secrets
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), secret(e, assets, diagnostics)?)))
+        .collect();
     let releases = raw
         .releases
         .iter()
@@ -103,6 +114,8 @@ pub(crate) fn lower(
         nodes,
         networks,
         services,
+        configs,
+        secrets,
         releases,
         stacks,
         warnings: Vec::new(),
@@ -243,6 +256,104 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
     }
 }
 
+/// A service's `configs` or `secrets`, with `docker stack deploy`'s
+/// defaults: the file named like the source, owned by root, mode 0444.
+fn file_refs(refs: &[Spanned<FileRefFile>]) -> Vec<FileRef> {
+    refs.iter()
+        .map(|r| {
+            let r = r.get_ref();
+            FileRef {
+                source: r.source.get_ref().clone(),
+                target: r
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| r.source.get_ref().clone()),
+                uid: r.uid.clone().unwrap_or_else(|| "0".into()),
+                gid: r.gid.clone().unwrap_or_else(|| "0".into()),
+                mode: r.mode.unwrap_or(0o444),
+            }
+        })
+        .collect()
+}
+
+/// The text of a spec file named by a config or secret (`file`, relative to
+/// the spec root).
+fn data_file<T>(
+    entry: &Entry<'_, T>,
+    file: &Spanned<String>,
+    assets: &BTreeMap<std::path::PathBuf, String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<String> {
+    let path = std::path::Path::new(file.get_ref());
+    let found = assets.get(path);
+    if found.is_none() {
+        diagnostics.push(
+            entry
+                .error(&file.span(), format!("file `{}` not found in the spec", file.get_ref()))
+                .with_help(format!(
+                    "paths are relative to the spec root; the file must be UTF-8 text of at most {} KiB",
+                    crate::load::MAX_DATA_FILE_BYTES / 1024
+                )),
+        );
+    }
+    found.cloned()
+}
+
+fn config(
+    entry: &Entry<'_, ConfigFile>,
+    assets: &BTreeMap<std::path::PathBuf, String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Config> {
+    let file = &entry.value;
+    check_label_keys(entry, &file.labels, diagnostics);
+    let data = match (&file.file, &file.content) {
+        (Some(path), None) => data_file(entry, path, assets, diagnostics)?,
+        (None, Some(content)) => content.get_ref().clone(),
+        _ => {
+            diagnostics.push(entry.name_error(format!(
+                "config `{}` needs exactly one of `file` or `content`",
+                entry.name
+            )));
+            return None;
+        }
+    };
+    Some(Config {
+        name: entry.name.clone(),
+        group: group(entry, file.origin.as_ref(), diagnostics),
+        data,
+        labels: plain_map(&file.labels),
+    })
+}
+
+fn secret(
+    entry: &Entry<'_, SecretFile>,
+    assets: &BTreeMap<std::path::PathBuf, String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Secret> {
+    let file = &entry.value;
+    check_label_keys(entry, &file.labels, diagnostics);
+    let data = match (&file.file, file.external.unwrap_or(false)) {
+        (Some(path), false) => SecretData::File {
+            path: path.get_ref().clone(),
+            value: SecretValue::new(data_file(entry, path, assets, diagnostics)?),
+        },
+        (None, true) => SecretData::External,
+        _ => {
+            diagnostics.push(entry.name_error(format!(
+                "secret `{}` needs exactly one of `file` or `external = true`",
+                entry.name
+            )));
+            return None;
+        }
+    };
+    Some(Secret {
+        name: entry.name.clone(),
+        group: group(entry, file.origin.as_ref(), diagnostics),
+        data,
+        labels: plain_map(&file.labels),
+    })
+}
+
 /// `network_aliases`: each key one of the service's `networks`, each alias a
 /// DNS name (no spaces, not empty).
 fn network_aliases(
@@ -297,6 +408,8 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         user,
         workdir,
         networks,
+        configs,
+        secrets,
         network_aliases: aliases,
         ports,
         constraints,
@@ -347,6 +460,8 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         user: user.clone(),
         workdir: workdir.clone(),
         networks: networks.iter().map(|n| n.get_ref().clone()).collect(),
+        configs: file_refs(configs),
+        secrets: file_refs(secrets),
         network_aliases: network_aliases(entry, networks, aliases, diagnostics),
         ports: ports.iter().map(|p| port(p.get_ref())).collect(),
         constraints: constraints

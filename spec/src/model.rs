@@ -19,6 +19,8 @@ pub struct Spec {
     pub nodes: BTreeMap<String, Node>,
     pub networks: BTreeMap<String, Network>,
     pub services: BTreeMap<String, Service>,
+    pub configs: BTreeMap<String, Config>,
+    pub secrets: BTreeMap<String, Secret>,
     pub releases: BTreeMap<String, Release>,
     pub stacks: BTreeMap<String, Stack>,
     /// Things worth knowing that do not stop the spec (compose keys Swarm ignores, ...).
@@ -199,6 +201,10 @@ pub struct Service {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub networks: Vec<String>,
+    /// `[config.*]` entries the containers see as files.
+    pub configs: Vec<FileRef>,
+    /// `[secret.*]` entries the containers see as files (under /run/secrets).
+    pub secrets: Vec<FileRef>,
     /// Extra DNS names on some of `networks` (each key is one of them), in
     /// order: `docker stack deploy` gives every service its short name.
     pub network_aliases: BTreeMap<String, Vec<String>>,
@@ -354,3 +360,73 @@ spelled!(MountKind { Bind => "bind", Volume => "volume", Tmpfs => "tmpfs" });
 spelled!(FailureAction { Pause => "pause", Continue => "continue", Rollback => "rollback" });
 spelled!(UpdateOrder { StopFirst => "stop-first", StartFirst => "start-first" });
 spelled!(RestartCondition { None => "none", OnFailure => "on-failure", Any => "any" });
+
+/// `[config.NAME]`: text the containers of the services that name it see as
+/// a file. Swarm configs cannot change: each content is its own version
+/// (see `versioned_name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub name: String,
+    pub group: Option<Group>,
+    pub data: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[secret.NAME]`: like a config, but its value is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub name: String,
+    pub group: Option<Group>,
+    pub data: SecretData,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretData {
+    /// Read from a file of the spec (its path relative to the spec root).
+    File { path: String, value: SecretValue },
+    /// A secret created outside the spec, used under its own name.
+    External,
+}
+
+/// A secret's value. Neither `Debug` nor `Serialize` show it, so it cannot
+/// reach a log, a plan or a status document by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself: only for writing it to Docker and hashing it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValue({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for SecretValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("(sensitive)")
+    }
+}
+
+/// A config or secret as a file in a service's containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    /// The `[config.*]` or `[secret.*]` entry.
+    pub source: String,
+    /// The file: absolute, or relative to `/` (configs) or `/run/secrets` (secrets).
+    pub target: String,
+    pub uid: String,
+    pub gid: String,
+    /// Permission bits, e.g. `0o444`.
+    pub mode: u32,
+}

@@ -212,6 +212,8 @@ fn service(s: &Service) -> ServiceFile {
         user,
         workdir,
         networks,
+        configs,
+        secrets,
         network_aliases,
         ports,
         constraints,
@@ -240,6 +242,8 @@ fn service(s: &Service) -> ServiceFile {
         user: user.clone(),
         workdir: workdir.clone(),
         networks: names(networks),
+        configs: configs.iter().map(file_ref).collect(),
+        secrets: secrets.iter().map(file_ref).collect(),
         network_aliases: network_aliases
             .iter()
             .map(|(network, aliases)| (spanned(network.clone()), names(aliases)))
@@ -281,6 +285,59 @@ fn network(network: &Network) -> NetworkFile {
         labels: keyed(labels),
         origin: origin(group.as_ref()),
     }
+}
+
+/// A config with its text inline, so the rendered spec stands on its own.
+fn config(config: &Config) -> ConfigFile {
+    let Config {
+        name: _,
+        group,
+        data,
+        labels,
+    } = config;
+    ConfigFile {
+        file: None,
+        content: Some(spanned(data.clone())),
+        labels: keyed(labels),
+        origin: origin(group.as_ref()),
+    }
+}
+
+/// A secret by its file, never its value.
+fn secret(secret: &Secret) -> SecretFile {
+    let Secret {
+        name: _,
+        group,
+        data,
+        labels,
+    } = secret;
+    let (file, external) = match data {
+        SecretData::File { path, value: _ } => (Some(spanned(path.clone())), None),
+        SecretData::External => (None, Some(true)),
+    };
+    SecretFile {
+        file,
+        external,
+        labels: keyed(labels),
+        origin: origin(group.as_ref()),
+    }
+}
+
+fn file_ref(file: &FileRef) -> Spanned<FileRefFile> {
+    let FileRef {
+        source,
+        target,
+        uid,
+        gid,
+        mode,
+    } = file;
+    spanned(FileRefFile {
+        source: spanned(source.clone()),
+        target: Some(target.clone()),
+        uid: Some(uid.clone()),
+        gid: Some(gid.clone()),
+        mode: Some(*mode),
+    })
 }
 
 fn ssh(ssh: &SshSettings) -> SshFile {
@@ -389,6 +446,12 @@ pub fn to_toml(spec: &Spec) -> String {
     }
     for n in spec.networks.values() {
         parts.push(section("network", &n.name, network(n)));
+    }
+    for c in spec.configs.values() {
+        parts.push(section("config", &c.name, config(c)));
+    }
+    for s in spec.secrets.values() {
+        parts.push(section("secret", &s.name, secret(s)));
     }
     for s in spec.services.values() {
         parts.push(section("service", &s.name, service(s)));

@@ -103,7 +103,9 @@ pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
         raw.bootstrap.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
-    for kind in ["node", "network", "service", "release", "stack"] {
+    for kind in [
+        "node", "network", "service", "config", "secret", "release", "stack",
+    ] {
         let mut seen: BTreeMap<&str, &Entry<'_, &'static str>> = BTreeMap::new();
         for entry in raw.declared.iter().filter(|e| e.value == kind) {
             match seen.get(entry.name.as_str()) {
@@ -155,7 +157,31 @@ pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
     };
     let networks = declared("network");
     let services = declared("service");
+    let configs = declared("config");
+    let secrets = declared("secret");
     for service in &raw.services {
+        for (kind, refs, known) in [
+            ("config", &service.value.configs, &configs),
+            ("secret", &service.value.secrets, &secrets),
+        ] {
+            let mut targets = BTreeSet::new();
+            for file in refs {
+                let source = &file.get_ref().source;
+                if !known.contains(source.get_ref().as_str()) {
+                    diagnostics.push(unknown_reference(service, source, kind, known));
+                }
+                let target = file.get_ref().target.as_deref().unwrap_or(source.get_ref());
+                if !targets.insert(target.to_string()) {
+                    diagnostics.push(service.error(
+                        &file.span(),
+                        format!(
+                            "two {kind}s of service `{}` are the same file `{target}`",
+                            service.name
+                        ),
+                    ));
+                }
+            }
+        }
         for network in &service.value.networks {
             if !networks.contains(network.get_ref().as_str()) {
                 diagnostics.push(unknown_reference(service, network, "network", &networks));

@@ -249,6 +249,12 @@ impl Cleanup {
         for service in self.names("service") {
             docker_unchecked(&["service", "rm", &service]);
         }
+        // Configs and secrets are free once no service names them.
+        for kind in ["config", "secret"] {
+            for name in self.names(kind) {
+                docker_unchecked(&[kind, "rm", &name]);
+            }
+        }
         let networks = self.names("network");
         if networks.is_empty() {
             return;

@@ -1302,3 +1302,191 @@ image = "{IMAGE}@{digest}"
     drop(_cleanup);
     docker_unchecked(&["volume", "rm", "fld-data"]);
 }
+
+/// The one running container of a service (single-node swarm), once it runs.
+fn running_container(service: &str) -> String {
+    let mut found = String::new();
+    wait_until(
+        &format!("a running container of {service}"),
+        Duration::from_secs(60),
+        || {
+            let ids = docker_unchecked(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+            ])
+            .stdout;
+            match ids.lines().next() {
+                Some(id) if ids.lines().count() == 1 => {
+                    found = id.to_string();
+                    Ok(())
+                }
+                _ => Err(format!("containers: {ids:?}")),
+            }
+        },
+    );
+    found
+}
+
+/// Configs and secrets: each content is its own Swarm object
+/// (`NAME-<hash>`), mounted where the spec says with Docker's defaults; a
+/// second apply changes nothing; a changed config is a new version, only the
+/// services that use it roll to it, and the old version is removed; the
+/// secret's value is never printed, in plans (text or JSON) or in apply.
+#[test]
+fn configs_and_secrets_are_versioned_mounted_and_pruned() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-data", "data-");
+    let secret_value = "not-a-real-secret-7f3a9c";
+    let spec = SpecDir::new("t-data");
+    spec.write("secrets/token.txt", secret_value);
+    let write_services = |greeting: &str| {
+        spec.write(
+            "services.toml",
+            &format!(
+                r#"
+[config.data-greeting]
+content = "{greeting}"
+
+[secret.data-token]
+file = "secrets/token.txt"
+
+[service.data-user]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+configs = [{{ source = "data-greeting", target = "/etc/greeting", mode = 0o440 }}]
+secrets = [{{ source = "data-token" }}]
+
+[service.data-bystander]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+secrets = [{{ source = "data-token", target = "/var/token", uid = "1000" }}]
+"#
+            ),
+        );
+    };
+    write_services("hello");
+    let hidden = |output: &Output, what: &str| {
+        assert!(
+            !output.stdout.contains(secret_value) && !output.stderr.contains(secret_value),
+            "the secret's value was printed by {what}"
+        );
+    };
+    let planned = reconciler(&["plan", &spec.arg(), "--docker-host", &local()]).expect_code(0);
+    hidden(&planned, "plan");
+    assert!(
+        planned.stdout.contains("+ value = (sensitive)"),
+        "{}",
+        planned.stdout
+    );
+    let json = reconciler(&["plan", &spec.arg(), "--json", "--docker-host", &local()]);
+    hidden(&json, "plan --json");
+    let applied = apply(&spec, &local(), &[]).expect_code(0);
+    hidden(&applied, "apply");
+
+    let configs = docker(&[
+        "config",
+        "ls",
+        "--filter",
+        "label=io.reconciler.cluster=t-data",
+        "--format",
+        "{{.Name}}",
+    ]);
+    let first_version = configs.trim().to_string();
+    assert!(
+        first_version.starts_with("data-greeting-")
+            && first_version.len() == "data-greeting-".len() + 10,
+        "{configs}"
+    );
+    let user = running_container("data-user");
+    assert_eq!(docker(&["exec", &user, "cat", "/etc/greeting"]), "hello");
+    let token = docker_unchecked(&["exec", &user, "cat", "/run/secrets/data-token"]);
+    assert!(
+        token.code == 0 && token.stdout == secret_value,
+        "the secret is not at /run/secrets/data-token"
+    );
+    let mounted = inspect_service("data-user")["Spec"]["TaskTemplate"]["ContainerSpec"].clone();
+    assert_eq!(
+        mounted["Configs"][0]["File"],
+        json!({ "Name": "/etc/greeting", "UID": "0", "GID": "0", "Mode": 0o440 })
+    );
+    assert_eq!(mounted["Configs"][0]["ConfigName"], json!(first_version));
+    assert_eq!(
+        mounted["Secrets"][0]["File"],
+        json!({ "Name": "data-token", "UID": "0", "GID": "0", "Mode": 0o444 })
+    );
+    let bystander = inspect_service("data-bystander");
+    assert_eq!(
+        bystander["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["File"],
+        json!({ "Name": "/var/token", "UID": "1000", "GID": "0", "Mode": 0o444 })
+    );
+    let again = reconciler(&[
+        "plan",
+        &spec.arg(),
+        "--detailed-exitcode",
+        "--docker-host",
+        &local(),
+    ]);
+    assert_eq!(
+        again.code, 0,
+        "a second plan is not empty:\n{}",
+        again.stdout
+    );
+
+    // A new greeting: a new version, data-user rolls to it, the bystander
+    // (which does not use it) keeps its version, the old version goes.
+    write_services("good morning");
+    let changed = reconciler(&["plan", &spec.arg(), "--docker-host", &local()]).expect_code(0);
+    hidden(&changed, "plan");
+    assert!(
+        changed
+            .stdout
+            .contains("Plan: 1 to add, 1 to change, 1 to destroy."),
+        "{}",
+        changed.stdout
+    );
+    let bystander_version = bystander["Version"]["Index"].clone();
+    apply(&spec, &local(), &[]).expect_code(0);
+    assert_eq!(
+        inspect_service("data-bystander")["Version"]["Index"],
+        bystander_version
+    );
+    wait_until(
+        "data-user to see the new greeting",
+        Duration::from_secs(60),
+        || {
+            let user = running_container("data-user");
+            let seen = docker_unchecked(&["exec", &user, "cat", "/etc/greeting"]).stdout;
+            (seen == "good morning").then_some(()).ok_or(seen)
+        },
+    );
+    let configs = docker(&[
+        "config",
+        "ls",
+        "--filter",
+        "label=io.reconciler.cluster=t-data",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(configs.lines().count(), 1, "{configs}");
+    assert_ne!(configs.trim(), first_version);
+
+    // The services leave the spec: their versions go with them.
+    spec.write("services.toml", "");
+    spec.remove("services.toml");
+    spec.write("other.toml", "[network.data-keep]\n");
+    apply(&spec, &local(), &["--allow-mass-delete"]).expect_code(0);
+    for kind in ["config", "secret"] {
+        let left = docker(&[
+            kind,
+            "ls",
+            "--filter",
+            "label=io.reconciler.cluster=t-data",
+            "--format",
+            "{{.Name}}",
+        ]);
+        assert!(left.trim().is_empty(), "{kind}s left: {left}");
+    }
+}

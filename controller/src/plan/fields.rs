@@ -175,6 +175,15 @@ fn format_mount(mount: &Mount) -> String {
     format!("{kind} {source}:{}{mode}", mount.target)
 }
 
+/// A config or secret in a container, as a plan shows it:
+/// `name -> target (uid:gid 0444)`. The name carries the content's hash.
+fn file_ref(file: &reconciler_spec::FileRef) -> String {
+    format!(
+        "{} -> {} ({}:{} {:04o})",
+        file.source, file.target, file.uid, file.gid, file.mode
+    )
+}
+
 /// `networks` (in any order) and each network's aliases (in order).
 fn attachment_fields(
     networks: &[String],
@@ -211,6 +220,8 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         user,
         workdir,
         networks,
+        configs,
+        secrets,
         network_aliases,
         ports,
         constraints,
@@ -250,6 +261,11 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         fields.push(Field::new("workdir", quoted(workdir)));
     }
     attachment_fields(networks, network_aliases, &mut fields);
+    for (name, refs) in [("configs", configs), ("secrets", secrets)] {
+        if !refs.is_empty() {
+            fields.push(Field::new(name, sorted_list(refs.iter().map(file_ref))));
+        }
+    }
     if !ports.is_empty() {
         fields.push(Field::new(
             "ports",

@@ -6,6 +6,7 @@
 //! demotions last), network creations, service creations and updates (in
 //! `after` order), service removals, network removals.
 
+pub mod data;
 pub mod fields;
 mod matching;
 mod nodes;
@@ -13,7 +14,7 @@ pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reconciler_spec::{Network, Service, Spec};
+use reconciler_spec::{Config, Network, Secret, Service, Spec};
 use serde::Serialize;
 
 use crate::observed::{Observed, Owner};
@@ -56,6 +57,24 @@ pub enum Action {
         drift: bool,
     },
     RemoveService {
+        name: String,
+        id: String,
+    },
+    /// One version of a config (see [`data`]).
+    CreateConfig {
+        config: Box<Config>,
+        swarm_name: String,
+    },
+    RemoveConfig {
+        name: String,
+        id: String,
+    },
+    /// One version of a secret; its value is never shown.
+    CreateSecret {
+        secret: Box<Secret>,
+        swarm_name: String,
+    },
+    RemoveSecret {
         name: String,
         id: String,
     },
@@ -113,11 +132,19 @@ pub enum ObjectKind {
     Node,
     Network,
     Service,
+    Config,
+    Secret,
 }
 
 impl ObjectKind {
     /// Every kind, for metrics that report each one (also at zero).
-    pub const ALL: [ObjectKind; 3] = [ObjectKind::Node, ObjectKind::Network, ObjectKind::Service];
+    pub const ALL: [ObjectKind; 5] = [
+        ObjectKind::Node,
+        ObjectKind::Network,
+        ObjectKind::Service,
+        ObjectKind::Config,
+        ObjectKind::Secret,
+    ];
 
     /// The one spelling used in text, JSON and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -125,6 +152,8 @@ impl ObjectKind {
             ObjectKind::Node => "node",
             ObjectKind::Network => "network",
             ObjectKind::Service => "service",
+            ObjectKind::Config => "config",
+            ObjectKind::Secret => "secret",
         }
     }
 }
@@ -132,10 +161,15 @@ impl ObjectKind {
 impl Action {
     pub fn operation(&self) -> Operation {
         match self {
-            Action::CreateNetwork { .. } | Action::CreateService { .. } => Operation::Create,
+            Action::CreateNetwork { .. }
+            | Action::CreateService { .. }
+            | Action::CreateConfig { .. }
+            | Action::CreateSecret { .. } => Operation::Create,
             Action::UpdateNode(_) | Action::UpdateService { .. } => Operation::Update,
             Action::RemoveNetwork { .. }
             | Action::RemoveService { .. }
+            | Action::RemoveConfig { .. }
+            | Action::RemoveSecret { .. }
             | Action::RemoveNode { .. } => Operation::Remove,
         }
     }
@@ -147,6 +181,8 @@ impl Action {
             Action::CreateService { .. }
             | Action::UpdateService { .. }
             | Action::RemoveService { .. } => ObjectKind::Service,
+            Action::CreateConfig { .. } | Action::RemoveConfig { .. } => ObjectKind::Config,
+            Action::CreateSecret { .. } | Action::RemoveSecret { .. } => ObjectKind::Secret,
         }
     }
 
@@ -157,8 +193,13 @@ impl Action {
             Action::CreateService { service, .. } | Action::UpdateService { service, .. } => {
                 &service.name
             }
+            Action::CreateConfig { swarm_name, .. } | Action::CreateSecret { swarm_name, .. } => {
+                swarm_name
+            }
             Action::RemoveNetwork { name, .. }
             | Action::RemoveService { name, .. }
+            | Action::RemoveConfig { name, .. }
+            | Action::RemoveSecret { name, .. }
             | Action::RemoveNode { name, .. } => name,
         }
     }
@@ -180,8 +221,35 @@ impl Action {
             Action::CreateNetwork { network, .. } => all_new(fields::network_fields(network)),
             Action::CreateService { service, .. } => all_new(fields::service_fields(service)),
             Action::UpdateService { changes, .. } => changes.clone(),
+            // What a version is: its spec entry and size; a secret's value never.
+            Action::CreateConfig { config, .. } => vec![
+                FieldChange {
+                    field: "config".into(),
+                    old: None,
+                    new: Some(format!("{:?}", config.name)),
+                },
+                FieldChange {
+                    field: "size".into(),
+                    old: None,
+                    new: Some(format!("{} bytes", config.data.len())),
+                },
+            ],
+            Action::CreateSecret { secret, .. } => vec![
+                FieldChange {
+                    field: "secret".into(),
+                    old: None,
+                    new: Some(format!("{:?}", secret.name)),
+                },
+                FieldChange {
+                    field: "value".into(),
+                    old: None,
+                    new: Some("(sensitive)".into()),
+                },
+            ],
             Action::RemoveNetwork { .. }
             | Action::RemoveService { .. }
+            | Action::RemoveConfig { .. }
+            | Action::RemoveSecret { .. }
             | Action::RemoveNode { .. } => Vec::new(),
         }
     }
@@ -264,6 +332,9 @@ pub enum PlanError {
         second: String,
         second_evidence: &'static str,
     },
+    /// An `external = true` secret that the swarm does not have.
+    #[error("secret `{name}` is external but the swarm has no secret of that name; create it first (`docker secret create {name} FILE`), or give it a `file` in the spec")]
+    MissingExternalSecret { name: String },
     /// A spec node is a member of another cluster sharing the swarm.
     #[error("node `{node}` is a member of cluster `{cluster}` (its io.reconciler.cluster label); refusing to manage it. Remove it from this spec, or if the board really moved here, remove that label by hand (`docker node update --label-rm io.reconciler.cluster ID`)")]
     NodeOfOtherCluster { node: String, cluster: String },
@@ -284,9 +355,12 @@ pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result
     plan.actions
         .extend(node_updates.into_iter().map(Action::UpdateNode));
     plan_network_creations(desired, observed, &mut plan)?;
-    plan_services(desired, observed, &mut plan)?;
+    let names = data::DataNames::of(desired);
+    data::plan_creations(desired, observed, &names, &mut plan)?;
+    plan_services(desired, observed, &names, &mut plan)?;
     if desired.controller.prune {
         plan_service_removals(desired, observed, &mut plan);
+        data::plan_removals(desired, observed, &names, &mut plan);
         plan_network_removals(desired, observed, &mut plan);
     } else {
         warn_kept_leftovers(desired, observed, &mut plan.warnings);
@@ -341,11 +415,17 @@ fn plan_network_creations(
     Ok(())
 }
 
-fn plan_services(desired: &Spec, observed: &Observed, plan: &mut Plan) -> Result<(), PlanError> {
+fn plan_services(
+    desired: &Spec,
+    observed: &Observed,
+    names: &data::DataNames,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
     for name in after_order(&desired.services) {
         let Some(service) = desired.services.get(&name) else {
             continue;
         };
+        let service = &data::resolved(service, names);
         let hash = fields::service_hash(service);
         match observed.services.get(&name) {
             None => plan.actions.push(Action::CreateService {
@@ -489,6 +569,9 @@ fn check_mass_delete(
             .iter()
             .filter(|n| n.labels.get(crate::labels::CLUSTER) == Some(&desired.cluster.name))
             .count(),
+        // Versions of configs and secrets are not guarded: removing one no
+        // service uses loses nothing, and Swarm refuses one still in use.
+        ObjectKind::Config | ObjectKind::Secret => 0,
     };
     for kind in [ObjectKind::Service, ObjectKind::Node, ObjectKind::Network] {
         let deletes = plan

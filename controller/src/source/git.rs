@@ -179,12 +179,22 @@ impl GitSource {
                         .map_err(self.git_error("read tree"))?;
                     self.collect(repo, &subtree, &path, files)?;
                 }
-                Some(ObjectType::Blob) if reconciler_spec::is_spec_file(&path) => {
+                Some(ObjectType::Blob) => {
                     let blob = repo
                         .find_blob(entry.id())
                         .map_err(self.git_error("read file"))?;
-                    let text = String::from_utf8_lossy(blob.content()).into_owned();
-                    files.push((path, text));
+                    // Spec files are read as text (a broken byte shows up as a
+                    // parse error); other files are kept for configs and
+                    // secrets when they are small UTF-8 text.
+                    let bytes = blob.content().to_vec();
+                    let text = if reconciler_spec::is_spec_file(&path) {
+                        Some(String::from_utf8_lossy(&bytes).into_owned())
+                    } else {
+                        reconciler_spec::spec_file_text(&path, bytes).unwrap_or(None)
+                    };
+                    if let Some(text) = text {
+                        files.push((path, text));
+                    }
                 }
                 _ => {}
             }

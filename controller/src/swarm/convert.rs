@@ -14,12 +14,14 @@ use bollard::models::{
     ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpecPlacement,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets, TaskSpecPlacement,
     TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
-    FailureAction, Healthcheck, Mount, MountKind, Port, Protocol, PublishMode, Resources,
+    FailureAction, FileRef, Healthcheck, Mount, MountKind, Port, Protocol, PublishMode, Resources,
     RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder, UpdatePolicy,
 };
 
@@ -45,6 +47,87 @@ fn count_from(value: Option<i64>) -> Option<u64> {
 }
 
 /// The labels on every object we own.
+/// A service's configs as Docker takes them: by ID and name, with the file.
+fn config_refs(configs: &[FileRef], ids: &DataIds) -> Vec<TaskSpecContainerSpecConfigs> {
+    configs
+        .iter()
+        .map(|c| TaskSpecContainerSpecConfigs {
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: Some(c.target.clone()),
+                uid: Some(c.uid.clone()),
+                gid: Some(c.gid.clone()),
+                mode: Some(c.mode),
+            }),
+            config_id: ids.configs.get(&c.source).cloned(),
+            config_name: Some(c.source.clone()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A service's secrets as Docker takes them: by ID and name, with the file.
+fn secret_refs(secrets: &[FileRef], ids: &DataIds) -> Vec<TaskSpecContainerSpecSecrets> {
+    secrets
+        .iter()
+        .map(|c| TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(c.target.clone()),
+                uid: Some(c.uid.clone()),
+                gid: Some(c.gid.clone()),
+                mode: Some(c.mode),
+            }),
+            secret_id: ids.secrets.get(&c.source).cloned(),
+            secret_name: Some(c.source.clone()),
+        })
+        .collect()
+}
+
+/// A container's configs and secrets read back, by Swarm name.
+fn data_refs_from(container: &TaskSpecContainerSpec) -> (Vec<FileRef>, Vec<FileRef>) {
+    let file_ref = |name: Option<String>,
+                    target: Option<String>,
+                    uid: Option<String>,
+                    gid: Option<String>,
+                    mode: Option<u32>| {
+        Some(FileRef {
+            source: name?,
+            target: target.unwrap_or_default(),
+            uid: uid.unwrap_or_default(),
+            gid: gid.unwrap_or_default(),
+            mode: mode.unwrap_or(0),
+        })
+    };
+    let configs = container
+        .configs
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let file = c.file.unwrap_or_default();
+            file_ref(c.config_name, file.name, file.uid, file.gid, file.mode)
+        })
+        .collect();
+    let secrets = container
+        .secrets
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let file = c.file.unwrap_or_default();
+            file_ref(c.secret_name, file.name, file.uid, file.gid, file.mode)
+        })
+        .collect();
+    (configs, secrets)
+}
+
+/// The Docker IDs of configs and secrets by Swarm name: a service names
+/// each by ID and name.
+#[derive(Debug, Default)]
+pub(super) struct DataIds {
+    pub configs: HashMap<String, String>,
+    pub secrets: HashMap<String, String>,
+}
+
 pub(super) fn ownership_labels(
     cluster: &str,
     hash: &str,
@@ -91,6 +174,7 @@ pub(super) fn service_spec(
     service: &Service,
     ownership: BTreeMap<String, String>,
     base: Option<ServiceSpec>,
+    ids: &DataIds,
 ) -> ServiceSpec {
     // Taken apart without `..`: a new field of `Service` does not compile
     // until it is written here (and read back in `service_from_spec`).
@@ -105,6 +189,8 @@ pub(super) fn service_spec(
         user,
         workdir,
         networks,
+        configs,
+        secrets,
         network_aliases,
         ports,
         constraints,
@@ -156,6 +242,8 @@ pub(super) fn service_spec(
     container.dir = workdir.clone();
     container.mounts = Some(mounts.iter().map(docker_mount).collect());
     container.health_check = healthcheck.as_ref().map(health_config);
+    container.configs = Some(config_refs(configs, ids));
+    container.secrets = Some(secret_refs(secrets, ids));
     task.container_spec = Some(container);
     task.networks = Some(
         networks
@@ -338,6 +426,7 @@ pub(super) fn service_from_spec(
             Some((name, n.aliases.unwrap_or_default()))
         })
         .collect();
+    let (configs, secrets) = data_refs_from(&container);
     let network_aliases = attachments
         .iter()
         .filter(|(_, aliases)| !aliases.is_empty())
@@ -370,6 +459,8 @@ pub(super) fn service_from_spec(
         user: container.user.clone().filter(|u| !u.is_empty()),
         workdir: container.dir.clone().filter(|d| !d.is_empty()),
         networks,
+        configs,
+        secrets,
         network_aliases,
         ports,
         constraints: placement.constraints.unwrap_or_default(),

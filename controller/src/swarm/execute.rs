@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use bollard::errors::Error as BollardError;
 use bollard::models::{NetworkCreateRequest, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum};
 use bollard::query_parameters::{UpdateNodeOptions, UpdateServiceOptions};
-use reconciler_spec::{Availability, Network, Role, Service};
+use reconciler_spec::{Availability, Network, Role, SecretData, Service};
 
-use super::convert::{ownership_labels, service_spec};
+use super::convert::{ownership_labels, service_spec, DataIds};
 use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 use crate::plan::{Action, NodeUpdate};
 
@@ -36,6 +36,56 @@ impl Swarm {
                 self.count_write();
                 already_gone(self.docker.delete_service(id).await)
                     .map_err(api(DockerCall::DeleteService))
+            }
+            Action::CreateConfig { config, swarm_name } => {
+                let spec = bollard::models::ConfigSpec {
+                    name: Some(swarm_name.clone()),
+                    labels: Some(self.data_labels(
+                        &config.name,
+                        &config.labels,
+                        config.group.as_ref(),
+                    )),
+                    data: Some(base64_encode(config.data.as_bytes())),
+                    ..Default::default()
+                };
+                self.count_write();
+                self.docker
+                    .create_config(spec)
+                    .await
+                    .map(drop)
+                    .map_err(api(DockerCall::CreateConfig))
+            }
+            Action::CreateSecret { secret, swarm_name } => {
+                let SecretData::File { value, .. } = &secret.data else {
+                    // External secrets are never planned for creation.
+                    return Ok(());
+                };
+                let spec = bollard::models::SecretSpec {
+                    name: Some(swarm_name.clone()),
+                    labels: Some(self.data_labels(
+                        &secret.name,
+                        &secret.labels,
+                        secret.group.as_ref(),
+                    )),
+                    data: Some(base64_encode(value.expose().as_bytes())),
+                    ..Default::default()
+                };
+                self.count_write();
+                self.docker
+                    .create_secret(spec)
+                    .await
+                    .map(drop)
+                    .map_err(api(DockerCall::CreateSecret))
+            }
+            Action::RemoveConfig { id, .. } => {
+                self.count_write();
+                already_gone(self.docker.delete_config(id).await)
+                    .map_err(api(DockerCall::DeleteConfig))
+            }
+            Action::RemoveSecret { id, .. } => {
+                self.count_write();
+                already_gone(self.docker.delete_secret(id).await)
+                    .map_err(api(DockerCall::DeleteSecret))
             }
             // Needs SSH between its Docker calls: `apply` drives it step by step.
             Action::RemoveNode { name, .. } => Err(SwarmError::NeedsSsh(name.clone())),
@@ -186,9 +236,60 @@ impl Swarm {
         Ok(())
     }
 
+    /// Labels of a config or secret version: ownership, the spec entry it
+    /// is a version of, its release or stack, and the user's.
+    fn data_labels(
+        &self,
+        name: &str,
+        user: &std::collections::BTreeMap<String, String>,
+        group: Option<&reconciler_spec::Group>,
+    ) -> HashMap<String, String> {
+        let mut labels: HashMap<String, String> = user.clone().into_iter().collect();
+        labels.extend(ownership_labels(
+            &self.cluster,
+            "",
+            self.revision.as_deref(),
+        ));
+        labels.remove(crate::labels::SPEC_HASH);
+        labels.insert(crate::labels::DATA_NAME.into(), name.into());
+        labels.extend(crate::labels::group_label(group));
+        labels
+    }
+
+    /// The IDs of the configs and secrets `service` names (none asked when it names none).
+    async fn data_ids(&self, service: &Service) -> Result<DataIds, SwarmError> {
+        let mut ids = DataIds::default();
+        if !service.configs.is_empty() {
+            for config in self
+                .docker
+                .list_configs(None)
+                .await
+                .map_err(api(DockerCall::ListConfigs))?
+            {
+                if let (Some(id), Some(name)) = (config.id, config.spec.and_then(|s| s.name)) {
+                    ids.configs.insert(name, id);
+                }
+            }
+        }
+        if !service.secrets.is_empty() {
+            for secret in self
+                .docker
+                .list_secrets(None)
+                .await
+                .map_err(api(DockerCall::ListSecrets))?
+            {
+                if let (Some(id), Some(name)) = (secret.id, secret.spec.and_then(|s| s.name)) {
+                    ids.secrets.insert(name, id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     async fn create_service(&self, service: &Service, hash: &str) -> Result<(), SwarmError> {
         let labels = ownership_labels(&self.cluster, hash, self.revision.as_deref());
-        let spec = service_spec(service, labels, None);
+        let ids = self.data_ids(service).await?;
+        let spec = service_spec(service, labels, None, &ids);
         self.count_write();
         self.docker
             .create_service(spec, None)
@@ -205,6 +306,7 @@ impl Swarm {
         service: &Service,
         hash: &str,
     ) -> Result<(), SwarmError> {
+        let ids = self.data_ids(service).await?;
         for _ in 0..super::WRITE_ATTEMPTS {
             let live = self
                 .docker
@@ -215,7 +317,7 @@ impl Swarm {
             let version = i32::try_from(index)
                 .map_err(|_| SwarmError::VersionOverflow(index, service.name.clone()))?;
             let labels = ownership_labels(&self.cluster, hash, self.revision.as_deref());
-            let spec = service_spec(service, labels, live.spec);
+            let spec = service_spec(service, labels, live.spec, &ids);
             let options = UpdateServiceOptions {
                 version,
                 ..Default::default()
@@ -256,4 +358,10 @@ fn availability_enum(availability: Availability) -> NodeSpecAvailabilityEnum {
         Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
         Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
     }
+}
+
+/// Standard base64 with padding, as the Engine API takes config and secret data.
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

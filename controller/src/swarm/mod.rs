@@ -52,12 +52,18 @@ pub enum DockerCall {
     InspectNode,
     UpdateNode,
     DeleteNode,
+    ListConfigs,
+    CreateConfig,
+    DeleteConfig,
+    ListSecrets,
+    CreateSecret,
+    DeleteSecret,
     Events,
 }
 
 impl DockerCall {
     /// Every call, so metrics can report each one from the start (at zero).
-    pub const ALL: [DockerCall; 18] = [
+    pub const ALL: [DockerCall; 24] = [
         DockerCall::Connect,
         DockerCall::Info,
         DockerCall::ListNodes,
@@ -75,6 +81,12 @@ impl DockerCall {
         DockerCall::InspectNode,
         DockerCall::UpdateNode,
         DockerCall::DeleteNode,
+        DockerCall::ListConfigs,
+        DockerCall::CreateConfig,
+        DockerCall::DeleteConfig,
+        DockerCall::ListSecrets,
+        DockerCall::CreateSecret,
+        DockerCall::DeleteSecret,
         DockerCall::Events,
     ];
 
@@ -97,6 +109,12 @@ impl DockerCall {
             DockerCall::InspectNode => "inspect_node",
             DockerCall::UpdateNode => "update_node",
             DockerCall::DeleteNode => "delete_node",
+            DockerCall::ListConfigs => "list_configs",
+            DockerCall::CreateConfig => "create_config",
+            DockerCall::DeleteConfig => "delete_config",
+            DockerCall::ListSecrets => "list_secrets",
+            DockerCall::CreateSecret => "create_secret",
+            DockerCall::DeleteSecret => "delete_secret",
             DockerCall::Events => "events",
         }
     }

@@ -8,7 +8,7 @@ use reconciler_spec::{Availability, Network, Role};
 use super::convert::{owner_of, service_from_spec, user_labels};
 use super::{api, DockerCall, Swarm, SwarmError};
 use crate::labels;
-use crate::observed::{Observed, ObservedNetwork, ObservedNode, ObservedService};
+use crate::observed::{Observed, ObservedData, ObservedNetwork, ObservedNode, ObservedService};
 
 impl Swarm {
     /// One consistent-enough snapshot of the swarm: three list calls and the
@@ -30,12 +30,47 @@ impl Swarm {
             .await
             .map_err(api(DockerCall::ListServices))?;
 
+        let configs = self
+            .docker
+            .list_configs(None)
+            .await
+            .map_err(api(DockerCall::ListConfigs))?;
+        let secrets = self
+            .docker
+            .list_secrets(None)
+            .await
+            .map_err(api(DockerCall::ListSecrets))?;
         let applied_max_delete_fraction = self.applied_max_delete_fraction().await?;
+        let data = |id: Option<String>,
+                    spec_name: Option<String>,
+                    labels: Option<HashMap<String, String>>| {
+            Some((
+                spec_name?,
+                ObservedData {
+                    id: id?,
+                    owner: owner_of(&labels.unwrap_or_default(), self.cluster()),
+                },
+            ))
+        };
 
         let mut observed = Observed {
             nodes: nodes.iter().map(observed_node).collect(),
             observed_at: Some(std::time::SystemTime::now()),
             applied_max_delete_fraction,
+            configs: configs
+                .into_iter()
+                .filter_map(|c| {
+                    let spec = c.spec.unwrap_or_default();
+                    data(c.id, spec.name, spec.labels)
+                })
+                .collect(),
+            secrets: secrets
+                .into_iter()
+                .filter_map(|s| {
+                    let spec = s.spec.unwrap_or_default();
+                    data(s.id, spec.name, spec.labels)
+                })
+                .collect(),
             ..Observed::default()
         };
         let network_names = self.observe_networks(networks, &mut observed);

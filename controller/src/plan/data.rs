@@ -1,0 +1,181 @@
+//! Configs and secrets: files the spec puts into services' containers.
+//!
+//! Swarm keeps them immutable, so each content is its own object, named
+//! `NAME-<hash of the content>` ([`versioned_name`]). A changed content is a
+//! new object; services that use it are updated to the new name (a rolling
+//! update, like any other change), and versions no service uses any more are
+//! removed afterwards — owned ones only. An external secret is used under its
+//! own name and never created or removed.
+//!
+//! Services are planned in their *resolved* form ([`resolved`]): their
+//! `configs`/`secrets` name the Swarm objects, as Docker reads them back, so
+//! comparing and hashing need nothing special.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reconciler_spec::{FileRef, SecretData, Service, Spec};
+
+use super::{owner_text, Action, ObjectKind, Plan, PlanError};
+use crate::observed::{Observed, Owner};
+
+/// The Swarm name of one version: the spec name and the first 10 hex
+/// digits of the content's sha256 (a changed file is a new object).
+pub fn versioned_name(name: &str, content: &str) -> String {
+    format!(
+        "{name}-{}",
+        crate::hex::sha256_prefix(content.as_bytes(), 5)
+    )
+}
+
+/// The Swarm name of each config and secret of the spec, by spec name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DataNames {
+    pub configs: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl DataNames {
+    pub fn of(spec: &Spec) -> Self {
+        Self {
+            configs: spec
+                .configs
+                .values()
+                .map(|c| (c.name.clone(), versioned_name(&c.name, &c.data)))
+                .collect(),
+            secrets: spec
+                .secrets
+                .values()
+                .map(|s| {
+                    let swarm_name = match &s.data {
+                        SecretData::File { value, .. } => versioned_name(&s.name, value.expose()),
+                        SecretData::External => s.name.clone(),
+                    };
+                    (s.name.clone(), swarm_name)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The service with its configs and secrets naming Swarm objects.
+pub fn resolved(service: &Service, names: &DataNames) -> Service {
+    let rename = |refs: &[FileRef], names: &BTreeMap<String, String>| -> Vec<FileRef> {
+        let mut refs: Vec<FileRef> = refs
+            .iter()
+            .map(|r| FileRef {
+                source: names
+                    .get(&r.source)
+                    .cloned()
+                    .unwrap_or_else(|| r.source.clone()),
+                ..r.clone()
+            })
+            .collect();
+        // As the docker CLI sends them, so the order never reads as a change.
+        refs.sort_by(|a, b| a.source.cmp(&b.source).then(a.target.cmp(&b.target)));
+        refs
+    };
+    Service {
+        configs: rename(&service.configs, &names.configs),
+        secrets: rename(&service.secrets, &names.secrets),
+        ..service.clone()
+    }
+}
+
+/// Creates the versions that do not exist yet; refuses a name that exists
+/// but is not ours, and an external secret that does not exist.
+pub fn plan_creations(
+    desired: &Spec,
+    observed: &Observed,
+    names: &DataNames,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    for config in desired.configs.values() {
+        let swarm_name = &names.configs[&config.name];
+        match observed.configs.get(swarm_name) {
+            None => plan.actions.push(Action::CreateConfig {
+                config: Box::new(config.clone()),
+                swarm_name: swarm_name.clone(),
+            }),
+            Some(live) if live.owner != Owner::ThisCluster => {
+                return Err(PlanError::NotOurs {
+                    kind: ObjectKind::Config,
+                    name: swarm_name.clone(),
+                    owner: owner_text(&live.owner),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for secret in desired.secrets.values() {
+        let swarm_name = &names.secrets[&secret.name];
+        let live = observed.secrets.get(swarm_name);
+        match (&secret.data, live) {
+            (SecretData::External, Some(_)) => {}
+            (SecretData::External, None) => {
+                return Err(PlanError::MissingExternalSecret {
+                    name: secret.name.clone(),
+                })
+            }
+            (SecretData::File { .. }, None) => plan.actions.push(Action::CreateSecret {
+                secret: Box::new(secret.clone()),
+                swarm_name: swarm_name.clone(),
+            }),
+            (SecretData::File { .. }, Some(live)) if live.owner != Owner::ThisCluster => {
+                return Err(PlanError::NotOurs {
+                    kind: ObjectKind::Secret,
+                    name: swarm_name.clone(),
+                    owner: owner_text(&live.owner),
+                })
+            }
+            (SecretData::File { .. }, Some(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes this cluster's versions that no desired service uses and that no
+/// service left in the swarm (another cluster's, or ours kept without
+/// `prune`) still names.
+pub fn plan_removals(desired: &Spec, observed: &Observed, names: &DataNames, plan: &mut Plan) {
+    let removed_services: BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveService { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Services that stay as they are name what they name now.
+    let staying = observed.services.iter().filter(|(name, _)| {
+        !desired.services.contains_key(*name) && !removed_services.contains(name.as_str())
+    });
+    let mut in_use: BTreeSet<String> = BTreeSet::new();
+    for (_, service) in staying {
+        in_use.extend(service.config.configs.iter().map(|r| r.source.clone()));
+        in_use.extend(service.config.secrets.iter().map(|r| r.source.clone()));
+    }
+    let wanted_configs: BTreeSet<&String> = names.configs.values().collect();
+    let wanted_secrets: BTreeSet<&String> = names.secrets.values().collect();
+    for (name, live) in &observed.configs {
+        if live.owner == Owner::ThisCluster
+            && !wanted_configs.contains(name)
+            && !in_use.contains(name)
+        {
+            plan.actions.push(Action::RemoveConfig {
+                name: name.clone(),
+                id: live.id.clone(),
+            });
+        }
+    }
+    for (name, live) in &observed.secrets {
+        if live.owner == Owner::ThisCluster
+            && !wanted_secrets.contains(name)
+            && !in_use.contains(name)
+        {
+            plan.actions.push(Action::RemoveSecret {
+                name: name.clone(),
+                id: live.id.clone(),
+            });
+        }
+    }
+}
