@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::file::{
-    HealthcheckFile, MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile,
-    ServiceFile, ServiceModeFile, UpdateFile,
+    ConfigFile, FileRefFile, HealthcheckFile, MountFile, MountKindFile, NetworkFile, PortFile,
+    ResourcesFile, RestartFile, SecretFile, ServiceFile, ServiceModeFile, UpdateFile,
 };
 
 /// Keys of a compose service that `docker stack deploy` ignores.
@@ -48,6 +48,10 @@ struct ComposeFile {
     services: BTreeMap<String, BTreeMap<String, Yaml>>,
     #[serde(default)]
     networks: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
+    #[serde(default)]
+    configs: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
     #[serde(flatten)]
     rest: BTreeMap<String, Yaml>,
 }
@@ -328,9 +332,12 @@ pub(crate) fn translate(
         }
     }
     let networks = context.networks(&services, diagnostics);
+    let (config, secret) = context.data(&mut warnings, diagnostics);
     let fragment = Fragment {
         network: networks,
         service: services,
+        config,
+        secret,
     };
     match toml::to_string(&fragment) {
         Ok(toml) => Some(Translated { toml, warnings }),
@@ -349,6 +356,8 @@ pub(crate) fn translate(
 struct Fragment {
     network: BTreeMap<String, NetworkFile>,
     service: BTreeMap<String, ServiceFile>,
+    config: BTreeMap<String, ConfigFile>,
+    secret: BTreeMap<String, SecretFile>,
 }
 
 /// What every part of one translation needs to know.
@@ -401,6 +410,8 @@ struct Draft {
     ports: Vec<PortFile>,
     /// Each network with the aliases the file gives the service there.
     networks: Option<Attachments>,
+    configs: Vec<FileRefFile>,
+    secrets: Vec<FileRefFile>,
     mounts: Vec<MountFile>,
     healthcheck: Option<HealthcheckFile>,
     deploy: Deploy,
@@ -503,6 +514,8 @@ impl Context<'_> {
                 .extend(key_values(value).unwrap_or_default()),
             "ports" => draft.ports = ports(value)?,
             "volumes" => draft.mounts = mounts(value, self.stack, &self.file.rest)?,
+            "configs" => draft.configs = file_refs(value, "configs", &self.file.configs)?,
+            "secrets" => draft.secrets = file_refs(value, "secrets", &self.file.secrets)?,
             "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
             other => return Err(format!("`{other}` is not supported by reconciler yet")),
         }
@@ -552,6 +565,8 @@ impl Context<'_> {
             mut container_labels,
             ports,
             networks,
+            configs,
+            secrets,
             mounts,
             healthcheck,
             deploy,
@@ -602,8 +617,8 @@ impl Context<'_> {
                 })
                 .collect(),
             networks: networks.into_iter().map(|(n, _)| spanned(n)).collect(),
-            configs: Vec::new(),
-            secrets: Vec::new(),
+            configs: configs.into_iter().map(spanned).collect(),
+            secrets: secrets.into_iter().map(spanned).collect(),
             ports: ports.into_iter().map(spanned).collect(),
             constraints: deploy.constraints.into_iter().map(spanned).collect(),
             preferences: deploy.preferences.into_iter().map(spanned).collect(),
@@ -618,6 +633,121 @@ impl Context<'_> {
             container_labels: spanned_map(container_labels.into_iter().collect()),
             origin: None,
         })
+    }
+
+    /// Top-level `configs:` and `secrets:`: a `file` (relative to the compose
+    /// file) becomes the entry's content; an external secret is used by its
+    /// name. Each carries the stack's namespace label, as the CLI sets it.
+    fn data(
+        &self,
+        warnings: &mut Vec<Diagnostic>,
+        diagnostics: &mut Diagnostics,
+    ) -> (BTreeMap<String, ConfigFile>, BTreeMap<String, SecretFile>) {
+        let mut configs = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let labels = BTreeMap::from([(
+            spanned("com.docker.stack.namespace".to_string()),
+            self.stack.to_string(),
+        )]);
+        for (kind, entries) in [
+            ("configs", &self.file.configs),
+            ("secrets", &self.file.secrets),
+        ] {
+            for (name, keys) in entries {
+                let location = self.locator.key(Some(name), name);
+                let mut problem = |message: String| {
+                    diagnostics.push(Diagnostic::new(
+                        location.clone(),
+                        format!("compose: {kind} `{name}`: {message}"),
+                    ));
+                };
+                let found = self.data_keys(&keys.clone().unwrap_or_default(), &mut problem);
+                if found.swarm_name.is_some() && !found.external {
+                    warnings.push(Diagnostic::warning(
+                        location.clone(),
+                        format!("compose: {kind} `{name}`: `name` is not used: reconciler names each version after its entry and content"),
+                    ));
+                }
+                if kind == "configs" {
+                    if found.external {
+                        problem("external configs are not supported by reconciler yet".into());
+                    }
+                    // Without a usable file (reported), empty content stands in.
+                    let content = found.file.is_none().then(|| spanned(String::new()));
+                    configs.insert(
+                        name.clone(),
+                        ConfigFile {
+                            file: found.file.map(spanned),
+                            content,
+                            labels: labels.clone(),
+                            origin: None,
+                        },
+                    );
+                } else {
+                    // External, or standing in as external without a usable file (reported).
+                    let external = found.external || found.file.is_none();
+                    secrets.insert(
+                        name.clone(),
+                        SecretFile {
+                            file: found.file.map(spanned),
+                            external: external.then_some(true),
+                            name: external
+                                .then(|| spanned(found.swarm_name.unwrap_or_else(|| name.clone()))),
+                            labels: labels.clone(),
+                            origin: None,
+                        },
+                    );
+                }
+            }
+        }
+        (configs, secrets)
+    }
+
+    /// The keys of one top-level config or secret; problems go to `problem`.
+    fn data_keys(
+        &self,
+        keys: &BTreeMap<String, Yaml>,
+        problem: &mut dyn FnMut(String),
+    ) -> DataKeys {
+        let mut found = DataKeys::default();
+        for (key, value) in keys {
+            match key.as_str() {
+                "file" => match value.as_str() {
+                    Some(path) => {
+                        let resolved = relative_to(self.path, path);
+                        if self.assets.contains_key(&resolved) {
+                            found.file = Some(resolved.display().to_string());
+                        } else {
+                            problem(format!(
+                                "file `{path}` not found (looked for {}; it must be UTF-8 text of at most {} KiB)",
+                                resolved.display(),
+                                crate::load::MAX_DATA_FILE_BYTES / 1024
+                            ));
+                        }
+                    }
+                    None => problem("`file` must be a path".into()),
+                },
+                "external" => match value {
+                    Yaml::Bool(flag) => found.external = *flag,
+                    // Compose 3.4 and earlier: `external: { name: x }`.
+                    Yaml::Mapping(map) => {
+                        found.external = true;
+                        found.swarm_name = map
+                            .get(Yaml::String("name".into()))
+                            .and_then(Yaml::as_str)
+                            .map(str::to_string);
+                    }
+                    _ => problem("`external` must be true or false".into()),
+                },
+                "name" => found.swarm_name = value.as_str().map(str::to_string),
+                "labels" => {}
+                other => problem(format!("`{other}` is not supported by reconciler yet")),
+            }
+        }
+        if !found.external && !keys.contains_key("file") {
+            problem("needs `file` or `external: true`".into());
+        }
+        found
     }
 
     /// The networks some service uses (as `docker stack deploy` creates only
@@ -982,6 +1112,82 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
             .iter()
             .map(|(k, v)| Some((scalar(k)?, scalar(v)?)))
             .collect(),
+        _ => None,
+    }
+}
+
+/// What a top-level config or secret says.
+#[derive(Default)]
+struct DataKeys {
+    /// Relative to the spec root; `None` when absent or not found.
+    file: Option<String>,
+    external: bool,
+    swarm_name: Option<String>,
+}
+
+/// A service's `configs:` or `secrets:`: names (short syntax) or maps with
+/// `source`, `target`, `uid`, `gid`, `mode` (long syntax), each naming a
+/// top-level entry.
+fn file_refs(
+    value: &Yaml,
+    kind: &str,
+    defined: &BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
+) -> Result<Vec<FileRefFile>, String> {
+    let Yaml::Sequence(items) = value else {
+        return Err(format!("`{kind}` must be a list"));
+    };
+    let mut refs = Vec::new();
+    for item in items {
+        let mut file = FileRefFile {
+            source: spanned(String::new()),
+            target: None,
+            uid: None,
+            gid: None,
+            mode: None,
+        };
+        match item {
+            Yaml::String(name) => file.source = spanned(name.clone()),
+            Yaml::Mapping(map) => {
+                for (key, value) in map {
+                    let text =
+                        || scalar(value).ok_or(format!("`{kind}` entries take plain values"));
+                    match key.as_str() {
+                        Some("source") => file.source = spanned(text()?),
+                        Some("target") => file.target = Some(text()?),
+                        Some("uid") => file.uid = Some(text()?),
+                        Some("gid") => file.gid = Some(text()?),
+                        Some("mode") => {
+                            file.mode =
+                                Some(file_mode(value).ok_or(format!(
+                                    "`{kind}` mode must be a number such as 0444"
+                                ))?);
+                        }
+                        Some(other) => {
+                            return Err(format!("`{kind}` entries have no key `{other}`"))
+                        }
+                        None => return Err(format!("`{kind}` entries take plain keys")),
+                    }
+                }
+            }
+            _ => return Err(format!("`{kind}` entries are names or maps")),
+        }
+        if !defined.contains_key(file.source.get_ref()) {
+            return Err(format!(
+                "`{kind}` names `{}`, which the file does not define under top-level `{kind}:`",
+                file.source.get_ref()
+            ));
+        }
+        refs.push(file);
+    }
+    Ok(refs)
+}
+
+/// A file mode as the docker CLI reads it (YAML 1.1): `0440` is octal.
+/// serde_yaml (YAML 1.2) keeps a leading-zero number as the string "0440".
+fn file_mode(value: &Yaml) -> Option<u32> {
+    match value {
+        Yaml::Number(n) => n.as_u64().and_then(|m| u32::try_from(m).ok()),
+        Yaml::String(text) if text.starts_with('0') => u32::from_str_radix(text, 8).ok(),
         _ => None,
     }
 }

@@ -220,6 +220,55 @@ fn translate_stack(
     Some((stack.name.clone(), SourceFile::new(shown, translated.toml)))
 }
 
+/// The names a fragment defines, so references to them get its prefix.
+struct FragmentNames {
+    networks: std::collections::BTreeSet<String>,
+    services: std::collections::BTreeSet<String>,
+    configs: std::collections::BTreeSet<String>,
+    secrets: std::collections::BTreeSet<String>,
+}
+
+impl FragmentNames {
+    /// Points a service's references at the prefixed names; references to
+    /// names the fragment does not define stay as written.
+    fn rename_references(&self, service: &mut ServiceFile, renamed: &dyn Fn(&str) -> String) {
+        for network in &mut service.networks {
+            if self.networks.contains(network.get_ref()) {
+                *network.get_mut() = renamed(network.get_ref());
+            }
+        }
+        service.network_aliases = std::mem::take(&mut service.network_aliases)
+            .into_iter()
+            .map(|(mut network, aliases)| {
+                if self.networks.contains(network.get_ref()) {
+                    *network.get_mut() = renamed(network.get_ref());
+                }
+                (network, aliases)
+            })
+            .collect();
+        for (refs, known) in [
+            (&mut service.configs, &self.configs),
+            (&mut service.secrets, &self.secrets),
+        ] {
+            for file in refs.iter_mut() {
+                let file = file.get_mut();
+                if known.contains(file.source.get_ref()) {
+                    // The file keeps the short name, as `docker stack deploy` does.
+                    if file.target.is_none() {
+                        file.target = Some(file.source.get_ref().clone());
+                    }
+                    *file.source.get_mut() = renamed(file.source.get_ref());
+                }
+            }
+        }
+        for dependency in &mut service.after {
+            if self.services.contains(dependency.get_ref()) {
+                *dependency.get_mut() = renamed(dependency.get_ref());
+            }
+        }
+    }
+}
+
 /// Parses a generated file (a rendered chart template, a translated compose
 /// file) and adds its services and networks to the spec: names prefixed,
 /// references between them rewritten, each entry marked with its group.
@@ -239,10 +288,10 @@ pub(crate) fn merge_fragment<'s>(
     for entry in fragment
         .declared
         .iter()
-        .filter(|e| !matches!(e.value, "service" | "network"))
+        .filter(|e| !matches!(e.value, "service" | "network" | "config" | "secret"))
     {
         diagnostics.push(entry.name_error(format!(
-            "{what} may only define services and networks, not [{}.{}]",
+            "{what} may only define services, networks, configs and secrets, not [{}.{}]",
             entry.value, entry.name
         )));
     }
@@ -256,7 +305,7 @@ pub(crate) fn merge_fragment<'s>(
         if present {
             diagnostics.push(crate::Diagnostic::new(
                 file.start(),
-                format!("{what} may only define services and networks, not [{section}]"),
+                format!("{what} may only define services, networks, configs and secrets, not [{section}]"),
             ));
         }
     }
@@ -265,6 +314,22 @@ pub(crate) fn merge_fragment<'s>(
         fragment.networks.iter().map(|e| e.name.clone()).collect();
     let services: std::collections::BTreeSet<String> =
         fragment.services.iter().map(|e| e.name.clone()).collect();
+    let names = FragmentNames {
+        networks,
+        services,
+        configs: fragment.configs.iter().map(|e| e.name.clone()).collect(),
+        secrets: fragment.secrets.iter().map(|e| e.name.clone()).collect(),
+    };
+    for mut entry in fragment.configs {
+        entry.name = renamed(&entry.name);
+        entry.group = Some(group.clone());
+        raw.configs.push(entry);
+    }
+    for mut entry in fragment.secrets {
+        entry.name = renamed(&entry.name);
+        entry.group = Some(group.clone());
+        raw.secrets.push(entry);
+    }
     for mut entry in fragment.networks {
         entry.name = renamed(&entry.name);
         entry.group = Some(group.clone());
@@ -273,31 +338,13 @@ pub(crate) fn merge_fragment<'s>(
     for mut entry in fragment.services {
         entry.name = renamed(&entry.name);
         entry.group = Some(group.clone());
-        for network in &mut entry.value.networks {
-            if networks.contains(network.get_ref()) {
-                *network.get_mut() = renamed(network.get_ref());
-            }
-        }
-        entry.value.network_aliases = std::mem::take(&mut entry.value.network_aliases)
-            .into_iter()
-            .map(|(mut network, aliases)| {
-                if networks.contains(network.get_ref()) {
-                    *network.get_mut() = renamed(network.get_ref());
-                }
-                (network, aliases)
-            })
-            .collect();
-        for dependency in &mut entry.value.after {
-            if services.contains(dependency.get_ref()) {
-                *dependency.get_mut() = renamed(dependency.get_ref());
-            }
-        }
+        names.rename_references(&mut entry.value, &renamed);
         raw.services.push(entry);
     }
     for mut entry in fragment
         .declared
         .into_iter()
-        .filter(|e| matches!(e.value, "service" | "network"))
+        .filter(|e| matches!(e.value, "service" | "network" | "config" | "secret"))
     {
         entry.name = renamed(&entry.name);
         if let Err(problem) = validate::check_name(&entry.name) {

@@ -332,12 +332,24 @@ fn secret(
 ) -> Option<Secret> {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
+    if let (Some(name), false) = (&file.name, file.external.unwrap_or(false)) {
+        diagnostics.push(
+            entry
+                .error(&name.span(), "`name` is only for `external = true` secrets")
+                .with_help("a secret from a file is named by its entry and a hash of its content"),
+        );
+    }
     let data = match (&file.file, file.external.unwrap_or(false)) {
         (Some(path), false) => SecretData::File {
             path: path.get_ref().clone(),
             value: SecretValue::new(data_file(entry, path, assets, diagnostics)?),
         },
-        (None, true) => SecretData::External,
+        (None, true) => SecretData::External {
+            name: file
+                .name
+                .as_ref()
+                .map_or_else(|| entry.name.clone(), |n| n.get_ref().clone()),
+        },
         _ => {
             diagnostics.push(entry.name_error(format!(
                 "secret `{}` needs exactly one of `file` or `external = true`",

@@ -386,8 +386,9 @@ pub struct Secret {
 pub enum SecretData {
     /// Read from a file of the spec (its path relative to the spec root).
     File { path: String, value: SecretValue },
-    /// A secret created outside the spec, used under its own name.
-    External,
+    /// A secret created outside the spec, used under its Swarm name (the
+    /// entry's name unless `name` says otherwise).
+    External { name: String },
 }
 
 /// A secret's value. Neither `Debug` nor `Serialize` show it, so it cannot

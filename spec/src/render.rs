@@ -311,13 +311,14 @@ fn secret(secret: &Secret) -> SecretFile {
         data,
         labels,
     } = secret;
-    let (file, external) = match data {
-        SecretData::File { path, value: _ } => (Some(spanned(path.clone())), None),
-        SecretData::External => (None, Some(true)),
+    let (file, external, swarm_name) = match data {
+        SecretData::File { path, value: _ } => (Some(spanned(path.clone())), None, None),
+        SecretData::External { name } => (None, Some(true), Some(spanned(name.clone()))),
     };
     SecretFile {
         file,
         external,
+        name: swarm_name,
         labels: keyed(labels),
         origin: origin(group.as_ref()),
     }

@@ -48,7 +48,7 @@ impl DataNames {
                 .map(|s| {
                     let swarm_name = match &s.data {
                         SecretData::File { value, .. } => versioned_name(&s.name, value.expose()),
-                        SecretData::External => s.name.clone(),
+                        SecretData::External { name } => name.clone(),
                     };
                     (s.name.clone(), swarm_name)
                 })
@@ -110,11 +110,9 @@ pub fn plan_creations(
         let swarm_name = &names.secrets[&secret.name];
         let live = observed.secrets.get(swarm_name);
         match (&secret.data, live) {
-            (SecretData::External, Some(_)) => {}
-            (SecretData::External, None) => {
-                return Err(PlanError::MissingExternalSecret {
-                    name: secret.name.clone(),
-                })
+            (SecretData::External { .. }, Some(_)) => {}
+            (SecretData::External { name }, None) => {
+                return Err(PlanError::MissingExternalSecret { name: name.clone() })
             }
             (SecretData::File { .. }, None) => plan.actions.push(Action::CreateSecret {
                 secret: Box::new(secret.clone()),
