@@ -22,23 +22,29 @@ use crate::file::{
     ResourcesFile, RestartFile, SecretFile, ServiceFile, ServiceModeFile, UpdateFile,
 };
 
-/// Keys of a compose service that `docker stack deploy` ignores.
-const IGNORED_BY_SWARM: [&str; 16] = [
+/// Keys of a compose service that `docker stack deploy` ignores: the docker
+/// CLI's `UnsupportedProperties` and `DeprecatedProperties` (20.10), and
+/// keys its converter never reads (`depends_on`, `profiles`).
+const IGNORED_BY_SWARM: [&str; 20] = [
     "build",
-    "depends_on",
-    "container_name",
-    "restart",
-    "links",
-    "external_links",
-    "network_mode",
-    "cap_add",
-    "cap_drop",
-    "devices",
-    "privileged",
-    "security_opt",
+    "cgroupns_mode",
     "cgroup_parent",
+    "devices",
+    "domainname",
+    "external_links",
+    "ipc",
+    "links",
+    "mac_address",
+    "network_mode",
+    "pid",
+    "privileged",
+    "restart",
+    "security_opt",
+    "shm_size",
     "userns_mode",
+    "container_name",
     "expose",
+    "depends_on",
     "profiles",
 ];
 
@@ -412,9 +418,85 @@ struct Draft {
     networks: Option<Attachments>,
     configs: Vec<FileRefFile>,
     secrets: Vec<FileRefFile>,
+    options: ContainerOptions,
     mounts: Vec<MountFile>,
     healthcheck: Option<HealthcheckFile>,
     deploy: Deploy,
+}
+
+/// Container settings a compose service may set, in the file format's types.
+#[derive(Default)]
+struct ContainerOptions {
+    hostname: Option<String>,
+    init: Option<bool>,
+    read_only: Option<bool>,
+    stop_signal: Option<String>,
+    stop_grace_period: Option<String>,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    sysctls: BTreeMap<String, String>,
+    extra_hosts: Vec<String>,
+    dns: Vec<String>,
+    dns_search: Vec<String>,
+}
+
+impl ContainerOptions {
+    /// Takes `key` if it is a container setting; `None` when it is not one.
+    fn take(&mut self, key: &str, value: &Yaml) -> Option<Result<(), String>> {
+        let text = || scalar(value).ok_or(format!("`{key}` must be a string"));
+        let flag = || {
+            value
+                .as_bool()
+                .ok_or(format!("`{key}` must be true or false"))
+        };
+        let list = || {
+            string_or_list(value).ok_or(format!("`{key}` must be a string or a list of strings"))
+        };
+        let result = match key {
+            "hostname" => text().map(|v| self.hostname = Some(v)),
+            "init" => flag().map(|v| self.init = Some(v)),
+            "read_only" => flag().map(|v| self.read_only = Some(v)),
+            "stop_signal" => text().map(|v| self.stop_signal = Some(v)),
+            "stop_grace_period" => text().map(|v| self.stop_grace_period = Some(v)),
+            "cap_add" => list().map(|v| self.cap_add = v),
+            "cap_drop" => list().map(|v| self.cap_drop = v),
+            "sysctls" => key_values(value)
+                .ok_or(format!("`{key}` must be a list of KEY=VALUE or a map"))
+                .map(|pairs| self.sysctls = pairs.into_iter().collect()),
+            "extra_hosts" => extra_hosts(value).map(|v| self.extra_hosts = v),
+            "dns" => list().map(|v| self.dns = v),
+            "dns_search" => list().map(|v| self.dns_search = v),
+            _ => return None,
+        };
+        Some(result)
+    }
+}
+
+/// `extra_hosts:` as a list of `host:ip` or a map of host to ip.
+fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
+    match value {
+        Yaml::Sequence(items) => items
+            .iter()
+            .map(|i| scalar(i).ok_or_else(|| "`extra_hosts` entries are `host:ip`".to_string()))
+            .collect(),
+        Yaml::Mapping(map) => map
+            .iter()
+            .map(|(host, ip)| match (host.as_str(), scalar(ip)) {
+                (Some(host), Some(ip)) => Ok(format!("{host}:{ip}")),
+                _ => Err("`extra_hosts` maps a host to an ip".to_string()),
+            })
+            .collect(),
+        _ => Err("`extra_hosts` must be a list of host:ip or a map".into()),
+    }
+}
+
+/// A string (one item) or a list of strings.
+fn string_or_list(value: &Yaml) -> Option<Vec<String>> {
+    match value {
+        Yaml::Sequence(items) => items.iter().map(scalar).collect(),
+        Yaml::String(text) => Some(vec![text.clone()]),
+        _ => None,
+    }
 }
 
 /// What `deploy:` sets.
@@ -517,7 +599,11 @@ impl Context<'_> {
             "configs" => draft.configs = file_refs(value, "configs", &self.file.configs)?,
             "secrets" => draft.secrets = file_refs(value, "secrets", &self.file.secrets)?,
             "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
-            other => return Err(format!("`{other}` is not supported by reconciler yet")),
+            other => {
+                return draft.options.take(other, value).unwrap_or_else(|| {
+                    Err(format!("`{other}` is not supported by reconciler yet"))
+                })
+            }
         }
         Ok(())
     }
@@ -567,6 +653,7 @@ impl Context<'_> {
             networks,
             configs,
             secrets,
+            options,
             mounts,
             healthcheck,
             deploy,
@@ -603,6 +690,17 @@ impl Context<'_> {
             env: spanned_map(env.into_iter().collect()),
             user,
             workdir,
+            hostname: options.hostname,
+            init: options.init,
+            read_only: options.read_only,
+            stop_signal: options.stop_signal,
+            stop_grace_period: options.stop_grace_period.map(spanned),
+            cap_add: options.cap_add.into_iter().map(spanned).collect(),
+            cap_drop: options.cap_drop.into_iter().map(spanned).collect(),
+            sysctls: spanned_map(options.sysctls.into_iter().collect()),
+            extra_hosts: options.extra_hosts.into_iter().map(spanned).collect(),
+            dns: options.dns.into_iter().map(spanned).collect(),
+            dns_search: options.dns_search.into_iter().map(spanned).collect(),
             // As `docker stack deploy` does: on every network the service
             // answers to its short name, after the file's own aliases.
             network_aliases: networks

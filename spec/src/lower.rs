@@ -407,8 +407,47 @@ fn network_aliases(
         .collect()
 }
 
+fn plain_list(items: &[Spanned<String>]) -> Vec<String> {
+    items.iter().map(|i| i.get_ref().clone()).collect()
+}
+
+/// Capabilities as the docker CLI sends them (`opts.EffectiveCapAddCapDrop`):
+/// upper case with a `CAP_` prefix (`ALL` stays), sorted, no duplicates,
+/// `ALL` alone when present, and one both added and dropped only added.
+fn effective_capabilities(
+    add: &[Spanned<String>],
+    drop: &[Spanned<String>],
+) -> (Vec<String>, Vec<String>) {
+    let normalize = |list: &[Spanned<String>]| -> std::collections::BTreeSet<String> {
+        let set: std::collections::BTreeSet<String> = list
+            .iter()
+            .map(|c| {
+                let c = c.get_ref().trim().to_uppercase();
+                if c == "ALL" || c.starts_with("CAP_") {
+                    c
+                } else {
+                    format!("CAP_{c}")
+                }
+            })
+            .collect();
+        if set.contains("ALL") {
+            std::collections::BTreeSet::from(["ALL".to_string()])
+        } else {
+            set
+        }
+    };
+    let add = normalize(add);
+    let drop = normalize(drop);
+    let drop = drop.difference(&add).cloned().collect();
+    (add.into_iter().collect(), drop)
+}
+
 /// One `[service.NAME]`. The file struct is taken apart without `..`, so a
 /// field added to the file format does not compile until it is lowered here.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the file format: the destructuring is the checklist"
+)]
 fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Service {
     let ServiceFile {
         image,
@@ -419,6 +458,17 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         env,
         user,
         workdir,
+        hostname,
+        init,
+        read_only,
+        stop_signal,
+        stop_grace_period,
+        cap_add,
+        cap_drop,
+        sysctls,
+        extra_hosts,
+        dns,
+        dns_search,
         networks,
         configs,
         secrets,
@@ -437,6 +487,15 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         container_labels,
         origin,
     } = &entry.value;
+    for host in extra_hosts {
+        if !host.get_ref().contains(':') {
+            diagnostics.push(entry.error(
+                &host.span(),
+                format!("extra_hosts entry `{}` is not `host:ip`", host.get_ref()),
+            ));
+        }
+    }
+    let (cap_add, cap_drop) = effective_capabilities(cap_add, cap_drop);
     check_image(entry, image, diagnostics);
     check_not_empty(entry, diagnostics);
     for key in env.keys() {
@@ -471,7 +530,18 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         env: plain_map(env),
         user: user.clone(),
         workdir: workdir.clone(),
-        networks: networks.iter().map(|n| n.get_ref().clone()).collect(),
+        hostname: hostname.clone(),
+        init: *init,
+        read_only: *read_only,
+        stop_signal: stop_signal.clone(),
+        stop_grace_period: duration(entry, stop_grace_period.as_ref(), diagnostics),
+        cap_add,
+        cap_drop,
+        sysctls: plain_map(sysctls),
+        extra_hosts: plain_list(extra_hosts),
+        dns: plain_list(dns),
+        dns_search: plain_list(dns_search),
+        networks: plain_list(networks),
         configs: file_refs(configs),
         secrets: file_refs(secrets),
         network_aliases: network_aliases(entry, networks, aliases, diagnostics),

@@ -200,6 +200,25 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     pub user: Option<String>,
     pub workdir: Option<String>,
+    /// The containers' hostname.
+    pub hostname: Option<String>,
+    /// Run an init process as PID 1 (`None`: the daemon's default).
+    pub init: Option<bool>,
+    /// Mount the root filesystem read-only (`None`: writable, not set).
+    pub read_only: Option<bool>,
+    pub stop_signal: Option<String>,
+    /// How long a container may take to stop before it is killed.
+    pub stop_grace_period: Option<Duration>,
+    /// Capabilities as Docker takes them: `CAP_NET_ADMIN` or `ALL`, sorted,
+    /// without duplicates; one both added and dropped is only added.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    /// `host:ip` entries for the containers' /etc/hosts, in order.
+    pub extra_hosts: Vec<String>,
+    /// Nameservers and search domains of the containers' resolv.conf.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
     pub networks: Vec<String>,
     /// `[config.*]` entries the containers see as files.
     pub configs: Vec<FileRef>,

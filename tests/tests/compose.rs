@@ -31,6 +31,19 @@ services:
       role: frontend
     user: "0"
     working_dir: /www
+    hostname: "web-{{.Task.Slot}}"
+    init: true
+    read_only: true
+    stop_signal: SIGTERM
+    stop_grace_period: 1m30s
+    cap_add: [net_admin, SYS_TIME]
+    cap_drop: [MKNOD, NET_ADMIN]
+    sysctls:
+      net.core.somaxconn: 1024
+    extra_hosts:
+      - "gateway.example:10.0.0.1"
+    dns: 8.8.8.8
+    dns_search: example.com
     ports:
       - "${WEB_PORT}:80"
       - target: 81
@@ -86,6 +99,10 @@ services:
   worker:
     image: local/busybox:1
     command: sleep 3600
+    dns: [1.1.1.1, 9.9.9.9]
+    extra_hosts:
+      db.example: 10.0.0.2
+    sysctls: ["net.ipv4.ip_forward=1"]
     environment:
       - MODE=batch
       - EMPTY=

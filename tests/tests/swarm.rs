@@ -1129,6 +1129,17 @@ args = ["sleep 3600"]
 env = {{ MODE = "test", API_TOKEN = "do-not-print-me" }}
 user = "0"
 workdir = "/tmp"
+hostname = "fld-{{{{.Task.Slot}}}}"
+init = true
+read_only = true
+stop_signal = "SIGINT"
+stop_grace_period = "1m30s"
+cap_add = ["net_admin", "CAP_SYS_TIME", "chown"]
+cap_drop = ["mknod", "chown"]
+sysctls = {{ "net.core.somaxconn" = "1024" }}
+extra_hosts = ["gateway.example:10.0.0.1", "db.example:10.0.0.2"]
+dns = ["8.8.8.8"]
+dns_search = ["example.com"]
 networks = ["fld-net"]
 network_aliases = {{ fld-net = ["all", "everything"] }}
 ports = [{{ target = 80, published = 18301 }}, {{ target = 81, published = 18302, protocol = "udp", mode = "ingress" }}]
@@ -1183,6 +1194,37 @@ image = "{IMAGE}@{digest}"
     );
     expect("User", &container["User"], json!("0"));
     expect("Dir", &container["Dir"], json!("/tmp"));
+    expect("Hostname", &container["Hostname"], json!("fld-{{.Task.Slot}}"));
+    expect("Init", &container["Init"], json!(true));
+    expect("ReadOnly", &container["ReadOnly"], json!(true));
+    expect("StopSignal", &container["StopSignal"], json!("SIGINT"));
+    expect(
+        "StopGracePeriod",
+        &container["StopGracePeriod"],
+        json!(90_000_000_000_u64),
+    );
+    // As the docker CLI sends them: CAP_ prefixed, sorted, added wins over dropped.
+    expect(
+        "CapabilityAdd",
+        &container["CapabilityAdd"],
+        json!(["CAP_CHOWN", "CAP_NET_ADMIN", "CAP_SYS_TIME"]),
+    );
+    expect("CapabilityDrop", &container["CapabilityDrop"], json!(["CAP_MKNOD"]));
+    expect(
+        "Sysctls",
+        &container["Sysctls"],
+        json!({ "net.core.somaxconn": "1024" }),
+    );
+    expect(
+        "Hosts",
+        &container["Hosts"],
+        json!(["10.0.0.1 gateway.example", "10.0.0.2 db.example"]),
+    );
+    expect(
+        "DNSConfig",
+        &container["DNSConfig"],
+        json!({ "Nameservers": ["8.8.8.8"], "Search": ["example.com"] }),
+    );
     expect(
         "Networks",
         &task["Networks"],

@@ -184,6 +184,44 @@ fn file_ref(file: &reconciler_spec::FileRef) -> String {
     )
 }
 
+/// The container settings of a service that are set (unset ones are the
+/// daemon's defaults and not compared).
+fn container_fields(service: &Service, fields: &mut Vec<Field>) {
+    if let Some(hostname) = &service.hostname {
+        fields.push(Field::new("hostname", quoted(hostname)));
+    }
+    if let Some(init) = service.init {
+        fields.push(Field::new("init", init.to_string()));
+    }
+    // `false` is Docker's default and reads back as unset.
+    if service.read_only == Some(true) {
+        fields.push(Field::new("read_only", "true"));
+    }
+    if let Some(signal) = &service.stop_signal {
+        fields.push(Field::new("stop_signal", quoted(signal)));
+    }
+    if let Some(period) = service.stop_grace_period {
+        fields.push(Field::new(
+            "stop_grace_period",
+            quoted(&format_duration(period)),
+        ));
+    }
+    for (name, list) in [
+        ("cap_add", &service.cap_add),
+        ("cap_drop", &service.cap_drop),
+        ("extra_hosts", &service.extra_hosts),
+        ("dns", &service.dns),
+        ("dns_search", &service.dns_search),
+    ] {
+        if !list.is_empty() {
+            fields.push(Field::new(name, self::list(list.iter().cloned())));
+        }
+    }
+    for (key, value) in &service.sysctls {
+        fields.push(Field::new(format!("sysctls.{key}"), quoted(value)));
+    }
+}
+
 /// `networks` (in any order) and each network's aliases (in order).
 fn attachment_fields(
     networks: &[String],
@@ -207,6 +245,10 @@ fn attachment_fields(
 /// The fields of a service that the controller manages, in display order.
 /// The struct is taken apart without `..`: a new field of [`Service`] does
 /// not compile until it is placed here (compared, hash-only or not a field).
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the service: the destructuring is the checklist"
+)]
 pub fn service_fields(service: &Service) -> Vec<Field> {
     let Service {
         // The object's key, and where it came from: its labels and hash carry these.
@@ -219,6 +261,18 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         env,
         user,
         workdir,
+        // The container's settings: see `container_fields`.
+        hostname: _,
+        init: _,
+        read_only: _,
+        stop_signal: _,
+        stop_grace_period: _,
+        cap_add: _,
+        cap_drop: _,
+        sysctls: _,
+        extra_hosts: _,
+        dns: _,
+        dns_search: _,
         networks,
         configs,
         secrets,
@@ -260,6 +314,7 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
     if let Some(workdir) = workdir {
         fields.push(Field::new("workdir", quoted(workdir)));
     }
+    container_fields(service, &mut fields);
     attachment_fields(networks, network_aliases, &mut fields);
     for (name, refs) in [("configs", configs), ("secrets", secrets)] {
         if !refs.is_empty() {

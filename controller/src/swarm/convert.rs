@@ -15,9 +15,9 @@ use bollard::models::{
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
-    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets, TaskSpecPlacement,
-    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
+    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecDnsConfig,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
+    TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
@@ -170,6 +170,10 @@ pub(super) fn user_labels(labels: &HashMap<String, String>) -> BTreeMap<String, 
 
 /// Builds the service spec to send. `base` is the live spec for updates: the
 /// managed fields are replaced, everything else Docker stored is kept.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the service: the destructuring is the checklist"
+)]
 pub(super) fn service_spec(
     service: &Service,
     ownership: BTreeMap<String, String>,
@@ -188,6 +192,17 @@ pub(super) fn service_spec(
         env,
         user,
         workdir,
+        hostname,
+        init,
+        read_only,
+        stop_signal,
+        stop_grace_period,
+        cap_add,
+        cap_drop,
+        sysctls,
+        extra_hosts,
+        dns,
+        dns_search,
         networks,
         configs,
         secrets,
@@ -240,6 +255,27 @@ pub(super) fn service_spec(
     container.env = Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect());
     container.user = user.clone();
     container.dir = workdir.clone();
+    container.hostname = hostname.clone();
+    container.init = *init;
+    container.read_only = *read_only;
+    container.stop_signal = stop_signal.clone();
+    container.stop_grace_period = stop_grace_period.map(nanos);
+    container.capability_add = Some(cap_add.clone());
+    container.capability_drop = Some(cap_drop.clone());
+    container.sysctls = Some(sysctls.clone().into_iter().collect());
+    // Swarm keeps /etc/hosts lines ("IP HOST"); the spec writes compose's `host:ip`.
+    container.hosts = Some(
+        extra_hosts
+            .iter()
+            .filter_map(|h| h.split_once(':').map(|(host, ip)| format!("{ip} {host}")))
+            .collect(),
+    );
+    container.dns_config =
+        (!dns.is_empty() || !dns_search.is_empty()).then(|| TaskSpecContainerSpecDnsConfig {
+            nameservers: Some(dns.clone()),
+            search: Some(dns_search.clone()),
+            options: None,
+        });
     container.mounts = Some(mounts.iter().map(docker_mount).collect());
     container.health_check = healthcheck.as_ref().map(health_config);
     container.configs = Some(config_refs(configs, ids));
@@ -386,6 +422,10 @@ fn restart_policy(restart: &RestartPolicy) -> TaskSpecRestartPolicy {
 
 /// Reads the managed fields of a live service spec back into the model.
 /// `network_names` maps the network IDs Docker stores back to names.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the service: the destructuring is the checklist"
+)]
 pub(super) fn service_from_spec(
     name: &str,
     spec: &ServiceSpec,
@@ -458,6 +498,42 @@ pub(super) fn service_from_spec(
         env,
         user: container.user.clone().filter(|u| !u.is_empty()),
         workdir: container.dir.clone().filter(|d| !d.is_empty()),
+        hostname: container.hostname.clone().filter(|h| !h.is_empty()),
+        init: container.init,
+        read_only: container.read_only.filter(|r| *r),
+        stop_signal: container.stop_signal.clone().filter(|s| !s.is_empty()),
+        stop_grace_period: container
+            .stop_grace_period
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Duration::from_nanos),
+        cap_add: container.capability_add.clone().unwrap_or_default(),
+        cap_drop: container.capability_drop.clone().unwrap_or_default(),
+        sysctls: container
+            .sysctls
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        extra_hosts: container
+            .hosts
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|line| {
+                line.split_once(' ')
+                    .map(|(ip, host)| format!("{host}:{ip}"))
+            })
+            .collect(),
+        dns: container
+            .dns_config
+            .as_ref()
+            .and_then(|d| d.nameservers.clone())
+            .unwrap_or_default(),
+        dns_search: container
+            .dns_config
+            .as_ref()
+            .and_then(|d| d.search.clone())
+            .unwrap_or_default(),
         networks,
         configs,
         secrets,
