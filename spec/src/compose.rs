@@ -1404,80 +1404,167 @@ fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
         .collect()
 }
 
-/// `volumes:` of a service. Named volumes declared at the top level get the
-/// stack prefix, as Docker names them.
+/// `volumes:` of a service, as `docker stack deploy` makes them mounts: a
+/// path (`/`, `.`, `~`) is a bind mount, anything else a named volume, which
+/// must be declared under top-level `volumes:` and gets the stack prefix
+/// unless it is external or has a `name:`; declared volumes carry their
+/// `driver`, `driver_opts` and labels (with the stack's), as the CLI sends them.
 fn mounts(
     value: &Yaml,
     stack: &str,
     top: &BTreeMap<String, Yaml>,
 ) -> Result<Vec<MountFile>, String> {
-    let declared = |name: &str| top.get("volumes").and_then(|v| v.get(name)).is_some();
     let Yaml::Sequence(items) = value else {
         return Err("`volumes` must be a list".into());
     };
     items
         .iter()
-        .map(|item| match item {
-            Yaml::String(text) => {
-                let parts: Vec<&str> = text.split(':').collect();
-                let (source, target, mode) = match parts.as_slice() {
-                    [target] => (None, *target, None),
-                    [source, target] => (Some(*source), *target, None),
-                    [source, target, mode] => (Some(*source), *target, Some(*mode)),
-                    _ => return Err(format!("invalid volume `{text}`")),
-                };
-                if source.is_some_and(|s| s.starts_with('.')) {
-                    return Err(format!("volume `{text}`: relative bind mounts have no meaning on a swarm node; use an absolute path"));
-                }
-                let kind = match source {
-                    Some(s) if s.starts_with('/') => MountKindFile::Bind,
-                    _ => MountKindFile::Volume,
-                };
-                let readonly = match mode {
-                    None | Some("rw") => None,
-                    Some("ro") => Some(true),
-                    Some(other) => {
-                        return Err(format!("volume `{text}`: mode `{other}` is not supported"))
-                    }
-                };
-                let source = source.map(|s| match kind {
-                    MountKindFile::Volume if declared(s) => format!("{stack}_{s}"),
-                    _ => s.to_string(),
-                });
-                Ok(MountFile {
-                    kind,
-                    source,
-                    target: target.to_string(),
-                    readonly,
-                })
+        .map(|item| {
+            let mut mount = match item {
+                Yaml::String(text) => short_mount(text)?,
+                Yaml::Mapping(map) => long_mount(map)?,
+                _ => return Err("a volume must be a string or a mapping".into()),
+            };
+            if matches!(mount.kind, MountKindFile::Volume) {
+                named_volume(&mut mount, stack, top)?;
             }
-            Yaml::Mapping(map) => {
-                let mut kind = None;
-                let mut source = None;
-                let mut target = None;
-                let mut readonly = None;
-                for (k, v) in map {
-                    let text = scalar(v).unwrap_or_default();
-                    match k.as_str().unwrap_or_default() {
-                        "type" => {
-                            kind = Some(variant(&text).map_err(|e| format!("volume type: {e}"))?);
-                        }
-                        "source" => source = Some(text),
-                        "target" => target = Some(text),
-                        "read_only" => readonly = v.as_bool().filter(|ro| *ro),
-                        other => return Err(format!("volume option `{other}` is not supported")),
-                    }
-                }
-                Ok(MountFile {
-                    kind: kind.ok_or("a volume needs a `type`")?,
-                    source,
-                    target: target.ok_or("a volume needs a `target`")?,
-                    readonly,
-                })
-            }
-            _ => Err("a volume must be a string or a mapping".into()),
+            Ok(mount)
         })
         .collect()
+}
+
+fn empty_mount(kind: MountKindFile, source: Option<String>, target: String) -> MountFile {
+    MountFile {
+        kind,
+        source,
+        target,
+        readonly: None,
+        driver: None,
+        driver_options: BTreeMap::new(),
+        volume_labels: BTreeMap::new(),
+        nocopy: None,
+    }
+}
+
+/// `SOURCE:TARGET[:MODE]` or `TARGET` (an anonymous volume).
+fn short_mount(text: &str) -> Result<MountFile, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [target] => (None, *target, None),
+        [source, target] => (Some(*source), *target, None),
+        [source, target, mode] => (Some(*source), *target, Some(*mode)),
+        _ => return Err(format!("invalid volume `{text}`")),
+    };
+    if source.is_some_and(|s| s.starts_with('.')) {
+        return Err(format!("volume `{text}`: relative bind mounts have no meaning on a swarm node; use an absolute path"));
+    }
+    if source.is_some_and(|s| s.starts_with('~')) {
+        return Err(format!("volume `{text}`: `~` is the home directory of whoever runs the deploy, not of the node; use an absolute path"));
+    }
+    let kind = match source {
+        Some(s) if s.starts_with('/') => MountKindFile::Bind,
+        _ => MountKindFile::Volume,
+    };
+    let mut mount = empty_mount(kind, source.map(str::to_string), target.to_string());
+    for flag in mode
+        .map(|m| m.split(',').collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        match flag {
+            "rw" => {}
+            "ro" => mount.readonly = Some(true),
+            "nocopy" if matches!(mount.kind, MountKindFile::Volume) => mount.nocopy = Some(true),
+            other => return Err(format!("volume `{text}`: mode `{other}` is not supported")),
+        }
+    }
+    Ok(mount)
+}
+
+/// The long syntax: `type`, `source`, `target`, `read_only`, `volume.nocopy`.
+fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
+    let mut kind = None;
+    let mut source = None;
+    let mut target = None;
+    let mut readonly = None;
+    let mut nocopy = None;
+    for (k, v) in map {
+        let text = scalar(v).unwrap_or_default();
+        match k.as_str().unwrap_or_default() {
+            "type" => kind = Some(variant(&text).map_err(|e| format!("volume type: {e}"))?),
+            "source" => source = Some(text),
+            "target" => target = Some(text),
+            "read_only" => readonly = v.as_bool().filter(|ro| *ro),
+            "volume" => {
+                for (option, value) in v.as_mapping().into_iter().flatten() {
+                    match option.as_str() {
+                        Some("nocopy") => nocopy = value.as_bool().filter(|n| *n),
+                        _ => return Err("of `volume:` options only `nocopy` is supported".into()),
+                    }
+                }
+            }
+            other => return Err(format!("volume option `{other}` is not supported")),
+        }
+    }
+    let mut mount = empty_mount(
+        kind.ok_or("a volume needs a `type`")?,
+        source,
+        target.ok_or("a volume needs a `target`")?,
+    );
+    mount.readonly = readonly;
+    mount.nocopy = nocopy;
+    Ok(mount)
+}
+
+/// A named volume's Swarm name and options, from its top-level declaration.
+fn named_volume(
+    mount: &mut MountFile,
+    stack: &str,
+    top: &BTreeMap<String, Yaml>,
+) -> Result<(), String> {
+    let Some(name) = mount.source.clone() else {
+        return Ok(()); // anonymous
+    };
+    let Some(declared) = top.get("volumes").and_then(|v| v.get(name.as_str())) else {
+        return Err(format!(
+            "volume `{name}` is not declared under top-level `volumes:` (docker stack deploy refuses it too)"
+        ));
+    };
+    let text = |key: &str| declared.get(key).and_then(Yaml::as_str).map(str::to_string);
+    let external = match declared.get("external") {
+        Some(Yaml::Bool(flag)) => flag.then(|| text("name").unwrap_or_else(|| name.clone())),
+        Some(Yaml::Mapping(old)) => Some(
+            old.get(Yaml::String("name".into()))
+                .and_then(Yaml::as_str)
+                .map_or_else(|| name.clone(), str::to_string),
+        ),
+        _ => None,
+    };
+    if let Some(external) = external {
+        // Used as it is: no prefix, no options, never created by the stack.
+        mount.source = Some(external);
+        return Ok(());
+    }
+    mount.source = Some(text("name").unwrap_or_else(|| format!("{stack}_{name}")));
+    mount.volume_labels = declared
+        .get("labels")
+        .and_then(key_values)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    mount
+        .volume_labels
+        .insert("com.docker.stack.namespace".into(), stack.into());
+    mount.driver = text("driver");
+    mount.driver_options = declared
+        .get("driver_opts")
+        .and_then(Yaml::as_mapping)
+        .map(|opts| {
+            opts.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(())
 }
 
 fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {

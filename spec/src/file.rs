@@ -250,6 +250,18 @@ pub(crate) struct MountFile {
     pub target: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,
+    /// Volumes only: the driver that creates the volume on a node where it
+    /// does not exist yet (`local` with NFS options for a shared drive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_options: BTreeMap<String, String>,
+    /// Volumes only: labels of a volume the mount creates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_labels: BTreeMap<String, String>,
+    /// Volumes only: do not copy the image's files into a new volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nocopy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

@@ -723,6 +723,18 @@ fn mount(
         }
         _ => {}
     }
+    let volume = VolumeOptions {
+        driver: m.driver.clone(),
+        driver_options: m.driver_options.clone(),
+        labels: m.volume_labels.clone(),
+        nocopy: m.nocopy.unwrap_or(false),
+    };
+    if kind != MountKind::Volume && !volume.is_empty() {
+        diagnostics.push(entry.error(
+            &spanned.span(),
+            "`driver`, `driver_options`, `volume_labels` and `nocopy` are for volume mounts",
+        ));
+    }
     if !m.target.starts_with('/') {
         diagnostics.push(entry.error(
             &spanned.span(),
@@ -737,6 +749,7 @@ fn mount(
         source: m.source.clone(),
         target: m.target.clone(),
         readonly: m.readonly.unwrap_or(false),
+        volume,
     }
 }
 

@@ -280,6 +280,27 @@ pub struct Mount {
     pub source: Option<String>,
     pub target: String,
     pub readonly: bool,
+    /// How a volume mount creates its volume where it does not exist yet.
+    /// Left out of the spec hash when empty, as before the field existed.
+    #[serde(skip_serializing_if = "VolumeOptions::is_empty")]
+    pub volume: VolumeOptions,
+}
+
+/// A volume mount's options (empty for other mounts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct VolumeOptions {
+    /// The volume driver (`local` when unset) and its options.
+    pub driver: Option<String>,
+    pub driver_options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+}
+
+impl VolumeOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -128,7 +128,14 @@ fn mount(mount: &Mount) -> MountFile {
         source,
         target,
         readonly,
+        volume,
     } = mount;
+    let VolumeOptions {
+        driver,
+        driver_options,
+        labels,
+        nocopy,
+    } = volume;
     MountFile {
         kind: match kind {
             MountKind::Bind => MountKindFile::Bind,
@@ -138,6 +145,10 @@ fn mount(mount: &Mount) -> MountFile {
         source: source.clone(),
         target: target.clone(),
         readonly: readonly.then_some(true),
+        driver: driver.clone(),
+        driver_options: driver_options.clone(),
+        volume_labels: labels.clone(),
+        nocopy: nocopy.then_some(true),
     }
 }
 

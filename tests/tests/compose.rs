@@ -108,11 +108,35 @@ services:
       - EMPTY=
     networks: [back]
     configs: [greeting]
+    volumes:
+      - data:/data
+      - shared:/shared:ro,nocopy
+      - type: volume
+        source: named
+        target: /named
+        volume:
+          nocopy: true
+      - cache-ext:/cache
     deploy:
       mode: global
   solo:
     image: local/busybox:1
     command: ["sleep", "3600"]
+volumes:
+  data:
+    driver: local
+    driver_opts:
+      type: tmpfs
+      device: tmpfs
+      o: size=1m
+    labels:
+      purpose: scratch
+  shared:
+  named:
+    name: rc-compose-named
+  cache-ext:
+    external: true
+    name: rc-compose-external
 configs:
   greeting:
     file: ./greeting.txt
@@ -372,6 +396,8 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
         .display()
         .to_string();
 
+    // An external volume exists before either deploy, as it would.
+    docker(&["volume", "create", "rc-compose-external"]);
     // The reference: the docker CLI on the same file (no registry here, so
     // images are not resolved to digests), its variables from the environment.
     let deployed = std::process::Command::new("docker")

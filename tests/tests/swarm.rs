@@ -1194,7 +1194,11 @@ image = "{IMAGE}@{digest}"
     );
     expect("User", &container["User"], json!("0"));
     expect("Dir", &container["Dir"], json!("/tmp"));
-    expect("Hostname", &container["Hostname"], json!("fld-{{.Task.Slot}}"));
+    expect(
+        "Hostname",
+        &container["Hostname"],
+        json!("fld-{{.Task.Slot}}"),
+    );
     expect("Init", &container["Init"], json!(true));
     expect("ReadOnly", &container["ReadOnly"], json!(true));
     expect("StopSignal", &container["StopSignal"], json!("SIGINT"));
@@ -1209,7 +1213,11 @@ image = "{IMAGE}@{digest}"
         &container["CapabilityAdd"],
         json!(["CAP_CHOWN", "CAP_NET_ADMIN", "CAP_SYS_TIME"]),
     );
-    expect("CapabilityDrop", &container["CapabilityDrop"], json!(["CAP_MKNOD"]));
+    expect(
+        "CapabilityDrop",
+        &container["CapabilityDrop"],
+        json!(["CAP_MKNOD"]),
+    );
     expect(
         "Sysctls",
         &container["Sysctls"],

@@ -172,7 +172,37 @@ fn format_mount(mount: &Mount) -> String {
     let kind = mount.kind.as_str();
     let source = mount.source.as_deref().unwrap_or("");
     let mode = if mount.readonly { " (ro)" } else { "" };
-    format!("{kind} {source}:{}{mode}", mount.target)
+    let volume = &mount.volume;
+    let mut options = Vec::new();
+    if volume.driver.is_some() || !volume.driver_options.is_empty() {
+        let settings: Vec<String> = volume
+            .driver_options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        options.push(format!(
+            "driver {} [{}]",
+            volume.driver.as_deref().unwrap_or("local"),
+            settings.join(", ")
+        ));
+    }
+    if !volume.labels.is_empty() {
+        let labels: Vec<String> = volume
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        options.push(format!("labels [{}]", labels.join(", ")));
+    }
+    if volume.nocopy {
+        options.push("nocopy".into());
+    }
+    let options = if options.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", options.join("; "))
+    };
+    format!("{kind} {source}:{}{mode}{options}", mount.target)
 }
 
 /// A config or secret in a container, as a plan shows it:

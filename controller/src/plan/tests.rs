@@ -1050,6 +1050,15 @@ fn spec_hashes_cover_only_fields_that_are_set() {
     );
     // printf '%s' '{"image":"local/busybox:1","mode":{"mode":"replicated","replicas":1},"name":"web"}' | sha256sum
     assert_eq!(fields::service_hash(web), "3d90732941117e2e");
+    // A mount without volume options hashes as before they existed.
+    let mounted = spec(
+        "[service.web]\nimage = \"local/busybox:1\"\nmounts = [{ type = \"bind\", source = \"/tmp\", target = \"/x\" }]\n",
+    );
+    let json = serde_json::to_value(&mounted.services["web"]).unwrap_or_default();
+    assert_eq!(
+        super::fields::canonical_for_tests(json)["mounts"],
+        serde_json::json!([{ "kind": "bind", "source": "/tmp", "target": "/x", "readonly": false }])
+    );
     // Setting a field changes it.
     let with_env = spec("[service.web]\nimage = \"local/busybox:1\"\nenv = { A = \"1\" }\n");
     assert_ne!(

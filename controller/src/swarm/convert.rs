@@ -10,19 +10,21 @@ use std::time::Duration;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, HealthConfig, Limit, Mount as DockerMount, MountType, NetworkAttachmentConfig,
-    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
-    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
-    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecDnsConfig,
-    TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
-    TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, HealthConfig, Limit, Mount as DockerMount, MountType, MountVolumeOptions,
+    MountVolumeOptionsDriverConfig, NetworkAttachmentConfig, ResourceObject, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
+    TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1,
+    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecPlacementPreferences,
+    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
     FailureAction, FileRef, Healthcheck, Mount, MountKind, Port, Protocol, PublishMode, Resources,
     RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder, UpdatePolicy,
+    VolumeOptions,
 };
 
 use crate::labels;
@@ -339,6 +341,21 @@ fn docker_mount(mount: &Mount) -> DockerMount {
             MountKind::Tmpfs => MountType::TMPFS,
         }),
         read_only: Some(mount.readonly),
+        volume_options: (mount.kind == MountKind::Volume && !mount.volume.is_empty()).then(|| {
+            let volume = &mount.volume;
+            MountVolumeOptions {
+                no_copy: volume.nocopy.then_some(true),
+                labels: (!volume.labels.is_empty())
+                    .then(|| volume.labels.clone().into_iter().collect()),
+                driver_config: (volume.driver.is_some() || !volume.driver_options.is_empty()).then(
+                    || MountVolumeOptionsDriverConfig {
+                        name: volume.driver.clone(),
+                        options: Some(volume.driver_options.clone().into_iter().collect()),
+                    },
+                ),
+                ..Default::default()
+            }
+        }),
         ..Default::default()
     }
 }
@@ -657,6 +674,24 @@ fn mount_from(mount: &DockerMount) -> Option<Mount> {
         source: mount.source.clone().filter(|s| !s.is_empty()),
         target: mount.target.clone()?,
         readonly: mount.read_only.unwrap_or(false),
+        volume: mount
+            .volume_options
+            .as_ref()
+            .map(|options| {
+                let driver = options.driver_config.clone().unwrap_or_default();
+                VolumeOptions {
+                    driver: driver.name.filter(|n| !n.is_empty()),
+                    driver_options: driver.options.unwrap_or_default().into_iter().collect(),
+                    labels: options
+                        .labels
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    nocopy: options.no_copy.unwrap_or(false),
+                }
+            })
+            .unwrap_or_default(),
     })
 }
 
