@@ -18,8 +18,9 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::file::{
-    ConfigFile, FileRefFile, HealthcheckFile, MountFile, MountKindFile, NetworkFile, PortFile,
-    ResourcesFile, RestartFile, SecretFile, ServiceFile, ServiceModeFile, UpdateFile,
+    ConfigFile, EndpointModeFile, FileRefFile, HealthcheckFile, LoggingFile, MountFile,
+    MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile, SecretFile, ServiceFile,
+    ServiceModeFile, UlimitFile, UpdateFile,
 };
 
 /// Keys of a compose service that `docker stack deploy` ignores: the docker
@@ -438,6 +439,8 @@ struct ContainerOptions {
     extra_hosts: Vec<String>,
     dns: Vec<String>,
     dns_search: Vec<String>,
+    ulimits: BTreeMap<String, UlimitFile>,
+    logging: Option<LoggingFile>,
 }
 
 impl ContainerOptions {
@@ -466,10 +469,60 @@ impl ContainerOptions {
             "extra_hosts" => extra_hosts(value).map(|v| self.extra_hosts = v),
             "dns" => list().map(|v| self.dns = v),
             "dns_search" => list().map(|v| self.dns_search = v),
+            "ulimits" => ulimits(value).map(|v| self.ulimits = v),
+            "logging" => logging(value).map(|v| self.logging = Some(v)),
             _ => return None,
         };
         Some(result)
     }
+}
+
+/// `ulimits:` as a map of name to a number or to `soft`/`hard`.
+fn ulimits(value: &Yaml) -> Result<BTreeMap<String, UlimitFile>, String> {
+    let Yaml::Mapping(map) = value else {
+        return Err("`ulimits` must be a map".into());
+    };
+    let number = |v: &Yaml| v.as_i64().ok_or("`ulimits` values are numbers".to_string());
+    map.iter()
+        .map(|(name, limit)| {
+            let name = name.as_str().ok_or("`ulimits` keys are names")?.to_string();
+            let limit = match limit {
+                Yaml::Mapping(pair) => UlimitFile::Pair {
+                    soft: number(pair.get("soft").ok_or("a ulimit needs `soft`")?)?,
+                    hard: number(pair.get("hard").ok_or("a ulimit needs `hard`")?)?,
+                },
+                single => UlimitFile::Single(number(single)?),
+            };
+            Ok((name, limit))
+        })
+        .collect()
+}
+
+/// `logging:` with `driver` and `options`.
+fn logging(value: &Yaml) -> Result<LoggingFile, String> {
+    let Yaml::Mapping(map) = value else {
+        return Err("`logging` must be a mapping".into());
+    };
+    let mut out = LoggingFile {
+        driver: String::new(),
+        options: BTreeMap::new(),
+    };
+    for (key, value) in map {
+        match key.as_str() {
+            Some("driver") => {
+                out.driver = scalar(value).ok_or("`logging.driver` must be a name")?;
+            }
+            Some("options") => {
+                out.options = key_values(value)
+                    .ok_or("`logging.options` must be a map")?
+                    .into_iter()
+                    .collect();
+            }
+            _ => return Err("`logging` takes `driver` and `options`".into()),
+        }
+    }
+    // The CLI sends an empty driver name when only options are given; so do we.
+    Ok(out)
 }
 
 /// `extra_hosts:` as a list of `host:ip` or a map of host to ip.
@@ -511,6 +564,8 @@ struct Deploy {
     update: Option<UpdateFile>,
     rollback: Option<UpdateFile>,
     restart: Option<RestartFile>,
+    endpoint_mode: Option<EndpointModeFile>,
+    max_replicas_per_node: Option<u64>,
 }
 
 impl Context<'_> {
@@ -701,6 +756,14 @@ impl Context<'_> {
             extra_hosts: options.extra_hosts.into_iter().map(spanned).collect(),
             dns: options.dns.into_iter().map(spanned).collect(),
             dns_search: options.dns_search.into_iter().map(spanned).collect(),
+            ulimits: options
+                .ulimits
+                .into_iter()
+                .map(|(k, v)| (spanned(k), v))
+                .collect(),
+            logging: options.logging,
+            endpoint_mode: deploy.endpoint_mode,
+            max_replicas_per_node: deploy.max_replicas_per_node,
             // As `docker stack deploy` does: on every network the service
             // answers to its short name, after the file's own aliases.
             network_aliases: networks
@@ -944,11 +1007,17 @@ impl Context<'_> {
                 "update_config" => update_config(v, key).map(|u| deploy.update = Some(u)),
                 "rollback_config" => update_config(v, key).map(|u| deploy.rollback = Some(u)),
                 "restart_policy" => restart_policy(v).map(|r| deploy.restart = Some(r)),
-                "endpoint_mode" if v.as_str() == Some("vip") => Ok(()),
-                "endpoint_mode" => Err(
-                    "deploy.endpoint_mode other than `vip` is not supported by reconciler yet"
-                        .to_string(),
-                ),
+                "endpoint_mode" => match v.as_str().map(str::to_lowercase).as_deref() {
+                    Some("vip") => {
+                        deploy.endpoint_mode = Some(EndpointModeFile::Vip);
+                        Ok(())
+                    }
+                    Some("dnsrr") => {
+                        deploy.endpoint_mode = Some(EndpointModeFile::Dnsrr);
+                        Ok(())
+                    }
+                    _ => Err("deploy.endpoint_mode must be `vip` or `dnsrr`".to_string()),
+                },
                 other => Err(format!("deploy.{other} is not supported by reconciler yet")),
             };
             if let Err(message) = result {
@@ -978,14 +1047,23 @@ fn placement(
                 deploy.constraints = list;
             }
             "preferences" => {
-                deploy.preferences = match value {
-                    Yaml::Sequence(items) => items
-                        .iter()
-                        .filter_map(|i| i.get("spread").and_then(scalar))
-                        .map(|s| format!("spread={s}"))
-                        .collect(),
-                    _ => Vec::new(),
+                let Yaml::Sequence(items) = value else {
+                    return Err("deploy.placement.preferences must be a list".into());
                 };
+                deploy.preferences = Vec::new();
+                for item in items {
+                    // Swarm has only spread preferences; the CLI's schema refuses others.
+                    match item.get("spread").and_then(scalar) {
+                        Some(spread) => deploy.preferences.push(format!("spread={spread}")),
+                        None => problem(
+                            "deploy.placement.preferences entries must be `spread: LABEL`".into(),
+                        ),
+                    }
+                }
+            }
+            "max_replicas_per_node" => {
+                deploy.max_replicas_per_node =
+                    Some(count(value, "deploy.placement.max_replicas_per_node")?);
             }
             other => problem(format!(
                 "deploy.placement.{other} is not supported by reconciler yet"

@@ -166,6 +166,14 @@ pub(crate) struct ServiceFile {
     pub dns: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<Spanned<String>, UlimitFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<EndpointModeFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -361,6 +369,30 @@ pub(crate) struct ReleaseFile {
     /// Keys are spanned so a value the chart does not take is reported where it is written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<Spanned<String>, toml::Value>,
+}
+
+/// A ulimit: one number (soft and hard alike) or both.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub(crate) enum UlimitFile {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+/// `logging = { driver = "json-file", options = { max-size = "10m" } }`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoggingFile {
+    pub driver: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EndpointModeFile {
+    Vip,
+    Dnsrr,
 }
 
 /// `[config.NAME]`: a file of the spec (`file`) or inline text (`content`).

@@ -469,6 +469,10 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         extra_hosts,
         dns,
         dns_search,
+        ulimits,
+        logging,
+        endpoint_mode,
+        max_replicas_per_node,
         networks,
         configs,
         secrets,
@@ -541,6 +545,25 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         extra_hosts: plain_list(extra_hosts),
         dns: plain_list(dns),
         dns_search: plain_list(dns_search),
+        ulimits: ulimits
+            .iter()
+            .map(|(name, limit)| {
+                let (soft, hard) = match limit {
+                    UlimitFile::Single(n) => (*n, *n),
+                    UlimitFile::Pair { soft, hard } => (*soft, *hard),
+                };
+                (name.get_ref().clone(), Ulimit { soft, hard })
+            })
+            .collect(),
+        logging: logging.as_ref().map(|l| Logging {
+            driver: l.driver.clone(),
+            options: l.options.clone(),
+        }),
+        endpoint_mode: endpoint_mode.map(|m| match m {
+            EndpointModeFile::Vip => EndpointMode::Vip,
+            EndpointModeFile::Dnsrr => EndpointMode::Dnsrr,
+        }),
+        max_replicas_per_node: *max_replicas_per_node,
         networks: plain_list(networks),
         configs: file_refs(configs),
         secrets: file_refs(secrets),

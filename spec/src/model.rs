@@ -219,6 +219,15 @@ pub struct Service {
     /// Nameservers and search domains of the containers' resolv.conf.
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
+    /// Resource limits by name (`nofile`), each soft and hard.
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Where the containers' logs go (`None`: the daemon's default driver).
+    pub logging: Option<Logging>,
+    /// How other services reach this one: a virtual IP (`None`, Docker's
+    /// default) or DNS round robin (`dnsrr`, for clients that balance themselves).
+    pub endpoint_mode: Option<EndpointMode>,
+    /// At most this many tasks on one node.
+    pub max_replicas_per_node: Option<u64>,
     pub networks: Vec<String>,
     /// `[config.*]` entries the containers see as files.
     pub configs: Vec<FileRef>,
@@ -400,6 +409,34 @@ spelled!(MountKind { Bind => "bind", Volume => "volume", Tmpfs => "tmpfs" });
 spelled!(FailureAction { Pause => "pause", Continue => "continue", Rollback => "rollback" });
 spelled!(UpdateOrder { StopFirst => "stop-first", StartFirst => "start-first" });
 spelled!(RestartCondition { None => "none", OnFailure => "on-failure", Any => "any" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Logging {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+impl EndpointMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        }
+    }
+}
 
 /// `[config.NAME]`: text the containers of the services that name it see as
 /// a file. Swarm configs cannot change: each content is its own version

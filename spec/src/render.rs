@@ -210,6 +210,10 @@ fn restart(restart: &RestartPolicy) -> RestartFile {
 
 /// A service as the file format writes it. Taken apart without `..`: a new
 /// field of [`Service`] does not compile until it is rendered here.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the service: the destructuring is the checklist"
+)]
 fn service(s: &Service) -> ServiceFile {
     let Service {
         // The table's name.
@@ -233,6 +237,10 @@ fn service(s: &Service) -> ServiceFile {
         extra_hosts,
         dns,
         dns_search,
+        ulimits,
+        logging,
+        endpoint_mode,
+        max_replicas_per_node,
         networks,
         configs,
         secrets,
@@ -274,6 +282,29 @@ fn service(s: &Service) -> ServiceFile {
         extra_hosts: names(extra_hosts),
         dns: names(dns),
         dns_search: names(dns_search),
+        ulimits: ulimits
+            .iter()
+            .map(|(name, u)| {
+                let limit = if u.soft == u.hard {
+                    UlimitFile::Single(u.soft)
+                } else {
+                    UlimitFile::Pair {
+                        soft: u.soft,
+                        hard: u.hard,
+                    }
+                };
+                (spanned(name.clone()), limit)
+            })
+            .collect(),
+        logging: logging.as_ref().map(|l| LoggingFile {
+            driver: l.driver.clone(),
+            options: l.options.clone(),
+        }),
+        endpoint_mode: endpoint_mode.map(|m| match m {
+            EndpointMode::Vip => EndpointModeFile::Vip,
+            EndpointMode::Dnsrr => EndpointModeFile::Dnsrr,
+        }),
+        max_replicas_per_node: *max_replicas_per_node,
         networks: names(networks),
         configs: configs.iter().map(file_ref).collect(),
         secrets: secrets.iter().map(file_ref).collect(),

@@ -44,6 +44,16 @@ services:
       - "gateway.example:10.0.0.1"
     dns: 8.8.8.8
     dns_search: example.com
+    logging:
+      driver: json-file
+      options:
+        max-size: 10m
+        max-file: "3"
+    ulimits:
+      nproc: 512
+      nofile:
+        soft: 256
+        hard: 512
     ports:
       - "${WEB_PORT}:80"
       - target: 81
@@ -79,6 +89,7 @@ services:
         constraints: [node.role == manager]
         preferences:
           - spread: node.labels.shelf
+        max_replicas_per_node: 2
       resources:
         limits: { cpus: "0.5", memory: 64M }
         reservations: { cpus: "0.1", memory: 16M }
@@ -119,6 +130,7 @@ services:
       - cache-ext:/cache
     deploy:
       mode: global
+      endpoint_mode: dnsrr
   solo:
     image: local/busybox:1
     command: ["sleep", "3600"]

@@ -1140,6 +1140,9 @@ sysctls = {{ "net.core.somaxconn" = "1024" }}
 extra_hosts = ["gateway.example:10.0.0.1", "db.example:10.0.0.2"]
 dns = ["8.8.8.8"]
 dns_search = ["example.com"]
+ulimits = {{ nproc = 512, nofile = {{ soft = 256, hard = 512 }} }}
+logging = {{ driver = "json-file", options = {{ max-size = "10m" }} }}
+max_replicas_per_node = 3
 networks = ["fld-net"]
 network_aliases = {{ fld-net = ["all", "everything"] }}
 ports = [{{ target = 80, published = 18301 }}, {{ target = 81, published = 18302, protocol = "udp", mode = "ingress" }}]
@@ -1159,6 +1162,7 @@ image = "{IMAGE}"
 mode = "global"
 command = ["sleep", "3600"]
 ports = [{{ target = 80, published = 18303, protocol = "tcp", mode = "host" }}]
+endpoint_mode = "dnsrr"
 after = ["fld-all"]
 
 [service.fld-pinned]
@@ -1228,6 +1232,26 @@ image = "{IMAGE}@{digest}"
         &container["Hosts"],
         json!(["10.0.0.1 gateway.example", "10.0.0.2 db.example"]),
     );
+    expect(
+        "Ulimits",
+        &container["Ulimits"],
+        json!([
+            { "Name": "nofile", "Soft": 256, "Hard": 512 },
+            { "Name": "nproc", "Soft": 512, "Hard": 512 }
+        ]),
+    );
+    expect(
+        "LogDriver",
+        &task["LogDriver"],
+        json!({ "Name": "json-file", "Options": { "max-size": "10m" } }),
+    );
+    expect("EndpointMode", &spec_of["EndpointSpec"]["Mode"], json!("vip"));
+    expect(
+        "EndpointMode of fld-global",
+        &inspect_service("fld-global")["Spec"]["EndpointSpec"]["Mode"],
+        json!("dnsrr"),
+    );
+    expect("MaxReplicas", &task["Placement"]["MaxReplicas"], json!(3));
     expect(
         "DNSConfig",
         &container["DNSConfig"],

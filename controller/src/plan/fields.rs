@@ -250,6 +250,30 @@ fn container_fields(service: &Service, fields: &mut Vec<Field>) {
     for (key, value) in &service.sysctls {
         fields.push(Field::new(format!("sysctls.{key}"), quoted(value)));
     }
+    for (name, limit) in &service.ulimits {
+        fields.push(Field::new(
+            format!("ulimits.{name}"),
+            format!("{}:{}", limit.soft, limit.hard),
+        ));
+    }
+    if let Some(logging) = &service.logging {
+        let options: Vec<String> = logging
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        fields.push(Field::new(
+            "logging",
+            format!("{} [{}]", quoted(&logging.driver), options.join(", ")),
+        ));
+    }
+    // `vip` is Docker's default and reads back as unset.
+    if service.endpoint_mode == Some(reconciler_spec::EndpointMode::Dnsrr) {
+        fields.push(Field::new("endpoint_mode", quoted("dnsrr")));
+    }
+    if let Some(max) = service.max_replicas_per_node {
+        fields.push(Field::new("max_replicas_per_node", max.to_string()));
+    }
 }
 
 /// `networks` (in any order) and each network's aliases (in order).
@@ -303,6 +327,10 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         extra_hosts: _,
         dns: _,
         dns_search: _,
+        ulimits: _,
+        logging: _,
+        endpoint_mode: _,
+        max_replicas_per_node: _,
         networks,
         configs,
         secrets,

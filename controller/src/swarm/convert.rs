@@ -10,21 +10,21 @@ use std::time::Duration;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, HealthConfig, Limit, Mount as DockerMount, MountType, MountVolumeOptions,
-    MountVolumeOptionsDriverConfig, NetworkAttachmentConfig, ResourceObject, ServiceSpec,
-    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
-    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
-    TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1,
-    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecPlacementPreferences,
-    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, Mount as DockerMount, MountType,
+    MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig, ResourceObject,
+    ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecDnsConfig,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
-    FailureAction, FileRef, Healthcheck, Mount, MountKind, Port, Protocol, PublishMode, Resources,
-    RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder, UpdatePolicy,
-    VolumeOptions,
+    EndpointMode, FailureAction, FileRef, Healthcheck, Mount, MountKind, Port, Protocol,
+    PublishMode, Resources, RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder,
+    UpdatePolicy, VolumeOptions,
 };
 
 use crate::labels;
@@ -205,6 +205,10 @@ pub(super) fn service_spec(
         extra_hosts,
         dns,
         dns_search,
+        ulimits,
+        logging,
+        endpoint_mode,
+        max_replicas_per_node,
         networks,
         configs,
         secrets,
@@ -244,8 +248,12 @@ pub(super) fn service_spec(
     spec.update_config = update.as_ref().map(update_config);
     spec.rollback_config = rollback.as_ref().map(rollback_config);
     spec.endpoint_spec = Some(EndpointSpec {
+        // Written either way, so a mode set by hand never survives an update.
+        mode: Some(match endpoint_mode {
+            Some(EndpointMode::Dnsrr) => EndpointSpecModeEnum::DNSRR,
+            Some(EndpointMode::Vip) | None => EndpointSpecModeEnum::VIP,
+        }),
         ports: Some(ports.iter().map(port_config).collect()),
-        ..spec.endpoint_spec.unwrap_or_default()
     });
 
     let mut task = spec.task_template.unwrap_or_default();
@@ -272,6 +280,20 @@ pub(super) fn service_spec(
             .filter_map(|h| h.split_once(':').map(|(host, ip)| format!("{ip} {host}")))
             .collect(),
     );
+    container.ulimits = Some(
+        ulimits
+            .iter()
+            .map(|(name, u)| ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(u.soft),
+                hard: Some(u.hard),
+            })
+            .collect(),
+    );
+    task.log_driver = logging.as_ref().map(|l| TaskSpecLogDriver {
+        name: Some(l.driver.clone()),
+        options: Some(l.options.clone().into_iter().collect()),
+    });
     container.dns_config =
         (!dns.is_empty() || !dns_search.is_empty()).then(|| TaskSpecContainerSpecDnsConfig {
             nameservers: Some(dns.clone()),
@@ -306,6 +328,7 @@ pub(super) fn service_spec(
                 })
                 .collect(),
         ),
+        max_replicas: max_replicas_per_node.and_then(|n| i64::try_from(n).ok()),
         ..placement
     });
     task.resources = Some(resources(service_resources));
@@ -551,6 +574,37 @@ pub(super) fn service_from_spec(
             .as_ref()
             .and_then(|d| d.search.clone())
             .unwrap_or_default(),
+        ulimits: container
+            .ulimits
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|u| {
+                Some((
+                    u.name?,
+                    reconciler_spec::Ulimit {
+                        soft: u.soft.unwrap_or(0),
+                        hard: u.hard.unwrap_or(0),
+                    },
+                ))
+            })
+            .collect(),
+        logging: task.log_driver.clone().map(|l| reconciler_spec::Logging {
+            driver: l.name.unwrap_or_default(),
+            options: l.options.unwrap_or_default().into_iter().collect(),
+        }),
+        // `vip` is Docker's default and reads back as unset.
+        endpoint_mode: spec
+            .endpoint_spec
+            .as_ref()
+            .and_then(|e| e.mode)
+            .and_then(|m| (m == EndpointSpecModeEnum::DNSRR).then_some(EndpointMode::Dnsrr)),
+        max_replicas_per_node: task
+            .placement
+            .as_ref()
+            .and_then(|p| p.max_replicas)
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0),
         networks,
         configs,
         secrets,
