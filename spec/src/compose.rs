@@ -1003,6 +1003,8 @@ impl Context<'_> {
                     Ok(())
                 }
                 "placement" => placement(v, deploy, problem),
+                // An empty key (`update_config:`) is no setting at all, as for the CLI.
+                _ if v.is_null() => Ok(()),
                 "resources" => resources(v).map(|r| deploy.resources = Some(r)),
                 "update_config" => update_config(v, key).map(|u| deploy.update = Some(u)),
                 "rollback_config" => update_config(v, key).map(|u| deploy.rollback = Some(u)),
@@ -1139,7 +1141,7 @@ fn update_config(value: &Yaml, key: &str) -> Result<UpdateFile, String> {
         order: None,
     };
     let Yaml::Mapping(options) = value else {
-        return Ok(out);
+        return Err(format!("deploy.{key} must be a mapping"));
     };
     for (option, value) in options {
         let option = option.as_str().unwrap_or_default();
@@ -1183,7 +1185,7 @@ fn restart_policy(value: &Yaml) -> Result<RestartFile, String> {
         window: None,
     };
     let Yaml::Mapping(options) = value else {
-        return Ok(out);
+        return Err("deploy.restart_policy must be a mapping".into());
     };
     for (option, value) in options {
         let option = option.as_str().unwrap_or_default();
@@ -1762,6 +1764,17 @@ mod tests {
             Err("`networks.front.aliases` must be a list of names".into())
         );
         assert!(service_networks(&yaml("front: 3")).is_err());
+    }
+
+    /// As docker/cli 20.10's template regex (`[^}]*` inside `${...}`): no
+    /// nesting; the default ends at the first `}`, the rest is literal text.
+    #[test]
+    fn nested_defaults_read_as_the_cli_reads_them() {
+        let (out, _, errors) = run("a: ${A:-${B:-z}}\n", &[("B", "b")]);
+        assert!(errors.is_empty());
+        assert_eq!(out, "a: ${B:-z}\n");
+        let (out, _, _) = run("a: ${A:-${B:-z}}\n", &[("A", "set")]);
+        assert_eq!(out, "a: set}\n");
     }
 
     #[test]
