@@ -68,15 +68,85 @@ struct ComposeFile {
 pub(crate) struct Translated {
     pub toml: String,
     pub warnings: Vec<Diagnostic>,
+    /// Where in the compose file each entry of `toml` came from.
+    pub origins: Vec<(std::ops::Range<usize>, Location)>,
 }
 
-/// Where a compose problem is: the file and the line of the key it concerns.
+/// Where things are in a compose file, found by indentation. The index is
+/// built in one pass over the lines, so a lookup costs the size of one
+/// entry's block: translating a file stays linear in its length.
 struct Locator<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: Vec<&'a str>,
+    /// Top-level keys: their line.
+    top: BTreeMap<String, usize>,
+    /// Entries one level down (`services:` `web:`): their lines, first to last.
+    entries: BTreeMap<(String, String), std::ops::Range<usize>>,
 }
 
-impl Locator<'_> {
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The mapping key a line starts (`web:`, `"web":`, `- web:`), if any.
+fn key_of(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("- ").unwrap_or(t);
+    if let Some(quoted) = t.strip_prefix('"') {
+        let (key, rest) = quoted.split_once('"')?;
+        return rest.starts_with(':').then_some(key);
+    }
+    let (key, rest) = t.split_once(':')?;
+    let plain = !key.is_empty() && !key.starts_with('#') && !key.contains(' ');
+    (plain && (rest.is_empty() || rest.starts_with([' ', '\t', '\r']))).then_some(key)
+}
+
+impl<'a> Locator<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut top = BTreeMap::new();
+        let mut entries = BTreeMap::new();
+        let mut section: Option<String> = None;
+        let mut child_indent = None;
+        let mut open: Option<((String, String), usize)> = None;
+        for (index, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let indent = indent_of(line);
+            if indent == 0 {
+                if let Some((key, start)) = open.take() {
+                    entries.insert(key, start..index);
+                }
+                section = key_of(line).map(str::to_string);
+                if let Some(key) = &section {
+                    top.entry(key.clone()).or_insert(index);
+                }
+                child_indent = None;
+                continue;
+            }
+            let Some(current) = &section else { continue };
+            let child = *child_indent.get_or_insert(indent);
+            if indent == child {
+                if let Some(name) = key_of(line) {
+                    if let Some((key, start)) = open.take() {
+                        entries.insert(key, start..index);
+                    }
+                    open = Some(((current.clone(), name.to_string()), index));
+                }
+            }
+        }
+        if let Some((key, start)) = open {
+            entries.insert(key, start..lines.len());
+        }
+        Self {
+            path,
+            lines,
+            top,
+            entries,
+        }
+    }
+
     fn at_line(&self, line: usize, column: usize) -> Location {
         Location {
             file: self.path.to_path_buf(),
@@ -85,51 +155,42 @@ impl Locator<'_> {
         }
     }
 
-    /// The line of `key` under `services: <service>:` (or at the top level),
-    /// found by indentation; the service's own line when the key is not found.
-    fn key(&self, service: Option<&str>, key: &str) -> Location {
-        let lines: Vec<&str> = self.text.lines().collect();
-        let indent = |l: &str| l.len() - l.trim_start().len();
-        let is_key = |l: &str, k: &str| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(k).is_some_and(|rest| rest.starts_with(':'))
-                || t.strip_prefix(&format!("\"{k}\""))
-                    .is_some_and(|r| r.starts_with(':'))
-        };
-        let mut start = 0;
-        let mut min_indent = 0;
-        if let Some(service) = service {
-            let services = lines
-                .iter()
-                .position(|l| indent(l) == 0 && is_key(l, "services"));
-            if let Some(s) = services {
-                if let Some(offset) = lines[s + 1..]
-                    .iter()
-                    .position(|l| indent(l) > 0 && is_key(l, service))
-                {
-                    start = s + 1 + offset;
-                    min_indent = indent(lines[start]) + 1;
-                    let found = lines[start + 1..]
-                        .iter()
-                        .take_while(|l| l.trim().is_empty() || indent(l) >= min_indent)
-                        .position(|l| is_key(l, key));
-                    return match found {
-                        Some(i) => {
-                            let line = lines[start + 1 + i];
-                            self.at_line(start + 2 + i, indent(line) + 1)
-                        }
-                        None => self.at_line(start + 1, indent(lines[start]) + 1),
-                    };
-                }
-            }
+    fn at_index(&self, index: usize) -> Location {
+        let column = self.lines.get(index).map_or(0, |l| indent_of(l)) + 1;
+        self.at_line(index + 1, column)
+    }
+
+    /// The line of a top-level key; the file's start when it is not found.
+    fn top(&self, key: &str) -> Location {
+        self.top
+            .get(key)
+            .map_or_else(|| self.at_line(1, 1), |i| self.at_index(*i))
+    }
+
+    /// The line of entry `name` under top-level `section`.
+    fn entry(&self, section: &str, name: &str) -> Location {
+        match self.entries.get(&(section.to_string(), name.to_string())) {
+            Some(range) => self.at_index(range.start),
+            None => self.top(section),
         }
-        match lines
-            .iter()
-            .skip(start)
-            .position(|l| indent(l) >= min_indent && is_key(l, key))
-        {
-            Some(i) => self.at_line(start + i + 1, indent(lines[start + i]) + 1),
-            None => self.at_line(1, 1),
+    }
+
+    /// The line of `key` inside entry `name` of `section`; the entry's own
+    /// line when the key is not found.
+    fn in_entry(&self, section: &str, name: &str, key: &str) -> Location {
+        let Some(range) = self.entries.get(&(section.to_string(), name.to_string())) else {
+            return self.top(section);
+        };
+        let found = (range.start + 1..range.end)
+            .find(|i| self.lines.get(*i).and_then(|l| key_of(l)) == Some(key));
+        self.at_index(found.unwrap_or(range.start))
+    }
+
+    /// `key` of a service, or a top-level key.
+    fn key(&self, service: Option<&str>, key: &str) -> Location {
+        match service {
+            Some(service) => self.in_entry("services", service, key),
+            None => self.top(key),
         }
     }
 }
@@ -302,7 +363,7 @@ pub(crate) fn translate(
     assets: &BTreeMap<PathBuf, String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Translated> {
-    let locator = Locator { path, text };
+    let locator = Locator::new(path, text);
     let file: ComposeFile = match serde_yaml::from_str(text) {
         Ok(file) => file,
         Err(error) => {
@@ -340,14 +401,49 @@ pub(crate) fn translate(
     }
     let networks = context.networks(&services, diagnostics);
     let (config, secret) = context.data(&mut warnings, diagnostics);
-    let fragment = Fragment {
-        network: networks,
-        service: services,
-        config,
-        secret,
-    };
-    match toml::to_string(&fragment) {
-        Ok(toml) => Some(Translated { toml, warnings }),
+    // One table per entry, each remembering its place in the compose file,
+    // so a problem found after translation points at the line the user wrote.
+    let mut toml = String::new();
+    let mut origins = Vec::new();
+    let mut sections = Vec::new();
+    for (name, body) in &networks {
+        sections.push((
+            locator.entry("networks", name),
+            section("network", name, body),
+        ));
+    }
+    for (name, body) in &config {
+        sections.push((
+            locator.entry("configs", name),
+            section("config", name, body),
+        ));
+    }
+    for (name, body) in &secret {
+        sections.push((
+            locator.entry("secrets", name),
+            section("secret", name, body),
+        ));
+    }
+    for (name, body) in &services {
+        sections.push((
+            locator.entry("services", name),
+            section("service", name, body),
+        ));
+    }
+    let translated: Result<(), toml::ser::Error> =
+        sections.into_iter().try_for_each(|(at, text)| {
+            let start = toml.len();
+            toml.push_str(&text?);
+            origins.push((start..toml.len(), at));
+            toml.push('\n');
+            Ok(())
+        });
+    match translated {
+        Ok(()) => Some(Translated {
+            toml,
+            warnings,
+            origins,
+        }),
         Err(error) => {
             diagnostics.push(Diagnostic::new(
                 locator.at_line(1, 1),
@@ -358,13 +454,9 @@ pub(crate) fn translate(
     }
 }
 
-/// The spec fragment a compose file becomes.
-#[derive(Serialize)]
-struct Fragment {
-    network: BTreeMap<String, NetworkFile>,
-    service: BTreeMap<String, ServiceFile>,
-    config: BTreeMap<String, ConfigFile>,
-    secret: BTreeMap<String, SecretFile>,
+/// One `[kind.name]` table of the fragment, as TOML.
+fn section<T: Serialize>(kind: &str, name: &str, body: &T) -> Result<String, toml::ser::Error> {
+    toml::to_string(&BTreeMap::from([(kind, BTreeMap::from([(name, body)]))]))
 }
 
 /// What every part of one translation needs to know.
@@ -815,7 +907,7 @@ impl Context<'_> {
             ("secrets", &self.file.secrets),
         ] {
             for (name, keys) in entries {
-                let location = self.locator.key(Some(name), name);
+                let location = self.locator.entry(kind, name);
                 let mut problem = |message: String| {
                     diagnostics.push(Diagnostic::new(
                         location.clone(),
@@ -933,7 +1025,7 @@ impl Context<'_> {
                 origin: None,
             };
             for (key, value) in keys.iter().flatten() {
-                let location = self.locator.key(None, key);
+                let location = self.locator.in_entry("networks", name, key);
                 let problem = |message: String| {
                     Diagnostic::new(
                         location.clone(),
@@ -972,7 +1064,7 @@ impl Context<'_> {
             for (key, value) in keys.iter().flatten() {
                 if key == "driver" && value.as_str() != Some("overlay") {
                     diagnostics.push(Diagnostic::new(
-                        self.locator.key(None, key),
+                        self.locator.in_entry("networks", name, key),
                         format!("compose: network `{name}`: only the overlay driver is supported"),
                     ));
                 }

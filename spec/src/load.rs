@@ -217,7 +217,10 @@ fn translate_stack(
         path.display(),
         stack.name
     ));
-    Some((stack.name.clone(), SourceFile::new(shown, translated.toml)))
+    Some((
+        stack.name.clone(),
+        SourceFile::generated(shown, translated.toml, translated.origins),
+    ))
 }
 
 /// The names a fragment defines, so references to them get its prefix.

@@ -11,6 +11,10 @@ pub(crate) struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// For generated text (a translated compose file): which place of the
+    /// file the user wrote each byte range came from, so problems found in
+    /// the generated text point there.
+    origins: Vec<(Range<usize>, Location)>,
 }
 
 impl SourceFile {
@@ -21,11 +25,27 @@ impl SourceFile {
             path,
             text,
             line_starts,
+            origins: Vec::new(),
+        }
+    }
+
+    /// Generated text whose byte ranges came from `origins`.
+    pub(crate) fn generated(
+        path: PathBuf,
+        text: String,
+        origins: Vec<(Range<usize>, Location)>,
+    ) -> Self {
+        Self {
+            origins,
+            ..Self::new(path, text)
         }
     }
 
     /// The location of a byte offset; columns count characters, not bytes.
     pub(crate) fn location(&self, offset: usize) -> Location {
+        if let Some((_, origin)) = self.origins.iter().find(|(r, _)| r.contains(&offset)) {
+            return origin.clone();
+        }
         let offset = offset.min(self.text.len());
         let line_index = match self.line_starts.binary_search(&offset) {
             Ok(i) => i,

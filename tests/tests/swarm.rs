@@ -1245,7 +1245,11 @@ image = "{IMAGE}@{digest}"
         &task["LogDriver"],
         json!({ "Name": "json-file", "Options": { "max-size": "10m" } }),
     );
-    expect("EndpointMode", &spec_of["EndpointSpec"]["Mode"], json!("vip"));
+    expect(
+        "EndpointMode",
+        &spec_of["EndpointSpec"]["Mode"],
+        json!("vip"),
+    );
     expect(
         "EndpointMode of fld-global",
         &inspect_service("fld-global")["Spec"]["EndpointSpec"]["Mode"],
