@@ -67,16 +67,25 @@ pub(crate) fn check_constraint(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A placement preference: `spread=node.labels.<label>`; returns the label path.
+/// A placement preference: `spread=<node attribute>`, any key a constraint
+/// may use (Swarm spreads over `node.id`, `node.hostname`, labels, ...);
+/// returns the attribute.
 pub(crate) fn check_preference(text: &str) -> Result<String, String> {
     let path = text
         .trim()
         .strip_prefix("spread=")
         .map(str::trim)
-        .filter(|p| p.starts_with("node.labels.") || p.starts_with("engine.labels."))
-        .filter(|p| !p.ends_with('.'))
+        .filter(|p| {
+            CONSTRAINT_KEYS.contains(p)
+                || CONSTRAINT_PREFIXES
+                    .iter()
+                    .any(|prefix| p.strip_prefix(prefix).is_some_and(|l| !l.is_empty()))
+        })
         .ok_or_else(|| {
-            format!("malformed preference `{text}`: expected `spread=node.labels.<label>`")
+            format!(
+                "malformed preference `{text}`: expected `spread=<attribute>`, the attribute one of {}, node.labels.<label> or engine.labels.<label>",
+                CONSTRAINT_KEYS.join(", ")
+            )
         })?;
     Ok(path.to_string())
 }

@@ -134,6 +134,10 @@ services:
   solo:
     image: local/busybox:1
     command: ["sleep", "3600"]
+    deploy:
+      placement:
+        preferences:
+          - spread: node.id
 volumes:
   data:
     driver: local
