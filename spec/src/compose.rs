@@ -862,12 +862,20 @@ impl Context<'_> {
                 .iter()
                 .map(|(network, aliases)| {
                     let mut names = aliases.clone();
-                    names.push(name.to_string());
+                    // Only user-defined networks take aliases (the CLI's
+                    // `IsUserDefined`): not an external `host`, `bridge` or `none`.
+                    let builtin = self
+                        .external_network(network)
+                        .is_some_and(|n| matches!(n.as_str(), "host" | "bridge" | "none"));
+                    if !builtin {
+                        names.push(name.to_string());
+                    }
                     (
                         spanned(network.clone()),
-                        names.into_iter().map(spanned).collect(),
+                        names.into_iter().map(spanned).collect::<Vec<_>>(),
                     )
                 })
+                .filter(|(_, names)| !names.is_empty())
                 .collect(),
             networks: networks.into_iter().map(|(n, _)| spanned(n)).collect(),
             configs: configs.into_iter().map(spanned).collect(),
@@ -1017,11 +1025,29 @@ impl Context<'_> {
         let mut networks = BTreeMap::new();
         for name in used {
             let keys = self.file.networks.get(name).cloned().flatten();
+            if let Some(swarm_name) = self.external_network(name) {
+                // Joined as it is: no prefix, no stack label, never created.
+                networks.insert(
+                    name.to_string(),
+                    NetworkFile {
+                        driver: None,
+                        attachable: None,
+                        internal: None,
+                        labels: BTreeMap::new(),
+                        external: Some(true),
+                        name: Some(spanned(swarm_name)),
+                        origin: None,
+                    },
+                );
+                continue;
+            }
             let mut network = NetworkFile {
                 driver: None,
                 attachable: None,
                 internal: None,
                 labels: BTreeMap::new(),
+                external: None,
+                name: None,
                 origin: None,
             };
             for (key, value) in keys.iter().flatten() {
@@ -1071,6 +1097,22 @@ impl Context<'_> {
             }
         }
         networks
+    }
+
+    /// The Swarm name of a network the file declares `external` (`external:
+    /// true` with an optional `name:`, or 3.4's `external: { name: x }`).
+    fn external_network(&self, name: &str) -> Option<String> {
+        let keys = self.file.networks.get(name).cloned().flatten()?;
+        let named = keys.get("name").and_then(Yaml::as_str).map(str::to_string);
+        match keys.get("external")? {
+            Yaml::Bool(true) => Some(named.unwrap_or_else(|| name.to_string())),
+            Yaml::Mapping(old) => Some(
+                old.get(Yaml::String("name".into()))
+                    .and_then(Yaml::as_str)
+                    .map_or_else(|| name.to_string(), str::to_string),
+            ),
+            _ => None,
+        }
     }
 
     /// `deploy:` of one service.

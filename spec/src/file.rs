@@ -118,6 +118,12 @@ pub(crate) struct NetworkFile {
     pub internal: Option<bool>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
+    /// A network created outside the spec; `name` is its Swarm name when it
+    /// differs from the entry's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Spanned<String>>,
     /// Where a rendered network came from (`"release.NAME"` or `"stack.NAME"`);
     /// written by `reconciler render` so its output loads back unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]

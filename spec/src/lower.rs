@@ -246,6 +246,21 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
         }
     }
     check_label_keys(entry, &file.labels, diagnostics);
+    let external = file.external.unwrap_or(false).then(|| {
+        file.name
+            .as_ref()
+            .map_or_else(|| entry.name.clone(), |n| n.get_ref().clone())
+    });
+    if let (Some(name), None) = (&file.name, &external) {
+        diagnostics.push(
+            entry
+                .error(
+                    &name.span(),
+                    "`name` is only for `external = true` networks",
+                )
+                .with_help("a network the spec creates is named by its entry"),
+        );
+    }
     Network {
         name: entry.name.clone(),
         group: group(entry, file.origin.as_ref(), diagnostics),
@@ -253,6 +268,7 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
         attachable: file.attachable.unwrap_or(false),
         internal: file.internal.unwrap_or(false),
         labels: plain_map(&file.labels),
+        external,
     }
 }
 

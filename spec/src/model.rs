@@ -179,6 +179,9 @@ pub struct Network {
     pub attachable: bool,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// A network created outside the spec (a shared `traefik-public`), by its
+    /// Swarm name: services join it; it is never created or removed.
+    pub external: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

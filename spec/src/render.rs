@@ -341,12 +341,15 @@ fn network(network: &Network) -> NetworkFile {
         attachable,
         internal,
         labels,
+        external,
     } = network;
     NetworkFile {
         driver: Some(spanned(driver.clone())),
         attachable: Some(*attachable),
         internal: Some(*internal),
         labels: keyed(labels),
+        external: external.as_ref().map(|_| true),
+        name: external.clone().map(spanned),
         origin: origin(group.as_ref()),
     }
 }

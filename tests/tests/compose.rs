@@ -64,6 +64,7 @@ services:
       front:
         aliases: [www]
       back:
+      public:
     volumes:
       - /tmp:/host-tmp:ro
       - type: tmpfs
@@ -160,6 +161,9 @@ secrets:
   token:
     file: ./token.txt
 networks:
+  public:
+    external: true
+    name: rc-compose-public
   front:
     attachable: true
     labels:
@@ -414,6 +418,17 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
 
     // An external volume exists before either deploy, as it would.
     docker(&["volume", "create", "rc-compose-external"]);
+    // So does an external network (a shared proxy's, say).
+    if docker_unchecked(&["network", "inspect", "rc-compose-public"]).code != 0 {
+        docker(&[
+            "network",
+            "create",
+            "--driver",
+            "overlay",
+            "--attachable",
+            "rc-compose-public",
+        ]);
+    }
     // The reference: the docker CLI on the same file (no registry here, so
     // images are not resolved to digests), its variables from the environment.
     let deployed = std::process::Command::new("docker")

@@ -7,6 +7,9 @@
 //! removed afterwards — owned ones only. An external secret is used under its
 //! own name and never created or removed.
 //!
+//! External networks are named the same way: services join them under their
+//! Swarm name; they are never created or removed.
+//!
 //! Services are planned in their *resolved* form ([`resolved`]): their
 //! `configs`/`secrets` name the Swarm objects, as Docker reads them back, so
 //! comparing and hashing need nothing special.
@@ -27,11 +30,13 @@ pub fn versioned_name(name: &str, content: &str) -> String {
     )
 }
 
-/// The Swarm name of each config and secret of the spec, by spec name.
+/// The Swarm name of each config and secret of the spec, and of each
+/// external network, by spec name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DataNames {
     pub configs: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
+    pub networks: BTreeMap<String, String>,
 }
 
 impl DataNames {
@@ -52,6 +57,11 @@ impl DataNames {
                     };
                     (s.name.clone(), swarm_name)
                 })
+                .collect(),
+            networks: spec
+                .networks
+                .values()
+                .filter_map(|n| Some((n.name.clone(), n.external.clone()?)))
                 .collect(),
         }
     }
@@ -74,9 +84,16 @@ pub fn resolved(service: &Service, names: &DataNames) -> Service {
         refs.sort_by(|a, b| a.source.cmp(&b.source).then(a.target.cmp(&b.target)));
         refs
     };
+    let network = |n: &String| names.networks.get(n).cloned().unwrap_or_else(|| n.clone());
     Service {
         configs: rename(&service.configs, &names.configs),
         secrets: rename(&service.secrets, &names.secrets),
+        networks: service.networks.iter().map(network).collect(),
+        network_aliases: service
+            .network_aliases
+            .iter()
+            .map(|(n, aliases)| (network(n), aliases.clone()))
+            .collect(),
         ..service.clone()
     }
 }

@@ -542,6 +542,8 @@ fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
 pub fn network_fields(network: &Network) -> Vec<Field> {
     let Network {
         name: _,
+        // Never created or compared: joined as it is.
+        external: _,
         group: _,
         driver,
         attachable,

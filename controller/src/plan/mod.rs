@@ -332,6 +332,9 @@ pub enum PlanError {
         second: String,
         second_evidence: &'static str,
     },
+    /// An `external = true` network that the swarm does not have.
+    #[error("network `{name}` is external but the swarm has no such network; create it first (`docker network create --driver overlay --attachable {name}`)")]
+    MissingExternalNetwork { name: String },
     /// An `external = true` secret that the swarm does not have.
     #[error("secret `{name}` is external but the swarm has no secret of that name; create it first (`docker secret create {name} FILE`), or give it a `file` in the spec")]
     MissingExternalSecret { name: String },
@@ -384,6 +387,15 @@ fn plan_network_creations(
     plan: &mut Plan,
 ) -> Result<(), PlanError> {
     for network in desired.networks.values() {
+        if let Some(swarm_name) = &network.external {
+            // `host` is Docker's own; any other must exist (a swarm-scoped network).
+            if swarm_name != "host" && !observed.networks.contains_key(swarm_name) {
+                return Err(PlanError::MissingExternalNetwork {
+                    name: swarm_name.clone(),
+                });
+            }
+            continue;
+        }
         let hash = fields::network_hash(network);
         match observed.networks.get(&network.name) {
             None => plan.actions.push(Action::CreateNetwork {

@@ -1369,3 +1369,49 @@ fn a_board_in_no_swarm_is_not_matched_to_an_object_with_its_name() {
         planned.warnings
     );
 }
+
+/// An external network is joined under its Swarm name, never created; one
+/// the swarm lacks is refused with the command that creates it.
+#[test]
+fn external_networks_are_joined_by_their_swarm_name_and_never_created() {
+    let desired = spec(
+        "[network.edge]\nexternal = true\nname = \"traefik-public\"\n[service.web]\nimage = \"x\"\nnetworks = [\"edge\"]\nnetwork_aliases = { edge = [\"web\"] }\n",
+    );
+    let missing = plan(&desired, &Observed::default(), PlanOptions::default());
+    assert_eq!(
+        missing.err(),
+        Some(PlanError::MissingExternalNetwork {
+            name: "traefik-public".into()
+        })
+    );
+    let mut observed = Observed::default();
+    observed.networks.insert(
+        "traefik-public".into(),
+        ObservedNetwork {
+            id: "n1".into(),
+            owner: Owner::Unmanaged,
+            spec_hash: None,
+            config: reconciler_spec::Network {
+                name: "traefik-public".into(),
+                group: None,
+                driver: "overlay".into(),
+                attachable: true,
+                internal: false,
+                labels: BTreeMap::new(),
+                external: None,
+            },
+        },
+    );
+    let planned = run(&desired, &observed);
+    assert_eq!(planned.actions.len(), 1, "{:?}", planned.actions);
+    match &planned.actions[0] {
+        Action::CreateService { service, .. } => {
+            assert_eq!(service.networks, ["traefik-public"]);
+            assert_eq!(
+                service.network_aliases.get("traefik-public"),
+                Some(&vec!["web".to_string()])
+            );
+        }
+        other => panic!("expected the service, got {other:?}"),
+    }
+}

@@ -158,6 +158,7 @@ impl Swarm {
                         attachable: network.attachable.unwrap_or(false),
                         internal: network.internal.unwrap_or(false),
                         labels: user_labels(&all_labels),
+                        external: None,
                     },
                 },
             );
