@@ -1792,16 +1792,11 @@ fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
         retries: None,
         start_period: None,
     };
+    let mut disable = false;
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         match key {
-            "disable" if v.as_bool() == Some(true) => {
-                return Ok(HealthcheckFile {
-                    test: vec!["NONE".into()],
-                    ..out
-                })
-            }
-            "disable" => {}
+            "disable" => disable = v.as_bool() == Some(true),
             "test" => {
                 out.test = match v {
                     Yaml::String(s) => vec!["CMD-SHELL".to_string(), s.clone()],
@@ -1816,6 +1811,19 @@ fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
             "retries" => out.retries = Some(count(v, "healthcheck `retries`")?),
             other => return Err(format!("healthcheck option `{other}` is not supported")),
         }
+    }
+    // As the CLI: `disable` is a test of NONE and nothing else.
+    if disable {
+        if !out.test.is_empty() {
+            return Err("healthcheck `test` and `disable` can't be set at the same time".into());
+        }
+        return Ok(HealthcheckFile {
+            test: vec!["NONE".into()],
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+        });
     }
     Ok(out)
 }

@@ -135,6 +135,8 @@ services:
   solo:
     image: local/busybox:1
     command: ["sleep", "3600"]
+    healthcheck:
+      disable: true
     deploy:
       placement:
         preferences:
