@@ -25,8 +25,8 @@ use crate::file::{
 
 /// Keys of a compose service that `docker stack deploy` ignores: the docker
 /// CLI's `UnsupportedProperties` and `DeprecatedProperties` (20.10), and
-/// keys its converter never reads (`depends_on`, `profiles`).
-const IGNORED_BY_SWARM: [&str; 20] = [
+/// keys its converter never reads (`depends_on`, `profiles`, `tmpfs`).
+const IGNORED_BY_SWARM: [&str; 21] = [
     "build",
     "cgroupns_mode",
     "cgroup_parent",
@@ -47,6 +47,7 @@ const IGNORED_BY_SWARM: [&str; 20] = [
     "expose",
     "depends_on",
     "profiles",
+    "tmpfs",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -829,7 +830,7 @@ impl Context<'_> {
         labels.insert("com.docker.stack.image".into(), image.clone());
         container_labels.insert("com.docker.stack.namespace".into(), self.stack.into());
         Some(ServiceFile {
-            image: spanned(image),
+            image: spanned(with_default_tag(&image)),
             replicas: deploy.replicas.map(spanned),
             mode: deploy.mode.map(spanned),
             command,
@@ -1494,6 +1495,18 @@ fn file_refs(
     Ok(refs)
 }
 
+/// An image as `docker stack deploy` sends it: a name without tag or digest
+/// gets `:latest` (`traefik/whoami` → `traefik/whoami:latest`); the stack's
+/// image label keeps what the file wrote.
+fn with_default_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
 /// A file mode as the docker CLI reads it (YAML 1.1): `0440` is octal.
 /// serde_yaml (YAML 1.2) keeps a leading-zero number as the string "0440".
 fn file_mode(value: &Yaml) -> Option<u32> {
@@ -1917,6 +1930,18 @@ mod tests {
         assert_eq!(out, "a: ${B:-z}\n");
         let (out, _, _) = run("a: ${A:-${B:-z}}\n", &[("A", "set")]);
         assert_eq!(out, "a: set}\n");
+    }
+
+    #[test]
+    fn untagged_images_get_latest_as_the_cli_sends_them() {
+        assert_eq!(with_default_tag("redis"), "redis:latest");
+        assert_eq!(with_default_tag("traefik/whoami"), "traefik/whoami:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(with_default_tag("redis:7"), "redis:7");
+        assert_eq!(with_default_tag("redis@sha256:abc"), "redis@sha256:abc");
     }
 
     #[test]

@@ -197,7 +197,16 @@ fn without_version(name: &str) -> Option<&str> {
 const REFERENCE_PORTS: (u64, u64) = (18601, 18602);
 const OUR_PORTS: (u64, u64) = (18611, 18612);
 
-fn normalized(mut value: Value, stack: &str, network_names: &BTreeMap<String, String>) -> Value {
+/// One of the two deployments being compared: its stack name, the ports it
+/// publishes as `WEB_PORT`/`UDP_PORT`, and whether it is Reconciler's.
+#[derive(Clone, Copy)]
+struct Side {
+    stack: &'static str,
+    ports: (u64, u64),
+    ours: bool,
+}
+
+fn normalized(mut value: Value, side: Side, network_names: &BTreeMap<String, String>) -> Value {
     let object = value.as_object_mut();
     if let Some(object) = object {
         for key in [
@@ -217,11 +226,12 @@ fn normalized(mut value: Value, stack: &str, network_names: &BTreeMap<String, St
             object.remove(key);
         }
     }
-    strip(&mut value, stack, network_names);
+    strip(&mut value, side, network_names);
     value
 }
 
-fn strip(value: &mut Value, stack: &str, network_names: &BTreeMap<String, String>) {
+fn strip(value: &mut Value, side: Side, network_names: &BTreeMap<String, String>) {
+    let stack = side.stack;
     match value {
         Value::Object(map) => {
             map.retain(|key, _| !key.starts_with("io.reconciler."));
@@ -246,7 +256,7 @@ fn strip(value: &mut Value, stack: &str, network_names: &BTreeMap<String, String
                 }
                 if key == "ConfigName" || key == "SecretName" || key == "Name" {
                     if let Some(text) = item.as_str() {
-                        if stack == "crec" {
+                        if side.ours {
                             if let Some(base) = without_version(text) {
                                 *item = Value::String(base.to_string());
                             }
@@ -262,7 +272,7 @@ fn strip(value: &mut Value, stack: &str, network_names: &BTreeMap<String, String
                         list.sort_by_key(ToString::to_string);
                     }
                 }
-                strip(item, stack, network_names);
+                strip(item, side, network_names);
             }
             // The CLI sends an empty `Privileges` object, which the daemon
             // stores as `NoNewPrivileges: false`, the default; sending none is the same.
@@ -273,18 +283,14 @@ fn strip(value: &mut Value, stack: &str, network_names: &BTreeMap<String, String
         }
         Value::Array(list) => {
             for item in list.iter_mut() {
-                strip(item, stack, network_names);
+                strip(item, side, network_names);
             }
             if list.iter().all(|v| v.get("Target").is_some()) {
                 list.sort_by_key(|v| v["Target"].to_string());
             }
         }
         Value::Number(number) => {
-            let ports = if stack == "cref" {
-                REFERENCE_PORTS
-            } else {
-                OUR_PORTS
-            };
+            let ports = side.ports;
             if number.as_u64() == Some(ports.0) {
                 *value = Value::String("WEB_PORT".into());
             } else if number.as_u64() == Some(ports.1) {
@@ -484,52 +490,18 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
     );
     assert_eq!(our_networks, ["crec_back", "crec_default", "crec_front"]);
 
-    let ids = network_ids();
-    let mut found = Vec::new();
-    // Configs and secrets: the same objects, but for the version suffix.
-    for kind in ["config", "secret"] {
-        let theirs_names = names(
-            kind,
-            &format!("label=com.docker.stack.namespace={reference}"),
-        );
-        let our_names = names(kind, &format!("label=com.docker.stack.namespace={ours}"));
-        assert_eq!(
-            theirs_names.len(),
-            1,
-            "{kind}s of the reference: {theirs_names:?}"
-        );
-        assert_eq!(our_names.len(), 1, "our {kind}s: {our_names:?}");
-        let short = theirs_names[0].trim_start_matches("cref_");
-        assert_eq!(
-            without_version(&our_names[0]),
-            Some(format!("{ours}_{short}").as_str()),
-            "{our_names:?}"
-        );
-        let theirs = normalized(inspect(kind, &theirs_names[0]), reference, &ids);
-        let mine = normalized(inspect(kind, &our_names[0]), ours, &ids);
-        differences(
-            &format!("{kind} {short}"),
-            &mine["Spec"],
-            &theirs["Spec"],
-            &mut found,
-        );
-    }
-    for (kind, list) in [
-        ("service", &reference_services),
-        ("network", &reference_networks),
-    ] {
-        for reference_name in list {
-            let short = reference_name.trim_start_matches("cref_");
-            let our_name = format!("{ours}_{short}");
-            let mut theirs = normalized(inspect(kind, reference_name), reference, &ids);
-            let mut mine = normalized(inspect(kind, &our_name), ours, &ids);
-            if kind == "service" {
-                theirs = theirs["Spec"].take();
-                mine = mine["Spec"].take();
-            }
-            differences(&format!("{kind} {short}"), &mine, &theirs, &mut found);
-        }
-    }
+    let found = compare(
+        Side {
+            stack: reference,
+            ports: REFERENCE_PORTS,
+            ours: false,
+        },
+        Side {
+            stack: ours,
+            ports: OUR_PORTS,
+            ours: true,
+        },
+    );
     let unexpected: Vec<&String> = found
         .iter()
         .filter(|d| !KNOWN_GAPS.iter().any(|gap| d.starts_with(gap)))
@@ -603,5 +575,177 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
                 Err(format!("left: {services:?} {networks:?}"))
             }
         },
+    );
+}
+
+/// Every service, network, config and secret of the reference stack against
+/// ours, normalized: the differences, each with its path.
+fn compare(reference: Side, ours: Side) -> Vec<String> {
+    let ids = network_ids();
+    let mut found = Vec::new();
+    let namespace = |side: Side| format!("label=com.docker.stack.namespace={}", side.stack);
+    let prefix = format!("{}_", reference.stack);
+    // Configs and secrets: the same objects, but for the version suffix.
+    for kind in ["config", "secret"] {
+        let theirs_names = names(kind, &namespace(reference));
+        let our_names = names(kind, &namespace(ours));
+        if theirs_names.len() != our_names.len() {
+            found.push(format!(
+                "{kind}s: ours {our_names:?}, docker stack deploy {theirs_names:?}"
+            ));
+            continue;
+        }
+        for (theirs_name, our_name) in theirs_names.iter().zip(&our_names) {
+            let short = theirs_name.trim_start_matches(&prefix);
+            if without_version(our_name) != Some(format!("{}_{short}", ours.stack).as_str()) {
+                found.push(format!("{kind} {short}: ours is named {our_name}"));
+                continue;
+            }
+            let theirs = normalized(inspect(kind, theirs_name), reference, &ids);
+            let mine = normalized(inspect(kind, our_name), ours, &ids);
+            differences(
+                &format!("{kind} {short}"),
+                &mine["Spec"],
+                &theirs["Spec"],
+                &mut found,
+            );
+        }
+    }
+    for kind in ["service", "network"] {
+        let theirs_names = names(kind, &namespace(reference));
+        let our_names = names(kind, &namespace(ours));
+        let shorts = |list: &[String], side: Side| -> Vec<String> {
+            list.iter()
+                .map(|n| {
+                    n.trim_start_matches(&format!("{}_", side.stack))
+                        .to_string()
+                })
+                .collect()
+        };
+        if shorts(&theirs_names, reference) != shorts(&our_names, ours) {
+            found.push(format!(
+                "{kind}s: ours {our_names:?}, docker stack deploy {theirs_names:?}"
+            ));
+            continue;
+        }
+        for reference_name in &theirs_names {
+            let short = reference_name.trim_start_matches(&prefix);
+            let our_name = format!("{}_{short}", ours.stack);
+            let mut theirs = normalized(inspect(kind, reference_name), reference, &ids);
+            let mut mine = normalized(inspect(kind, &our_name), ours, &ids);
+            if kind == "service" {
+                theirs = theirs["Spec"].take();
+                mine = mine["Spec"].take();
+            }
+            differences(&format!("{kind} {short}"), &mine, &theirs, &mut found);
+        }
+    }
+    found
+}
+
+/// The corpus (`tests/compose-corpus/*/docker-stack.yml`): stack files shaped
+/// like well-known public stacks — the voting app, a monitoring stack with
+/// configs, Traefik on an external network, Portainer, Swarmpit, OpenFaaS
+/// for armhf, databases with secrets, ... Each is deployed by the docker CLI
+/// and as a `[stack.*]`, one after the other, compared field by field like
+/// the file above, and planned again to an empty plan.
+#[test]
+fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
+    require_swarm();
+    let _node = shared_node();
+    let reference = Side {
+        stack: "kref",
+        ports: (18621, 18622),
+        ours: false,
+    };
+    let ours = Side {
+        stack: "krec",
+        ports: (18631, 18632),
+        ours: true,
+    };
+    // What some files expect to exist already, as it would.
+    if docker_unchecked(&["network", "inspect", "rc-corpus-traefik-public"]).code != 0 {
+        docker(&[
+            "network",
+            "create",
+            "--driver",
+            "overlay",
+            "--attachable",
+            "rc-corpus-traefik-public",
+        ]);
+    }
+    let corpus = repo_path("tests/compose-corpus");
+    let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("docker-stack.yml").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 14, "the corpus has {} files", cases.len());
+    let mut found = Vec::new();
+    for case in &cases {
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _reference_cleanup = StackRm(reference.stack);
+        let _cleanup = Cleanup::new("t-corpus", "krec_");
+        let spec = SpecDir::new("t-corpus");
+        for file in std::fs::read_dir(case).into_iter().flatten().flatten() {
+            let body = std::fs::read_to_string(file.path()).unwrap_or_default();
+            spec.write(
+                &format!("stack/{}", file.file_name().to_string_lossy()),
+                &body,
+            );
+        }
+        spec.write(
+            "stack/.env",
+            &format!("WEB_PORT={}\nUDP_PORT={}\n", ours.ports.0, ours.ports.1),
+        );
+        spec.write(
+            "stacks.toml",
+            &format!(
+                "[stack.{}]\ncompose = \"stack/docker-stack.yml\"\nenv_file = \"stack/.env\"\n",
+                ours.stack
+            ),
+        );
+        let file = spec.path().join("stack/docker-stack.yml");
+        let deployed = std::process::Command::new("docker")
+            .args(["stack", "deploy", "--resolve-image", "never", "-c"])
+            .arg(&file)
+            .arg(reference.stack)
+            .env("WEB_PORT", reference.ports.0.to_string())
+            .env("UDP_PORT", reference.ports.1.to_string())
+            .output()
+            .expect("docker stack deploy");
+        assert!(
+            deployed.status.success(),
+            "{name}: docker stack deploy failed: {}",
+            String::from_utf8_lossy(&deployed.stderr)
+        );
+        let applied = reconciler(&["apply", &spec.arg(), "--auto-approve", "--no-wait"]);
+        assert_eq!(
+            applied.code, 0,
+            "{name}:\n{}\n{}",
+            applied.stdout, applied.stderr
+        );
+        found.extend(
+            compare(reference, ours)
+                .into_iter()
+                .map(|d| format!("{name}: {d}")),
+        );
+        let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
+        if again.code != 0 {
+            found.push(format!(
+                "{name}: the second plan is not empty:\n{}",
+                again.stdout
+            ));
+        }
+        docker_unchecked(&["stack", "rm", ours.stack]);
+    }
+    assert!(
+        found.is_empty(),
+        "differences from docker stack deploy:\n  {}",
+        found.join("\n  ")
     );
 }
