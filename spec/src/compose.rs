@@ -907,7 +907,7 @@ impl Context<'_> {
     ) -> (BTreeMap<String, ConfigFile>, BTreeMap<String, SecretFile>) {
         let mut configs = BTreeMap::new();
         let mut secrets = BTreeMap::new();
-        let labels = BTreeMap::from([(
+        let stack_label = BTreeMap::from([(
             spanned("com.docker.stack.namespace".to_string()),
             self.stack.to_string(),
         )]);
@@ -924,6 +924,13 @@ impl Context<'_> {
                     ));
                 };
                 let found = self.data_keys(&keys.clone().unwrap_or_default(), &mut problem);
+                // The file's labels and the stack's (which wins), as the CLI's `AddStackLabel`.
+                let mut labels: BTreeMap<Spanned<String>, String> = found
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (spanned(k.clone()), v.clone()))
+                    .collect();
+                labels.extend(stack_label.clone());
                 if found.swarm_name.is_some() && !found.external {
                     warnings.push(Diagnostic::warning(
                         location.clone(),
@@ -1002,7 +1009,10 @@ impl Context<'_> {
                     _ => problem("`external` must be true or false".into()),
                 },
                 "name" => found.swarm_name = value.as_str().map(str::to_string),
-                "labels" => {}
+                "labels" => match key_values(value) {
+                    Some(labels) => found.labels.extend(labels),
+                    None => problem("`labels` must be a list of KEY=VALUE or a map".into()),
+                },
                 other => problem(format!("`{other}` is not supported by reconciler yet")),
             }
         }
@@ -1436,6 +1446,7 @@ struct DataKeys {
     file: Option<String>,
     external: bool,
     swarm_name: Option<String>,
+    labels: BTreeMap<String, String>,
 }
 
 /// A service's `configs:` or `secrets:`: names (short syntax) or maps with
