@@ -524,6 +524,8 @@ struct ContainerOptions {
     hostname: Option<String>,
     init: Option<bool>,
     read_only: Option<bool>,
+    tty: Option<bool>,
+    stdin_open: Option<bool>,
     stop_signal: Option<String>,
     stop_grace_period: Option<String>,
     cap_add: Vec<String>,
@@ -552,6 +554,8 @@ impl ContainerOptions {
             "hostname" => text().map(|v| self.hostname = Some(v)),
             "init" => flag().map(|v| self.init = Some(v)),
             "read_only" => flag().map(|v| self.read_only = Some(v)),
+            "tty" => flag().map(|v| self.tty = Some(v)),
+            "stdin_open" => flag().map(|v| self.stdin_open = Some(v)),
             "stop_signal" => text().map(|v| self.stop_signal = Some(v)),
             "stop_grace_period" => text().map(|v| self.stop_grace_period = Some(v)),
             "cap_add" => list().map(|v| self.cap_add = v),
@@ -783,6 +787,10 @@ impl Context<'_> {
 
     /// The spec service, as `docker stack deploy` would make it. Every field
     /// of [`ServiceFile`] is listed: a new one does not compile until set here.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a line per field of the file format: the struct literal is the checklist"
+    )]
     fn assemble(
         &self,
         name: &str,
@@ -841,6 +849,8 @@ impl Context<'_> {
             hostname: options.hostname,
             init: options.init,
             read_only: options.read_only,
+            tty: options.tty,
+            stdin_open: options.stdin_open,
             stop_signal: options.stop_signal,
             stop_grace_period: options.stop_grace_period.map(spanned),
             cap_add: options.cap_add.into_iter().map(spanned).collect(),

@@ -209,6 +209,9 @@ pub struct Service {
     pub init: Option<bool>,
     /// Mount the root filesystem read-only (`None`: writable, not set).
     pub read_only: Option<bool>,
+    /// Allocate a terminal / keep stdin open (`None`: no; `false` reads back as unset).
+    pub tty: Option<bool>,
+    pub stdin_open: Option<bool>,
     pub stop_signal: Option<String>,
     /// How long a container may take to stop before it is killed.
     pub stop_grace_period: Option<Duration>,

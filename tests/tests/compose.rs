@@ -137,6 +137,8 @@ services:
     command: ["sleep", "3600"]
     healthcheck:
       disable: true
+    tty: true
+    stdin_open: true
     deploy:
       placement:
         preferences:
@@ -402,6 +404,9 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
     let _node = shared_node();
     let reference = "cref";
     let ours = "crec";
+    // An external network exists before either deploy (a shared proxy's,
+    // say); it goes last, once both stacks have left it.
+    let _public = ExternalNetwork::create("rc-compose-public");
     let _reference_cleanup = StackRm(reference);
     let _cleanup = Cleanup::new("t-compose", "crec_");
     let spec = SpecDir::new("t-compose");
@@ -426,17 +431,6 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
 
     // An external volume exists before either deploy, as it would.
     docker(&["volume", "create", "rc-compose-external"]);
-    // So does an external network (a shared proxy's, say).
-    if docker_unchecked(&["network", "inspect", "rc-compose-public"]).code != 0 {
-        docker(&[
-            "network",
-            "create",
-            "--driver",
-            "overlay",
-            "--attachable",
-            "rc-compose-public",
-        ]);
-    }
     // The reference: the docker CLI on the same file (no registry here, so
     // images are not resolved to digests), its variables from the environment.
     let deployed = std::process::Command::new("docker")
@@ -578,6 +572,38 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
     );
 }
 
+/// An overlay network made outside the stacks, new for each run (Swarm does
+/// not always give back the addresses of removed tasks: a network kept
+/// across many runs fills up). Removed when dropped, once nothing uses it.
+struct ExternalNetwork(&'static str);
+
+impl ExternalNetwork {
+    fn create(name: &'static str) -> Self {
+        docker_unchecked(&["network", "rm", name]);
+        docker(&[
+            "network",
+            "create",
+            "--driver",
+            "overlay",
+            "--attachable",
+            name,
+        ]);
+        Self(name)
+    }
+}
+
+impl Drop for ExternalNetwork {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while docker_unchecked(&["network", "inspect", self.0]).code == 0
+            && std::time::Instant::now() < deadline
+        {
+            docker_unchecked(&["network", "rm", self.0]);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// Every service, network, config and secret of the reference stack against
 /// ours, normalized: the differences, each with its path.
 fn compare(reference: Side, ours: Side) -> Vec<String> {
@@ -664,16 +690,7 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
         ours: true,
     };
     // What some files expect to exist already, as it would.
-    if docker_unchecked(&["network", "inspect", "rc-corpus-traefik-public"]).code != 0 {
-        docker(&[
-            "network",
-            "create",
-            "--driver",
-            "overlay",
-            "--attachable",
-            "rc-corpus-traefik-public",
-        ]);
-    }
+    let _public = ExternalNetwork::create("rc-corpus-traefik-public");
     let corpus = repo_path("tests/compose-corpus");
     let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))

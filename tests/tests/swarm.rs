@@ -1132,6 +1132,8 @@ workdir = "/tmp"
 hostname = "fld-{{{{.Task.Slot}}}}"
 init = true
 read_only = true
+tty = true
+stdin_open = true
 stop_signal = "SIGINT"
 stop_grace_period = "1m30s"
 cap_add = ["net_admin", "CAP_SYS_TIME", "chown"]
@@ -1205,6 +1207,8 @@ image = "{IMAGE}@{digest}"
     );
     expect("Init", &container["Init"], json!(true));
     expect("ReadOnly", &container["ReadOnly"], json!(true));
+    expect("TTY", &container["TTY"], json!(true));
+    expect("OpenStdin", &container["OpenStdin"], json!(true));
     expect("StopSignal", &container["StopSignal"], json!("SIGINT"));
     expect(
         "StopGracePeriod",

@@ -227,6 +227,12 @@ fn container_fields(service: &Service, fields: &mut Vec<Field>) {
     if service.read_only == Some(true) {
         fields.push(Field::new("read_only", "true"));
     }
+    if service.tty == Some(true) {
+        fields.push(Field::new("tty", "true"));
+    }
+    if service.stdin_open == Some(true) {
+        fields.push(Field::new("stdin_open", "true"));
+    }
     if let Some(signal) = &service.stop_signal {
         fields.push(Field::new("stop_signal", quoted(signal)));
     }
@@ -319,6 +325,8 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         hostname: _,
         init: _,
         read_only: _,
+        tty: _,
+        stdin_open: _,
         stop_signal: _,
         stop_grace_period: _,
         cap_add: _,

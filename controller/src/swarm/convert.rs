@@ -197,6 +197,8 @@ pub(super) fn service_spec(
         hostname,
         init,
         read_only,
+        tty,
+        stdin_open,
         stop_signal,
         stop_grace_period,
         cap_add,
@@ -268,6 +270,8 @@ pub(super) fn service_spec(
     container.hostname = hostname.clone();
     container.init = *init;
     container.read_only = *read_only;
+    container.tty = *tty;
+    container.open_stdin = *stdin_open;
     container.stop_signal = stop_signal.clone();
     container.stop_grace_period = stop_grace_period.map(nanos);
     container.capability_add = Some(cap_add.clone());
@@ -541,6 +545,8 @@ pub(super) fn service_from_spec(
         hostname: container.hostname.clone().filter(|h| !h.is_empty()),
         init: container.init,
         read_only: container.read_only.filter(|r| *r),
+        tty: container.tty.filter(|t| *t),
+        stdin_open: container.open_stdin.filter(|o| *o),
         stop_signal: container.stop_signal.clone().filter(|s| !s.is_empty()),
         stop_grace_period: container
             .stop_grace_period
