@@ -679,16 +679,7 @@ fn compare(reference: Side, ours: Side) -> Vec<String> {
 fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
     require_swarm();
     let _node = shared_node();
-    let reference = Side {
-        stack: "kref",
-        ports: (18621, 18622),
-        ours: false,
-    };
-    let ours = Side {
-        stack: "krec",
-        ports: (18631, 18632),
-        ours: true,
-    };
+
     // What some files expect to exist already, as it would.
     let _public = ExternalNetwork::create("rc-corpus-traefik-public");
     let corpus = repo_path("tests/compose-corpus");
@@ -700,13 +691,25 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
     cases.sort();
     assert!(cases.len() >= 14, "the corpus has {} files", cases.len());
     let mut found = Vec::new();
-    for case in &cases {
+    for (index, case) in cases.iter().enumerate() {
         let name = case
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Stack names of their own per file: a network of the previous file
+        // that Docker is still removing never reads as this file's.
+        let reference = Side {
+            stack: Box::leak(format!("kref{index}").into_boxed_str()),
+            ports: (18621, 18622),
+            ours: false,
+        };
+        let ours = Side {
+            stack: Box::leak(format!("krec{index}").into_boxed_str()),
+            ports: (18631, 18632),
+            ours: true,
+        };
         let _reference_cleanup = StackRm(reference.stack);
-        let _cleanup = Cleanup::new("t-corpus", "krec_");
+        let _cleanup = Cleanup::new("t-corpus", &format!("{}_", ours.stack));
         let spec = SpecDir::new("t-corpus");
         for file in std::fs::read_dir(case).into_iter().flatten().flatten() {
             let body = std::fs::read_to_string(file.path()).unwrap_or_default();
