@@ -234,21 +234,7 @@ impl Boards {
             ]);
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             docker(&refs);
-            let mut install = Command::new("docker")
-                .args(["exec", "-i", &name, "sh", "-c", USERS])
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("docker exec");
-            if let Some(mut stdin) = install.stdin.take() {
-                use std::io::Write;
-                stdin
-                    .write_all(public.as_bytes())
-                    .expect("send the key to the board");
-            }
-            assert!(
-                install.wait().is_ok_and(|s| s.success()),
-                "installing the key on {name} failed"
-            );
+            exec_with_input(&name, USERS, &public);
             names.push(name);
             addresses.push(address);
         }
@@ -347,6 +333,26 @@ impl Drop for Boards {
             docker_unchecked(&["rm", "-f", name]);
         }
     }
+}
+
+/// Runs `script` in a container with `input` on its stdin; it must succeed.
+pub fn exec_with_input(container: &str, script: &str, input: &str) {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", container, "sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("docker exec");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("writing to {container}: {e}"));
+    }
+    assert!(
+        child.wait().is_ok_and(|s| s.success()),
+        "a setup script in {container} failed"
+    );
 }
 
 /// The board's host key lines for known_hosts, once sshd answers.

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::boards::{ensure_bare_image, BARE_IMAGE, USERS};
+use crate::boards::{ensure_bare_image, exec_with_input, BARE_IMAGE, USERS};
 use crate::{docker, docker_unchecked};
 
 /// The racks' own network, apart from the bare boards' /24.
@@ -91,30 +91,11 @@ impl Rack {
             addresses: addresses.to_vec(),
             keys,
         };
-        rack.exec_with_input(USERS, &public);
-        rack.exec_with_input(START_BOARDS, &(addresses.join("\n") + "\n"));
+        exec_with_input(name, USERS, &public);
+        exec_with_input(name, START_BOARDS, &(addresses.join("\n") + "\n"));
         let scanned = keyscan(addresses);
         std::fs::write(rack.known_hosts(), scanned).expect("known_hosts");
         rack
-    }
-
-    fn exec_with_input(&self, script: &str, input: &str) {
-        let mut child = Command::new("docker")
-            .args(["exec", "-i", &self.name, "sh", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("docker exec");
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(input.as_bytes())
-                .expect("write to the rack");
-        }
-        assert!(
-            child.wait().is_ok_and(|s| s.success()),
-            "setting up the rack {} failed",
-            self.name
-        );
     }
 
     pub fn identity(&self) -> PathBuf {
