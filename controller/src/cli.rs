@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use reconciler_spec::{load_dir, LoadError, Spec};
+use reconciler_spec::{load_dir_with, Keyring, LoadError, Spec};
 
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
@@ -25,6 +25,17 @@ use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The age identity file (`age-keygen -o FILE`) that decrypts secrets
+    /// marked `encryption = "age"` or `"sops"`. Without it, the key itself
+    /// is read from $RECONCILER_AGE_IDENTITY, or SOPS's $SOPS_AGE_KEY_FILE /
+    /// $SOPS_AGE_KEY. Keys are only held in memory and never shown.
+    #[arg(
+        long,
+        global = true,
+        env = "RECONCILER_AGE_IDENTITY_FILE",
+        value_name = "FILE"
+    )]
+    pub age_identity_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,13 +315,20 @@ impl std::fmt::Debug for Console<'_> {
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
+    let keyring = match Keyring::from_env(cli.age_identity_file.as_deref()) {
+        Ok(keyring) => keyring,
+        Err(error) => {
+            let _ = writeln!(console.err, "Error: {error}");
+            return 1;
+        }
+    };
     let result = match cli.command {
-        Command::Validate { dir } => validate(&dir, console),
-        Command::Render { dir } => render_command(&dir, console),
-        Command::Facts(args) => facts_command(args, console).await,
-        Command::Plan(args) => plan_command(args, console).await,
-        Command::Apply(args) => apply_command(args, console).await,
-        Command::Run(args) => run_command(*args).await,
+        Command::Validate { dir } => validate(&dir, &keyring, console),
+        Command::Render { dir } => render_command(&dir, &keyring, console),
+        Command::Facts(args) => facts_command(args, &keyring, console).await,
+        Command::Plan(args) => plan_command(args, &keyring, console).await,
+        Command::Apply(args) => apply_command(args, &keyring, console).await,
+        Command::Run(args) => run_command(*args, keyring).await,
     };
     match result {
         Ok(code) => code,
@@ -326,16 +344,16 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
 }
 
 /// Loads and validates a spec; its warnings (compose keys Swarm ignores, ...) go to `err`.
-fn load(dir: &Path, err: &mut dyn Write) -> Result<Spec, CliError> {
-    let spec = load_dir(dir)?;
+fn load(dir: &Path, keyring: &Keyring, err: &mut dyn Write) -> Result<Spec, CliError> {
+    let spec = load_dir_with(dir, keyring)?;
     for warning in &spec.warnings {
         writeln!(err, "{warning}")?;
     }
     Ok(spec)
 }
 
-fn validate(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let spec = load(dir, console.err)?;
+fn validate(dir: &Path, keyring: &Keyring, console: &mut Console<'_>) -> Result<u8, CliError> {
+    let spec = load(dir, keyring, console.err)?;
     writeln!(
         console.out,
         "Spec is valid: cluster `{}`, {}, {}, {}.",
@@ -356,14 +374,22 @@ fn counted(n: usize, noun: &str) -> String {
     }
 }
 
-fn render_command(dir: &Path, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let spec = load(dir, console.err)?;
+fn render_command(
+    dir: &Path,
+    keyring: &Keyring,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(dir, keyring, console.err)?;
     write!(console.out, "{}", reconciler_spec::render::to_toml(&spec))?;
     Ok(0)
 }
 
-async fn facts_command(args: FactsArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let spec = load(&args.dir, console.err)?;
+async fn facts_command(
+    args: FactsArgs,
+    keyring: &Keyring,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(&args.dir, keyring, console.err)?;
     let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
     let access = args.access.access(Some(args.connect_timeout));
     let options = crate::node::SshOptions {
@@ -438,8 +464,12 @@ fn stderr_progress() -> crate::node::provision::Progress {
 
 /// Loads the spec (before any Docker call or SSH connection), learns what the
 /// boards need (with `--ssh`), connects to a manager, observes and plans.
-async fn prepare(args: &ConnectArgs, err: &mut dyn Write) -> Result<Prepared, CliError> {
-    let spec = load(&args.dir, err)?;
+async fn prepare(
+    args: &ConnectArgs,
+    keyring: &Keyring,
+    err: &mut dyn Write,
+) -> Result<Prepared, CliError> {
+    let spec = load(&args.dir, keyring, err)?;
     let reach = args.reach();
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
     let reached = pipeline::reach(
@@ -484,8 +514,12 @@ async fn plan_swarm(
     Ok((swarm, plan))
 }
 
-async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, console.err).await?;
+async fn plan_command(
+    args: PlanArgs,
+    keyring: &Keyring,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let prepared = prepare(&args.connect, keyring, console.err).await?;
     let empty = Plan::default();
     let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
     if args.json {
@@ -520,8 +554,12 @@ async fn plan_command(args: PlanArgs, console: &mut Console<'_>) -> Result<u8, C
     })
 }
 
-async fn apply_command(args: ApplyArgs, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, console.err).await?;
+async fn apply_command(
+    args: ApplyArgs,
+    keyring: &Keyring,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let prepared = prepare(&args.connect, keyring, console.err).await?;
     if let Some(boards) = &prepared.reached.boards {
         write!(console.out, "{}", render::boards_text(boards))?;
     }
@@ -644,7 +682,7 @@ fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
     Ok(answer.trim() == "yes")
 }
 
-async fn run_command(args: RunArgs) -> Result<u8, CliError> {
+async fn run_command(args: RunArgs, keyring: Keyring) -> Result<u8, CliError> {
     use crate::source::{DirSource, GitRef, GitSource, Source};
     if args.apply_timeout >= args.lease_ttl {
         return Err(CliError::LeaseTooShort {
@@ -688,6 +726,7 @@ async fn run_command(args: RunArgs) -> Result<u8, CliError> {
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
         facts_max_age: args.facts_max_age,
+        keyring,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

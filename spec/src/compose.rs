@@ -361,7 +361,7 @@ pub(crate) fn translate(
     stack: &str,
     path: &Path,
     text: &str,
-    assets: &BTreeMap<PathBuf, String>,
+    assets: &crate::load::Assets,
     diagnostics: &mut Diagnostics,
 ) -> Option<Translated> {
     let locator = Locator::new(path, text);
@@ -465,7 +465,7 @@ struct Context<'a> {
     stack: &'a str,
     path: &'a Path,
     file: &'a ComposeFile,
-    assets: &'a BTreeMap<PathBuf, String>,
+    assets: &'a crate::load::Assets,
     locator: &'a Locator<'a>,
 }
 
@@ -772,12 +772,14 @@ impl Context<'_> {
         };
         for env_file in files {
             let resolved = relative_to(self.path, &env_file);
-            let text = self.assets.get(&resolved).ok_or_else(|| {
+            let bytes = self.assets.get(&resolved).ok_or_else(|| {
                 format!(
                     "env_file `{env_file}` not found (looked for {})",
                     resolved.display()
                 )
             })?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| format!("env_file `{env_file}` is not UTF-8 text"))?;
             for (k, v) in parse_env_file(text) {
                 env.entry(k).or_insert(v);
             }
@@ -965,10 +967,21 @@ impl Context<'_> {
                 } else {
                     // External, or standing in as external without a usable file (reported).
                     let external = found.external || found.file.is_none();
+                    // A file SOPS or age encrypted (as SwarmCD and doco-cd
+                    // users keep them) is decrypted, never deployed as its
+                    // ciphertext: a deliberate difference from `docker stack
+                    // deploy`.
+                    let encryption = found
+                        .file
+                        .as_ref()
+                        .and_then(|f| self.assets.get(Path::new(f)))
+                        .and_then(|bytes| crate::sealed::Encryption::detect(bytes))
+                        .map(spanned);
                     secrets.insert(
                         name.clone(),
                         SecretFile {
                             file: found.file.map(spanned),
+                            encryption,
                             external: external.then_some(true),
                             name: external
                                 .then(|| spanned(found.swarm_name.unwrap_or_else(|| name.clone()))),
@@ -998,9 +1011,10 @@ impl Context<'_> {
                             found.file = Some(resolved.display().to_string());
                         } else {
                             problem(format!(
-                                "file `{path}` not found (looked for {}; it must be UTF-8 text of at most {} KiB)",
+                                "file `{path}` not found (looked for {}; it may be at most {} KiB, {} KiB encrypted)",
                                 resolved.display(),
-                                crate::load::MAX_DATA_FILE_BYTES / 1024
+                                crate::load::MAX_DATA_FILE_BYTES / 1024,
+                                crate::load::MAX_KEPT_FILE_BYTES / 1024
                             ));
                         }
                     }

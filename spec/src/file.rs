@@ -431,6 +431,9 @@ pub(crate) struct SecretFile {
     /// With `external`: the Swarm secret's name, when it differs from the entry's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
+    /// With `file`: how the file is encrypted (decrypted in memory on load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Spanned<crate::sealed::Encryption>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
     /// Where a rendered secret came from; see [`NetworkFile::origin`].

@@ -14,6 +14,7 @@ mod load;
 mod lower;
 pub mod model;
 pub mod render;
+pub mod sealed;
 mod source;
 mod suggest;
 pub mod units;
@@ -25,7 +26,8 @@ pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use load::{
-    is_spec_file, load_dir, load_files, read_dir_files, spec_file_text, LoadError,
-    MAX_DATA_FILE_BYTES,
+    is_spec_file, load_dir, load_dir_with, load_files, load_files_with, read_dir_files,
+    spec_file_kept, LoadError, MAX_DATA_FILE_BYTES, MAX_KEPT_FILE_BYTES,
 };
 pub use model::*;
+pub use sealed::Keyring;

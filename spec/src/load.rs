@@ -13,6 +13,7 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::file::*;
 use crate::model::Spec;
+use crate::sealed::Keyring;
 use crate::source::SourceFile;
 use crate::suggest::did_you_mean;
 use crate::{lower, validate};
@@ -55,11 +56,20 @@ pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
     load_files(read_dir_files(dir)?)
 }
 
+/// [`load_dir`], decrypting encrypted secrets with `keyring`.
+pub fn load_dir_with(dir: &Path, keyring: &Keyring) -> Result<Spec, LoadError> {
+    load_files_with(read_dir_files(dir)?, keyring)
+}
+
+/// The files of a spec other than its TOML files, by path relative to the
+/// spec root: compose and env files, and what configs and secrets name.
+pub(crate) type Assets = std::collections::BTreeMap<PathBuf, Vec<u8>>;
+
 /// Reads the files of a spec directory, recursively, skipping entries whose
 /// name starts with `.` (but `.env` files are kept): the spec files (see
-/// [`is_spec_file`]) and every other text file a config or secret may name
-/// (see [`spec_file_text`]); paths relative to `dir`, sorted.
-pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
+/// [`is_spec_file`]) and every other file a config or secret may name
+/// (see [`spec_file_kept`]); paths relative to `dir`, sorted.
+pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, LoadError> {
     let mut paths = Vec::new();
     collect_files(dir, &mut paths)?;
     if !paths
@@ -77,45 +87,67 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
         };
         let bytes = std::fs::read(&path).map_err(io)?;
         let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        if let Some(text) = spec_file_text(&relative, bytes)
+        if let Some(kept) = spec_file_kept(&relative, bytes)
             .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
         {
-            files.push((relative, text));
+            files.push((relative, kept));
         }
     }
     Ok(files)
 }
 
-/// The largest file a config or secret is read from: Swarm keeps configs
-/// and secrets up to 500 KiB.
+/// The largest config or secret (after decryption): Swarm keeps configs and
+/// secrets up to 500 KiB.
 pub const MAX_DATA_FILE_BYTES: usize = 500 * 1024;
 
-/// What a spec keeps of one file of its directory or commit: the text of a
-/// spec file (which must be UTF-8), and of any other UTF-8 file up to
-/// [`MAX_DATA_FILE_BYTES`] (what `[config.*]` and `[secret.*]` may name);
-/// `None` for other files, which are not read further.
-pub fn spec_file_text(path: &Path, bytes: Vec<u8>) -> Result<Option<String>, String> {
+/// The largest file a spec keeps besides its spec files: room for a secret
+/// of [`MAX_DATA_FILE_BYTES`] encrypted and armored (about 4/3 larger).
+pub const MAX_KEPT_FILE_BYTES: usize = 1024 * 1024;
+
+/// What a spec keeps of one file of its directory or commit: a spec file
+/// (which must be UTF-8 text), and any other file up to
+/// [`MAX_KEPT_FILE_BYTES`] (what `[config.*]` and `[secret.*]` may name,
+/// encrypted secrets included); `None` for larger files, which are not read
+/// further.
+pub fn spec_file_kept(path: &Path, bytes: Vec<u8>) -> Result<Option<Vec<u8>>, String> {
     if is_spec_file(path) {
-        return String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| "not UTF-8 text".to_string());
+        return match std::str::from_utf8(&bytes) {
+            Ok(_) => Ok(Some(bytes)),
+            Err(_) => Err("not UTF-8 text".to_string()),
+        };
     }
-    if bytes.len() > MAX_DATA_FILE_BYTES {
+    if bytes.len() > MAX_KEPT_FILE_BYTES {
         return Ok(None);
     }
-    Ok(String::from_utf8(bytes).ok())
+    Ok(Some(bytes))
 }
 
 /// Loads a spec from in-memory files (path as shown in errors, contents).
 /// This is how a spec at a git revision is read without a working tree.
-pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
+/// Encrypted secrets are refused (there is no identity to decrypt them);
+/// see [`load_files_with`].
+pub fn load_files<B: Into<Vec<u8>>>(files: Vec<(PathBuf, B)>) -> Result<Spec, LoadError> {
+    load_files_with(files, &Keyring::default())
+}
+
+/// [`load_files`], decrypting the secrets marked `encryption = ...` with
+/// the identities of `keyring` (in memory only).
+pub fn load_files_with<B: Into<Vec<u8>>>(
+    files: Vec<(PathBuf, B)>,
+    keyring: &Keyring,
+) -> Result<Spec, LoadError> {
     if files.is_empty() {
         return Err(LoadError::NoFiles(PathBuf::from(".")));
     }
     let (toml_files, assets): (Vec<_>, Vec<_>) = files
         .into_iter()
+        .map(|(path, bytes)| (path, bytes.into()))
         .partition(|(path, _)| path.extension().is_some_and(|e| e == "toml"));
-    let assets: std::collections::BTreeMap<PathBuf, String> = assets.into_iter().collect();
+    let toml_files: Vec<(PathBuf, String)> = toml_files
+        .into_iter()
+        .map(|(path, bytes)| (path, String::from_utf8_lossy(&bytes).into_owned()))
+        .collect();
+    let assets: Assets = assets.into_iter().collect();
     let (spec_files, local_charts) = crate::chart::split_local(toml_files);
     let sources: Vec<SourceFile> = spec_files
         .into_iter()
@@ -163,7 +195,7 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
         );
     }
     validate::duplicates(&raw, &mut diagnostics);
-    let spec = lower::lower(&raw, sources.first(), &assets, &mut diagnostics);
+    let spec = lower::lower(&raw, sources.first(), &assets, keyring, &mut diagnostics);
     validate::references(&raw, &mut diagnostics);
     if diagnostics.is_empty() {
         if let Some(mut spec) = spec {
@@ -179,20 +211,33 @@ pub fn load_files(files: Vec<(PathBuf, String)>) -> Result<Spec, LoadError> {
 /// Reads, interpolates and translates the compose file of a `[stack.NAME]`.
 fn translate_stack(
     stack: &Entry<'_, StackFile>,
-    assets: &std::collections::BTreeMap<PathBuf, String>,
+    assets: &Assets,
     warnings: &mut Vec<Diagnostic>,
     diagnostics: &mut Diagnostics,
 ) -> Option<(String, SourceFile)> {
     let find = |spanned: &Spanned<String>, what: &str, diagnostics: &mut Diagnostics| {
         let path = crate::compose::relative_to(Path::new(""), spanned.get_ref());
-        let found = assets.get(&path).map(|text| (path.clone(), text.clone()));
-        if found.is_none() {
+        let Some(bytes) = assets.get(&path) else {
             diagnostics.push(stack.error(
                 &spanned.span(),
                 format!("stack `{}`: {what} `{}` not found in the spec (paths are relative to the spec root)", stack.name, spanned.get_ref()),
             ));
+            return None;
+        };
+        match String::from_utf8(bytes.clone()) {
+            Ok(text) => Some((path, text)),
+            Err(_) => {
+                diagnostics.push(stack.error(
+                    &spanned.span(),
+                    format!(
+                        "stack `{}`: {what} `{}` is not UTF-8 text",
+                        stack.name,
+                        spanned.get_ref()
+                    ),
+                ));
+                None
+            }
         }
-        found
     };
     let (path, text) = find(&stack.value.compose, "compose file", diagnostics)?;
     let mut env = std::collections::BTreeMap::new();

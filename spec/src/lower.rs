@@ -19,7 +19,8 @@ use crate::validate::{check_constraint, check_preference};
 pub(crate) fn lower(
     raw: &RawSpec<'_>,
     first_file: Option<&SourceFile>,
-    assets: &BTreeMap<std::path::PathBuf, String>,
+    assets: &crate::load::Assets,
+    keyring: &crate::sealed::Keyring,
     diagnostics: &mut Diagnostics,
 ) -> Option<Spec> {
     let cluster = match raw.cluster.first() {
@@ -80,7 +81,7 @@ pub(crate) fn lower(
     let secrets = raw
         .secrets
         .iter()
-        .filter_map(|e| Some((e.name.clone(), secret(e, assets, diagnostics)?)))
+        .filter_map(|e| Some((e.name.clone(), secret(e, assets, keyring, diagnostics)?)))
         .collect();
     let releases = raw
         .releases
@@ -292,14 +293,14 @@ fn file_refs(refs: &[Spanned<FileRefFile>]) -> Vec<FileRef> {
         .collect()
 }
 
-/// The text of a spec file named by a config or secret (`file`, relative to
-/// the spec root).
-fn data_file<T>(
+/// The bytes of a spec file named by a config or secret (`file`, relative
+/// to the spec root).
+fn data_file<'a, T>(
     entry: &Entry<'_, T>,
     file: &Spanned<String>,
-    assets: &BTreeMap<std::path::PathBuf, String>,
+    assets: &'a crate::load::Assets,
     diagnostics: &mut Diagnostics,
-) -> Option<String> {
+) -> Option<&'a [u8]> {
     let path = std::path::Path::new(file.get_ref());
     let found = assets.get(path);
     if found.is_none() {
@@ -307,23 +308,86 @@ fn data_file<T>(
             entry
                 .error(&file.span(), format!("file `{}` not found in the spec", file.get_ref()))
                 .with_help(format!(
-                    "paths are relative to the spec root; the file must be UTF-8 text of at most {} KiB",
-                    crate::load::MAX_DATA_FILE_BYTES / 1024
+                    "paths are relative to the spec root; the file may be at most {} KiB ({} KiB encrypted)",
+                    crate::load::MAX_DATA_FILE_BYTES / 1024,
+                    crate::load::MAX_KEPT_FILE_BYTES / 1024
                 )),
         );
     }
-    found.cloned()
+    found.map(Vec::as_slice)
+}
+
+/// Refuses data larger than Swarm keeps, or that looks encrypted while no
+/// `encryption` says so (its ciphertext would be deployed).
+fn check_data<T>(
+    entry: &Entry<'_, T>,
+    file: &Spanned<String>,
+    data: &[u8],
+    encryption_allowed: bool,
+    diagnostics: &mut Diagnostics,
+) -> bool {
+    if data.len() > crate::load::MAX_DATA_FILE_BYTES {
+        diagnostics.push(entry.error(
+            &file.span(),
+            format!(
+                "`{}` is {} KiB; Swarm keeps configs and secrets up to {} KiB",
+                file.get_ref(),
+                data.len() / 1024,
+                crate::load::MAX_DATA_FILE_BYTES / 1024
+            ),
+        ));
+        return false;
+    }
+    if let Some(found) = crate::sealed::Encryption::detect(data) {
+        let help = if encryption_allowed {
+            format!(
+                "add `encryption = \"{}\"` to decrypt it on load",
+                found.as_str()
+            )
+        } else {
+            "configs are not encrypted; make it a `[secret.*]` with `encryption`".to_string()
+        };
+        diagnostics.push(
+            entry
+                .error(
+                    &file.span(),
+                    format!(
+                        "`{}` is encrypted with {}; it would be deployed as its ciphertext",
+                        file.get_ref(),
+                        found.as_str()
+                    ),
+                )
+                .with_help(help),
+        );
+        return false;
+    }
+    true
 }
 
 fn config(
     entry: &Entry<'_, ConfigFile>,
-    assets: &BTreeMap<std::path::PathBuf, String>,
+    assets: &crate::load::Assets,
     diagnostics: &mut Diagnostics,
 ) -> Option<Config> {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
     let data = match (&file.file, &file.content) {
-        (Some(path), None) => data_file(entry, path, assets, diagnostics)?,
+        (Some(path), None) => {
+            let bytes = data_file(entry, path, assets, diagnostics)?;
+            if !check_data(entry, path, bytes, false, diagnostics) {
+                return None;
+            }
+            match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_string(),
+                Err(_) => {
+                    diagnostics.push(entry.error(
+                        &path.span(),
+                        format!("config file `{}` is not UTF-8 text", path.get_ref()),
+                    ));
+                    return None;
+                }
+            }
+        }
         (None, Some(content)) => content.get_ref().clone(),
         _ => {
             diagnostics.push(entry.name_error(format!(
@@ -343,7 +407,8 @@ fn config(
 
 fn secret(
     entry: &Entry<'_, SecretFile>,
-    assets: &BTreeMap<std::path::PathBuf, String>,
+    assets: &crate::load::Assets,
+    keyring: &crate::sealed::Keyring,
     diagnostics: &mut Diagnostics,
 ) -> Option<Secret> {
     let file = &entry.value;
@@ -355,11 +420,53 @@ fn secret(
                 .with_help("a secret from a file is named by its entry and a hash of its content"),
         );
     }
+    if let (Some(encryption), None) = (&file.encryption, &file.file) {
+        diagnostics.push(entry.error(
+            &encryption.span(),
+            "`encryption` is only for secrets read from a `file`",
+        ));
+    }
     let data = match (&file.file, file.external.unwrap_or(false)) {
-        (Some(path), false) => SecretData::File {
-            path: path.get_ref().clone(),
-            value: SecretValue::new(data_file(entry, path, assets, diagnostics)?),
-        },
+        (Some(path), false) => {
+            let bytes = data_file(entry, path, assets, diagnostics)?;
+            let value = match &file.encryption {
+                None => bytes.to_vec(),
+                Some(encryption) => {
+                    match keyring.decrypt(
+                        *encryption.get_ref(),
+                        std::path::Path::new(path.get_ref()),
+                        bytes,
+                    ) {
+                        Ok(plain) => plain,
+                        Err(why) => {
+                            let mut error = entry.error(
+                                &path.span(),
+                                format!("cannot decrypt `{}`: {why}", path.get_ref()),
+                            );
+                            error = match keyring.origin() {
+                                Some(origin) => error.with_help(format!(
+                                    "decrypting with {origin} (recipient {}); the revision is refused and the last good one stays in force",
+                                    keyring.recipients().join(", ")
+                                )),
+                                None => error.with_help(
+                                    "the revision is refused and the last good one stays in force",
+                                ),
+                            };
+                            diagnostics.push(error);
+                            return None;
+                        }
+                    }
+                }
+            };
+            if !check_data(entry, path, &value, true, diagnostics) {
+                return None;
+            }
+            SecretData::File {
+                path: path.get_ref().clone(),
+                encryption: file.encryption.as_ref().map(|e| *e.get_ref()),
+                value: SecretValue::new(value),
+            }
+        }
         (None, true) => SecretData::External {
             name: file
                 .name

@@ -467,8 +467,13 @@ pub struct Secret {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretData {
-    /// Read from a file of the spec (its path relative to the spec root).
-    File { path: String, value: SecretValue },
+    /// Read from a file of the spec (its path relative to the spec root),
+    /// decrypted on load when `encryption` says how.
+    File {
+        path: String,
+        encryption: Option<crate::sealed::Encryption>,
+        value: SecretValue,
+    },
     /// A secret created outside the spec, used under its Swarm name (the
     /// entry's name unless `name` says otherwise).
     External { name: String },
@@ -477,15 +482,15 @@ pub enum SecretData {
 /// A secret's value. Neither `Debug` nor `Serialize` show it, so it cannot
 /// reach a log, a plan or a status document by accident.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+pub struct SecretValue(Vec<u8>);
 
 impl SecretValue {
-    pub fn new(value: String) -> Self {
+    pub fn new(value: Vec<u8>) -> Self {
         Self(value)
     }
 
     /// The value itself: only for writing it to Docker and hashing it.
-    pub fn expose(&self) -> &str {
+    pub fn expose(&self) -> &[u8] {
         &self.0
     }
 }

@@ -382,12 +382,22 @@ fn secret(secret: &Secret) -> SecretFile {
         data,
         labels,
     } = secret;
-    let (file, external, swarm_name) = match data {
-        SecretData::File { path, value: _ } => (Some(spanned(path.clone())), None, None),
-        SecretData::External { name } => (None, Some(true), Some(spanned(name.clone()))),
+    let (file, encryption, external, swarm_name) = match data {
+        SecretData::File {
+            path,
+            encryption,
+            value: _,
+        } => (
+            Some(spanned(path.clone())),
+            encryption.map(spanned),
+            None,
+            None,
+        ),
+        SecretData::External { name } => (None, None, Some(true), Some(spanned(name.clone()))),
     };
     SecretFile {
         file,
+        encryption,
         external,
         name: swarm_name,
         labels: keyed(labels),

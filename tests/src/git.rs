@@ -94,7 +94,17 @@ impl GitRepo {
         self.commit_and_push("main", files, message)
     }
 
-    fn commit_and_push(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+    /// [`GitRepo::commit`] for files that are not text (encrypted secrets).
+    pub fn commit_bytes(&self, files: &[(&str, &[u8])], message: &str) -> String {
+        self.commit_and_push("main", files, message)
+    }
+
+    fn commit_and_push<B: AsRef<[u8]>>(
+        &self,
+        branch: &str,
+        files: &[(&str, B)],
+        message: &str,
+    ) -> String {
         for (name, body) in files {
             let path = self.work().join(name);
             if let Some(parent) = path.parent() {

@@ -373,7 +373,7 @@ mod tests {
 
     fn spec() -> Spec {
         let text = "[cluster]\nname = \"b\"\n[bootstrap]\ndocker_users = [\"pi\"]\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\narch = \"arm64\"\n";
-        match reconciler_spec::load_files(vec![("s.toml".into(), text.into())]) {
+        match reconciler_spec::load_files(vec![("s.toml".into(), text.to_string())]) {
             Ok(spec) => spec,
             Err(e) => panic!("{e}"),
         }
@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn regression_a_new_swarm_is_never_formed_while_a_spec_manager_is_unreached() {
         let text = "[cluster]\nname = \"b\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n[node.pi3]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n";
-        let spec = match reconciler_spec::load_files(vec![("s.toml".into(), text.into())]) {
+        let spec = match reconciler_spec::load_files(vec![("s.toml".into(), text.to_string())]) {
             Ok(spec) => spec,
             Err(e) => panic!("{e}"),
         };

@@ -305,8 +305,7 @@ mod tests {
     fn only_a_running_docker_speaks_for_the_board() {
         let spec = match reconciler_spec::load_files(vec![(
             "s.toml".into(),
-            "[cluster]\nname = \"b\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n"
-                .into(),
+            "[cluster]\nname = \"b\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n",
         )]) {
             Ok(spec) => spec,
             Err(e) => panic!("{e}"),

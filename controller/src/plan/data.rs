@@ -23,11 +23,8 @@ use crate::observed::{Observed, Owner};
 
 /// The Swarm name of one version: the spec name and the first 10 hex
 /// digits of the content's sha256 (a changed file is a new object).
-pub fn versioned_name(name: &str, content: &str) -> String {
-    format!(
-        "{name}-{}",
-        crate::hex::sha256_prefix(content.as_bytes(), 5)
-    )
+pub fn versioned_name(name: &str, content: &[u8]) -> String {
+    format!("{name}-{}", crate::hex::sha256_prefix(content, 5))
 }
 
 /// The Swarm name of each config and secret of the spec, and of each
@@ -45,7 +42,7 @@ impl DataNames {
             configs: spec
                 .configs
                 .values()
-                .map(|c| (c.name.clone(), versioned_name(&c.name, &c.data)))
+                .map(|c| (c.name.clone(), versioned_name(&c.name, c.data.as_bytes())))
                 .collect(),
             secrets: spec
                 .secrets

@@ -28,7 +28,7 @@ impl DirSource {
         for (path, text) in &files {
             hasher.update(path.to_string_lossy().as_bytes());
             hasher.update([0]);
-            hasher.update(text.as_bytes());
+            hasher.update(text);
             hasher.update([0]);
         }
         let digest = hasher.finalize();

@@ -164,7 +164,7 @@ impl GitSource {
         repo: &Repository,
         tree: &Tree<'_>,
         prefix: &Path,
-        files: &mut Vec<(PathBuf, String)>,
+        files: &mut Vec<(PathBuf, Vec<u8>)>,
     ) -> Result<(), SourceError> {
         for entry in tree {
             let Ok(name) = entry.name() else { continue };
@@ -183,17 +183,17 @@ impl GitSource {
                     let blob = repo
                         .find_blob(entry.id())
                         .map_err(self.git_error("read file"))?;
-                    // Spec files are read as text (a broken byte shows up as a
-                    // parse error); other files are kept for configs and
-                    // secrets when they are small UTF-8 text.
+                    // Spec files are kept whole (a broken byte shows up as a
+                    // parse error); other files for configs and secrets
+                    // when they are small enough.
                     let bytes = blob.content().to_vec();
-                    let text = if reconciler_spec::is_spec_file(&path) {
-                        Some(String::from_utf8_lossy(&bytes).into_owned())
+                    let kept = if reconciler_spec::is_spec_file(&path) {
+                        Some(bytes)
                     } else {
-                        reconciler_spec::spec_file_text(&path, bytes).unwrap_or(None)
+                        reconciler_spec::spec_file_kept(&path, bytes).unwrap_or(None)
                     };
-                    if let Some(text) = text {
-                        files.push((path, text));
+                    if let Some(kept) = kept {
+                        files.push((path, kept));
                     }
                 }
                 _ => {}

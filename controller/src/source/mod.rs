@@ -19,7 +19,7 @@ pub struct Snapshot {
     /// A git commit id, or `dir-<hash of the files>` for a directory.
     pub revision: String,
     /// Paths relative to the spec root, with their contents.
-    pub files: Vec<(PathBuf, String)>,
+    pub files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// Why a source could not produce a snapshot.

@@ -5,7 +5,7 @@
 //! with HMAC-SHA256 and a shared secret; GitLab sends the secret as a token.
 //! Every comparison is constant-time.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Which forge sent the hook.

@@ -67,7 +67,7 @@ impl Swarm {
                         &secret.labels,
                         secret.group.as_ref(),
                     )),
-                    data: Some(base64_encode(value.expose().as_bytes())),
+                    data: Some(base64_encode(value.expose())),
                     ..Default::default()
                 };
                 self.count_write();
