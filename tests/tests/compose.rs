@@ -360,18 +360,26 @@ fn names(kind: &str, filter: &str) -> Vec<String> {
     names
 }
 
+/// Every network's short and full ID, by name. The full IDs come with the
+/// listing (`--no-trunc`): a network another test removes between a listing
+/// and an inspect must not fail this one.
 fn network_ids() -> BTreeMap<String, String> {
-    docker(&["network", "ls", "--format", "{{.ID}} {{.Name}}"])
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .flat_map(|(short, name)| {
-            let full = docker(&["network", "inspect", name, "--format", "{{.Id}}"]);
-            [
-                (short.to_string(), name.to_string()),
-                (full.trim().to_string(), name.to_string()),
-            ]
-        })
-        .collect()
+    docker(&[
+        "network",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Name}}",
+    ])
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .flat_map(|(full, name)| {
+        [
+            (full.chars().take(12).collect::<String>(), name.to_string()),
+            (full.to_string(), name.to_string()),
+        ]
+    })
+    .collect()
 }
 
 /// Removes the reference stack however the test ends.
@@ -689,7 +697,7 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
         .filter(|p| p.join("docker-stack.yml").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 14, "the corpus has {} files", cases.len());
+    assert!(cases.len() >= 15, "the corpus has {} files", cases.len());
     let mut found = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         let name = case
@@ -767,5 +775,69 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
         found.is_empty(),
         "differences from docker stack deploy:\n  {}",
         found.join("\n  ")
+    );
+}
+
+/// Swarm configs and secrets cannot change: a new content is a new version,
+/// and only the services that use it move to it (`docker stack deploy`
+/// cannot update them at all: "only updates to Labels are allowed").
+#[test]
+fn a_changed_config_or_secret_of_a_stack_rolls_only_the_services_that_use_it() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-roll", "krol_");
+    let spec = SpecDir::new("t-roll");
+    let case = repo_path("tests/compose-corpus/secrets-db");
+    for file in std::fs::read_dir(&case).into_iter().flatten().flatten() {
+        let body = std::fs::read_to_string(file.path()).unwrap_or_default();
+        spec.write(
+            &format!("stack/{}", file.file_name().to_string_lossy()),
+            &body,
+        );
+    }
+    spec.write(
+        "stacks.toml",
+        "[stack.krol]\ncompose = \"stack/docker-stack.yml\"\n",
+    );
+    let apply = |what: &str| {
+        let applied = reconciler(&["apply", &spec.arg(), "--auto-approve", "--no-wait"]);
+        assert_eq!(
+            applied.code, 0,
+            "{what}:\n{}\n{}",
+            applied.stdout, applied.stderr
+        );
+        applied.stdout
+    };
+    apply("first apply");
+    let versions = || (service_version("krol_db"), service_version("krol_app"));
+    let (db, app) = versions();
+
+    // init_sql is the database's alone.
+    spec.write("stack/init.sql", "CREATE TABLE changed (id INT);\n");
+    let shown = apply("a changed config");
+    let (db2, app2) = versions();
+    assert!(
+        db2 > db,
+        "the database was not moved to the new config:\n{shown}"
+    );
+    assert_eq!(
+        app2, app,
+        "a service without the config was updated:\n{shown}"
+    );
+
+    // db_password is both services'.
+    spec.write("stack/db_password.txt", "rotated-not-a-real-password\n");
+    let shown = apply("a changed secret");
+    let (db3, app3) = versions();
+    assert!(db3 > db2 && app3 > app2, "both users must move:\n{shown}");
+    assert!(
+        !shown.contains("rotated-not-a-real-password"),
+        "the secret's value was printed"
+    );
+    let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
+    assert_eq!(
+        again.code, 0,
+        "a third plan is not empty:\n{}",
+        again.stdout
     );
 }
