@@ -1069,6 +1069,9 @@ impl Context<'_> {
                         attachable: None,
                         internal: None,
                         labels: BTreeMap::new(),
+                        options: BTreeMap::new(),
+                        subnets: Vec::new(),
+                        ipam_driver: None,
                         external: Some(true),
                         name: Some(spanned(swarm_name)),
                         origin: None,
@@ -1081,6 +1084,9 @@ impl Context<'_> {
                 attachable: None,
                 internal: None,
                 labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                subnets: Vec::new(),
+                ipam_driver: None,
                 external: None,
                 name: None,
                 origin: None,
@@ -1106,6 +1112,19 @@ impl Context<'_> {
                     "labels" => network
                         .labels
                         .extend(spanned_map(key_values(value).unwrap_or_default())),
+                    "driver_opts" => match key_values(value) {
+                        Some(options) => network.options.extend(spanned_map(options)),
+                        None => diagnostics.push(problem(
+                            "`driver_opts` must map option names to values".into(),
+                        )),
+                    },
+                    "ipam" => match ipam(value) {
+                        Ok((driver, subnets)) => {
+                            network.ipam_driver = driver.map(spanned);
+                            network.subnets = subnets.into_iter().map(spanned).collect();
+                        }
+                        Err(message) => diagnostics.push(problem(message)),
+                    },
                     other => diagnostics.push(problem(format!(
                         "`{other}` is not supported by reconciler yet"
                     ))),
@@ -1881,6 +1900,58 @@ fn words_list(value: &Yaml) -> Vec<String> {
         Yaml::Sequence(items) => items.iter().filter_map(scalar).collect(),
         other => scalar(other).into_iter().collect(),
     }
+}
+
+/// A network's `ipam:` as the CLI reads it: a `driver` and `config` items
+/// with a `subnet` each (the only keys compose 3.x allows there).
+fn ipam(value: &Yaml) -> Result<(Option<String>, Vec<String>), String> {
+    let Yaml::Mapping(map) = value else {
+        return Err("`ipam` must be a mapping".into());
+    };
+    let mut driver = None;
+    let mut subnets = Vec::new();
+    for (key, item) in map {
+        match key.as_str() {
+            Some("driver") => {
+                driver = Some(
+                    item.as_str()
+                        .ok_or("`ipam.driver` must be a string")?
+                        .to_string(),
+                );
+            }
+            Some("config") => {
+                let Yaml::Sequence(pools) = item else {
+                    return Err("`ipam.config` must be a list".into());
+                };
+                for pool in pools {
+                    let Yaml::Mapping(pool) = pool else {
+                        return Err("`ipam.config` items must be mappings".into());
+                    };
+                    for (pool_key, pool_value) in pool {
+                        match (pool_key.as_str(), pool_value.as_str()) {
+                            (Some("subnet"), Some(subnet)) => subnets.push(subnet.to_string()),
+                            (Some("subnet"), None) => {
+                                return Err("`ipam.config[].subnet` must be a string".into())
+                            }
+                            (other, _) => {
+                                return Err(format!(
+                                "`ipam.config[].{}` is not allowed in compose 3.x (only `subnet`)",
+                                other.unwrap_or("?")
+                            ))
+                            }
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(format!(
+                    "`ipam.{}` is not allowed (only `driver` and `config`)",
+                    other.unwrap_or("?")
+                ))
+            }
+        }
+    }
+    Ok((driver, subnets))
 }
 
 #[cfg(test)]

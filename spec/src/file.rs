@@ -118,6 +118,15 @@ pub(crate) struct NetworkFile {
     pub internal: Option<bool>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
+    /// Driver options (compose `driver_opts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<Spanned<String>, String>,
+    /// IPAM subnets in CIDR form (compose `ipam.config[].subnet`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Spanned<String>>,
+    /// IPAM driver (compose `ipam.driver`); Docker's `default` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipam_driver: Option<Spanned<String>>,
     /// A network created outside the spec; `name` is its Swarm name when it
     /// differs from the entry's.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -262,6 +262,26 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
                 .with_help("a network the spec creates is named by its entry"),
         );
     }
+    for subnet in &file.subnets {
+        if !is_cidr(subnet.get_ref()) {
+            diagnostics.push(
+                entry
+                    .error(
+                        &subnet.span(),
+                        format!("`{}` is not a subnet in CIDR form", subnet.get_ref()),
+                    )
+                    .with_help("e.g. \"10.20.0.0/24\" or \"fd00:20::/64\""),
+            );
+        }
+    }
+    if external.is_some()
+        && (!file.options.is_empty() || !file.subnets.is_empty() || file.ipam_driver.is_some())
+    {
+        diagnostics.push(entry.name_error(format!(
+            "network `{}` is external: its options and subnets are set where it is created",
+            entry.name
+        )));
+    }
     Network {
         name: entry.name.clone(),
         group: group(entry, file.origin.as_ref(), diagnostics),
@@ -269,7 +289,27 @@ fn network(entry: &Entry<'_, NetworkFile>, diagnostics: &mut Diagnostics) -> Net
         attachable: file.attachable.unwrap_or(false),
         internal: file.internal.unwrap_or(false),
         labels: plain_map(&file.labels),
+        options: plain_map(&file.options),
+        ipam: crate::model::Ipam {
+            driver: file.ipam_driver.as_ref().map(|d| d.get_ref().clone()),
+            subnets: file.subnets.iter().map(|s| s.get_ref().clone()).collect(),
+        },
         external,
+    }
+}
+
+/// `ADDRESS/BITS` with an IPv4 or IPv6 address and a prefix length that fits it.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, bits)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u8>() else {
+        return false;
+    };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits <= 32,
+        Ok(std::net::IpAddr::V6(_)) => bits <= 128,
+        Err(_) => false,
     }
 }
 

@@ -179,9 +179,32 @@ pub struct Network {
     pub attachable: bool,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options (`encrypted` for an overlay whose traffic is IPsec'd).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Address pools; without them Docker picks a subnet (from 10.0.0.0/8,
+    /// which may be the home LAN's).
+    #[serde(skip_serializing_if = "Ipam::is_default")]
+    pub ipam: Ipam,
     /// A network created outside the spec (a shared `traefik-public`), by its
     /// Swarm name: services join it; it is never created or removed.
     pub external: Option<String>,
+}
+
+/// A network's IP address management: the driver and its subnets. Either
+/// left unset means "as Docker chooses".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ipam {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+}
+
+impl Ipam {
+    pub fn is_default(&self) -> bool {
+        self.driver.is_none() && self.subnets.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -345,6 +345,8 @@ fn network(network: &Network) -> NetworkFile {
         attachable,
         internal,
         labels,
+        options,
+        ipam,
         external,
     } = network;
     NetworkFile {
@@ -352,6 +354,9 @@ fn network(network: &Network) -> NetworkFile {
         attachable: Some(*attachable),
         internal: Some(*internal),
         labels: keyed(labels),
+        options: keyed(options),
+        subnets: ipam.subnets.iter().cloned().map(spanned).collect(),
+        ipam_driver: ipam.driver.clone().map(spanned),
         external: external.as_ref().map(|_| true),
         name: external.clone().map(spanned),
         origin: origin(group.as_ref()),

@@ -200,11 +200,14 @@ const REFERENCE_PORTS: (u64, u64) = (18601, 18602);
 const OUR_PORTS: (u64, u64) = (18611, 18612);
 
 /// One of the two deployments being compared: its stack name, the ports it
-/// publishes as `WEB_PORT`/`UDP_PORT`, and whether it is Reconciler's.
+/// publishes as `WEB_PORT`/`UDP_PORT`, the subnet it gives a network as
+/// `SUBNET` (two networks of one swarm cannot share one), and whether it is
+/// Reconciler's.
 #[derive(Clone, Copy)]
 struct Side {
     stack: &'static str,
     ports: (u64, u64),
+    subnet: &'static str,
     ours: bool,
 }
 
@@ -237,9 +240,15 @@ fn strip(value: &mut Value, side: Side, network_names: &BTreeMap<String, String>
     match value {
         Value::Object(map) => {
             map.retain(|key, _| !key.starts_with("io.reconciler."));
+            // A subnet the file chose (per side): compared as `SUBNET`.
+            if map.get("Subnet").and_then(Value::as_str) == Some(side.subnet) {
+                map.insert("Subnet".into(), Value::String("SUBNET".into()));
+                map.remove("Gateway");
+            } else if map.get("Subnet").is_some_and(Value::is_string) {
+                map.remove("Subnet");
+            }
             // Where the network allocator put each network: differs between any two networks.
             for allocated in [
-                "Subnet",
                 "Gateway",
                 "Peers",
                 "com.docker.network.driver.overlay.vxlanid_list",
@@ -496,11 +505,13 @@ fn a_stack_file_deploys_exactly_as_docker_stack_deploy_would() {
         Side {
             stack: reference,
             ports: REFERENCE_PORTS,
+            subnet: "10.231.0.0/24",
             ours: false,
         },
         Side {
             stack: ours,
             ports: OUR_PORTS,
+            subnet: "10.231.1.0/24",
             ours: true,
         },
     );
@@ -709,11 +720,13 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
         let reference = Side {
             stack: Box::leak(format!("kref{index}").into_boxed_str()),
             ports: (18621, 18622),
+            subnet: "10.231.2.0/24",
             ours: false,
         };
         let ours = Side {
             stack: Box::leak(format!("krec{index}").into_boxed_str()),
             ports: (18631, 18632),
+            subnet: "10.231.3.0/24",
             ours: true,
         };
         let _reference_cleanup = StackRm(reference.stack);
@@ -728,7 +741,10 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
         }
         spec.write(
             "stack/.env",
-            &format!("WEB_PORT={}\nUDP_PORT={}\n", ours.ports.0, ours.ports.1),
+            &format!(
+                "WEB_PORT={}\nUDP_PORT={}\nSUBNET={}\n",
+                ours.ports.0, ours.ports.1, ours.subnet
+            ),
         );
         spec.write(
             "stacks.toml",
@@ -744,6 +760,7 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
             .arg(reference.stack)
             .env("WEB_PORT", reference.ports.0.to_string())
             .env("UDP_PORT", reference.ports.1.to_string())
+            .env("SUBNET", reference.subnet)
             .output()
             .expect("docker stack deploy");
         assert!(

@@ -557,6 +557,8 @@ pub fn network_fields(network: &Network) -> Vec<Field> {
         attachable,
         internal,
         labels,
+        options,
+        ipam,
     } = network;
     let mut fields = vec![
         Field::new("driver", quoted(driver)),
@@ -566,8 +568,36 @@ pub fn network_fields(network: &Network) -> Vec<Field> {
     for (key, value) in labels {
         fields.push(Field::new(format!("labels.{key}"), quoted(value)));
     }
+    for (key, value) in options {
+        fields.push(Field::new(format!("options.{key}"), quoted(value)));
+    }
+    if let Some(driver) = &ipam.driver {
+        fields.push(Field::new("ipam.driver", quoted(driver)));
+    }
+    for (index, subnet) in ipam.subnets.iter().enumerate() {
+        fields.push(Field::new(format!("ipam.subnets[{index}]"), quoted(subnet)));
+    }
     fields
 }
+
+/// A live network as the spec would describe it: what Docker chose where
+/// the spec leaves the choice to it (an IPAM driver and subnets when none
+/// are set) is not a difference; options Docker adds itself are left out.
+pub fn network_as_desired(live: &Network, desired: &Network) -> Network {
+    let mut seen = live.clone();
+    seen.options
+        .retain(|key, _| !DOCKER_NETWORK_OPTIONS.contains(&key.as_str()));
+    if desired.ipam.driver.is_none() {
+        seen.ipam.driver = None;
+    }
+    if desired.ipam.subnets.is_empty() {
+        seen.ipam.subnets.clear();
+    }
+    seen
+}
+
+/// Options Docker writes on every overlay network it creates.
+const DOCKER_NETWORK_OPTIONS: [&str; 1] = ["com.docker.network.driver.overlay.vxlanid_list"];
 
 /// A short, stable hash of the canonical desired form of an object: what
 /// tells a changed spec from drift, also for fields Docker does not echo back.

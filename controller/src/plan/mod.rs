@@ -411,7 +411,7 @@ fn plan_network_creations(
             }
             Some(live) => {
                 let changes = fields::diff(
-                    &fields::network_fields(&live.config),
+                    &fields::network_fields(&fields::network_as_desired(&live.config, network)),
                     &fields::network_fields(network),
                 );
                 if !changes.is_empty() {

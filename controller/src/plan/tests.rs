@@ -1398,6 +1398,8 @@ fn external_networks_are_joined_by_their_swarm_name_and_never_created() {
                 attachable: true,
                 internal: false,
                 labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                ipam: reconciler_spec::Ipam::default(),
                 external: None,
             },
         },
@@ -1414,4 +1416,52 @@ fn external_networks_are_joined_by_their_swarm_name_and_never_created() {
         }
         other => panic!("expected the service, got {other:?}"),
     }
+}
+
+#[test]
+fn what_docker_chose_for_a_network_is_not_a_change_but_a_changed_subnet_is() {
+    let desired = |extra: &str| {
+        spec(&format!(
+            "[network.backend]\noptions = {{ encrypted = \"\" }}\n{extra}"
+        ))
+    };
+    let live = |subnet: &str| reconciler_spec::Network {
+        name: "backend".into(),
+        group: None,
+        driver: "overlay".into(),
+        attachable: false,
+        internal: false,
+        labels: BTreeMap::new(),
+        options: BTreeMap::from([
+            ("encrypted".to_string(), String::new()),
+            (
+                "com.docker.network.driver.overlay.vxlanid_list".to_string(),
+                "4097".to_string(),
+            ),
+        ]),
+        ipam: reconciler_spec::Ipam {
+            driver: Some("default".into()),
+            subnets: vec![subnet.to_string()],
+        },
+        external: None,
+    };
+    let wanted = desired("");
+    let network = &wanted.networks["backend"];
+    let seen = fields::network_as_desired(&live("10.0.3.0/24"), network);
+    assert!(fields::diff(
+        &fields::network_fields(&seen),
+        &fields::network_fields(network)
+    )
+    .is_empty());
+    let pinned = desired("subnets = [\"10.20.0.0/24\"]\n");
+    let network = &pinned.networks["backend"];
+    let seen = fields::network_as_desired(&live("10.0.3.0/24"), network);
+    let changes = fields::diff(
+        &fields::network_fields(&seen),
+        &fields::network_fields(network),
+    );
+    assert_eq!(
+        changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+        ["ipam.subnets[0]"]
+    );
 }

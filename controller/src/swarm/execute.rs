@@ -226,6 +226,23 @@ impl Swarm {
             attachable: Some(network.attachable),
             internal: Some(network.internal),
             labels: Some(all_labels),
+            options: (!network.options.is_empty())
+                .then(|| network.options.clone().into_iter().collect()),
+            ipam: (!network.ipam.is_default()).then(|| bollard::models::Ipam {
+                driver: network.ipam.driver.clone(),
+                config: Some(
+                    network
+                        .ipam
+                        .subnets
+                        .iter()
+                        .map(|subnet| bollard::models::IpamConfig {
+                            subnet: Some(subnet.clone()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                options: None,
+            }),
             ..Default::default()
         };
         self.count_write();

@@ -158,6 +158,23 @@ impl Swarm {
                         attachable: network.attachable.unwrap_or(false),
                         internal: network.internal.unwrap_or(false),
                         labels: user_labels(&all_labels),
+                        options: network
+                            .options
+                            .clone()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                        ipam: reconciler_spec::Ipam {
+                            driver: network.ipam.as_ref().and_then(|i| i.driver.clone()),
+                            subnets: network
+                                .ipam
+                                .as_ref()
+                                .and_then(|i| i.config.as_ref())
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|c| c.subnet.clone())
+                                .collect(),
+                        },
                         external: None,
                     },
                 },
