@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::file::{
-    ConfigFile, EndpointModeFile, FileRefFile, HealthcheckFile, LoggingFile, MountFile,
-    MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile, SecretFile, ServiceFile,
-    ServiceModeFile, UlimitFile, UpdateFile,
+    ConfigFile, EndpointModeFile, FileRefFile, GenericResourceFile, HealthcheckFile, LoggingFile,
+    MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile, SecretFile,
+    ServiceFile, ServiceModeFile, UlimitFile, UpdateFile,
 };
 
 /// Keys of a compose service that `docker stack deploy` ignores: the docker
@@ -185,6 +185,24 @@ impl<'a> Locator<'a> {
         let found = (range.start + 1..range.end)
             .find(|i| self.lines.get(*i).and_then(|l| key_of(l)) == Some(key));
         self.at_index(found.unwrap_or(range.start))
+    }
+
+    /// The line of a nested key (`deploy`, `update_config`, `order`) inside
+    /// entry `name` of `section`: each key searched after the one before.
+    fn path_in_entry(&self, section: &str, name: &str, path: &[&str]) -> Location {
+        let Some(range) = self.entries.get(&(section.to_string(), name.to_string())) else {
+            return self.top(section);
+        };
+        let mut at = range.start;
+        for key in path {
+            match (at + 1..range.end)
+                .find(|i| self.lines.get(*i).and_then(|l| key_of(l)) == Some(key))
+            {
+                Some(found) => at = found,
+                None => break,
+            }
+        }
+        self.at_index(at)
     }
 
     /// `key` of a service, or a top-level key.
@@ -376,6 +394,8 @@ pub(crate) fn translate(
             return None;
         }
     };
+    check_version(&file, &locator, diagnostics);
+    check_volume_declarations(&file, &locator, diagnostics);
     for key in file.rest.keys() {
         match key.as_str() {
             "version" | "volumes" => {}
@@ -1272,6 +1292,7 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
         reserve_memory: None,
         limit_cpus: None,
         reserve_cpus: None,
+        reserve_generic: Vec::new(),
     };
     for (kind, amounts) in kinds {
         let limits = match kind.as_str().unwrap_or_default() {
@@ -1305,6 +1326,9 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
                         &mut out.reserve_memory
                     };
                     *slot = Some(spanned(text));
+                }
+                "generic_resources" if !limits => {
+                    out.reserve_generic = generic_resources(amount)?;
                 }
                 other => {
                     return Err(format!(
@@ -1604,6 +1628,12 @@ fn service_networks(value: &Yaml) -> Result<(Attachments, Vec<String>), String> 
                                 .ok_or(format!(
                                     "`networks.{network}.aliases` must be a list of names"
                                 ))?;
+                            }
+                            // Sent by the CLI since compose 3.13 (attachment driver options).
+                            Some("driver_opts") => {
+                                return Err(format!(
+                                    "`networks.{network}.driver_opts` is not supported by reconciler yet"
+                                ))
                             }
                             Some(other) => ignored.push(format!("{network}.{other}")),
                             None => return Err(SHAPE.into()),
@@ -1952,6 +1982,239 @@ fn ipam(value: &Yaml) -> Result<(Option<String>, Vec<String>), String> {
         }
     }
     Ok((driver, subnets))
+}
+
+/// The newest compose file minor version `docker stack deploy` knows: the
+/// CLI (28.x) carries the schemas `config_schema_v3.0.json` to `v3.13`, and
+/// reads a file without `version` (or with `version: "3"`) as 3.13.
+const NEWEST_MINOR: u32 = 13;
+
+/// Keys of a service that `docker stack deploy` only accepts from a file
+/// version on, as paths: the differences between docker/cli's schemas
+/// `config_schema_v3.0.json` ... `v3.13.json` (v28.2.2).
+const SERVICE_KEYS_SINCE: [(&[&str], u32); 16] = [
+    (&["secrets"], 1),
+    (&["deploy", "endpoint_mode"], 2),
+    (&["configs"], 3),
+    (&["credential_spec"], 3),
+    (&["deploy", "placement", "preferences"], 3),
+    (&["deploy", "update_config", "order"], 4),
+    (&["healthcheck", "start_period"], 4),
+    (&["isolation"], 5),
+    (
+        &["deploy", "resources", "reservations", "generic_resources"],
+        5,
+    ),
+    (&["init"], 7),
+    (&["deploy", "rollback_config"], 7),
+    (&["deploy", "placement", "max_replicas_per_node"], 8),
+    (&["cgroupns_mode"], 9),
+    (&["deploy", "resources", "limits", "pids"], 9),
+    (&["healthcheck", "start_interval"], 12),
+    (&["oom_score_adj"], 13),
+];
+
+/// Keys of top-level entries (`networks.NAME.attachable`) likewise.
+const ENTRY_KEYS_SINCE: [(&str, &str, u32); 9] = [
+    ("networks", "attachable", 2),
+    ("volumes", "name", 4),
+    ("networks", "name", 5),
+    ("configs", "name", 5),
+    ("secrets", "name", 5),
+    ("configs", "template_driver", 8),
+    ("secrets", "template_driver", 8),
+    ("secrets", "driver", 8),
+    ("secrets", "driver_opts", 8),
+];
+
+/// The keys of top-level `volumes:` entries the CLI's schema allows; any
+/// other is refused by `docker stack deploy`, and here.
+const VOLUME_KEYS: [&str; 5] = ["driver", "driver_opts", "external", "labels", "name"];
+
+fn check_volume_declarations(
+    file: &ComposeFile,
+    locator: &Locator<'_>,
+    diagnostics: &mut Diagnostics,
+) {
+    let Some(Yaml::Mapping(volumes)) = file.rest.get("volumes") else {
+        return;
+    };
+    for (name, keys) in volumes {
+        let name = name.as_str().unwrap_or_default();
+        let Some(keys) = keys.as_mapping() else {
+            continue;
+        };
+        for key in keys.keys().filter_map(Yaml::as_str) {
+            if !VOLUME_KEYS.contains(&key) && !key.starts_with("x-") {
+                diagnostics.push(Diagnostic::new(
+                    locator.in_entry("volumes", name, key),
+                    format!(
+                        "compose: volume `{name}`: `{key}` is not a volume key (allowed: {}); docker stack deploy refuses it too",
+                        VOLUME_KEYS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is
+/// 3.0); `Err` with the text when it is not a 3.x the CLI knows.
+fn compose_minor(version: &Yaml) -> Result<u32, String> {
+    let text = match version {
+        Yaml::String(s) => s.clone(),
+        Yaml::Number(n) => n.to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    let minor = match text.as_str() {
+        "" | "3" => Some(NEWEST_MINOR),
+        t => t.strip_prefix("3.").and_then(|m| m.parse::<u32>().ok()),
+    };
+    minor.filter(|m| *m <= NEWEST_MINOR).ok_or(text)
+}
+
+/// Refuses what `docker stack deploy` refuses for the file's version: a
+/// version it has no schema for, and keys newer than the version the file
+/// declares (the CLI validates each file against its version's schema).
+fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Diagnostics) {
+    let minor = match file.rest.get("version") {
+        None => return,
+        Some(version) => match compose_minor(version) {
+            Ok(minor) => minor,
+            Err(text) => {
+                diagnostics.push(Diagnostic::new(
+                    locator.top("version"),
+                    format!("compose: file version `{text}` is not supported; docker stack deploy reads versions 3.0 to 3.{NEWEST_MINOR}"),
+                ));
+                return;
+            }
+        },
+    };
+    let too_new = |what: &str, since: u32| {
+        format!(
+            "compose: `{what}` needs file version 3.{since} or later (this file says 3.{minor}); docker stack deploy refuses it: raise `version`"
+        )
+    };
+    for (top, since, present) in [
+        ("secrets", 1, !file.secrets.is_empty()),
+        ("configs", 3, !file.configs.is_empty()),
+    ] {
+        if minor < since && present {
+            diagnostics.push(Diagnostic::new(locator.top(top), too_new(top, since)));
+        }
+    }
+    for key in file.rest.keys().filter(|k| k.starts_with("x-")) {
+        if minor < 4 {
+            diagnostics.push(Diagnostic::new(locator.top(key), too_new(key, 4)));
+        }
+    }
+    for (name, keys) in &file.services {
+        for key in keys.keys().filter(|k| k.starts_with("x-")) {
+            if minor < 7 {
+                diagnostics.push(Diagnostic::new(
+                    locator.in_entry("services", name, key),
+                    too_new(key, 7),
+                ));
+            }
+        }
+        for (path, since) in SERVICE_KEYS_SINCE {
+            if minor < since && yaml_path(keys, path).is_some() {
+                diagnostics.push(Diagnostic::new(
+                    locator.path_in_entry("services", name, path),
+                    too_new(&path.join("."), since),
+                ));
+            }
+        }
+        for (key, list) in [("ports", "ports"), ("volumes", "volumes")] {
+            let long = keys
+                .get(key)
+                .and_then(Yaml::as_sequence)
+                .is_some_and(|items| items.iter().any(Yaml::is_mapping));
+            if minor < 2 && long {
+                diagnostics.push(Diagnostic::new(
+                    locator.in_entry("services", name, key),
+                    too_new(&format!("{list} (long syntax)"), 2),
+                ));
+            }
+        }
+    }
+    let entries = |section: &str| -> Vec<(String, BTreeMap<String, Yaml>)> {
+        match section {
+            "networks" => flatten_entries(&file.networks),
+            "configs" => flatten_entries(&file.configs),
+            "secrets" => flatten_entries(&file.secrets),
+            _ => file
+                .rest
+                .get(section)
+                .and_then(|v| {
+                    serde_yaml::from_value::<BTreeMap<String, Option<BTreeMap<String, Yaml>>>>(
+                        v.clone(),
+                    )
+                    .ok()
+                })
+                .map(|m| flatten_entries(&m))
+                .unwrap_or_default(),
+        }
+    };
+    for (section, key, since) in ENTRY_KEYS_SINCE {
+        if minor >= since {
+            continue;
+        }
+        for (name, keys) in entries(section) {
+            if keys.contains_key(key) {
+                diagnostics.push(Diagnostic::new(
+                    locator.in_entry(section, &name, key),
+                    too_new(&format!("{section}.{name}.{key}"), since),
+                ));
+            }
+        }
+    }
+}
+
+fn flatten_entries(
+    map: &BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
+) -> Vec<(String, BTreeMap<String, Yaml>)> {
+    map.iter()
+        .map(|(name, keys)| (name.clone(), keys.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// The value at a path of mapping keys, if every key is there.
+fn yaml_path<'y>(keys: &'y BTreeMap<String, Yaml>, path: &[&str]) -> Option<&'y Yaml> {
+    let (first, rest) = path.split_first()?;
+    let mut value = keys.get(*first)?;
+    for key in rest {
+        value = value.as_mapping()?.get(Yaml::String((*key).to_string()))?;
+    }
+    Some(value)
+}
+
+/// `generic_resources:` items, `discrete_resource_spec: {kind, value}` each,
+/// as the CLI converts them (its schema allows nothing else there).
+fn generic_resources(value: &Yaml) -> Result<Vec<Spanned<GenericResourceFile>>, String> {
+    const SHAPE: &str =
+        "deploy.resources.reservations.generic_resources: items are `discrete_resource_spec: {kind, value}`";
+    let Yaml::Sequence(items) = value else {
+        return Err(SHAPE.into());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let spec = item
+                .get("discrete_resource_spec")
+                .filter(|_| item.as_mapping().is_some_and(|m| m.len() == 1))
+                .ok_or(SHAPE)?;
+            let kind = spec.get("kind").and_then(Yaml::as_str).ok_or(SHAPE)?;
+            let value = spec.get("value").and_then(Yaml::as_i64).ok_or(SHAPE)?;
+            Ok(spanned(GenericResourceFile {
+                kind: kind.to_string(),
+                value,
+            }))
+        })
+        .collect()
 }
 
 #[cfg(test)]

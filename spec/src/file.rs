@@ -310,6 +310,17 @@ pub(crate) struct ResourcesFile {
     pub limit_cpus: Option<Spanned<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reserve_cpus: Option<Spanned<f64>>,
+    /// Generic resources a node must advertise (`dockerd --node-generic-resource`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserve_generic: Vec<Spanned<GenericResourceFile>>,
+}
+
+/// `{ kind = "gpu", value = 2 }`: a count of a node's discrete resource.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GenericResourceFile {
+    pub kind: String,
+    pub value: i64,
 }
 
 /// `update = {...}` and `rollback = {...}` share one shape, as in Docker.

@@ -994,6 +994,27 @@ fn resources(
         ),
         limit_nano_cpus: cpus(entry, file.limit_cpus.as_ref(), diagnostics),
         reserve_nano_cpus: cpus(entry, file.reserve_cpus.as_ref(), diagnostics),
+        reserve_generic: file
+            .reserve_generic
+            .iter()
+            .filter_map(|resource| {
+                let GenericResourceFile { kind, value } = resource.get_ref();
+                if kind.is_empty() || *value < 1 {
+                    diagnostics.push(
+                        entry
+                            .error(
+                                &resource.span(),
+                                "a generic resource needs a `kind` and a `value` of at least 1",
+                            )
+                            .with_help(
+                                "e.g. { kind = \"gpu\", value = 1 }, as the nodes advertise it",
+                            ),
+                    );
+                    return None;
+                }
+                Some((kind.clone(), *value))
+            })
+            .collect(),
     }
 }
 

@@ -348,6 +348,9 @@ pub struct Resources {
     /// CPUs in nano-CPUs, as Docker counts them.
     pub limit_nano_cpus: Option<i64>,
     pub reserve_nano_cpus: Option<i64>,
+    /// Discrete generic resources to reserve, `(kind, count)`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reserve_generic: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -158,14 +158,25 @@ fn resources(resources: &Resources) -> Option<ResourcesFile> {
         reserve_memory,
         limit_nano_cpus,
         reserve_nano_cpus,
+        reserve_generic,
     } = resources;
     let file = ResourcesFile {
         limit_memory: limit_memory.map(size),
         reserve_memory: reserve_memory.map(size),
         limit_cpus: limit_nano_cpus.map(cpus),
         reserve_cpus: reserve_nano_cpus.map(cpus),
+        reserve_generic: reserve_generic
+            .iter()
+            .map(|(kind, value)| {
+                spanned(GenericResourceFile {
+                    kind: kind.clone(),
+                    value: *value,
+                })
+            })
+            .collect(),
     };
-    let set = file.limit_memory.is_some()
+    let set = !file.reserve_generic.is_empty()
+        || file.limit_memory.is_some()
         || file.reserve_memory.is_some()
         || file.limit_cpus.is_some()
         || file.reserve_cpus.is_some();

@@ -858,3 +858,64 @@ fn a_changed_config_or_secret_of_a_stack_rolls_only_the_services_that_use_it() {
         again.stdout
     );
 }
+
+/// Each key newer than the file's `version` (and an unknown volume key) is
+/// refused by `docker stack deploy` (it validates against that version's schema) and by reconciler,
+/// which names the key and the version it needs.
+#[test]
+fn keys_newer_than_the_file_version_are_refused_as_docker_stack_deploy_refuses_them() {
+    require_swarm();
+    let service = |extra: &str| format!("services:\n  app:\n    image: local/busybox:1\n{extra}");
+    // (file version, body, what reconciler's message names)
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("3.0", format!("{}secrets:\n  s:\n    file: ./s.txt\n", service("")), "`secrets` needs file version 3.1"),
+        ("3.1", service("    deploy:\n      endpoint_mode: dnsrr\n"), "`deploy.endpoint_mode` needs file version 3.2"),
+        ("3.1", service("    ports:\n      - target: 80\n        published: 18690\n"), "`ports (long syntax)` needs file version 3.2"),
+        ("3.1", format!("{}networks:\n  n:\n    attachable: true\n", service("")), "`networks.n.attachable` needs file version 3.2"),
+        ("3.2", format!("{}configs:\n  c:\n    file: ./s.txt\n", service("")), "`configs` needs file version 3.3"),
+        ("3.2", service("    deploy:\n      placement:\n        preferences:\n          - spread: node.id\n"), "`deploy.placement.preferences` needs file version 3.3"),
+        ("3.3", service("    deploy:\n      update_config:\n        order: start-first\n"), "`deploy.update_config.order` needs file version 3.4"),
+        ("3.3", service("    healthcheck:\n      test: [\"CMD\", \"true\"]\n      start_period: 5s\n"), "`healthcheck.start_period` needs file version 3.4"),
+        ("3.3", format!("{}volumes:\n  v:\n    name: shared\n", service("")), "`volumes.v.name` needs file version 3.4"),
+        ("3.3", format!("x-common: &c\n  a: b\n{}", service("")), "`x-common` needs file version 3.4"),
+        ("3.6", service("    init: true\n"), "`init` needs file version 3.7"),
+        ("3.6", service("    deploy:\n      rollback_config:\n        parallelism: 2\n"), "`deploy.rollback_config` needs file version 3.7"),
+        ("3.7", service("    deploy:\n      placement:\n        max_replicas_per_node: 1\n"), "`deploy.placement.max_replicas_per_node` needs file version 3.8"),
+        ("2.4", service(""), "file version `2.4` is not supported"),
+        ("3.6", service("    x-note: hello\n"), "`x-note` needs file version 3.7"),
+        ("3.11", service("    healthcheck:\n      test: [\"CMD\", \"true\"]\n      start_interval: 1s\n"), "`healthcheck.start_interval` needs file version 3.12"),
+        ("3.14", service(""), "file version `3.14` is not supported"),
+        ("3.8", format!("{}volumes:\n  v:\n    driver: local\n    bogus: 1\n", service("")), "`bogus` is not a volume key"),
+    ];
+    let mut found = Vec::new();
+    for (index, (version, body, expected)) in cases.iter().enumerate() {
+        let spec = SpecDir::new("t-versions");
+        let text = format!("version: \"{version}\"\n{body}");
+        spec.write("stack/docker-stack.yml", &text);
+        spec.write("stack/s.txt", "x\n");
+        spec.write(
+            "stacks.toml",
+            "[stack.kver]\ncompose = \"stack/docker-stack.yml\"\n",
+        );
+        let file = spec.path().join("stack/docker-stack.yml");
+        let stack = format!("kver{index}");
+        let theirs = std::process::Command::new("docker")
+            .args(["stack", "deploy", "--resolve-image", "never", "-c"])
+            .arg(&file)
+            .arg(&stack)
+            .output()
+            .expect("docker stack deploy");
+        if theirs.status.success() {
+            docker_unchecked(&["stack", "rm", &stack]);
+            found.push(format!("docker stack deploy accepted:\n{text}"));
+        }
+        let ours = reconciler(&["validate", &spec.arg()]);
+        if ours.code == 0 || !ours.stderr.contains(expected) {
+            found.push(format!(
+                "reconciler did not refuse with `{expected}`:\n{text}\n{}",
+                ours.stderr
+            ));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n---\n"));
+}

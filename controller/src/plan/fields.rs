@@ -437,6 +437,7 @@ fn resource_fields(resources: &Resources, fields: &mut Vec<Field>) {
         reserve_memory,
         limit_nano_cpus,
         reserve_nano_cpus,
+        reserve_generic,
     } = resources;
     if let Some(bytes) = *limit_memory {
         fields.push(Field::new(
@@ -455,6 +456,12 @@ fn resource_fields(resources: &Resources, fields: &mut Vec<Field>) {
     }
     if let Some(nano) = *reserve_nano_cpus {
         fields.push(Field::new("resources.reserve_cpus", format_cpus(nano)));
+    }
+    for (index, (kind, value)) in reserve_generic.iter().enumerate() {
+        fields.push(Field::new(
+            format!("resources.reserve_generic[{index}]"),
+            format!("{{ kind = {}, value = {value} }}", quoted(kind)),
+        ));
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, Mount as DockerMount, MountType,
-    MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig, ResourceObject,
-    ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    EndpointSpec, EndpointSpecModeEnum, GenericResourcesInner,
+    GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, Mount as DockerMount,
+    MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig,
+    ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
@@ -397,7 +398,19 @@ fn resources(resources: &Resources) -> TaskSpecResources {
         reservations: Some(ResourceObject {
             nano_cpus: resources.reserve_nano_cpus,
             memory_bytes: resources.reserve_memory.map(count),
-            ..Default::default()
+            generic_resources: (!resources.reserve_generic.is_empty()).then(|| {
+                resources
+                    .reserve_generic
+                    .iter()
+                    .map(|(kind, value)| GenericResourcesInner {
+                        discrete_resource_spec: Some(GenericResourcesInnerDiscreteResourceSpec {
+                            kind: Some(kind.clone()),
+                            value: Some(*value),
+                        }),
+                        named_resource_spec: None,
+                    })
+                    .collect()
+            }),
         }),
         ..Default::default()
     }
@@ -766,6 +779,15 @@ fn resources_from(resources: Option<&TaskSpecResources>) -> Resources {
         reserve_memory: count_from(positive(reservations.memory_bytes)),
         limit_nano_cpus: positive(limits.nano_cpus),
         reserve_nano_cpus: positive(reservations.nano_cpus),
+        reserve_generic: reservations
+            .generic_resources
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                let spec = r.discrete_resource_spec.as_ref()?;
+                Some((spec.kind.clone()?, spec.value?))
+            })
+            .collect(),
     }
 }
 
