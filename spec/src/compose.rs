@@ -453,8 +453,12 @@ pub(crate) fn translate(
     }
     let translated: Result<(), toml::ser::Error> =
         sections.into_iter().try_for_each(|(at, text)| {
+            let text = text?;
             let start = toml.len();
-            toml.push_str(&text?);
+            // Each line of a service's table points at the compose key it
+            // came from; anything else at the entry.
+            origins.extend(key_origins(&text, start, &locator));
+            toml.push_str(&text);
             origins.push((start..toml.len(), at));
             toml.push('\n');
             Ok(())
@@ -2056,6 +2060,121 @@ fn check_volume_declarations(
             }
         }
     }
+}
+
+/// Each line of a translated `[service.*]` table (placed at `start` of the
+/// fragment) with the compose key it came from; the lines of other tables
+/// are left to their entry's origin.
+fn key_origins(
+    text: &str,
+    start: usize,
+    locator: &Locator<'_>,
+) -> Vec<(std::ops::Range<usize>, Location)> {
+    let Some(service) = text
+        .lines()
+        .next()
+        .and_then(|header| header.strip_prefix("[service."))
+        .and_then(|rest| rest.strip_suffix(']'))
+    else {
+        return Vec::new();
+    };
+    let service = service.trim_matches('"');
+    field_lines(text, service)
+        .into_iter()
+        .filter_map(|(range, field)| {
+            let path = compose_path_of(&field)?;
+            Some((
+                start + range.start..start + range.end,
+                locator.path_in_entry("services", service, path),
+            ))
+        })
+        .collect()
+}
+
+/// Where in a compose service each field of a translated `[service.*]`
+/// table comes from, so an error found after translation points at the
+/// key the user wrote (`deploy.resources` for `resources`).
+fn compose_path_of(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "image" => &["image"],
+        "replicas" => &["deploy", "replicas"],
+        "mode" => &["deploy", "mode"],
+        "command" => &["entrypoint"],
+        "args" => &["command"],
+        "env" => &["environment"],
+        "user" => &["user"],
+        "workdir" => &["working_dir"],
+        "hostname" => &["hostname"],
+        "init" => &["init"],
+        "read_only" => &["read_only"],
+        "tty" => &["tty"],
+        "stdin_open" => &["stdin_open"],
+        "stop_signal" => &["stop_signal"],
+        "stop_grace_period" => &["stop_grace_period"],
+        "cap_add" => &["cap_add"],
+        "cap_drop" => &["cap_drop"],
+        "sysctls" => &["sysctls"],
+        "extra_hosts" => &["extra_hosts"],
+        "dns" => &["dns"],
+        "dns_search" => &["dns_search"],
+        "ulimits" => &["ulimits"],
+        "logging" => &["logging"],
+        "endpoint_mode" => &["deploy", "endpoint_mode"],
+        "max_replicas_per_node" => &["deploy", "placement", "max_replicas_per_node"],
+        "networks" | "network_aliases" => &["networks"],
+        "configs" => &["configs"],
+        "secrets" => &["secrets"],
+        "ports" => &["ports"],
+        "constraints" => &["deploy", "placement", "constraints"],
+        "preferences" => &["deploy", "placement", "preferences"],
+        "mounts" => &["volumes"],
+        "resources" => &["deploy", "resources"],
+        "update" => &["deploy", "update_config"],
+        "rollback" => &["deploy", "rollback_config"],
+        "healthcheck" => &["healthcheck"],
+        "restart" => &["deploy", "restart_policy"],
+        "labels" => &["deploy", "labels"],
+        "container_labels" => &["labels"],
+        _ => return None,
+    })
+}
+
+/// The byte range of each line of a `[service.NAME]` table's text with the
+/// field it sets: `key = ...` lines of the table itself, and every line of
+/// a `[service.NAME.key]` sub-table.
+fn field_lines(text: &str, service: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let range = offset..offset + line.len();
+        offset += line.len();
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            let header = header.trim_start_matches('[').trim_end_matches(']');
+            current = header
+                .split('.')
+                .nth(2)
+                .filter(|_| header.split('.').nth(1).map(|n| n.trim_matches('"')) == Some(service))
+                .map(|key| key.trim_matches('"').to_string());
+            continue;
+        }
+        let field = match &current {
+            Some(sub) => Some(sub.clone()),
+            // A key of the table starts its line; an indented line or a
+            // closing bracket continues the value before it.
+            None if line.starts_with(|c: char| c.is_ascii_alphabetic()) => line
+                .split_once(" = ")
+                .map(|(key, _)| key.trim().to_string()),
+            None => out
+                .last()
+                .map(|(_, field): &(std::ops::Range<usize>, String)| field.clone()),
+        };
+        if let Some(field) = field {
+            out.push((range, field));
+        }
+    }
+    out
 }
 
 /// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is
