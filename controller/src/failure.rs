@@ -115,6 +115,7 @@ impl Classify for crate::plan::PlanError {
             PlanError::SharedSwarmNode { .. } => "shared_swarm_node",
             PlanError::NodeOfOtherCluster { .. } => "node_of_other_cluster",
             PlanError::MissingExternalSecret { .. } => "missing_external_secret",
+            PlanError::MissingExternalConfig { .. } => "missing_external_config",
             PlanError::MissingExternalNetwork { .. } => "missing_external_network",
         }
     }

@@ -974,15 +974,17 @@ impl Context<'_> {
                     ));
                 }
                 if kind == "configs" {
-                    if found.external {
-                        problem("external configs are not supported by reconciler yet".into());
-                    }
                     // Without a usable file (reported), empty content stands in.
-                    let content = found.file.is_none().then(|| spanned(String::new()));
+                    let content =
+                        (found.file.is_none() && !found.external).then(|| spanned(String::new()));
                     configs.insert(
                         name.clone(),
                         ConfigFile {
-                            file: found.file.map(spanned),
+                            external: found.external.then_some(true),
+                            name: found.external.then(|| {
+                                spanned(found.swarm_name.clone().unwrap_or_else(|| name.clone()))
+                            }),
+                            file: found.file.filter(|_| !found.external).map(spanned),
                             content,
                             labels: labels.clone(),
                             origin: None,

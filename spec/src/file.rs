@@ -433,6 +433,11 @@ pub(crate) struct ConfigFile {
     pub file: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    /// With `external`: the Swarm config's name, when it differs from the entry's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
     /// Where a rendered config came from; see [`NetworkFile::origin`].

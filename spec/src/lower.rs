@@ -411,14 +411,28 @@ fn config(
 ) -> Option<Config> {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
+    let external = file.external.unwrap_or(false);
+    if let (Some(name), false) = (&file.name, external) {
+        diagnostics.push(
+            entry
+                .error(&name.span(), "`name` is only for `external = true` configs")
+                .with_help("a config from a file is named by its entry and a hash of its content"),
+        );
+    }
     let data = match (&file.file, &file.content) {
-        (Some(path), None) => {
+        (None, None) if external => ConfigData::External {
+            name: file
+                .name
+                .as_ref()
+                .map_or_else(|| entry.name.clone(), |n| n.get_ref().clone()),
+        },
+        (Some(path), None) if !external => {
             let bytes = data_file(entry, path, assets, diagnostics)?;
             if !check_data(entry, path, bytes, false, diagnostics) {
                 return None;
             }
             match std::str::from_utf8(bytes) {
-                Ok(text) => text.to_string(),
+                Ok(text) => ConfigData::Content(text.to_string()),
                 Err(_) => {
                     diagnostics.push(entry.error(
                         &path.span(),
@@ -428,10 +442,10 @@ fn config(
                 }
             }
         }
-        (None, Some(content)) => content.get_ref().clone(),
+        (None, Some(content)) if !external => ConfigData::Content(content.get_ref().clone()),
         _ => {
             diagnostics.push(entry.name_error(format!(
-                "config `{}` needs exactly one of `file` or `content`",
+                "config `{}` needs exactly one of `file`, `content` or `external = true`",
                 entry.name
             )));
             return None;

@@ -477,8 +477,17 @@ impl EndpointMode {
 pub struct Config {
     pub name: String,
     pub group: Option<Group>,
-    pub data: String,
+    pub data: ConfigData,
     pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigData {
+    /// The text itself (from a `file` of the spec or inline `content`).
+    Content(String),
+    /// A config created outside the spec, used under its Swarm name.
+    External { name: String },
 }
 
 /// `[secret.NAME]`: like a config, but its value is never shown.

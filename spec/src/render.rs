@@ -382,9 +382,15 @@ fn config(config: &Config) -> ConfigFile {
         data,
         labels,
     } = config;
+    let (content, external, swarm_name) = match data {
+        ConfigData::Content(text) => (Some(spanned(text.clone())), None, None),
+        ConfigData::External { name } => (None, Some(true), Some(spanned(name.clone()))),
+    };
     ConfigFile {
         file: None,
-        content: Some(spanned(data.clone())),
+        content,
+        external,
+        name: swarm_name,
         labels: keyed(labels),
         origin: origin(group.as_ref()),
     }

@@ -611,6 +611,25 @@ impl ExternalNetwork {
     }
 }
 
+/// A config made by hand before the stacks that use it, removed after them.
+struct ExternalConfig(&'static str);
+
+impl ExternalConfig {
+    fn create(name: &'static str, content: &str) -> Self {
+        docker_unchecked(&["config", "rm", name]);
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), content).expect("write config");
+        docker(&["config", "create", name, &file.path().display().to_string()]);
+        Self(name)
+    }
+}
+
+impl Drop for ExternalConfig {
+    fn drop(&mut self) {
+        docker_unchecked(&["config", "rm", self.0]);
+    }
+}
+
 impl Drop for ExternalNetwork {
     fn drop(&mut self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -701,6 +720,7 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
 
     // What some files expect to exist already, as it would.
     let _public = ExternalNetwork::create("rc-corpus-traefik-public");
+    let _dynamic = ExternalConfig::create("rc-corpus-traefik-dynamic", "http: {}\n");
     let corpus = repo_path("tests/compose-corpus");
     let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reconciler_spec::{FileRef, SecretData, Service, Spec};
+use reconciler_spec::{ConfigData, FileRef, SecretData, Service, Spec};
 
 use super::{owner_text, Action, ObjectKind, Plan, PlanError};
 use crate::observed::{Observed, Owner};
@@ -42,7 +42,13 @@ impl DataNames {
             configs: spec
                 .configs
                 .values()
-                .map(|c| (c.name.clone(), versioned_name(&c.name, c.data.as_bytes())))
+                .map(|c| {
+                    let swarm_name = match &c.data {
+                        ConfigData::Content(text) => versioned_name(&c.name, text.as_bytes()),
+                        ConfigData::External { name } => name.clone(),
+                    };
+                    (c.name.clone(), swarm_name)
+                })
                 .collect(),
             secrets: spec
                 .secrets
@@ -105,6 +111,12 @@ pub fn plan_creations(
 ) -> Result<(), PlanError> {
     for config in desired.configs.values() {
         let swarm_name = &names.configs[&config.name];
+        if let ConfigData::External { name } = &config.data {
+            if !observed.configs.contains_key(swarm_name) {
+                return Err(PlanError::MissingExternalConfig { name: name.clone() });
+            }
+            continue;
+        }
         match observed.configs.get(swarm_name) {
             None => plan.actions.push(Action::CreateConfig {
                 config: Box::new(config.clone()),

@@ -231,7 +231,14 @@ impl Action {
                 FieldChange {
                     field: "size".into(),
                     old: None,
-                    new: Some(format!("{} bytes", config.data.len())),
+                    new: Some(match &config.data {
+                        reconciler_spec::ConfigData::Content(text) => {
+                            format!("{} bytes", text.len())
+                        }
+                        reconciler_spec::ConfigData::External { name } => {
+                            format!("external {name:?}")
+                        }
+                    }),
                 },
             ],
             Action::CreateSecret { secret, .. } => vec![
@@ -335,6 +342,9 @@ pub enum PlanError {
     /// An `external = true` network that the swarm does not have.
     #[error("network `{name}` is external but the swarm has no such network; create it first (`docker network create --driver overlay --attachable {name}`)")]
     MissingExternalNetwork { name: String },
+    /// An `external = true` config that the swarm does not have.
+    #[error("config `{name}` is external but the swarm has no config of that name; create it first (`docker config create {name} FILE`), or give it a `file` in the spec")]
+    MissingExternalConfig { name: String },
     /// An `external = true` secret that the swarm does not have.
     #[error("secret `{name}` is external but the swarm has no secret of that name; create it first (`docker secret create {name} FILE`), or give it a `file` in the spec")]
     MissingExternalSecret { name: String },

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reconciler_spec::{load_files, Availability, Role, Spec};
 
 use super::*;
-use crate::observed::{ObservedNetwork, ObservedNode, ObservedService};
+use crate::observed::{ObservedData, ObservedNetwork, ObservedNode, ObservedService};
 
 fn spec(body: &str) -> Spec {
     let text = format!("[cluster]\nname = \"lab\"\n{body}");
@@ -1464,4 +1464,57 @@ fn what_docker_chose_for_a_network_is_not_a_change_but_a_changed_subnet_is() {
         changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
         ["ipam.subnets[0]"]
     );
+}
+
+#[test]
+fn external_configs_and_secrets_are_used_by_name_and_refused_when_missing() {
+    let desired = spec(
+        r#"
+[config.dynamic]
+external = true
+name = "traefik-dynamic"
+[secret.token]
+external = true
+[service.proxy]
+image = "a"
+configs = [{ source = "dynamic", target = "/etc/traefik/dynamic.yml" }]
+secrets = [{ source = "token" }]
+"#,
+    );
+    let mut observed = Observed::default();
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(&error, Some(PlanError::MissingExternalConfig { name }) if name == "traefik-dynamic"),
+        "{error:?}"
+    );
+    assert!(error
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+        .contains("docker config create traefik-dynamic FILE"));
+    let unmanaged = ObservedData {
+        id: "x".into(),
+        owner: Owner::Unmanaged,
+    };
+    observed
+        .configs
+        .insert("traefik-dynamic".into(), unmanaged.clone());
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(&error, Some(PlanError::MissingExternalSecret { name }) if name == "token"),
+        "{error:?}"
+    );
+    observed.secrets.insert("token".into(), unmanaged);
+    let planned = run(&desired, &observed);
+    // Used as they are: nothing created, the service names them.
+    assert!(planned
+        .actions
+        .iter()
+        .all(|a| !matches!(a, Action::CreateConfig { .. } | Action::CreateSecret { .. })));
+    let service = planned.actions.iter().find_map(|a| match a {
+        Action::CreateService { service, .. } => Some(service),
+        _ => None,
+    });
+    let service = service.expect("the service is created");
+    assert_eq!(service.configs[0].source, "traefik-dynamic");
+    assert_eq!(service.secrets[0].source, "token");
 }

@@ -38,6 +38,10 @@ impl Swarm {
                     .map_err(api(DockerCall::DeleteService))
             }
             Action::CreateConfig { config, swarm_name } => {
+                let reconciler_spec::ConfigData::Content(text) = &config.data else {
+                    // External configs are never planned for creation.
+                    return Ok(());
+                };
                 let spec = bollard::models::ConfigSpec {
                     name: Some(swarm_name.clone()),
                     labels: Some(self.data_labels(
@@ -45,7 +49,7 @@ impl Swarm {
                         &config.labels,
                         config.group.as_ref(),
                     )),
-                    data: Some(base64_encode(config.data.as_bytes())),
+                    data: Some(base64_encode(text.as_bytes())),
                     ..Default::default()
                 };
                 self.count_write();
