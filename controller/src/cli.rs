@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use reconciler_spec::{load_dir_with, Keyring, LoadError, Spec};
+use reconciler_spec::{load_dir_with, Environment, Keyring, LoadError, LoadOptions, Spec};
 
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
@@ -132,6 +132,13 @@ pub struct RunArgs {
     /// costs one keepalive round trip per board.
     #[arg(long, default_value = "5m", value_parser = parse_duration_arg)]
     pub facts_max_age: Duration,
+    /// An environment variable compose files may read (`${NAME}`, or a bare
+    /// `NAME` under `environment:`); repeat for more. Without it `run` reads
+    /// none of its own environment: whoever can push to the repository must
+    /// not be able to deploy the controller's secrets. Stack `env_file`s in
+    /// the spec always work.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -322,13 +329,25 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
             return 1;
         }
     };
+    // On a terminal, compose files read the process environment as
+    // `docker stack deploy` does; `run` only what `--allow-env` names.
+    let terminal = LoadOptions {
+        keyring,
+        environment: Environment::Process,
+    };
     let result = match cli.command {
-        Command::Validate { dir } => validate(&dir, &keyring, console),
-        Command::Render { dir } => render_command(&dir, &keyring, console),
-        Command::Facts(args) => facts_command(args, &keyring, console).await,
-        Command::Plan(args) => plan_command(args, &keyring, console).await,
-        Command::Apply(args) => apply_command(args, &keyring, console).await,
-        Command::Run(args) => run_command(*args, keyring).await,
+        Command::Validate { dir } => validate(&dir, &terminal, console),
+        Command::Render { dir } => render_command(&dir, &terminal, console),
+        Command::Facts(args) => facts_command(args, &terminal, console).await,
+        Command::Plan(args) => plan_command(args, &terminal, console).await,
+        Command::Apply(args) => apply_command(args, &terminal, console).await,
+        Command::Run(args) => {
+            let load = LoadOptions {
+                environment: Environment::allowing(&args.allow_env),
+                keyring: terminal.keyring,
+            };
+            run_command(*args, load).await
+        }
     };
     match result {
         Ok(code) => code,
@@ -344,16 +363,20 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
 }
 
 /// Loads and validates a spec; its warnings (compose keys Swarm ignores, ...) go to `err`.
-fn load(dir: &Path, keyring: &Keyring, err: &mut dyn Write) -> Result<Spec, CliError> {
-    let spec = load_dir_with(dir, keyring)?;
+fn load(dir: &Path, load_options: &LoadOptions, err: &mut dyn Write) -> Result<Spec, CliError> {
+    let spec = load_dir_with(dir, load_options)?;
     for warning in &spec.warnings {
         writeln!(err, "{warning}")?;
     }
     Ok(spec)
 }
 
-fn validate(dir: &Path, keyring: &Keyring, console: &mut Console<'_>) -> Result<u8, CliError> {
-    let spec = load(dir, keyring, console.err)?;
+fn validate(
+    dir: &Path,
+    load_options: &LoadOptions,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(dir, load_options, console.err)?;
     writeln!(
         console.out,
         "Spec is valid: cluster `{}`, {}, {}, {}.",
@@ -376,20 +399,20 @@ fn counted(n: usize, noun: &str) -> String {
 
 fn render_command(
     dir: &Path,
-    keyring: &Keyring,
+    load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let spec = load(dir, keyring, console.err)?;
+    let spec = load(dir, load_options, console.err)?;
     write!(console.out, "{}", reconciler_spec::render::to_toml(&spec))?;
     Ok(0)
 }
 
 async fn facts_command(
     args: FactsArgs,
-    keyring: &Keyring,
+    load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let spec = load(&args.dir, keyring, console.err)?;
+    let spec = load(&args.dir, load_options, console.err)?;
     let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
     let access = args.access.access(Some(args.connect_timeout));
     let options = crate::node::SshOptions {
@@ -466,10 +489,10 @@ fn stderr_progress() -> crate::node::provision::Progress {
 /// boards need (with `--ssh`), connects to a manager, observes and plans.
 async fn prepare(
     args: &ConnectArgs,
-    keyring: &Keyring,
+    load_options: &LoadOptions,
     err: &mut dyn Write,
 ) -> Result<Prepared, CliError> {
-    let spec = load(&args.dir, keyring, err)?;
+    let spec = load(&args.dir, load_options, err)?;
     let reach = args.reach();
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
     let reached = pipeline::reach(
@@ -516,10 +539,10 @@ async fn plan_swarm(
 
 async fn plan_command(
     args: PlanArgs,
-    keyring: &Keyring,
+    load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, keyring, console.err).await?;
+    let prepared = prepare(&args.connect, load_options, console.err).await?;
     let empty = Plan::default();
     let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
     if args.json {
@@ -556,10 +579,10 @@ async fn plan_command(
 
 async fn apply_command(
     args: ApplyArgs,
-    keyring: &Keyring,
+    load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, keyring, console.err).await?;
+    let prepared = prepare(&args.connect, load_options, console.err).await?;
     if let Some(boards) = &prepared.reached.boards {
         write!(console.out, "{}", render::boards_text(boards))?;
     }
@@ -682,7 +705,7 @@ fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
     Ok(answer.trim() == "yes")
 }
 
-async fn run_command(args: RunArgs, keyring: Keyring) -> Result<u8, CliError> {
+async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
     use crate::source::{DirSource, GitRef, GitSource, Source};
     if args.apply_timeout >= args.lease_ttl {
         return Err(CliError::LeaseTooShort {
@@ -726,7 +749,7 @@ async fn run_command(args: RunArgs, keyring: Keyring) -> Result<u8, CliError> {
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
         facts_max_age: args.facts_max_age,
-        keyring,
+        load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

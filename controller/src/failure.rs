@@ -174,7 +174,9 @@ impl Classify for reconciler_spec::LoadError {
         use reconciler_spec::LoadError;
         match self {
             LoadError::Io { .. } => ErrorClass::Retryable,
-            LoadError::NoFiles(_) | LoadError::Invalid(_) => ErrorClass::NeedsPerson,
+            LoadError::NoFiles(_) | LoadError::Invalid(_) | LoadError::Refused { .. } => {
+                ErrorClass::NeedsPerson
+            }
         }
     }
 
@@ -184,6 +186,7 @@ impl Classify for reconciler_spec::LoadError {
             LoadError::Io { .. } => "spec_unreadable",
             LoadError::NoFiles(_) => "no_spec_files",
             LoadError::Invalid(_) => "invalid_spec",
+            LoadError::Refused { .. } => "spec_file_refused",
         }
     }
 }

@@ -289,6 +289,8 @@ impl Chart {
             return Vec::new();
         };
         let mut env = Environment::new();
+        // A template runs unattended on whatever a push sends: bounded work.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.add_filter("toml", toml_filter);
@@ -314,6 +316,18 @@ impl Chart {
                 .get_template(inner)
                 .and_then(|template| template.render(&context));
             match output {
+                Ok(output) if output.len() > crate::load::MAX_SPEC_FILE_BYTES => {
+                    diagnostics.push(self.error_at_line(
+                        inner,
+                        None,
+                        format!(
+                            "release `{}`: the template renders {} MiB; the limit is {} MiB",
+                            release.name,
+                            output.len() / (1024 * 1024),
+                            crate::load::MAX_SPEC_FILE_BYTES / (1024 * 1024)
+                        ),
+                    ));
+                }
                 Ok(output) => rendered.push(Rendered {
                     file: SourceFile::new(
                         PathBuf::from(format!(
@@ -336,6 +350,10 @@ impl Chart {
         rendered
     }
 }
+
+/// The steps one template may take (minijinja's fuel): far beyond any
+/// chart (the bundled ones take a few thousand), far below a hang.
+const TEMPLATE_FUEL: u64 = 5_000_000;
 
 fn template_message(release: &str, error: &minijinja::Error) -> String {
     let detail = error.detail().map(|d| format!(": {d}")).unwrap_or_default();

@@ -380,9 +380,13 @@ pub(crate) fn translate(
     path: &Path,
     text: &str,
     assets: &crate::load::Assets,
+    lookup: &dyn Fn(&str) -> Option<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Translated> {
     let locator = Locator::new(path, text);
+    if nested_too_deep(text, &locator, diagnostics) {
+        return None;
+    }
     let file: ComposeFile = match serde_yaml::from_str(text) {
         Ok(file) => file,
         Err(error) => {
@@ -412,6 +416,7 @@ pub(crate) fn translate(
         file: &file,
         assets,
         locator: &locator,
+        lookup,
     };
     let mut warnings = Vec::new();
     let mut services = BTreeMap::new();
@@ -491,6 +496,8 @@ struct Context<'a> {
     file: &'a ComposeFile,
     assets: &'a crate::load::Assets,
     locator: &'a Locator<'a>,
+    /// Values of bare `environment` names (the loader's policy).
+    lookup: &'a dyn Fn(&str) -> Option<String>,
 }
 
 /// A value as the file format holds it; translated text has no source spans.
@@ -752,11 +759,7 @@ impl Context<'_> {
                 draft.args =
                     Some(words(value).ok_or("`command` must be a string or a list of strings")?);
             }
-            "environment" => {
-                let pairs = key_values(value)
-                    .ok_or("`environment` must be a list of KEY=VALUE or a map")?;
-                draft.env.extend(pairs);
-            }
+            "environment" => draft.env.extend(self.environment(value)?),
             "env_file" => self.env_files(value, &mut draft.env)?,
             "user" => draft.user = Some(value.as_str().ok_or("`user` must be a string")?.into()),
             "working_dir" => {
@@ -809,6 +812,36 @@ impl Context<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `environment:`; a bare `NAME` (list form, or a map entry without a
+    /// value) takes the value the loader's environment policy gives it.
+    fn environment(&self, value: &Yaml) -> Result<Vec<(String, String)>, String> {
+        const SHAPE: &str = "`environment` must be a list of KEY=VALUE or a map";
+        let bare = |name: &str| (name.to_string(), (self.lookup)(name).unwrap_or_default());
+        match value {
+            Yaml::Sequence(items) => items
+                .iter()
+                .map(|item| {
+                    let text = scalar(item).ok_or(SHAPE)?;
+                    Ok(match text.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => bare(&text),
+                    })
+                })
+                .collect(),
+            Yaml::Mapping(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    let key = scalar(k).ok_or(SHAPE)?;
+                    Ok(match v {
+                        Yaml::Null => bare(&key),
+                        v => (key, scalar(v).ok_or(SHAPE)?),
+                    })
+                })
+                .collect(),
+            _ => Err(SHAPE.into()),
+        }
     }
 
     /// The spec service, as `docker stack deploy` would make it. Every field
@@ -1491,7 +1524,9 @@ fn shell_words(text: &str) -> Vec<String> {
     words
 }
 
-/// `["A=1", "B"]` or `{A: 1}`.
+/// `["A=1", "B"]` or `{A: 1}`; a bare `B` has an empty value, as the CLI
+/// gives labels, sysctls and options (only `environment` looks a bare
+/// name up, see [`Context::environment`]).
 fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
     match value {
         Yaml::Sequence(items) => items
@@ -1500,7 +1535,7 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
                 let text = scalar(item)?;
                 Some(match text.split_once('=') {
                     Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (text.clone(), std::env::var(&text).unwrap_or_default()),
+                    None => (text.clone(), String::new()),
                 })
             })
             .collect(),
@@ -2177,6 +2212,24 @@ fn field_lines(text: &str, service: &str) -> Vec<(std::ops::Range<usize>, String
         }
     }
     out
+}
+
+/// Refuses, before any parsing, a file nesting lists and maps deeper than
+/// a stack ever does (the YAML parser recurses per level).
+fn nested_too_deep(text: &str, locator: &Locator<'_>, diagnostics: &mut Diagnostics) -> bool {
+    let Some(at) = crate::load::too_deep(text) else {
+        return false;
+    };
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+    diagnostics.push(Diagnostic::new(
+        locator.at_line(line, column),
+        format!(
+            "compose: lists and maps nested more than {} deep; refused before parsing",
+            crate::load::MAX_NESTING
+        ),
+    ));
+    true
 }
 
 /// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is

@@ -31,6 +31,10 @@ pub enum LoadError {
     /// The directory holds no `*.toml` file: almost always a wrong path.
     #[error("no *.toml files under {0}: is this the spec directory?")]
     NoFiles(PathBuf),
+    /// A file that is not a regular file inside the spec: a link leaving
+    /// it (to `/proc/self/environ`, say), a FIFO, a device, a file too big.
+    #[error("{path}: {why}")]
+    Refused { path: PathBuf, why: String },
     /// The files were read but the spec is wrong; every problem is listed.
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -56,9 +60,61 @@ pub fn load_dir(dir: &Path) -> Result<Spec, LoadError> {
     load_files(read_dir_files(dir)?)
 }
 
-/// [`load_dir`], decrypting encrypted secrets with `keyring`.
-pub fn load_dir_with(dir: &Path, keyring: &Keyring) -> Result<Spec, LoadError> {
-    load_files_with(read_dir_files(dir)?, keyring)
+/// [`load_dir`] with explicit [`LoadOptions`].
+pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Spec, LoadError> {
+    load_files_with(read_dir_files(dir)?, options)
+}
+
+/// What a load may use besides the spec's own files.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Identities that decrypt `encryption = ...` secrets.
+    pub keyring: Keyring,
+    /// Where `${VAR}` in compose files and bare `environment` names look.
+    pub environment: Environment,
+}
+
+/// Where compose interpolation (`${VAR}`) and bare `environment: [VAR]`
+/// take values from, before the stack's `env_file`.
+#[derive(Clone, Default)]
+pub enum Environment {
+    /// The process environment, as `docker stack deploy` on a terminal.
+    #[default]
+    Process,
+    /// Only these variables (names and values, taken once). What `run`
+    /// uses: anyone who can push to the repository writes its compose
+    /// files, and must not read the controller's own environment (its
+    /// webhook secret, its age identity) into a service.
+    Only(std::collections::BTreeMap<String, String>),
+}
+
+impl Environment {
+    /// The named variables of the process environment (those set).
+    pub fn allowing(names: &[String]) -> Self {
+        Self::Only(
+            names
+                .iter()
+                .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Process => std::env::var(name).ok(),
+            Self::Only(allowed) => allowed.get(name).cloned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Names only: the values may be secrets.
+            Self::Process => write!(f, "Process"),
+            Self::Only(allowed) => f.debug_set().entries(allowed.keys()).finish(),
+        }
+    }
 }
 
 /// The files of a spec other than its TOML files, by path relative to the
@@ -71,7 +127,7 @@ pub(crate) type Assets = std::collections::BTreeMap<PathBuf, Vec<u8>>;
 /// (see [`spec_file_kept`]); paths relative to `dir`, sorted.
 pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, LoadError> {
     let mut paths = Vec::new();
-    collect_files(dir, &mut paths)?;
+    collect_files(dir, dir, &mut paths)?;
     if !paths
         .iter()
         .any(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -80,13 +136,21 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, LoadError> 
     }
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
+    let mut total = 0;
     for path in paths {
         let io = |source| LoadError::Io {
             path: path.clone(),
             source,
         };
-        let bytes = std::fs::read(&path).map_err(io)?;
         let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+        // Sizes are checked before reading: a huge file is never read whole.
+        let size = std::fs::metadata(&path).map_err(io)?.len();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        check_size(&relative, size, &mut total)?;
+        if !is_spec_file(&relative) && size > MAX_KEPT_FILE_BYTES {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(io)?;
         if let Some(kept) = spec_file_kept(&relative, bytes)
             .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
         {
@@ -94,6 +158,39 @@ pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, LoadError> 
         }
     }
     Ok(files)
+}
+
+/// The largest spec file (TOML, compose, env file) read.
+pub const MAX_SPEC_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most a whole spec may hold (the files it keeps).
+pub const MAX_SPEC_BYTES: usize = 64 * 1024 * 1024;
+
+/// Refuses a spec file over [`MAX_SPEC_FILE_BYTES`], or a spec whose kept
+/// files pass [`MAX_SPEC_BYTES`] together; `total` adds up as files come.
+pub fn check_size(path: &Path, size: usize, total: &mut usize) -> Result<(), LoadError> {
+    let refused = |why: String| LoadError::Refused {
+        path: path.to_path_buf(),
+        why,
+    };
+    let mib = |bytes: usize| bytes / (1024 * 1024);
+    if is_spec_file(path) && size > MAX_SPEC_FILE_BYTES {
+        return Err(refused(format!(
+            "a spec file of {} MiB; the limit is {} MiB",
+            mib(size),
+            mib(MAX_SPEC_FILE_BYTES)
+        )));
+    }
+    if is_spec_file(path) || size <= MAX_KEPT_FILE_BYTES {
+        *total += size;
+    }
+    if *total > MAX_SPEC_BYTES {
+        return Err(refused(format!(
+            "the spec passes {} MiB with this file; split it, or keep large files out of the spec",
+            mib(MAX_SPEC_BYTES)
+        )));
+    }
+    Ok(())
 }
 
 /// The largest config or secret (after decryption): Swarm keeps configs and
@@ -127,15 +224,17 @@ pub fn spec_file_kept(path: &Path, bytes: Vec<u8>) -> Result<Option<Vec<u8>>, St
 /// Encrypted secrets are refused (there is no identity to decrypt them);
 /// see [`load_files_with`].
 pub fn load_files<B: Into<Vec<u8>>>(files: Vec<(PathBuf, B)>) -> Result<Spec, LoadError> {
-    load_files_with(files, &Keyring::default())
+    load_files_with(files, &LoadOptions::default())
 }
 
-/// [`load_files`], decrypting the secrets marked `encryption = ...` with
-/// the identities of `keyring` (in memory only).
+/// [`load_files`] with explicit [`LoadOptions`]: secrets marked
+/// `encryption = ...` decrypted with its keyring (in memory only), compose
+/// variables from its environment.
 pub fn load_files_with<B: Into<Vec<u8>>>(
     files: Vec<(PathBuf, B)>,
-    keyring: &Keyring,
+    options: &LoadOptions,
 ) -> Result<Spec, LoadError> {
+    let keyring = &options.keyring;
     if files.is_empty() {
         return Err(LoadError::NoFiles(PathBuf::from(".")));
     }
@@ -171,7 +270,15 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
     let translated: Vec<(String, SourceFile)> = raw
         .stacks
         .iter()
-        .filter_map(|stack| translate_stack(stack, &assets, &mut warnings, &mut diagnostics))
+        .filter_map(|stack| {
+            translate_stack(
+                stack,
+                &assets,
+                &options.environment,
+                &mut warnings,
+                &mut diagnostics,
+            )
+        })
         .collect();
     for fragment in &rendered {
         let group = crate::model::Group::Release(fragment.release.clone());
@@ -212,6 +319,7 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
 fn translate_stack(
     stack: &Entry<'_, StackFile>,
     assets: &Assets,
+    environment: &Environment,
     warnings: &mut Vec<Diagnostic>,
     diagnostics: &mut Diagnostics,
 ) -> Option<(String, SourceFile)> {
@@ -245,14 +353,20 @@ fn translate_stack(
         let (_, env_text) = find(env_file, "env file", diagnostics)?;
         env = crate::compose::parse_env_file(&env_text);
     }
-    let lookup = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
+    let lookup = |name: &str| environment.get(name).or_else(|| env.get(name).cloned());
     let before = diagnostics.len();
     let interpolated = crate::compose::interpolate(&path, &text, &lookup, warnings, diagnostics);
     if diagnostics.len() > before {
         return None;
     }
-    let translated =
-        crate::compose::translate(&stack.name, &path, &interpolated, assets, diagnostics)?;
+    let translated = crate::compose::translate(
+        &stack.name,
+        &path,
+        &interpolated,
+        assets,
+        &lookup,
+        diagnostics,
+    )?;
     if diagnostics.len() > before {
         return None;
     }
@@ -415,7 +529,11 @@ pub fn is_spec_file(path: &Path) -> bool {
             .is_some_and(|e| e == "toml" || e == "yml" || e == "yaml" || e == "env")
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+/// Collects the regular files under `dir`. A link to a regular file inside
+/// `root` is read through; every other link, and anything that is neither a
+/// file nor a directory (a FIFO would hang the load, a device never ends),
+/// is refused.
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.to_path_buf(),
         source,
@@ -427,11 +545,35 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         if name.starts_with('.') && !name.starts_with(".env") {
             continue;
         }
+        let refused = |why: &str| LoadError::Refused {
+            path: path.clone(),
+            why: why.to_string(),
+        };
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
-            collect_files(&path, out)?;
+            collect_files(root, &path, out)?;
         } else if kind.is_file() {
             out.push(path);
+        } else if kind.is_symlink() {
+            let target = std::fs::canonicalize(&path)
+                .map_err(|_| refused("a link to nothing (broken link)"))?;
+            let inside = std::fs::canonicalize(root).is_ok_and(|root| target.starts_with(root));
+            if !inside {
+                return Err(refused(&format!(
+                    "a link to {}, outside the spec; copy the file into the spec instead",
+                    target.display()
+                )));
+            }
+            if !target.is_file() {
+                return Err(refused(
+                    "a link to something that is not a regular file (links to directories are not followed)",
+                ));
+            }
+            out.push(path);
+        } else {
+            return Err(refused(
+                "not a regular file (a FIFO, socket or device); a spec holds only files and directories",
+            ));
         }
     }
     Ok(())
@@ -481,6 +623,14 @@ pub(crate) struct RawSpec<'s> {
 }
 
 fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &mut Diagnostics) {
+    if let Some(at) = too_deep(&source.text) {
+        diagnostics.push(source.error(
+            &(at..at),
+            format!("arrays and tables nested more than {MAX_NESTING} deep; a spec never needs that many"),
+        ));
+        raw.unparsed_files += 1;
+        return;
+    }
     let root = match DeTable::parse(&source.text) {
         Ok(root) => root.into_inner(),
         Err(error) => {
@@ -704,4 +854,48 @@ fn describe_serde_error(source: &SourceFile, span: &Range<usize>, message: &str)
         }
     }
     diagnostic
+}
+
+/// How deep brackets (`[`, `{`) may nest in a TOML or YAML file. Parsers
+/// recurse per level: 80 000 nested `[` took a parser 24 s.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// The byte offset where `text` nests brackets deeper than [`MAX_NESTING`],
+/// if it does. Brackets in quoted strings and `#` comments do not count
+/// (TOML and YAML quote alike for this purpose); a cheap scan that runs
+/// before any parser does.
+pub(crate) fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    for (at, c) in text.char_indices() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q == '"' {
+                escaped = true;
+            } else if c == q || c == '\n' {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '#' => comment = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(at);
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }

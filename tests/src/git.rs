@@ -94,6 +94,14 @@ impl GitRepo {
         self.commit_and_push("main", files, message)
     }
 
+    /// Commits a symbolic link `name` pointing at `target` (as written).
+    pub fn commit_symlink(&self, name: &str, target: &str, message: &str) -> String {
+        let path = self.work().join(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path).unwrap_or_else(|e| panic!("symlink {name}: {e}"));
+        self.commit_and_push::<&[u8]>("main", &[], message)
+    }
+
     /// [`GitRepo::commit`] for files that are not text (encrypted secrets).
     pub fn commit_bytes(&self, files: &[(&str, &[u8])], message: &str) -> String {
         self.commit_and_push("main", files, message)

@@ -1052,3 +1052,110 @@ fn regression_an_apply_that_lost_the_lease_stops_writing() {
     assert_eq!(lease_label("r-lost").as_deref(), Some(intruder));
     set_lease_label("r-lost", None);
 }
+
+/// Anyone who can push writes the compose files `run` loads: they must not
+/// read the controller's own environment (its webhook secret, its age
+/// identity) into a service. Only `--allow-env` names are readable.
+#[test]
+fn regression_a_pushed_compose_file_cannot_read_the_controllers_environment() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-env", "renv_");
+    let age_key = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+    let stack = format!(
+        r#"version: "3.8"
+services:
+  app:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    environment:
+      - RECONCILER_WEBHOOK_SECRET
+      - HOOK=${{RECONCILER_WEBHOOK_SECRET}}
+      - KEY=${{RECONCILER_AGE_IDENTITY:-none}}
+      - DOMAIN=${{PI_DOMAIN}}
+      - PI_DOMAIN
+    labels:
+      - RECONCILER_WEBHOOK_SECRET
+"#
+    );
+    let repo = GitRepo::new();
+    repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-env")),
+            (
+                "stacks.toml",
+                "[stack.renv]\ncompose = \"docker-stack.yml\"\n",
+            ),
+            ("docker-stack.yml", &stack),
+        ],
+        "a stack that reaches for the controller's environment",
+    );
+    let url = repo.url();
+    let controller = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s", "--allow-env", "PI_DOMAIN"],
+        SecretFrom::Environment,
+        &[
+            ("RECONCILER_AGE_IDENTITY", age_key),
+            ("PI_DOMAIN", "pi.lan"),
+        ],
+    );
+    wait_replicas("renv_app", 1, &controller);
+    let spec = inspect_service("renv_app")["Spec"].clone();
+    let text = spec.to_string();
+    assert!(
+        !text.contains(SECRET),
+        "the webhook secret reached the service: {text}"
+    );
+    assert!(
+        !text.contains(age_key),
+        "the age identity reached the service"
+    );
+    let env = &spec["TaskTemplate"]["ContainerSpec"]["Env"];
+    for expected in ["DOMAIN=pi.lan", "PI_DOMAIN=pi.lan", "KEY=none", "HOOK="] {
+        assert!(
+            env.as_array()
+                .is_some_and(|list| list.iter().any(|v| v == expected)),
+            "{expected} missing from {env}"
+        );
+    }
+    assert_eq!(
+        spec["TaskTemplate"]["ContainerSpec"]["Labels"]["RECONCILER_WEBHOOK_SECRET"], "",
+        "a bare label is empty, as docker stack deploy makes it"
+    );
+}
+
+/// A link committed to the repository reads as the file it names when that
+/// file is in the spec; a link out of it (to the controller's own
+/// environment, say) refuses the revision instead of being read.
+#[test]
+fn regression_a_committed_link_out_of_the_spec_refuses_the_revision() {
+    use reconciler::source::{GitRef, GitSource};
+    let repo = GitRepo::new();
+    repo.commit(
+        &[("cluster.toml", &cluster("r-link")), ("app.env", "A=1\n")],
+        "good",
+    );
+    let cache = tempfile::tempdir().expect("temp dir");
+    let mut source = GitSource::new(repo.url(), GitRef::Branch("main".into()), "", cache.path());
+    repo.commit_symlink("inner.env", "app.env", "a link inside");
+    let snapshot = source.snapshot().unwrap_or_else(|e| panic!("{e}"));
+    let inner = snapshot
+        .files
+        .iter()
+        .find(|(path, _)| path.as_os_str() == "inner.env")
+        .map(|(_, bytes)| bytes.as_slice());
+    assert_eq!(inner, Some(b"A=1\n".as_slice()));
+    for target in ["/proc/self/environ", "../../../../etc/passwd"] {
+        repo.commit_symlink("outer.env", target, "a link out");
+        match source.snapshot() {
+            Err(error) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("outer.env") && text.contains("outside the spec"),
+                    "{text}"
+                );
+            }
+            Ok(_) => panic!("a link to {target} was read"),
+        }
+    }
+}

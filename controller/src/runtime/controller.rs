@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use reconciler_spec::{load_files_with, ControllerMode, Keyring, LoadError, Spec};
+use reconciler_spec::{load_files_with, ControllerMode, LoadError, LoadOptions, Spec};
 use tokio::sync::{mpsc, watch};
 
 use super::{run_loop, Backoff, Outcome, ReconcileResult, Trigger};
@@ -53,8 +53,9 @@ pub struct RunOptions {
     pub apply_timeout: Duration,
     /// With `--ssh`: how long a board's cached facts are used.
     pub facts_max_age: Duration,
-    /// The age identities that decrypt encrypted secrets of each revision.
-    pub keyring: Keyring,
+    /// What loading each revision may use: the age identities that decrypt
+    /// its secrets, and only the environment variables `--allow-env` names.
+    pub load: LoadOptions,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -735,7 +736,7 @@ impl Controller {
         }
         let revision = snapshot.revision.clone();
         self.loaded_revision = Some(revision.clone());
-        match load_files_with(snapshot.files.clone(), &self.options.keyring) {
+        match load_files_with(snapshot.files.clone(), &self.options.load) {
             Ok(spec) => {
                 tracing::info!(%revision, "spec loaded");
                 self.shared.metrics.spec_valid.set(1);

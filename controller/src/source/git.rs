@@ -113,7 +113,17 @@ impl GitSource {
                 })?
         };
         let mut files = Vec::new();
-        self.collect(&repo, &tree, Path::new(""), &mut files)?;
+        let mut links = Vec::new();
+        let mut total = 0;
+        self.collect(
+            &repo,
+            &tree,
+            Path::new(""),
+            &mut files,
+            &mut links,
+            &mut total,
+        )?;
+        resolve_links(links, &mut files)?;
         files.sort();
         Ok(Snapshot { revision, files })
     }
@@ -159,12 +169,16 @@ impl GitSource {
         Ok(commit.id())
     }
 
+    /// The files of `tree` (under `prefix`), and its symbolic links as
+    /// `(path, target)` for [`resolve_links`]; `total` adds up their sizes.
     fn collect(
         &self,
         repo: &Repository,
         tree: &Tree<'_>,
         prefix: &Path,
         files: &mut Vec<(PathBuf, Vec<u8>)>,
+        links: &mut Vec<(PathBuf, String)>,
+        total: &mut usize,
     ) -> Result<(), SourceError> {
         for entry in tree {
             let Ok(name) = entry.name() else { continue };
@@ -177,12 +191,23 @@ impl GitSource {
                     let subtree = repo
                         .find_tree(entry.id())
                         .map_err(self.git_error("read tree"))?;
-                    self.collect(repo, &subtree, &path, files)?;
+                    self.collect(repo, &subtree, &path, files, links, total)?;
                 }
                 Some(ObjectType::Blob) => {
                     let blob = repo
                         .find_blob(entry.id())
                         .map_err(self.git_error("read file"))?;
+                    if entry.filemode() == SYMLINK_MODE {
+                        let target = String::from_utf8_lossy(blob.content()).into_owned();
+                        links.push((path, target));
+                        continue;
+                    }
+                    reconciler_spec::check_size(&path, blob.size(), total)?;
+                    if !reconciler_spec::is_spec_file(&path)
+                        && blob.size() > reconciler_spec::MAX_KEPT_FILE_BYTES
+                    {
+                        continue;
+                    }
                     // Spec files are kept whole (a broken byte shows up as a
                     // parse error); other files for configs and secrets
                     // when they are small enough.
@@ -201,6 +226,50 @@ impl GitSource {
         }
         Ok(())
     }
+}
+
+/// Git's file mode of a symbolic link.
+const SYMLINK_MODE: i32 = 0o120_000;
+
+/// A link to a file of the same commit reads as that file; a link that
+/// leaves the spec (`/proc/self/environ`, `../../etc`) or points at nothing
+/// in it refuses the revision.
+fn resolve_links(
+    links: Vec<(PathBuf, String)>,
+    files: &mut Vec<(PathBuf, Vec<u8>)>,
+) -> Result<(), SourceError> {
+    for (path, target) in links {
+        let refused = |why: String| {
+            SourceError::Dir(reconciler_spec::LoadError::Refused {
+                path: path.clone(),
+                why,
+            })
+        };
+        let mut resolved = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for part in Path::new(&target).components() {
+            match part {
+                std::path::Component::Normal(name) => resolved.push(name),
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir if resolved.pop() => {}
+                _ => {
+                    return Err(refused(format!(
+                        "a link to {target}, outside the spec; commit the file itself instead"
+                    )))
+                }
+            }
+        }
+        let Some(bytes) = files
+            .iter()
+            .find(|(p, _)| *p == resolved)
+            .map(|(_, b)| b.clone())
+        else {
+            return Err(refused(format!(
+                "a link to {target}, which is not a file of the spec (links to links or directories are not followed)"
+            )));
+        };
+        files.push((path, bytes));
+    }
+    Ok(())
 }
 
 /// Credentials for private repositories, from files named by environment
