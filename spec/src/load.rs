@@ -509,7 +509,7 @@ pub(crate) fn merge_fragment<'s>(
         .filter(|e| matches!(e.value, "service" | "network" | "config" | "secret"))
     {
         entry.name = renamed(&entry.name);
-        if let Err(problem) = validate::check_name(&entry.name) {
+        if let Err(problem) = validate::check_entry_name(entry.value, &entry.name) {
             diagnostics.push(entry.name_error(problem));
         }
         entry.group = Some(group.clone());
@@ -767,7 +767,7 @@ fn named<'s, T: DeserializeOwned>(
     for (name, value) in table {
         let name_span = name.span();
         let name = name.into_inner().into_owned();
-        if let Err(problem) = crate::validate::check_name(&name) {
+        if let Err(problem) = crate::validate::check_entry_name(kind, &name) {
             diagnostics.push(source.error(&name_span, problem));
         }
         declared.push(Entry {

@@ -197,6 +197,12 @@ fn bootstrap(file: &BootstrapFile) -> Bootstrap {
 fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagnostics) -> Node {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
+    for key in file.labels.keys().filter(|k| k.get_ref().contains(',')) {
+        diagnostics.push(entry.error(
+            &key.span(),
+            format!("node label key `{}` contains `,`, which the controller's record of the labels it owns cannot hold", key.get_ref()),
+        ));
+    }
     if file.address.get_ref().trim().is_empty()
         || file.address.get_ref().contains(char::is_whitespace)
     {
@@ -691,6 +697,48 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
     }
     check_label_keys(entry, labels, diagnostics);
     check_label_keys(entry, container_labels, diagnostics);
+    if let Some(count) = replicas.as_ref().filter(|r| *r.get_ref() > MAX_REPLICAS) {
+        diagnostics.push(
+            entry
+                .error(
+                    &count.span(),
+                    format!(
+                        "{} replicas is more than the {MAX_REPLICAS} a service may ask for",
+                        count.get_ref()
+                    ),
+                )
+                .with_help("a typo? Swarm would try to schedule every one of them"),
+        );
+    }
+    for port in ports {
+        let PortFile {
+            target, published, ..
+        } = port.get_ref();
+        if *target == 0 || *published == Some(0) {
+            diagnostics.push(
+                entry
+                    .error(
+                        &port.span(),
+                        "port 0 is not a port: `target` and `published` are 1 to 65535",
+                    )
+                    .with_help("leave `published` out to let Swarm pick one"),
+            );
+        }
+    }
+    let mut targets: BTreeMap<&str, &Spanned<MountFile>> = BTreeMap::new();
+    for mount in mounts {
+        let target = mount.get_ref().target.as_str();
+        if let Some(first) = targets.insert(target, mount) {
+            diagnostics.push(
+                entry
+                    .error(&mount.span(), format!("two mounts at `{target}`"))
+                    .with_help(format!(
+                        "the other is at {}",
+                        entry.source.span_location(&first.span())
+                    )),
+            );
+        }
+    }
     for constraint in constraints {
         if let Err(problem) = check_constraint(constraint.get_ref()) {
             diagnostics.push(entry.error(&constraint.span(), problem));
@@ -962,6 +1010,10 @@ fn mount(
 pub(crate) const MIN_MEMORY_LIMIT: u64 = 6 << 20;
 /// Swarm refuses a memory reservation below 4 MiB when the service is written.
 pub(crate) const MIN_MEMORY_RESERVATION: u64 = 4 << 20;
+/// The most replicas a service may ask for: more is a typo, and Swarm would
+/// try to schedule every one.
+pub(crate) const MAX_REPLICAS: u64 = 10_000;
+
 /// Swarm refuses fewer than 0.001 CPUs (one million nano-CPUs).
 pub(crate) const MIN_NANO_CPUS: i64 = 1_000_000;
 
@@ -1119,12 +1171,17 @@ fn duration<T>(
     diagnostics: &mut Diagnostics,
 ) -> Option<Duration> {
     let value = value?;
-    parse_or_report(
-        entry,
-        value.span(),
-        parse_duration(value.get_ref()),
-        diagnostics,
-    )
+    let parsed = parse_duration(value.get_ref()).and_then(|d| {
+        if i64::try_from(d.as_nanos()).is_ok() {
+            Ok(d)
+        } else {
+            Err(format!(
+                "duration `{}` does not fit Docker's nanosecond fields (at most about 292 years)",
+                value.get_ref()
+            ))
+        }
+    });
+    parse_or_report(entry, value.span(), parsed, diagnostics)
 }
 
 fn size<T>(

@@ -24,6 +24,21 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A name of a kind of entry: [`check_name`], and for a service what
+/// Swarm also requires (a DNS name component: no `.`, ending in a letter or
+/// digit, e.g. `web-` and `a.b` are refused by `docker service create`).
+pub(crate) fn check_entry_name(kind: &str, name: &str) -> Result<(), String> {
+    check_name(name)?;
+    if kind == "service"
+        && (name.contains('.') || !name.ends_with(|c: char| c.is_ascii_alphanumeric()))
+    {
+        return Err(format!(
+            "invalid service name `{name}`: Swarm wants a DNS name component (no `.`, ending in a letter or digit)"
+        ));
+    }
+    Ok(())
+}
+
 const CONSTRAINT_KEYS: [&str; 5] = [
     "node.id",
     "node.hostname",
