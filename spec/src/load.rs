@@ -837,7 +837,8 @@ fn deserialize<T: DeserializeOwned>(
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a
 /// diagnostic with a "did you mean" when one of the expected names is close.
 fn describe_serde_error(source: &SourceFile, span: &Range<usize>, message: &str) -> Diagnostic {
-    let message = message.trim();
+    let message = without_value(message.trim());
+    let message = message.as_str();
     let mut diagnostic = source.error(span, message);
     let unknown = ["unknown field `", "unknown variant `"]
         .iter()
@@ -854,6 +855,23 @@ fn describe_serde_error(source: &SourceFile, span: &Range<usize>, message: &str)
         }
     }
     diagnostic
+}
+
+/// serde's "invalid type: string `hunter2`, expected an integer" without
+/// the value: the location already points at it, and it may be a password
+/// that would otherwise reach logs, `/api/status` and the status page.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((before, after)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.rsplit_once(", expected"))
+        {
+            // `integer `3``, `string "80"`: the kind stays, the value goes.
+            let kind = before.split(['`', '"']).next().unwrap_or(before).trim_end();
+            return format!("{prefix}{kind}, expected{after}");
+        }
+    }
+    message.to_string()
 }
 
 /// How deep brackets (`[`, `{`) may nest in a TOML or YAML file. Parsers

@@ -1159,3 +1159,82 @@ fn regression_a_committed_link_out_of_the_spec_refuses_the_revision() {
         }
     }
 }
+
+/// Known secret values in a spec never appear on any channel: the plan
+/// and apply output, the controller's log, `/metrics`, `/api/status` and
+/// the status page — also when a revision is refused for a broken value.
+#[test]
+fn secret_values_reach_no_channel() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-sens", "rsens-");
+    let secrets = [
+        "pw-7d2e-not-real",
+        "tok-51aa-not-real",
+        "url-pass-90fe",
+        "arg-pass-3c11",
+        "label-auth-77b0",
+        "4815162342",
+    ];
+    let body = format!(
+        r#"[service.rsens-app]
+image = "{IMAGE}"
+command = ["sleep"]
+args = ["3600", "--db-password=arg-pass-3c11", "postgres://app:url-pass-90fe@db/app"]
+env = {{ DB_PASSWORD = "pw-7d2e-not-real", API_TOKEN = "tok-51aa-not-real", DATABASE_URL = "postgres://app:url-pass-90fe@db/app" }}
+labels = {{ "traefik.http.middlewares.x.basicauth.users" = "label-auth-77b0" }}
+"#
+    );
+    let spec = SpecDir::new("r-sens");
+    spec.write("services.toml", &body);
+    let mut shown = String::new();
+    for json in [false, true] {
+        let mut args = vec!["plan".to_string(), spec.arg()];
+        if json {
+            args.push("--json".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = reconciler(&args);
+        shown.push_str(&out.stdout);
+        shown.push_str(&out.stderr);
+    }
+    let repo = GitRepo::new();
+    repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-sens")),
+            ("services.toml", &body),
+        ],
+        "secrets in values",
+    );
+    let url = repo.url();
+    let controller = Controller::start(&["--git", &url], &["--interval", "1s"]);
+    wait_replicas("rsens-app", 1, &controller);
+    // A refused revision whose broken value is a password.
+    let broken = format!(
+        "[service.rsens-app]\nimage = \"{IMAGE}\"\nenv = {{ POSTGRES_PASSWORD = 4815162342 }}\n"
+    );
+    let bad = repo.commit(
+        &[("services.toml", &broken)],
+        "a password of the wrong type",
+    );
+    wait_status(&controller, "the broken revision to be refused", |s| {
+        s["fetched_revision"].as_str() == Some(bad.as_str()) && s["spec_valid"] == false
+    });
+    let status = controller.status();
+    assert!(
+        status["spec_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid type: integer, expected a string")),
+        "{status:#}"
+    );
+    shown.push_str(&controller.process.log());
+    shown.push_str(&status.to_string());
+    shown.push_str(&controller.metrics());
+    shown.push_str(
+        &http::get(controller.address, "/")
+            .map(|r| r.body)
+            .unwrap_or_default(),
+    );
+    for secret in secrets {
+        assert!(!shown.contains(secret), "`{secret}` was shown");
+    }
+}

@@ -34,10 +34,11 @@ pub struct Field {
 impl Field {
     fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
         let name = name.into();
-        let sensitive = looks_sensitive(&name);
+        let value = value.into();
+        let sensitive = looks_sensitive(&name) || value_looks_sensitive(&value);
         Self {
             name,
-            value: value.into(),
+            value,
             sensitive,
         }
     }
@@ -70,23 +71,48 @@ impl Field {
     }
 }
 
-/// Environment variables whose names suggest a secret are never shown in plans.
+/// Words in a name that suggest its value is a secret.
+const SENSITIVE_WORDS: [&str; 7] = [
+    "PASS",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+];
+
+/// Environment variables and labels whose names suggest a secret are never
+/// shown in plans.
 fn looks_sensitive(field: &str) -> bool {
-    let Some(variable) = field.strip_prefix("env.") else {
+    let Some(name) = ["env.", "labels.", "container_labels."]
+        .iter()
+        .find_map(|prefix| field.strip_prefix(prefix))
+    else {
         return false;
     };
-    let upper = variable.to_ascii_uppercase();
-    [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "KEY",
-        "CREDENTIAL",
-        "AUTH",
-    ]
-    .iter()
-    .any(|word| upper.contains(word))
+    let upper = name.to_ascii_uppercase();
+    SENSITIVE_WORDS.iter().any(|word| upper.contains(word))
+}
+
+/// A value that carries a secret whatever its field: a URL with a password
+/// (`postgres://app:hunter2@db/app`), or `NAME=value` / `--name=value` where
+/// the name suggests a secret (in `args`, a healthcheck, ...).
+fn value_looks_sensitive(value: &str) -> bool {
+    let url_with_password = value.match_indices("://").any(|(at, _)| {
+        let rest = &value[at + 3..];
+        let authority = rest.split(['/', ' ', '"', ',']).next().unwrap_or_default();
+        authority
+            .split_once('@')
+            .is_some_and(|(user_info, _)| user_info.contains(':'))
+    });
+    url_with_password
+        || value.split(['"', ' ', ',', '[', ']']).any(|word| {
+            word.split_once('=').is_some_and(|(name, secret)| {
+                let upper = name.trim_start_matches('-').to_ascii_uppercase();
+                !secret.is_empty() && SENSITIVE_WORDS.iter().any(|w| upper.contains(w))
+            })
+        })
 }
 
 /// A field whose value differs; `None` means absent on that side.
@@ -659,4 +685,38 @@ fn is_unset(value: &serde_json::Value) -> bool {
 #[cfg(test)]
 pub(crate) fn canonical_for_tests(value: serde_json::Value) -> serde_json::Value {
     canonical(value)
+}
+
+#[cfg(test)]
+mod masking_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_by_name_and_by_value() {
+        let shown = |name: &str, value: &str| Field::new(name, value).display();
+        for (name, value) in [
+            ("env.DB_PASS", "x"),
+            ("env.MYSQL_ROOT_PASSWORD", "x"),
+            ("env.GITHUB_TOKEN", "x"),
+            ("env.SSH_PRIVATE", "x"),
+            ("labels.traefik.http.middlewares.a.basicauth.users", "x"),
+            ("container_labels.api-key", "x"),
+            ("env.DATABASE_URL", "\"postgres://app:hunter2@db:5432/app\""),
+            ("args", "[\"--db-password=hunter2\", \"-v\"]"),
+            (
+                "healthcheck.test",
+                "[\"CMD\", \"curl\", \"https://u:p@localhost/\"]",
+            ),
+        ] {
+            assert_eq!(shown(name, value), "(sensitive)", "{name} = {value}");
+        }
+        for (name, value) in [
+            ("env.GREETING", "\"hello\""),
+            ("env.DATABASE_URL", "\"postgres://db:5432/app\""),
+            ("args", "[\"--port=80\", \"https://example.org/a@b\"]"),
+            ("image", "\"local/app:1\""),
+        ] {
+            assert_eq!(shown(name, value), value, "{name} was masked");
+        }
+    }
 }
