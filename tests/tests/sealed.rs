@@ -630,3 +630,95 @@ compose = "stack/docker-stack.yml"
         token
     );
 }
+
+/// Encrypted files come from whoever can push: mutated age and SOPS files
+/// (made by the real tools, then bit-flipped, cut and spliced) decrypt or
+/// are refused, never panic. Bounded by `FUZZ_ITERATIONS` (default 3000).
+#[test]
+fn mutated_encrypted_files_are_refused_and_never_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mine = Key::new(dir.path(), "mine.txt");
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, noise(70 * 1024, 3)).expect("write");
+    let mut seeds: Vec<(PathBuf, Vec<u8>, Encryption)> = Vec::new();
+    for armor in [false, true] {
+        let out = dir.path().join(format!("x-{armor}.age"));
+        let (out_arg, plain_arg) = (out.display().to_string(), plain.display().to_string());
+        let mut args = vec!["-r", mine.recipient.as_str(), "-o", &out_arg];
+        if armor {
+            args.push("--armor");
+        }
+        args.push(&plain_arg);
+        tool_ok("age", &args, &[]);
+        seeds.push((
+            out.clone(),
+            std::fs::read(&out).expect("read"),
+            Encryption::Age,
+        ));
+    }
+    for (name, text) in [
+        (
+            "a.yaml",
+            "user: admin\nlist: [1, 2.5, true]\nnested: {k: v}\n",
+        ),
+        ("a.json", r#"{"a": "b", "n": [1, {"x": null}]}"#),
+        ("a.env", "A=1\n# c\nB=two\n"),
+        ("a.bin", "binary\n"),
+    ] {
+        let sealed = sops_encrypt(
+            dir.path(),
+            name,
+            text.as_bytes(),
+            &mine.recipient,
+            &[],
+            None,
+        );
+        let bytes = std::fs::read(&sealed).expect("read");
+        seeds.push((sealed, bytes, Encryption::Sops));
+    }
+    let keyring = mine.keyring();
+    let iterations: usize = std::env::var("FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % 1_000_003).unwrap_or(0)
+    };
+    let mut refused = 0;
+    for iteration in 0..iterations {
+        let (path, original, encryption) = &seeds[next() % seeds.len()];
+        let mut bytes = original.clone();
+        for _ in 0..=next() % 3 {
+            let at = next() % (bytes.len() + 1);
+            match next() % 4 {
+                0 if at < bytes.len() => bytes[at] ^= 1 << (next() % 8),
+                1 => bytes.truncate(at),
+                2 => {
+                    bytes.splice(at..at, *b"ENC[AES256_GCM,data:,iv:,tag:,type:int]");
+                }
+                _ => {
+                    let end = (at + next() % 32).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+            }
+        }
+        let result = std::panic::catch_unwind(|| keyring.decrypt(*encryption, path, &bytes));
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => refused += 1,
+            Err(_) => panic!(
+                "decrypting a mutation of {} panicked (input {iteration})",
+                path.display()
+            ),
+        }
+    }
+    println!("fuzz: {iterations} mutated encrypted files, {refused} refused");
+    assert!(
+        refused > 0,
+        "no mutation was refused: the mutator does nothing"
+    );
+}
