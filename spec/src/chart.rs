@@ -165,6 +165,31 @@ impl Chart {
         file.error(&span.unwrap_or(0..0), message)
     }
 
+    /// A local chart no release uses: its folder's files were taken out of
+    /// the spec for it, so saying nothing would silently drop them.
+    pub(crate) fn unused(&self) -> Diagnostic {
+        let folder = if self.root.as_os_str().is_empty() {
+            "the spec root".to_string()
+        } else {
+            format!("`{}/`", self.root.display())
+        };
+        self.error_at_line(
+            "chart.toml",
+            Some(1),
+            format!(
+                "this chart.toml makes {folder} a chart, so its files are not spec files, and no [release] uses it"
+            ),
+        )
+        .with_help(if self.root.as_os_str().is_empty() {
+            "remove it: at the spec root it takes every file of the spec".to_string()
+        } else {
+            format!(
+                "add a [release.NAME] with chart = \"{}\", or remove this chart.toml if the folder holds spec files",
+                self.root.display()
+            )
+        })
+    }
+
     fn error_at_line(&self, inner: &str, line: Option<usize>, message: String) -> Diagnostic {
         let text = self.files.get(inner).cloned().unwrap_or_default();
         let file = SourceFile::new(self.shown(inner), text.clone());

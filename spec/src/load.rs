@@ -259,11 +259,18 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
     }
     let bundled = crate::chart::bundled();
     let mut rendered = Vec::new();
+    let mut used: Vec<&crate::chart::Chart> = Vec::new();
     for release in &raw.releases {
         if let Some(chart) =
             crate::chart::resolve(release, &local_charts, &bundled, &mut diagnostics)
         {
+            used.push(chart);
             rendered.extend(chart.render(release, &mut diagnostics));
+        }
+    }
+    for chart in local_charts.values() {
+        if !used.iter().any(|u| std::ptr::eq(*u, chart)) {
+            diagnostics.push(chart.unused());
         }
     }
     let mut warnings = Vec::new();
