@@ -139,6 +139,10 @@ pub struct RunArgs {
     /// the spec always work.
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
+    /// The longest a fetch of the repository may take (a stalled remote
+    /// otherwise freezes the loop); the last revision stays in force.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub fetch_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -749,6 +753,7 @@ async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
         lease_ttl: args.lease_ttl,
         apply_timeout: args.apply_timeout,
         facts_max_age: args.facts_max_age,
+        fetch_timeout: args.fetch_timeout,
         load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);

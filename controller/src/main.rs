@@ -43,5 +43,9 @@ fn main() -> ExitCode {
         err: &mut err,
         input: if interactive { Some(&mut input) } else { None },
     };
-    ExitCode::from(runtime.block_on(run(cli, &mut console)))
+    let code = runtime.block_on(run(cli, &mut console));
+    // A blocking task still running (a git fetch stuck on a stalled remote)
+    // must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    ExitCode::from(code)
 }

@@ -1238,3 +1238,46 @@ labels = {{ "traefik.http.middlewares.x.basicauth.users" = "label-auth-77b0" }}
         assert!(!shown.contains(secret), "`{secret}` was shown");
     }
 }
+
+/// A remote that accepts the connection and then says nothing: the fetch is
+/// given up after `--fetch-timeout` (the loop goes on, the reason shows on
+/// `/api/status`), and SIGTERM still ends the controller promptly.
+#[test]
+fn regression_a_stalled_remote_neither_freezes_the_loop_nor_holds_up_sigterm() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            // Accept, read nothing, answer nothing, close nothing.
+            if let Ok(mut kept) = keep.lock() {
+                kept.push(stream);
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/stalled.git");
+    let mut controller = Controller::start(
+        &["--git", &url],
+        &["--interval", "1s", "--fetch-timeout", "2s"],
+    );
+    wait_status(&controller, "the stalled fetch to be given up", |s| {
+        s["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not finish within 2s"))
+    });
+    // The loop is alive: it keeps trying (and counting).
+    let first = controller.metric("reconciler_source_fetches_total{result=\"error\"}");
+    wait_until("another fetch attempt", Duration::from_secs(60), || {
+        let now = controller.metric("reconciler_source_fetches_total{result=\"error\"}");
+        (now > first).then_some(()).ok_or(format!("{now}"))
+    });
+    controller.process.terminate();
+    let exited = controller.process.wait(Duration::from_secs(30));
+    assert!(
+        exited.is_some(),
+        "SIGTERM did not end the controller:\n{}",
+        controller.process.log()
+    );
+    drop(held);
+}

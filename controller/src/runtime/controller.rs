@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub apply_timeout: Duration,
     /// With `--ssh`: how long a board's cached facts are used.
     pub facts_max_age: Duration,
+    /// The longest a fetch of the source may take.
+    pub fetch_timeout: Duration,
     /// What loading each revision may use: the age identities that decrypt
     /// its secrets, and only the environment variables `--allow-env` names.
     pub load: LoadOptions,
@@ -184,6 +186,7 @@ pub async fn run(
         docker_host: docker_host_sender,
         lease_clock: LeaseClock::default(),
         board_needs: Vec::new(),
+        shutdown: shutdown.clone(),
     }));
     let loop_controller = Arc::clone(&controller);
     run_loop(
@@ -232,6 +235,8 @@ struct Controller {
     docker_host: watch::Sender<Option<String>>,
     /// What this controller has seen of the lease, by its own clock.
     lease_clock: LeaseClock,
+    /// Turns true on SIGTERM/SIGINT: a fetch in progress is abandoned.
+    shutdown: watch::Receiver<bool>,
     /// With `--ssh`: the steps boards need that this reconcile left undone.
     board_needs: Vec<String>,
 }
@@ -274,6 +279,13 @@ enum ReconcileError {
     /// The blocking fetch task panicked.
     #[error("the source fetch task failed: {0}")]
     FetchTask(String),
+    /// The fetch did not finish in time (a stalled remote), or the previous
+    /// one still has not: the last snapshot stays in force.
+    #[error("the source fetch did not finish within {0:?} (a stalled remote?); the last revision stays in force")]
+    FetchTimeout(Duration),
+    /// Shutdown was asked for while fetching.
+    #[error("fetch abandoned: shutting down")]
+    ShuttingDown,
 }
 
 impl Classify for ReconcileError {
@@ -291,6 +303,7 @@ impl Classify for ReconcileError {
                 .find(|c| *c != ErrorClass::Retryable)
                 .unwrap_or(ErrorClass::Retryable),
             ReconcileError::FetchTask(_) => ErrorClass::Bug,
+            ReconcileError::FetchTimeout(_) | ReconcileError::ShuttingDown => ErrorClass::Retryable,
         }
     }
 
@@ -303,6 +316,8 @@ impl Classify for ReconcileError {
             ReconcileError::Provision(e) => e.reason(),
             ReconcileError::Boards(errors) => errors.first().map_or("boards", Classify::reason),
             ReconcileError::FetchTask(_) => "fetch_task",
+            ReconcileError::FetchTimeout(_) => "fetch_timeout",
+            ReconcileError::ShuttingDown => "shutting_down",
         }
     }
 }
@@ -704,15 +719,31 @@ impl Controller {
         boards_done(board_failures)
     }
 
-    /// Fetches the source on a blocking thread; a failure keeps the last snapshot.
+    /// Fetches the source on a blocking thread; a failure keeps the last
+    /// snapshot. The wait is bounded (`--fetch-timeout`) and ends at once on
+    /// shutdown: a stalled remote can neither freeze the loop nor hold up
+    /// SIGTERM. A fetch left running keeps the source locked; the next one
+    /// then reports that instead of queueing behind it.
     async fn fetch(&mut self) -> Result<(), ReconcileError> {
         let source = Arc::clone(&self.source);
-        let joined = tokio::task::spawn_blocking(move || match source.lock() {
-            Ok(mut source) => source.snapshot(),
-            Err(poisoned) => poisoned.into_inner().snapshot(),
-        })
-        .await;
-        let result = joined.map_err(|e| ReconcileError::FetchTask(e.to_string()))?;
+        let limit = self.options.fetch_timeout;
+        let task = tokio::task::spawn_blocking(move || match source.try_lock() {
+            Ok(mut source) => Some(source.snapshot()),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                Some(poisoned.into_inner().snapshot())
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        let mut shutdown = self.shutdown.clone();
+        let joined = tokio::select! {
+            joined = tokio::time::timeout(limit, task) => joined,
+            _ = shutdown.wait_for(|stop| *stop) => return Err(ReconcileError::ShuttingDown),
+        };
+        let result = match joined {
+            Err(_) | Ok(Ok(None)) => Err(ReconcileError::FetchTimeout(limit)),
+            Ok(Err(e)) => Err(ReconcileError::FetchTask(e.to_string())),
+            Ok(Ok(Some(snapshot))) => snapshot.map_err(ReconcileError::from),
+        };
         let outcome = if result.is_ok() { "success" } else { "error" };
         self.shared
             .metrics
