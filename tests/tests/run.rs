@@ -1281,3 +1281,43 @@ fn regression_a_stalled_remote_neither_freezes_the_loop_nor_holds_up_sigterm() {
     );
     drop(held);
 }
+
+/// An empty webhook secret would let an empty `X-Gitlab-Token` through:
+/// the controller refuses to start with one, from a file or the environment.
+#[test]
+fn regression_an_empty_webhook_secret_is_refused_at_start() {
+    let spec = SpecDir::new("r-empty");
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), " \n").expect("write");
+    let path = file.path().display().to_string();
+    let from_file = reconciler_binary(
+        &[
+            "run",
+            "--dir",
+            &spec.arg(),
+            "--listen",
+            "127.0.0.1:0",
+            "--webhook-secret-file",
+            &path,
+        ],
+        &[],
+    );
+    assert_eq!(from_file.code, 1, "{}", from_file.stderr);
+    assert!(
+        from_file.stderr.contains("webhook secret") && from_file.stderr.contains("is empty"),
+        "{}",
+        from_file.stderr
+    );
+    let from_env = reconciler_binary(
+        &["run", "--dir", &spec.arg(), "--listen", "127.0.0.1:0"],
+        &[("RECONCILER_WEBHOOK_SECRET", "   ")],
+    );
+    assert_eq!(from_env.code, 1, "{}", from_env.stderr);
+    assert!(
+        from_env
+            .stderr
+            .contains("$RECONCILER_WEBHOOK_SECRET is empty"),
+        "{}",
+        from_env.stderr
+    );
+}

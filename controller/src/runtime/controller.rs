@@ -77,22 +77,33 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The webhook secret is empty or only whitespace: an empty token would
+    /// then authenticate any hook.
+    #[error("the webhook secret from {from} is empty; write one (e.g. `openssl rand -hex 32`) or give none to refuse every hook")]
+    EmptySecret { from: String },
 }
 
 /// The webhook secret: from `file` when given, else `RECONCILER_WEBHOOK_SECRET`;
 /// `None` refuses every hook. Surrounding whitespace (a trailing newline) is not part of it.
 pub fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, RunError> {
-    match file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|text| Some(text.trim().as_bytes().to_vec()))
-            .map_err(|source| RunError::Secret {
+    let (secret, from) = match file {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| RunError::Secret {
                 path: path.to_path_buf(),
                 source,
-            }),
-        None => Ok(std::env::var("RECONCILER_WEBHOOK_SECRET")
-            .ok()
-            .map(|s| s.trim().as_bytes().to_vec())),
+            })?,
+            path.display().to_string(),
+        ),
+        None => match std::env::var("RECONCILER_WEBHOOK_SECRET") {
+            Ok(secret) => (secret, "$RECONCILER_WEBHOOK_SECRET".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(RunError::EmptySecret { from });
     }
+    Ok(Some(secret.as_bytes().to_vec()))
 }
 
 /// This controller's name in the lease when none is given: hostname and process id.
