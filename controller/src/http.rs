@@ -53,6 +53,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let listener = DeadlineListener(listener);
     let server = axum::serve(listener, router(shared)).with_graceful_shutdown(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
@@ -142,5 +143,90 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             tracing::warn!(%error, "webhook refused");
             (StatusCode::UNAUTHORIZED, format!("refused: {error}\n")).into_response()
         }
+    }
+}
+
+/// How long one HTTP connection may last, from accept to close. Every
+/// answer here is small and quick; a client that sends its headers a byte a
+/// minute (or never) is cut off instead of holding a connection forever.
+const CONNECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The TCP listener, each connection bounded by [`CONNECTION_DEADLINE`].
+struct DeadlineListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for DeadlineListener {
+    type Io = DeadlineIo;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, address) = axum::serve::Listener::accept(&mut self.0).await;
+        let io = DeadlineIo {
+            stream,
+            deadline: Box::pin(tokio::time::sleep(CONNECTION_DEADLINE)),
+        };
+        (io, address)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// A connection whose reads and writes fail once its deadline passed.
+struct DeadlineIo {
+    stream: tokio::net::TcpStream,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineIo {
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        std::future::Future::poll(self.deadline.as_mut(), cx).is_ready()
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the HTTP connection outlived its deadline",
+    )
+}
+
+impl tokio::io::AsyncRead for DeadlineIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.expired(cx) {
+            return std::task::Poll::Ready(Err(timed_out()));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for DeadlineIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.expired(cx) {
+            return std::task::Poll::Ready(Err(timed_out()));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -1321,3 +1321,39 @@ fn regression_an_empty_webhook_secret_is_refused_at_start() {
         from_env.stderr
     );
 }
+
+/// A client that opens a connection and sends half a request is cut off
+/// after the connection deadline instead of holding it forever (slowloris).
+#[test]
+fn regression_a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let spec = SpecDir::new("r-slow");
+    let controller = Controller::start(&["--dir", &spec.arg()], &["--interval", "1h"]);
+    let mut stream = std::net::TcpStream::connect(controller.address).expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("read timeout");
+    let mut buf = [0u8; 64];
+    let started = std::time::Instant::now();
+    // The server closes (0 bytes) or resets; a read that times out on our
+    // side means it kept the connection open.
+    match stream.read(&mut buf) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "the connection was still open after {:?}: {e}",
+            started.elapsed()
+        ),
+    }
+    println!("cut off after {:?}", started.elapsed());
+    // Still serving others.
+    assert_eq!(
+        http::get(controller.address, "/healthz")
+            .map(|r| r.status)
+            .ok(),
+        Some(200)
+    );
+}
