@@ -24,7 +24,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub status: RwLock<Status>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
-    pub webhook_secret: Option<Vec<u8>>,
+    pub webhook_secret: Option<crate::source::webhook::WebhookSecret>,
 }
 
 impl Shared {
@@ -110,7 +110,14 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    match webhook::verify(lookup, &body, shared.webhook_secret.as_deref()) {
+    match webhook::verify(
+        lookup,
+        &body,
+        shared
+            .webhook_secret
+            .as_ref()
+            .map(crate::source::webhook::WebhookSecret::expose),
+    ) {
         Ok(Verdict::Push(provider)) => {
             shared
                 .metrics

@@ -39,7 +39,7 @@ pub struct RunOptions {
     pub reach: Reach,
     pub listen: SocketAddr,
     /// Shared secret for `/hooks/git`; `None` refuses every hook.
-    pub webhook_secret: Option<Vec<u8>>,
+    pub webhook_secret: Option<crate::source::webhook::WebhookSecret>,
     /// Overrides `[controller] mode`.
     pub observe: bool,
     /// Overrides `[controller] suspend`.
@@ -85,7 +85,9 @@ pub enum RunError {
 
 /// The webhook secret: from `file` when given, else `RECONCILER_WEBHOOK_SECRET`;
 /// `None` refuses every hook. Surrounding whitespace (a trailing newline) is not part of it.
-pub fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, RunError> {
+pub fn webhook_secret(
+    file: Option<&std::path::Path>,
+) -> Result<Option<crate::source::webhook::WebhookSecret>, RunError> {
     let (secret, from) = match file {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|source| RunError::Secret {
@@ -103,7 +105,9 @@ pub fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>,
     if secret.is_empty() {
         return Err(RunError::EmptySecret { from });
     }
-    Ok(Some(secret.as_bytes().to_vec()))
+    Ok(Some(crate::source::webhook::WebhookSecret::new(
+        secret.as_bytes().to_vec(),
+    )))
 }
 
 /// This controller's name in the lease when none is given: hostname and process id.

@@ -52,6 +52,29 @@ pub enum HookError {
     NoSecret,
 }
 
+/// The webhook secret. `Debug` shows its length only, so the structures
+/// holding it (`RunOptions`, the HTTP state) can be logged or printed
+/// without leaking it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl WebhookSecret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes, for computing and comparing signatures only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecret({} bytes)", self.0.len())
+    }
+}
+
 /// Checks a hook. `header` looks a header up by lower-case name.
 pub fn verify(
     header: impl Fn(&str) -> Option<String>,
@@ -276,5 +299,19 @@ mod tests {
             verify(headers(&[("x-gitlab-token", "s3cret")]), BODY, None),
             Err(HookError::NoSecret)
         );
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::WebhookSecret;
+
+    #[test]
+    fn regression_debug_of_the_run_options_never_shows_the_webhook_secret() {
+        let secret = WebhookSecret::new(b"hunter2-webhook".to_vec());
+        let shown = format!("{:?}", Some(secret.clone()));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("15 bytes"), "{shown}");
+        assert_eq!(secret.expose(), b"hunter2-webhook");
     }
 }
