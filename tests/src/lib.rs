@@ -418,3 +418,29 @@ pub fn repo_path(relative: &str) -> PathBuf {
         .join("..")
         .join(relative)
 }
+
+/// The one running container of a service (single-node swarm), once it runs.
+pub fn running_container(service: &str) -> String {
+    let mut found = String::new();
+    wait_until(
+        &format!("a running container of {service}"),
+        Duration::from_secs(60),
+        || {
+            let ids = docker_unchecked(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+            ])
+            .stdout;
+            match ids.lines().next() {
+                Some(id) if ids.lines().count() == 1 => {
+                    found = id.to_string();
+                    Ok(())
+                }
+                _ => Err(format!("containers: {ids:?}")),
+            }
+        },
+    );
+    found
+}

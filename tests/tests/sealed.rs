@@ -442,27 +442,6 @@ fn sops_files_for_other_keys_or_altered_are_refused_like_sops_does() {
     );
 }
 
-/// The one running container of a service, once there is one.
-fn container_of(service: &str, controller: &Controller) -> String {
-    wait_until(
-        &format!("a running container of {service}"),
-        Duration::from_secs(90),
-        || {
-            let ids = docker_unchecked(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=com.docker.swarm.service.name={service}"),
-            ])
-            .stdout;
-            match ids.lines().collect::<Vec<_>>()[..] {
-                [id] => Ok(id.to_string()),
-                _ => Err(format!("containers: {ids:?}\n{}", controller.process.log())),
-            }
-        },
-    )
-}
-
 #[test]
 fn a_controller_deploys_encrypted_secrets_decrypted_and_refuses_a_file_it_cannot_decrypt() {
     require_swarm();
@@ -563,7 +542,7 @@ compose = "stack/docker-stack.yml"
             identity.as_path().to_str().unwrap_or_default(),
         )],
     );
-    let app = container_of("sl-app", &controller);
+    let app = running_container("sl-app");
     assert_eq!(
         docker(&["exec", &app, "cat", "/run/secrets/sl-token"]).trim(),
         token
@@ -574,7 +553,7 @@ compose = "stack/docker-stack.yml"
         db_plain.as_slice(),
         "sl-env is not what sops decrypts"
     );
-    let web = container_of("slstk_web", &controller);
+    let web = running_container("slstk_web");
     let api_seen = docker_unchecked(&["exec", &web, "cat", "/run/secrets/api"]);
     assert_eq!(
         api_seen.stdout.as_bytes(),

@@ -1385,32 +1385,6 @@ image = "{IMAGE}@{digest}"
     docker_unchecked(&["volume", "rm", "fld-data"]);
 }
 
-/// The one running container of a service (single-node swarm), once it runs.
-fn running_container(service: &str) -> String {
-    let mut found = String::new();
-    wait_until(
-        &format!("a running container of {service}"),
-        Duration::from_secs(60),
-        || {
-            let ids = docker_unchecked(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=com.docker.swarm.service.name={service}"),
-            ])
-            .stdout;
-            match ids.lines().next() {
-                Some(id) if ids.lines().count() == 1 => {
-                    found = id.to_string();
-                    Ok(())
-                }
-                _ => Err(format!("containers: {ids:?}")),
-            }
-        },
-    );
-    found
-}
-
 /// Configs and secrets: each content is its own Swarm object
 /// (`NAME-<hash>`), mounted where the spec says with Docker's defaults; a
 /// second apply changes nothing; a changed config is a new version, only the
