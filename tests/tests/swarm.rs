@@ -415,6 +415,75 @@ fn drift_is_shown_exactly_and_corrected() {
     assert_eq!(detailed_exit_code(&spec, &local()), 0);
 }
 
+/// Regression (CI, 2026-11-24): removing a service and its network in one
+/// apply failed with "network ... is in use by task" because swarm still
+/// counted the deleted service's task, whose desired state the orchestrator
+/// had not lowered yet. That window is milliseconds; a container attached to
+/// the network holds a task on it for as long as the test wants, so it stands
+/// in for the slow task: the apply must wait for it to leave, then remove.
+#[test]
+fn removing_a_network_waits_for_tasks_still_leaving_it() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-leave", "lv-");
+    let straggler = "lv-straggler";
+    let _ = docker_unchecked(&["rm", "-f", straggler]);
+    let spec = SpecDir::new("t-leave");
+    let keep = format!("[service.lv-keep]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n");
+    spec.write(
+        "services.toml",
+        &format!(
+            r#"
+[network.lv-net]
+attachable = true
+
+[service.lv-web]
+image = "{IMAGE}"
+command = ["sleep", "3600"]
+networks = ["lv-net"]
+
+{keep}"#
+        ),
+    );
+    apply(&spec, &local(), &[]).expect_code(0);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        straggler,
+        "--network",
+        "lv-net",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let leaver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        docker(&["rm", "-f", straggler]);
+    });
+
+    spec.write("services.toml", &keep);
+    let out = apply(&spec, &local(), &[]);
+    let _ = leaver.join();
+    let out = out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("Plan: 0 to add, 0 to change, 2 to destroy."),
+        "{}",
+        out.stdout
+    );
+    assert_ne!(docker_unchecked(&["service", "inspect", "lv-web"]).code, 0);
+    wait_until(
+        "lv-net to disappear",
+        Duration::from_secs(30),
+        || match docker_unchecked(&["network", "inspect", "lv-net"]).code {
+            0 => Err("still there".to_string()),
+            _ => Ok(()),
+        },
+    );
+    assert_eq!(detailed_exit_code(&spec, &local()), 0);
+}
+
 #[test]
 fn unmanaged_objects_survive_a_pruning_apply() {
     require_swarm();

@@ -23,11 +23,7 @@ impl Swarm {
         match action {
             Action::UpdateNode(update) => self.update_node(update).await,
             Action::CreateNetwork { network, hash } => self.create_network(network, hash).await,
-            Action::RemoveNetwork { id, .. } => {
-                self.count_write();
-                already_gone(self.docker.remove_network(id).await)
-                    .map_err(api(DockerCall::RemoveNetwork))
-            }
+            Action::RemoveNetwork { id, .. } => self.remove_network(id).await,
             Action::CreateService { service, hash } => self.create_service(service, hash).await,
             Action::UpdateService {
                 id, service, hash, ..
@@ -215,6 +211,31 @@ impl Swarm {
         Err(SwarmError::OutOfSequence(update.name.clone()))
     }
 
+    /// Removes a network once the tasks of just-removed services have left it.
+    ///
+    /// Swarm refuses to remove a network while any task still references it,
+    /// and the tasks of a service deleted a moment ago linger until their
+    /// containers stop (up to the service's stop grace period). The CLI's
+    /// `docker stack rm` fails there; an apply waits, bounded, and polls.
+    async fn remove_network(&self, id: &str) -> Result<(), SwarmError> {
+        let deadline = tokio::time::Instant::now() + NETWORK_RELEASE_WAIT;
+        loop {
+            self.count_write();
+            match already_gone(self.docker.remove_network(id).await) {
+                Err(error)
+                    if is_in_use_by_task(&error) && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(
+                        network = id,
+                        "network still in use by a leaving task; waiting"
+                    );
+                    tokio::time::sleep(NETWORK_RELEASE_POLL).await;
+                }
+                result => return result.map_err(api(DockerCall::RemoveNetwork)),
+            }
+        }
+    }
+
     async fn create_network(&self, network: &Network, hash: &str) -> Result<(), SwarmError> {
         let mut all_labels: HashMap<String, String> = network.labels.clone().into_iter().collect();
         all_labels.extend(ownership_labels(
@@ -360,6 +381,18 @@ impl Swarm {
         }
         Err(SwarmError::OutOfSequence(service.name.clone()))
     }
+}
+
+/// How long a network removal waits for leaving tasks: Docker's default stop
+/// grace period (10 s) plus time for the task reaper, with room to spare.
+const NETWORK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const NETWORK_RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Swarmkit's answer when a task (not a service) still references a network
+/// (`controlapi.RemoveNetwork`: "network %s is in use by task %s"). A
+/// *service* using it is a different message and is not waited for.
+fn is_in_use_by_task(error: &BollardError) -> bool {
+    matches!(error, BollardError::DockerResponseServerError { message, .. } if message.contains("in use by task"))
 }
 
 /// Deleting what is already gone is success: the goal state holds (someone
