@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// Docker socket of a swarm manager.
     #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
     pub docker_host: String,
+    /// How long one Docker API call may go unanswered before it fails (and
+    /// is retried with backoff): a hung daemon must not freeze the loop.
+    #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
+    pub docker_timeout: Duration,
     /// Only report drift, never write (overrides `[controller] mode`).
     #[arg(long)]
     pub observe: bool,
@@ -152,6 +156,9 @@ pub struct ConnectArgs {
     /// Docker socket of a swarm manager.
     #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
     pub docker_host: String,
+    /// How long one Docker API call may go unanswered before the command fails.
+    #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
+    pub docker_timeout: Duration,
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
@@ -242,6 +249,15 @@ const FACTS_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     reconciler_spec::units::parse_duration(text)
+}
+
+/// A Docker call timeout: whole seconds (what the client counts in), 1s to 1h.
+fn parse_call_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration_arg(text)?;
+    if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(3600) {
+        return Err("the Docker call timeout must be between 1s and 1h".into());
+    }
+    Ok(Duration::from_secs(timeout.as_secs()))
 }
 
 /// A lease ttl: at most an hour (a standby waits at most that long for a
@@ -509,7 +525,7 @@ async fn prepare(
     .await?;
     let mut deferred = None;
     let planned = match &reached.docker_host {
-        Some(host) => match plan_swarm(host, &spec, &reached, args.plan_options()).await {
+        Some(host) => match plan_swarm(host, &spec, &reached, args).await {
             Ok(planned) => Some(planned),
             Err(CliError::Swarm(error)) if reached.board_work() => {
                 deferred = Some(error);
@@ -533,11 +549,12 @@ async fn plan_swarm(
     host: &str,
     spec: &Spec,
     reached: &Reached,
-    options: PlanOptions,
+    args: &ConnectArgs,
 ) -> Result<(Swarm, Plan), CliError> {
-    let swarm = Swarm::connect(host, &spec.cluster.name).await?;
+    let swarm = Swarm::connect(host, &spec.cluster.name, args.docker_timeout).await?;
     let (_, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &reached.identities(), options).await?;
+        pipeline::observe_and_plan(&swarm, spec, &reached.identities(), args.plan_options())
+            .await?;
     Ok((swarm, plan))
 }
 
@@ -681,7 +698,7 @@ async fn boards_then_swarm(
         .docker_host
         .clone()
         .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
-    let swarm = Swarm::connect(&host, &spec.cluster.name).await?;
+    let swarm = Swarm::connect(&host, &spec.cluster.name, connect.docker_timeout).await?;
     let (_, plan) =
         pipeline::observe_and_plan(&swarm, spec, &done.identities(), connect.plan_options())
             .await?;
@@ -754,6 +771,7 @@ async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
         apply_timeout: args.apply_timeout,
         facts_max_age: args.facts_max_age,
         fetch_timeout: args.fetch_timeout,
+        docker_timeout: args.docker_timeout,
         load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);

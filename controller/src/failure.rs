@@ -53,6 +53,7 @@ impl Classify for crate::swarm::SwarmError {
         use crate::swarm::SwarmError;
         match self {
             SwarmError::Connect { .. }
+            | SwarmError::Timeout { .. }
             | SwarmError::OutOfSequence(_)
             | SwarmError::NoLeader { .. } => ErrorClass::Retryable,
             SwarmError::UnsupportedHost(_)
@@ -67,6 +68,7 @@ impl Classify for crate::swarm::SwarmError {
         use crate::swarm::SwarmError;
         match self {
             SwarmError::Connect { .. } => "docker_unreachable",
+            SwarmError::Timeout { .. } => "docker_timeout",
             SwarmError::UnsupportedHost(_) => "docker_host",
             SwarmError::NotManager { .. } => "not_a_manager",
             SwarmError::OutOfSequence(_) => "write_race",

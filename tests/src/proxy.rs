@@ -229,3 +229,32 @@ mod tests {
         );
     }
 }
+
+/// A Docker socket that accepts every connection and never answers: a hung
+/// daemon. Connections stay open until the value is dropped.
+#[derive(Debug)]
+pub struct HungDocker {
+    dir: tempfile::TempDir,
+}
+
+impl HungDocker {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("cannot make a temp dir");
+        let path = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .unwrap_or_else(|e| panic!("cannot bind {}: {e}", path.display()));
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            // Ends with the test process; each connection is held, never read.
+            for stream in listener.incoming().flatten() {
+                open.push(stream);
+            }
+        });
+        Self { dir }
+    }
+
+    /// The value for `--docker-host`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+}

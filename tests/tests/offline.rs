@@ -5,7 +5,7 @@
     reason = "an end-to-end scenario reads best top to bottom, as one story"
 )]
 
-use reconciler_tests::proxy::DockerProxy;
+use reconciler_tests::proxy::{DockerProxy, HungDocker};
 use reconciler_tests::{reconciler, repo_path};
 
 /// Every case of the bad-spec corpus is refused by `plan` before any Docker
@@ -272,4 +272,38 @@ fn regression_a_holder_id_with_a_space_is_refused() {
         );
     }
     assert_eq!(proxy.connections(), 0, "nothing may reach Docker");
+}
+
+/// A daemon that accepts the connection and never answers (hung on a full
+/// SD card, say) must not freeze a command: each Docker call gives up after
+/// `--docker-timeout` with an error that says what to do.
+#[test]
+fn a_docker_daemon_that_never_answers_times_out() {
+    let hung = HungDocker::start();
+    let spec = repo_path("examples/local").display().to_string();
+    let host = hung.host();
+    let output = reconciler(&[
+        "plan",
+        &spec,
+        "--docker-host",
+        &host,
+        "--docker-timeout",
+        "1s",
+    ])
+    .expect_code(1);
+    assert!(
+        output
+            .stderr
+            .contains("Docker did not answer `connect` within --docker-timeout"),
+        "{}",
+        output.stderr
+    );
+    for bad in ["0s", "500ms", "2h", "soon"] {
+        let output = reconciler(&["plan", &spec, "--docker-timeout", bad]).expect_code(2);
+        assert!(
+            output.stderr.contains("--docker-timeout"),
+            "{bad}: {}",
+            output.stderr
+        );
+    }
 }

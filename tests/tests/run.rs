@@ -18,7 +18,7 @@ use reconciler::source::webhook::sign;
 use reconciler_tests::controller::{Controller, SecretFrom, SECRET};
 use reconciler_tests::git::GitRepo;
 use reconciler_tests::http::{self, metric};
-use reconciler_tests::proxy::DockerProxy;
+use reconciler_tests::proxy::{DockerProxy, HungDocker};
 use reconciler_tests::*;
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -443,6 +443,36 @@ fn readyz_says_why_it_is_not_ready() {
     );
     assert_eq!(status["last_error"]["class"], "retryable", "{status:#}");
     assert_eq!(status["last_error"]["reason"], "docker_unreachable");
+    drop(no_docker);
+
+    // A daemon that accepts and never answers: each call gives up after
+    // --docker-timeout, the loop keeps going and /healthz keeps answering.
+    let hung = HungDocker::start();
+    let hung_host = hung.host();
+    let stuck = Controller::start(
+        &["--dir", &good_dir],
+        &[
+            "--interval",
+            "1s",
+            "--docker-host",
+            &hung_host,
+            "--docker-timeout",
+            "1s",
+        ],
+    );
+    wait_until("two timed-out reconciles", Duration::from_secs(30), || {
+        (stuck.metric("reconciler_reconciles_total{result=\"error\"}") >= 2.0)
+            .then_some(())
+            .ok_or(stuck.process.log())
+    });
+    assert_eq!(http::get(stuck.address, "/healthz").unwrap().status, 200);
+    assert_eq!(http::get(stuck.address, "/readyz").unwrap().status, 503);
+    let status = stuck.status();
+    assert_eq!(
+        status["last_error"]["reason"], "docker_timeout",
+        "{status:#}"
+    );
+    assert_eq!(status["last_error"]["class"], "retryable", "{status:#}");
 }
 
 /// A plan that deletes most of the services is refused by the controller

@@ -1137,9 +1137,13 @@ fn removing_what_is_already_gone_is_not_an_error() {
         .unwrap();
     runtime.block_on(async {
         let desired = reconciler_spec::load_dir(spec.path()).unwrap();
-        let swarm = reconciler::swarm::Swarm::connect(&local(), "t-gone")
-            .await
-            .unwrap();
+        let swarm = reconciler::swarm::Swarm::connect(
+            &local(),
+            "t-gone",
+            reconciler::swarm::DEFAULT_DOCKER_CALL_TIMEOUT,
+        )
+        .await
+        .unwrap();
         let observed = swarm.observe().await.unwrap();
         let plan = reconciler::plan::plan(
             &desired,

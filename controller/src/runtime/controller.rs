@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub facts_max_age: Duration,
     /// The longest a fetch of the source may take.
     pub fetch_timeout: Duration,
+    /// The longest one Docker API call may go unanswered.
+    pub docker_timeout: Duration,
     /// What loading each revision may use: the age identities that decrypt
     /// its secrets, and only the environment variables `--allow-env` names.
     pub load: LoadOptions,
@@ -170,6 +172,7 @@ pub async fn run(
     let (docker_host_sender, docker_host) = watch::channel(first_host);
     tokio::spawn(watch_docker_events(
         docker_host,
+        options.docker_timeout,
         triggers.clone(),
         Arc::clone(&shared),
         shutdown.clone(),
@@ -825,7 +828,8 @@ impl Controller {
                 return Ok(swarm.clone());
             }
         }
-        let mut swarm = Swarm::connect(host, &spec.cluster.name).await?;
+        let mut swarm =
+            Swarm::connect(host, &spec.cluster.name, self.options.docker_timeout).await?;
         swarm.set_revision(self.good_revision.clone());
         self.swarm = Some(swarm.clone());
         Ok(swarm)
@@ -1004,6 +1008,7 @@ impl Drop for LogProgress {
 /// a broken stream also triggers one reconcile (which reconnects the tunnel).
 async fn watch_docker_events(
     mut host: watch::Receiver<Option<String>>,
+    call_timeout: Duration,
     triggers: mpsc::UnboundedSender<Trigger>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
@@ -1015,7 +1020,7 @@ async fn watch_docker_events(
         }
         let current = host.borrow_and_update().clone();
         let ended = match current {
-            Some(current) => match Swarm::connect(&current, "").await {
+            Some(current) => match Swarm::connect(&current, "", call_timeout).await {
                 Ok(swarm) => {
                     let watching = EventWatch {
                         triggers: &triggers,

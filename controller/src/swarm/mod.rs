@@ -23,9 +23,10 @@ use bollard::Docker;
 /// The default Docker socket, as the Docker CLI uses it.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
-/// How long one Docker API call may take before it counts as failed (long
-/// enough for a slow SD card, short enough that a hung daemon is noticed).
-const DOCKER_CALL_TIMEOUT_SECONDS: u64 = 120;
+/// How long one Docker API call may take, unless `--docker-timeout` says
+/// otherwise: long enough for a slow SD card, short enough that a hung
+/// daemon is noticed and the call counts as failed (then retried).
+pub const DEFAULT_DOCKER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How often a write (a service, a node, the lease) is tried again when
 /// another writer got in between ("update out of sequence").
@@ -159,6 +160,9 @@ pub enum SwarmError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A call got no answer in time: the daemon is hung or very slow.
+    #[error("Docker did not answer `{operation}` within --docker-timeout: the daemon may be hung (restart dockerd) or very slow (raise --docker-timeout)")]
+    Timeout { operation: DockerCall },
     /// A service update kept losing the race against other writers.
     #[error("`{0}` kept changing while being updated (update out of sequence); the next reconcile tries again")]
     OutOfSequence(String),
@@ -176,9 +180,9 @@ impl SwarmError {
         match self {
             SwarmError::Connect { .. } | SwarmError::UnsupportedHost(_) => DockerCall::Connect,
             SwarmError::NotManager { .. } => DockerCall::Info,
-            SwarmError::Api { operation, .. } | SwarmError::NoLeader { operation, .. } => {
-                *operation
-            }
+            SwarmError::Api { operation, .. }
+            | SwarmError::NoLeader { operation, .. }
+            | SwarmError::Timeout { operation } => *operation,
             SwarmError::OutOfSequence(_) | SwarmError::VersionOverflow(..) => {
                 DockerCall::UpdateService
             }
@@ -202,7 +206,9 @@ pub(crate) fn is_no_leader(error: &bollard::errors::Error) -> bool {
 
 pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
     move |source| {
-        if is_no_leader(&source) {
+        if matches!(source, bollard::errors::Error::RequestTimeoutError) {
+            SwarmError::Timeout { operation }
+        } else if is_no_leader(&source) {
             SwarmError::NoLeader { operation, source }
         } else {
             SwarmError::Api { operation, source }
@@ -224,11 +230,17 @@ pub struct Swarm {
 impl Swarm {
     /// Connects to `host` (a `unix://` URL or a socket path), negotiates the API
     /// version (Debian ships API 1.41) and checks the daemon is a swarm manager.
-    pub async fn connect(host: &str, cluster: &str) -> Result<Self, SwarmError> {
+    /// Every call made through the client then fails after `call_timeout`
+    /// without an answer (a stream, once answered, may run longer).
+    pub async fn connect(
+        host: &str,
+        cluster: &str,
+        call_timeout: std::time::Duration,
+    ) -> Result<Self, SwarmError> {
         let path = socket_path(host)?;
         let docker = Docker::connect_with_unix(
             &path,
-            DOCKER_CALL_TIMEOUT_SECONDS,
+            call_timeout.as_secs().max(1),
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|source| SwarmError::Connect {
@@ -237,9 +249,14 @@ impl Swarm {
         })?
         .negotiate_version()
         .await
-        .map_err(|source| SwarmError::Connect {
-            host: host.to_string(),
-            source,
+        .map_err(|source| match source {
+            bollard::errors::Error::RequestTimeoutError => SwarmError::Timeout {
+                operation: DockerCall::Connect,
+            },
+            source => SwarmError::Connect {
+                host: host.to_string(),
+                source,
+            },
         })?;
         tracing::debug!(host, api_version = %docker.client_version(), "connected to Docker");
         let info = docker.info().await.map_err(api(DockerCall::Info))?;
