@@ -55,6 +55,10 @@ pub struct Status {
     pub last_success_at: Option<u64>,
     /// The last failure, until a reconcile succeeds.
     pub last_error: Option<ErrorStatus>,
+    /// Why the last fetch of the source failed, until a fetch succeeds: the
+    /// last good revision is still reconciled meanwhile, so a successful
+    /// reconcile must not hide that the source is out of reach.
+    pub source_error: Option<ErrorStatus>,
     /// Changes the last plan wanted (the only output in observe mode).
     pub pending: Vec<String>,
     pub nodes: Vec<NodeStatus>,

@@ -96,6 +96,14 @@ fn problems(html: &mut String, status: &Status) {
             escape(&error.message)
         );
     }
+    if let Some(error) = &status.source_error {
+        let _ = writeln!(
+            *html,
+            "<h2 class=\"bad\">The source cannot be fetched ({}); the last good revision stays in force</h2>\n<pre>{}</pre>",
+            error.reason,
+            escape(&error.message)
+        );
+    }
     if !status.pending.is_empty() {
         html.push_str("<h2>Pending changes</h2>\n<ul>\n");
         for line in &status.pending {

@@ -102,6 +102,15 @@ impl GitRepo {
         self.commit_and_push::<&[u8]>("main", &[], message)
     }
 
+    /// Removes the files, commits on `main` and pushes; returns the commit id.
+    pub fn commit_removing(&self, names: &[&str], message: &str) -> String {
+        for name in names {
+            let path = self.work().join(name);
+            std::fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {name}: {e}"));
+        }
+        self.commit_and_push::<&[u8]>("main", &[], message)
+    }
+
     /// [`GitRepo::commit`] for files that are not text (encrypted secrets).
     pub fn commit_bytes(&self, files: &[(&str, &[u8])], message: &str) -> String {
         self.commit_and_push("main", files, message)

@@ -444,3 +444,58 @@ pub fn running_container(service: &str) -> String {
     );
     found
 }
+
+/// Restarts the local dockerd as a crash-and-reboot of a board would: the
+/// daemon stops (its containers with it), starts again from its state on
+/// disk, and the one-node swarm comes back. Hold [`exclusive_node`] around
+/// it. Under systemd it is `systemctl restart docker`; otherwise the daemon
+/// `scripts/setup` started is signalled and started again the same way.
+pub fn restart_dockerd() {
+    let systemd = Command::new("systemctl")
+        .args(["is-active", "--quiet", "docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if systemd {
+        let status = Command::new("systemctl")
+            .args(["restart", "docker"])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "systemctl restart docker failed"
+        );
+    } else {
+        let status = Command::new("pkill")
+            .args(["-TERM", "-x", "dockerd"])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "no dockerd to stop");
+        wait_until(
+            "dockerd to stop",
+            Duration::from_secs(60),
+            || match Command::new("pgrep").args(["-x", "dockerd"]).status() {
+                Ok(s) if !s.success() => Ok(()),
+                _ => Err("still running".to_string()),
+            },
+        );
+        // Its own session, so it outlives this test process.
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "setsid -f dockerd >>/var/log/reconciler-dockerd.log 2>&1 </dev/null",
+            ])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "cannot start dockerd");
+    }
+    wait_until("the swarm to answer again", Duration::from_secs(90), || {
+        let info = docker_unchecked(&[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ]);
+        let nodes = docker_unchecked(&["node", "ls", "--format", "{{.Status}}"]);
+        if info.stdout.trim() == "active true" && nodes.stdout.trim() == "Ready" {
+            Ok(())
+        } else {
+            Err(format!("{} / {}", info.stdout.trim(), nodes.stdout.trim()))
+        }
+    });
+}

@@ -466,16 +466,20 @@ impl Controller {
             .iter()
             .all(|t| matches!(t, Trigger::DockerEvent | Trigger::EventsLost));
         if self.snapshot.is_none() || !only_docker {
-            if let Err(error) = self.fetch().await {
+            let fetched = self.fetch().await;
+            self.status().source_error = fetched.as_ref().err().map(|error| ErrorStatus {
+                message: error.to_string(),
+                class: error.class(),
+                reason: error.reason(),
+            });
+            if let Err(error) = fetched {
+                // Without a spec there is nothing to reconcile; with one, the
+                // last good revision stays in force while the source is out
+                // of reach (the failure stays on the status until a fetch works).
                 if self.spec.is_none() {
                     return Ended::Failed(error);
                 }
-                // Keep reconciling the last good revision while the source is unreachable.
-                self.status().last_error = Some(ErrorStatus {
-                    message: error.to_string(),
-                    class: error.class(),
-                    reason: error.reason(),
-                });
+                tracing::warn!(class = error.class().as_str(), reason = error.reason(), %error, "fetch failed; reconciling the last good revision");
             }
         }
         self.load();
