@@ -1342,9 +1342,21 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
         let Yaml::Mapping(amounts) = amounts else {
             continue;
         };
+        let group = if limits { "limits" } else { "reservations" };
         for (name, amount) in amounts {
-            let text = scalar(amount).unwrap_or_default();
-            match name.as_str().unwrap_or_default() {
+            let name = name.as_str().unwrap_or_default();
+            // The compose schemas (3.0 to 3.13) type both as strings: `cpus: 0.5` is refused.
+            let text = match (name, amount) {
+                ("cpus" | "memory", Yaml::String(text)) => text.clone(),
+                ("cpus" | "memory", _) => {
+                    return Err(format!(
+                        "deploy.resources.{group}.{name} must be a string (quote it: \"{}\")",
+                        scalar(amount).unwrap_or_default()
+                    ))
+                }
+                _ => String::new(),
+            };
+            match name {
                 "cpus" => {
                     let cpus = text
                         .parse::<f64>()
@@ -1354,17 +1366,18 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
                     } else {
                         &mut out.reserve_cpus
                     };
-                    *slot = Some(spanned(cpus));
+                    // Zero is "no limit" to `docker stack deploy` (Go's zero value, left out).
+                    *slot = (cpus != 0.0).then(|| spanned(cpus));
                 }
                 "memory" => {
-                    crate::units::parse_size(&text)
+                    let bytes = crate::units::parse_size(&text)
                         .map_err(|message| format!("deploy.resources: {message}"))?;
                     let slot = if limits {
                         &mut out.limit_memory
                     } else {
                         &mut out.reserve_memory
                     };
-                    *slot = Some(spanned(text));
+                    *slot = (bytes != 0).then(|| spanned(text));
                 }
                 "generic_resources" if !limits => {
                     out.reserve_generic = generic_resources(amount)?;

@@ -906,6 +906,9 @@ fn keys_newer_than_the_file_version_are_refused_as_docker_stack_deploy_refuses_t
         ("3.11", service("    healthcheck:\n      test: [\"CMD\", \"true\"]\n      start_interval: 1s\n"), "`healthcheck.start_interval` needs file version 3.12"),
         ("3.14", service(""), "file version `3.14` is not supported"),
         ("3.8", format!("{}volumes:\n  v:\n    driver: local\n    bogus: 1\n", service("")), "`bogus` is not a volume key"),
+        // Every schema from 3.0 to 3.13 types cpus and memory as strings.
+        ("3.8", service("    deploy:\n      resources:\n        limits:\n          cpus: 0.5\n"), "deploy.resources.limits.cpus must be a string"),
+        ("3.8", service("    deploy:\n      resources:\n        reservations:\n          memory: 0\n"), "deploy.resources.reservations.memory must be a string"),
     ];
     let mut found = Vec::new();
     for (index, (version, body, expected)) in cases.iter().enumerate() {
