@@ -10,6 +10,11 @@
 //!   rejected, or the value is nonsense Docker stores anyway).
 //! * **Both accept** the edge just inside each rule.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "the table of cases reads best as one list"
+)]
+
 use std::time::Duration;
 
 use reconciler_tests::*;
