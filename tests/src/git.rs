@@ -154,14 +154,19 @@ pub struct GitHttp {
 }
 
 impl GitHttp {
-    /// Serves the bare repositories under `root`.
+    /// Serves the bare repositories under `root` on loopback.
     pub fn start(root: &Path, user: &str, password: &str) -> Self {
+        Self::start_on(root, user, password, "127.0.0.1")
+    }
+
+    /// Serves them on `address` (the boards' gateway, for a controller on a board).
+    pub fn start_on(root: &Path, user: &str, password: &str, address: &str) -> Self {
         use std::io::BufRead;
         let mut child = Command::new("python3")
             .arg("-c")
             .arg(include_str!("git_http.py"))
             .arg(root)
-            .args([user, password])
+            .args([user, password, address])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -1,9 +1,10 @@
 """A git smart-HTTP server with Basic authentication, for tests only.
 
 Serves the bare repositories under ROOT through `git http-backend` (CGI) on
-127.0.0.1, on a port the system picks (printed on the first line of stdout).
-Every request must carry `Authorization: Basic base64(USER:PASSWORD)`.
-Usage: python3 git_http.py ROOT USER PASSWORD
+ADDRESS (default 127.0.0.1), on a port the system picks (printed on the first
+line of stdout). Every request must carry
+`Authorization: Basic base64(USER:PASSWORD)`.
+Usage: python3 git_http.py ROOT USER PASSWORD [ADDRESS]
 """
 import base64
 import http.server
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 ROOT, USER, PASSWORD = sys.argv[1], sys.argv[2], sys.argv[3]
+ADDRESS = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
 EXPECTED = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
@@ -63,6 +65,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_POST = handle_git
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.ThreadingHTTPServer((ADDRESS, 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
