@@ -61,6 +61,15 @@ pub enum Command {
     /// Keep the swarm equal to a git repository (or a local directory): the
     /// long-running controller, with metrics, webhook and status over HTTP.
     Run(Box<RunArgs>),
+    /// Put the controller on one of the spec's boards over SSH (its first
+    /// manager unless --node says otherwise) as a service that runs
+    /// `reconciler run --git URL`, start it and wait until it is ready.
+    /// Running it again changes nothing; a newer binary is replaced and the
+    /// service restarted.
+    Install(Box<InstallArgs>),
+    /// Stop the controller `install` put on a board and remove its files
+    /// (the swarm and its services stay as they are).
+    Uninstall(UninstallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +156,73 @@ pub struct RunArgs {
     /// otherwise freezes the loop); the last revision stays in force.
     #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub fetch_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The spec directory: which board to use and how to reach it.
+    pub dir: PathBuf,
+    /// The node to install on (default: the spec's first manager, by name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The repository the controller follows, as the board reaches it.
+    #[arg(long, value_name = "URL")]
+    pub git: String,
+    /// Branch to follow.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Folder of the spec inside the repository.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Where the controller listens on the board; 0.0.0.0:9469 to take
+    /// webhooks from the forge.
+    #[arg(long, default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+    /// The webhook secret, copied to the board (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// A private key for ssh:// repositories, copied to the board (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub git_ssh_key: Option<PathBuf>,
+    /// The user for an http(s) repository (with --git-password-file).
+    #[arg(long, requires = "git_password_file")]
+    pub git_username: Option<String>,
+    /// A file holding the password or token for an http(s) repository,
+    /// copied to the board (mode 600).
+    #[arg(long, value_name = "FILE", requires = "git_username")]
+    pub git_password_file: Option<PathBuf>,
+    /// A reconciler binary to install; repeat with one per architecture
+    /// (scripts/cross builds them) and the board's is picked from its ELF
+    /// header. Default: this binary, when the board has its architecture.
+    #[arg(long = "binary", value_name = "FILE")]
+    pub binaries: Vec<PathBuf>,
+    /// How the board runs services: systemd, or a plain start script with a
+    /// pid file for boards without it (auto: systemd when it runs).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub init: crate::install::Init,
+    /// One more argument for `reconciler run` on the board; repeat
+    /// (`--run-arg=--interval=30s`).
+    #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub run_args: Vec<String>,
+    /// How long to wait for the controller's /readyz (asked through SSH).
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The spec directory.
+    pub dir: PathBuf,
+    /// The node to uninstall from (default: the spec's first manager, by name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// How the board runs services (as given to `install`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub init: crate::install::Init,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +383,9 @@ pub enum CliError {
     /// The boards cannot be planned, or no swarm exists after their steps.
     #[error(transparent)]
     Provision(#[from] crate::node::provision::ProvisionError),
+    /// `install` or `uninstall` failed on the board.
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
@@ -361,6 +440,10 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
         Command::Facts(args) => facts_command(args, &terminal, console).await,
         Command::Plan(args) => plan_command(args, &terminal, console).await,
         Command::Apply(args) => apply_command(args, &terminal, console).await,
+        Command::Install(args) => {
+            install_command(*args, cli.age_identity_file, &terminal, console).await
+        }
+        Command::Uninstall(args) => uninstall_command(args, &terminal, console).await,
         Command::Run(args) => {
             let load = LoadOptions {
                 environment: Environment::allowing(&args.allow_env),
@@ -465,6 +548,80 @@ async fn facts_command(
         )?;
     }
     Ok(u8::from(failed > 0))
+}
+
+/// The board `install` works on: `--node`, or the first manager by name.
+fn install_target(
+    spec: &Spec,
+    node: Option<&str>,
+) -> Result<crate::node::Target, crate::install::InstallError> {
+    use crate::install::InstallError;
+    let chosen = match node {
+        Some(name) => spec
+            .nodes
+            .get(name)
+            .ok_or_else(|| InstallError::UnknownNode(name.to_string()))?,
+        None => spec
+            .nodes
+            .values()
+            .find(|n| n.role == reconciler_spec::Role::Manager)
+            .ok_or(InstallError::NoManager)?,
+    };
+    Ok(crate::node::target_for(chosen))
+}
+
+async fn install_command(
+    args: InstallArgs,
+    age_identity_file: Option<PathBuf>,
+    load_options: &LoadOptions,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(&args.dir, load_options, console.err)?;
+    let target = install_target(&spec, args.node.as_deref())?;
+    let access = args.access.access(None);
+    let session = crate::node::Session::connect(&target, access.ssh)
+        .await
+        .map_err(crate::install::InstallError::from)?;
+    let options = crate::install::InstallOptions {
+        git: args.git,
+        branch: args.branch,
+        path: args.path,
+        listen: args.listen,
+        webhook_secret_file: args.webhook_secret_file,
+        git_ssh_key: args.git_ssh_key,
+        git_username: args.git_username,
+        git_password_file: args.git_password_file,
+        age_identity_file,
+        binaries: args.binaries,
+        init: args.init,
+        run_args: args.run_args,
+    };
+    let result = crate::install::install(&session, &options, args.ready_timeout).await;
+    session.close().await;
+    let report = result?;
+    writeln!(console.out, "{report}")?;
+    writeln!(
+        console.out,
+        "node {}: the controller is ready (/readyz answered 200 on the board)",
+        report.node
+    )?;
+    Ok(0)
+}
+
+async fn uninstall_command(
+    args: UninstallArgs,
+    load_options: &LoadOptions,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(&args.dir, load_options, console.err)?;
+    let target = install_target(&spec, args.node.as_deref())?;
+    let session = crate::node::Session::connect(&target, args.access.access(None).ssh)
+        .await
+        .map_err(crate::install::InstallError::from)?;
+    let result = crate::install::uninstall(&session, args.init).await;
+    session.close().await;
+    writeln!(console.out, "{}", result?)?;
+    Ok(0)
 }
 
 /// What `plan` and `apply` show before deciding: the spec, where the swarm

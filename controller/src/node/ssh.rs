@@ -328,7 +328,7 @@ impl Session {
     /// Runs `script` with `sh -s` (the script on stdin) and waits for its exit
     /// status, at most the command timeout. `what` names it in errors.
     pub async fn run(&self, what: &str, script: &str) -> Result<Output, NodeError> {
-        self.run_command(what, "sh -s", script).await
+        self.run_command(what, "sh -s", script.as_bytes()).await
     }
 
     /// Runs `script` as root: as it is for `root`, else through `sudo -n`
@@ -338,7 +338,9 @@ impl Session {
         if self.target.user == "root" {
             return self.run(what, script).await;
         }
-        let output = self.run_command(what, "sudo -n sh -s", script).await?;
+        let output = self
+            .run_command(what, "sudo -n sh -s", script.as_bytes())
+            .await?;
         if !output.success() {
             if let Some(problem) = sudo_problem(&output.stderr) {
                 return Err(NodeError::Sudo {
@@ -349,6 +351,74 @@ impl Session {
             }
         }
         Ok(output)
+    }
+
+    /// Runs `script` as root with `input` on its stdin (binary data, such as
+    /// a file to write): `sh -c SCRIPT`, through `sudo -n` unless root.
+    pub async fn run_as_root_with_input(
+        &self,
+        what: &str,
+        script: &str,
+        input: &[u8],
+    ) -> Result<Output, NodeError> {
+        let command = self.as_root(&format!("sh -c {}", super::shell::quote(script)));
+        let output = self.run_command(what, &command, input).await?;
+        if !output.success() && self.target.user != "root" {
+            if let Some(problem) = sudo_problem(&output.stderr) {
+                return Err(NodeError::Sudo {
+                    node: self.target.node.clone(),
+                    user: self.target.user.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// `GET path` of an HTTP server the board reaches at `host:port`,
+    /// carried by this SSH connection (a direct-tcpip channel, as `ssh -L`):
+    /// the status code and body. For a controller's `/readyz` on the board,
+    /// whose port need not be reachable from here.
+    pub async fn http_get(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<(u16, String), NodeError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let failed = |reason: String| NodeError::Ssh {
+            node: self.target.node.clone(),
+            reason: format!("GET {path} on {host}:{port} through SSH: {reason}"),
+        };
+        let exchange = async {
+            let channel = self
+                .handle
+                .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut stream = channel.into_stream();
+            stream
+                .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut raw = Vec::new();
+            stream
+                .take(1 << 20)
+                .read_to_end(&mut raw)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| failed(format!("not an HTTP answer: {head:?}")))?;
+            Ok((status, body.to_string()))
+        };
+        tokio::time::timeout(self.options.connect_timeout, exchange)
+            .await
+            .map_err(|_| failed("no answer in time".into()))?
     }
 
     /// A command that runs as root (`sudo -n` unless the user is root), for
@@ -365,7 +435,7 @@ impl Session {
         &self,
         what: &str,
         command: &str,
-        script: &str,
+        input: &[u8],
     ) -> Result<Output, NodeError> {
         let node = self.target.node.clone();
         let ssh_error = |e: russh::Error| NodeError::Ssh {
@@ -379,7 +449,7 @@ impl Session {
             .map_err(ssh_error)?;
         channel.exec(true, command).await.map_err(ssh_error)?;
         channel
-            .data_bytes(script.as_bytes().to_vec())
+            .data_bytes(input.to_vec())
             .await
             .map_err(ssh_error)?;
         channel.eof().await.map_err(ssh_error)?;
