@@ -4,24 +4,31 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 use reconciler::cli::{run, Cli, Console};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG").unwrap_or_else(|_| {
-                // The long-running controller reports what it does; one-shot commands stay quiet.
-                let default = if matches!(cli.command, reconciler::cli::Command::Run(_)) {
-                    "info"
-                } else {
-                    "warn"
-                };
-                default.into()
-            }),
+    // The long-running controller reports what it does; one-shot commands stay quiet.
+    let default = if matches!(cli.command, reconciler::cli::Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    // `RECONCILER_LOG=debug`, or per target: `reconciler=debug,warn`.
+    let filter: Targets = std::env::var("RECONCILER_LOG")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .or_else(|| default.parse().ok())
+        .unwrap_or_default();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with(filter)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
