@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use reconciler::cli::{run, Cli, Console};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
-use reconciler::cli::{run, Cli, Console};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

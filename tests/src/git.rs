@@ -161,12 +161,22 @@ impl GitHttp {
 
     /// Serves them on `address` (the boards' gateway, for a controller on a board).
     pub fn start_on(root: &Path, user: &str, password: &str, address: &str) -> Self {
+        Self::spawn(root, &[user, password, address])
+    }
+
+    /// Serves them over HTTPS on loopback with the PEM certificate and key.
+    pub fn start_tls(root: &Path, user: &str, password: &str, cert: &Path, key: &Path) -> Self {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Self::spawn(root, &[user, password, "127.0.0.1", &cert, &key])
+    }
+
+    fn spawn(root: &Path, args: &[&str]) -> Self {
         use std::io::BufRead;
         let mut child = Command::new("python3")
             .arg("-c")
             .arg(include_str!("git_http.py"))
             .arg(root)
-            .args([user, password, address])
+            .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -4,7 +4,8 @@ Serves the bare repositories under ROOT through `git http-backend` (CGI) on
 ADDRESS (default 127.0.0.1), on a port the system picks (printed on the first
 line of stdout). Every request must carry
 `Authorization: Basic base64(USER:PASSWORD)`.
-Usage: python3 git_http.py ROOT USER PASSWORD [ADDRESS]
+With CERT and KEY (PEM files) it speaks HTTPS.
+Usage: python3 git_http.py ROOT USER PASSWORD [ADDRESS [CERT KEY]]
 """
 import base64
 import http.server
@@ -14,6 +15,7 @@ import sys
 
 ROOT, USER, PASSWORD = sys.argv[1], sys.argv[2], sys.argv[3]
 ADDRESS = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+CERT, KEY = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (None, None)
 EXPECTED = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
@@ -66,5 +68,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer((ADDRESS, 0), Handler)
+if CERT:
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, KEY)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
