@@ -4,9 +4,8 @@
 //! observe mode against the local swarm) idle with a small spec and with a
 //! 1000-service spec loaded and planned.
 //!
-//! Run by hand: `cargo build --release -p reconciler && cargo bench -p
-//! reconciler-tests --bench footprint` (after `scripts/cross aarch64` and
-//! `armv7` for their sizes).
+//! Run by hand: `scripts/cross x86_64` (and `aarch64`, `armv7` for their
+//! sizes), then `cargo bench -p reconciler-tests --bench footprint`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,10 +20,14 @@ fn mib(bytes: u64) -> String {
 fn sizes() {
     let root = reconciler_tests::repo_path("");
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-    let mut candidates = vec![("x86_64 (native)", root.join("target/release/reconciler"))];
+    let mut candidates = vec![(
+        "x86_64 (cargo build --release, system OpenSSL)",
+        root.join("target/release/reconciler"),
+    )];
     for (name, triple) in [
-        ("aarch64", "aarch64-unknown-linux-gnu"),
-        ("armv7", "armv7-unknown-linux-gnueabihf"),
+        ("x86_64 (static)", "x86_64-unknown-linux-gnu"),
+        ("aarch64 (static)", "aarch64-unknown-linux-gnu"),
+        ("armv7 (static)", "armv7-unknown-linux-gnueabihf"),
     ] {
         for dir in [
             root.join("target/cross"),
@@ -108,13 +111,25 @@ fn resident(binary: &Path, dir: &Path) -> u64 {
     highest
 }
 
+/// The board binary for this machine: scripts/cross x86_64's, else a plain release build.
+fn release_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    [
+        home.join(".cache/reconciler/cross/x86_64-unknown-linux-gnu/release/reconciler"),
+        reconciler_tests::repo_path("target/cross/x86_64-unknown-linux-gnu/release/reconciler"),
+        reconciler_tests::repo_path("target/release/reconciler"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
 fn main() {
     sizes();
-    let binary = reconciler_tests::repo_path("target/release/reconciler");
-    if !binary.is_file() {
-        println!("no target/release/reconciler: build it first for the memory figures");
+    let Some(binary) = release_binary() else {
+        println!("no release binary: run scripts/cross x86_64 (or cargo build --release) for the memory figures");
         return;
-    }
+    };
+    println!("memory of {}", binary.display());
     let small = reconciler_tests::repo_path("examples/local");
     println!(
         "RSS idle, examples/local: {}",
