@@ -70,6 +70,26 @@ pub enum Command {
     /// Stop the controller `install` put on a board and remove its files
     /// (the swarm and its services stay as they are).
     Uninstall(UninstallArgs),
+    /// Start a cluster repository: commented cluster.toml, nodes.toml (from
+    /// --node NAME=ADDRESS), services.toml and README.md, checked to validate.
+    /// Writes only into a new or empty folder.
+    Init {
+        /// The folder to create.
+        dir: PathBuf,
+        /// The cluster's name (it marks every Docker object the cluster owns).
+        #[arg(long, default_value = "home")]
+        cluster: String,
+        /// A board: NAME=ADDRESS; repeat. The first is the manager.
+        #[arg(long = "node", value_name = "NAME=ADDRESS")]
+        nodes: Vec<crate::init::NodeArg>,
+    },
+    /// Print a shell completion script: `reconciler completions bash >
+    /// /etc/bash_completion.d/reconciler` (zsh: a file named `_reconciler` on
+    /// $fpath; fish: ~/.config/fish/completions/reconciler.fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -383,6 +403,9 @@ pub enum CliError {
     /// The boards cannot be planned, or no swarm exists after their steps.
     #[error(transparent)]
     Provision(#[from] crate::node::provision::ProvisionError),
+    /// `init` wrote nothing.
+    #[error(transparent)]
+    Init(#[from] crate::init::InitError),
     /// `install` or `uninstall` failed on the board.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
@@ -444,6 +467,17 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
             install_command(*args, cli.age_identity_file, &terminal, console).await
         }
         Command::Uninstall(args) => uninstall_command(args, &terminal, console).await,
+        Command::Init {
+            dir,
+            cluster,
+            nodes,
+        } => init_command(&dir, &cluster, &nodes, console),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "reconciler", &mut console.out);
+            Ok(0)
+        }
         Command::Run(args) => {
             let load = LoadOptions {
                 environment: Environment::allowing(&args.allow_env),
@@ -548,6 +582,24 @@ async fn facts_command(
         )?;
     }
     Ok(u8::from(failed > 0))
+}
+
+fn init_command(
+    dir: &Path,
+    cluster: &str,
+    nodes: &[crate::init::NodeArg],
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let written = crate::init::init(dir, cluster, nodes)?;
+    for path in &written {
+        writeln!(console.out, "wrote {}", path.display())?;
+    }
+    writeln!(
+        console.out,
+        "Next: `reconciler validate {dir}`, then `reconciler facts {dir}` and `reconciler plan {dir} --ssh` (see {dir}/README.md).",
+        dir = dir.display()
+    )?;
+    Ok(0)
 }
 
 /// The board `install` works on: `--node`, or the first manager by name.

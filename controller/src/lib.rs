@@ -9,6 +9,7 @@ pub mod cli;
 pub mod failure;
 pub mod hex;
 pub mod http;
+pub mod init;
 pub mod install;
 pub mod labels;
 pub mod metrics;

@@ -307,3 +307,102 @@ fn a_docker_daemon_that_never_answers_times_out() {
         );
     }
 }
+
+/// `init` writes a starter repository that validates, refuses to write into
+/// a folder that has files, and writes nothing when the arguments make an
+/// invalid spec (no half-written folder, no staging folder left behind).
+#[test]
+fn init_writes_a_starter_repository_that_validates_or_nothing() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("cluster");
+    let dir_arg = dir.display().to_string();
+    let out = reconciler(&[
+        "init",
+        &dir_arg,
+        "--cluster",
+        "lab",
+        "--node",
+        "pi1=192.168.1.21",
+        "--node",
+        "pi2=192.168.1.22",
+    ])
+    .expect_code(0);
+    for name in ["cluster.toml", "nodes.toml", "services.toml", "README.md"] {
+        assert!(dir.join(name).is_file(), "{name} missing:\n{}", out.stdout);
+    }
+    let valid = reconciler(&["validate", &dir_arg]).expect_code(0);
+    assert_eq!(
+        valid.stdout,
+        "Spec is valid: cluster `lab`, 2 nodes, 0 networks, 1 service.\n"
+    );
+    let nodes = std::fs::read_to_string(dir.join("nodes.toml")).expect("nodes.toml");
+    assert!(nodes.contains("[node.pi1]\naddress = \"192.168.1.21\"\nrole = \"manager\""));
+    assert!(nodes.contains("[node.pi2]\naddress = \"192.168.1.22\"\nrole = \"worker\""));
+
+    // An existing folder with files is left alone.
+    let before = std::fs::read_to_string(dir.join("cluster.toml")).expect("cluster.toml");
+    let again = reconciler(&["init", &dir_arg, "--cluster", "other"]).expect_code(1);
+    assert!(
+        again.stderr.contains("exists and is not empty"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cluster.toml")).expect("cluster.toml"),
+        before
+    );
+
+    // Arguments that make an invalid spec write nothing at all.
+    let bad = parent.path().join("bad");
+    let bad_arg = bad.display().to_string();
+    let refused = reconciler(&["init", &bad_arg, "--cluster", "Bad Name"]).expect_code(1);
+    assert!(
+        refused.stderr.contains("nothing was written") && refused.stderr.contains("cluster.toml:"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!bad.exists());
+    let left: Vec<_> = std::fs::read_dir(parent.path())
+        .expect("parent")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(
+        left,
+        vec!["cluster".to_string()],
+        "something was left behind"
+    );
+    reconciler(&["init", &bad_arg, "--node", "pi1"]).expect_code(2);
+}
+
+/// The bash completion script, loaded by a real bash, completes the
+/// subcommands; zsh and fish scripts name them too.
+#[test]
+fn completions_complete_the_commands_in_a_real_bash() {
+    let script = reconciler(&["completions", "bash"]).expect_code(0);
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &script.stdout).expect("write");
+    let probe = format!(
+        "source {}; COMP_WORDS=(reconciler in); COMP_CWORD=1; COMP_LINE='reconciler in'; COMP_POINT=${{#COMP_LINE}}; _reconciler reconciler in reconciler; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.path().display()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("bash");
+    let offered = String::from_utf8_lossy(&output.stdout);
+    let mut offered: Vec<&str> = offered.split_whitespace().collect();
+    offered.sort_unstable();
+    assert_eq!(
+        offered,
+        ["init", "install"],
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let script = reconciler(&["completions", shell]).expect_code(0);
+        assert!(
+            script.stdout.contains("install") && script.stdout.contains("uninstall"),
+            "{shell}"
+        );
+    }
+}
