@@ -36,6 +36,24 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub age_identity_file: Option<PathBuf>,
+    /// How log lines on stderr look: `text` for people, `json` (one object
+    /// per line: timestamp, level, target, message and the event's fields)
+    /// for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "RECONCILER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconciler::cli::{run, Cli, Console};
+use reconciler::cli::{run, Cli, Console, LogFormat};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -22,14 +22,17 @@ fn main() -> ExitCode {
         .and_then(|value| value.parse().ok())
         .or_else(|| default.parse().ok())
         .unwrap_or_default();
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr),
-        )
-        .with(filter)
-        .init();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_ansi(std::io::stderr().is_terminal()))
+            .with(filter)
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_current_span(false))
+            .with(filter)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1619,3 +1619,45 @@ secrets = [{{ source = "data-token", target = "/var/token", uid = "1000" }}]
         assert!(left.trim().is_empty(), "{kind}s left: {left}");
     }
 }
+
+/// `--log-format json` (or `RECONCILER_LOG_FORMAT=json`): every line the
+/// binary logs is one JSON object with its level, target and message, for
+/// log shippers; text stays the default.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    require_swarm();
+    let _node = shared_node();
+    let dir = repo_path("examples/local").display().to_string();
+    let host = local();
+    for (args, env) in [
+        (
+            vec!["--log-format", "json", "plan", &dir, "--docker-host", &host],
+            vec![],
+        ),
+        (
+            vec!["plan", &dir, "--docker-host", &host],
+            vec![("RECONCILER_LOG_FORMAT", "json")],
+        ),
+    ] {
+        let mut env = env;
+        env.push(("RECONCILER_LOG", "debug"));
+        let out = reconciler_binary(&args, &env);
+        assert!(out.code == 0 || out.code == 2, "{}", out.stderr);
+        let mut messages = Vec::new();
+        for line in out.stderr.lines() {
+            let event: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+            assert!(
+                event["level"].is_string()
+                    && event["target"].is_string()
+                    && event["timestamp"].is_string(),
+                "{line}"
+            );
+            messages.push(event["message"].as_str().unwrap_or_default().to_string());
+        }
+        assert!(
+            messages.iter().any(|m| m == "connected to Docker"),
+            "{messages:?}"
+        );
+    }
+}
