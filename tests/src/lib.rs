@@ -364,7 +364,6 @@ pub fn set_lease_label(cluster: &str, value: Option<&str>) {
 /// [`set_lease_label`], returning Docker's answer when it is not 200 (the
 /// swarm's version moved under a parallel test's controller, say).
 pub fn try_set_lease_label(cluster: &str, value: Option<&str>) -> Result<(), String> {
-    use std::io::{Read, Write};
     let swarm = docker_api("/swarm");
     let version = swarm["Version"]["Index"].as_u64().unwrap_or_default();
     let mut spec = swarm["Spec"].clone();
@@ -375,12 +374,23 @@ pub fn try_set_lease_label(cluster: &str, value: Option<&str>) -> Result<(), Str
             None => labels.remove(&key),
         };
     }
-    let body = spec.to_string();
+    match docker_api_post(&format!("/swarm/update?version={version}"), &spec) {
+        (200, _) => Ok(()),
+        (status, answer) => Err(format!("{status} {answer}")),
+    }
+}
+
+/// `POST` of a JSON body to a path of the local Engine API: the status code
+/// and the parsed answer (a string when it is not JSON). Independent of the
+/// code under test (no bollard).
+pub fn docker_api_post(path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
     let mut stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
         .expect("cannot reach /var/run/docker.sock");
     write!(
         stream,
-        "POST /swarm/update?version={version} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("docker API request");
@@ -388,11 +398,17 @@ pub fn try_set_lease_label(cluster: &str, value: Option<&str>) -> Result<(), Str
     stream
         .read_to_string(&mut raw)
         .expect("docker API response");
-    if raw.starts_with("HTTP/1.0 200") || raw.starts_with("HTTP/1.1 200") {
-        Ok(())
-    } else {
-        Err(raw)
-    }
+    let (head, answer) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {raw}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    let answer = serde_json::from_str(answer)
+        .unwrap_or_else(|_| serde_json::Value::String(answer.to_string()));
+    (status, answer)
 }
 
 /// Runs the real `reconciler` binary (not in-process): for what only a

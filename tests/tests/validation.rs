@@ -20,35 +20,6 @@ use std::time::Duration;
 use reconciler_tests::*;
 use serde_json::{json, Value};
 
-/// `POST` of a JSON body to the local Engine API: the status code and the
-/// parsed answer. Independent of the code under test (no bollard).
-fn docker_api_post(path: &str, body: &Value) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let body = body.to_string();
-    let mut stream = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
-        .expect("cannot reach /var/run/docker.sock");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("docker API request");
-    let mut raw = String::new();
-    stream
-        .read_to_string(&mut raw)
-        .expect("docker API response");
-    let (head, answer) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {raw}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head}"));
-    let answer = serde_json::from_str(answer).unwrap_or(Value::String(answer.to_string()));
-    (status, answer)
-}
-
 /// What Docker does with a service, and so what reconciler must do.
 #[derive(Debug)]
 enum Docker {

@@ -341,16 +341,23 @@ impl Session {
         let output = self
             .run_command(what, "sudo -n sh -s", script.as_bytes())
             .await?;
-        if !output.success() {
-            if let Some(problem) = sudo_problem(&output.stderr) {
-                return Err(NodeError::Sudo {
-                    node: self.target.node.clone(),
-                    user: self.target.user.clone(),
-                    problem,
-                });
-            }
+        self.sudo_refused(output)
+    }
+
+    /// A failed command that sudo would not run without a person is a
+    /// [`NodeError::Sudo`] naming the fix; any other output is the command's.
+    fn sudo_refused(&self, output: Output) -> Result<Output, NodeError> {
+        if output.success() || self.target.user == "root" {
+            return Ok(output);
         }
-        Ok(output)
+        match sudo_problem(&output.stderr) {
+            Some(problem) => Err(NodeError::Sudo {
+                node: self.target.node.clone(),
+                user: self.target.user.clone(),
+                problem,
+            }),
+            None => Ok(output),
+        }
     }
 
     /// Runs `script` as root with `input` on its stdin (binary data, such as
@@ -363,16 +370,7 @@ impl Session {
     ) -> Result<Output, NodeError> {
         let command = self.as_root(&format!("sh -c {}", super::shell::quote(script)));
         let output = self.run_command(what, &command, input).await?;
-        if !output.success() && self.target.user != "root" {
-            if let Some(problem) = sudo_problem(&output.stderr) {
-                return Err(NodeError::Sudo {
-                    node: self.target.node.clone(),
-                    user: self.target.user.clone(),
-                    problem,
-                });
-            }
-        }
-        Ok(output)
+        self.sudo_refused(output)
     }
 
     /// `GET path` of an HTTP server the board reaches at `host:port`,
