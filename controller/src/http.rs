@@ -3,7 +3,8 @@
 //! Handlers only read shared state or enqueue a trigger; none of them applies
 //! anything. The default listen address is localhost.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,7 +17,8 @@ use tokio::sync::{mpsc, watch};
 use crate::metrics::Metrics;
 use crate::runtime::Trigger;
 use crate::source::webhook::{self, Verdict};
-use crate::status::Status;
+use crate::status::{PictureContext, Status};
+use crate::swarm::placement::Placement;
 
 /// State shared between the loop and the HTTP handlers.
 #[derive(Debug)]
@@ -25,14 +27,99 @@ pub struct Shared {
     pub status: RwLock<Status>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
     pub webhook_secret: Option<crate::source::webhook::WebhookSecret>,
+    /// What the cluster's picture needs besides the swarm; each reconcile
+    /// sets it.
+    pub picture: RwLock<PictureContext>,
+    /// When the page or `/api/status` was last asked for: the picture is
+    /// kept live only while someone looks.
+    pub viewed: Mutex<Option<Instant>>,
 }
 
+/// How long after the last look the picture is still kept live.
+pub const VIEWED_FOR: Duration = Duration::from_secs(60);
+
 impl Shared {
+    pub fn new(
+        status: Status,
+        triggers: mpsc::UnboundedSender<Trigger>,
+        webhook_secret: Option<crate::source::webhook::WebhookSecret>,
+    ) -> Self {
+        Self {
+            metrics: Metrics::new(),
+            status: RwLock::new(status),
+            triggers,
+            webhook_secret,
+            picture: RwLock::default(),
+            viewed: Mutex::default(),
+        }
+    }
+
     fn status(&self) -> Status {
         self.status
             .read()
             .map(|s| s.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The cluster name the picture judges ownership by (empty before the
+    /// first reconcile loaded a spec).
+    pub fn picture_cluster(&self) -> String {
+        self.picture
+            .read()
+            .map(|c| c.cluster.clone())
+            .unwrap_or_default()
+    }
+
+    /// Notes that someone looks at the status now.
+    fn looked_at(&self) {
+        if let Ok(mut viewed) = self.viewed.lock() {
+            *viewed = Some(Instant::now());
+        }
+    }
+
+    /// Whether someone looked at the status within [`VIEWED_FOR`].
+    pub fn watched(&self) -> bool {
+        self.viewed
+            .lock()
+            .ok()
+            .and_then(|v| *v)
+            .is_some_and(|at| at.elapsed() < VIEWED_FOR)
+    }
+
+    /// Draws the cluster from `placement` into the status, and the node and
+    /// replica gauges into the metrics.
+    pub fn record_placement(&self, placement: &Placement) {
+        let context = self
+            .picture
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        let metrics = &self.metrics;
+        metrics.nodes.reset();
+        for node in &placement.nodes {
+            metrics
+                .nodes
+                .with_label_values(&[node.role.as_str(), node.state.as_str()])
+                .inc();
+        }
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.set_picture(placement, &context);
+        metrics.replicas_desired.reset();
+        metrics.replicas_running.reset();
+        for service in &status.services {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            metrics
+                .replicas_desired
+                .with_label_values(&[service.name.as_str()])
+                .set(gauge(service.desired.unwrap_or(service.running)));
+            metrics
+                .replicas_running
+                .with_label_values(&[service.name.as_str()])
+                .set(gauge(service.running));
+        }
     }
 }
 
@@ -43,6 +130,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(hook))
         .route("/api/status", get(status))
+        .route("/api/page", get(page_body))
         .route("/", get(page))
         .with_state(shared)
 }
@@ -92,6 +180,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn page(State(shared): State<Arc<Shared>>) -> Response {
+    shared.looked_at();
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         crate::status_page::render(&shared.status()),
@@ -99,7 +188,21 @@ async fn page(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// The page's body alone: what the page's script fetches to update itself.
+async fn page_body(State(shared): State<Arc<Shared>>) -> Response {
+    shared.looked_at();
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::status_page::body(&shared.status()),
+    )
+        .into_response()
+}
+
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
+    shared.looked_at();
     Json(shared.status())
 }
 

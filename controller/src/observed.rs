@@ -59,6 +59,10 @@ pub struct ObservedNode {
     pub version: u64,
     pub hostname: String,
     pub address: String,
+    /// The machine as Docker reports it (`x86_64`, `aarch64`, `armv7l`).
+    pub architecture: String,
+    /// The node's Docker version.
+    pub engine_version: String,
     pub role: Role,
     pub availability: Availability,
     pub labels: BTreeMap<String, String>,

@@ -1,17 +1,23 @@
 //! What `/api/status` shows: the controller's view of the cluster, for people
 //! and scripts. Never holds secrets (env values, tokens, webhook secret).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 
+use crate::observed::Owner;
 use crate::plan::Summary;
 use crate::runtime::ReconcileResult;
+use crate::swarm::placement::{PlacedTask, Placement};
 
 /// Who holds the one-writer lease, as this controller last saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum LeaseStatus {
-    /// Not asked yet (nothing has needed writing).
+    /// Not read yet (no reconcile has reached the swarm).
     #[default]
     Unknown,
+    /// Nobody: no controller has needed to write lately.
+    Free,
     /// This controller.
     Held,
     /// Another controller, by its holder id.
@@ -22,13 +28,14 @@ impl std::fmt::Display for LeaseStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LeaseStatus::Unknown => f.write_str("unknown"),
+            LeaseStatus::Free => f.write_str("free"),
             LeaseStatus::Held => f.write_str("held"),
             LeaseStatus::HeldBy(holder) => write!(f, "held by {holder}"),
         }
     }
 }
 
-/// In JSON as in text: `"held"`, `"held by <holder>"`, `"unknown"`.
+/// In JSON as in text: `"held"`, `"held by <holder>"`, `"free"`, `"unknown"`.
 impl Serialize for LeaseStatus {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -50,6 +57,8 @@ pub struct Status {
     pub mode: Option<reconciler_spec::ControllerMode>,
     pub suspended: bool,
     pub lease: LeaseStatus,
+    /// This controller's name in the lease (`--holder`).
+    pub holder: String,
     pub docker_reachable: bool,
     pub last_reconcile: Option<ReconcileStatus>,
     pub last_success_at: Option<u64>,
@@ -59,10 +68,33 @@ pub struct Status {
     /// last good revision is still reconciled meanwhile, so a successful
     /// reconcile must not hide that the source is out of reach.
     pub source_error: Option<ErrorStatus>,
-    /// Changes the last plan wanted (the only output in observe mode).
+    /// Changes the last plan wanted (the only output in observe mode), one
+    /// line each.
     pub pending: Vec<String>,
+    /// The same changes in full, exactly as `reconciler plan` prints them
+    /// (`+` create, `~` update with `old -> new`, `-` destroy); `None` when
+    /// nothing is pending.
+    pub pending_plan: Option<String>,
+    /// The last reconciles, newest first (at most [`HISTORY`]).
+    pub history: Vec<ReconcileStatus>,
+    /// The swarm's nodes with the tasks placed on them.
     pub nodes: Vec<NodeStatus>,
+    /// The services this cluster manages (and any the spec names).
     pub services: Vec<ServiceStatus>,
+    /// Tasks the scheduler has not placed on any node (no node fits, or not yet).
+    pub unplaced: Vec<TaskStatus>,
+}
+
+/// How many reconciles the status remembers.
+pub const HISTORY: usize = 20;
+
+impl Status {
+    /// Records a finished reconcile as the last one and first in the history.
+    pub fn record_reconcile(&mut self, reconcile: ReconcileStatus) {
+        self.history.insert(0, reconcile.clone());
+        self.history.truncate(HISTORY);
+        self.last_reconcile = Some(reconcile);
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,11 +111,84 @@ pub struct ReconcileStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeStatus {
+    /// The swarm node ID.
+    pub id: String,
     pub hostname: String,
     pub role: String,
+    /// The raft leader among the managers.
+    pub leader: bool,
     pub availability: String,
     pub state: String,
-    pub labels: std::collections::BTreeMap<String, String>,
+    /// As Docker reports it: `x86_64`, `aarch64`, `armv7l`.
+    pub architecture: String,
+    pub engine_version: String,
+    /// User labels (the reconciler's own are left out).
+    pub labels: BTreeMap<String, String>,
+    /// What the board says about itself over SSH (only with `--ssh`).
+    pub board: Option<BoardStatus>,
+    /// The tasks the scheduler wants running here, by service and slot.
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// A board's own facts, as the last look over SSH found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BoardStatus {
+    /// The spec's name for the board.
+    pub node: String,
+    /// `/proc/device-tree/model`, e.g. `Raspberry Pi 4 Model B Rev 1.4`.
+    pub model: Option<String>,
+    pub os: String,
+    /// `vcgencmd measure_temp` or the first thermal zone, e.g. `48.3'C`.
+    pub temperature: Option<String>,
+    /// `vcgencmd get_throttled`: `0x0` is healthy; other bits mean
+    /// under-voltage or heat throttling now or since boot.
+    pub throttled: Option<String>,
+}
+
+/// One task, as the page colours it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub service: String,
+    /// The replica number; `None` for a global service's task.
+    pub slot: Option<u64>,
+    /// Docker's task state: `running`, `starting`, `pending`, `failed`, ...
+    pub state: String,
+    pub health: TaskHealth,
+    pub error: Option<String>,
+}
+
+/// A task's state in four colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskHealth {
+    Running,
+    /// On its way: new, pending, assigned, preparing, starting.
+    Starting,
+    /// Failed, rejected or orphaned.
+    Failing,
+    /// Complete, shut down or removed.
+    Stopped,
+}
+
+impl TaskHealth {
+    pub fn of(state: bollard::models::TaskState) -> Self {
+        use bollard::models::TaskState as S;
+        match state {
+            S::RUNNING => TaskHealth::Running,
+            S::FAILED | S::REJECTED | S::ORPHANED => TaskHealth::Failing,
+            S::COMPLETE | S::SHUTDOWN | S::REMOVE => TaskHealth::Stopped,
+            _ => TaskHealth::Starting,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskHealth::Running => "running",
+            TaskHealth::Starting => "starting",
+            TaskHealth::Failing => "failing",
+            TaskHealth::Stopped => "stopped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +198,111 @@ pub struct ServiceStatus {
     pub desired: Option<u64>,
     pub running: u64,
     pub in_spec: bool,
+    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
+    pub update_state: Option<String>,
+    /// The newest task error while the service is short of tasks.
+    pub error: Option<String>,
+}
+
+/// What the picture needs besides the swarm: which services the spec names,
+/// and the boards' facts by swarm node ID.
+#[derive(Debug, Clone, Default)]
+pub struct PictureContext {
+    /// The spec's cluster name: whose objects are "ours".
+    pub cluster: String,
+    pub spec_services: BTreeSet<String>,
+    pub boards: BTreeMap<String, BoardStatus>,
+}
+
+impl Status {
+    /// Draws the cluster from `placement`: every node with the tasks placed
+    /// on it, and the services this cluster manages (or the spec names).
+    pub fn set_picture(&mut self, placement: &Placement, context: &PictureContext) {
+        let shown: BTreeMap<&str, &str> = placement
+            .services
+            .iter()
+            .filter(|(name, s)| {
+                s.owner == Owner::ThisCluster || context.spec_services.contains(*name)
+            })
+            .map(|(name, s)| (s.id.as_str(), name.as_str()))
+            .collect();
+        let task_status = |task: &PlacedTask| {
+            Some(TaskStatus {
+                service: shown.get(task.service_id.as_str())?.to_string(),
+                slot: task.slot,
+                state: task.state.to_string(),
+                health: TaskHealth::of(task.state),
+                error: task.error.clone(),
+            })
+        };
+        let mut placed: BTreeMap<&str, Vec<TaskStatus>> = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        for task in placement.tasks.iter().filter(|t| t.wanted()) {
+            let Some(status) = task_status(task) else {
+                continue;
+            };
+            match task.node_id.as_deref() {
+                Some(node) => placed.entry(node).or_default().push(status),
+                None => unplaced.push(status),
+            }
+        }
+        let order =
+            |a: &TaskStatus, b: &TaskStatus| (&a.service, a.slot).cmp(&(&b.service, b.slot));
+        self.nodes = placement
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut tasks = placed.remove(n.id.as_str()).unwrap_or_default();
+                tasks.sort_by(order);
+                NodeStatus {
+                    id: n.id.clone(),
+                    hostname: n.hostname.clone(),
+                    role: n.role.as_str().to_string(),
+                    leader: n.leader,
+                    availability: n.availability.as_str().to_string(),
+                    state: n.state.clone(),
+                    architecture: n.architecture.clone(),
+                    engine_version: n.engine_version.clone(),
+                    labels: n
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| !crate::labels::is_reserved(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    board: context.boards.get(&n.id).cloned(),
+                    tasks,
+                }
+            })
+            .collect();
+        // Tasks on a node Swarm no longer lists are as good as unplaced.
+        unplaced.extend(placed.into_values().flatten());
+        unplaced.sort_by(order);
+        self.unplaced = unplaced;
+        self.services = shown
+            .values()
+            .filter_map(|name| {
+                let service = placement.services.get(*name)?;
+                let running = placement.running(name);
+                let short = service.replicas.is_some_and(|n| running < n)
+                    || placement.tasks.iter().any(|t| {
+                        t.service_id == service.id
+                            && t.wanted()
+                            && TaskHealth::of(t.state) != TaskHealth::Running
+                    });
+                Some(ServiceStatus {
+                    name: name.to_string(),
+                    desired: service.replicas,
+                    running,
+                    in_spec: context.spec_services.contains(*name),
+                    update_state: service.update_state.clone(),
+                    error: short
+                        .then(|| placement.newest_error(name).map(str::to_string))
+                        .flatten(),
+                })
+            })
+            .collect();
+        self.services.sort_by(|a, b| a.name.cmp(&b.name));
+    }
 }
 
 /// A failure as people and scripts see it: the message, and what it needs.

@@ -182,6 +182,14 @@ impl Fleet {
         }
     }
 
+    /// The facts last learned on each board, by spec node name (however
+    /// old: for people to look at, never to plan from).
+    pub fn known_facts(&self) -> impl Iterator<Item = (&str, &Facts)> {
+        self.boards
+            .iter()
+            .filter_map(|(node, kept)| Some((node.as_str(), &kept.learned.as_ref()?.facts)))
+    }
+
     /// Forgets the facts of every board whose swarm node (as its facts say)
     /// is not in `ready`, the node IDs the swarm reports ready: a board that
     /// rebooted, left or was re-flashed is looked at again.

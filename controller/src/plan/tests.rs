@@ -53,6 +53,8 @@ fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
         version: 3,
         hostname: hostname.into(),
         address: format!("10.0.0.{}", hostname.len()),
+        architecture: "aarch64".into(),
+        engine_version: "28.2.2".into(),
         role,
         availability: Availability::Active,
         // Already claimed by the test cluster "lab" as the spec node `hostname`.

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -18,7 +18,6 @@ use super::{run_loop, Backoff, Outcome, ReconcileResult, Trigger};
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::{self, Shared};
-use crate::metrics::Metrics;
 use crate::node::fleet::Fleet;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
@@ -27,8 +26,11 @@ use crate::plan::PlanError;
 use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
-use crate::status::{ErrorStatus, LeaseStatus, NodeStatus, ReconcileStatus, ServiceStatus, Status};
+use crate::status::{
+    BoardStatus, ErrorStatus, LeaseStatus, PictureContext, ReconcileStatus, Status,
+};
 use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
+use crate::swarm::placement::Placement;
 use crate::swarm::{Swarm, SwarmError};
 
 /// Everything `reconciler run` is told on its command line.
@@ -144,15 +146,15 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let (triggers, receiver) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        metrics: Metrics::new(),
-        status: RwLock::new(Status {
+    let shared = Arc::new(Shared::new(
+        Status {
             source: source.describe(),
+            holder: options.holder.clone(),
             ..Status::default()
-        }),
-        triggers: triggers.clone(),
-        webhook_secret: options.webhook_secret.clone(),
-    });
+        },
+        triggers.clone(),
+        options.webhook_secret.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -170,6 +172,12 @@ pub async fn run(
         Reach::Boards(_) => None,
     };
     let (docker_host_sender, docker_host) = watch::channel(first_host);
+    tokio::spawn(super::viewer::keep_picture_live(
+        docker_host.clone(),
+        options.docker_timeout,
+        Arc::clone(&shared),
+        shutdown.clone(),
+    ));
     tokio::spawn(watch_docker_events(
         docker_host,
         options.docker_timeout,
@@ -204,6 +212,7 @@ pub async fn run(
         docker_host: docker_host_sender,
         lease_clock: LeaseClock::default(),
         board_needs: Vec::new(),
+        board_plan: None,
         shutdown: shutdown.clone(),
     }));
     let loop_controller = Arc::clone(&controller);
@@ -257,6 +266,8 @@ struct Controller {
     shutdown: watch::Receiver<bool>,
     /// With `--ssh`: the steps boards need that this reconcile left undone.
     board_needs: Vec<String>,
+    /// The same steps in the plan's form, for the status.
+    board_plan: Option<String>,
 }
 
 /// The boards' step under the lease (with `--ssh`).
@@ -444,7 +455,7 @@ impl Controller {
             }
             Ended::InvalidSpec => {}
         }
-        status.last_reconcile = Some(ReconcileStatus {
+        status.record_reconcile(ReconcileStatus {
             result,
             triggers: triggers.iter().map(|t| t.as_str().to_string()).collect(),
             started_at,
@@ -522,7 +533,15 @@ impl Controller {
                 .collect(),
             _ => Vec::new(),
         };
-        self.status().pending = self.board_needs.clone();
+        self.board_plan = match (work, reached.boards.as_ref()) {
+            (BoardWork::PlanOnly, Some(boards)) if !boards.plans.is_empty() => {
+                Some(render::boards_text(boards))
+            }
+            _ => None,
+        };
+        let mut status = self.status();
+        status.pending = self.board_needs.clone();
+        status.pending_plan = self.board_plan.clone();
         Ok(reached)
     }
 
@@ -660,10 +679,7 @@ impl Controller {
             .connect(spec, &host)
             .await
             .map_err(|e| self.docker_error(e))?;
-        let running = swarm
-            .running_tasks()
-            .await
-            .map_err(|e| self.docker_error(e));
+        let placement = swarm.placement().await.map_err(|e| self.docker_error(e));
         let plan_options = PlanOptions {
             manage_membership: self.options.reach.manages_boards(),
             ..PlanOptions::default()
@@ -679,10 +695,13 @@ impl Controller {
             };
         self.status().docker_reachable = true;
         self.fleet.forget_unready(&observed.ready_node_ids());
-        self.record_cluster(spec, &observed, &running?);
+        self.record_cluster(spec, &placement?);
         *summary = plan.summary();
         *drift = plan.actions.len();
         self.record_plan(&plan);
+        if keeper.is_none() && standby.is_none() {
+            self.record_lease(&swarm).await;
+        }
         {
             let mut status = self.status();
             status.mode = Some(if observe {
@@ -737,7 +756,15 @@ impl Controller {
         result?;
         *drift = 0;
         // Everything pending was just applied.
-        self.status().pending.clear();
+        {
+            let mut status = self.status();
+            status.pending.clear();
+            status.pending_plan = None;
+        }
+        // Show what the apply started at once, not at the next look.
+        if let Ok(placement) = swarm.placement().await {
+            self.shared.record_placement(&placement);
+        }
         boards_done(board_failures)
     }
 
@@ -854,70 +881,48 @@ impl Controller {
         ReconcileError::Docker(error)
     }
 
-    fn record_cluster(
-        &self,
-        spec: &Spec,
-        observed: &crate::observed::Observed,
-        running: &std::collections::HashMap<String, u64>,
-    ) {
-        let metrics = &self.shared.metrics;
-        metrics.nodes.reset();
-        for node in &observed.nodes {
-            let role = node.role.as_str();
-            metrics
-                .nodes
-                .with_label_values(&[role, node.state.as_str()])
-                .inc();
-        }
-        metrics.replicas_desired.reset();
-        metrics.replicas_running.reset();
-        let mut services = Vec::new();
-        for (name, service) in &observed.services {
-            if service.owner != crate::observed::Owner::ThisCluster
-                && !spec.services.contains_key(name)
-            {
-                continue;
-            }
-            let desired = match service.config.mode {
-                reconciler_spec::ServiceMode::Replicated(n) => Some(n),
-                reconciler_spec::ServiceMode::Global => None,
-            };
-            let running = running.get(name).copied().unwrap_or(0);
-            let desired_gauge = desired.unwrap_or(running);
-            metrics
-                .replicas_desired
-                .with_label_values(&[name.as_str()])
-                .set(i64::try_from(desired_gauge).unwrap_or(i64::MAX));
-            metrics
-                .replicas_running
-                .with_label_values(&[name.as_str()])
-                .set(i64::try_from(running).unwrap_or(i64::MAX));
-            services.push(ServiceStatus {
-                name: name.clone(),
-                desired,
-                running,
-                in_spec: spec.services.contains_key(name),
-            });
-        }
-        let nodes = observed
-            .nodes
-            .iter()
-            .map(|n| NodeStatus {
-                hostname: n.hostname.clone(),
-                role: n.role.as_str().to_string(),
-                availability: n.availability.as_str().to_string(),
-                state: n.state.clone(),
-                labels: n
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| !crate::labels::is_reserved(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+    /// Draws the cluster into the status and metrics, with what only the
+    /// controller knows: the spec's services and the boards' facts.
+    fn record_cluster(&self, spec: &Spec, placement: &Placement) {
+        let boards = self
+            .fleet
+            .known_facts()
+            .filter_map(|(node, facts)| {
+                Some((
+                    facts.swarm_node_id.clone().filter(|id| !id.is_empty())?,
+                    BoardStatus {
+                        node: node.to_string(),
+                        model: facts.model.clone(),
+                        os: facts.os.clone(),
+                        temperature: facts.temperature.clone(),
+                        throttled: facts.throttled.clone(),
+                    },
+                ))
             })
             .collect();
-        let mut status = self.status();
-        status.nodes = nodes;
-        status.services = services;
+        if let Ok(mut context) = self.shared.picture.write() {
+            *context = PictureContext {
+                cluster: spec.cluster.name.clone(),
+                spec_services: spec.services.keys().cloned().collect(),
+                boards,
+            };
+        }
+        self.shared.record_placement(placement);
+    }
+
+    /// Who holds the lease when this reconcile did not need it: free, still
+    /// ours from an earlier write, or another controller's.
+    async fn record_lease(&self, swarm: &Swarm) {
+        let lease = match swarm.lease_holder().await {
+            Ok(None) => LeaseStatus::Free,
+            Ok(Some(holder)) if holder == self.options.holder => LeaseStatus::Held,
+            Ok(Some(holder)) => LeaseStatus::HeldBy(holder),
+            Err(error) => {
+                tracing::debug!(%error, "could not read the lease for the status");
+                return;
+            }
+        };
+        self.status().lease = lease;
     }
 
     fn record_plan(&self, plan: &Plan) {
@@ -929,12 +934,19 @@ impl Controller {
                 .with_label_values(&[kind.as_str()])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.status().pending = self
+        let mut status = self.status();
+        status.pending = self
             .board_needs
             .iter()
             .cloned()
             .chain(plan.actions.iter().map(render::describe))
             .collect();
+        status.pending_plan = match (&self.board_plan, plan.is_empty()) {
+            (None, true) => None,
+            (None, false) => Some(render::text(plan)),
+            (Some(boards), true) => Some(boards.clone()),
+            (Some(boards), false) => Some(format!("{boards}\n{}", render::text(plan))),
+        };
     }
 
     fn count_actions(&self, plan: &Plan, error: Option<&ApplyError>) {

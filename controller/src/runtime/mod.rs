@@ -9,6 +9,7 @@
 
 mod backoff;
 mod controller;
+mod viewer;
 
 use std::future::Future;
 use std::time::Duration;

@@ -58,27 +58,4 @@ impl Swarm {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok()))
     }
-
-    /// Running tasks per service name, for status and the replicas metrics.
-    pub async fn running_tasks(&self) -> Result<HashMap<String, u64>, SwarmError> {
-        let tasks = self.tasks(&[("desired-state", "running")]).await?;
-        let services = self
-            .docker
-            .list_services(None)
-            .await
-            .map_err(api(DockerCall::ListServices))?;
-        let names: HashMap<String, String> = services
-            .into_iter()
-            .filter_map(|s| Some((s.id?, s.spec?.name?)))
-            .collect();
-        let mut running = HashMap::new();
-        for task in tasks {
-            let is_running = task.status.as_ref().and_then(|s| s.state)
-                == Some(bollard::models::TaskState::RUNNING);
-            if let Some(name) = task.service_id.as_ref().and_then(|id| names.get(id)) {
-                *running.entry(name.clone()).or_insert(0) += u64::from(is_running);
-            }
-        }
-        Ok(running)
-    }
 }

@@ -208,6 +208,13 @@ impl Swarm {
         Err(SwarmError::OutOfSequence("swarm (lease)".into()))
     }
 
+    /// Who the lease label names now (read only; `None` when free): what
+    /// the status shows when this reconcile did not need the lease.
+    pub async fn lease_holder(&self) -> Result<Option<String>, SwarmError> {
+        let (_, _, current) = self.read_lease().await?;
+        Ok(current.map(|value| holder_of(&value).0.to_string()))
+    }
+
     /// Gives the lease up on shutdown, so a standby controller takes over
     /// after seeing it free (it still waits for nothing longer).
     pub async fn release_lease(&self, holder: &str) -> Result<(), SwarmError> {

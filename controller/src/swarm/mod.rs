@@ -13,6 +13,7 @@ mod execute;
 mod guard;
 pub mod lease;
 mod observe;
+pub mod placement;
 pub mod progress;
 
 use std::sync::atomic::{AtomicU64, Ordering};

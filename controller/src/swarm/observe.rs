@@ -86,7 +86,7 @@ impl Swarm {
 }
 
 /// One node as the planner sees it.
-fn observed_node(node: &bollard::models::Node) -> ObservedNode {
+pub(super) fn observed_node(node: &bollard::models::Node) -> ObservedNode {
     let spec = node.spec.clone().unwrap_or_default();
     let status = node.status.clone().unwrap_or_default();
     let manager = node.manager_status.clone();
@@ -99,6 +99,18 @@ fn observed_node(node: &bollard::models::Node) -> ObservedNode {
             .and_then(|d| d.hostname.clone())
             .unwrap_or_default(),
         address: status.addr.clone().unwrap_or_default(),
+        architecture: node
+            .description
+            .as_ref()
+            .and_then(|d| d.platform.as_ref())
+            .and_then(|p| p.architecture.clone())
+            .unwrap_or_default(),
+        engine_version: node
+            .description
+            .as_ref()
+            .and_then(|d| d.engine.as_ref())
+            .and_then(|e| e.engine_version.clone())
+            .unwrap_or_default(),
         role: match spec.role {
             Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
             _ => Role::Worker,

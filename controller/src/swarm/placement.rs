@@ -1,0 +1,151 @@
+//! Which task runs on which node: the picture the status page draws, read
+//! in three list calls (nodes, services, tasks) and no writes. Cheap enough
+//! to take every few seconds while someone looks at the page.
+
+use std::collections::BTreeMap;
+
+use bollard::models::{ServiceSpecMode, TaskState};
+
+use super::convert::owner_of;
+use super::observe::observed_node;
+use super::{api, DockerCall, Swarm, SwarmError};
+use crate::observed::{ObservedNode, Owner};
+
+/// Nodes, services and tasks at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    pub nodes: Vec<ObservedNode>,
+    /// By service name.
+    pub services: BTreeMap<String, PlacedService>,
+    /// Every task Swarm still keeps, of every service (history included).
+    pub tasks: Vec<PlacedTask>,
+}
+
+/// A service as the picture needs it: not its whole spec.
+#[derive(Debug, Clone)]
+pub struct PlacedService {
+    pub id: String,
+    pub owner: Owner,
+    /// `None` for a global service.
+    pub replicas: Option<u64>,
+    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
+    pub update_state: Option<String>,
+}
+
+/// One task: where it is, what it does, what it should do.
+#[derive(Debug, Clone)]
+pub struct PlacedTask {
+    pub service_id: String,
+    /// `None` until the scheduler assigns it (or when no node fits).
+    pub node_id: Option<String>,
+    /// The replica number; `None` for a global service's tasks.
+    pub slot: Option<u64>,
+    pub state: TaskState,
+    pub desired_state: TaskState,
+    /// Docker's error for a failed or rejected task ("No such image", "no suitable node").
+    pub error: Option<String>,
+    /// When the state was last set (Docker's RFC 3339 text; sorts by time).
+    pub since: String,
+}
+
+impl PlacedTask {
+    /// A task the scheduler wants running: the ones the picture places.
+    pub fn wanted(&self) -> bool {
+        self.desired_state == TaskState::RUNNING
+    }
+
+    pub fn running(&self) -> bool {
+        self.state == TaskState::RUNNING
+    }
+}
+
+impl Placement {
+    /// Running tasks per service name (for the replica metrics and counts).
+    pub fn running(&self, service: &str) -> u64 {
+        let Some(id) = self.services.get(service).map(|s| s.id.as_str()) else {
+            return 0;
+        };
+        self.tasks
+            .iter()
+            .filter(|t| t.service_id == id && t.wanted() && t.running())
+            .count() as u64
+    }
+
+    /// The newest task error of a service, if any of its tasks has one.
+    pub fn newest_error(&self, service: &str) -> Option<&str> {
+        let id = self.services.get(service)?.id.as_str();
+        self.tasks
+            .iter()
+            .filter(|t| t.service_id == id)
+            .filter_map(|t| Some((t.since.as_str(), t.error.as_deref()?)))
+            .max_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, error)| error)
+    }
+}
+
+impl Swarm {
+    /// Reads nodes, services and tasks; ownership is judged by this client's cluster.
+    pub async fn placement(&self) -> Result<Placement, SwarmError> {
+        let nodes = self
+            .docker
+            .list_nodes(None)
+            .await
+            .map_err(api(DockerCall::ListNodes))?;
+        let services = self
+            .docker
+            .list_services(None)
+            .await
+            .map_err(api(DockerCall::ListServices))?;
+        let tasks = self.tasks(&[]).await?;
+        let services = services
+            .into_iter()
+            .filter_map(|service| {
+                let spec = service.spec?;
+                let replicas = match spec.mode {
+                    Some(ServiceSpecMode {
+                        global: Some(_), ..
+                    }) => None,
+                    Some(ServiceSpecMode {
+                        replicated: Some(r),
+                        ..
+                    }) => Some(r.replicas.map_or(1, |n| u64::try_from(n).unwrap_or(0))),
+                    _ => Some(1),
+                };
+                let placed = PlacedService {
+                    id: service.id?,
+                    owner: owner_of(&spec.labels.unwrap_or_default(), self.cluster()),
+                    replicas,
+                    update_state: service
+                        .update_status
+                        .and_then(|u| u.state)
+                        .map(|s| s.to_string()),
+                };
+                Some((spec.name?, placed))
+            })
+            .collect();
+        let tasks = tasks
+            .into_iter()
+            .filter_map(|task| {
+                let status = task.status.unwrap_or_default();
+                Some(PlacedTask {
+                    service_id: task.service_id?,
+                    node_id: task.node_id.filter(|id| !id.is_empty()),
+                    slot: task.slot.and_then(|s| u64::try_from(s).ok()),
+                    state: status.state.unwrap_or(TaskState::NEW),
+                    desired_state: task.desired_state.unwrap_or(TaskState::NEW),
+                    error: status.err.filter(|e| !e.is_empty()),
+                    since: status
+                        .timestamp
+                        .as_ref()
+                        .map(|t| format!("{t:?}"))
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(Placement {
+            nodes: nodes.iter().map(observed_node).collect(),
+            services,
+            tasks,
+        })
+    }
+}
