@@ -61,6 +61,7 @@ pre{background:var(--bg);padding:.7em;white-space:pre-wrap;word-break:break-word
 table{border-collapse:collapse;font-size:.9em;min-width:100%}
 td,th{border-bottom:1px solid var(--line);padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:var(--bg)}
+#history td{white-space:nowrap}
 .plan .add{color:var(--ok)}.plan .change{color:var(--warn)}.plan .destroy{color:var(--bad)}
 footer{padding:1em;font-size:.85em;color:var(--muted)}
 @media (max-width:600px){.node{flex-basis:80vw}main{padding:0 .5em .5em}}

@@ -15,6 +15,7 @@
 //! mode and the `local/busybox` images); [`require_swarm`] says so if not.
 
 pub mod boards;
+pub mod browser;
 pub mod controller;
 pub mod git;
 pub mod http;
