@@ -6,12 +6,12 @@
 //! a task error such as "No such image").
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use reconciler_spec::ServiceMode;
 
 use crate::plan::{Action, Departure, Plan};
+use crate::progress::{Event, Progress};
 use crate::swarm::lease::LeaseGuard;
 use crate::swarm::progress::Convergence;
 use crate::swarm::{Swarm, SwarmError};
@@ -114,7 +114,7 @@ pub async fn apply(
     plan: &Plan,
     options: ApplyOptions,
     leaver: Option<&Leaver>,
-    progress: &mut dyn Write,
+    progress: &mut dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let writes_before = swarm.write_count();
     let mut touched: Vec<Touched> = Vec::new();
@@ -159,7 +159,7 @@ pub async fn apply(
             }
             _ => None,
         };
-        let _ = writeln!(progress, "{kind}.{}: {verb}", action.name());
+        progress.report(Event::Note(&format!("{kind}.{}: {verb}", action.name())));
         if let Action::RemoveNode {
             name,
             id,
@@ -224,7 +224,7 @@ async fn wait_converged(
     swarm: &Swarm,
     touched: &Touched,
     options: &ApplyOptions,
-    progress: &mut dyn Write,
+    progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     let name = touched.name.as_str();
     let replicas = match touched.mode {
@@ -232,7 +232,7 @@ async fn wait_converged(
         ServiceMode::Global => None,
     };
     let started = Instant::now();
-    let mut last_line = String::new();
+    let mut last_count = None;
     loop {
         let status = swarm
             .service_progress(name, replicas)
@@ -242,13 +242,14 @@ async fn wait_converged(
                 name: name.to_string(),
                 source,
             })?;
-        let line = format!(
-            "service.{name}: {}/{} tasks running",
-            status.running, status.desired
-        );
-        if line != last_line {
-            let _ = writeln!(progress, "{line}");
-            last_line = line;
+        let count = (status.running, status.desired);
+        if last_count != Some(count) {
+            progress.report(Event::Tasks {
+                service: name,
+                running: status.running,
+                desired: status.desired,
+            });
+            last_count = Some(count);
         }
         match status.convergence(touched.stale_update.as_deref()) {
             Convergence::Converged => return Ok(()),
@@ -304,7 +305,7 @@ async fn leave(
     node: &Departing<'_>,
     leaver: Option<&Leaver>,
     options: &ApplyOptions,
-    progress: &mut dyn Write,
+    progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     let name = node.name;
     let docker = |source: SwarmError| node.docker_error(source);
@@ -328,14 +329,16 @@ async fn leave(
                 ),
             });
         }
-        let _ = writeln!(progress, "node.{name}: draining, {left} task(s) left");
+        progress.report(Event::Note(&format!(
+            "node.{name}: draining, {left} task(s) left"
+        )));
         tokio::time::sleep(options.poll).await;
     }
     if node.manager {
-        let _ = writeln!(progress, "node.{name}: demoting");
+        progress.report(Event::Note(&format!("node.{name}: demoting")));
         swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
     }
-    let _ = writeln!(progress, "node.{name}: leaving the swarm");
+    progress.report(Event::Note(&format!("node.{name}: leaving the swarm")));
     leaver(
         name.to_string(),
         node.address.to_string(),
@@ -359,20 +362,19 @@ async fn leave(
 async fn forget(
     swarm: &Swarm,
     node: &Departing<'_>,
-    progress: &mut dyn Write,
+    progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     let name = node.name;
     let docker = |source: SwarmError| node.docker_error(source);
-    let _ = writeln!(
-        progress,
+    progress.report(Event::Note(&format!(
         "node.{name}: down past the grace; removing its object without contacting the board"
-    );
+    )));
     swarm
         .drain_or_demote(node.id, false)
         .await
         .map_err(docker)?;
     if node.manager {
-        let _ = writeln!(progress, "node.{name}: demoting");
+        progress.report(Event::Note(&format!("node.{name}: demoting")));
         swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
     }
     swarm.remove_node(node.id, false).await.map_err(docker)

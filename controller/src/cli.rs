@@ -14,6 +14,7 @@ use crate::apply::{ApplyError, ApplyOptions};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::pipeline::{self, BoardAccess, BoardWork, PlanningError, Reach, Reached};
 use crate::plan::{render, Plan, PlanOptions};
+pub use crate::progress::Style as ProgressStyle;
 use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
 
 /// Declarative Docker Swarm clusters for Raspberry Pis and other small boards.
@@ -448,6 +449,8 @@ impl From<PlanningError> for CliError {
 pub struct Console<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
+    /// How long work shows its progress on stderr.
+    pub progress: ProgressStyle,
     /// Answers to confirmation prompts; `None` when stdin is not a terminal.
     pub input: Option<&'a mut dyn BufRead>,
 }
@@ -727,9 +730,17 @@ impl ConnectArgs {
     }
 }
 
-/// Board progress goes to the process's stderr as it happens.
-fn stderr_progress() -> crate::node::provision::Progress {
-    std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()))
+/// Progress goes to the process's stderr as it happens: bars on a
+/// terminal, plain lines elsewhere.
+fn stderr_progress(style: ProgressStyle) -> crate::progress::SharedProgress {
+    match style {
+        ProgressStyle::Bars => std::sync::Arc::new(std::sync::Mutex::new(
+            crate::progress::Bars::new(std::io::stderr(), crate::progress::terminal_width()),
+        )),
+        ProgressStyle::Plain => std::sync::Arc::new(std::sync::Mutex::new(
+            crate::progress::Lines::new(std::io::stderr()),
+        )),
+    }
 }
 
 /// Loads the spec (before any Docker call or SSH connection), learns what the
@@ -737,9 +748,9 @@ fn stderr_progress() -> crate::node::provision::Progress {
 async fn prepare(
     args: &ConnectArgs,
     load_options: &LoadOptions,
-    err: &mut dyn Write,
+    console: &mut Console<'_>,
 ) -> Result<Prepared, CliError> {
-    let spec = load(&args.dir, load_options, err)?;
+    let spec = load(&args.dir, load_options, console.err)?;
     let reach = args.reach();
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
     let reached = pipeline::reach(
@@ -747,7 +758,7 @@ async fn prepare(
         &reach,
         &mut fleet,
         BoardWork::PlanOnly,
-        stderr_progress(),
+        stderr_progress(console.progress),
     )
     .await?;
     let mut deferred = None;
@@ -790,7 +801,7 @@ async fn plan_command(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console.err).await?;
+    let prepared = prepare(&args.connect, load_options, console).await?;
     let empty = Plan::default();
     let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
     if args.json {
@@ -830,7 +841,7 @@ async fn apply_command(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console.err).await?;
+    let prepared = prepare(&args.connect, load_options, console).await?;
     if let Some(boards) = &prepared.reached.boards {
         write!(console.out, "{}", render::boards_text(boards))?;
     }
@@ -892,8 +903,16 @@ async fn apply_command(
             (swarm, plan)
         }
     };
-    let report =
-        pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut *console.err).await?;
+    let report = match console.progress {
+        ProgressStyle::Bars => {
+            let mut bars = stderr_progress(ProgressStyle::Bars);
+            pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut bars).await?
+        }
+        ProgressStyle::Plain => {
+            let mut lines = crate::progress::Lines::new(&mut *console.err);
+            pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut lines).await?
+        }
+    };
     let summary = plan.summary();
     writeln!(
         console.out,
@@ -916,7 +935,14 @@ async fn boards_then_swarm(
     connect: &ConnectArgs,
     console: &mut Console<'_>,
 ) -> Result<(Swarm, Plan, usize), CliError> {
-    let done = pipeline::reach(spec, reach, fleet, BoardWork::Do, stderr_progress()).await?;
+    let done = pipeline::reach(
+        spec,
+        reach,
+        fleet,
+        BoardWork::Do,
+        stderr_progress(console.progress),
+    )
+    .await?;
     let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
     for failure in board_failures {
         writeln!(console.err, "Error: {failure}")?;

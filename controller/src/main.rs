@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     let mut console = Console {
         out: &mut out,
         err: &mut err,
+        progress: reconciler::cli::ProgressStyle::detect(),
         input: if interactive { Some(&mut input) } else { None },
     };
     let code = runtime.block_on(run(cli, &mut console));

@@ -144,7 +144,7 @@ pub async fn execute(
     spec: &Spec,
     reach: &Reach,
     options: ApplyOptions,
-    progress: &mut dyn std::io::Write,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let leaver = match reach {
         Reach::Boards(access) => Some(crate::node::leaver(&spec.ssh, access.ssh)),

@@ -155,6 +155,7 @@ fn in_process(args: &[&str], answer: Option<&str>) -> Output {
         let mut console = Console {
             out: &mut out,
             err: &mut err,
+            progress: reconciler::cli::ProgressStyle::Plain,
             input: typed.as_mut().map(|t| t as &mut dyn std::io::BufRead),
         };
         runtime.block_on(reconciler::cli::run(cli, &mut console))

@@ -32,7 +32,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn quiet() -> Progress {
-    Arc::new(Mutex::new(std::io::sink()))
+    Arc::new(Mutex::new(
+        reconciler::progress::Lines::new(std::io::sink()),
+    ))
 }
 
 fn learned(looked: &reconciler::node::fleet::Looked) -> Vec<&str> {

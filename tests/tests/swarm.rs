@@ -1168,8 +1168,14 @@ fn removing_what_is_already_gone_is_not_an_error() {
             },
         );
         let options = reconciler::apply::ApplyOptions::default();
-        let result =
-            reconciler::apply::apply(&swarm, &plan, options, None, &mut std::io::sink()).await;
+        let result = reconciler::apply::apply(
+            &swarm,
+            &plan,
+            options,
+            None,
+            &mut reconciler::progress::Lines::new(std::io::sink()),
+        )
+        .await;
         assert!(result.is_ok(), "{:?}", result.err());
     });
 }
@@ -1660,4 +1666,86 @@ fn json_logs_are_one_object_per_line() {
             "{messages:?}"
         );
     }
+}
+
+/// `apply` on a terminal draws a progress bar per service converging,
+/// redrawn in place, and leaves one finished line per service; piped (or
+/// with `RECONCILER_PROGRESS=plain`) it writes plain lines and no terminal
+/// control codes. `script` gives the command a real pseudo-terminal.
+#[test]
+fn apply_shows_progress_bars_on_a_terminal_and_plain_lines_elsewhere() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("bars", "bars-");
+    let spec = SpecDir::new("bars");
+    let service = |replicas: u32| {
+        format!("[service.bars-web]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = {replicas}\n")
+    };
+    let host = local();
+    let dir = spec.arg();
+    let on_terminal = |extra_env: &[(&str, &str)]| {
+        let command = format!(
+            "{} apply {dir} --auto-approve --docker-host {host}",
+            reconciler_tests::process::binary().display()
+        );
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .env("COLUMNS", "100")
+            .env("TERM", "xterm")
+            .env_remove("RECONCILER_PROGRESS");
+        for (key, value) in extra_env {
+            script.env(key, value);
+        }
+        let out = script.output().expect("run script (util-linux)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+
+    spec.write("services.toml", &service(3));
+    let text = on_terminal(&[]);
+    assert!(
+        text.contains("service.bars-web         [--------------------] 0/3 tasks running"),
+        "no bar for the starting service: {text:?}"
+    );
+    assert!(
+        text.contains("\x1b[1A\r\x1b[J"),
+        "the bar is not redrawn in place: {text:?}"
+    );
+    assert!(
+        text.contains("service.bars-web: 3/3 tasks running"),
+        "no finished line: {text:?}"
+    );
+
+    spec.write("services.toml", &service(4));
+    let piped = reconciler_binary(
+        &["apply", &dir, "--auto-approve", "--docker-host", &host],
+        &[],
+    );
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert!(
+        !piped.stderr.contains('\x1b'),
+        "control codes in a pipe: {:?}",
+        piped.stderr
+    );
+    assert!(
+        piped
+            .stderr
+            .lines()
+            .any(|l| l == "service.bars-web: 4/4 tasks running"),
+        "{}",
+        piped.stderr
+    );
+
+    spec.write("services.toml", &service(2));
+    let plain = on_terminal(&[("RECONCILER_PROGRESS", "plain")]);
+    assert!(
+        !plain.contains('\x1b'),
+        "control codes though plain was asked: {plain:?}"
+    );
+    assert!(
+        plain.contains("service.bars-web: 2/2 tasks running"),
+        "{plain:?}"
+    );
 }

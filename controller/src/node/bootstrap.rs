@@ -303,11 +303,11 @@ pub async fn execute(
     spec: &Spec,
     session: &Session,
     manager: Option<&Session>,
-    progress: &mut (dyn FnMut(String) + Send),
+    progress: &mut (dyn FnMut(usize, &str) + Send),
 ) -> Result<Option<String>, NodeError> {
     let mut joined_as = None;
-    for step in &plan.steps {
-        progress(format!("node {}: {}", plan.node, step.describe()));
+    for (done, step) in plan.steps.iter().enumerate() {
+        progress(done, &step.describe());
         let token = match step {
             Step::Join { role, .. } => {
                 let manager = manager.unwrap_or(session);

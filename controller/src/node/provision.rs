@@ -5,8 +5,7 @@
 //! step is reported and skipped; the others go on, and the next run retries it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reconciler_spec::{Role, Spec};
 
@@ -16,13 +15,18 @@ use super::fleet::{Fleet, Looked};
 use super::{Facts, NodeError, Session, SshOptions};
 use crate::observed::BoardIdentity;
 use crate::pipeline::BoardWork;
+use crate::progress::Event;
 
-/// Shared progress output (stderr in the CLI).
-pub type Progress = Arc<Mutex<dyn Write + Send>>;
+/// Shared progress output (stderr in the CLI, the log in the controller).
+pub type Progress = crate::progress::SharedProgress;
 
 fn say(progress: &Progress, line: &str) {
+    report(progress, Event::Note(line));
+}
+
+fn report(progress: &Progress, event: Event<'_>) {
     if let Ok(mut out) = progress.lock() {
-        let _ = writeln!(out, "{line}");
+        out.report(event);
     }
 }
 
@@ -253,12 +257,31 @@ async fn run_phase(
         let progress = Arc::clone(&progress);
         let manager = manager.clone();
         async move {
-            let mut log = |line: String| say(&progress, &line);
+            let node = plan.node.clone();
+            let total = plan.steps.len();
+            let mut log = |done: usize, step: &str| {
+                report(
+                    &progress,
+                    Event::BoardStep {
+                        node: &node,
+                        done,
+                        total,
+                        step,
+                    },
+                );
+            };
             let result =
                 bootstrap::execute(&plan, &spec, &session, manager.as_deref(), &mut log).await;
             if let Err(error) = &result {
                 say(&progress, &error.to_string());
             }
+            report(
+                &progress,
+                Event::BoardDone {
+                    node: &plan.node,
+                    ok: result.is_ok(),
+                },
+            );
             (plan.node.clone(), result)
         }
     })

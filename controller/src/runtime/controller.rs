@@ -24,6 +24,7 @@ use crate::node::NodeError;
 use crate::pipeline::{self, BoardWork, PlanningError, Reach};
 use crate::plan::PlanError;
 use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
+use crate::progress::{Event, Progress};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
 use crate::status::{
@@ -511,7 +512,7 @@ impl Controller {
         work: BoardWork,
     ) -> Result<pipeline::Reached, ReconcileError> {
         let progress: crate::node::provision::Progress =
-            Arc::new(std::sync::Mutex::new(LogProgress::default()));
+            Arc::new(std::sync::Mutex::new(LogProgress));
         let reached =
             pipeline::reach(spec, &self.options.reach, &mut self.fleet, work, progress).await?;
         // Steps done here are not pending; their failures are reported apart.
@@ -741,7 +742,7 @@ impl Controller {
             lease: Some(keeper.guard()),
             ..ApplyOptions::default()
         };
-        let mut log = LogProgress::default();
+        let mut log = LogProgress;
         let result =
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
         self.lease_clock = keeper.stop().await;
@@ -978,43 +979,35 @@ impl Controller {
     }
 }
 
-/// Progress goes to the log in the long-running controller, one log line
-/// per line of text (writers send a line in several pieces).
-#[derive(Default)]
-struct LogProgress {
-    line: String,
-}
+/// Progress goes to the log in the long-running controller: one log event
+/// per change, with the board, step, service and counts as fields.
+#[derive(Debug, Default)]
+struct LogProgress;
 
-impl LogProgress {
-    fn emit(&mut self) {
-        let line = self.line.trim_end();
-        if !line.is_empty() {
-            tracing::info!("{line}");
-        }
-        self.line.clear();
-    }
-}
-
-impl std::io::Write for LogProgress {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for piece in String::from_utf8_lossy(buf).split_inclusive('\n') {
-            self.line.push_str(piece);
-            if piece.ends_with('\n') {
-                self.emit();
+impl Progress for LogProgress {
+    fn report(&mut self, event: Event<'_>) {
+        match event {
+            Event::Note(line) => tracing::info!("{line}"),
+            Event::BoardStep {
+                node,
+                done,
+                total,
+                step,
+            } => tracing::info!(node, step, done, total, "node {node}: {step}"),
+            Event::BoardDone { node, ok } => {
+                tracing::debug!(node, ok, "node {node}: steps finished");
             }
+            Event::Tasks {
+                service,
+                running,
+                desired,
+            } => tracing::info!(
+                service,
+                running,
+                desired,
+                "service.{service}: {running}/{desired} tasks running"
+            ),
         }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.emit();
-        Ok(())
-    }
-}
-
-impl Drop for LogProgress {
-    fn drop(&mut self) {
-        self.emit();
     }
 }
 
