@@ -652,6 +652,13 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     require_swarm();
     let boards = Boards::start("rcr-", 31, 2);
     let _registry = Registry::start();
+    // rcr1 reports heat and throttling the way Raspberry Pi OS's vcgencmd does.
+    boards
+        .exec(
+            0,
+            "printf '%s\\n' '#!/bin/sh' 'case \"$1\" in' \"measure_temp) echo \\\"temp=48.3'C\\\" ;;\" 'get_throttled) echo throttled=0x50005 ;;' 'esac' > /usr/local/bin/vcgencmd && chmod 755 /usr/local/bin/vcgencmd && vcgencmd measure_temp",
+        )
+        .expect_code(0);
     let spec = spec_named(&boards, &["rcr1", "rcr2"]);
     let dir = spec.arg();
     // An hour between resyncs: what follows is driven by Docker's events
@@ -683,6 +690,46 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     );
     assert_eq!(nodes.stdout, "rcr1 Ready\nrcr2 Ready\n", "{nodes:?}");
     wait_for_clean_reconcile(&controller);
+    // The status draws each swarm node with its board's own facts and the
+    // tasks placed on it; the page shows them.
+    reconciler_tests::wait_until(
+        "the status to show the boards' facts and blink on rcr2",
+        std::time::Duration::from_secs(30),
+        || {
+            let status = controller.status();
+            let node = |host: &str| {
+                status["nodes"]
+                    .as_array()
+                    .and_then(|nodes| nodes.iter().find(|n| n["hostname"] == host))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (rcr1, rcr2) = (node("rcr1"), node("rcr2"));
+            let ok = rcr1["board"]["node"] == "rcr1"
+                && rcr1["board"]["temperature"] == "48.3'C"
+                && rcr1["board"]["throttled"] == "0x50005"
+                && rcr2["board"]["node"] == "rcr2"
+                && rcr2["board"]["os"]
+                    .as_str()
+                    .is_some_and(|os| !os.is_empty())
+                && rcr2["tasks"].to_string().contains("\"service\":\"blink\"")
+                && rcr2["tasks"].to_string().contains("\"health\":\"running\"");
+            ok.then_some(()).ok_or(format!("{status:#}"))
+        },
+    );
+    let page = reconciler_tests::http::get(controller.address, "/").expect("GET /");
+    for part in [
+        "board <b>rcr1</b>",
+        "temperature 48.3&#39;C",
+        "throttled <span class=\"bad\">0x50005</span>",
+        "data-service=\"blink\" data-state=\"running\"",
+    ] {
+        assert!(
+            page.body.contains(part),
+            "{part} not on the page:\n{}",
+            page.body
+        );
+    }
     // Between reconciles the boards' SSH sessions stay open and Docker's
     // events come through the tunnel: a service removed by hand is back
     // within seconds (the next resync is an hour away), over the same
