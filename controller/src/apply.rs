@@ -140,11 +140,6 @@ pub async fn apply(
             }
         }
         let kind = action.kind().as_str();
-        let verb = match action.operation() {
-            crate::plan::Operation::Create => "creating",
-            crate::plan::Operation::Update => "updating",
-            crate::plan::Operation::Remove => "removing",
-        };
         let stale_update = match action {
             Action::UpdateService { service, .. } if options.wait => {
                 swarm
@@ -159,7 +154,11 @@ pub async fn apply(
             }
             _ => None,
         };
-        progress.report(Event::Note(&format!("{kind}.{}: {verb}", action.name())));
+        progress.report(Event::Write {
+            kind,
+            name: action.name(),
+            operation: action.operation().as_str(),
+        });
         if let Action::RemoveNode {
             name,
             id,

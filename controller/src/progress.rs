@@ -13,9 +13,16 @@ use std::sync::{Arc, Mutex};
 /// One thing worth telling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// A line that stands on its own: a board answered, a failure, an
-    /// object being created, a node draining.
+    /// A line that stands on its own: a board answered, a failure, a node
+    /// draining.
     Note(&'a str),
+    /// An object is being written: `kind` (`service`, `network`, `node`,
+    /// ...), its `name`, and the `operation` (`create`, `update`, `remove`).
+    Write {
+        kind: &'a str,
+        name: &'a str,
+        operation: &'a str,
+    },
     /// A board starts a step: `done` of `total` steps are finished.
     BoardStep {
         node: &'a str,
@@ -38,6 +45,11 @@ impl Event<'_> {
     pub fn line(&self) -> Option<String> {
         match *self {
             Event::Note(text) => Some(text.to_string()),
+            Event::Write {
+                kind,
+                name,
+                operation,
+            } => Some(format!("{kind}.{name}: {}", verb(operation))),
             Event::BoardStep { node, step, .. } => Some(format!("node {node}: {step}")),
             Event::BoardDone { .. } => None,
             Event::Tasks {
@@ -48,6 +60,16 @@ impl Event<'_> {
                 "service.{service}: {running}/{desired} tasks running"
             )),
         }
+    }
+}
+
+/// `creating`, `updating`, `removing`.
+pub fn verb(operation: &str) -> &str {
+    match operation {
+        "create" => "creating",
+        "update" => "updating",
+        "remove" => "removing",
+        other => other,
     }
 }
 
@@ -207,7 +229,11 @@ impl<W: Write> Progress for Bars<W> {
     fn report(&mut self, event: Event<'_>) {
         self.clear();
         match event {
-            Event::Note(text) => self.note(text),
+            Event::Note(_) | Event::Write { .. } => {
+                if let Some(line) = event.line() {
+                    self.note(&line);
+                }
+            }
             Event::BoardStep {
                 node,
                 done,

@@ -71,7 +71,14 @@ impl Controller {
                 let log = process.log();
                 log.lines()
                     .find_map(|l| l.split("reconciler run: listening on ").nth(1))
-                    .and_then(|rest| rest.split_whitespace().next())
+                    // The address ends at a space (text logs) or a quote (JSON logs).
+                    .map(|rest| {
+                        rest.chars()
+                            .take_while(|c| {
+                                c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')
+                            })
+                            .collect::<String>()
+                    })
                     .and_then(|a| a.parse::<SocketAddr>().ok())
                     .ok_or(format!("not yet; log:\n{log}"))
             },

@@ -3,7 +3,9 @@
 //! where `docker service ps` says it runs, sees a drift made behind the
 //! controller's back appear and then clear without a reload, lays out on a
 //! phone-sized screen, and requests nothing but the controller itself.
-//! Screenshots are kept in `target/test-artifacts/`.
+//! Screenshots are kept in `target/test-artifacts/`. The controller logs
+//! JSON meanwhile: every line is one whole event, none a fragment, and the
+//! writes carry their object, operation and revision.
 
 #![allow(
     clippy::too_many_lines,
@@ -80,7 +82,12 @@ fn the_status_page_shows_the_cluster_live_in_a_real_browser() {
     let spec = SpecDir::new("p-page");
     spec.write("cluster.toml", &spec_in_mode("apply"));
     let dir = spec.arg();
-    let controller = Controller::start(&["--dir", &dir], &["--interval", "1h"]);
+    let controller = Controller::start_with(
+        &["--dir", &dir],
+        &["--interval", "1h"],
+        reconciler_tests::controller::SecretFrom::File,
+        &[("RECONCILER_LOG_FORMAT", "json")],
+    );
     wait_until("both services to run", Duration::from_secs(90), || {
         let tasks = reference_tasks();
         (tasks.len() == 3)
@@ -226,6 +233,39 @@ fn the_status_page_shows_the_cluster_live_in_a_real_browser() {
     assert!(
         foreign.is_empty(),
         "requests outside the controller: {foreign:?}"
+    );
+
+    // The log: one JSON event per line, each a whole sentence with its fields.
+    let log = controller.process.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {line:?}"))
+        })
+        .collect();
+    for event in &events {
+        let message = event["message"].as_str().unwrap_or_default();
+        assert!(
+            message.split_whitespace().count() >= 2,
+            "a log line is a fragment: {event}"
+        );
+    }
+    let corrected = events
+        .iter()
+        .find(|e| e["object"] == "service.ppage-web" && e["operation"] == "update");
+    let corrected = corrected.unwrap_or_else(|| panic!("no write event for the drift:\n{log}"));
+    assert!(
+        corrected["revision"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("dir-")),
+        "{corrected}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["writes"] == 1 && e["change"] == 1 && e["duration_ms"].is_u64()),
+        "no reconcile summary for the correction:\n{log}"
     );
     println!(
         "screenshots: {}",

@@ -439,6 +439,20 @@ impl Controller {
             Ended::Standby(holder) => {
                 tracing::info!(holder = %holder, "standby: another controller holds the lease")
             }
+            _ if writes > 0 => tracing::info!(
+                result = result.as_str(),
+                revision = self.good_revision.as_deref().unwrap_or(""),
+                triggers = %triggers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+                duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                writes,
+                add = summary.add,
+                change = summary.change,
+                destroy = summary.destroy,
+                "reconcile applied {} to add, {} to change, {} to destroy in {elapsed:.1?} ({writes} Docker writes)",
+                summary.add,
+                summary.change,
+                summary.destroy,
+            ),
             _ => tracing::debug!(result = result.as_str(), ?elapsed, "reconcile done"),
         }
         let mut status = self.status();
@@ -512,7 +526,9 @@ impl Controller {
         work: BoardWork,
     ) -> Result<pipeline::Reached, ReconcileError> {
         let progress: crate::node::provision::Progress =
-            Arc::new(std::sync::Mutex::new(LogProgress));
+            Arc::new(std::sync::Mutex::new(LogProgress {
+                revision: self.good_revision.clone(),
+            }));
         let reached =
             pipeline::reach(spec, &self.options.reach, &mut self.fleet, work, progress).await?;
         // Steps done here are not pending; their failures are reported apart.
@@ -742,7 +758,9 @@ impl Controller {
             lease: Some(keeper.guard()),
             ..ApplyOptions::default()
         };
-        let mut log = LogProgress;
+        let mut log = LogProgress {
+            revision: self.good_revision.clone(),
+        };
         let result =
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
         self.lease_clock = keeper.stop().await;
@@ -756,16 +774,7 @@ impl Controller {
         }
         result?;
         *drift = 0;
-        // Everything pending was just applied.
-        {
-            let mut status = self.status();
-            status.pending.clear();
-            status.pending_plan = None;
-        }
-        // Show what the apply started at once, not at the next look.
-        if let Ok(placement) = swarm.placement().await {
-            self.shared.record_placement(&placement);
-        }
+        self.record_applied(&swarm).await;
         boards_done(board_failures)
     }
 
@@ -911,6 +920,19 @@ impl Controller {
         self.shared.record_placement(placement);
     }
 
+    /// Everything pending was just applied: the status says so, and shows
+    /// the tasks the apply started at once, not at the next look.
+    async fn record_applied(&self, swarm: &Swarm) {
+        {
+            let mut status = self.status();
+            status.pending.clear();
+            status.pending_plan = None;
+        }
+        if let Ok(placement) = swarm.placement().await {
+            self.shared.record_placement(&placement);
+        }
+    }
+
     /// Who holds the lease when this reconcile did not need it: free, still
     /// ours from an earlier write, or another controller's.
     async fn record_lease(&self, swarm: &Swarm) {
@@ -980,22 +1002,37 @@ impl Controller {
 }
 
 /// Progress goes to the log in the long-running controller: one log event
-/// per change, with the board, step, service and counts as fields.
+/// per change, with the object, operation, board, step, service and counts
+/// as fields, and the revision being applied.
 #[derive(Debug, Default)]
-struct LogProgress;
+struct LogProgress {
+    revision: Option<String>,
+}
 
 impl Progress for LogProgress {
     fn report(&mut self, event: Event<'_>) {
+        let revision = self.revision.as_deref().unwrap_or("");
         match event {
-            Event::Note(line) => tracing::info!("{line}"),
+            Event::Note(line) => tracing::info!(revision, "{line}"),
+            Event::Write {
+                kind,
+                name,
+                operation,
+            } => tracing::info!(
+                object = %format_args!("{kind}.{name}"),
+                operation,
+                revision,
+                "{kind}.{name}: {}",
+                crate::progress::verb(operation)
+            ),
             Event::BoardStep {
                 node,
                 done,
                 total,
                 step,
-            } => tracing::info!(node, step, done, total, "node {node}: {step}"),
+            } => tracing::info!(node, step, done, total, revision, "node {node}: {step}"),
             Event::BoardDone { node, ok } => {
-                tracing::debug!(node, ok, "node {node}: steps finished");
+                tracing::debug!(node, ok, revision, "node {node}: steps finished");
             }
             Event::Tasks {
                 service,
@@ -1005,6 +1042,7 @@ impl Progress for LogProgress {
                 service,
                 running,
                 desired,
+                revision,
                 "service.{service}: {running}/{desired} tasks running"
             ),
         }
