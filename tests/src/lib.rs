@@ -430,6 +430,36 @@ pub fn reconciler_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// Runs the real `reconciler` binary on a pseudo-terminal (util-linux
+/// `script`), 100 columns wide, as a person at a terminal would: `stdout`
+/// is what the terminal received (stdout and stderr together, control
+/// codes included).
+pub fn reconciler_on_terminal(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let command = std::iter::once(process::binary().display().to_string())
+        .chain(
+            args.iter()
+                .map(|a| format!("'{}'", a.replace('\'', "'\\''"))),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .env("COLUMNS", "100")
+        .env("TERM", "xterm")
+        .env_remove("RECONCILER_PROGRESS");
+    for (key, value) in env {
+        script.env(key, value);
+    }
+    let output = script.output().expect("cannot run script (util-linux)");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Where the repository's folders are, for examples and the bad-spec corpus.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -67,8 +67,24 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
     spec.write("services.toml", &service_toml(1));
     let dir = spec.arg();
 
-    // The board becomes a one-node swarm, as a user would start.
-    reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"]).expect_code(0);
+    // The board becomes a one-node swarm, as a user would start it at a
+    // terminal: a progress bar for the board's steps, then for the service.
+    let shown = reconciler_on_terminal(
+        &["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"],
+        &[],
+    );
+    assert_eq!(shown.code, 0, "{}", shown.stdout);
+    for part in [
+        "node rci1                [--------------------] 0/",
+        "node rci1: steps done",
+        "service.ins-web: 1/1 tasks running",
+    ] {
+        assert!(
+            shown.stdout.contains(part),
+            "{part:?} not shown:\n{:?}",
+            shown.stdout
+        );
+    }
     assert_eq!(replicas_on_board(&boards), Some(1));
 
     // The same spec in a repository the board reaches over HTTP.

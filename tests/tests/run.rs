@@ -1387,3 +1387,43 @@ fn regression_a_client_that_never_finishes_its_headers_is_cut_off() {
         Some(200)
     );
 }
+
+/// Regression (issue 14): the status said `lease: unknown` while its
+/// controller was the only one, because a reconcile with nothing to write
+/// never looked at the lease. Now it reads whom the label names: `free`,
+/// then `held by` another controller that took it.
+#[test]
+fn regression_the_lease_is_reported_when_nothing_needed_writing() {
+    require_swarm();
+    let cluster = "r-leasesee";
+    let _cleanup = Cleanup::new(cluster, "rleasesee-");
+    let spec = SpecDir::new(cluster);
+    spec.write("services.toml", &service_spec("rleasesee-web", 1));
+    reconciler(&["apply", &spec.arg(), "--auto-approve"]).expect_code(0);
+    let set = |value: Option<&str>| {
+        // Other tests' controllers write the Swarm object too: retry on a moved version.
+        wait_until(
+            "the lease label to be written",
+            Duration::from_secs(30),
+            || try_set_lease_label(cluster, value),
+        );
+    };
+    set(None);
+    let dir = spec.arg();
+    let controller = Controller::start(&["--dir", &dir], &["--interval", "1s"]);
+    wait_status(&controller, "the lease to be reported free", |s| {
+        s["lease"] == "free" && s["last_reconcile"]["writes"] == 0
+    });
+    set(Some("other-controller 99999999999"));
+    wait_status(&controller, "the lease to be reported as another's", |s| {
+        s["lease"] == "held by other-controller"
+    });
+    let page = http::get(controller.address, "/").expect("GET /");
+    assert!(
+        page.body.contains("lease held by other-controller"),
+        "{}",
+        page.body
+    );
+    drop(controller);
+    set(None);
+}

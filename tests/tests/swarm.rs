@@ -1683,24 +1683,13 @@ fn apply_shows_progress_bars_on_a_terminal_and_plain_lines_elsewhere() {
     };
     let host = local();
     let dir = spec.arg();
-    let on_terminal = |extra_env: &[(&str, &str)]| {
-        let command = format!(
-            "{} apply {dir} --auto-approve --docker-host {host}",
-            reconciler_tests::process::binary().display()
+    let on_terminal = |env: &[(&str, &str)]| {
+        let shown = reconciler_on_terminal(
+            &["apply", &dir, "--auto-approve", "--docker-host", &host],
+            env,
         );
-        let mut script = std::process::Command::new("script");
-        script
-            .args(["-qec", &command, "/dev/null"])
-            .env("COLUMNS", "100")
-            .env("TERM", "xterm")
-            .env_remove("RECONCILER_PROGRESS");
-        for (key, value) in extra_env {
-            script.env(key, value);
-        }
-        let out = script.output().expect("run script (util-linux)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{text}");
-        text
+        assert_eq!(shown.code, 0, "{}", shown.stdout);
+        shown.stdout
     };
 
     spec.write("services.toml", &service(3));
