@@ -68,6 +68,9 @@ pub struct Status {
     /// last good revision is still reconciled meanwhile, so a successful
     /// reconcile must not hide that the source is out of reach.
     pub source_error: Option<ErrorStatus>,
+    /// With `--ssh`: the boards the last reconcile could not reach or that
+    /// failed a step, each with its reason (the others went on).
+    pub board_problems: Vec<BoardProblem>,
     /// Changes the last plan wanted (the only output in observe mode), one
     /// line each.
     pub pending: Vec<String>,
@@ -143,6 +146,14 @@ pub struct BoardStatus {
     /// `vcgencmd get_throttled`: `0x0` is healthy; other bits mean
     /// under-voltage or heat throttling now or since boot.
     pub throttled: Option<String>,
+}
+
+/// A board that could not be reached or failed a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardProblem {
+    /// The spec's name of the board.
+    pub node: String,
+    pub error: ErrorStatus,
 }
 
 /// One task, as the page colours it.

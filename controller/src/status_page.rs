@@ -206,6 +206,19 @@ fn problems(html: &mut String, status: &Status) {
             reason = error.reason,
         );
     }
+    if !status.board_problems.is_empty() {
+        html.push_str("<div class=\"alert\" id=\"board-problems\"><h2>Boards not reached or failed (the others went on; the next reconcile tries again)</h2><ul>");
+        for problem in &status.board_problems {
+            let _ = write!(
+                *html,
+                "<li data-node=\"{node}\" data-reason=\"{reason}\"><b>{node}</b> (reason <code>{reason}</code>): {}</li>",
+                escape(&problem.error.message),
+                node = escape(&problem.node),
+                reason = problem.error.reason,
+            );
+        }
+        html.push_str("</ul></div>\n");
+    }
     if let Some(error) = &status.source_error {
         let _ = writeln!(
             *html,

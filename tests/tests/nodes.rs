@@ -866,6 +866,39 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         .matches("node rcr1: reachable")
         .count();
     assert!(asked >= 3, "rcr1's facts were learned {asked} times");
+
+    // A board that stops answering is named on the status and the page
+    // with its reason, until it answers again.
+    boards.exec(1, "pkill -x sshd").expect_code(0);
+    reconciler_tests::wait_until(
+        "the controller to name rcr2 as unreachable",
+        std::time::Duration::from_secs(60),
+        || {
+            let status = standby.status();
+            let problem = &status["board_problems"][0];
+            (problem["node"] == "rcr2" && problem["error"]["reason"] == "board_unreachable")
+                .then_some(())
+                .ok_or(format!("{status:#}"))
+        },
+    );
+    let page = reconciler_tests::http::get(standby.address, "/").expect("GET /");
+    assert!(
+        page.body
+            .contains("<li data-node=\"rcr2\" data-reason=\"board_unreachable\"><b>rcr2</b>"),
+        "{}",
+        page.body
+    );
+    boards.exec(1, "/usr/sbin/sshd").expect_code(0);
+    reconciler_tests::wait_until(
+        "rcr2's problem to clear once it answers",
+        std::time::Duration::from_secs(60),
+        || {
+            let status = standby.status();
+            (status["board_problems"] == serde_json::json!([]))
+                .then_some(())
+                .ok_or(format!("{status:#}"))
+        },
+    );
 }
 
 /// The SSH connections a board has open: its peers' address:port, sorted.

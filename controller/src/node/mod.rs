@@ -114,6 +114,25 @@ impl NodeError {
         matches!(self, NodeError::Ssh { .. } | NodeError::NoExitStatus { .. })
     }
 
+    /// The spec's name of the board.
+    pub fn node(&self) -> &str {
+        match self {
+            NodeError::Unreachable { node, .. }
+            | NodeError::UnknownHostKey { node, .. }
+            | NodeError::HostKeyChanged { node, .. }
+            | NodeError::BadPinnedKey { node, .. }
+            | NodeError::Identity { node, .. }
+            | NodeError::AuthRejected { node, .. }
+            | NodeError::Timeout { node, .. }
+            | NodeError::NoExitStatus { node, .. }
+            | NodeError::Sudo { node, .. }
+            | NodeError::Failed { node, .. }
+            | NodeError::NotThatNode { node, .. }
+            | NodeError::DockerHung { node }
+            | NodeError::Ssh { node, .. } => node,
+        }
+    }
+
     /// A low-cardinality name for metrics and summaries.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -28,7 +28,7 @@ use crate::progress::{Event, Progress};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
 use crate::status::{
-    BoardStatus, ErrorStatus, LeaseStatus, PictureContext, ReconcileStatus, Status,
+    BoardProblem, BoardStatus, ErrorStatus, LeaseStatus, PictureContext, ReconcileStatus, Status,
 };
 use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
 use crate::swarm::placement::Placement;
@@ -573,6 +573,17 @@ impl Controller {
             .map(|b| std::mem::take(&mut b.failures))
             .unwrap_or_default();
         let identities = reached.identities();
+        self.status().board_problems = board_failures
+            .iter()
+            .map(|failure| BoardProblem {
+                node: failure.node().to_string(),
+                error: ErrorStatus {
+                    message: failure.to_string(),
+                    class: failure.class(),
+                    reason: failure.reason(),
+                },
+            })
+            .collect();
         let host = match reached.docker_host.clone() {
             Some(host) => host,
             None if !board_failures.is_empty() => {
