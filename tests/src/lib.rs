@@ -430,6 +430,41 @@ pub fn reconciler_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// The tasks Swarm wants running for `service`, as `docker service ps`
+/// (the reference) reports them: `(task name, node, current state)` with
+/// the state's first word (`Running`, `Starting`, ...). None for a service
+/// that does not exist.
+pub fn wanted_tasks(service: &str) -> Vec<(String, String, String)> {
+    docker_unchecked(&[
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Name}} {{.Node}} {{.CurrentState}}",
+    ])
+    .stdout
+    .lines()
+    .filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        Some((
+            fields.next()?.to_string(),
+            fields.next()?.to_string(),
+            fields.next()?.to_string(),
+        ))
+    })
+    .collect()
+}
+
+/// How many of a service's tasks run, by `docker service ps`.
+pub fn running_tasks(service: &str) -> usize {
+    wanted_tasks(service)
+        .iter()
+        .filter(|(_, _, state)| state == "Running")
+        .count()
+}
+
 /// Runs the real `reconciler` binary on a pseudo-terminal (util-linux
 /// `script`), 100 columns wide, as a person at a terminal would: `stdout`
 /// is what the terminal received (stdout and stderr together, control

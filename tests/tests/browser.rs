@@ -30,27 +30,12 @@ fn spec_in_mode(mode: &str) -> String {
 /// `(task name, node hostname)` of the running tasks of our services, as
 /// `docker service ps` (the reference) reports them.
 fn reference_tasks() -> BTreeSet<(String, String)> {
-    let mut tasks = BTreeSet::new();
-    for service in ["ppage-web", "ppage-api"] {
-        let out = docker(&[
-            "service",
-            "ps",
-            service,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Name}} {{.Node}} {{.CurrentState}}",
-        ]);
-        for line in out.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if let [name, node, state, ..] = fields.as_slice() {
-                if state.eq_ignore_ascii_case("running") {
-                    tasks.insert(((*name).to_string(), (*node).to_string()));
-                }
-            }
-        }
-    }
-    tasks
+    ["ppage-web", "ppage-api"]
+        .iter()
+        .flat_map(|service| wanted_tasks(service))
+        .filter(|(_, _, state)| state == "Running")
+        .map(|(name, node, _)| (name, node))
+        .collect()
 }
 
 /// `(task name, node column)` of every running task of ours the page shows.

@@ -43,22 +43,6 @@ fn exists(service: &str) -> bool {
     docker_unchecked(&["service", "inspect", service]).code == 0
 }
 
-fn running(service: &str) -> usize {
-    docker_unchecked(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.CurrentState}}",
-    ])
-    .stdout
-    .lines()
-    .filter(|l| l.starts_with("Running"))
-    .count()
-}
-
 /// A service the cluster does not own, made by hand: its spec version, which
 /// any write would move.
 fn unmanaged_service(name: &str) -> u64 {
@@ -83,7 +67,7 @@ fn wait_converged(spec: &SpecDir, prefix: &str, links: usize, controller: &Contr
     wait_until("the chain to converge", Duration::from_secs(180), || {
         let missing: Vec<String> = (0..links)
             .map(|i| format!("{prefix}{i}"))
-            .filter(|s| !exists(s) || running(s) != 1)
+            .filter(|s| !exists(s) || running_tasks(s) != 1)
             .collect();
         if missing.is_empty() {
             Ok(())
@@ -222,7 +206,7 @@ fn a_git_remote_removed_then_restored_converges_and_the_failure_stays_visible() 
     let url = repo.url();
     let controller = Controller::start(&["--git", &url], &["--interval", "1s"]);
     wait_until("the service", Duration::from_secs(60), || {
-        (exists("fgn-c0") && running("fgn-c0") == 1)
+        (exists("fgn-c0") && running_tasks("fgn-c0") == 1)
             .then_some(())
             .ok_or(controller.process.log())
     });
@@ -266,7 +250,7 @@ fn a_git_remote_removed_then_restored_converges_and_the_failure_stays_visible() 
         "{}",
         page.body
     );
-    assert_eq!(running("fgn-c0"), 1);
+    assert_eq!(running_tasks("fgn-c0"), 1);
 
     // Back, with a new commit.
     std::fs::rename(&moved, repo.remote_path()).expect("restore the remote");
@@ -375,7 +359,7 @@ fn a_50_mb_spec_file_is_refused_and_the_last_good_revision_stays() {
     let url = repo.url();
     let controller = Controller::start(&["--git", &url], &["--interval", "1s"]);
     wait_until("the service", Duration::from_secs(60), || {
-        (exists("fhg-c0") && running("fhg-c0") == 1)
+        (exists("fhg-c0") && running_tasks("fhg-c0") == 1)
             .then_some(())
             .ok_or(controller.process.log())
     });

@@ -72,21 +72,6 @@ fn replicas_of(service: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-fn running_tasks(service: &str) -> usize {
-    docker(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.CurrentState}}",
-    ])
-    .lines()
-    .filter(|l| l.starts_with("Running"))
-    .count()
-}
-
 #[test]
 fn service_lifecycle_create_update_scale_remove() {
     require_swarm();
