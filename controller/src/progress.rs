@@ -295,12 +295,27 @@ impl Style {
     }
 }
 
-/// The terminal's width from `COLUMNS`, else 80.
+/// The terminal's width: `COLUMNS` when exported, else what `stty size`
+/// says of the controlling terminal, else 80.
 pub fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
+    let from_env = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+    from_env.or_else(stty_columns).unwrap_or(80)
+}
+
+/// `stty size` on `/dev/tty`: `ROWS COLUMNS` (no ioctl needed here).
+fn stty_columns() -> Option<usize> {
+    let tty = std::fs::File::open("/dev/tty").ok()?;
+    let output = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(tty)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
         .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(80)
 }
 
 #[cfg(test)]

@@ -68,14 +68,14 @@ footer{padding:1em;font-size:.85em;color:var(--muted)}
 ";
 
 /// Swaps in the body from `/api/page` every two seconds (only when it
-/// changed), shows local times, and marks the page stale when the
-/// controller stops answering.
+/// changed, keeping the node row's sideways scroll), shows local times, and
+/// marks the page stale when the controller stops answering.
 const SCRIPT: &str = "\
 (function(){
 var live=document.getElementById('live'),dot=document.getElementById('live-dot'),last=null;
 function times(){var t=live.querySelectorAll('time[data-unix]');for(var i=0;i<t.length;i++){t[i].textContent=new Date(1000*t[i].getAttribute('data-unix')).toLocaleTimeString();}}
 function tick(){fetch('api/page',{cache:'no-store'}).then(function(r){if(!r.ok){throw new Error(r.status);}return r.text();}).then(function(text){
-if(text!==last){live.innerHTML=text;last=text;times();}
+if(text!==last){var row=live.querySelector('.nodes'),x=row?row.scrollLeft:0;live.innerHTML=text;last=text;times();row=live.querySelector('.nodes');if(row){row.scrollLeft=x;}}
 document.body.classList.remove('stale');dot.textContent='\\u25cf live '+new Date().toLocaleTimeString();
 }).catch(function(){document.body.classList.add('stale');dot.textContent='\\u25cf controller not answering';});}
 times();setInterval(tick,2000);
