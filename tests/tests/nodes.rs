@@ -730,6 +730,17 @@ fn the_controller_brings_bare_boards_in_by_itself() {
             page.body
         );
     }
+    // The same in a real browser: a column per board; the screenshot is kept.
+    let mut browser = reconciler_tests::browser::Browser::start();
+    browser.navigate(&format!("http://{}/", controller.address));
+    let columns = browser.evaluate(
+        "[...document.querySelectorAll('section.node[data-node-id]')].map(n => n.dataset.node).sort().join(' ')",
+    );
+    assert_eq!(columns, "rcr1 rcr2");
+    browser.screenshot(&reconciler_tests::browser::artifact_path(
+        "status-page-boards.png",
+    ));
+    drop(browser);
     // Between reconciles the boards' SSH sessions stay open and Docker's
     // events come through the tunnel: a service removed by hand is back
     // within seconds (the next resync is an hour away), over the same
