@@ -114,7 +114,7 @@ impl Shared {
             metrics
                 .replicas_desired
                 .with_label_values(&[service.name.as_str()])
-                .set(gauge(service.desired.unwrap_or(service.running)));
+                .set(gauge(service.desired.unwrap_or(service.wanted)));
             metrics
                 .replicas_running
                 .with_label_values(&[service.name.as_str()])

@@ -208,6 +208,9 @@ pub struct ServiceStatus {
     /// `None` for a global service.
     pub desired: Option<u64>,
     pub running: u64,
+    /// Tasks Swarm wants running now: for a global service, one per
+    /// eligible node (what `docker service ls` counts as its desired).
+    pub wanted: u64,
     pub in_spec: bool,
     /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
     pub update_state: Option<String>,
@@ -294,6 +297,11 @@ impl Status {
             .filter_map(|name| {
                 let service = placement.services.get(*name)?;
                 let running = placement.running(name);
+                let wanted = placement
+                    .tasks
+                    .iter()
+                    .filter(|t| t.service_id == service.id && t.wanted())
+                    .count() as u64;
                 let short = service.replicas.is_some_and(|n| running < n)
                     || placement.tasks.iter().any(|t| {
                         t.service_id == service.id
@@ -304,6 +312,7 @@ impl Status {
                     name: name.to_string(),
                     desired: service.replicas,
                     running,
+                    wanted,
                     in_spec: context.spec_services.contains(*name),
                     update_state: service.update_state.clone(),
                     error: short

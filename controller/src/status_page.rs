@@ -334,8 +334,8 @@ fn services(html: &mut String, status: &Status) {
     for service in &status.services {
         let desired = service
             .desired
-            .map_or_else(|| "global".to_string(), |n| n.to_string());
-        let converged = service.desired.is_none_or(|n| n == service.running);
+            .map_or_else(|| format!("{} (global)", service.wanted), |n| n.to_string());
+        let converged = service.desired.unwrap_or(service.wanted) == service.running;
         let class = if converged { "ok" } else { "warn" };
         let stray = if service.in_spec {
             ""
@@ -429,6 +429,7 @@ mod tests {
                 name: "web".into(),
                 desired: Some(2),
                 running: 1,
+                wanted: 2,
                 in_spec: true,
                 update_state: None,
                 error: Some("no suitable node (<1>)".into()),

@@ -723,6 +723,8 @@ fn the_controller_brings_bare_boards_in_by_itself() {
         "temperature 48.3&#39;C",
         "throttled <span class=\"bad\">0x50005</span>",
         "data-service=\"blink\" data-state=\"running\"",
+        // A global service counts the tasks Swarm wants, as `docker service ls` does.
+        "<td class=\"ok\">1 / 1 (global)</td>",
     ] {
         assert!(
             page.body.contains(part),
