@@ -292,32 +292,26 @@ impl Status {
         unplaced.extend(placed.into_values().flatten());
         unplaced.sort_by(order);
         self.unplaced = unplaced;
+        let counts = placement.counts();
         self.services = shown
             .values()
             .filter_map(|name| {
                 let service = placement.services.get(*name)?;
-                let running = placement.running(name);
-                let wanted = placement
-                    .tasks
-                    .iter()
-                    .filter(|t| t.service_id == service.id && t.wanted())
-                    .count() as u64;
-                let short = service.replicas.is_some_and(|n| running < n)
-                    || placement.tasks.iter().any(|t| {
-                        t.service_id == service.id
-                            && t.wanted()
-                            && TaskHealth::of(t.state) != TaskHealth::Running
-                    });
+                let count = counts.get(service.id.as_str()).copied().unwrap_or_default();
+                // Short of tasks: fewer running than asked, or one wanted that does not run.
+                let short = service.replicas.is_some_and(|n| count.running < n)
+                    || count.running < count.wanted;
                 Some(ServiceStatus {
                     name: name.to_string(),
                     desired: service.replicas,
-                    running,
-                    wanted,
+                    running: count.running,
+                    wanted: count.wanted,
                     in_spec: context.spec_services.contains(*name),
                     update_state: service.update_state.clone(),
                     error: short
-                        .then(|| placement.newest_error(name).map(str::to_string))
-                        .flatten(),
+                        .then_some(count.newest_error)
+                        .flatten()
+                        .map(str::to_string),
                 })
             })
             .collect();
@@ -334,4 +328,92 @@ pub struct ErrorStatus {
     pub class: crate::failure::ErrorClass,
     /// A short fixed name, as in `reconciler_reconcile_errors_total`.
     pub reason: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::TaskState;
+    use reconciler_spec::{Availability, Role};
+
+    use super::*;
+    use crate::observed::ObservedNode;
+    use crate::swarm::placement::PlacedService;
+
+    fn node(id: &str) -> ObservedNode {
+        ObservedNode {
+            id: id.into(),
+            version: 1,
+            hostname: format!("host-{id}"),
+            address: String::new(),
+            architecture: "aarch64".into(),
+            engine_version: "28.2.2".into(),
+            role: Role::Worker,
+            availability: Availability::Active,
+            labels: BTreeMap::new(),
+            state: "ready".into(),
+            manager_reachable: None,
+            leader: false,
+            updated_at: None,
+        }
+    }
+
+    fn task(service: &str, node: Option<&str>, slot: u64, state: TaskState) -> PlacedTask {
+        PlacedTask {
+            service_id: service.into(),
+            node_id: node.map(str::to_string),
+            slot: Some(slot),
+            state,
+            desired_state: TaskState::RUNNING,
+            error: None,
+            since: format!("2026-11-24T10:00:0{slot}Z"),
+        }
+    }
+
+    #[test]
+    fn tasks_are_placed_on_their_nodes_and_a_short_service_shows_its_newest_error() {
+        let service = |id: &str, owner: Owner| PlacedService {
+            id: id.into(),
+            owner,
+            replicas: Some(3),
+            update_state: None,
+        };
+        let mut old_failure = task("w", Some("n1"), 1, TaskState::FAILED);
+        old_failure.desired_state = TaskState::SHUTDOWN;
+        old_failure.error = Some("older error".into());
+        let mut rejected = task("w", None, 3, TaskState::PENDING);
+        rejected.error = Some("no suitable node".into());
+        let placement = Placement {
+            nodes: vec![node("n1"), node("n2")],
+            services: BTreeMap::from([
+                ("web".to_string(), service("w", Owner::ThisCluster)),
+                ("theirs".to_string(), service("t", Owner::Unmanaged)),
+            ]),
+            tasks: vec![
+                task("w", Some("n2"), 2, TaskState::RUNNING),
+                task("w", Some("n1"), 1, TaskState::RUNNING),
+                old_failure,
+                rejected,
+                task("t", Some("n1"), 1, TaskState::RUNNING),
+            ],
+        };
+        let mut status = Status::default();
+        status.set_picture(&placement, &PictureContext::default());
+        let names = |tasks: &[TaskStatus]| -> Vec<String> {
+            tasks
+                .iter()
+                .map(|t| format!("{}.{} {}", t.service, t.slot.unwrap_or(0), t.state))
+                .collect()
+        };
+        assert_eq!(names(&status.nodes[0].tasks), ["web.1 running"]);
+        assert_eq!(names(&status.nodes[1].tasks), ["web.2 running"]);
+        assert_eq!(names(&status.unplaced), ["web.3 pending"]);
+        let [web] = status.services.as_slice() else {
+            panic!(
+                "only the cluster's own service is shown: {:?}",
+                status.services
+            );
+        };
+        assert_eq!((web.running, web.wanted, web.desired), (2, 3, Some(3)));
+        assert_eq!(web.error.as_deref(), Some("no suitable node"));
+    }
 }

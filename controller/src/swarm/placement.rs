@@ -2,7 +2,7 @@
 //! in three list calls (nodes, services, tasks) and no writes. Cheap enough
 //! to take every few seconds while someone looks at the page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ServiceSpecMode, TaskState};
 
@@ -59,27 +59,37 @@ impl PlacedTask {
     }
 }
 
-impl Placement {
-    /// Running tasks per service name (for the replica metrics and counts).
-    pub fn running(&self, service: &str) -> u64 {
-        let Some(id) = self.services.get(service).map(|s| s.id.as_str()) else {
-            return 0;
-        };
-        self.tasks
-            .iter()
-            .filter(|t| t.service_id == id && t.wanted() && t.running())
-            .count() as u64
-    }
+/// One service's tasks, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskCounts<'a> {
+    /// Tasks the scheduler wants running.
+    pub wanted: u64,
+    /// Of those, the ones running.
+    pub running: u64,
+    /// The newest task error of the service (history included).
+    pub newest_error: Option<&'a str>,
+    newest_error_at: &'a str,
+}
 
-    /// The newest task error of a service, if any of its tasks has one.
-    pub fn newest_error(&self, service: &str) -> Option<&str> {
-        let id = self.services.get(service)?.id.as_str();
-        self.tasks
-            .iter()
-            .filter(|t| t.service_id == id)
-            .filter_map(|t| Some((t.since.as_str(), t.error.as_deref()?)))
-            .max_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, error)| error)
+impl Placement {
+    /// Every service's tasks counted, by service ID, in one pass over the
+    /// tasks (the picture is drawn every 2 s while someone looks).
+    pub fn counts(&self) -> HashMap<&str, TaskCounts<'_>> {
+        let mut counts: HashMap<&str, TaskCounts<'_>> = HashMap::new();
+        for task in &self.tasks {
+            let count = counts.entry(task.service_id.as_str()).or_default();
+            if task.wanted() {
+                count.wanted += 1;
+                count.running += u64::from(task.running());
+            }
+            if let Some(error) = task.error.as_deref() {
+                if count.newest_error.is_none() || task.since.as_str() > count.newest_error_at {
+                    count.newest_error = Some(error);
+                    count.newest_error_at = task.since.as_str();
+                }
+            }
+        }
+        counts
     }
 }
 
