@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use reconciler_spec::ServiceMode;
 
+use crate::node::{Leaver, LeavingBoard, NodeError};
 use crate::plan::{Action, Departure, Plan};
 use crate::progress::{Event, Progress};
 use crate::swarm::lease::LeaseGuard;
@@ -80,7 +81,7 @@ pub enum ApplyError {
     NotLeft {
         node: String,
         #[source]
-        source: Box<crate::node::NodeError>,
+        source: Box<NodeError>,
     },
     /// `run` lost the one-writer lease: nothing more is written.
     #[error("lost the one-writer lease (another controller may be writing): stopped at {at}; earlier actions stay applied")]
@@ -95,17 +96,6 @@ pub enum ApplyError {
         last_error: Option<String>,
     },
 }
-
-/// Makes the board at an address leave the swarm over SSH, once it confirms
-/// it is the swarm node with that ID (node name, address, node ID).
-pub type Leaver = dyn Fn(
-        String,
-        String,
-        String,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), crate::node::NodeError>> + Send>,
-    > + Send
-    + Sync;
 
 /// Executes `plan` and (unless told not to) waits for the services it wrote.
 /// `leaver` is needed only for node removals (`apply --ssh`).
@@ -338,16 +328,17 @@ async fn leave(
         swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
     }
     progress.report(Event::Note(&format!("node.{name}: leaving the swarm")));
-    leaver(
-        name.to_string(),
-        node.address.to_string(),
-        node.id.to_string(),
-    )
-    .await
-    .map_err(|source| ApplyError::NotLeft {
-        node: name.to_string(),
-        source: Box::new(source),
-    })?;
+    leaver
+        .leave(LeavingBoard {
+            node: name,
+            address: node.address,
+            node_id: node.id,
+        })
+        .await
+        .map_err(|source| ApplyError::NotLeft {
+            node: name.to_string(),
+            source: Box::new(source),
+        })?;
     // The manager sees a node down a moment after it left.
     let deadline = Instant::now() + LEFT_NODE_SEEN_DOWN;
     while swarm.node_state(node.id).await.map_err(docker)? != "down" && Instant::now() < deadline {

@@ -12,7 +12,8 @@ use reconciler_spec::{load_dir_with, Environment, Keyring, LoadError, LoadOption
 
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
-use crate::pipeline::{self, BoardAccess, BoardWork, PlanningError, Reach, Reached};
+use crate::node::provision::{BoardWork, Provisioned};
+use crate::pipeline::{self, BoardAccess, PlanningError, Reach, Reached};
 use crate::plan::{render, Plan, PlanOptions};
 pub use crate::progress::Style as ProgressStyle;
 use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
@@ -428,6 +429,10 @@ pub enum CliError {
     /// `install` or `uninstall` failed on the board.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    /// `run` without `--dir` or `--git` (clap asks for one: only a caller
+    /// building `RunArgs` by hand gets here).
+    #[error("run needs a spec to follow: --dir PATH or --git URL")]
+    NoSource,
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
@@ -808,14 +813,19 @@ async fn plan_command(
         let document = render::plan_document(
             plan,
             &prepared.spec.warnings,
-            prepared.reached.boards.as_ref(),
+            prepared
+                .reached
+                .boards
+                .as_ref()
+                .map(Provisioned::part)
+                .as_ref(),
             prepared.planned.is_some(),
         );
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
         if let Some(boards) = &prepared.reached.boards {
-            write!(console.out, "{}", render::boards_text(boards))?;
+            write!(console.out, "{}", render::boards_text(&boards.part()))?;
             if prepared.planned.is_none() && prepared.deferred.is_none() {
                 writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
             }
@@ -843,7 +853,7 @@ async fn apply_command(
 ) -> Result<u8, CliError> {
     let prepared = prepare(&args.connect, load_options, console).await?;
     if let Some(boards) = &prepared.reached.boards {
-        write!(console.out, "{}", render::boards_text(boards))?;
+        write!(console.out, "{}", render::boards_text(&boards.part()))?;
     }
     if let Some((_, plan)) = &prepared.planned {
         write!(console.out, "{}", render::text(plan))?;
@@ -989,6 +999,7 @@ async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
     }
     let source = match (&args.dir, &args.git) {
         (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
+        (None, None) => return Err(CliError::NoSource),
         (None, Some(url)) => {
             let reference = match (&args.tag, &args.commit) {
                 (Some(tag), _) => GitRef::Tag(tag.clone()),
@@ -1002,8 +1013,6 @@ async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
                 &args.cache_dir,
             ))
         }
-        // clap requires one of the two.
-        (None, None) => return Ok(2),
     };
     let options = crate::runtime::RunOptions {
         reach: if args.boards.ssh {

@@ -234,8 +234,8 @@ impl Classify for crate::node::NodeError {
 
 impl Classify for crate::node::provision::ProvisionError {
     fn class(&self) -> ErrorClass {
-        use crate::node::bootstrap::BootstrapError;
         use crate::node::provision::ProvisionError;
+        use crate::plan::boards::BootstrapError;
         match self {
             ProvisionError::Bootstrap(
                 BootstrapError::ArchMismatch { .. } | BootstrapError::InAnotherSwarm { .. },
@@ -249,8 +249,8 @@ impl Classify for crate::node::provision::ProvisionError {
     }
 
     fn reason(&self) -> &'static str {
-        use crate::node::bootstrap::BootstrapError;
         use crate::node::provision::ProvisionError;
+        use crate::plan::boards::BootstrapError;
         match self {
             ProvisionError::Bootstrap(BootstrapError::ArchMismatch { .. }) => "arch_mismatch",
             ProvisionError::Bootstrap(BootstrapError::NoManager) => "no_manager",

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
-use crate::runtime::Trigger;
+use crate::reconcile::Trigger;
 use crate::source::webhook::{self, Verdict};
 use crate::status::{PictureContext, Status};
 use crate::swarm::placement::Placement;

@@ -18,6 +18,7 @@ pub mod observed;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod reconcile;
 pub mod runtime;
 pub mod source;
 pub mod status;

@@ -91,7 +91,7 @@ impl Metrics {
     /// increase and a dashboard never shows "no data" for a quiet counter.
     pub fn new() -> Self {
         let metrics = Self::unlabelled();
-        for result in crate::runtime::ReconcileResult::ALL {
+        for result in crate::reconcile::ReconcileResult::ALL {
             metrics.reconciles.with_label_values(&[result.as_str()]);
         }
         for result in FETCH_RESULTS {

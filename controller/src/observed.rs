@@ -1,6 +1,7 @@
-//! What the Swarm really is, in the controller's own terms.
+//! What the Swarm and the boards really are, in the controller's own terms.
 //!
-//! `swarm::observe` fills these from the Docker API; `plan` reads them. Service
+//! `swarm::observe` fills these from the Docker API, `node::facts` fills
+//! [`Facts`] from each board over SSH; `plan` reads them. Service
 //! and network bodies reuse the spec model's types so that desired and observed
 //! are compared field by field with one code path.
 
@@ -114,4 +115,74 @@ pub struct ObservedService {
     pub update_state: Option<String>,
     /// The managed fields as read back; `after` is always empty (it lives only in the spec).
     pub config: Service,
+}
+
+/// Facts about one board, as it reports them over SSH (`node::facts`).
+/// Pi-specific ones are reported when available.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    pub hostname: String,
+    pub arch: String,
+    pub os: String,
+    pub docker_installed: bool,
+    pub docker_running: bool,
+    /// Docker runs but `docker info` did not answer within 10 s.
+    pub docker_hung: bool,
+    pub docker_version: Option<String>,
+    /// `inactive`, `active`, `pending`, ... when Docker runs.
+    pub swarm_state: Option<String>,
+    pub swarm_node_id: Option<String>,
+    pub model: Option<String>,
+    pub throttled: Option<String>,
+    pub temperature: Option<String>,
+    /// sha256 of the managed block of /etc/hosts (of the empty string when absent).
+    pub hosts_block: String,
+    /// Members of the docker group.
+    pub docker_group: Vec<String>,
+    /// The cluster that initialized or joined this board, and as which swarm
+    /// node (`/etc/reconciler/membership`, written right after the join).
+    pub member_cluster: Option<String>,
+    pub member_node_id: Option<String>,
+    /// Docker keeps swarm state on disk (`/var/lib/docker/swarm`): when Docker
+    /// is stopped, the board is probably still a swarm member and comes back
+    /// as one once Docker starts.
+    pub swarm_on_disk: bool,
+    /// An installation was cut off (`/var/lib/dpkg/updates` is not empty):
+    /// apt refuses to run until `dpkg --configure -a` finishes it.
+    pub packages_interrupted: bool,
+}
+
+impl Facts {
+    /// What the board's own Docker says about its swarm membership: the node
+    /// ID (`None` outside a swarm), or `Err(())` when Docker cannot say (it
+    /// is stopped, or the node is pending, locked or in error).
+    #[allow(
+        clippy::result_unit_err,
+        reason = "no reason to give: the board simply cannot say"
+    )]
+    pub fn swarm_membership(&self) -> Result<Option<&str>, ()> {
+        if !self.docker_running {
+            return Err(());
+        }
+        match self.swarm_state.as_deref() {
+            Some("active") => Ok(self.swarm_node_id.as_deref()),
+            Some("inactive") => Ok(None),
+            _ => Err(()),
+        }
+    }
+
+    /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).
+    pub fn arch_matches(&self, expected: &str) -> bool {
+        let normalize = |a: &str| {
+            match a {
+                "aarch64" | "arm64" | "armv8" => "arm64",
+                "armv7l" | "armv7" | "armhf" | "arm" => "armv7",
+                "armv6l" | "armv6" => "armv6",
+                "x86_64" | "amd64" => "amd64",
+                other => other,
+            }
+            .to_string()
+        };
+        normalize(&self.arch) == normalize(expected)
+    }
 }

@@ -12,7 +12,7 @@ use reconciler_spec::Spec;
 
 use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
 use crate::node::fleet::Fleet;
-use crate::node::provision::{self, Progress, ProvisionError, Provisioned};
+use crate::node::provision::{self, BoardWork, Progress, ProvisionError, Provisioned};
 use crate::node::SshOptions;
 use crate::observed::{BoardIdentity, Observed};
 use crate::plan::{self, Plan, PlanError, PlanOptions};
@@ -41,15 +41,6 @@ pub struct BoardAccess {
     pub ssh: SshOptions,
     /// How many boards are worked on at once.
     pub parallel: usize,
-}
-
-/// Whether the boards' missing steps are only planned or also done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BoardWork {
-    /// Learn what each board needs; change nothing.
-    PlanOnly,
-    /// Do it: install, start, init, join.
-    Do,
 }
 
 /// Where the swarm is, after the boards' step.
@@ -147,10 +138,10 @@ pub async fn execute(
     progress: &mut dyn crate::progress::Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let leaver = match reach {
-        Reach::Boards(access) => Some(crate::node::leaver(&spec.ssh, access.ssh)),
+        Reach::Boards(access) => Some(crate::node::Leaver::new(&spec.ssh, access.ssh)),
         Reach::Socket(_) => None,
     };
-    let report = crate::apply::apply(swarm, plan, options, leaver.as_deref(), progress).await?;
+    let report = crate::apply::apply(swarm, plan, options, leaver.as_ref(), progress).await?;
     // The guard of the revision now in force, for the next plan's.
     swarm
         .record_max_delete_fraction(spec.controller.max_delete_fraction)

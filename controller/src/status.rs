@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::observed::Owner;
 use crate::plan::Summary;
-use crate::runtime::ReconcileResult;
+use crate::reconcile::ReconcileResult;
 use crate::swarm::placement::{PlacedTask, Placement};
 
 /// Who holds the one-writer lease, as this controller last saw it.

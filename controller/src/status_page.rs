@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::failure::ErrorClass;
-use crate::runtime::ReconcileResult;
+use crate::reconcile::ReconcileResult;
 use crate::status::{NodeStatus, ReconcileStatus, Status, TaskStatus};
 
 fn escape(text: &str) -> String {

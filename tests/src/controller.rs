@@ -129,7 +129,7 @@ impl Controller {
     /// result): the observable stand-in for "time passed and nothing happened".
     pub fn wait_for_reconciles(&self, count: u32) {
         let total = |c: &Self| -> f64 {
-            reconciler::runtime::ReconcileResult::ALL
+            reconciler::reconcile::ReconcileResult::ALL
                 .iter()
                 .map(|r| {
                     c.metric(&format!(

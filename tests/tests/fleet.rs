@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reconciler::node::fleet::Fleet;
+use reconciler::node::provision::BoardWork;
 use reconciler::node::provision::{provision, Progress};
 use reconciler::node::SshOptions;
-use reconciler::pipeline::BoardWork;
 use reconciler_tests::rack::Rack;
 
 fn spec_for(rack: &Rack) -> reconciler_spec::Spec {

@@ -497,16 +497,16 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         identity: boards.identity().display().to_string(),
         known_hosts: boards.known_hosts().display().to_string(),
     };
-    let leaver = reconciler::node::leaver(&ssh, reconciler::node::SshOptions::default());
+    let leaver = reconciler::node::Leaver::new(&ssh, reconciler::node::SshOptions::default());
     let refused = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map(|rt| {
-            rt.block_on(leaver(
-                "rcb-gone".into(),
-                boards.address(1).into(),
-                "0123456789abcdefghijklmno".into(),
-            ))
+            rt.block_on(leaver.leave(reconciler::node::LeavingBoard {
+                node: "rcb-gone",
+                address: boards.address(1),
+                node_id: "0123456789abcdefghijklmno",
+            }))
         });
     let message = match refused {
         Ok(Err(error)) => error.to_string(),

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use reconciler::node::fanout::for_each;
-use reconciler::node::{Facts, NodeError, Session, SshOptions};
+use reconciler::node::{NodeError, Session, SshOptions};
+use reconciler::observed::Facts;
 use reconciler_tests::sshd::Sshd;
 
 fn runtime() -> tokio::runtime::Runtime {

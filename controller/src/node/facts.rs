@@ -1,6 +1,6 @@
 //! What a board is: learned with one read-only script over SSH.
 
-use serde::Serialize;
+use crate::observed::Facts;
 
 /// The script that gathers facts: only reads, prints `key=value` lines.
 pub const SCRIPT: &str = r#"
@@ -41,40 +41,8 @@ elif [ -r /sys/class/thermal/thermal_zone0/temp ]; then
 fi
 "#;
 
-/// Facts about one board. Pi-specific ones are reported when available.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Facts {
-    pub hostname: String,
-    pub arch: String,
-    pub os: String,
-    pub docker_installed: bool,
-    pub docker_running: bool,
-    /// Docker runs but `docker info` did not answer within 10 s.
-    pub docker_hung: bool,
-    pub docker_version: Option<String>,
-    /// `inactive`, `active`, `pending`, ... when Docker runs.
-    pub swarm_state: Option<String>,
-    pub swarm_node_id: Option<String>,
-    pub model: Option<String>,
-    pub throttled: Option<String>,
-    pub temperature: Option<String>,
-    /// sha256 of the managed block of /etc/hosts (of the empty string when absent).
-    pub hosts_block: String,
-    /// Members of the docker group.
-    pub docker_group: Vec<String>,
-    /// The cluster that initialized or joined this board, and as which swarm
-    /// node (`/etc/reconciler/membership`, written right after the join).
-    pub member_cluster: Option<String>,
-    pub member_node_id: Option<String>,
-    /// Docker keeps swarm state on disk (`/var/lib/docker/swarm`): when Docker
-    /// is stopped, the board is probably still a swarm member and comes back
-    /// as one once Docker starts.
-    pub swarm_on_disk: bool,
-    /// An installation was cut off (`/var/lib/dpkg/updates` is not empty):
-    /// apt refuses to run until `dpkg --configure -a` finishes it.
-    pub packages_interrupted: bool,
-}
-
+/// Reading the facts script's output lives next to the script; the type is
+/// the observed state of a board ([`Facts`]).
 impl Facts {
     /// Parses the output of [`SCRIPT`]; unknown lines are ignored.
     pub fn parse(output: &str) -> Self {
@@ -118,24 +86,6 @@ impl Facts {
         facts
     }
 
-    /// What the board's own Docker says about its swarm membership: the node
-    /// ID (`None` outside a swarm), or `Err(())` when Docker cannot say (it
-    /// is stopped, or the node is pending, locked or in error).
-    #[allow(
-        clippy::result_unit_err,
-        reason = "no reason to give: the board simply cannot say"
-    )]
-    pub fn swarm_membership(&self) -> Result<Option<&str>, ()> {
-        if !self.docker_running {
-            return Err(());
-        }
-        match self.swarm_state.as_deref() {
-            Some("active") => Ok(self.swarm_node_id.as_deref()),
-            Some("inactive") => Ok(None),
-            _ => Err(()),
-        }
-    }
-
     /// The facts, or the error that stops all work on a board whose Docker
     /// hangs.
     pub fn answering(self, node: &str) -> Result<Self, super::NodeError> {
@@ -145,21 +95,6 @@ impl Facts {
             });
         }
         Ok(self)
-    }
-
-    /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).
-    pub fn arch_matches(&self, expected: &str) -> bool {
-        let normalize = |a: &str| {
-            match a {
-                "aarch64" | "arm64" | "armv8" => "arm64",
-                "armv7l" | "armv7" | "armhf" | "arm" => "armv7",
-                "armv6l" | "armv6" => "armv6",
-                "x86_64" | "amd64" => "amd64",
-                other => other,
-            }
-            .to_string()
-        };
-        normalize(&self.arch) == normalize(expected)
     }
 }
 

@@ -22,7 +22,8 @@ use reconciler_spec::Spec;
 
 use super::fanout::for_each;
 use super::tunnel::Tunnel;
-use super::{facts, target_for, Facts, NodeError, Session, SshOptions, Target};
+use super::{facts, target_for, NodeError, Session, SshOptions, Target};
+use crate::observed::Facts;
 
 /// How long a board's facts are used without asking it again, unless
 /// something says they changed; `run --facts-max-age` sets it.

@@ -17,8 +17,9 @@ pub mod shell;
 pub mod ssh;
 pub mod tunnel;
 
-pub use facts::Facts;
 pub use ssh::{Output, Session, SshOptions, Target};
+
+use crate::observed::Facts;
 
 /// Why work on a board failed. Every message names the node.
 #[derive(Debug, thiserror::Error)]
@@ -220,61 +221,84 @@ if [ "$id" != "$1" ]; then echo "$id"; exit 3; fi
 docker swarm leave
 "#;
 
-/// Makes a board leave the swarm over SSH (for node removals), reaching it at
-/// its swarm address with the spec's `[ssh]` defaults, once it confirms that
-/// it is the node being removed.
-pub fn leaver(
-    ssh: &reconciler_spec::SshSettings,
+/// The board a node removal reaches: its name, its swarm address, and the
+/// swarm node ID it must confirm it is before it is told to leave.
+#[derive(Debug, Clone, Copy)]
+pub struct LeavingBoard<'a> {
+    /// The node's name (in the spec or the swarm), for messages.
+    pub node: &'a str,
+    /// Where the swarm last saw it.
+    pub address: &'a str,
+    /// The swarm node being removed.
+    pub node_id: &'a str,
+}
+
+/// Makes boards leave the swarm over SSH (for node removals), reaching each
+/// at its swarm address with the spec's `[ssh]` defaults, once it confirms
+/// that it is the node being removed.
+#[derive(Debug, Clone)]
+pub struct Leaver {
+    ssh: reconciler_spec::SshSettings,
     options: SshOptions,
-) -> Box<crate::apply::Leaver> {
-    let ssh = ssh.clone();
-    Box::new(move |name: String, address: String, node_id: String| {
+}
+
+impl Leaver {
+    /// A leaver with the spec's `[ssh]` defaults.
+    pub fn new(ssh: &reconciler_spec::SshSettings, options: SshOptions) -> Self {
+        Leaver {
+            ssh: ssh.clone(),
+            options,
+        }
+    }
+
+    /// Tells the board to leave, only if it is `board.node_id`.
+    pub async fn leave(&self, board: LeavingBoard<'_>) -> Result<(), NodeError> {
+        let ssh = &self.ssh;
         let target = Target {
-            node: name,
-            host: address,
+            node: board.node.to_string(),
+            host: board.address.to_string(),
             port: ssh.port,
             user: ssh.user.clone(),
             identity: expand_home(&ssh.identity),
             known_hosts: expand_home(&ssh.known_hosts),
             pinned_key: None,
         };
-        Box::pin(async move {
-            // Swarm node IDs are lower-case letters and digits; anything else
-            // never reaches a shell.
-            if node_id.is_empty() || !node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(NodeError::NotThatNode {
-                    node: target.node.clone(),
-                    address: target.host.clone(),
-                    expected: node_id,
-                    found: "not checked (the node ID is malformed)".into(),
-                });
-            }
-            let session = Session::connect(&target, options).await?;
-            let script = format!("set -- {node_id}\n{LEAVE_SCRIPT}");
-            let output = session.run_as_root("leave the swarm", &script).await?;
-            session.close().await;
-            if output.status == NOT_THAT_NODE {
-                let found = output.stdout.trim();
-                return Err(NodeError::NotThatNode {
-                    node: target.node.clone(),
-                    address: target.host.clone(),
-                    expected: node_id,
-                    found: if found.is_empty() {
-                        "not in a swarm".into()
-                    } else {
-                        format!("swarm node {found}")
-                    },
-                });
-            }
-            if output.success() {
-                Ok(())
-            } else {
-                Err(NodeError::Failed {
-                    node: target.node.clone(),
-                    what: "leave the swarm".into(),
-                    stderr: output.stderr.trim().to_string(),
-                })
-            }
-        })
-    })
+        let node_id = board.node_id.to_string();
+        // Swarm node IDs are lower-case letters and digits; anything else
+        // never reaches a shell.
+        if node_id.is_empty() || !node_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(NodeError::NotThatNode {
+                node: target.node.clone(),
+                address: target.host.clone(),
+                expected: node_id,
+                found: "not checked (the node ID is malformed)".into(),
+            });
+        }
+        let session = Session::connect(&target, self.options).await?;
+        let script = format!("set -- {node_id}\n{LEAVE_SCRIPT}");
+        let output = session.run_as_root("leave the swarm", &script).await?;
+        session.close().await;
+        if output.status == NOT_THAT_NODE {
+            let found = output.stdout.trim();
+            return Err(NodeError::NotThatNode {
+                node: target.node.clone(),
+                address: target.host.clone(),
+                expected: node_id,
+                found: if found.is_empty() {
+                    "not in a swarm".into()
+                } else {
+                    format!("swarm node {found}")
+                },
+            });
+        }
+        if output.success() {
+            Ok(())
+        } else {
+            Err(NodeError::Failed {
+                node: target.node.clone(),
+                what: "leave the swarm".into(),
+                stderr: output.stderr.trim().to_string(),
+            })
+        }
+    }
 }

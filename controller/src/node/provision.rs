@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use reconciler_spec::{Role, Spec};
 
-use super::bootstrap::{self, BootstrapError, NodePlan, Step};
+use super::bootstrap;
 use super::fanout::for_each;
 use super::fleet::{Fleet, Looked};
-use super::{Facts, NodeError, Session, SshOptions};
-use crate::observed::BoardIdentity;
-use crate::pipeline::BoardWork;
+use super::{NodeError, Session, SshOptions};
+use crate::observed::{BoardIdentity, Facts};
+use crate::plan::boards::{self, BootstrapError, NodePlan, Step};
 use crate::progress::Event;
 
 /// Shared progress output (stderr in the CLI, the log in the controller).
@@ -44,6 +44,25 @@ pub struct Provisioned {
     pub identities: BTreeMap<String, BoardIdentity>,
 }
 
+/// Whether the boards' missing steps are only planned or also done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardWork {
+    /// Learn what each board needs; change nothing.
+    PlanOnly,
+    /// Do it: install, start, init, join.
+    Do,
+}
+
+impl Provisioned {
+    /// The boards' part of the plan (`plan --ssh`), for `plan::render`.
+    pub fn part(&self) -> crate::plan::render::BoardsPart<'_> {
+        crate::plan::render::BoardsPart {
+            plans: &self.plans,
+            failures: self.failures.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 /// Why provisioning could not even start, or left no swarm to work on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -66,7 +85,7 @@ async fn look_and_plan(
     progress: &Progress,
 ) -> Result<(Looked, Vec<NodePlan>), ProvisionError> {
     let mut looked = fleet.look(spec, options, parallel).await;
-    let mut plans = bootstrap::plan(spec, &looked.facts)?;
+    let mut plans = boards::plan(spec, &looked.facts)?;
     let cached: Vec<String> = plans
         .iter()
         .map(|p| p.node.clone())
@@ -74,7 +93,7 @@ async fn look_and_plan(
         .collect();
     if !cached.is_empty() {
         fleet.relearn(&mut looked, &cached, parallel).await;
-        plans = bootstrap::plan(spec, &looked.facts)?;
+        plans = boards::plan(spec, &looked.facts)?;
     }
     for node in &looked.learned_now {
         if let Some(f) = looked.facts.get(node) {

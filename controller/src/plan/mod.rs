@@ -6,6 +6,7 @@
 //! demotions last), network creations, service creations and updates (in
 //! `after` order), service removals, network removals.
 
+pub mod boards;
 pub mod data;
 pub mod fields;
 mod matching;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::boards::NodePlan;
 use super::{Action, Departure, FieldChange, ObjectKind, Operation, Plan, Summary};
 
 /// The plan as text: `+` create, `~` update with `old -> new`, `-` destroy, and a summary line.
@@ -128,10 +129,20 @@ pub fn json(plan: &Plan) -> PlanJson<'_> {
     }
 }
 
+/// The boards' part of a plan under `--ssh`: each board's steps, and why
+/// the boards that could not be looked at were not (as a person reads it).
+#[derive(Debug, Clone)]
+pub struct BoardsPart<'a> {
+    /// The steps each board needs (or got).
+    pub plans: &'a [NodePlan],
+    /// One line per board that was not reached or failed a step.
+    pub failures: Vec<String>,
+}
+
 /// The boards' steps, in the style of the plan.
-pub fn boards_text(boards: &crate::node::provision::Provisioned) -> String {
+pub fn boards_text(boards: &BoardsPart<'_>) -> String {
     let mut out = String::new();
-    for plan in &boards.plans {
+    for plan in boards.plans {
         let _ = writeln!(
             out,
             "  # node.{} will be bootstrapped\n  ~ node \"{}\"",
@@ -187,7 +198,7 @@ pub struct BoardStepsJson {
 pub fn plan_document<'a>(
     plan: &'a Plan,
     spec_warnings: &[reconciler_spec::Diagnostic],
-    boards: Option<&crate::node::provision::Provisioned>,
+    boards: Option<&BoardsPart<'_>>,
     swarm_planned: bool,
 ) -> PlanDocument<'a> {
     let mut plan_json = json(plan);
@@ -205,7 +216,7 @@ pub fn plan_document<'a>(
                     steps: p.steps.iter().map(|s| s.describe()).collect(),
                 })
                 .collect(),
-            unreachable: b.failures.iter().map(ToString::to_string).collect(),
+            unreachable: b.failures.clone(),
         }),
         swarm_planned: boards.map(|_| swarm_planned),
     }

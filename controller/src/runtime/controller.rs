@@ -14,17 +14,19 @@ use futures_util::StreamExt;
 use reconciler_spec::{load_files_with, ControllerMode, LoadError, LoadOptions, Spec};
 use tokio::sync::{mpsc, watch};
 
-use super::{run_loop, Backoff, Outcome, ReconcileResult, Trigger};
+use super::{run_loop, Backoff, Outcome};
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::{self, Shared};
 use crate::node::fleet::Fleet;
+use crate::node::provision::BoardWork;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
-use crate::pipeline::{self, BoardWork, PlanningError, Reach};
+use crate::pipeline::{self, PlanningError, Reach};
 use crate::plan::PlanError;
 use crate::plan::{self, render, ObjectKind, Plan, PlanOptions};
 use crate::progress::{Event, Progress};
+use crate::reconcile::{ReconcileResult, Trigger};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
 use crate::status::{
@@ -552,7 +554,7 @@ impl Controller {
         };
         self.board_plan = match (work, reached.boards.as_ref()) {
             (BoardWork::PlanOnly, Some(boards)) if !boards.plans.is_empty() => {
-                Some(render::boards_text(boards))
+                Some(render::boards_text(&boards.part()))
             }
             _ => None,
         };

@@ -20,78 +20,12 @@ use tokio::time::Instant;
 pub use backoff::Backoff;
 pub use controller::{default_holder, run, webhook_secret, RunError, RunOptions};
 
-/// Why the loop should look again. Carries no instructions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Startup,
-    /// The periodic resync (and git poll).
-    Timer,
-    /// A verified push webhook.
-    Webhook,
-    /// A file changed in the watched spec directory.
-    FileChanged,
-    /// A service or node event from Docker.
-    DockerEvent,
-    /// Docker's event stream broke (with `--ssh`, often the tunnel's board):
-    /// a reconcile now reconnects rather than waiting for the resync timer.
-    EventsLost,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Startup => "startup",
-            Trigger::Timer => "timer",
-            Trigger::Webhook => "webhook",
-            Trigger::FileChanged => "file",
-            Trigger::DockerEvent => "docker-event",
-            Trigger::EventsLost => "events-lost",
-        }
-    }
-}
+use crate::reconcile::Trigger;
 
 /// The first retry after a failure that may pass; each further one doubles...
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// ...up to this (then jittered down by up to half).
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
-
-/// How one reconcile ended: the `result` of `reconciler_reconciles_total`,
-/// of `/api/status` and of the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconcileResult {
-    /// The swarm matches the spec (or the plan was applied, or only reported).
-    Success,
-    /// Something failed on the way (Docker, the source, a board, an apply).
-    Error,
-    /// The plan was refused for safety (mass delete, quorum, not ours, ...).
-    Refused,
-    /// No valid spec revision is loaded yet.
-    InvalidSpec,
-    /// Another controller holds the lease; this one only observed.
-    Standby,
-}
-
-impl ReconcileResult {
-    /// Every result, so each counter series exists from the start.
-    pub const ALL: [ReconcileResult; 5] = [
-        ReconcileResult::Success,
-        ReconcileResult::Error,
-        ReconcileResult::Refused,
-        ReconcileResult::InvalidSpec,
-        ReconcileResult::Standby,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReconcileResult::Success => "success",
-            ReconcileResult::Error => "error",
-            ReconcileResult::Refused => "refused",
-            ReconcileResult::InvalidSpec => "invalid_spec",
-            ReconcileResult::Standby => "standby",
-        }
-    }
-}
 
 /// How one reconcile went, as far as scheduling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

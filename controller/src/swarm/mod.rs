@@ -225,7 +225,6 @@ pub struct Swarm {
     cluster: String,
     revision: Option<String>,
     writes: Arc<AtomicU64>,
-    lease_writes: Arc<AtomicU64>,
 }
 
 impl Swarm {
@@ -277,7 +276,6 @@ impl Swarm {
             cluster: cluster.to_string(),
             revision: None,
             writes: Arc::new(AtomicU64::new(0)),
-            lease_writes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -298,11 +296,6 @@ impl Swarm {
     /// Write calls made through this client so far, lease renewals excluded.
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
-    }
-
-    /// Writes of the one-writer lease (see [`lease`]).
-    pub fn lease_write_count(&self) -> u64 {
-        self.lease_writes.load(Ordering::Relaxed)
     }
 
     fn count_write(&self) {
@@ -332,7 +325,6 @@ impl Swarm {
         spec: bollard::models::SwarmSpec,
         version: i64,
     ) -> Result<(), bollard::errors::Error> {
-        self.lease_writes.fetch_add(1, Ordering::Relaxed);
         let options = bollard::query_parameters::UpdateSwarmOptions {
             version,
             ..Default::default()
