@@ -5,6 +5,8 @@
 //! must converge, or the apply fails with the reason Swarm gives (a rollback,
 //! a task error such as "No such image").
 
+use crate::failure::{Classify, ErrorClass};
+use crate::observed::NodeState;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -341,7 +343,9 @@ async fn leave(
         })?;
     // The manager sees a node down a moment after it left.
     let deadline = Instant::now() + LEFT_NODE_SEEN_DOWN;
-    while swarm.node_state(node.id).await.map_err(docker)? != "down" && Instant::now() < deadline {
+    while swarm.node_state(node.id).await.map_err(docker)? != NodeState::Down
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(options.poll).await;
     }
     swarm.remove_node(node.id, false).await.map_err(docker)
@@ -368,4 +372,29 @@ async fn forget(
         swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
     }
     swarm.remove_node(node.id, false).await.map_err(docker)
+}
+
+impl Classify for ApplyError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ApplyError::Action { source, .. } => source.class(),
+            // Swarm rolled the update back: the same spec would roll back again.
+            ApplyError::Failed { .. } => ErrorClass::NeedsPerson,
+            ApplyError::Timeout { .. } | ApplyError::Node { .. } | ApplyError::LeaseLost { .. } => {
+                ErrorClass::Retryable
+            }
+            ApplyError::NotLeft { source, .. } => source.class(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::Action { source, .. } => source.reason(),
+            ApplyError::Failed { .. } => "rolled_back",
+            ApplyError::Timeout { .. } => "not_converged",
+            ApplyError::Node { .. } => "node_removal",
+            ApplyError::LeaseLost { .. } => "lease_lost",
+            ApplyError::NotLeft { source, .. } => source.reason(),
+        }
+    }
 }

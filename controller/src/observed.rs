@@ -10,6 +10,104 @@ use std::collections::BTreeMap;
 use reconciler_spec::{Availability, Network, Role, Service};
 use serde::Serialize;
 
+/// Declares an enum of Docker's own words: `as_str` (and `Display`, and
+/// serde) give Docker's spelling, so text, JSON, metrics labels and the page
+/// agree with `docker` itself. `swarm` converts Docker's answers into these
+/// once, where they are read; nothing else matches Docker's text.
+macro_rules! docker_words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$variant_meta:meta])* $variant:ident => $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        pub enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            /// Docker's own word for it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+docker_words! {
+    /// A swarm node's state as the manager sees it (`docker node ls` STATUS).
+    NodeState {
+        /// The manager has not heard enough to say.
+        Unknown => "unknown",
+        /// The node stopped answering the managers' heartbeats.
+        Down => "down",
+        /// The node answers and takes tasks.
+        Ready => "ready",
+        /// The node's agent lost its session with the managers.
+        Disconnected => "disconnected",
+    }
+}
+
+docker_words! {
+    /// Where a service's rolling update stands (`UpdateStatus.State`).
+    UpdateState {
+        /// Tasks are being replaced.
+        Updating => "updating",
+        /// Swarm paused the update (a task failed with `failure_action = "pause"`).
+        Paused => "paused",
+        /// Every task runs the new template.
+        Completed => "completed",
+        /// Swarm started rolling the update back.
+        RollbackStarted => "rollback_started",
+        /// Swarm paused the rollback.
+        RollbackPaused => "rollback_paused",
+        /// Swarm rolled the update back: the old template runs.
+        RollbackCompleted => "rollback_completed",
+    }
+}
+
+docker_words! {
+    /// A task's state (`docker service ps` CURRENT STATE), in Swarm's order
+    /// from created to gone.
+    TaskState {
+        /// Just created.
+        New => "new",
+        /// Resources (addresses) allocated.
+        Allocated => "allocated",
+        /// Waiting for a node that fits.
+        Pending => "pending",
+        /// Given to a node.
+        Assigned => "assigned",
+        /// The node took it.
+        Accepted => "accepted",
+        /// The node prepares it (pulls the image).
+        Preparing => "preparing",
+        /// Prepared, not started yet.
+        Ready => "ready",
+        /// Started; with a healthcheck, until it is healthy.
+        Starting => "starting",
+        /// Running (and healthy, with a healthcheck).
+        Running => "running",
+        /// Exited with status 0.
+        Complete => "complete",
+        /// Stopped on purpose.
+        Shutdown => "shutdown",
+        /// Exited with an error, or was unhealthy.
+        Failed => "failed",
+        /// The node could not run it (no such image, an invalid mount).
+        Rejected => "rejected",
+        /// Being removed.
+        Remove => "remove",
+        /// Its node went away while it ran.
+        Orphaned => "orphaned",
+    }
+}
+
 /// Who owns an object, according to its labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "cluster")]
@@ -67,8 +165,7 @@ pub struct ObservedNode {
     pub role: Role,
     pub availability: Availability,
     pub labels: BTreeMap<String, String>,
-    /// `ready`, `down`, `disconnected` or `unknown`.
-    pub state: String,
+    pub state: NodeState,
     /// For managers: whether the raft member is reachable.
     pub manager_reachable: Option<bool>,
     pub leader: bool,
@@ -83,7 +180,7 @@ impl Observed {
     pub fn ready_node_ids(&self) -> std::collections::BTreeSet<String> {
         self.nodes
             .iter()
-            .filter(|n| n.state == "ready")
+            .filter(|n| n.state == NodeState::Ready)
             .map(|n| n.id.clone())
             .collect()
     }
@@ -111,8 +208,8 @@ pub struct ObservedService {
     pub version: u64,
     pub owner: Owner,
     pub spec_hash: Option<String>,
-    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
-    pub update_state: Option<String>,
+    /// Where Docker's last rolling update stands; `None` when none ran.
+    pub update_state: Option<UpdateState>,
     /// The managed fields as read back; `after` is always empty (it lives only in the spec).
     pub config: Service,
 }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::observed::Owner;
+use reconciler_spec::{Availability, Role};
+
+use crate::observed::{NodeState, Owner, TaskState, UpdateState};
 use crate::plan::Summary;
 use crate::reconcile::ReconcileResult;
 use crate::swarm::placement::{PlacedTask, Placement};
@@ -117,11 +119,11 @@ pub struct NodeStatus {
     /// The swarm node ID.
     pub id: String,
     pub hostname: String,
-    pub role: String,
+    pub role: Role,
     /// The raft leader among the managers.
     pub leader: bool,
-    pub availability: String,
-    pub state: String,
+    pub availability: Availability,
+    pub state: NodeState,
     /// As Docker reports it: `x86_64`, `aarch64`, `armv7l`.
     pub architecture: String,
     pub engine_version: String,
@@ -163,7 +165,7 @@ pub struct TaskStatus {
     /// The replica number; `None` for a global service's task.
     pub slot: Option<u64>,
     /// Docker's task state: `running`, `starting`, `pending`, `failed`, ...
-    pub state: String,
+    pub state: TaskState,
     pub health: TaskHealth,
     pub error: Option<String>,
 }
@@ -182,13 +184,21 @@ pub enum TaskHealth {
 }
 
 impl TaskHealth {
-    pub fn of(state: bollard::models::TaskState) -> Self {
-        use bollard::models::TaskState as S;
+    /// The colour of a task in `state`.
+    pub fn of(state: TaskState) -> Self {
+        use TaskState as S;
         match state {
-            S::RUNNING => TaskHealth::Running,
-            S::FAILED | S::REJECTED | S::ORPHANED => TaskHealth::Failing,
-            S::COMPLETE | S::SHUTDOWN | S::REMOVE => TaskHealth::Stopped,
-            _ => TaskHealth::Starting,
+            S::Running => TaskHealth::Running,
+            S::Failed | S::Rejected | S::Orphaned => TaskHealth::Failing,
+            S::Complete | S::Shutdown | S::Remove => TaskHealth::Stopped,
+            S::New
+            | S::Allocated
+            | S::Pending
+            | S::Assigned
+            | S::Accepted
+            | S::Preparing
+            | S::Ready
+            | S::Starting => TaskHealth::Starting,
         }
     }
 
@@ -212,8 +222,8 @@ pub struct ServiceStatus {
     /// eligible node (what `docker service ls` counts as its desired).
     pub wanted: u64,
     pub in_spec: bool,
-    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
-    pub update_state: Option<String>,
+    /// Where Docker's last rolling update stands, if one ran.
+    pub update_state: Option<UpdateState>,
     /// The newest task error while the service is short of tasks.
     pub error: Option<String>,
 }
@@ -244,7 +254,7 @@ impl Status {
             Some(TaskStatus {
                 service: shown.get(task.service_id.as_str())?.to_string(),
                 slot: task.slot,
-                state: task.state.to_string(),
+                state: task.state,
                 health: TaskHealth::of(task.state),
                 error: task.error.clone(),
             })
@@ -271,10 +281,10 @@ impl Status {
                 NodeStatus {
                     id: n.id.clone(),
                     hostname: n.hostname.clone(),
-                    role: n.role.as_str().to_string(),
+                    role: n.role,
                     leader: n.leader,
-                    availability: n.availability.as_str().to_string(),
-                    state: n.state.clone(),
+                    availability: n.availability,
+                    state: n.state,
                     architecture: n.architecture.clone(),
                     engine_version: n.engine_version.clone(),
                     labels: n
@@ -307,7 +317,7 @@ impl Status {
                     running: count.running,
                     wanted: count.wanted,
                     in_spec: context.spec_services.contains(*name),
-                    update_state: service.update_state.clone(),
+                    update_state: service.update_state,
                     error: short
                         .then_some(count.newest_error)
                         .flatten()
@@ -332,9 +342,6 @@ pub struct ErrorStatus {
 
 #[cfg(test)]
 mod tests {
-    use bollard::models::TaskState;
-    use reconciler_spec::{Availability, Role};
-
     use super::*;
     use crate::observed::ObservedNode;
     use crate::swarm::placement::PlacedService;
@@ -350,7 +357,7 @@ mod tests {
             role: Role::Worker,
             availability: Availability::Active,
             labels: BTreeMap::new(),
-            state: "ready".into(),
+            state: NodeState::Ready,
             manager_reachable: None,
             leader: false,
             updated_at: None,
@@ -363,7 +370,7 @@ mod tests {
             node_id: node.map(str::to_string),
             slot: Some(slot),
             state,
-            desired_state: TaskState::RUNNING,
+            desired_state: TaskState::Running,
             error: None,
             since: format!("2026-11-24T10:00:0{slot}Z"),
         }
@@ -377,10 +384,10 @@ mod tests {
             replicas: Some(3),
             update_state: None,
         };
-        let mut old_failure = task("w", Some("n1"), 1, TaskState::FAILED);
-        old_failure.desired_state = TaskState::SHUTDOWN;
+        let mut old_failure = task("w", Some("n1"), 1, TaskState::Failed);
+        old_failure.desired_state = TaskState::Shutdown;
         old_failure.error = Some("older error".into());
-        let mut rejected = task("w", None, 3, TaskState::PENDING);
+        let mut rejected = task("w", None, 3, TaskState::Pending);
         rejected.error = Some("no suitable node".into());
         let placement = Placement {
             nodes: vec![node("n1"), node("n2")],
@@ -389,11 +396,11 @@ mod tests {
                 ("theirs".to_string(), service("t", Owner::Unmanaged)),
             ]),
             tasks: vec![
-                task("w", Some("n2"), 2, TaskState::RUNNING),
-                task("w", Some("n1"), 1, TaskState::RUNNING),
+                task("w", Some("n2"), 2, TaskState::Running),
+                task("w", Some("n1"), 1, TaskState::Running),
                 old_failure,
                 rejected,
-                task("t", Some("n1"), 1, TaskState::RUNNING),
+                task("t", Some("n1"), 1, TaskState::Running),
             ],
         };
         let mut status = Status::default();

@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::failure::ErrorClass;
+use crate::observed::{NodeState, UpdateState};
 use crate::reconcile::ReconcileResult;
 use crate::status::{NodeStatus, ReconcileStatus, Status, TaskStatus};
 
@@ -234,13 +235,13 @@ fn task(html: &mut String, task: &TaskStatus) {
         Some(slot) => format!("{}.{slot}", task.service),
         None => task.service.clone(),
     };
-    let title = task.error.as_deref().unwrap_or(&task.state);
+    let title = task.error.as_deref().unwrap_or(task.state.as_str());
     let _ = write!(
         html,
         "<div class=\"task {health}\" data-service=\"{service}\" data-state=\"{state}\" title=\"{title}\">{name} <small>{state}</small></div>",
         health = task.health.as_str(),
         service = escape(&task.service),
-        state = escape(&task.state),
+        state = task.state.as_str(),
         title = escape(title),
         name = escape(&name),
     );
@@ -270,7 +271,7 @@ fn nodes(html: &mut String, status: &Status) {
 }
 
 fn node_column(html: &mut String, node: &NodeStatus) {
-    let ready = node.state == "ready";
+    let ready = node.state == NodeState::Ready;
     let _ = write!(
         html,
         "<section class=\"node{}\" data-node=\"{}\" data-node-id=\"{}\"><div class=\"node-head\"><b>{}</b><div>{}{} · <span class=\"{}\">{}</span> · {}</div><div class=\"facts\">{} · Docker {}",
@@ -278,11 +279,11 @@ fn node_column(html: &mut String, node: &NodeStatus) {
         escape(&node.hostname),
         escape(&node.id),
         escape(&node.hostname),
-        escape(&node.role),
+        node.role.as_str(),
         if node.leader { " (leader)" } else { "" },
         if ready { "ok" } else { "bad" },
-        escape(&node.state),
-        escape(&node.availability),
+        node.state.as_str(),
+        node.availability.as_str(),
         escape(&node.architecture),
         escape(&node.engine_version),
     );
@@ -346,7 +347,7 @@ fn services(html: &mut String, status: &Status) {
             html,
             "<tr data-service=\"{name}\"><td>{name}{stray}</td><td class=\"{class}\">{} / {desired}</td><td>{}</td><td class=\"bad\">{}</td></tr>",
             service.running,
-            escape(service.update_state.as_deref().unwrap_or("")),
+            service.update_state.map_or("", UpdateState::as_str),
             escape(service.error.as_deref().unwrap_or("")),
             name = escape(&service.name),
         );
@@ -449,10 +450,10 @@ mod tests {
         let node = NodeStatus {
             id: "abc".into(),
             hostname: "pi1".into(),
-            role: "manager".into(),
+            role: reconciler_spec::Role::Manager,
             leader: true,
-            availability: "active".into(),
-            state: "ready".into(),
+            availability: reconciler_spec::Availability::Active,
+            state: NodeState::Ready,
             architecture: "aarch64".into(),
             engine_version: "28.2.2".into(),
             labels: [("zone".to_string(), "shelf".to_string())].into(),
@@ -466,7 +467,7 @@ mod tests {
             tasks: vec![TaskStatus {
                 service: "web".into(),
                 slot: Some(2),
-                state: "starting".into(),
+                state: crate::observed::TaskState::Starting,
                 health: TaskHealth::Starting,
                 error: None,
             }],

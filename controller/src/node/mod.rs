@@ -19,6 +19,7 @@ pub mod tunnel;
 
 pub use ssh::{Output, Session, SshOptions, Target};
 
+use crate::failure::{Classify, ErrorClass};
 use crate::observed::Facts;
 
 /// Why work on a board failed. Every message names the node.
@@ -299,6 +300,43 @@ impl Leaver {
                 what: "leave the swarm".into(),
                 stderr: output.stderr.trim().to_string(),
             })
+        }
+    }
+}
+
+impl Classify for NodeError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            NodeError::Unreachable { .. }
+            | NodeError::Timeout { .. }
+            | NodeError::NoExitStatus { .. }
+            | NodeError::Failed { .. }
+            | NodeError::DockerHung { .. }
+            | NodeError::Ssh { .. } => ErrorClass::Retryable,
+            NodeError::UnknownHostKey { .. }
+            | NodeError::HostKeyChanged { .. }
+            | NodeError::BadPinnedKey { .. }
+            | NodeError::Identity { .. }
+            | NodeError::AuthRejected { .. }
+            | NodeError::Sudo { .. }
+            | NodeError::NotThatNode { .. } => ErrorClass::NeedsPerson,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            NodeError::Unreachable { .. } => "board_unreachable",
+            NodeError::UnknownHostKey { .. }
+            | NodeError::HostKeyChanged { .. }
+            | NodeError::BadPinnedKey { .. } => "host_key",
+            NodeError::Identity { .. } | NodeError::AuthRejected { .. } => "ssh_auth",
+            NodeError::Sudo { .. } => "sudo",
+            NodeError::NotThatNode { .. } => "not_that_node",
+            NodeError::DockerHung { .. } => "docker_hung",
+            NodeError::Timeout { .. }
+            | NodeError::NoExitStatus { .. }
+            | NodeError::Failed { .. } => "board_command",
+            NodeError::Ssh { .. } => "ssh",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Boards are reached in parallel (bounded). A board that is down or fails a
 //! step is reported and skipped; the others go on, and the next run retries it.
 
+use crate::failure::{Classify, ErrorClass};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -334,6 +335,33 @@ fn anchors(
         })
         .map(|n| n.name.clone())
         .collect()
+}
+
+impl Classify for ProvisionError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ProvisionError::Bootstrap(
+                BootstrapError::ArchMismatch { .. } | BootstrapError::InAnotherSwarm { .. },
+            ) => ErrorClass::NeedsPerson,
+            // A manager that is down or rebooting comes back by itself.
+            ProvisionError::Bootstrap(
+                BootstrapError::NoManager | BootstrapError::ManagersUnreached { .. },
+            )
+            | ProvisionError::NoSwarm => ErrorClass::Retryable,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ProvisionError::Bootstrap(BootstrapError::ArchMismatch { .. }) => "arch_mismatch",
+            ProvisionError::Bootstrap(BootstrapError::NoManager) => "no_manager",
+            ProvisionError::Bootstrap(BootstrapError::ManagersUnreached { .. }) => {
+                "managers_unreached"
+            }
+            ProvisionError::Bootstrap(BootstrapError::InAnotherSwarm { .. }) => "in_another_swarm",
+            ProvisionError::NoSwarm => "no_swarm",
+        }
+    }
 }
 
 #[cfg(test)]

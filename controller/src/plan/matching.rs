@@ -14,7 +14,7 @@ use reconciler_spec::Spec;
 
 use super::PlanError;
 use crate::labels::{CLUSTER, NODE};
-use crate::observed::{Observed, ObservedNode};
+use crate::observed::{NodeState, Observed, ObservedNode};
 
 /// Why a swarm node is taken to be a spec node, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,7 +49,7 @@ pub(super) struct Match<'a> {
 
 /// A down node is an object whose board may be gone or be somebody else now.
 pub(super) fn is_down(node: &ObservedNode) -> bool {
-    node.state == "down"
+    node.state == NodeState::Down
 }
 
 /// How a swarm node is named in errors: enough to find it with `docker node ls`.

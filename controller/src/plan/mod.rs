@@ -13,6 +13,7 @@ mod matching;
 mod nodes;
 pub mod render;
 
+use crate::failure::{Classify, ErrorClass};
 use std::collections::{BTreeMap, BTreeSet};
 
 use reconciler_spec::{Config, Network, Secret, Service, Spec};
@@ -649,6 +650,29 @@ fn plan_network_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
                 name: name.clone(),
                 id: network.id.clone(),
             });
+        }
+    }
+}
+
+impl Classify for PlanError {
+    /// Every refused plan waits for a person: that is why it was refused.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::NeedsPerson
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            PlanError::NotOurs { .. } => "not_ours",
+            PlanError::MassDelete { .. } => "mass_delete",
+            PlanError::NetworkChanged { .. } => "network_changed",
+            PlanError::LastManager { .. } => "last_manager",
+            PlanError::Quorum { .. } => "quorum",
+            PlanError::AmbiguousNode { .. } => "ambiguous_node",
+            PlanError::SharedSwarmNode { .. } => "shared_swarm_node",
+            PlanError::NodeOfOtherCluster { .. } => "node_of_other_cluster",
+            PlanError::MissingExternalSecret { .. } => "missing_external_secret",
+            PlanError::MissingExternalConfig { .. } => "missing_external_config",
+            PlanError::MissingExternalNetwork { .. } => "missing_external_network",
         }
     }
 }

@@ -13,7 +13,7 @@ use super::fields::FieldChange;
 use super::matching::{is_down, match_nodes, Match};
 use super::{Departure, PlanError};
 use crate::labels::{CLUSTER, NODE, NODE_LABEL_KEYS};
-use crate::observed::{Observed, ObservedNode};
+use crate::observed::{NodeState, Observed, ObservedNode};
 
 /// A node's new spec, written in one call with its version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -335,7 +335,7 @@ fn check_managers(
         .iter()
         .filter(|n| match n.role {
             Role::Manager => n.manager_reachable == Some(true),
-            Role::Worker => n.state == "ready",
+            Role::Worker => n.state == NodeState::Ready,
         })
         .count();
     let quorum = managers.len() / 2 + 1;

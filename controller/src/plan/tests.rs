@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reconciler_spec::{load_files, Availability, Role, Spec};
 
 use super::*;
-use crate::observed::{ObservedData, ObservedNetwork, ObservedNode, ObservedService};
+use crate::observed::{NodeState, ObservedData, ObservedNetwork, ObservedNode, ObservedService};
 
 fn spec(body: &str) -> Spec {
     let text = format!("[cluster]\nname = \"lab\"\n{body}");
@@ -62,7 +62,7 @@ fn node(id: &str, hostname: &str, role: Role, reachable: bool) -> ObservedNode {
             (crate::labels::CLUSTER.to_string(), "lab".to_string()),
             (crate::labels::NODE.to_string(), hostname.to_string()),
         ]),
-        state: "ready".into(),
+        state: NodeState::Ready,
         manager_reachable: (role == Role::Manager).then_some(reachable),
         leader: false,
         updated_at: None,
@@ -1103,7 +1103,7 @@ fn at(node: ObservedNode, address: &str) -> ObservedNode {
 
 fn down_since(node: ObservedNode, since: std::time::SystemTime) -> ObservedNode {
     ObservedNode {
-        state: "down".into(),
+        state: NodeState::Down,
         manager_reachable: None,
         updated_at: Some(since),
         ..node
@@ -1519,4 +1519,17 @@ secrets = [{ source = "token" }]
     let service = service.expect("the service is created");
     assert_eq!(service.configs[0].source, "traefik-dynamic");
     assert_eq!(service.secrets[0].source, "token");
+}
+
+#[test]
+fn a_refused_plan_waits_for_a_person() {
+    let error = PlanError::MassDelete {
+        kind: crate::plan::ObjectKind::Service,
+        deletes: 3,
+        total: 4,
+        fraction: 0.5,
+        from_last_applied: false,
+    };
+    assert_eq!(error.class(), ErrorClass::NeedsPerson);
+    assert_eq!(error.reason(), "mass_delete");
 }

@@ -8,6 +8,7 @@ mod dir;
 mod git;
 pub mod webhook;
 
+use crate::failure::{Classify, ErrorClass};
 use std::path::PathBuf;
 
 pub use dir::DirSource;
@@ -68,6 +69,25 @@ impl Source {
         match self {
             Source::Dir(dir) => format!("directory {}", dir.path().display()),
             Source::Git(git) => git.describe(),
+        }
+    }
+}
+
+impl Classify for SourceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SourceError::Git { .. } | SourceError::Cache { .. } => ErrorClass::Retryable,
+            SourceError::MissingPath { .. } => ErrorClass::NeedsPerson,
+            SourceError::Dir(error) => error.class(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            SourceError::Git { .. } => "git",
+            SourceError::Cache { .. } => "git_cache",
+            SourceError::MissingPath { .. } => "missing_path",
+            SourceError::Dir(error) => error.reason(),
         }
     }
 }

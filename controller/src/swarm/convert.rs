@@ -29,7 +29,7 @@ use reconciler_spec::{
 };
 
 use crate::labels;
-use crate::observed::Owner;
+use crate::observed::{NodeState, Owner, TaskState, UpdateState};
 
 pub(super) fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
@@ -474,6 +474,55 @@ fn restart_policy(restart: &RestartPolicy) -> TaskSpecRestartPolicy {
         delay: restart.delay.map(nanos),
         max_attempts: restart.max_attempts.map(count),
         window: restart.window.map(nanos),
+    }
+}
+
+/// A node's state in our terms.
+pub(super) fn node_state(state: Option<bollard::models::NodeState>) -> NodeState {
+    use bollard::models::NodeState as Docker;
+    match state {
+        Some(Docker::READY) => NodeState::Ready,
+        Some(Docker::DOWN) => NodeState::Down,
+        Some(Docker::DISCONNECTED) => NodeState::Disconnected,
+        Some(Docker::UNKNOWN) | None => NodeState::Unknown,
+    }
+}
+
+/// A service's update state in our terms; `None` when no update ran.
+pub(super) fn update_state(
+    status: Option<&bollard::models::ServiceUpdateStatus>,
+) -> Option<UpdateState> {
+    use bollard::models::ServiceUpdateStatusStateEnum as Docker;
+    Some(match status?.state? {
+        Docker::EMPTY => return None,
+        Docker::UPDATING => UpdateState::Updating,
+        Docker::PAUSED => UpdateState::Paused,
+        Docker::COMPLETED => UpdateState::Completed,
+        Docker::ROLLBACK_STARTED => UpdateState::RollbackStarted,
+        Docker::ROLLBACK_PAUSED => UpdateState::RollbackPaused,
+        Docker::ROLLBACK_COMPLETED => UpdateState::RollbackCompleted,
+    })
+}
+
+/// A task's state in our terms (a task without one is `new`).
+pub(super) fn task_state(state: Option<bollard::models::TaskState>) -> TaskState {
+    use bollard::models::TaskState as Docker;
+    match state {
+        None | Some(Docker::NEW) => TaskState::New,
+        Some(Docker::ALLOCATED) => TaskState::Allocated,
+        Some(Docker::PENDING) => TaskState::Pending,
+        Some(Docker::ASSIGNED) => TaskState::Assigned,
+        Some(Docker::ACCEPTED) => TaskState::Accepted,
+        Some(Docker::PREPARING) => TaskState::Preparing,
+        Some(Docker::READY) => TaskState::Ready,
+        Some(Docker::STARTING) => TaskState::Starting,
+        Some(Docker::RUNNING) => TaskState::Running,
+        Some(Docker::COMPLETE) => TaskState::Complete,
+        Some(Docker::SHUTDOWN) => TaskState::Shutdown,
+        Some(Docker::FAILED) => TaskState::Failed,
+        Some(Docker::REJECTED) => TaskState::Rejected,
+        Some(Docker::REMOVE) => TaskState::Remove,
+        Some(Docker::ORPHANED) => TaskState::Orphaned,
     }
 }
 

@@ -9,6 +9,7 @@ use reconciler_spec::{Availability, Network, Role, SecretData, Service};
 
 use super::convert::{ownership_labels, service_spec, DataIds};
 use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
+use crate::observed::NodeState;
 use crate::plan::{Action, NodeUpdate};
 
 impl Swarm {
@@ -123,17 +124,16 @@ impl Swarm {
             .len())
     }
 
-    /// `ready`, `down`, ... of a node.
-    pub async fn node_state(&self, id: &str) -> Result<String, SwarmError> {
+    /// A node's state, as the manager sees it now.
+    pub async fn node_state(&self, id: &str) -> Result<NodeState, SwarmError> {
         let node = self
             .docker
             .inspect_node(id)
             .await
             .map_err(api(DockerCall::InspectNode))?;
-        Ok(node
-            .status
-            .and_then(|s| s.state)
-            .map_or_else(|| "unknown".to_string(), |s| s.to_string()))
+        Ok(super::convert::node_state(
+            node.status.and_then(|s| s.state),
+        ))
     }
 
     /// Removes a node object (`force` for a node that never reported down).

@@ -16,6 +16,7 @@ mod observe;
 pub mod placement;
 pub mod progress;
 
+use crate::failure::{Classify, ErrorClass};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -360,5 +361,112 @@ fn socket_path(host: &str) -> Result<String, SwarmError> {
         Ok(host.to_string())
     } else {
         Err(SwarmError::UnsupportedHost(host.to_string()))
+    }
+}
+
+/// What a failed Docker call needs before trying again can help.
+impl Classify for SwarmError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SwarmError::Connect { .. }
+            | SwarmError::Timeout { .. }
+            | SwarmError::OutOfSequence(_)
+            | SwarmError::NoLeader { .. } => ErrorClass::Retryable,
+            SwarmError::UnsupportedHost(_)
+            | SwarmError::NotManager { .. }
+            | SwarmError::NeedsSsh(_) => ErrorClass::NeedsPerson,
+            SwarmError::VersionOverflow(..) => ErrorClass::Bug,
+            SwarmError::Api { source, .. } => api_class(source),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            SwarmError::Connect { .. } => "docker_unreachable",
+            SwarmError::Timeout { .. } => "docker_timeout",
+            SwarmError::UnsupportedHost(_) => "docker_host",
+            SwarmError::NotManager { .. } => "not_a_manager",
+            SwarmError::OutOfSequence(_) => "write_race",
+            SwarmError::NoLeader { .. } => "no_leader",
+            SwarmError::NeedsSsh(_) => "needs_ssh",
+            SwarmError::VersionOverflow(..) => "version_overflow",
+            SwarmError::Api { source, .. } => match api_class(source) {
+                ErrorClass::Retryable => "docker_api",
+                ErrorClass::NeedsPerson => "docker_refused",
+                ErrorClass::Bug => "docker_unreadable",
+            },
+        }
+    }
+}
+
+/// Docker refusing a request (4xx but "not found") needs a change; the
+/// daemon failing (5xx) or the connection dropping may pass; a reply the
+/// client cannot read is ours to fix.
+fn api_class(error: &bollard::errors::Error) -> ErrorClass {
+    use bollard::errors::Error;
+    match error {
+        Error::DockerResponseServerError { status_code, .. } => match status_code {
+            404 | 409 | 500.. => ErrorClass::Retryable,
+            _ => ErrorClass::NeedsPerson,
+        },
+        Error::JsonDataError { .. } | Error::JsonSerdeError { .. } => ErrorClass::Bug,
+        _ => ErrorClass::Retryable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status_code: u16) -> SwarmError {
+        SwarmError::Api {
+            operation: super::DockerCall::CreateService,
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: "x".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn docker_refusals_need_a_person_and_failures_are_retried() {
+        assert_eq!(refused(400).class(), ErrorClass::NeedsPerson);
+        assert_eq!(refused(400).reason(), "docker_refused");
+        assert_eq!(refused(404).class(), ErrorClass::Retryable);
+        assert_eq!(refused(409).class(), ErrorClass::Retryable);
+        assert_eq!(refused(503).class(), ErrorClass::Retryable);
+        assert_eq!(refused(503).reason(), "docker_api");
+        assert_eq!(
+            SwarmError::OutOfSequence("web".into()).class(),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            SwarmError::VersionOverflow(u64::MAX, "web".into()).class(),
+            ErrorClass::Bug
+        );
+    }
+
+    /// The body is verbatim what Docker 20.10 answered `GET /nodes` on a
+    /// manager that had lost its majority (seen in tests/nodes.rs's boards).
+    #[test]
+    fn a_swarm_without_a_leader_is_named_as_such_and_retried() {
+        let error = super::api(super::DockerCall::ListNodes)(
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "rpc error: code = Unknown desc = The swarm does not have a leader. \
+                          It's possible that too few managers are online. Make sure more than \
+                          half of the managers are online."
+                    .into(),
+            },
+        );
+        assert!(matches!(error, SwarmError::NoLeader { .. }), "{error:?}");
+        assert_eq!(error.reason(), "no_leader");
+        assert_eq!(error.class(), ErrorClass::Retryable);
+        let message = error.to_string();
+        assert!(message.contains("--force-new-cluster"), "{message}");
+        assert!(
+            message.contains("never initializes a new swarm"),
+            "{message}"
+        );
     }
 }

@@ -126,9 +126,7 @@ pub(super) fn observed_node(node: &bollard::models::Node) -> ObservedNode {
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        state: status
-            .state
-            .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+        state: super::convert::node_state(status.state),
         manager_reachable: manager
             .as_ref()
             .map(|m| m.reachability == Some(Reachability::REACHABLE)),
@@ -217,12 +215,7 @@ impl Swarm {
                     version: service.version.as_ref().and_then(|v| v.index).unwrap_or(0),
                     owner: owner_of(&all_labels, &self.cluster),
                     spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
-                    update_state: service
-                        .update_status
-                        .as_ref()
-                        .and_then(|u| u.state)
-                        .filter(|s| *s != bollard::models::ServiceUpdateStatusStateEnum::EMPTY)
-                        .map(|s| s.to_string()),
+                    update_state: super::convert::update_state(service.update_status.as_ref()),
                     config: service_from_spec(&name, spec, network_names),
                 },
             );

@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{ServiceSpecMode, TaskState};
+use bollard::models::ServiceSpecMode;
 
 use super::convert::owner_of;
 use super::observe::observed_node;
 use super::{api, DockerCall, Swarm, SwarmError};
-use crate::observed::{ObservedNode, Owner};
+use crate::observed::{ObservedNode, Owner, TaskState, UpdateState};
 
 /// Nodes, services and tasks at one moment.
 #[derive(Debug, Clone, Default)]
@@ -28,8 +28,8 @@ pub struct PlacedService {
     pub owner: Owner,
     /// `None` for a global service.
     pub replicas: Option<u64>,
-    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...).
-    pub update_state: Option<String>,
+    /// Where Docker's last rolling update stands, if one ran.
+    pub update_state: Option<UpdateState>,
 }
 
 /// One task: where it is, what it does, what it should do.
@@ -41,6 +41,7 @@ pub struct PlacedTask {
     /// The replica number; `None` for a global service's tasks.
     pub slot: Option<u64>,
     pub state: TaskState,
+    /// What Swarm wants of it (`running`, or `shutdown` once replaced).
     pub desired_state: TaskState,
     /// Docker's error for a failed or rejected task ("No such image", "no suitable node").
     pub error: Option<String>,
@@ -51,11 +52,11 @@ pub struct PlacedTask {
 impl PlacedTask {
     /// A task the scheduler wants running: the ones the picture places.
     pub fn wanted(&self) -> bool {
-        self.desired_state == TaskState::RUNNING
+        self.desired_state == TaskState::Running
     }
 
     pub fn running(&self) -> bool {
-        self.state == TaskState::RUNNING
+        self.state == TaskState::Running
     }
 }
 
@@ -125,10 +126,7 @@ impl Swarm {
                     id: service.id?,
                     owner: owner_of(&spec.labels.unwrap_or_default(), self.cluster()),
                     replicas,
-                    update_state: service
-                        .update_status
-                        .and_then(|u| u.state)
-                        .map(|s| s.to_string()),
+                    update_state: super::convert::update_state(service.update_status.as_ref()),
                 };
                 Some((spec.name?, placed))
             })
@@ -141,8 +139,8 @@ impl Swarm {
                     service_id: task.service_id?,
                     node_id: task.node_id.filter(|id| !id.is_empty()),
                     slot: task.slot.and_then(|s| u64::try_from(s).ok()),
-                    state: status.state.unwrap_or(TaskState::NEW),
-                    desired_state: task.desired_state.unwrap_or(TaskState::NEW),
+                    state: super::convert::task_state(status.state),
+                    desired_state: super::convert::task_state(task.desired_state),
                     error: status.err.filter(|e| !e.is_empty()),
                     since: status
                         .timestamp

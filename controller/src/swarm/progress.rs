@@ -1,9 +1,10 @@
 //! How far a service is from running what was asked: tasks and update status.
 
-use bollard::models::{ServiceUpdateStatusStateEnum, TaskSpec, TaskState};
+use bollard::models::{TaskSpec, TaskState};
 use serde::Serialize;
 
 use super::{api, DockerCall, Swarm, SwarmError};
+use crate::observed::UpdateState;
 
 /// A service's tasks, counted.
 #[derive(Debug, Clone, Serialize)]
@@ -12,8 +13,8 @@ pub struct ServiceProgress {
     /// Tasks the scheduler wants running (for a global service: one per eligible node).
     pub desired: u64,
     pub running: u64,
-    /// Docker's update status (`updating`, `completed`, `rollback_completed`, ...), if an update ran.
-    pub update_state: Option<String>,
+    /// Where Docker's last rolling update stands, if one ran.
+    pub update_state: Option<UpdateState>,
     pub update_message: Option<String>,
     /// When Docker's current update status began; tells a fresh status from one
     /// left over from an earlier update.
@@ -36,21 +37,25 @@ impl ServiceProgress {
     /// write: an update status that old belongs to an earlier update and is ignored.
     pub fn convergence(&self, stale_update: Option<&str>) -> Convergence {
         let fresh = stale_update.is_none() || self.update_started_at.as_deref() != stale_update;
-        match self.update_state.as_deref().filter(|_| fresh) {
-            Some("rollback_completed" | "rollback_paused" | "rollback_started") => {
+        match self.update_state.filter(|_| fresh) {
+            Some(
+                UpdateState::RollbackCompleted
+                | UpdateState::RollbackPaused
+                | UpdateState::RollbackStarted,
+            ) => {
                 return Convergence::Failed(format!(
                     "Swarm rolled the update back: {}",
                     self.update_message.as_deref().unwrap_or("no reason given")
                 ))
             }
-            Some("paused") => {
+            Some(UpdateState::Paused) => {
                 return Convergence::Failed(format!(
                     "Swarm paused the update: {}",
                     self.update_message.as_deref().unwrap_or("no reason given")
                 ))
             }
-            Some("updating") => return Convergence::InProgress,
-            _ => {}
+            Some(UpdateState::Updating) => return Convergence::InProgress,
+            Some(UpdateState::Completed) | None => {}
         }
         if self.running == self.desired {
             Convergence::Converged
@@ -203,11 +208,7 @@ impl Swarm {
             name: name.to_string(),
             desired,
             running,
-            update_state: update
-                .as_ref()
-                .and_then(|u| u.state)
-                .filter(|s| *s != ServiceUpdateStatusStateEnum::EMPTY)
-                .map(|s| s.to_string()),
+            update_state: super::convert::update_state(update.as_ref()),
             update_started_at: update.as_ref().and_then(|u| u.started_at.clone()),
             update_message: update.and_then(|u| u.message),
             last_error: newest_error.map(|(_, e)| e),
