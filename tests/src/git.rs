@@ -89,6 +89,14 @@ impl GitRepo {
         id
     }
 
+    /// Deletes `branch` on the remote (as a person removing it on the forge).
+    pub fn delete_branch(&self, branch: &str) {
+        git(
+            &self.work(),
+            &["push", "--quiet", "origin", "--delete", branch],
+        );
+    }
+
     /// Writes the files, commits them on `main` and pushes; returns the commit id.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         self.commit_and_push("main", files, message)

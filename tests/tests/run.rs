@@ -155,6 +155,33 @@ fn a_branch_and_a_folder_of_the_repository_are_followed() {
         None,
         "main's service was deployed"
     );
+
+    // Regression (issue 20): a deleted branch fetched nothing, without an
+    // error, and the last fetched commit stayed in force silently. Now it is
+    // a missing reference that waits for a person, and the last good
+    // revision stays in force.
+    repo.delete_branch("prod");
+    wait_status(&controller, "the deleted branch reported", |s| {
+        s["source_error"]["reason"] == "git_missing_ref"
+            && s["source_error"]["class"] == "needs_person"
+    });
+    let status = controller.status();
+    let message = status["source_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("branch prod does not exist") && message.contains("--branch"),
+        "{message}"
+    );
+    assert_eq!(status["revision"].as_str(), Some(prod.as_str()));
+    assert_eq!(replicas("rbranch-prod"), Some(1));
+    // Said once in the log, however many resyncs see it again.
+    let log = controller.process.log();
+    assert_eq!(
+        log.matches("branch prod does not exist").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -985,6 +1012,29 @@ fn a_repository_over_http_is_fetched_with_a_user_and_password_file() {
             .ok_or(refused.process.log())
     });
     assert!(refused.status()["revision"].is_null());
+    // Regression (issue 20): a refused password was classified retryable
+    // and retried with backoff forever; it needs a person, who is told what
+    // to set.
+    wait_status(&refused, "the refused password reported", |s| {
+        s["source_error"]["reason"] == "git_auth"
+    });
+    let status = refused.status();
+    let source_error = &status["source_error"];
+    assert_eq!(source_error["class"], "needs_person", "{source_error:#}");
+    let message = source_error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused the credentials")
+            && message.contains("RECONCILER_GIT_PASSWORD_FILE"),
+        "{message}"
+    );
+    wait_until("the refusal counted", Duration::from_secs(30), || {
+        let sample =
+            "reconciler_reconcile_errors_total{class=\"needs_person\",reason=\"git_auth\"}";
+        metric(&refused.metrics(), sample)
+            .filter(|count| *count >= 1.0)
+            .map(|_| ())
+            .ok_or(refused.metrics())
+    });
     assert_eq!(replicas("rgithttp-web"), None);
     drop(refused);
 

@@ -495,11 +495,16 @@ impl Controller {
             .all(|t| matches!(t, Trigger::DockerEvent | Trigger::EventsLost));
         if self.snapshot.is_none() || !only_docker {
             let fetched = self.fetch().await;
-            self.status().source_error = fetched.as_ref().err().map(|error| ErrorStatus {
+            let error_status = fetched.as_ref().err().map(|error| ErrorStatus {
                 message: error.to_string(),
                 class: error.class(),
                 reason: error.reason(),
             });
+            // The same failure again (a revoked token, a deleted branch) is
+            // said once, not at every resync; it stays on the status page.
+            let new_failure = error_status.as_ref().map(|e| &e.message)
+                != self.status().source_error.as_ref().map(|e| &e.message);
+            self.status().source_error = error_status;
             if let Err(error) = fetched {
                 // Without a spec there is nothing to reconcile; with one, the
                 // last good revision stays in force while the source is out
@@ -507,7 +512,11 @@ impl Controller {
                 if self.spec.is_none() {
                     return Ended::Failed(error);
                 }
-                tracing::warn!(class = error.class().as_str(), reason = error.reason(), %error, "fetch failed; reconciling the last good revision");
+                if new_failure {
+                    tracing::warn!(class = error.class().as_str(), reason = error.reason(), %error, "fetch failed; reconciling the last good revision");
+                } else {
+                    tracing::debug!(reason = error.reason(), "fetch failed again");
+                }
             }
         }
         self.load();

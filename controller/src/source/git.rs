@@ -42,11 +42,7 @@ impl GitSource {
     }
 
     pub fn describe(&self) -> String {
-        let reference = match &self.reference {
-            GitRef::Branch(b) => format!("branch {b}"),
-            GitRef::Tag(t) => format!("tag {t}"),
-            GitRef::Commit(c) => format!("commit {c}"),
-        };
+        let reference = self.reference_name();
         let path = if self.path.is_empty() {
             String::new()
         } else {
@@ -55,11 +51,29 @@ impl GitSource {
         format!("git {} ({reference}{path})", redact_url(&self.url))
     }
 
+    /// The error of a git operation, kept whole; an authentication failure
+    /// is told apart (it waits for a person instead of being retried).
     fn git_error(&self, operation: &'static str) -> impl Fn(git2::Error) -> SourceError + '_ {
-        move |error| SourceError::Git {
-            operation,
-            url: redact_url(&self.url),
-            message: error.message().to_string(),
+        move |source| {
+            let url = redact_url(&self.url);
+            if source.code() == git2::ErrorCode::Auth {
+                SourceError::Auth { url, source }
+            } else {
+                SourceError::Git {
+                    operation,
+                    url,
+                    source,
+                }
+            }
+        }
+    }
+
+    /// `branch main`, `tag v1`, as the user named it.
+    fn reference_name(&self) -> String {
+        match &self.reference {
+            GitRef::Branch(b) => format!("branch {b}"),
+            GitRef::Tag(t) => format!("tag {t}"),
+            GitRef::Commit(c) => format!("commit {c}"),
         }
     }
 
@@ -129,21 +143,23 @@ impl GitSource {
     }
 
     fn fetch(&self, repo: &Repository) -> Result<Oid, SourceError> {
-        let (refspec, local) = match &self.reference {
+        let (refspec, local, remote_ref) = match &self.reference {
             GitRef::Branch(branch) => (
                 format!("+refs/heads/{branch}:refs/reconciler/head"),
                 "refs/reconciler/head".to_string(),
+                format!("refs/heads/{branch}"),
             ),
             GitRef::Tag(tag) => (
                 format!("+refs/tags/{tag}:refs/reconciler/head"),
                 "refs/reconciler/head".to_string(),
+                format!("refs/tags/{tag}"),
             ),
             GitRef::Commit(id) => {
                 let oid = Oid::from_str(id).map_err(self.git_error("parse commit id"))?;
                 if repo.find_commit(oid).is_ok() {
                     return Ok(oid);
                 }
-                (id.clone(), String::new())
+                (id.clone(), String::new(), String::new())
             }
         };
         let mut remote = repo
@@ -154,6 +170,22 @@ impl GitSource {
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(self.git_error("fetch"))?;
+        // A refspec naming a ref the remote does not have fetches nothing
+        // without an error, and the ref kept from an earlier fetch would
+        // stay in force silently: ask what the remote advertised.
+        if !remote_ref.is_empty() {
+            let advertised = remote
+                .list()
+                .map_err(self.git_error("list remote references"))?
+                .iter()
+                .any(|head| head.name() == remote_ref);
+            if !advertised {
+                return Err(SourceError::MissingRef {
+                    url: redact_url(&self.url),
+                    reference: self.reference_name(),
+                });
+            }
+        }
         if local.is_empty() {
             let oid = Oid::from_str(&refspec).map_err(self.git_error("parse commit id"))?;
             repo.find_commit(oid)
@@ -281,8 +313,13 @@ fn credential_callbacks() -> RemoteCallbacks<'static> {
     let mut attempts = 0;
     callbacks.credentials(move |_url, username, allowed| {
         attempts += 1;
+        // An authentication error, told apart from the network's: it waits
+        // for a person instead of being retried with backoff.
+        let refused = |message: &str| {
+            git2::Error::new(git2::ErrorCode::Auth, git2::ErrorClass::Callback, message)
+        };
         if attempts > 3 {
-            return Err(git2::Error::from_str("authentication failed (credentials refused)"));
+            return Err(refused("authentication failed (credentials refused)"));
         }
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             if let Ok(key) = std::env::var("RECONCILER_GIT_SSH_KEY") {
@@ -294,13 +331,14 @@ fn credential_callbacks() -> RemoteCallbacks<'static> {
                 std::env::var("RECONCILER_GIT_USERNAME"),
                 std::env::var("RECONCILER_GIT_PASSWORD_FILE"),
             ) {
-                let password = std::fs::read_to_string(&file)
-                    .map_err(|e| git2::Error::from_str(&format!("cannot read RECONCILER_GIT_PASSWORD_FILE: {e}")))?;
+                let password = std::fs::read_to_string(&file).map_err(|e| {
+                    git2::Error::from_str(&format!("cannot read RECONCILER_GIT_PASSWORD_FILE: {e}"))
+                })?;
                 return git2::Cred::userpass_plaintext(&user, password.trim());
             }
         }
-        Err(git2::Error::from_str(
-            "the remote asks for credentials; set RECONCILER_GIT_SSH_KEY, or RECONCILER_GIT_USERNAME and RECONCILER_GIT_PASSWORD_FILE",
+        Err(refused(
+            "the remote asks for credentials and none are configured",
         ))
     });
     callbacks

@@ -29,23 +29,56 @@ pub enum SourceError {
     /// Reading the local spec directory failed.
     #[error(transparent)]
     Dir(#[from] reconciler_spec::LoadError),
-    /// A git operation failed (network, authentication, a missing branch, ...).
-    #[error("git {operation} of {url}: {message}")]
+    /// A git operation failed (the network, the server, the cache); trying
+    /// again may pass.
+    #[error("git {operation} of {url}: {}", source.message())]
     Git {
+        /// What was being done (`fetch`, `read tree`, ...).
         operation: &'static str,
+        /// The remote, credentials removed.
         url: String,
-        message: String,
+        /// libgit2's error, with its code and class.
+        #[source]
+        source: git2::Error,
+    },
+    /// The remote refused the credentials, or asked for some and none are
+    /// configured: only a person can fix that (a revoked token, a new key).
+    #[error("git {url} refused the credentials: {}. Set RECONCILER_GIT_SSH_KEY (a deploy key), or RECONCILER_GIT_USERNAME and RECONCILER_GIT_PASSWORD_FILE (a token with read access); the controller tries again at its resync interval", source.message())]
+    Auth {
+        /// The remote, credentials removed.
+        url: String,
+        /// libgit2's error ([`git2::ErrorCode::Auth`]).
+        #[source]
+        source: git2::Error,
+    },
+    /// The followed branch or tag is not on the remote (deleted, renamed, a
+    /// typo): the last good revision stays in force until it is back or the
+    /// controller follows another.
+    #[error("{reference} does not exist in {url}; push it, or start the controller with --branch/--tag naming one that exists (the last good revision stays in force)")]
+    MissingRef {
+        /// The remote, credentials removed.
+        url: String,
+        /// `branch main`, `tag v1`.
+        reference: String,
     },
     /// The configured sub-path does not exist at this revision.
     #[error("{path} does not exist in {url} at {revision}")]
     MissingPath {
+        /// The remote, credentials removed.
         url: String,
+        /// The `--path` asked for.
         path: String,
+        /// The commit it is missing from.
         revision: String,
     },
     /// The local cache directory is unusable.
     #[error("git cache {path}: {message}")]
-    Cache { path: PathBuf, message: String },
+    Cache {
+        /// The cache folder (or its parent).
+        path: PathBuf,
+        /// What the file system or libgit2 said.
+        message: String,
+    },
 }
 
 /// A configured source of desired state.
@@ -76,15 +109,27 @@ impl Source {
 impl Classify for SourceError {
     fn class(&self) -> ErrorClass {
         match self {
+            // A certificate that does not verify is a person's to check
+            // (a self-signed server, or someone on the path).
+            SourceError::Git { source, .. } if source.code() == git2::ErrorCode::Certificate => {
+                ErrorClass::NeedsPerson
+            }
             SourceError::Git { .. } | SourceError::Cache { .. } => ErrorClass::Retryable,
-            SourceError::MissingPath { .. } => ErrorClass::NeedsPerson,
+            SourceError::Auth { .. }
+            | SourceError::MissingRef { .. }
+            | SourceError::MissingPath { .. } => ErrorClass::NeedsPerson,
             SourceError::Dir(error) => error.class(),
         }
     }
 
     fn reason(&self) -> &'static str {
         match self {
+            SourceError::Git { source, .. } if source.code() == git2::ErrorCode::Certificate => {
+                "git_certificate"
+            }
             SourceError::Git { .. } => "git",
+            SourceError::Auth { .. } => "git_auth",
+            SourceError::MissingRef { .. } => "git_missing_ref",
             SourceError::Cache { .. } => "git_cache",
             SourceError::MissingPath { .. } => "missing_path",
             SourceError::Dir(error) => error.reason(),
