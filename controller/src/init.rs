@@ -35,8 +35,10 @@ impl std::str::FromStr for NodeArg {
 /// Why `init` wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    /// The folder already holds files: `init` never touches them.
     #[error("{0} exists and is not empty; `init` only writes into a new or empty folder")]
     NotEmpty(String),
+    /// Staging or moving the starter files failed (permissions, a full disk).
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,

@@ -61,26 +61,31 @@ pub struct InstallOptions {
 /// Why installing failed. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// The board could not be reached or a command on it failed to run.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// A local file to install (a binary, a secret) cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// No `--binary` given is built for the board's architecture.
     #[error("node {node} is {arch}, and none of the binaries given is built for it ({given}); build one (scripts/cross) and pass it with --binary")]
     NoBinary {
         node: String,
         arch: String,
         given: String,
     },
+    /// A step on the board (write, move, restart) exited with an error.
     #[error("node {node}: `{step}` failed: {stderr}")]
     Step {
         node: String,
         step: String,
         stderr: String,
     },
+    /// The installed controller did not answer `/readyz` in time.
     #[error("node {node}: the controller did not become ready within {seconds}s (last answer: {last}); the end of {log} on the board:\n{tail}")]
     NotReady {
         node: String,
@@ -89,8 +94,10 @@ pub enum InstallError {
         log: String,
         tail: String,
     },
+    /// The spec names no manager: the controller runs on one.
     #[error("the spec has no manager node to install the controller on")]
     NoManager,
+    /// `--node` names a node the spec does not have.
     #[error("the spec has no node `{0}`")]
     UnknownNode(String),
 }

@@ -100,8 +100,10 @@ pub async fn reach(
 /// Why the swarm could not be observed and planned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanningError {
+    /// Docker could not be asked (unreachable, not a manager, a failed list).
     #[error(transparent)]
     Docker(#[from] SwarmError),
+    /// The planner refused for safety (mass delete, quorum, not ours, ...).
     #[error(transparent)]
     Plan(#[from] PlanError),
 }

@@ -365,3 +365,63 @@ fn architecture_md_names_every_module_and_no_missing_file() {
         "ARCHITECTURE.md links outside the repository"
     );
 }
+
+/// Every variant of every error enum says when it happens (a `///` line):
+/// the message is for the user, the doc for the next engineer.
+#[test]
+fn every_error_variant_has_a_doc_line() {
+    let mut undocumented = Vec::new();
+    for root in ["controller/src", "spec/src"] {
+        for (path, text) in sources(&repo().join(root)) {
+            let lines: Vec<&str> = text.lines().collect();
+            let mut at = 0;
+            while at < lines.len() {
+                let line = lines[at];
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let head = line.trim_start();
+                let is_error_enum = head.starts_with("pub ") && head.ends_with('{') && {
+                    let words: Vec<&str> = head.split_whitespace().collect();
+                    words
+                        .iter()
+                        .position(|w| *w == "enum")
+                        .and_then(|i| words.get(i + 1))
+                        .is_some_and(|name| name.ends_with("Error"))
+                };
+                at += 1;
+                if !is_error_enum {
+                    continue;
+                }
+                let inner = format!("{indent}    ");
+                let mut documented = false;
+                while at < lines.len() && !lines[at].starts_with(&format!("{indent}}}")) {
+                    let line = lines[at];
+                    at += 1;
+                    // Only the enum's own level: fields and continued
+                    // attributes are indented further.
+                    let Some(item) = line.strip_prefix(&inner) else {
+                        continue;
+                    };
+                    if item.starts_with(' ') {
+                        continue;
+                    }
+                    if item.starts_with("///") {
+                        documented = true;
+                    } else if item.starts_with("#[") || item.starts_with(')') {
+                    } else if item.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        if !documented {
+                            undocumented.push(format!("{root}/{path}:{at}: {}", item.trim()));
+                        }
+                        documented = false;
+                    } else {
+                        documented = false;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "error variants without a doc line (say when each happens):\n{}",
+        undocumented.join("\n")
+    );
+}

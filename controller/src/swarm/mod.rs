@@ -140,6 +140,7 @@ pub enum SwarmError {
         source: bollard::errors::Error,
     },
     /// Only `unix://` sockets are supported; TCP ports are never needed.
+    /// `--docker-host` is not a unix socket (no Docker TCP port is ever used).
     #[error(
         "unsupported Docker host `{0}`: use a unix socket path like unix:///var/run/docker.sock"
     )]

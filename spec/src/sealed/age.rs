@@ -17,26 +17,34 @@ use sha2::Sha256;
 /// Why an age file did not decrypt. No variant carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgeError {
+    /// The file has neither the binary header nor the ASCII armor.
     #[error("not an age file (no `age-encryption.org/v1` header or armor)")]
     NotAge,
+    /// The armor's lines or Base64 are malformed.
     #[error("broken ASCII armor: {0}")]
     Armor(&'static str),
+    /// The header's stanzas or MAC line are malformed.
     #[error("broken age header: {0}")]
     Header(&'static str),
+    /// The file is for a passphrase (scrypt), which nobody types under `run`.
     #[error(
         "encrypted with a passphrase; only X25519 recipients (age1...) can be decrypted unattended"
     )]
     Passphrase,
+    /// None of the controller's identities is a recipient of the file.
     #[error("none of the {identities} identities matches the file's {stanzas} X25519 recipient(s) (other kinds: {others}); encrypt it to the controller's recipient too")]
     NoMatchingIdentity {
         identities: usize,
         stanzas: usize,
         others: String,
     },
+    /// The header was changed after encryption.
     #[error("the header's MAC does not match: the file was altered")]
     HeaderMac,
+    /// A payload chunk fails authentication (changed or cut short).
     #[error("the payload does not decrypt (altered or truncated file)")]
     Payload,
+    /// An identity (`AGE-SECRET-KEY-1...`) is malformed.
     #[error("not an age identity: {0}")]
     BadIdentity(&'static str),
 }

@@ -57,12 +57,14 @@ pub struct Keyring {
 /// Why the controller's identities could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
+    /// The identity file cannot be read.
     #[error("cannot read the age identity file {path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The file or variable holds no valid identity.
     #[error("{origin}: {source}")]
     Parse {
         origin: String,
@@ -157,10 +159,13 @@ impl Keyring {
 /// Why an encrypted file of the spec did not decrypt.
 #[derive(Debug, thiserror::Error)]
 pub enum UnsealError {
+    /// The spec holds encrypted files and the controller has no identity.
     #[error("the controller has no age identity (set RECONCILER_AGE_IDENTITY_FILE or --age-identity-file)")]
     NoIdentity,
+    /// An age file did not decrypt.
     #[error("age: {0}")]
     Age(AgeError),
+    /// A SOPS file did not decrypt.
     #[error("sops: {0}")]
     Sops(SopsError),
 }

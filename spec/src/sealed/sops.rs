@@ -27,16 +27,22 @@ use super::age::{self, AgeError, Identity};
 /// Why a SOPS file did not decrypt. Messages name keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SopsError {
+    /// The document has no `sops` metadata (or it is malformed).
     #[error("not a SOPS file: {0}")]
     NotSops(String),
+    /// An option this decrypter does not implement (`*_regex`, key groups).
     #[error("SOPS option `{0}` is not supported; re-encrypt without it")]
     Unsupported(String),
+    /// The data key is encrypted only for KMS, PGP or other non-age keys.
     #[error("the file has no age recipient (it was encrypted for {0} only)")]
     NoAgeRecipient(String),
+    /// The age-encrypted data key does not decrypt with our identities.
     #[error("the data key does not decrypt: {0}")]
     DataKey(AgeError),
+    /// One `ENC[...]` value is malformed or fails authentication.
     #[error("value at `{path}` does not decrypt: {why}")]
     Value { path: String, why: &'static str },
+    /// The document's MAC does not match its values.
     #[error("the MAC does not match: the file was changed without sops")]
     Mac,
 }
