@@ -172,7 +172,7 @@ impl std::fmt::Debug for BoardFile {
 
 impl BoardFile {
     fn sha256(&self) -> String {
-        crate::hex::encode(&Sha256::digest(&self.content))
+        hex::encode(Sha256::digest(&self.content))
     }
 }
 

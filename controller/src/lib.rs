@@ -6,8 +6,8 @@
 
 pub mod apply;
 pub mod cli;
+pub mod digest;
 pub mod failure;
-pub mod hex;
 pub mod http;
 pub mod init;
 pub mod install;

@@ -295,27 +295,22 @@ impl Style {
     }
 }
 
-/// The terminal's width: `COLUMNS` when exported, else what `stty size`
-/// says of the controlling terminal, else 80.
+/// The terminal's width: `COLUMNS` when exported, else the width of the
+/// terminal the bars are drawn on (stderr) or of the controlling terminal
+/// (bash does not export `COLUMNS`), else 80.
 pub fn terminal_width() -> usize {
     let from_env = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
-    from_env.or_else(stty_columns).unwrap_or(80)
-}
-
-/// `stty size` on `/dev/tty`: `ROWS COLUMNS` (no ioctl needed here).
-fn stty_columns() -> Option<usize> {
-    let tty = std::fs::File::open("/dev/tty").ok()?;
-    let output = std::process::Command::new("stty")
-        .arg("size")
-        .stdin(tty)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    from_env
+        .or_else(|| {
+            terminal_size::terminal_size_of(std::io::stderr())
+                .or_else(|| {
+                    let tty = std::fs::File::open("/dev/tty").ok()?;
+                    terminal_size::terminal_size_of(&tty)
+                })
+                .map(|(terminal_size::Width(width), _)| usize::from(width))
+        })
+        .filter(|width| *width > 0)
+        .unwrap_or(80)
 }
 
 #[cfg(test)]

@@ -1497,44 +1497,15 @@ fn scalar(value: &Yaml) -> Option<String> {
     }
 }
 
-/// `"a b c"` (split like a shell would, without quotes support beyond simple ones) or `["a", "b"]`.
+/// `"a b c"` (split into words as a POSIX shell does: quotes and
+/// backslashes, as the CLI's shellwords does; unbalanced quotes are no
+/// words) or `["a", "b"]`.
 fn words(value: &Yaml) -> Option<Vec<String>> {
     match value {
-        Yaml::String(s) => Some(shell_words(s)),
+        Yaml::String(s) => shlex::split(s),
         Yaml::Sequence(items) => items.iter().map(scalar).collect(),
         _ => None,
     }
-}
-
-fn shell_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for c in text.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => current.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                current.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(current);
-    }
-    words
 }
 
 /// `["A=1", "B"]` or `{A: 1}`; a bare `B` has an empty value, as the CLI
@@ -2505,6 +2476,17 @@ mod tests {
         let env = parse_env_file("# c\nA=1\nexport B=\"two words\"\n\nC='x'\n");
         assert_eq!(env.get("B").map(String::as_str), Some("two words"));
         assert_eq!(env.get("C").map(String::as_str), Some("x"));
-        assert_eq!(shell_words("sh -c 'echo hi'"), ["sh", "-c", "echo hi"]);
+        let split = |text: &str| words(&Yaml::String(text.into()));
+        assert_eq!(
+            split("sh -c 'echo hi'"),
+            Some(vec!["sh".into(), "-c".into(), "echo hi".into()])
+        );
+        // Backslashes and double quotes as a shell (and the CLI) reads them.
+        assert_eq!(
+            split(r#"echo a\ b "c \"d\"""#),
+            Some(vec!["echo".into(), "a b".into(), "c \"d\"".into()])
+        );
+        // Unbalanced quotes are no command (the CLI refuses them too).
+        assert_eq!(split("sh -c 'echo"), None);
     }
 }

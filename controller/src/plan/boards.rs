@@ -106,7 +106,7 @@ pub fn hosts_block(spec: &Spec) -> String {
 
 /// The hash a board reports of its managed /etc/hosts block (`Facts::hosts_block`).
 pub(crate) fn sha256_hex(text: &str) -> String {
-    crate::hex::sha256_prefix(text.as_bytes(), 32)
+    crate::digest::sha256_prefix(text.as_bytes(), 32)
 }
 
 /// What every reachable board needs. `facts` holds the boards that answered;

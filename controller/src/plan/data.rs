@@ -24,7 +24,7 @@ use crate::observed::{Observed, Owner};
 /// The Swarm name of one version: the spec name and the first 10 hex
 /// digits of the content's sha256 (a changed file is a new object).
 pub fn versioned_name(name: &str, content: &[u8]) -> String {
-    format!("{name}-{}", crate::hex::sha256_prefix(content, 5))
+    format!("{name}-{}", crate::digest::sha256_prefix(content, 5))
 }
 
 /// The Swarm name of each config and secret of the spec, and of each

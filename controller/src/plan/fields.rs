@@ -652,7 +652,7 @@ fn hash_of<T: Serialize>(value: &T) -> String {
         .map(canonical)
         .and_then(|v| serde_json::to_vec(&v))
         .unwrap_or_default();
-    crate::hex::sha256_prefix(&json, 8)
+    crate::digest::sha256_prefix(&json, 8)
 }
 
 /// The object as JSON with every unset value left out (`null`, `[]`, `{}`),

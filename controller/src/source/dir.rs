@@ -32,7 +32,7 @@ impl DirSource {
             hasher.update([0]);
         }
         let digest = hasher.finalize();
-        let hex = crate::hex::encode(&digest[..6]);
+        let hex = hex::encode(&digest[..6]);
         Ok(Snapshot {
             revision: format!("dir-{hex}"),
             files,

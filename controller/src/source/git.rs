@@ -32,7 +32,7 @@ pub struct GitSource {
 impl GitSource {
     /// `cache_root` holds one bare repository per URL.
     pub fn new(url: String, reference: GitRef, path: &str, cache_root: &Path) -> Self {
-        let name = crate::hex::sha256_prefix(url.as_bytes(), 8);
+        let name = crate::digest::sha256_prefix(url.as_bytes(), 8);
         Self {
             url,
             reference,
