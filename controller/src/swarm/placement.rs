@@ -72,26 +72,73 @@ pub struct TaskCounts<'a> {
     newest_error_at: &'a str,
 }
 
+impl<'a> TaskCounts<'a> {
+    /// The one rule for "running" and "newest error", used by the page and
+    /// by `apply`'s wait alike: a task counts when Swarm wants it running,
+    /// and runs when its state is `running`; the newest error is the latest
+    /// of any task's.
+    pub fn add(&mut self, task: &'a PlacedTask) {
+        if task.wanted() {
+            self.wanted += 1;
+            self.running += u64::from(task.running());
+        }
+        if let Some(error) = task.error.as_deref() {
+            if self.newest_error.is_none() || task.since.as_str() > self.newest_error_at {
+                self.newest_error = Some(error);
+                self.newest_error_at = task.since.as_str();
+            }
+        }
+    }
+
+    /// `tasks` counted by [`TaskCounts::add`].
+    pub fn of(tasks: impl IntoIterator<Item = &'a PlacedTask>) -> Self {
+        let mut counts = TaskCounts::default();
+        for task in tasks {
+            counts.add(task);
+        }
+        counts
+    }
+}
+
 impl Placement {
     /// Every service's tasks counted, by service ID, in one pass over the
     /// tasks (the picture is drawn every 2 s while someone looks).
     pub fn counts(&self) -> HashMap<&str, TaskCounts<'_>> {
         let mut counts: HashMap<&str, TaskCounts<'_>> = HashMap::new();
         for task in &self.tasks {
-            let count = counts.entry(task.service_id.as_str()).or_default();
-            if task.wanted() {
-                count.wanted += 1;
-                count.running += u64::from(task.running());
-            }
-            if let Some(error) = task.error.as_deref() {
-                if count.newest_error.is_none() || task.since.as_str() > count.newest_error_at {
-                    count.newest_error = Some(error);
-                    count.newest_error_at = task.since.as_str();
-                }
-            }
+            counts
+                .entry(task.service_id.as_str())
+                .or_default()
+                .add(task);
         }
         counts
     }
+}
+
+/// A task in our terms; `None` for one without a service. Its error is
+/// Docker's (`No such image`, `no suitable node`), or for a failed or
+/// rejected task without one, its status message (`task: non-zero exit (3)`).
+pub(super) fn placed_task(task: bollard::models::Task) -> Option<PlacedTask> {
+    let status = task.status.unwrap_or_default();
+    let state = super::convert::task_state(status.state);
+    let failed = matches!(state, TaskState::Failed | TaskState::Rejected);
+    let error = status
+        .err
+        .filter(|e| !e.is_empty())
+        .or_else(|| status.message.filter(|m| failed && !m.is_empty()));
+    Some(PlacedTask {
+        service_id: task.service_id?,
+        node_id: task.node_id.filter(|id| !id.is_empty()),
+        slot: task.slot.and_then(|s| u64::try_from(s).ok()),
+        state,
+        desired_state: super::convert::task_state(task.desired_state),
+        error,
+        since: status
+            .timestamp
+            .as_ref()
+            .map(|t| format!("{t:?}"))
+            .unwrap_or_default(),
+    })
 }
 
 impl Swarm {
@@ -131,29 +178,49 @@ impl Swarm {
                 Some((spec.name?, placed))
             })
             .collect();
-        let tasks = tasks
-            .into_iter()
-            .filter_map(|task| {
-                let status = task.status.unwrap_or_default();
-                Some(PlacedTask {
-                    service_id: task.service_id?,
-                    node_id: task.node_id.filter(|id| !id.is_empty()),
-                    slot: task.slot.and_then(|s| u64::try_from(s).ok()),
-                    state: super::convert::task_state(status.state),
-                    desired_state: super::convert::task_state(task.desired_state),
-                    error: status.err.filter(|e| !e.is_empty()),
-                    since: status
-                        .timestamp
-                        .as_ref()
-                        .map(|t| format!("{t:?}"))
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
+        let tasks = tasks.into_iter().filter_map(placed_task).collect();
         Ok(Placement {
             nodes: nodes.iter().map(observed_node).collect(),
             services,
             tasks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker_task(state: bollard::models::TaskState, err: &str, message: &str) -> PlacedTask {
+        let task = bollard::models::Task {
+            service_id: Some("svc".into()),
+            desired_state: Some(bollard::models::TaskState::RUNNING),
+            status: Some(bollard::models::TaskStatus {
+                state: Some(state),
+                err: Some(err.into()),
+                message: Some(message.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        placed_task(task).unwrap()
+    }
+
+    /// The page and `apply` used two rules: `apply` took a failed task's
+    /// status message as its error, the page only Docker's `err`, so the
+    /// page showed no reason where `apply` did. One rule now.
+    #[test]
+    fn regression_a_failed_task_without_err_shows_its_message_everywhere() {
+        use bollard::models::TaskState as Docker;
+        let exited = docker_task(Docker::FAILED, "", "task: non-zero exit (3)");
+        assert_eq!(exited.error.as_deref(), Some("task: non-zero exit (3)"));
+        let rejected = docker_task(Docker::REJECTED, "No such image: x", "preparing");
+        assert_eq!(rejected.error.as_deref(), Some("No such image: x"));
+        // A running task's message ("started") is no error.
+        let running = docker_task(Docker::RUNNING, "", "started");
+        assert_eq!(running.error, None);
+        let counts = TaskCounts::of([&exited, &running]);
+        assert_eq!((counts.wanted, counts.running), (2, 1));
+        assert_eq!(counts.newest_error, Some("task: non-zero exit (3)"));
     }
 }
