@@ -29,10 +29,27 @@ pub struct Field {
     pub name: String,
     value: String,
     sensitive: bool,
+    scope: Scope,
 }
 
 impl Field {
+    /// A field compared in full (see [`Scope::Full`]).
     fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::scoped(name, value, Scope::Full)
+    }
+
+    /// A field Docker fills with a default when the spec leaves it out
+    /// (see [`Scope::DesiredOnly`]).
+    fn desired_only(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::scoped(name, value, Scope::DesiredOnly)
+    }
+
+    /// A field that cannot be read back (see [`Scope::HashOnly`]).
+    fn hash_only(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::scoped(name, value, Scope::HashOnly)
+    }
+
+    fn scoped(name: impl Into<String>, value: impl Into<String>, scope: Scope) -> Self {
         let name = name.into();
         let value = value.into();
         let sensitive = looks_sensitive(&name) || value_looks_sensitive(&value);
@@ -40,6 +57,7 @@ impl Field {
             name,
             value,
             sensitive,
+            scope,
         }
     }
 
@@ -52,22 +70,10 @@ impl Field {
         }
     }
 
+    /// How the field is compared: set where the field is made, next to how
+    /// it reads.
     pub fn scope(&self) -> Scope {
-        if self.name.starts_with("healthcheck.") {
-            return Scope::HashOnly;
-        }
-        let desired_only = [
-            "update.",
-            "rollback.",
-            "healthcheck.",
-            "restart.",
-            "availability",
-        ];
-        if desired_only.iter().any(|p| self.name.starts_with(p)) {
-            Scope::DesiredOnly
-        } else {
-            Scope::Full
-        }
+        self.scope
     }
 }
 
@@ -186,41 +192,54 @@ fn format_cpus(nano: i64) -> String {
 }
 
 pub fn format_port(port: &Port) -> String {
-    let protocol = port.protocol.as_str();
-    let mode = port.mode.as_str();
-    match port.published {
-        Some(published) => format!("{published}:{}/{protocol} ({mode})", port.target),
-        None => format!("{}/{protocol} ({mode})", port.target),
+    let Port {
+        target,
+        published,
+        protocol,
+        mode,
+    } = *port;
+    let protocol = protocol.as_str();
+    let mode = mode.as_str();
+    match published {
+        Some(published) => format!("{published}:{target}/{protocol} ({mode})"),
+        None => format!("{target}/{protocol} ({mode})"),
     }
 }
 
 fn format_mount(mount: &Mount) -> String {
-    let kind = mount.kind.as_str();
-    let source = mount.source.as_deref().unwrap_or("");
-    let mode = if mount.readonly { " (ro)" } else { "" };
-    let volume = &mount.volume;
+    let Mount {
+        kind,
+        source,
+        target,
+        readonly,
+        volume,
+    } = mount;
+    let reconciler_spec::VolumeOptions {
+        driver,
+        driver_options,
+        labels,
+        nocopy,
+    } = volume;
+    let kind = kind.as_str();
+    let source = source.as_deref().unwrap_or("");
+    let mode = if *readonly { " (ro)" } else { "" };
     let mut options = Vec::new();
-    if volume.driver.is_some() || !volume.driver_options.is_empty() {
-        let settings: Vec<String> = volume
-            .driver_options
+    if driver.is_some() || !driver_options.is_empty() {
+        let settings: Vec<String> = driver_options
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         options.push(format!(
             "driver {} [{}]",
-            volume.driver.as_deref().unwrap_or("local"),
+            driver.as_deref().unwrap_or("local"),
             settings.join(", ")
         ));
     }
-    if !volume.labels.is_empty() {
-        let labels: Vec<String> = volume
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+    if !labels.is_empty() {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         options.push(format!("labels [{}]", labels.join(", ")));
     }
-    if volume.nocopy {
+    if *nocopy {
         options.push("nocopy".into());
     }
     let options = if options.is_empty() {
@@ -228,82 +247,131 @@ fn format_mount(mount: &Mount) -> String {
     } else {
         format!(" ({})", options.join("; "))
     };
-    format!("{kind} {source}:{}{mode}{options}", mount.target)
+    format!("{kind} {source}:{target}{mode}{options}")
 }
 
 /// A config or secret in a container, as a plan shows it:
 /// `name -> target (uid:gid 0444)`. The name carries the content's hash.
 fn file_ref(file: &reconciler_spec::FileRef) -> String {
-    format!(
-        "{} -> {} ({}:{} {:04o})",
-        file.source, file.target, file.uid, file.gid, file.mode
-    )
+    let reconciler_spec::FileRef {
+        source,
+        target,
+        uid,
+        gid,
+        mode,
+    } = file;
+    format!("{source} -> {target} ({uid}:{gid} {mode:04o})")
 }
 
 /// The container settings of a service that are set (unset ones are the
 /// daemon's defaults and not compared).
+#[allow(
+    clippy::too_many_lines,
+    reason = "a line or two per field of the service: the destructuring is the checklist"
+)]
 fn container_fields(service: &Service, fields: &mut Vec<Field>) {
-    if let Some(hostname) = &service.hostname {
+    let Service {
+        hostname,
+        init,
+        read_only,
+        tty,
+        stdin_open,
+        stop_signal,
+        stop_grace_period,
+        cap_add,
+        cap_drop,
+        sysctls,
+        extra_hosts,
+        dns,
+        dns_search,
+        ulimits,
+        logging,
+        endpoint_mode,
+        max_replicas_per_node,
+        // The rest: see `service_fields`.
+        name: _,
+        group: _,
+        image: _,
+        mode: _,
+        command: _,
+        args: _,
+        env: _,
+        user: _,
+        workdir: _,
+        networks: _,
+        configs: _,
+        secrets: _,
+        network_aliases: _,
+        ports: _,
+        constraints: _,
+        preferences: _,
+        mounts: _,
+        resources: _,
+        update: _,
+        rollback: _,
+        healthcheck: _,
+        restart: _,
+        after: _,
+        labels: _,
+        container_labels: _,
+    } = service;
+    if let Some(hostname) = hostname {
         fields.push(Field::new("hostname", quoted(hostname)));
     }
-    if let Some(init) = service.init {
+    if let Some(init) = init {
         fields.push(Field::new("init", init.to_string()));
     }
     // `false` is Docker's default and reads back as unset.
-    if service.read_only == Some(true) {
+    if *read_only == Some(true) {
         fields.push(Field::new("read_only", "true"));
     }
-    if service.tty == Some(true) {
+    if *tty == Some(true) {
         fields.push(Field::new("tty", "true"));
     }
-    if service.stdin_open == Some(true) {
+    if *stdin_open == Some(true) {
         fields.push(Field::new("stdin_open", "true"));
     }
-    if let Some(signal) = &service.stop_signal {
+    if let Some(signal) = stop_signal {
         fields.push(Field::new("stop_signal", quoted(signal)));
     }
-    if let Some(period) = service.stop_grace_period {
+    if let Some(period) = stop_grace_period {
         fields.push(Field::new(
             "stop_grace_period",
-            quoted(&format_duration(period)),
+            quoted(&format_duration(*period)),
         ));
     }
     for (name, list) in [
-        ("cap_add", &service.cap_add),
-        ("cap_drop", &service.cap_drop),
-        ("extra_hosts", &service.extra_hosts),
-        ("dns", &service.dns),
-        ("dns_search", &service.dns_search),
+        ("cap_add", cap_add),
+        ("cap_drop", cap_drop),
+        ("extra_hosts", extra_hosts),
+        ("dns", dns),
+        ("dns_search", dns_search),
     ] {
         if !list.is_empty() {
             fields.push(Field::new(name, self::list(list.iter().cloned())));
         }
     }
-    for (key, value) in &service.sysctls {
+    for (key, value) in sysctls {
         fields.push(Field::new(format!("sysctls.{key}"), quoted(value)));
     }
-    for (name, limit) in &service.ulimits {
+    for (name, reconciler_spec::Ulimit { soft, hard }) in ulimits {
         fields.push(Field::new(
             format!("ulimits.{name}"),
-            format!("{}:{}", limit.soft, limit.hard),
+            format!("{soft}:{hard}"),
         ));
     }
-    if let Some(logging) = &service.logging {
-        let options: Vec<String> = logging
-            .options
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+    if let Some(reconciler_spec::Logging { driver, options }) = logging {
+        let options: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         fields.push(Field::new(
             "logging",
-            format!("{} [{}]", quoted(&logging.driver), options.join(", ")),
+            format!("{} [{}]", quoted(driver), options.join(", ")),
         ));
     }
     // `vip` is Docker's default and reads back as unset.
-    if service.endpoint_mode == Some(reconciler_spec::EndpointMode::Dnsrr) {
+    if *endpoint_mode == Some(reconciler_spec::EndpointMode::Dnsrr) {
         fields.push(Field::new("endpoint_mode", quoted("dnsrr")));
     }
-    if let Some(max) = service.max_replicas_per_node {
+    if let Some(max) = max_replicas_per_node {
         fields.push(Field::new("max_replicas_per_node", max.to_string()));
     }
 }
@@ -501,34 +569,40 @@ fn policy_fields(prefix: &str, policy: &UpdatePolicy, fields: &mut Vec<Field>) {
         order,
     } = policy;
     if let Some(p) = parallelism {
-        fields.push(Field::new(format!("{prefix}.parallelism"), p.to_string()));
+        fields.push(Field::desired_only(
+            format!("{prefix}.parallelism"),
+            p.to_string(),
+        ));
     }
     if let Some(d) = *delay {
-        fields.push(Field::new(
+        fields.push(Field::desired_only(
             format!("{prefix}.delay"),
             quoted(&format_duration(d)),
         ));
     }
     if let Some(a) = failure_action {
-        fields.push(Field::new(
+        fields.push(Field::desired_only(
             format!("{prefix}.failure_action"),
             quoted(a.as_str()),
         ));
     }
     if let Some(m) = *monitor {
-        fields.push(Field::new(
+        fields.push(Field::desired_only(
             format!("{prefix}.monitor"),
             quoted(&format_duration(m)),
         ));
     }
     if let Some(r) = max_failure_ratio {
-        fields.push(Field::new(
+        fields.push(Field::desired_only(
             format!("{prefix}.max_failure_ratio"),
             r.to_string(),
         ));
     }
     if let Some(o) = order {
-        fields.push(Field::new(format!("{prefix}.order"), quoted(o.as_str())));
+        fields.push(Field::desired_only(
+            format!("{prefix}.order"),
+            quoted(o.as_str()),
+        ));
     }
 }
 
@@ -540,21 +614,24 @@ fn healthcheck_fields(health: &Healthcheck, fields: &mut Vec<Field>) {
         retries,
         start_period,
     } = health;
-    fields.push(Field::new("healthcheck.test", list(test.iter().cloned())));
+    fields.push(Field::hash_only(
+        "healthcheck.test",
+        list(test.iter().cloned()),
+    ));
     for (name, value) in [
         ("interval", *interval),
         ("timeout", *timeout),
         ("start_period", *start_period),
     ] {
         if let Some(d) = value {
-            fields.push(Field::new(
+            fields.push(Field::hash_only(
                 format!("healthcheck.{name}"),
                 quoted(&format_duration(d)),
             ));
         }
     }
     if let Some(r) = retries {
-        fields.push(Field::new("healthcheck.retries", r.to_string()));
+        fields.push(Field::hash_only("healthcheck.retries", r.to_string()));
     }
 }
 
@@ -566,16 +643,22 @@ fn restart_fields(restart: &RestartPolicy, fields: &mut Vec<Field>) {
         window,
     } = restart;
     if let Some(c) = condition {
-        fields.push(Field::new("restart.condition", quoted(c.as_str())));
+        fields.push(Field::desired_only("restart.condition", quoted(c.as_str())));
     }
     if let Some(d) = *delay {
-        fields.push(Field::new("restart.delay", quoted(&format_duration(d))));
+        fields.push(Field::desired_only(
+            "restart.delay",
+            quoted(&format_duration(d)),
+        ));
     }
     if let Some(m) = max_attempts {
-        fields.push(Field::new("restart.max_attempts", m.to_string()));
+        fields.push(Field::desired_only("restart.max_attempts", m.to_string()));
     }
     if let Some(w) = *window {
-        fields.push(Field::new("restart.window", quoted(&format_duration(w))));
+        fields.push(Field::desired_only(
+            "restart.window",
+            quoted(&format_duration(w)),
+        ));
     }
 }
 

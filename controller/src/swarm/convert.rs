@@ -23,9 +23,9 @@ use bollard::models::{
     TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
-    EndpointMode, FailureAction, FileRef, Healthcheck, Mount, MountKind, Port, Protocol,
-    PublishMode, Resources, RestartCondition, RestartPolicy, Service, ServiceMode, UpdateOrder,
-    UpdatePolicy, VolumeOptions,
+    EndpointMode, FailureAction, FileRef, Healthcheck, Logging, Mount, MountKind, Port, Protocol,
+    PublishMode, Resources, RestartCondition, RestartPolicy, Service, ServiceMode, Ulimit,
+    UpdateOrder, UpdatePolicy, VolumeOptions,
 };
 
 use crate::labels;
@@ -54,16 +54,26 @@ fn count_from(value: Option<i64>) -> Option<u64> {
 fn config_refs(configs: &[FileRef], ids: &DataIds) -> Vec<TaskSpecContainerSpecConfigs> {
     configs
         .iter()
-        .map(|c| TaskSpecContainerSpecConfigs {
-            file: Some(TaskSpecContainerSpecFile1 {
-                name: Some(c.target.clone()),
-                uid: Some(c.uid.clone()),
-                gid: Some(c.gid.clone()),
-                mode: Some(c.mode),
-            }),
-            config_id: ids.configs.get(&c.source).cloned(),
-            config_name: Some(c.source.clone()),
-            ..Default::default()
+        .map(|reference| {
+            let FileRef {
+                source,
+                target,
+                uid,
+                gid,
+                mode,
+            } = reference;
+            TaskSpecContainerSpecConfigs {
+                file: Some(TaskSpecContainerSpecFile1 {
+                    name: Some(target.clone()),
+                    uid: Some(uid.clone()),
+                    gid: Some(gid.clone()),
+                    mode: Some(*mode),
+                }),
+                config_id: ids.configs.get(source).cloned(),
+                config_name: Some(source.clone()),
+                // A config mounted as a credential spec or runtime: not ours.
+                runtime: None,
+            }
         })
         .collect()
 }
@@ -72,15 +82,24 @@ fn config_refs(configs: &[FileRef], ids: &DataIds) -> Vec<TaskSpecContainerSpecC
 fn secret_refs(secrets: &[FileRef], ids: &DataIds) -> Vec<TaskSpecContainerSpecSecrets> {
     secrets
         .iter()
-        .map(|c| TaskSpecContainerSpecSecrets {
-            file: Some(TaskSpecContainerSpecFile {
-                name: Some(c.target.clone()),
-                uid: Some(c.uid.clone()),
-                gid: Some(c.gid.clone()),
-                mode: Some(c.mode),
-            }),
-            secret_id: ids.secrets.get(&c.source).cloned(),
-            secret_name: Some(c.source.clone()),
+        .map(|reference| {
+            let FileRef {
+                source,
+                target,
+                uid,
+                gid,
+                mode,
+            } = reference;
+            TaskSpecContainerSpecSecrets {
+                file: Some(TaskSpecContainerSpecFile {
+                    name: Some(target.clone()),
+                    uid: Some(uid.clone()),
+                    gid: Some(gid.clone()),
+                    mode: Some(*mode),
+                }),
+                secret_id: ids.secrets.get(source).cloned(),
+                secret_name: Some(source.clone()),
+            }
         })
         .collect()
 }
@@ -288,17 +307,19 @@ pub(super) fn service_spec(
     container.ulimits = Some(
         ulimits
             .iter()
-            .map(|(name, u)| ResourcesUlimits {
+            .map(|(name, Ulimit { soft, hard })| ResourcesUlimits {
                 name: Some(name.clone()),
-                soft: Some(u.soft),
-                hard: Some(u.hard),
+                soft: Some(*soft),
+                hard: Some(*hard),
             })
             .collect(),
     );
-    task.log_driver = logging.as_ref().map(|l| TaskSpecLogDriver {
-        name: Some(l.driver.clone()),
-        options: Some(l.options.clone().into_iter().collect()),
-    });
+    task.log_driver = logging
+        .as_ref()
+        .map(|Logging { driver, options }| TaskSpecLogDriver {
+            name: Some(driver.clone()),
+            options: Some(options.clone().into_iter().collect()),
+        });
     container.dns_config =
         (!dns.is_empty() || !dns_search.is_empty()).then(|| TaskSpecContainerSpecDnsConfig {
             nameservers: Some(dns.clone()),
@@ -343,44 +364,61 @@ pub(super) fn service_spec(
 }
 
 fn port_config(port: &Port) -> EndpointPortConfig {
+    let Port {
+        target,
+        published,
+        protocol,
+        mode,
+    } = *port;
     EndpointPortConfig {
-        target_port: Some(i64::from(port.target)),
-        published_port: port.published.map(i64::from),
-        protocol: Some(match port.protocol {
+        name: None,
+        target_port: Some(i64::from(target)),
+        published_port: published.map(i64::from),
+        protocol: Some(match protocol {
             Protocol::Tcp => EndpointPortConfigProtocolEnum::TCP,
             Protocol::Udp => EndpointPortConfigProtocolEnum::UDP,
             Protocol::Sctp => EndpointPortConfigProtocolEnum::SCTP,
         }),
-        publish_mode: Some(match port.mode {
+        publish_mode: Some(match mode {
             PublishMode::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
             PublishMode::Host => EndpointPortConfigPublishModeEnum::HOST,
         }),
-        ..Default::default()
     }
 }
 
 fn docker_mount(mount: &Mount) -> DockerMount {
+    let Mount {
+        kind,
+        source,
+        target,
+        readonly,
+        volume,
+    } = mount;
+    let VolumeOptions {
+        driver,
+        driver_options,
+        labels,
+        nocopy,
+    } = volume;
     DockerMount {
-        target: Some(mount.target.clone()),
-        source: mount.source.clone(),
-        typ: Some(match mount.kind {
+        target: Some(target.clone()),
+        source: source.clone(),
+        typ: Some(match kind {
             MountKind::Bind => MountType::BIND,
             MountKind::Volume => MountType::VOLUME,
             MountKind::Tmpfs => MountType::TMPFS,
         }),
-        read_only: Some(mount.readonly),
-        volume_options: (mount.kind == MountKind::Volume && !mount.volume.is_empty()).then(|| {
-            let volume = &mount.volume;
+        read_only: Some(*readonly),
+        volume_options: (*kind == MountKind::Volume && !volume.is_empty()).then(|| {
             MountVolumeOptions {
-                no_copy: volume.nocopy.then_some(true),
-                labels: (!volume.labels.is_empty())
-                    .then(|| volume.labels.clone().into_iter().collect()),
-                driver_config: (volume.driver.is_some() || !volume.driver_options.is_empty()).then(
-                    || MountVolumeOptionsDriverConfig {
-                        name: volume.driver.clone(),
-                        options: Some(volume.driver_options.clone().into_iter().collect()),
-                    },
-                ),
+                no_copy: nocopy.then_some(true),
+                labels: (!labels.is_empty()).then(|| labels.clone().into_iter().collect()),
+                driver_config: (driver.is_some() || !driver_options.is_empty()).then(|| {
+                    MountVolumeOptionsDriverConfig {
+                        name: driver.clone(),
+                        options: Some(driver_options.clone().into_iter().collect()),
+                    }
+                }),
                 ..Default::default()
             }
         }),
@@ -389,18 +427,24 @@ fn docker_mount(mount: &Mount) -> DockerMount {
 }
 
 fn resources(resources: &Resources) -> TaskSpecResources {
+    let Resources {
+        limit_memory,
+        reserve_memory,
+        limit_nano_cpus,
+        reserve_nano_cpus,
+        reserve_generic,
+    } = resources;
     TaskSpecResources {
         limits: Some(Limit {
-            nano_cpus: resources.limit_nano_cpus,
-            memory_bytes: resources.limit_memory.map(count),
+            nano_cpus: *limit_nano_cpus,
+            memory_bytes: limit_memory.map(count),
             ..Default::default()
         }),
         reservations: Some(ResourceObject {
-            nano_cpus: resources.reserve_nano_cpus,
-            memory_bytes: resources.reserve_memory.map(count),
-            generic_resources: (!resources.reserve_generic.is_empty()).then(|| {
-                resources
-                    .reserve_generic
+            nano_cpus: *reserve_nano_cpus,
+            memory_bytes: reserve_memory.map(count),
+            generic_resources: (!reserve_generic.is_empty()).then(|| {
+                reserve_generic
                     .iter()
                     .map(|(kind, value)| GenericResourcesInner {
                         discrete_resource_spec: Some(GenericResourcesInnerDiscreteResourceSpec {
@@ -417,17 +461,25 @@ fn resources(resources: &Resources) -> TaskSpecResources {
 }
 
 fn update_config(policy: &UpdatePolicy) -> ServiceSpecUpdateConfig {
+    let UpdatePolicy {
+        parallelism,
+        delay,
+        failure_action,
+        monitor,
+        max_failure_ratio,
+        order,
+    } = *policy;
     ServiceSpecUpdateConfig {
-        parallelism: policy.parallelism.map(count),
-        delay: policy.delay.map(nanos),
-        failure_action: policy.failure_action.map(|a| match a {
+        parallelism: parallelism.map(count),
+        delay: delay.map(nanos),
+        failure_action: failure_action.map(|a| match a {
             FailureAction::Pause => ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
             FailureAction::Continue => ServiceSpecUpdateConfigFailureActionEnum::CONTINUE,
             FailureAction::Rollback => ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK,
         }),
-        monitor: policy.monitor.map(nanos),
-        max_failure_ratio: policy.max_failure_ratio,
-        order: policy.order.map(|o| match o {
+        monitor: monitor.map(nanos),
+        max_failure_ratio,
+        order: order.map(|o| match o {
             UpdateOrder::StopFirst => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
             UpdateOrder::StartFirst => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
         }),
@@ -435,18 +487,26 @@ fn update_config(policy: &UpdatePolicy) -> ServiceSpecUpdateConfig {
 }
 
 fn rollback_config(policy: &UpdatePolicy) -> ServiceSpecRollbackConfig {
+    let UpdatePolicy {
+        parallelism,
+        delay,
+        failure_action,
+        monitor,
+        max_failure_ratio,
+        order,
+    } = *policy;
     ServiceSpecRollbackConfig {
-        parallelism: policy.parallelism.map(count),
-        delay: policy.delay.map(nanos),
-        failure_action: policy.failure_action.map(|a| match a {
+        parallelism: parallelism.map(count),
+        delay: delay.map(nanos),
+        failure_action: failure_action.map(|a| match a {
             FailureAction::Pause => ServiceSpecRollbackConfigFailureActionEnum::PAUSE,
             FailureAction::Continue | FailureAction::Rollback => {
                 ServiceSpecRollbackConfigFailureActionEnum::CONTINUE
             }
         }),
-        monitor: policy.monitor.map(nanos),
-        max_failure_ratio: policy.max_failure_ratio,
-        order: policy.order.map(|o| match o {
+        monitor: monitor.map(nanos),
+        max_failure_ratio,
+        order: order.map(|o| match o {
             UpdateOrder::StopFirst => ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
             UpdateOrder::StartFirst => ServiceSpecRollbackConfigOrderEnum::START_FIRST,
         }),
@@ -454,26 +514,40 @@ fn rollback_config(policy: &UpdatePolicy) -> ServiceSpecRollbackConfig {
 }
 
 fn health_config(health: &Healthcheck) -> HealthConfig {
+    let Healthcheck {
+        test,
+        interval,
+        timeout,
+        retries,
+        start_period,
+    } = health;
     HealthConfig {
-        test: Some(health.test.clone()),
-        interval: health.interval.map(nanos),
-        timeout: health.timeout.map(nanos),
-        retries: health.retries.map(count),
-        start_period: health.start_period.map(nanos),
-        ..Default::default()
+        test: Some(test.clone()),
+        interval: interval.map(nanos),
+        timeout: timeout.map(nanos),
+        retries: retries.map(count),
+        start_period: start_period.map(nanos),
+        // API 1.44 (`start-interval`): newer than Debian's Docker.
+        start_interval: None,
     }
 }
 
 fn restart_policy(restart: &RestartPolicy) -> TaskSpecRestartPolicy {
+    let RestartPolicy {
+        condition,
+        delay,
+        max_attempts,
+        window,
+    } = *restart;
     TaskSpecRestartPolicy {
-        condition: restart.condition.map(|c| match c {
+        condition: condition.map(|c| match c {
             RestartCondition::None => TaskSpecRestartPolicyConditionEnum::NONE,
             RestartCondition::OnFailure => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
             RestartCondition::Any => TaskSpecRestartPolicyConditionEnum::ANY,
         }),
-        delay: restart.delay.map(nanos),
-        max_attempts: restart.max_attempts.map(count),
-        window: restart.window.map(nanos),
+        delay: delay.map(nanos),
+        max_attempts: max_attempts.map(count),
+        window: window.map(nanos),
     }
 }
 
