@@ -912,6 +912,9 @@ impl Context<'_> {
             stdin_open: options.stdin_open,
             stop_signal: options.stop_signal,
             stop_grace_period: options.stop_grace_period.map(spanned),
+            // The CLI's stack schemas (3.0-3.13, CLI 28) have no `group_add`:
+            // `docker stack deploy` refuses it, and so does this loader.
+            groups: Vec::new(),
             cap_add: options.cap_add.into_iter().map(spanned).collect(),
             cap_drop: options.cap_drop.into_iter().map(spanned).collect(),
             sysctls: spanned_map(options.sysctls.into_iter().collect()),

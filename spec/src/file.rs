@@ -173,6 +173,8 @@ pub(crate) struct ServiceFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<Spanned<String>>,

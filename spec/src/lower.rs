@@ -648,6 +648,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         stdin_open,
         stop_signal,
         stop_grace_period,
+        groups,
         cap_add,
         cap_drop,
         sysctls,
@@ -681,6 +682,21 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
             diagnostics.push(entry.error(
                 &host.span(),
                 format!("extra_hosts entry `{}` is not `host:ip`", host.get_ref()),
+            ));
+        }
+    }
+    for group in groups {
+        // A group is looked up in the container's /etc/group when it starts;
+        // no name with a blank, a colon or a control character can be there.
+        let name = group.get_ref();
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+        {
+            diagnostics.push(entry.error(
+                &group.span(),
+                format!("group {name:?} is not a group name or number"),
             ));
         }
     }
@@ -768,6 +784,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         stdin_open: *stdin_open,
         stop_signal: stop_signal.clone(),
         stop_grace_period: duration(entry, stop_grace_period.as_ref(), diagnostics),
+        groups: plain_list(groups),
         cap_add,
         cap_drop,
         sysctls: plain_map(sysctls),

@@ -238,6 +238,10 @@ pub struct Service {
     pub stop_signal: Option<String>,
     /// How long a container may take to stop before it is killed.
     pub stop_grace_period: Option<Duration>,
+    /// Supplementary groups of the container's user, by name or number
+    /// (`docker run --group-add`, compose's `group_add`): on a Pi, `video`
+    /// or `gpio` give a container the hardware those groups own.
+    pub groups: Vec<String>,
     /// Capabilities as Docker takes them: `CAP_NET_ADMIN` or `ALL`, sorted,
     /// without duplicates; one both added and dropped is only added.
     pub cap_add: Vec<String>,

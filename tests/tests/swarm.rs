@@ -1200,6 +1200,7 @@ tty = true
 stdin_open = true
 stop_signal = "SIGINT"
 stop_grace_period = "1m30s"
+groups = ["44", "20"]
 cap_add = ["net_admin", "CAP_SYS_TIME", "chown"]
 cap_drop = ["mknod", "chown"]
 sysctls = {{ "net.core.somaxconn" = "1024" }}
@@ -1279,6 +1280,7 @@ image = "{IMAGE}@{digest}"
         &container["StopGracePeriod"],
         json!(90_000_000_000_u64),
     );
+    expect("Groups", &container["Groups"], json!(["44", "20"]));
     // As the docker CLI sends them: CAP_ prefixed, sorted, added wins over dropped.
     expect(
         "CapabilityAdd",

@@ -278,6 +278,7 @@ fn container_fields(service: &Service, fields: &mut Vec<Field>) {
         stdin_open,
         stop_signal,
         stop_grace_period,
+        groups,
         cap_add,
         cap_drop,
         sysctls,
@@ -341,6 +342,7 @@ fn container_fields(service: &Service, fields: &mut Vec<Field>) {
         ));
     }
     for (name, list) in [
+        ("groups", groups),
         ("cap_add", cap_add),
         ("cap_drop", cap_drop),
         ("extra_hosts", extra_hosts),
@@ -423,6 +425,7 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         stdin_open: _,
         stop_signal: _,
         stop_grace_period: _,
+        groups: _,
         cap_add: _,
         cap_drop: _,
         sysctls: _,

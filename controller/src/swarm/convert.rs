@@ -221,6 +221,7 @@ pub(super) fn service_spec(
         stdin_open,
         stop_signal,
         stop_grace_period,
+        groups,
         cap_add,
         cap_drop,
         sysctls,
@@ -294,6 +295,7 @@ pub(super) fn service_spec(
     container.open_stdin = *stdin_open;
     container.stop_signal = stop_signal.clone();
     container.stop_grace_period = stop_grace_period.map(nanos);
+    container.groups = Some(groups.clone());
     container.capability_add = Some(cap_add.clone());
     container.capability_drop = Some(cap_drop.clone());
     container.sysctls = Some(sysctls.clone().into_iter().collect());
@@ -688,6 +690,7 @@ pub(super) fn service_from_spec(
             .stop_grace_period
             .and_then(|n| u64::try_from(n).ok())
             .map(Duration::from_nanos),
+        groups: container.groups.clone().unwrap_or_default(),
         cap_add: container.capability_add.clone().unwrap_or_default(),
         cap_drop: container.capability_drop.clone().unwrap_or_default(),
         sysctls: container
