@@ -363,8 +363,10 @@ pub struct ApplyArgs {
 /// The facts script reads a few files and asks Docker three questions.
 const FACTS_TIMEOUT: Duration = Duration::from_secs(60);
 
+// clap value parsers: clap prints the error text under the flag's name.
+
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    reconciler_spec::units::parse_duration(text)
+    reconciler_spec::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// A Docker call timeout: whole seconds (what the client counts in), 1s to 1h.
@@ -387,7 +389,7 @@ fn parse_lease_ttl(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_holder(text: &str) -> Result<String, String> {
-    crate::swarm::lease::valid_holder(text)?;
+    crate::swarm::lease::valid_holder(text).map_err(|e| e.to_string())?;
     Ok(text.to_string())
 }
 

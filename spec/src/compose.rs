@@ -1293,7 +1293,7 @@ fn placement(
                 let list = words_list(value);
                 for constraint in &list {
                     if let Err(message) = crate::validate::check_constraint(constraint) {
-                        problem(message);
+                        problem(message.to_string());
                     }
                 }
                 deploy.constraints = list;

@@ -201,16 +201,21 @@ pub const MAX_DATA_FILE_BYTES: usize = 500 * 1024;
 /// of [`MAX_DATA_FILE_BYTES`] encrypted and armored (about 4/3 larger).
 pub const MAX_KEPT_FILE_BYTES: usize = 1024 * 1024;
 
+/// A spec file (TOML, compose, env file) that is not UTF-8 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not UTF-8 text")]
+pub struct NotText;
+
 /// What a spec keeps of one file of its directory or commit: a spec file
 /// (which must be UTF-8 text), and any other file up to
 /// [`MAX_KEPT_FILE_BYTES`] (what `[config.*]` and `[secret.*]` may name,
 /// encrypted secrets included); `None` for larger files, which are not read
 /// further.
-pub fn spec_file_kept(path: &Path, bytes: Vec<u8>) -> Result<Option<Vec<u8>>, String> {
+pub fn spec_file_kept(path: &Path, bytes: Vec<u8>) -> Result<Option<Vec<u8>>, NotText> {
     if is_spec_file(path) {
         return match std::str::from_utf8(&bytes) {
             Ok(_) => Ok(Some(bytes)),
-            Err(_) => Err("not UTF-8 text".to_string()),
+            Err(_) => Err(NotText),
         };
     }
     if bytes.len() > MAX_KEPT_FILE_BYTES {
@@ -517,7 +522,7 @@ pub(crate) fn merge_fragment<'s>(
     {
         entry.name = renamed(&entry.name);
         if let Err(problem) = validate::check_entry_name(entry.value, &entry.name) {
-            diagnostics.push(entry.name_error(problem));
+            diagnostics.push(entry.name_error(problem.to_string()));
         }
         entry.group = Some(group.clone());
         raw.declared.push(entry);
@@ -775,7 +780,7 @@ fn named<'s, T: DeserializeOwned>(
         let name_span = name.span();
         let name = name.into_inner().into_owned();
         if let Err(problem) = crate::validate::check_entry_name(kind, &name) {
-            diagnostics.push(source.error(&name_span, problem));
+            diagnostics.push(source.error(&name_span, problem.to_string()));
         }
         declared.push(Entry {
             name: name.clone(),

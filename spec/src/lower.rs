@@ -11,7 +11,7 @@ use crate::file::*;
 use crate::load::{Entry, RawSpec};
 use crate::model::*;
 use crate::source::SourceFile;
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, UnitError};
 use crate::validate::{check_constraint, check_preference};
 
 /// Builds the model. Returns `None` when something required is missing;
@@ -757,14 +757,14 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
     }
     for constraint in constraints {
         if let Err(problem) = check_constraint(constraint.get_ref()) {
-            diagnostics.push(entry.error(&constraint.span(), problem));
+            diagnostics.push(entry.error(&constraint.span(), problem.to_string()));
         }
     }
     let mut spread = Vec::new();
     for preference in preferences {
         match check_preference(preference.get_ref()) {
             Ok(path) => spread.push(path),
-            Err(problem) => diagnostics.push(entry.error(&preference.span(), problem)),
+            Err(problem) => diagnostics.push(entry.error(&preference.span(), problem.to_string())),
         }
     }
     Service {
@@ -1192,10 +1192,7 @@ fn duration<T>(
         if i64::try_from(d.as_nanos()).is_ok() {
             Ok(d)
         } else {
-            Err(format!(
-                "duration `{}` does not fit Docker's nanosecond fields (at most about 292 years)",
-                value.get_ref()
-            ))
+            Err(UnitError::DurationTooLong(value.get_ref().clone()))
         }
     });
     parse_or_report(entry, value.span(), parsed, diagnostics)
@@ -1281,14 +1278,14 @@ fn group<T>(
     parsed
 }
 
-fn parse_or_report<T, V>(
+fn parse_or_report<T, V, E: std::fmt::Display>(
     entry: &Entry<'_, T>,
     span: Range<usize>,
-    parsed: Result<V, String>,
+    parsed: Result<V, E>,
     diagnostics: &mut Diagnostics,
 ) -> Option<V> {
     parsed
-        .map_err(|problem| diagnostics.push(entry.error(&span, problem)))
+        .map_err(|problem| diagnostics.push(entry.error(&span, problem.to_string())))
         .ok()
 }
 

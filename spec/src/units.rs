@@ -2,11 +2,23 @@
 
 use std::time::Duration;
 
+/// A duration or size that does not read as one. The text is the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Not number+unit pairs with a unit of `ms`, `s`, `m` or `h`.
+    #[error("invalid duration `{0}`: expected a number with a unit, like \"10s\", \"1m30s\" or \"500ms\"")]
+    Duration(String),
+    /// A duration longer than Docker's signed nanosecond fields hold.
+    #[error("duration `{0}` does not fit Docker's nanosecond fields (at most about 292 years)")]
+    DurationTooLong(String),
+    /// Not a number with an optional `K`, `M`, `G` or `T` unit, or out of range.
+    #[error("invalid size `{0}`: expected a number with a unit, like \"64M\" or \"1G\"")]
+    Size(String),
+}
+
 /// Parses `"500ms"`, `"10s"`, `"1m30s"`, `"2h"`: one or more number+unit pairs.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!("invalid duration `{text}`: expected a number with a unit, like \"10s\", \"1m30s\" or \"500ms\"")
-    };
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    let invalid = || UnitError::Duration(text.to_string());
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(invalid());
@@ -40,9 +52,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses `"64K"`, `"128M"`, `"1G"` (powers of 1024, as `docker service create --limit-memory`).
 /// A bare number is bytes; `Mi`, `MB` and `m` spellings are accepted as the same unit.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let invalid =
-        || format!("invalid size `{text}`: expected a number with a unit, like \"64M\" or \"1G\"");
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let invalid = || UnitError::Size(text.to_string());
     let trimmed = text.trim();
     let digits = trimmed
         .find(|c: char| !c.is_ascii_digit() && c != '.')

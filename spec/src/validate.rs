@@ -7,8 +7,49 @@ use crate::file::{PublishModeFile, RoleFile};
 use crate::load::{Entry, RawSpec};
 use crate::suggest::did_you_mean;
 
+/// Why a name, a placement constraint or a preference is refused; the
+/// message is what the user reads at the value's line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    /// Not `[a-z0-9][a-z0-9_.-]*`, or longer than 63 characters.
+    #[error("invalid name `{0}`: use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 63 characters)")]
+    Name(String),
+    /// A service name Swarm refuses (not a DNS name component).
+    #[error("invalid service name `{0}`: Swarm wants a DNS name component (no `.`, ending in a letter or digit)")]
+    ServiceName(String),
+    /// A constraint without `==` or `!=`.
+    #[error("malformed constraint `{0}`: expected `<key> == <value>` or `<key> != <value>`, like \"node.role == worker\"")]
+    ConstraintForm(String),
+    /// A constraint on a key Swarm does not know.
+    #[error("malformed constraint `{text}`: unknown key `{key}`; use {known}, node.labels.<label> or engine.labels.<label>{hint}")]
+    ConstraintKey {
+        /// The constraint as written.
+        text: String,
+        /// Its key.
+        key: String,
+        /// The keys Swarm knows, listed.
+        known: String,
+        /// `; did you mean ...?`, or nothing.
+        hint: String,
+    },
+    /// Nothing (or a second operator) after the operator.
+    #[error("malformed constraint `{0}`: missing or invalid value after the operator")]
+    ConstraintValue(String),
+    /// `node.role` compared with something other than `manager` or `worker`.
+    #[error("malformed constraint `{0}`: node.role is `manager` or `worker`")]
+    ConstraintRole(String),
+    /// Not `spread=` a node attribute Swarm knows.
+    #[error("malformed preference `{text}`: expected `spread=<attribute>`, the attribute one of {known}, node.labels.<label> or engine.labels.<label>")]
+    Preference {
+        /// The preference as written.
+        text: String,
+        /// The keys Swarm knows, listed.
+        known: String,
+    },
+}
+
 /// Names of nodes, services, networks, releases and stacks: `[a-z0-9][a-z0-9_.-]*`.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), ValueError> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
@@ -18,23 +59,19 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if first_ok && rest_ok && name.len() <= 63 {
         Ok(())
     } else {
-        Err(format!(
-            "invalid name `{name}`: use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 63 characters)"
-        ))
+        Err(ValueError::Name(name.to_string()))
     }
 }
 
 /// A name of a kind of entry: [`check_name`], and for a service what
 /// Swarm also requires (a DNS name component: no `.`, ending in a letter or
 /// digit, e.g. `web-` and `a.b` are refused by `docker service create`).
-pub(crate) fn check_entry_name(kind: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_entry_name(kind: &str, name: &str) -> Result<(), ValueError> {
     check_name(name)?;
     if kind == "service"
         && (name.contains('.') || !name.ends_with(|c: char| c.is_ascii_alphanumeric()))
     {
-        return Err(format!(
-            "invalid service name `{name}`: Swarm wants a DNS name component (no `.`, ending in a letter or digit)"
-        ));
+        return Err(ValueError::ServiceName(name.to_string()));
     }
     Ok(())
 }
@@ -49,11 +86,11 @@ const CONSTRAINT_KEYS: [&str; 5] = [
 const CONSTRAINT_PREFIXES: [&str; 2] = ["node.labels.", "engine.labels."];
 
 /// A placement constraint as Swarm accepts it: `<key> == <value>` or `<key> != <value>`.
-pub(crate) fn check_constraint(text: &str) -> Result<(), String> {
+pub(crate) fn check_constraint(text: &str) -> Result<(), ValueError> {
     let (key, value) = text
         .split_once("==")
         .or_else(|| text.split_once("!="))
-        .ok_or_else(|| format!("malformed constraint `{text}`: expected `<key> == <value>` or `<key> != <value>`, like \"node.role == worker\""))?;
+        .ok_or_else(|| ValueError::ConstraintForm(text.to_string()))?;
     let key = key.trim();
     let value = value.trim();
     let known = CONSTRAINT_KEYS.contains(&key)
@@ -64,20 +101,18 @@ pub(crate) fn check_constraint(text: &str) -> Result<(), String> {
         let hint = did_you_mean(key, CONSTRAINT_KEYS)
             .map(|h| format!("; {h}"))
             .unwrap_or_default();
-        return Err(format!(
-            "malformed constraint `{text}`: unknown key `{key}`; use {}, node.labels.<label> or engine.labels.<label>{hint}",
-            CONSTRAINT_KEYS.join(", ")
-        ));
+        return Err(ValueError::ConstraintKey {
+            text: text.to_string(),
+            key: key.to_string(),
+            known: CONSTRAINT_KEYS.join(", "),
+            hint,
+        });
     }
     if value.is_empty() || value.contains("==") || value.contains("!=") {
-        return Err(format!(
-            "malformed constraint `{text}`: missing or invalid value after the operator"
-        ));
+        return Err(ValueError::ConstraintValue(text.to_string()));
     }
     if key == "node.role" && !matches!(value, "manager" | "worker") {
-        return Err(format!(
-            "malformed constraint `{text}`: node.role is `manager` or `worker`"
-        ));
+        return Err(ValueError::ConstraintRole(text.to_string()));
     }
     Ok(())
 }
@@ -85,7 +120,7 @@ pub(crate) fn check_constraint(text: &str) -> Result<(), String> {
 /// A placement preference: `spread=<node attribute>`, any key a constraint
 /// may use (Swarm spreads over `node.id`, `node.hostname`, labels, ...);
 /// returns the attribute.
-pub(crate) fn check_preference(text: &str) -> Result<String, String> {
+pub(crate) fn check_preference(text: &str) -> Result<String, ValueError> {
     let path = text
         .trim()
         .strip_prefix("spread=")
@@ -96,11 +131,9 @@ pub(crate) fn check_preference(text: &str) -> Result<String, String> {
                     .iter()
                     .any(|prefix| p.strip_prefix(prefix).is_some_and(|l| !l.is_empty()))
         })
-        .ok_or_else(|| {
-            format!(
-                "malformed preference `{text}`: expected `spread=<attribute>`, the attribute one of {}, node.labels.<label> or engine.labels.<label>",
-                CONSTRAINT_KEYS.join(", ")
-            )
+        .ok_or_else(|| ValueError::Preference {
+            text: text.to_string(),
+            known: CONSTRAINT_KEYS.join(", "),
         })?;
     Ok(path.to_string())
 }
@@ -425,35 +458,66 @@ const HOST_KEY_TYPES: [&str; 7] = [
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
+/// Why a pinned `host_key` is no SSH public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HostKeyError {
+    /// Nothing was written.
+    #[error("it is empty")]
+    Empty,
+    /// The first word names no key type OpenSSH knows.
+    #[error("unknown key type `{0}`")]
+    UnknownType(String),
+    /// The key is not standard base64.
+    #[error("the key is not valid base64")]
+    NotBase64,
+    /// The decoded key ends before its type.
+    #[error("the key is too short")]
+    TooShort,
+    /// The key's own type is none OpenSSH knows.
+    #[error("the key holds an unknown key type `{0}`")]
+    UnknownInnerType(String),
+    /// The first word and the key disagree.
+    #[error("it says `{named}` but the key is `{inner}`")]
+    Mismatch {
+        /// The type written before the key.
+        named: String,
+        /// The type inside the key.
+        inner: String,
+    },
+}
+
 /// `TYPE BASE64 [comment]` (or the bare base64) whose blob names `TYPE`:
 /// checked here so a typo is a spec error, not a refused connection later.
-fn check_host_key(text: &str) -> Result<(), String> {
+fn check_host_key(text: &str) -> Result<(), HostKeyError> {
     let fields: Vec<&str> = text.split_whitespace().collect();
     let (named, encoded) = match fields.as_slice() {
         [encoded] => (None, *encoded),
         [named, encoded, ..] => (Some(*named), *encoded),
-        [] => return Err("it is empty".into()),
+        [] => return Err(HostKeyError::Empty),
     };
     if let Some(named) = named {
         if !HOST_KEY_TYPES.contains(&named) {
-            return Err(format!("unknown key type `{named}`"));
+            return Err(HostKeyError::UnknownType(named.to_string()));
         }
     }
-    let blob = decode_base64(encoded).ok_or("the key is not valid base64")?;
+    let blob = decode_base64(encoded).ok_or(HostKeyError::NotBase64)?;
     // The blob starts with the key type as an SSH string (u32 length, bytes).
     let length = blob
         .get(..4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or("the key is too short")?;
+        .ok_or(HostKeyError::TooShort)?;
     let inner = blob
         .get(4..4 + length)
         .and_then(|t| std::str::from_utf8(t).ok())
-        .ok_or("the key is too short")?;
+        .ok_or(HostKeyError::TooShort)?;
     if !HOST_KEY_TYPES.contains(&inner) {
-        return Err(format!("the key holds an unknown key type `{inner}`"));
+        return Err(HostKeyError::UnknownInnerType(inner.to_string()));
     }
     match named {
-        Some(named) if named != inner => Err(format!("it says `{named}` but the key is `{inner}`")),
+        Some(named) if named != inner => Err(HostKeyError::Mismatch {
+            named: named.to_string(),
+            inner: inner.to_string(),
+        }),
         _ => Ok(()),
     }
 }
@@ -505,12 +569,13 @@ mod tests {
             Ok(())
         );
         assert_eq!(check_host_key(key), Ok(()));
-        assert!(check_host_key(&format!("ssh-rsa {key}"))
-            .is_err_and(|e| e.contains("says `ssh-rsa` but the key is `ssh-ed25519`")));
+        assert!(check_host_key(&format!("ssh-rsa {key}")).is_err_and(|e| e
+            .to_string()
+            .contains("says `ssh-rsa` but the key is `ssh-ed25519`")));
         assert!(check_host_key("ssh-ed25519 not-base64!")
-            .is_err_and(|e| e.contains("not valid base64")));
+            .is_err_and(|e| e.to_string().contains("not valid base64")));
         assert!(check_host_key(&format!("ssh-dss {key}"))
-            .is_err_and(|e| e.contains("unknown key type `ssh-dss`")));
+            .is_err_and(|e| e.to_string().contains("unknown key type `ssh-dss`")));
         assert!(check_host_key("").is_err());
         assert_eq!(decode_base64("TWE="), Some(b"Ma".to_vec()));
         assert_eq!(decode_base64("TWFu"), Some(b"Man".to_vec()));

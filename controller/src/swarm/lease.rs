@@ -52,14 +52,17 @@ impl LeaseClock {
     }
 }
 
+/// A holder id that would not read back as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("holder id {0:?} must be 1 to 64 letters, digits or . _ - : @ (it is written into a label and read back)")]
+pub struct InvalidHolder(pub String);
+
 /// A lease holder's name: 1–64 letters, digits and `.` `_` `-` `:` `@`, so
 /// it reads back exactly as written (a space would end the name early).
-pub fn valid_holder(holder: &str) -> Result<(), String> {
+pub fn valid_holder(holder: &str) -> Result<(), InvalidHolder> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@');
     if holder.is_empty() || holder.len() > 64 || !holder.chars().all(allowed) {
-        return Err(format!(
-            "holder id {holder:?} must be 1 to 64 letters, digits or . _ - : @ (it is written into a label and read back)"
-        ));
+        return Err(InvalidHolder(holder.to_string()));
     }
     Ok(())
 }
