@@ -301,10 +301,7 @@ async fn leave(
     let name = node.name;
     let docker = |source: SwarmError| node.docker_error(source);
     let leaver = leaver.ok_or_else(|| docker(SwarmError::NeedsSsh(name.to_string())))?;
-    swarm
-        .drain_or_demote(node.id, false)
-        .await
-        .map_err(docker)?;
+    swarm.drain(node.id).await.map_err(docker)?;
     let started = Instant::now();
     loop {
         let left = swarm.tasks_on_node(node.id).await.map_err(docker)?;
@@ -327,7 +324,7 @@ async fn leave(
     }
     if node.manager {
         progress.report(Event::Note(&format!("node.{name}: demoting")));
-        swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
+        swarm.demote(node.id).await.map_err(docker)?;
     }
     progress.report(Event::Note(&format!("node.{name}: leaving the swarm")));
     leaver
@@ -348,7 +345,7 @@ async fn leave(
     {
         tokio::time::sleep(options.poll).await;
     }
-    swarm.remove_node(node.id, false).await.map_err(docker)
+    swarm.remove_node(node.id).await.map_err(docker)
 }
 
 /// A node down for longer than the grace: drain and demote it so Swarm stops
@@ -363,15 +360,12 @@ async fn forget(
     progress.report(Event::Note(&format!(
         "node.{name}: down past the grace; removing its object without contacting the board"
     )));
-    swarm
-        .drain_or_demote(node.id, false)
-        .await
-        .map_err(docker)?;
+    swarm.drain(node.id).await.map_err(docker)?;
     if node.manager {
         progress.report(Event::Note(&format!("node.{name}: demoting")));
-        swarm.drain_or_demote(node.id, true).await.map_err(docker)?;
+        swarm.demote(node.id).await.map_err(docker)?;
     }
-    swarm.remove_node(node.id, false).await.map_err(docker)
+    swarm.remove_node(node.id).await.map_err(docker)
 }
 
 impl Classify for ApplyError {

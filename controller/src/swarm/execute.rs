@@ -12,6 +12,15 @@ use super::{api, is_out_of_sequence, DockerCall, Swarm, SwarmError};
 use crate::observed::NodeState;
 use crate::plan::{Action, NodeUpdate};
 
+/// One step of taking a node out of service.
+#[derive(Debug, Clone, Copy)]
+enum Retire {
+    /// Availability `drain`: its tasks move elsewhere.
+    Drain,
+    /// Role `worker`: it leaves the raft group.
+    Demote,
+}
+
 impl Swarm {
     /// Performs one action of a plan.
     pub async fn execute(&self, action: &Action) -> Result<(), SwarmError> {
@@ -93,8 +102,17 @@ impl Swarm {
         }
     }
 
-    /// Sets a node's availability to drain (or its role to worker), keeping the rest of its spec.
-    pub async fn drain_or_demote(&self, id: &str, demote: bool) -> Result<(), SwarmError> {
+    /// Sets a node's availability to drain, keeping the rest of its spec.
+    pub async fn drain(&self, id: &str) -> Result<(), SwarmError> {
+        self.retire(id, Retire::Drain).await
+    }
+
+    /// Makes a manager a worker, keeping the rest of its spec.
+    pub async fn demote(&self, id: &str) -> Result<(), SwarmError> {
+        self.retire(id, Retire::Demote).await
+    }
+
+    async fn retire(&self, id: &str, step: Retire) -> Result<(), SwarmError> {
         let live = self
             .docker
             .inspect_node(id)
@@ -104,10 +122,9 @@ impl Swarm {
         let version =
             i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
         let mut spec = live.spec.unwrap_or_default();
-        if demote {
-            spec.role = Some(NodeSpecRoleEnum::WORKER);
-        } else {
-            spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN);
+        match step {
+            Retire::Demote => spec.role = Some(NodeSpecRoleEnum::WORKER),
+            Retire::Drain => spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN),
         }
         self.count_write();
         self.docker
@@ -136,13 +153,14 @@ impl Swarm {
         ))
     }
 
-    /// Removes a node object (`force` for a node that never reported down).
-    pub async fn remove_node(&self, id: &str, force: bool) -> Result<(), SwarmError> {
+    /// Removes a node object. Never by force: Docker removes only a node
+    /// that is down, so a live board is never cut off.
+    pub async fn remove_node(&self, id: &str) -> Result<(), SwarmError> {
         self.count_write();
         self.docker
             .delete_node(
                 id,
-                Some(bollard::query_parameters::DeleteNodeOptions { force }),
+                Some(bollard::query_parameters::DeleteNodeOptions { force: false }),
             )
             .await
             .map_err(api(DockerCall::DeleteNode))

@@ -3,6 +3,11 @@
 //! [`run`] takes its output streams as arguments so tests can drive the exact
 //! code path of the binary in-process and read what a user would see.
 
+mod boards;
+mod run;
+mod spec;
+mod swarm;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,13 +15,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use reconciler_spec::{load_dir_with, Environment, Keyring, LoadError, LoadOptions, Spec};
 
-use crate::apply::{ApplyError, ApplyOptions};
-use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
-use crate::node::provision::{BoardWork, Provisioned};
-use crate::pipeline::{self, BoardAccess, PlanningError, Reach, Reached};
-use crate::plan::{render, Plan, PlanOptions};
+use crate::apply::ApplyError;
+use crate::pipeline::{BoardAccess, PlanningError};
 pub use crate::progress::Style as ProgressStyle;
-use crate::swarm::{Swarm, SwarmError, DEFAULT_DOCKER_HOST};
+use crate::swarm::{SwarmError, DEFAULT_DOCKER_HOST};
 
 /// Declarative Docker Swarm clusters for Raspberry Pis and other small boards.
 ///
@@ -147,13 +149,8 @@ pub struct RunArgs {
     /// Without it (or RECONCILER_WEBHOOK_SECRET) every webhook is refused.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
-    /// Docker socket of a swarm manager.
-    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
-    pub docker_host: String,
-    /// How long one Docker API call may go unanswered before it fails (and
-    /// is retried with backoff): a hung daemon must not freeze the loop.
-    #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
-    pub docker_timeout: Duration,
+    #[command(flatten)]
+    pub docker: DockerArgs,
     /// Only report drift, never write (overrides `[controller] mode`).
     #[arg(long)]
     pub observe: bool,
@@ -269,17 +266,25 @@ pub struct UninstallArgs {
 pub struct ConnectArgs {
     /// The spec directory (every *.toml file under it is read).
     pub dir: PathBuf,
-    /// Docker socket of a swarm manager.
-    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
-    pub docker_host: String,
-    /// How long one Docker API call may go unanswered before the command fails.
-    #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
-    pub docker_timeout: Duration,
+    #[command(flatten)]
+    pub docker: DockerArgs,
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
     #[command(flatten)]
     pub boards: BoardArgs,
+}
+
+/// Where a manager's Docker API is, shared by `plan`, `apply` and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct DockerArgs {
+    /// Docker socket of a swarm manager.
+    #[arg(long, env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
+    pub docker_host: String,
+    /// How long one Docker API call may go unanswered before it fails (`run`
+    /// then retries with backoff): a hung daemon must not freeze anything.
+    #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
+    pub docker_timeout: Duration,
 }
 
 /// The node layer's switches, shared by `plan`, `apply` and `run`.
@@ -486,20 +491,20 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
         environment: Environment::Process,
     };
     let result = match cli.command {
-        Command::Validate { dir } => validate(&dir, &terminal, console),
-        Command::Render { dir } => render_command(&dir, &terminal, console),
-        Command::Facts(args) => facts_command(args, &terminal, console).await,
-        Command::Plan(args) => plan_command(args, &terminal, console).await,
-        Command::Apply(args) => apply_command(args, &terminal, console).await,
+        Command::Validate { dir } => spec::validate(&dir, &terminal, console),
+        Command::Render { dir } => spec::render(&dir, &terminal, console),
+        Command::Facts(args) => boards::facts(args, &terminal, console).await,
+        Command::Plan(args) => swarm::plan(args, &terminal, console).await,
+        Command::Apply(args) => swarm::apply(args, &terminal, console).await,
         Command::Install(args) => {
-            install_command(*args, cli.age_identity_file, &terminal, console).await
+            boards::install(*args, cli.age_identity_file, &terminal, console).await
         }
-        Command::Uninstall(args) => uninstall_command(args, &terminal, console).await,
+        Command::Uninstall(args) => boards::uninstall(args, &terminal, console).await,
         Command::Init {
             dir,
             cluster,
             nodes,
-        } => init_command(&dir, &cluster, &nodes, console),
+        } => spec::init(&dir, &cluster, &nodes, console),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
@@ -511,7 +516,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
                 environment: Environment::allowing(&args.allow_env),
                 keyring: terminal.keyring,
             };
-            run_command(*args, load).await
+            run::run(*args, load).await
         }
     };
     match result {
@@ -534,532 +539,4 @@ fn load(dir: &Path, load_options: &LoadOptions, err: &mut dyn Write) -> Result<S
         writeln!(err, "{warning}")?;
     }
     Ok(spec)
-}
-
-fn validate(
-    dir: &Path,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let spec = load(dir, load_options, console.err)?;
-    writeln!(
-        console.out,
-        "Spec is valid: cluster `{}`, {}, {}, {}.",
-        spec.cluster.name,
-        counted(spec.nodes.len(), "node"),
-        counted(spec.networks.len(), "network"),
-        counted(spec.services.len(), "service")
-    )?;
-    Ok(0)
-}
-
-/// "1 node", "2 nodes".
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-fn render_command(
-    dir: &Path,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let spec = load(dir, load_options, console.err)?;
-    write!(console.out, "{}", reconciler_spec::render::to_toml(&spec))?;
-    Ok(0)
-}
-
-async fn facts_command(
-    args: FactsArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let spec = load(&args.dir, load_options, console.err)?;
-    let targets: Vec<_> = spec.nodes.values().map(crate::node::target_for).collect();
-    let access = args.access.access(Some(args.connect_timeout));
-    let options = crate::node::SshOptions {
-        command_timeout: FACTS_TIMEOUT,
-        ..access.ssh
-    };
-    let progress = std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-    let results = crate::node::gather_facts(targets, options, access.parallel, progress).await;
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    if args.json {
-        let document: std::collections::BTreeMap<&str, serde_json::Value> = results
-            .iter()
-            .map(|(node, result)| {
-                let value = match result {
-                    Ok(facts) => serde_json::json!({ "facts": facts }),
-                    Err(error) => {
-                        serde_json::json!({ "error": error.to_string(), "kind": error.kind() })
-                    }
-                };
-                (node.as_str(), value)
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut *console.out, &document)?;
-        writeln!(console.out)?;
-    } else {
-        write!(
-            console.out,
-            "{}",
-            crate::node::facts::table(&spec, &results)
-        )?;
-    }
-    Ok(u8::from(failed > 0))
-}
-
-fn init_command(
-    dir: &Path,
-    cluster: &str,
-    nodes: &[crate::init::NodeArg],
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let written = crate::init::init(dir, cluster, nodes)?;
-    for path in &written {
-        writeln!(console.out, "wrote {}", path.display())?;
-    }
-    writeln!(
-        console.out,
-        "Next: `reconciler validate {dir}`, then `reconciler facts {dir}` and `reconciler plan {dir} --ssh` (see {dir}/README.md).",
-        dir = dir.display()
-    )?;
-    Ok(0)
-}
-
-/// The board `install` works on: `--node`, or the first manager by name.
-fn install_target(
-    spec: &Spec,
-    node: Option<&str>,
-) -> Result<crate::node::Target, crate::install::InstallError> {
-    use crate::install::InstallError;
-    let chosen = match node {
-        Some(name) => spec
-            .nodes
-            .get(name)
-            .ok_or_else(|| InstallError::UnknownNode(name.to_string()))?,
-        None => spec
-            .nodes
-            .values()
-            .find(|n| n.role == reconciler_spec::Role::Manager)
-            .ok_or(InstallError::NoManager)?,
-    };
-    Ok(crate::node::target_for(chosen))
-}
-
-async fn install_command(
-    args: InstallArgs,
-    age_identity_file: Option<PathBuf>,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let spec = load(&args.dir, load_options, console.err)?;
-    let target = install_target(&spec, args.node.as_deref())?;
-    let access = args.access.access(None);
-    let session = crate::node::Session::connect(&target, access.ssh)
-        .await
-        .map_err(crate::install::InstallError::from)?;
-    let options = crate::install::InstallOptions {
-        git: args.git,
-        branch: args.branch,
-        path: args.path,
-        listen: args.listen,
-        webhook_secret_file: args.webhook_secret_file,
-        git_ssh_key: args.git_ssh_key,
-        git_username: args.git_username,
-        git_password_file: args.git_password_file,
-        age_identity_file,
-        binaries: args.binaries,
-        init: args.init,
-        run_args: args.run_args,
-    };
-    let result = crate::install::install(&session, &options, args.ready_timeout).await;
-    session.close().await;
-    let report = result?;
-    writeln!(console.out, "{report}")?;
-    writeln!(
-        console.out,
-        "node {}: the controller is ready (/readyz answered 200 on the board)",
-        report.node
-    )?;
-    Ok(0)
-}
-
-async fn uninstall_command(
-    args: UninstallArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let spec = load(&args.dir, load_options, console.err)?;
-    let target = install_target(&spec, args.node.as_deref())?;
-    let session = crate::node::Session::connect(&target, args.access.access(None).ssh)
-        .await
-        .map_err(crate::install::InstallError::from)?;
-    let result = crate::install::uninstall(&session, args.init).await;
-    session.close().await;
-    writeln!(console.out, "{}", result?)?;
-    Ok(0)
-}
-
-/// What `plan` and `apply` show before deciding: the spec, where the swarm
-/// is (after planning the boards), and its plan when a swarm exists.
-struct Prepared {
-    spec: Spec,
-    reach: Reach,
-    reached: Reached,
-    /// `None` while no swarm exists yet (only the boards can be planned).
-    planned: Option<(Swarm, Plan)>,
-    /// Why the swarm could not be planned while boards still need steps: the
-    /// steps may be what brings it back (a manager's Docker to start after a
-    /// power cut), so they come first and the swarm is planned after them.
-    deferred: Option<SwarmError>,
-    /// The boards' sessions and the Docker tunnel (with `--ssh`), open until the command ends.
-    fleet: Fleet,
-}
-
-impl ConnectArgs {
-    fn reach(&self) -> Reach {
-        if self.boards.ssh {
-            Reach::Boards(self.boards.access.access(None))
-        } else {
-            Reach::Socket(self.docker_host.clone())
-        }
-    }
-
-    fn plan_options(&self) -> PlanOptions {
-        PlanOptions {
-            allow_mass_delete: self.allow_mass_delete,
-            manage_membership: self.boards.ssh,
-        }
-    }
-}
-
-/// Progress goes to the process's stderr as it happens: bars on a
-/// terminal, plain lines elsewhere.
-fn stderr_progress(style: ProgressStyle) -> crate::progress::SharedProgress {
-    match style {
-        ProgressStyle::Bars => std::sync::Arc::new(std::sync::Mutex::new(
-            crate::progress::Bars::new(std::io::stderr(), crate::progress::terminal_width()),
-        )),
-        ProgressStyle::Plain => std::sync::Arc::new(std::sync::Mutex::new(
-            crate::progress::Lines::new(std::io::stderr()),
-        )),
-    }
-}
-
-/// Loads the spec (before any Docker call or SSH connection), learns what the
-/// boards need (with `--ssh`), connects to a manager, observes and plans.
-async fn prepare(
-    args: &ConnectArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<Prepared, CliError> {
-    let spec = load(&args.dir, load_options, console.err)?;
-    let reach = args.reach();
-    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
-    let reached = pipeline::reach(
-        &spec,
-        &reach,
-        &mut fleet,
-        BoardWork::PlanOnly,
-        stderr_progress(console.progress),
-    )
-    .await?;
-    let mut deferred = None;
-    let planned = match &reached.docker_host {
-        Some(host) => match plan_swarm(host, &spec, &reached, args).await {
-            Ok(planned) => Some(planned),
-            Err(CliError::Swarm(error)) if reached.board_work() => {
-                deferred = Some(error);
-                None
-            }
-            Err(error) => return Err(error),
-        },
-        None => None,
-    };
-    Ok(Prepared {
-        spec,
-        reach,
-        reached,
-        planned,
-        deferred,
-        fleet,
-    })
-}
-
-async fn plan_swarm(
-    host: &str,
-    spec: &Spec,
-    reached: &Reached,
-    args: &ConnectArgs,
-) -> Result<(Swarm, Plan), CliError> {
-    let swarm = Swarm::connect(host, &spec.cluster.name, args.docker_timeout).await?;
-    let (_, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &reached.identities(), args.plan_options())
-            .await?;
-    Ok((swarm, plan))
-}
-
-async fn plan_command(
-    args: PlanArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console).await?;
-    let empty = Plan::default();
-    let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
-    if args.json {
-        let document = render::plan_document(
-            plan,
-            &prepared.spec.warnings,
-            prepared
-                .reached
-                .boards
-                .as_ref()
-                .map(Provisioned::part)
-                .as_ref(),
-            prepared.planned.is_some(),
-        );
-        serde_json::to_writer_pretty(&mut *console.out, &document)?;
-        writeln!(console.out)?;
-    } else {
-        if let Some(boards) = &prepared.reached.boards {
-            write!(console.out, "{}", render::boards_text(&boards.part()))?;
-            if prepared.planned.is_none() && prepared.deferred.is_none() {
-                writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
-            }
-        }
-        if prepared.planned.is_some() {
-            write!(console.out, "{}", render::text(plan))?;
-        }
-    }
-    if let Some(error) = prepared.deferred {
-        // The boards' steps are shown; the swarm itself cannot be planned now.
-        return Err(error.into());
-    }
-    let changes = !plan.is_empty() || prepared.reached.board_work() || prepared.planned.is_none();
-    Ok(if args.detailed_exitcode && changes {
-        2
-    } else {
-        0
-    })
-}
-
-async fn apply_command(
-    args: ApplyArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console).await?;
-    if let Some(boards) = &prepared.reached.boards {
-        write!(console.out, "{}", render::boards_text(&boards.part()))?;
-    }
-    if let Some((_, plan)) = &prepared.planned {
-        write!(console.out, "{}", render::text(plan))?;
-    }
-    let unreachable = prepared
-        .reached
-        .boards
-        .as_ref()
-        .map_or(0, |b| b.failures.len());
-    let swarm_work = prepared
-        .planned
-        .as_ref()
-        .is_none_or(|(_, plan)| !plan.is_empty());
-    if !swarm_work && !prepared.reached.board_work() {
-        return Ok(u8::from(unreachable > 0));
-    }
-    if prepared.spec.controller.suspend {
-        writeln!(
-            console.out,
-            "\nNot applying: the spec sets [controller] suspend = true."
-        )?;
-        return Ok(0);
-    }
-    if !args.auto_approve && !confirm(console)? {
-        writeln!(console.out, "Apply cancelled.")?;
-        return Ok(1);
-    }
-    // `after` is honoured even with --no-wait: only the final wait is skipped.
-    let options = ApplyOptions {
-        wait: true,
-        wait_at_end: !args.no_wait,
-        timeout: args.timeout,
-        ..ApplyOptions::default()
-    };
-    let Prepared {
-        spec,
-        reach,
-        reached,
-        planned,
-        deferred,
-        mut fleet,
-    } = prepared;
-    if let Some(error) = &deferred {
-        writeln!(
-            console.err,
-            "The swarm cannot be planned yet ({error}); doing the boards' steps first."
-        )?;
-    }
-    let mut failures = 0;
-    let (swarm, plan) = match planned {
-        Some((swarm, plan)) if !reached.board_work() => (swarm, plan),
-        _ => {
-            // Bootstrap for real, then plan the swarm as it now is.
-            let (swarm, plan, board_failures) =
-                boards_then_swarm(&spec, &reach, &mut fleet, &args.connect, console).await?;
-            failures += board_failures;
-            (swarm, plan)
-        }
-    };
-    let report = match console.progress {
-        ProgressStyle::Bars => {
-            let mut bars = stderr_progress(ProgressStyle::Bars);
-            pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut bars).await?
-        }
-        ProgressStyle::Plain => {
-            let mut lines = crate::progress::Lines::new(&mut *console.err);
-            pipeline::execute(&swarm, &plan, &spec, &reach, options, &mut lines).await?
-        }
-    };
-    let summary = plan.summary();
-    writeln!(
-        console.out,
-        "\nApply complete! Resources: {} added, {} changed, {} destroyed. ({} Docker write calls)",
-        summary.add, summary.change, summary.destroy, report.writes
-    )?;
-    if failures > 0 {
-        writeln!(console.err, "Error: {failures} board(s) could not be brought in; see above. The next apply retries them.")?;
-        return Ok(1);
-    }
-    Ok(0)
-}
-
-/// `apply --ssh` with board work: the boards' steps for real, then the swarm
-/// planned as it now is. Returns how many boards failed (reported on stderr).
-async fn boards_then_swarm(
-    spec: &Spec,
-    reach: &Reach,
-    fleet: &mut Fleet,
-    connect: &ConnectArgs,
-    console: &mut Console<'_>,
-) -> Result<(Swarm, Plan, usize), CliError> {
-    let done = pipeline::reach(
-        spec,
-        reach,
-        fleet,
-        BoardWork::Do,
-        stderr_progress(console.progress),
-    )
-    .await?;
-    let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
-    for failure in board_failures {
-        writeln!(console.err, "Error: {failure}")?;
-    }
-    let host = done
-        .docker_host
-        .clone()
-        .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
-    let swarm = Swarm::connect(&host, &spec.cluster.name, connect.docker_timeout).await?;
-    let (_, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &done.identities(), connect.plan_options())
-            .await?;
-    if !plan.is_empty() {
-        write!(
-            console.out,
-            "\nSwarm changes after bootstrapping:\n{}",
-            render::text(&plan)
-        )?;
-    }
-    Ok((swarm, plan, board_failures.len()))
-}
-
-fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
-    let Some(input) = console.input.as_mut() else {
-        return Err(CliError::NoTerminal);
-    };
-    write!(
-        console.out,
-        "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
-    )?;
-    console.out.flush()?;
-    let mut answer = String::new();
-    input.read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
-}
-
-async fn run_command(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
-    use crate::source::{DirSource, GitRef, GitSource, Source};
-    if args.apply_timeout >= args.lease_ttl {
-        return Err(CliError::LeaseTooShort {
-            apply_timeout: args.apply_timeout,
-            lease_ttl: args.lease_ttl,
-        });
-    }
-    let source = match (&args.dir, &args.git) {
-        (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
-        (None, None) => return Err(CliError::NoSource),
-        (None, Some(url)) => {
-            let reference = match (&args.tag, &args.commit) {
-                (Some(tag), _) => GitRef::Tag(tag.clone()),
-                (None, Some(commit)) => GitRef::Commit(commit.clone()),
-                (None, None) => GitRef::Branch(args.branch.clone()),
-            };
-            Source::Git(GitSource::new(
-                url.clone(),
-                reference,
-                &args.path,
-                &args.cache_dir,
-            ))
-        }
-    };
-    let options = crate::runtime::RunOptions {
-        reach: if args.boards.ssh {
-            Reach::Boards(args.boards.access.access(None))
-        } else {
-            Reach::Socket(args.docker_host.clone())
-        },
-        listen: args.listen,
-        webhook_secret: crate::runtime::webhook_secret(args.webhook_secret_file.as_deref())?,
-        observe: args.observe,
-        suspend: args.suspend,
-        interval: args.interval,
-        holder: args
-            .holder_id
-            .clone()
-            .unwrap_or_else(crate::runtime::default_holder),
-        lease_ttl: args.lease_ttl,
-        apply_timeout: args.apply_timeout,
-        facts_max_age: args.facts_max_age,
-        fetch_timeout: args.fetch_timeout,
-        docker_timeout: args.docker_timeout,
-        load,
-    };
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received: finishing");
-        let _ = stop.send(true);
-    });
-    crate::runtime::run(source, options, shutdown).await?;
-    Ok(0)
-}
-
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

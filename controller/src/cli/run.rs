@@ -1,0 +1,79 @@
+//! `run`: the long-running controller, from its flags.
+
+use reconciler_spec::LoadOptions;
+
+use super::{CliError, RunArgs};
+use crate::pipeline::Reach;
+
+pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
+    use crate::source::{DirSource, GitRef, GitSource, Source};
+    if args.apply_timeout >= args.lease_ttl {
+        return Err(CliError::LeaseTooShort {
+            apply_timeout: args.apply_timeout,
+            lease_ttl: args.lease_ttl,
+        });
+    }
+    let source = match (&args.dir, &args.git) {
+        (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
+        (None, None) => return Err(CliError::NoSource),
+        (None, Some(url)) => {
+            let reference = match (&args.tag, &args.commit) {
+                (Some(tag), _) => GitRef::Tag(tag.clone()),
+                (None, Some(commit)) => GitRef::Commit(commit.clone()),
+                (None, None) => GitRef::Branch(args.branch.clone()),
+            };
+            Source::Git(GitSource::new(
+                url.clone(),
+                reference,
+                &args.path,
+                &args.cache_dir,
+            ))
+        }
+    };
+    let options = crate::runtime::RunOptions {
+        reach: if args.boards.ssh {
+            Reach::Boards(args.boards.access.access(None))
+        } else {
+            Reach::Socket(args.docker.docker_host.clone())
+        },
+        listen: args.listen,
+        webhook_secret: crate::runtime::webhook_secret(args.webhook_secret_file.as_deref())?,
+        observe: args.observe,
+        suspend: args.suspend,
+        interval: args.interval,
+        holder: args
+            .holder_id
+            .clone()
+            .unwrap_or_else(crate::runtime::default_holder),
+        lease_ttl: args.lease_ttl,
+        apply_timeout: args.apply_timeout,
+        facts_max_age: args.facts_max_age,
+        fetch_timeout: args.fetch_timeout,
+        docker_timeout: args.docker.docker_timeout,
+        load,
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: finishing");
+        let _ = stop.send(true);
+    });
+    crate::runtime::run(source, options, shutdown).await?;
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
