@@ -9,7 +9,10 @@
 
 mod backoff;
 mod controller;
+mod report;
+mod step;
 mod viewer;
+mod watchers;
 
 use std::future::Future;
 use std::time::Duration;
