@@ -221,14 +221,9 @@ pub struct Facts {
     pub hostname: String,
     pub arch: String,
     pub os: String,
-    pub docker_installed: bool,
-    pub docker_running: bool,
-    /// Docker runs but `docker info` did not answer within 10 s.
-    pub docker_hung: bool,
-    pub docker_version: Option<String>,
-    /// `inactive`, `active`, `pending`, ... when Docker runs.
-    pub swarm_state: Option<String>,
-    pub swarm_node_id: Option<String>,
+    /// Docker on the board: absent, stopped, hung, or running with its own
+    /// view of its swarm membership.
+    pub docker: BoardDocker,
     pub model: Option<String>,
     pub throttled: Option<String>,
     pub temperature: Option<String>,
@@ -258,13 +253,42 @@ impl Facts {
         reason = "no reason to give: the board simply cannot say"
     )]
     pub fn swarm_membership(&self) -> Result<Option<&str>, ()> {
-        if !self.docker_running {
-            return Err(());
-        }
-        match self.swarm_state.as_deref() {
-            Some("active") => Ok(self.swarm_node_id.as_deref()),
-            Some("inactive") => Ok(None),
+        match &self.docker {
+            BoardDocker::Running {
+                swarm: LocalSwarm::Active { node_id },
+                ..
+            } => Ok(node_id.as_deref()),
+            BoardDocker::Running {
+                swarm: LocalSwarm::Inactive,
+                ..
+            } => Ok(None),
             _ => Err(()),
+        }
+    }
+
+    /// Whether Docker is installed (running or not).
+    pub fn docker_installed(&self) -> bool {
+        self.docker != BoardDocker::Absent
+    }
+
+    /// Whether Docker runs and answers.
+    pub fn docker_running(&self) -> bool {
+        matches!(self.docker, BoardDocker::Running { .. })
+    }
+
+    /// The board's own view of its swarm membership, when Docker answers.
+    pub fn local_swarm(&self) -> Option<&LocalSwarm> {
+        match &self.docker {
+            BoardDocker::Running { swarm, .. } => Some(swarm),
+            _ => None,
+        }
+    }
+
+    /// The swarm node ID the board's Docker reports, when it is in a swarm.
+    pub fn swarm_node_id(&self) -> Option<&str> {
+        match self.local_swarm()? {
+            LocalSwarm::Active { node_id } => node_id.as_deref(),
+            _ => None,
         }
     }
 
@@ -281,5 +305,80 @@ impl Facts {
             .to_string()
         };
         normalize(&self.arch) == normalize(expected)
+    }
+}
+
+/// Docker on a board, read once from its facts (`node::facts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum BoardDocker {
+    /// Not installed.
+    #[default]
+    Absent,
+    /// Installed, not running.
+    Stopped,
+    /// Running, but `docker info` did not answer within 10 s: no work is
+    /// done on the board until it does.
+    Hung,
+    /// Running and answering.
+    Running {
+        /// The engine's version (`docker version`).
+        version: Option<String>,
+        /// Its own view of its swarm membership.
+        swarm: LocalSwarm,
+    },
+}
+
+/// A board's own view of its swarm membership (`docker info`'s
+/// `Swarm.LocalNodeState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum LocalSwarm {
+    /// In no swarm.
+    Inactive,
+    /// A member, as this node.
+    Active {
+        /// The swarm node ID (empty output reads as `None`).
+        node_id: Option<String>,
+    },
+    /// Joining, or unable to reach its managers.
+    Pending,
+    /// In error.
+    Error,
+    /// Locked (autolock): a person must unlock it.
+    Locked,
+    /// A state this version does not know, as Docker printed it (empty when
+    /// it printed nothing).
+    Other {
+        /// Docker's word.
+        word: String,
+    },
+}
+
+impl LocalSwarm {
+    /// From Docker's word for it and the node ID it printed.
+    pub fn from_docker(state: &str, node_id: Option<String>) -> Self {
+        match state {
+            "inactive" => LocalSwarm::Inactive,
+            "active" => LocalSwarm::Active { node_id },
+            "pending" => LocalSwarm::Pending,
+            "error" => LocalSwarm::Error,
+            "locked" => LocalSwarm::Locked,
+            other => LocalSwarm::Other {
+                word: other.to_string(),
+            },
+        }
+    }
+
+    /// Docker's word for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            LocalSwarm::Inactive => "inactive",
+            LocalSwarm::Active { .. } => "active",
+            LocalSwarm::Pending => "pending",
+            LocalSwarm::Error => "error",
+            LocalSwarm::Locked => "locked",
+            LocalSwarm::Other { word } => word,
+        }
     }
 }

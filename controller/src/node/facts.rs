@@ -1,6 +1,6 @@
 //! What a board is: learned with one read-only script over SSH.
 
-use crate::observed::Facts;
+use crate::observed::{BoardDocker, Facts, LocalSwarm};
 
 /// The script that gathers facts: only reads, prints `key=value` lines.
 pub const SCRIPT: &str = r#"
@@ -47,6 +47,8 @@ impl Facts {
     /// Parses the output of [`SCRIPT`]; unknown lines are ignored.
     pub fn parse(output: &str) -> Self {
         let mut facts = Facts::default();
+        let (mut installed, mut running) = (false, String::new());
+        let (mut version, mut swarm_state, mut swarm_node_id) = (None, String::new(), None);
         for line in output.lines() {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -57,14 +59,11 @@ impl Facts {
                 "hostname" => facts.hostname = value,
                 "arch" => facts.arch = value,
                 "os" => facts.os = value,
-                "docker_installed" => facts.docker_installed = value == "true",
-                "docker_running" => {
-                    facts.docker_running = value == "true";
-                    facts.docker_hung = value == "hung";
-                }
-                "docker_version" => facts.docker_version = optional(),
-                "swarm_state" => facts.swarm_state = optional(),
-                "swarm_node_id" => facts.swarm_node_id = optional(),
+                "docker_installed" => installed = value == "true",
+                "docker_running" => running = value,
+                "docker_version" => version = optional(),
+                "swarm_state" => swarm_state = value,
+                "swarm_node_id" => swarm_node_id = optional(),
                 "model" => facts.model = optional(),
                 "throttled" => facts.throttled = optional(),
                 "temperature" => facts.temperature = optional(),
@@ -83,13 +82,22 @@ impl Facts {
                 _ => {}
             }
         }
+        facts.docker = match (installed, running.as_str()) {
+            (false, _) => BoardDocker::Absent,
+            (true, "true") => BoardDocker::Running {
+                version,
+                swarm: LocalSwarm::from_docker(&swarm_state, swarm_node_id),
+            },
+            (true, "hung") => BoardDocker::Hung,
+            (true, _) => BoardDocker::Stopped,
+        };
         facts
     }
 
     /// The facts, or the error that stops all work on a board whose Docker
     /// hangs.
     pub fn answering(self, node: &str) -> Result<Self, super::NodeError> {
-        if self.docker_hung {
+        if self.docker == BoardDocker::Hung {
             return Err(super::NodeError::DockerHung {
                 node: node.to_string(),
             });
@@ -109,14 +117,15 @@ pub fn table(
     for (name, result) in results {
         match result {
             Ok(facts) => {
-                let docker = match (
-                    &facts.docker_version,
-                    facts.docker_installed,
-                    facts.docker_running,
-                ) {
-                    (Some(version), _, true) => version.clone(),
-                    (_, true, false) => "stopped".into(),
-                    _ => "missing".into(),
+                let docker = match &facts.docker {
+                    BoardDocker::Running {
+                        version: Some(version),
+                        ..
+                    } => version.clone(),
+                    BoardDocker::Running { version: None, .. } => "running".into(),
+                    BoardDocker::Stopped => "stopped".into(),
+                    BoardDocker::Hung => "hung".into(),
+                    BoardDocker::Absent => "missing".into(),
                 };
                 let expected = spec.nodes.get(name).and_then(|n| n.arch.clone());
                 let arch = match expected {
@@ -131,7 +140,9 @@ pub fn table(
                     arch,
                     facts.os.clone(),
                     docker,
-                    facts.swarm_state.clone().unwrap_or_else(|| "-".into()),
+                    facts
+                        .local_swarm()
+                        .map_or_else(|| "-".into(), |swarm| swarm.as_str().to_string()),
                 ]);
             }
             Err(error) => failures.push(format!("{name}: {} ({error})", error.kind())),
@@ -175,7 +186,8 @@ mod tests {
     #[test]
     fn regression_a_board_whose_docker_hangs_is_a_named_failure() {
         let hung = Facts::parse("hostname=pi3\ndocker_installed=true\ndocker_running=hung\n");
-        assert!(!hung.docker_running);
+        assert_eq!(hung.docker, BoardDocker::Hung);
+        assert!(!hung.docker_running());
         let error = hung.answering("pi3").err();
         assert!(
             matches!(&error, Some(super::super::NodeError::DockerHung { node }) if node == "pi3"),
@@ -189,8 +201,16 @@ mod tests {
     fn parses_the_script_output() {
         let facts = Facts::parse("hostname=pi1\narch=aarch64\nos=Debian GNU/Linux 12 (bookworm)\ndocker_installed=true\ndocker_running=true\ndocker_version=20.10.24\nswarm_state=active\nswarm_node_id=abc\nmodel=Raspberry Pi 4 Model B Rev 1.4\nnoise\n");
         assert_eq!(facts.hostname, "pi1");
-        assert!(facts.docker_running);
-        assert_eq!(facts.swarm_state.as_deref(), Some("active"));
+        assert_eq!(
+            facts.docker,
+            BoardDocker::Running {
+                version: Some("20.10.24".into()),
+                swarm: LocalSwarm::Active {
+                    node_id: Some("abc".into())
+                },
+            }
+        );
+        assert_eq!(facts.swarm_node_id(), Some("abc"));
         assert_eq!(
             facts.model.as_deref(),
             Some("Raspberry Pi 4 Model B Rev 1.4")

@@ -199,7 +199,7 @@ impl Fleet {
             let member = kept
                 .learned
                 .as_ref()
-                .and_then(|l| l.facts.swarm_node_id.clone());
+                .and_then(|l| l.facts.swarm_node_id().map(str::to_string));
             if member.is_some_and(|id| !ready.contains(&id)) {
                 kept.learned = None;
             }

@@ -14,7 +14,7 @@ use super::bootstrap;
 use super::fanout::for_each;
 use super::fleet::{Fleet, Looked};
 use super::{NodeError, Session, SshOptions};
-use crate::observed::{BoardIdentity, Facts};
+use crate::observed::{BoardIdentity, Facts, LocalSwarm};
 use crate::plan::boards::{self, BootstrapError, NodePlan, Step};
 use crate::progress::Event;
 
@@ -330,7 +330,7 @@ fn anchors(
         .filter(|n| {
             facts
                 .get(&n.name)
-                .is_some_and(|f| f.swarm_state.as_deref() == Some("active"))
+                .is_some_and(|f| matches!(f.local_swarm(), Some(LocalSwarm::Active { .. })))
                 || joins_now(&n.name)
         })
         .map(|n| n.name.clone())
@@ -381,10 +381,10 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let running = |state: &str| Facts {
-            docker_installed: true,
-            docker_running: true,
-            swarm_state: Some(state.into()),
-            swarm_node_id: Some("n1".into()),
+            docker: crate::observed::BoardDocker::Running {
+                version: None,
+                swarm: LocalSwarm::from_docker(state, Some("n1".into())),
+            },
             member_cluster: Some("b".into()),
             member_node_id: Some("n1".into()),
             ..Facts::default()
@@ -415,7 +415,7 @@ mod tests {
             assert_eq!(identity(running(unknown)), None, "{unknown}");
         }
         let mut stopped = running("active");
-        stopped.docker_running = false;
+        stopped.docker = crate::observed::BoardDocker::Stopped;
         assert_eq!(identity(stopped), None);
     }
 }

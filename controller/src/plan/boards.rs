@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use reconciler_spec::{Role, Spec};
 use serde::Serialize;
 
-use crate::observed::Facts;
+use crate::observed::{Facts, LocalSwarm};
 
 /// One thing a board still needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,7 +114,7 @@ pub(crate) fn sha256_hex(text: &str) -> String {
 pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan>, BootstrapError> {
     let hosts = hosts_block(spec);
     let hosts_hash = sha256_hex(&hosts);
-    let swarm_member = |f: &Facts| f.swarm_state.as_deref() == Some("active");
+    let swarm_member = |f: &Facts| matches!(f.local_swarm(), Some(LocalSwarm::Active { .. }));
     // The manager everyone joins through: one already in a swarm, else the first manager.
     let existing = spec
         .nodes
@@ -158,10 +158,10 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         if f.packages_interrupted {
             steps.push(Step::RepairPackages);
         }
-        if !f.docker_installed {
+        if !f.docker_installed() {
             steps.push(Step::InstallDocker);
         }
-        if !f.docker_running {
+        if !f.docker_running() {
             steps.push(Step::StartDocker);
         }
         let missing: Vec<String> = spec
@@ -203,7 +203,7 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
 /// cut, a crash): starting Docker brings it back into its swarm, so it gets
 /// no `init` or `join` now; the next apply sees what it is.
 pub(crate) fn returns_to_its_swarm(facts: &Facts) -> bool {
-    !facts.docker_running && facts.swarm_on_disk
+    !facts.docker_running() && facts.swarm_on_disk
 }
 
 /// A new swarm is formed only when every manager of the spec answered and
@@ -224,7 +224,7 @@ fn check_safe_to_form(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<()
     let in_a_swarm: Vec<String> = facts
         .iter()
         .filter(|(_, f)| {
-            returns_to_its_swarm(f) || !matches!(f.swarm_state.as_deref(), None | Some("inactive"))
+            returns_to_its_swarm(f) || !matches!(f.local_swarm(), None | Some(LocalSwarm::Inactive))
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -258,9 +258,10 @@ mod tests {
         Facts {
             hostname: name.into(),
             arch: arch.into(),
-            docker_installed: true,
-            docker_running: true,
-            swarm_state: Some("active".into()),
+            docker: crate::observed::BoardDocker::Running {
+                version: None,
+                swarm: LocalSwarm::Active { node_id: None },
+            },
             hosts_block: sha256_hex(&hosts_block(spec)),
             docker_group: vec!["pi".into()],
             ..Facts::default()
@@ -434,8 +435,7 @@ mod tests {
     fn a_board_whose_docker_stopped_is_started_not_joined_or_initialized() {
         let spec = spec();
         let mut stopped = ready(&spec, "pi2", "aarch64");
-        stopped.docker_running = false;
-        stopped.swarm_state = None;
+        stopped.docker = crate::observed::BoardDocker::Stopped;
         stopped.swarm_on_disk = true;
         let facts = BTreeMap::from([
             ("pi1".to_string(), ready(&spec, "pi1", "x86_64")),

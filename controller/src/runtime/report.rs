@@ -20,7 +20,10 @@ impl Controller {
             .known_facts()
             .filter_map(|(node, facts)| {
                 Some((
-                    facts.swarm_node_id.clone().filter(|id| !id.is_empty())?,
+                    facts
+                        .swarm_node_id()
+                        .filter(|id| !id.is_empty())?
+                        .to_string(),
                     BoardStatus {
                         node: node.to_string(),
                         model: facts.model.clone(),
