@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reconciler_spec::ServiceMode;
 
 use crate::node::{Leaver, LeavingBoard, NodeError};
-use crate::plan::{Action, Departure, Plan};
+use crate::plan::{Action, Departure, ObjectKind, Plan};
 use crate::progress::{Event, Progress};
 use crate::swarm::lease::LeaseGuard;
 use crate::swarm::progress::Convergence;
@@ -64,10 +64,22 @@ pub struct ApplyReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// A Docker call of one action failed; earlier actions stay applied.
-    #[error("{kind} `{name}`: {source}")]
+    #[error("{} `{name}`: {source}", kind.as_str())]
     Action {
-        kind: &'static str,
+        /// The kind of object written.
+        kind: ObjectKind,
+        /// Its name.
         name: String,
+        /// Docker's error.
+        #[source]
+        source: SwarmError,
+    },
+    /// The plan was applied but the revision's `max_delete_fraction` could
+    /// not be recorded on the Swarm object (the next plan judges deletes by
+    /// the last one recorded).
+    #[error("recording max_delete_fraction on the Swarm object: {source}")]
+    Guard {
+        /// Docker's error.
         #[source]
         source: SwarmError,
     },
@@ -131,7 +143,7 @@ pub async fn apply(
                 }
             }
         }
-        let kind = action.kind().as_str();
+        let kind = action.kind();
         let stale_update = match action {
             Action::UpdateService { service, .. } if options.wait => {
                 swarm
@@ -149,7 +161,7 @@ pub async fn apply(
         progress.report(Event::Write {
             kind,
             name: action.name(),
-            operation: action.operation().as_str(),
+            operation: action.operation(),
         });
         if let Action::RemoveNode {
             name,
@@ -229,7 +241,7 @@ async fn wait_converged(
             .service_progress(name, replicas)
             .await
             .map_err(|source| ApplyError::Action {
-                kind: "service",
+                kind: ObjectKind::Service,
                 name: name.to_string(),
                 source,
             })?;
@@ -280,7 +292,7 @@ struct Departing<'a> {
 impl Departing<'_> {
     fn docker_error(&self, source: SwarmError) -> ApplyError {
         ApplyError::Action {
-            kind: "node",
+            kind: ObjectKind::Node,
             name: self.name.to_string(),
             source,
         }
@@ -371,7 +383,7 @@ async fn forget(
 impl Classify for ApplyError {
     fn class(&self) -> ErrorClass {
         match self {
-            ApplyError::Action { source, .. } => source.class(),
+            ApplyError::Action { source, .. } | ApplyError::Guard { source } => source.class(),
             // Swarm rolled the update back: the same spec would roll back again.
             ApplyError::Failed { .. } => ErrorClass::NeedsPerson,
             ApplyError::Timeout { .. } | ApplyError::Node { .. } | ApplyError::LeaseLost { .. } => {
@@ -383,7 +395,7 @@ impl Classify for ApplyError {
 
     fn reason(&self) -> &'static str {
         match self {
-            ApplyError::Action { source, .. } => source.reason(),
+            ApplyError::Action { source, .. } | ApplyError::Guard { source } => source.reason(),
             ApplyError::Failed { .. } => "rolled_back",
             ApplyError::Timeout { .. } => "not_converged",
             ApplyError::Node { .. } => "node_removal",

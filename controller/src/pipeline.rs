@@ -148,10 +148,6 @@ pub async fn execute(
     swarm
         .record_max_delete_fraction(spec.controller.max_delete_fraction)
         .await
-        .map_err(|source| ApplyError::Action {
-            kind: "swarm",
-            name: "max_delete_fraction".into(),
-            source,
-        })?;
+        .map_err(|source| ApplyError::Guard { source })?;
     Ok(report)
 }

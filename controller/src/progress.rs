@@ -7,6 +7,7 @@
 //! Anywhere else (a pipe, a CI log) [`Lines`] writes one plain line per
 //! change, and the controller logs them (one log event each, with fields).
 
+use crate::plan::{ObjectKind, Operation};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -19,9 +20,9 @@ pub enum Event<'a> {
     /// An object is being written: `kind` (`service`, `network`, `node`,
     /// ...), its `name`, and the `operation` (`create`, `update`, `remove`).
     Write {
-        kind: &'a str,
+        kind: ObjectKind,
         name: &'a str,
-        operation: &'a str,
+        operation: Operation,
     },
     /// A board starts a step: `done` of `total` steps are finished.
     BoardStep {
@@ -49,7 +50,11 @@ impl Event<'_> {
                 kind,
                 name,
                 operation,
-            } => Some(format!("{kind}.{name}: {}", verb(operation))),
+            } => Some(format!(
+                "{}.{name}: {}",
+                kind.as_str(),
+                operation.progressive()
+            )),
             Event::BoardStep { node, step, .. } => Some(format!("node {node}: {step}")),
             Event::BoardDone { .. } => None,
             Event::Tasks {
@@ -64,15 +69,6 @@ impl Event<'_> {
 }
 
 /// `creating`, `updating`, `removing`.
-pub fn verb(operation: &str) -> &str {
-    match operation {
-        "create" => "creating",
-        "update" => "updating",
-        "remove" => "removing",
-        other => other,
-    }
-}
-
 /// Where events go.
 pub trait Progress {
     fn report(&mut self, event: Event<'_>);

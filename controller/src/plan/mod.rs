@@ -125,6 +125,15 @@ impl Operation {
             Operation::Remove => "remove",
         }
     }
+
+    /// How progress reads while it happens: `creating`, `updating`, `removing`.
+    pub fn progressive(self) -> &'static str {
+        match self {
+            Operation::Create => "creating",
+            Operation::Update => "updating",
+            Operation::Remove => "removing",
+        }
+    }
 }
 
 /// The kind of object an action writes.

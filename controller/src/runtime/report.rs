@@ -101,7 +101,7 @@ impl Controller {
             Some(ApplyError::Action { kind, name, .. }) => plan
                 .actions
                 .iter()
-                .position(|a| a.kind().as_str() == *kind && a.name() == name),
+                .position(|a| a.kind() == *kind && a.name() == name),
             _ => None,
         };
         let done = failed_at.unwrap_or(plan.actions.len());
@@ -143,11 +143,12 @@ impl Progress for LogProgress {
                 name,
                 operation,
             } => tracing::info!(
-                object = %format_args!("{kind}.{name}"),
-                operation,
+                object = %format_args!("{}.{name}", kind.as_str()),
+                operation = operation.as_str(),
                 revision,
-                "{kind}.{name}: {}",
-                crate::progress::verb(operation)
+                "{}.{name}: {}",
+                kind.as_str(),
+                operation.progressive()
             ),
             Event::BoardStep {
                 node,

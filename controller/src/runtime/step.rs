@@ -573,7 +573,7 @@ impl Controller {
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
         self.lease_clock = keeper.stop().await;
         self.count_actions(&plan, result.as_ref().err());
-        if let Err(ApplyError::Action { source, .. }) = &result {
+        if let Err(ApplyError::Action { source, .. } | ApplyError::Guard { source }) = &result {
             self.shared
                 .metrics
                 .docker_errors
