@@ -773,7 +773,7 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     assert!(last.contains("docker-event"), "{last}");
     // Progress reaches the log a line at a time, not a word at a time.
     assert!(
-        log().contains("INFO reconciler::runtime::controller: service.blink: creating"),
+        log().contains("INFO reconciler::runtime::report: service.blink: creating"),
         "{}",
         log()
     );
