@@ -459,11 +459,7 @@ pub(crate) fn merge_fragment<'s>(
         crate::model::Group::Release(name) => format!("release `{name}`"),
         crate::model::Group::Stack(name) => format!("stack `{name}`"),
     };
-    for entry in fragment
-        .declared
-        .iter()
-        .filter(|e| !matches!(e.value, "service" | "network" | "config" | "secret"))
-    {
+    for entry in fragment.declared.iter().filter(|e| !e.value.generated()) {
         diagnostics.push(entry.name_error(format!(
             "{what} may only define services, networks, configs and secrets, not [{}.{}]",
             entry.value, entry.name
@@ -518,7 +514,7 @@ pub(crate) fn merge_fragment<'s>(
     for mut entry in fragment
         .declared
         .into_iter()
-        .filter(|e| matches!(e.value, "service" | "network" | "config" | "secret"))
+        .filter(|e| e.value.generated())
     {
         entry.name = renamed(&entry.name);
         if let Err(problem) = validate::check_entry_name(entry.value, &entry.name) {
@@ -612,6 +608,65 @@ impl<T> Entry<'_, T> {
     }
 }
 
+/// A section of named entries (`[service.web]`, `[node.pi1]`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SectionKind {
+    /// `[node.NAME]`: a board.
+    Node,
+    /// `[network.NAME]`.
+    Network,
+    /// `[service.NAME]`.
+    Service,
+    /// `[config.NAME]`.
+    Config,
+    /// `[secret.NAME]`.
+    Secret,
+    /// `[release.NAME]`: a chart instance.
+    Release,
+    /// `[stack.NAME]`: a compose file.
+    Stack,
+}
+
+impl SectionKind {
+    /// Every kind, in the order reports list them.
+    pub(crate) const ALL: [SectionKind; 7] = [
+        SectionKind::Node,
+        SectionKind::Network,
+        SectionKind::Service,
+        SectionKind::Config,
+        SectionKind::Secret,
+        SectionKind::Release,
+        SectionKind::Stack,
+    ];
+
+    /// The section's name in a spec file.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SectionKind::Node => "node",
+            SectionKind::Network => "network",
+            SectionKind::Service => "service",
+            SectionKind::Config => "config",
+            SectionKind::Secret => "secret",
+            SectionKind::Release => "release",
+            SectionKind::Stack => "stack",
+        }
+    }
+
+    /// What a chart or a compose file may produce.
+    fn generated(self) -> bool {
+        matches!(
+            self,
+            SectionKind::Service | SectionKind::Network | SectionKind::Config | SectionKind::Secret
+        )
+    }
+}
+
+impl std::fmt::Display for SectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything parsed from all files, before merging into the model.
 #[derive(Debug, Default)]
 pub(crate) struct RawSpec<'s> {
@@ -628,7 +683,7 @@ pub(crate) struct RawSpec<'s> {
     pub stacks: Vec<Entry<'s, StackFile>>,
     /// Every name declared, also those whose body failed to parse, so that
     /// duplicates and references are judged on what the user wrote.
-    pub declared: Vec<Entry<'s, &'static str>>,
+    pub declared: Vec<Entry<'s, SectionKind>>,
     /// Files with TOML syntax errors: what they define is unknown, so checks
     /// for missing things ("no [cluster]") would only add noise.
     pub unparsed_files: usize,
@@ -663,7 +718,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
             "node" => named(
                 source,
-                "node",
+                SectionKind::Node,
                 value,
                 &mut raw.nodes,
                 &mut raw.declared,
@@ -671,7 +726,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "network" => named(
                 source,
-                "network",
+                SectionKind::Network,
                 value,
                 &mut raw.networks,
                 &mut raw.declared,
@@ -679,7 +734,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "service" => named(
                 source,
-                "service",
+                SectionKind::Service,
                 value,
                 &mut raw.services,
                 &mut raw.declared,
@@ -687,7 +742,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "config" => named(
                 source,
-                "config",
+                SectionKind::Config,
                 value,
                 &mut raw.configs,
                 &mut raw.declared,
@@ -695,7 +750,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "secret" => named(
                 source,
-                "secret",
+                SectionKind::Secret,
                 value,
                 &mut raw.secrets,
                 &mut raw.declared,
@@ -703,7 +758,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "release" => named(
                 source,
-                "release",
+                SectionKind::Release,
                 value,
                 &mut raw.releases,
                 &mut raw.declared,
@@ -711,7 +766,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             ),
             "stack" => named(
                 source,
-                "stack",
+                SectionKind::Stack,
                 value,
                 &mut raw.stacks,
                 &mut raw.declared,
@@ -762,10 +817,10 @@ fn singleton<'s, T: DeserializeOwned>(
 /// A section of named entries, like `[service.web]`.
 fn named<'s, T: DeserializeOwned>(
     source: &'s SourceFile,
-    kind: &'static str,
+    kind: SectionKind,
     value: Spanned<DeValue<'_>>,
     out: &mut Vec<Entry<'s, T>>,
-    declared: &mut Vec<Entry<'s, &'static str>>,
+    declared: &mut Vec<Entry<'s, SectionKind>>,
     diagnostics: &mut Diagnostics,
 ) {
     let span = value.span();

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::file::{PublishModeFile, RoleFile};
-use crate::load::{Entry, RawSpec};
+use crate::load::{Entry, RawSpec, SectionKind};
 use crate::suggest::did_you_mean;
 
 /// Why a name, a placement constraint or a preference is refused; the
@@ -66,9 +66,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), ValueError> {
 /// A name of a kind of entry: [`check_name`], and for a service what
 /// Swarm also requires (a DNS name component: no `.`, ending in a letter or
 /// digit, e.g. `web-` and `a.b` are refused by `docker service create`).
-pub(crate) fn check_entry_name(kind: &str, name: &str) -> Result<(), ValueError> {
+pub(crate) fn check_entry_name(kind: SectionKind, name: &str) -> Result<(), ValueError> {
     check_name(name)?;
-    if kind == "service"
+    if kind == SectionKind::Service
         && (name.contains('.') || !name.ends_with(|c: char| c.is_ascii_alphanumeric()))
     {
         return Err(ValueError::ServiceName(name.to_string()));
@@ -160,10 +160,8 @@ pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
         raw.bootstrap.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
-    for kind in [
-        "node", "network", "service", "config", "secret", "release", "stack",
-    ] {
-        let mut seen: BTreeMap<&str, &Entry<'_, &'static str>> = BTreeMap::new();
+    for kind in SectionKind::ALL {
+        let mut seen: BTreeMap<&str, &Entry<'_, SectionKind>> = BTreeMap::new();
         for entry in raw.declared.iter().filter(|e| e.value == kind) {
             match seen.get(entry.name.as_str()) {
                 Some(first) => diagnostics.push(
@@ -205,17 +203,17 @@ fn singleton_twice<'a>(
 
 /// References between entries, and properties of the whole cluster.
 pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
-    let declared = |kind: &str| -> BTreeSet<&str> {
+    let declared = |kind: SectionKind| -> BTreeSet<&str> {
         raw.declared
             .iter()
             .filter(|e| e.value == kind)
             .map(|e| e.name.as_str())
             .collect()
     };
-    let networks = declared("network");
-    let services = declared("service");
-    let configs = declared("config");
-    let secrets = declared("secret");
+    let networks = declared(SectionKind::Network);
+    let services = declared(SectionKind::Service);
+    let configs = declared(SectionKind::Config);
+    let secrets = declared(SectionKind::Secret);
     for service in &raw.services {
         for (kind, refs, known) in [
             ("config", &service.value.configs, &configs),
