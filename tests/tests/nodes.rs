@@ -720,7 +720,7 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     let page = reconciler_tests::http::get(controller.address, "/").expect("GET /");
     for part in [
         "board <b>rcr1</b>",
-        "temperature 48.3&#39;C",
+        "temperature 48.3&#x27;C", // the apostrophe escaped
         "throttled <span class=\"bad\">0x50005</span>",
         "data-service=\"blink\" data-state=\"running\"",
         // A global service counts the tasks Swarm wants, as `docker service ls` does.
