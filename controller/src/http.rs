@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
+use crate::metrics::WebhookResult;
 use crate::reconcile::Trigger;
 use crate::source::webhook::{self, Verdict};
 use crate::status::{PictureContext, Status};
@@ -225,7 +226,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             shared
                 .metrics
                 .webhooks
-                .with_label_values(&["accepted"])
+                .with_label_values(&[WebhookResult::Accepted.as_str()])
                 .inc();
             tracing::info!(provider = provider.as_str(), "webhook: push; fetching now");
             let _ = shared.triggers.send(Trigger::Webhook);
@@ -235,7 +236,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             shared
                 .metrics
                 .webhooks
-                .with_label_values(&["ignored"])
+                .with_label_values(&[WebhookResult::Ignored.as_str()])
                 .inc();
             tracing::debug!(provider = provider.as_str(), %event, "webhook: not a push, ignored");
             (
@@ -248,7 +249,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             shared
                 .metrics
                 .webhooks
-                .with_label_values(&["unauthorized"])
+                .with_label_values(&[WebhookResult::Unauthorized.as_str()])
                 .inc();
             tracing::warn!(%error, "webhook refused");
             (StatusCode::UNAUTHORIZED, format!("refused: {error}\n")).into_response()

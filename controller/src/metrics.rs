@@ -78,12 +78,67 @@ fn unreachable_metric(name: &str, error: &prometheus::Error) -> ! {
     panic!("invalid metric definition {name}: {error}")
 }
 
-/// The `result` values of `reconciler_source_fetches_total`.
-pub const FETCH_RESULTS: [&str; 2] = ["success", "error"];
-/// The `result` values of `reconciler_webhook_requests_total`.
-pub const WEBHOOK_RESULTS: [&str; 3] = ["accepted", "ignored", "unauthorized"];
-/// The `result` values of `reconciler_actions_total`.
-pub const ACTION_RESULTS: [&str; 2] = ["success", "error"];
+/// How a fetch of the source or one plan action ended: the `result` of
+/// `reconciler_source_fetches_total` and `reconciler_actions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// It worked.
+    Success,
+    /// It failed (the error is in the log and `/api/status`).
+    Error,
+}
+
+impl Completion {
+    /// Both, so each series exists from the start.
+    pub const ALL: [Completion; 2] = [Completion::Success, Completion::Error];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Completion::Success => "success",
+            Completion::Error => "error",
+        }
+    }
+
+    /// `Success` for `Ok`, `Error` for `Err`.
+    pub fn of<T, E>(result: &Result<T, E>) -> Self {
+        if result.is_ok() {
+            Completion::Success
+        } else {
+            Completion::Error
+        }
+    }
+}
+
+/// What became of a webhook request: the `result` of
+/// `reconciler_webhook_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookResult {
+    /// A signed push: a fetch was triggered.
+    Accepted,
+    /// Signed, but not a push event.
+    Ignored,
+    /// Unsigned, or the signature or token did not match.
+    Unauthorized,
+}
+
+impl WebhookResult {
+    /// Every result, so each series exists from the start.
+    pub const ALL: [WebhookResult; 3] = [
+        WebhookResult::Accepted,
+        WebhookResult::Ignored,
+        WebhookResult::Unauthorized,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::Accepted => "accepted",
+            WebhookResult::Ignored => "ignored",
+            WebhookResult::Unauthorized => "unauthorized",
+        }
+    }
+}
 
 impl Metrics {
     /// Every metric, with every known label set already at zero: a series
@@ -94,19 +149,21 @@ impl Metrics {
         for result in crate::reconcile::ReconcileResult::ALL {
             metrics.reconciles.with_label_values(&[result.as_str()]);
         }
-        for result in FETCH_RESULTS {
-            metrics.source_fetches.with_label_values(&[result]);
+        for result in Completion::ALL {
+            metrics.source_fetches.with_label_values(&[result.as_str()]);
         }
-        for result in WEBHOOK_RESULTS {
-            metrics.webhooks.with_label_values(&[result]);
+        for result in WebhookResult::ALL {
+            metrics.webhooks.with_label_values(&[result.as_str()]);
         }
         for kind in crate::plan::ObjectKind::ALL {
             metrics.drift.with_label_values(&[kind.as_str()]);
             for operation in crate::plan::Operation::ALL {
-                for result in ACTION_RESULTS {
-                    metrics
-                        .actions
-                        .with_label_values(&[kind.as_str(), operation.as_str(), result]);
+                for result in Completion::ALL {
+                    metrics.actions.with_label_values(&[
+                        kind.as_str(),
+                        operation.as_str(),
+                        result.as_str(),
+                    ]);
                 }
             }
         }

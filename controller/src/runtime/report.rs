@@ -5,6 +5,7 @@ use reconciler_spec::Spec;
 
 use super::step::Controller;
 use crate::apply::ApplyError;
+use crate::metrics::Completion;
 use crate::plan::{render, ObjectKind, Plan};
 use crate::progress::{Event, Progress};
 use crate::status::{BoardStatus, LeaseStatus, PictureContext};
@@ -112,14 +113,18 @@ impl Controller {
             .take(done + usize::from(failed_at.is_some()))
         {
             let result = if Some(index) == failed_at {
-                "error"
+                Completion::Error
             } else {
-                "success"
+                Completion::Success
             };
             self.shared
                 .metrics
                 .actions
-                .with_label_values(&[action.kind().as_str(), action.operation().as_str(), result])
+                .with_label_values(&[
+                    action.kind().as_str(),
+                    action.operation().as_str(),
+                    result.as_str(),
+                ])
                 .inc();
         }
     }

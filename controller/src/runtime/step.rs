@@ -17,6 +17,7 @@ use super::Outcome;
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::Shared;
+use crate::metrics::Completion;
 use crate::node::fleet::Fleet;
 use crate::node::provision::BoardWork;
 use crate::node::provision::ProvisionError;
@@ -611,11 +612,10 @@ impl Controller {
             Ok(Err(e)) => Err(ReconcileError::FetchTask(e.to_string())),
             Ok(Ok(Some(snapshot))) => snapshot.map_err(ReconcileError::from),
         };
-        let outcome = if result.is_ok() { "success" } else { "error" };
         self.shared
             .metrics
             .source_fetches
-            .with_label_values(&[outcome])
+            .with_label_values(&[Completion::of(&result).as_str()])
             .inc();
         let snapshot = result?;
         self.status().fetched_revision = Some(snapshot.revision.clone());
