@@ -142,14 +142,7 @@ fn failed(node: &str, what: &str, stderr: &str, secrets: &[&str]) -> NodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec() -> Spec {
-        let text = "[cluster]\nname = \"b\"\n[bootstrap]\ndocker_users = [\"pi\"]\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\narch = \"arm64\"\n";
-        match reconciler_spec::load_files(vec![("s.toml".into(), text.to_string())]) {
-            Ok(spec) => spec,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::plan::boards::tests::spec;
 
     /// The join script needs the token; a failing join's error, which quotes
     /// the board's stderr (where `docker swarm join` may echo its arguments),

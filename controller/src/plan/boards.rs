@@ -235,10 +235,12 @@ fn check_safe_to_form(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec() -> Spec {
+    /// Two boards, a manager and an arm64 worker (also used by
+    /// `node::bootstrap`'s tests of the steps' scripts).
+    pub(crate) fn spec() -> Spec {
         let text = "[cluster]\nname = \"b\"\n[bootstrap]\ndocker_users = [\"pi\"]\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\narch = \"arm64\"\n";
         match reconciler_spec::load_files(vec![("s.toml".into(), text.to_string())]) {
             Ok(spec) => spec,
