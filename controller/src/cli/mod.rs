@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use reconciler_spec::{load_dir_with, Environment, Keyring, LoadError, LoadOptions, Spec};
 
 use crate::apply::ApplyError;
-use crate::pipeline::{BoardAccess, PlanningError};
+use crate::pipeline::{BoardAccess, PlanningError, Reach};
 pub use crate::progress::Style as ProgressStyle;
 use crate::swarm::{SwarmError, DEFAULT_DOCKER_HOST};
 
@@ -297,6 +297,18 @@ pub struct BoardArgs {
     pub ssh: bool,
     #[command(flatten)]
     pub access: AccessArgs,
+}
+
+impl BoardArgs {
+    /// How the swarm is reached: the boards over SSH with `--ssh`, else the
+    /// Docker socket.
+    fn reach(&self, docker: &DockerArgs) -> Reach {
+        if self.ssh {
+            Reach::Boards(self.access.access(None))
+        } else {
+            Reach::Socket(docker.docker_host.clone())
+        }
+    }
 }
 
 /// How boards are reached over SSH, shared by the node layer (`--ssh`) and `facts`.

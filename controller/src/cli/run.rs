@@ -3,7 +3,6 @@
 use reconciler_spec::LoadOptions;
 
 use super::{CliError, RunArgs};
-use crate::pipeline::Reach;
 
 pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
     use crate::source::{DirSource, GitRef, GitSource, Source};
@@ -31,11 +30,7 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
         }
     };
     let options = crate::runtime::RunOptions {
-        reach: if args.boards.ssh {
-            Reach::Boards(args.boards.access.access(None))
-        } else {
-            Reach::Socket(args.docker.docker_host.clone())
-        },
+        reach: args.boards.reach(&args.docker),
         listen: args.listen,
         webhook_secret: crate::runtime::webhook_secret(args.webhook_secret_file.as_deref())?,
         observe: args.observe,

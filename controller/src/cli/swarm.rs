@@ -29,11 +29,7 @@ struct Prepared {
 
 impl ConnectArgs {
     fn reach(&self) -> Reach {
-        if self.boards.ssh {
-            Reach::Boards(self.boards.access.access(None))
-        } else {
-            Reach::Socket(self.docker.docker_host.clone())
-        }
+        self.boards.reach(&self.docker)
     }
 
     fn plan_options(&self) -> PlanOptions {
