@@ -1,10 +1,12 @@
 //! The one sequence behind `plan`, `apply` and `run`:
-//! (boards) → connect → observe → plan → apply.
+//! boards looked at → [`Gate`] → boards' steps → connect → observe → plan →
+//! apply.
 //!
 //! The steps live here once; each command decides what to show between them
-//! and whether to go on (`plan` stops after planning, `apply` asks first,
-//! `run` takes the lease). The spec is loaded by the caller before any of
-//! this runs, so a bad spec never reaches a board or Docker.
+//! and whether to go on through its [`Gate`] (`plan` never writes, `apply`
+//! asks the person at the terminal, `run` takes the one-writer lease). The
+//! spec is loaded by the caller before any of this runs, so a bad spec never
+//! reaches a board or Docker.
 
 use std::collections::BTreeMap;
 
@@ -73,7 +75,7 @@ pub type Identities = BTreeMap<String, BoardIdentity>;
 
 /// The boards' step (with [`Reach::Boards`], over the sessions `fleet`
 /// keeps), then where a manager answers.
-pub async fn reach(
+async fn reach(
     spec: &Spec,
     reach: &Reach,
     fleet: &mut Fleet,
@@ -95,6 +97,72 @@ pub async fn reach(
             })
         }
     }
+}
+
+/// What decides whether the boards' steps (writes on the boards) are done
+/// after they were looked at: `apply`'s confirmation, `run`'s lease.
+#[allow(
+    async_fn_in_trait,
+    reason = "used with concrete gates only; callers that spawn see their Send-ness"
+)]
+pub trait Gate {
+    /// Why the gate could not decide (the terminal is gone, Docker is
+    /// unreachable); the boards' own failures convert into it.
+    type Error: From<ProvisionError>;
+
+    /// Asked once, only when some board needs a step, with what the boards
+    /// need and where a manager answers. `true` lets the steps be done.
+    async fn open(&mut self, looked: &Reached) -> Result<bool, Self::Error>;
+}
+
+/// A gate that never opens: the boards are only looked at (`plan`, and
+/// `run` in observe mode or suspended).
+#[derive(Debug, Clone, Copy)]
+pub struct LookOnly;
+
+impl Gate for LookOnly {
+    type Error = ProvisionError;
+
+    async fn open(&mut self, _looked: &Reached) -> Result<bool, ProvisionError> {
+        Ok(false)
+    }
+}
+
+/// The boards after [`boards`]: what they needed, and what was done.
+#[derive(Debug)]
+pub struct Boards {
+    /// What each board needed when looked at, and where a manager answered then.
+    pub looked: Reached,
+    /// After the steps, when some were needed and the gate let them be done.
+    pub done: Option<Reached>,
+}
+
+impl Boards {
+    /// Where things stand now: after the steps when they were done.
+    pub fn now(self) -> Reached {
+        self.done.unwrap_or(self.looked)
+    }
+}
+
+/// The boards' step behind a gate: look at every board (with
+/// [`Reach::Boards`]); when some need a step and `gate` opens, do the steps.
+/// The swarm is planned by the caller afterwards, as it then is.
+pub async fn boards<G: Gate>(
+    spec: &Spec,
+    how: &Reach,
+    fleet: &mut Fleet,
+    progress: Progress,
+    gate: &mut G,
+) -> Result<Boards, G::Error> {
+    let looked = reach(spec, how, fleet, BoardWork::PlanOnly, progress.clone()).await?;
+    if !looked.board_work() || !gate.open(&looked).await? {
+        return Ok(Boards { looked, done: None });
+    }
+    let done = reach(spec, how, fleet, BoardWork::Do, progress).await?;
+    Ok(Boards {
+        looked,
+        done: Some(done),
+    })
 }
 
 /// Why the swarm could not be observed and planned.

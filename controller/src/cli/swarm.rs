@@ -6,29 +6,48 @@ use reconciler_spec::{LoadOptions, Spec};
 use super::{load, ApplyArgs, CliError, ConnectArgs, Console, PlanArgs, ProgressStyle};
 use crate::apply::ApplyOptions;
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
-use crate::node::provision::{BoardWork, Provisioned};
-use crate::pipeline::{self, Reach, Reached};
+use crate::node::provision::Provisioned;
+use crate::pipeline::{self, LookOnly, Reached};
 use crate::plan::{render, Plan, PlanOptions};
 use crate::swarm::{Swarm, SwarmError};
 
-/// What `plan` and `apply` show before deciding: the spec, where the swarm
-/// is (after planning the boards), and its plan when a swarm exists.
-struct Prepared {
-    spec: Spec,
-    reach: Reach,
-    reached: Reached,
+/// The swarm as planned after the boards were looked at.
+struct Planned {
     /// `None` while no swarm exists yet (only the boards can be planned).
-    planned: Option<(Swarm, Plan)>,
+    swarm: Option<(Swarm, Plan)>,
     /// Why the swarm could not be planned while boards still need steps: the
     /// steps may be what brings it back (a manager's Docker to start after a
     /// power cut), so they come first and the swarm is planned after them.
     deferred: Option<SwarmError>,
-    /// The boards' sessions and the Docker tunnel (with `--ssh`), open until the command ends.
-    fleet: Fleet,
+}
+
+/// Plans the swarm where a manager answered when the boards were looked at.
+async fn plan_after_look(
+    spec: &Spec,
+    looked: &Reached,
+    args: &ConnectArgs,
+) -> Result<Planned, CliError> {
+    let Some(host) = &looked.docker_host else {
+        return Ok(Planned {
+            swarm: None,
+            deferred: None,
+        });
+    };
+    match plan_swarm(host, spec, looked, args).await {
+        Ok(planned) => Ok(Planned {
+            swarm: Some(planned),
+            deferred: None,
+        }),
+        Err(CliError::Swarm(error)) if looked.board_work() => Ok(Planned {
+            swarm: None,
+            deferred: Some(error),
+        }),
+        Err(error) => Err(error),
+    }
 }
 
 impl ConnectArgs {
-    fn reach(&self) -> Reach {
+    fn reach(&self) -> crate::pipeline::Reach {
         self.boards.reach(&self.docker)
     }
 
@@ -53,46 +72,6 @@ fn stderr_progress(style: ProgressStyle) -> crate::progress::SharedProgress {
     }
 }
 
-/// Loads the spec (before any Docker call or SSH connection), learns what the
-/// boards need (with `--ssh`), connects to a manager, observes and plans.
-async fn prepare(
-    args: &ConnectArgs,
-    load_options: &LoadOptions,
-    console: &mut Console<'_>,
-) -> Result<Prepared, CliError> {
-    let spec = load(&args.dir, load_options, console.err)?;
-    let reach = args.reach();
-    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
-    let reached = pipeline::reach(
-        &spec,
-        &reach,
-        &mut fleet,
-        BoardWork::PlanOnly,
-        stderr_progress(console.progress),
-    )
-    .await?;
-    let mut deferred = None;
-    let planned = match &reached.docker_host {
-        Some(host) => match plan_swarm(host, &spec, &reached, args).await {
-            Ok(planned) => Some(planned),
-            Err(CliError::Swarm(error)) if reached.board_work() => {
-                deferred = Some(error);
-                None
-            }
-            Err(error) => return Err(error),
-        },
-        None => None,
-    };
-    Ok(Prepared {
-        spec,
-        reach,
-        reached,
-        planned,
-        deferred,
-        fleet,
-    })
-}
-
 async fn plan_swarm(
     host: &str,
     spec: &Spec,
@@ -111,39 +90,45 @@ pub(super) async fn plan(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console).await?;
+    let spec = load(&args.connect.dir, load_options, console.err)?;
+    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
+    let looked = pipeline::boards(
+        &spec,
+        &args.connect.reach(),
+        &mut fleet,
+        stderr_progress(console.progress),
+        &mut LookOnly,
+    )
+    .await?
+    .now();
+    let planned = plan_after_look(&spec, &looked, &args.connect).await?;
     let empty = Plan::default();
-    let plan = prepared.planned.as_ref().map_or(&empty, |(_, plan)| plan);
+    let plan = planned.swarm.as_ref().map_or(&empty, |(_, plan)| plan);
     if args.json {
         let document = render::plan_document(
             plan,
-            &prepared.spec.warnings,
-            prepared
-                .reached
-                .boards
-                .as_ref()
-                .map(Provisioned::part)
-                .as_ref(),
-            prepared.planned.is_some(),
+            &spec.warnings,
+            looked.boards.as_ref().map(Provisioned::part).as_ref(),
+            planned.swarm.is_some(),
         );
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else {
-        if let Some(boards) = &prepared.reached.boards {
+        if let Some(boards) = &looked.boards {
             write!(console.out, "{}", render::boards_text(&boards.part()))?;
-            if prepared.planned.is_none() && prepared.deferred.is_none() {
+            if planned.swarm.is_none() && planned.deferred.is_none() {
                 writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
             }
         }
-        if prepared.planned.is_some() {
+        if planned.swarm.is_some() {
             write!(console.out, "{}", render::text(plan))?;
         }
     }
-    if let Some(error) = prepared.deferred {
+    if let Some(error) = planned.deferred {
         // The boards' steps are shown; the swarm itself cannot be planned now.
         return Err(error.into());
     }
-    let changes = !plan.is_empty() || prepared.reached.board_work() || prepared.planned.is_none();
+    let changes = !plan.is_empty() || looked.board_work() || planned.swarm.is_none();
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
@@ -151,41 +136,105 @@ pub(super) async fn plan(
     })
 }
 
+/// `apply`'s gate: everything planned is shown, then the person at the
+/// terminal approves it (or `--auto-approve` did). It is asked before the
+/// boards' steps when they have some, else once the boards were looked at.
+struct Review<'r, 'c> {
+    spec: &'r Spec,
+    args: &'r ApplyArgs,
+    console: &'r mut Console<'c>,
+    decision: Option<Decision>,
+}
+
+/// What `apply` does after showing the plan.
+enum Decision {
+    /// Nothing to change: exit with this code (1 when boards were unreachable).
+    NothingToDo(u8),
+    /// `[controller] suspend = true`: nothing is written.
+    Suspended,
+    /// The answer was not `yes`.
+    Cancelled,
+    /// Go on, with the swarm as planned before the boards' steps.
+    Approved(Box<Planned>),
+}
+
+impl Review<'_, '_> {
+    async fn decide(&mut self, looked: &Reached) -> Result<Decision, CliError> {
+        let planned = plan_after_look(self.spec, looked, &self.args.connect).await?;
+        let console = &mut *self.console;
+        if let Some(boards) = &looked.boards {
+            write!(console.out, "{}", render::boards_text(&boards.part()))?;
+        }
+        if let Some((_, plan)) = &planned.swarm {
+            write!(console.out, "{}", render::text(plan))?;
+        }
+        let unreachable = looked.boards.as_ref().map_or(0, |b| b.failures.len());
+        let swarm_work = planned
+            .swarm
+            .as_ref()
+            .is_none_or(|(_, plan)| !plan.is_empty());
+        if !swarm_work && !looked.board_work() {
+            return Ok(Decision::NothingToDo(u8::from(unreachable > 0)));
+        }
+        if self.spec.controller.suspend {
+            writeln!(
+                console.out,
+                "\nNot applying: the spec sets [controller] suspend = true."
+            )?;
+            return Ok(Decision::Suspended);
+        }
+        if !self.args.auto_approve && !confirm(console)? {
+            writeln!(console.out, "Apply cancelled.")?;
+            return Ok(Decision::Cancelled);
+        }
+        if let Some(error) = &planned.deferred {
+            writeln!(
+                console.err,
+                "The swarm cannot be planned yet ({error}); doing the boards' steps first."
+            )?;
+        }
+        Ok(Decision::Approved(Box::new(planned)))
+    }
+}
+
+impl pipeline::Gate for Review<'_, '_> {
+    type Error = CliError;
+
+    async fn open(&mut self, looked: &Reached) -> Result<bool, CliError> {
+        let decision = self.decide(looked).await?;
+        let approved = matches!(decision, Decision::Approved(_));
+        self.decision = Some(decision);
+        Ok(approved)
+    }
+}
+
 pub(super) async fn apply(
     args: ApplyArgs,
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let prepared = prepare(&args.connect, load_options, console).await?;
-    if let Some(boards) = &prepared.reached.boards {
-        write!(console.out, "{}", render::boards_text(&boards.part()))?;
-    }
-    if let Some((_, plan)) = &prepared.planned {
-        write!(console.out, "{}", render::text(plan))?;
-    }
-    let unreachable = prepared
-        .reached
-        .boards
-        .as_ref()
-        .map_or(0, |b| b.failures.len());
-    let swarm_work = prepared
-        .planned
-        .as_ref()
-        .is_none_or(|(_, plan)| !plan.is_empty());
-    if !swarm_work && !prepared.reached.board_work() {
-        return Ok(u8::from(unreachable > 0));
-    }
-    if prepared.spec.controller.suspend {
-        writeln!(
-            console.out,
-            "\nNot applying: the spec sets [controller] suspend = true."
-        )?;
-        return Ok(0);
-    }
-    if !args.auto_approve && !confirm(console)? {
-        writeln!(console.out, "Apply cancelled.")?;
-        return Ok(1);
-    }
+    let spec = load(&args.connect.dir, load_options, console.err)?;
+    let reach = args.connect.reach();
+    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
+    let progress = stderr_progress(console.progress);
+    let mut review = Review {
+        spec: &spec,
+        args: &args,
+        console,
+        decision: None,
+    };
+    let boards = pipeline::boards(&spec, &reach, &mut fleet, progress, &mut review).await?;
+    let decision = match review.decision.take() {
+        Some(decision) => decision,
+        // No board needed a step, so the gate was not asked: ask now.
+        None => review.decide(&boards.looked).await?,
+    };
+    let planned = match decision {
+        Decision::NothingToDo(code) => return Ok(code),
+        Decision::Suspended => return Ok(0),
+        Decision::Cancelled => return Ok(1),
+        Decision::Approved(planned) => *planned,
+    };
     // `after` is honoured even with --no-wait: only the final wait is skipped.
     let options = ApplyOptions {
         wait: true,
@@ -193,29 +242,11 @@ pub(super) async fn apply(
         timeout: args.timeout,
         ..ApplyOptions::default()
     };
-    let Prepared {
-        spec,
-        reach,
-        reached,
-        planned,
-        deferred,
-        mut fleet,
-    } = prepared;
-    if let Some(error) = &deferred {
-        writeln!(
-            console.err,
-            "The swarm cannot be planned yet ({error}); doing the boards' steps first."
-        )?;
-    }
-    let mut failures = 0;
-    let (swarm, plan) = match planned {
-        Some((swarm, plan)) if !reached.board_work() => (swarm, plan),
-        _ => {
-            // Bootstrap for real, then plan the swarm as it now is.
-            let (swarm, plan, board_failures) =
-                boards_then_swarm(&spec, &reach, &mut fleet, &args.connect, console).await?;
-            failures += board_failures;
-            (swarm, plan)
+    let (swarm, plan, failures) = match (boards.done, planned.swarm) {
+        (None, Some((swarm, plan))) => (swarm, plan, 0),
+        (done, _) => {
+            let now = done.unwrap_or(boards.looked);
+            swarm_after_steps(&spec, &now, &args.connect, console).await?
         }
     };
     let report = match console.progress {
@@ -241,35 +272,25 @@ pub(super) async fn apply(
     Ok(0)
 }
 
-/// `apply --ssh` with board work: the boards' steps for real, then the swarm
-/// planned as it now is. Returns how many boards failed (reported on stderr).
-async fn boards_then_swarm(
+/// After the boards' steps (`apply --ssh`): their failures reported on
+/// stderr, and the swarm planned as it now is. Returns how many boards failed.
+async fn swarm_after_steps(
     spec: &Spec,
-    reach: &Reach,
-    fleet: &mut Fleet,
+    now: &Reached,
     connect: &ConnectArgs,
     console: &mut Console<'_>,
 ) -> Result<(Swarm, Plan, usize), CliError> {
-    let done = pipeline::reach(
-        spec,
-        reach,
-        fleet,
-        BoardWork::Do,
-        stderr_progress(console.progress),
-    )
-    .await?;
-    let board_failures = done.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
+    let board_failures = now.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
     for failure in board_failures {
         writeln!(console.err, "Error: {failure}")?;
     }
-    let host = done
+    let host = now
         .docker_host
         .clone()
         .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
     let swarm = Swarm::connect(&host, &spec.cluster.name, connect.docker.docker_timeout).await?;
     let (_, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &done.identities(), connect.plan_options())
-            .await?;
+        pipeline::observe_and_plan(&swarm, spec, &now.identities(), connect.plan_options()).await?;
     if !plan.is_empty() {
         write!(
             console.out,

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::step::Controller;
 use super::watchers::{watch_directory, watch_docker_events};
+use super::writer::Writer;
 use super::{run_loop, Backoff};
 use crate::http::{self, Shared};
 use crate::node::fleet::Fleet;
@@ -19,7 +20,6 @@ use crate::pipeline::Reach;
 use crate::reconcile::Trigger;
 use crate::source::Source;
 use crate::status::Status;
-use crate::swarm::lease::LeaseClock;
 
 /// Everything `reconciler run` is told on its command line.
 #[derive(Debug)]
@@ -186,6 +186,11 @@ pub async fn run(
             .unwrap_or(reconciler_spec::DEFAULT_INTERVAL),
     )));
     let source = Arc::new(std::sync::Mutex::new(source));
+    let writer = Writer::new(
+        options.holder.clone(),
+        options.lease_ttl,
+        Arc::clone(&shared),
+    );
     let controller = Arc::new(tokio::sync::Mutex::new(Controller {
         options,
         source,
@@ -198,7 +203,7 @@ pub async fn run(
         swarm: None,
         fleet: Fleet::new(facts_max_age),
         docker_host: docker_host_sender,
-        lease_clock: LeaseClock::default(),
+        writer,
         board_needs: Vec::new(),
         board_plan: None,
         shutdown: shutdown.clone(),

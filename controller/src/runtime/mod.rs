@@ -13,6 +13,7 @@ mod report;
 mod step;
 mod viewer;
 mod watchers;
+mod writer;
 
 use std::future::Future;
 use std::time::Duration;

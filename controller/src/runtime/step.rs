@@ -13,13 +13,13 @@ use tokio::sync::watch;
 
 use super::controller::{millis, now_unix, RunOptions};
 use super::report::LogProgress;
+use super::writer::Writer;
 use super::Outcome;
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::failure::{Classify, ErrorClass};
 use crate::http::Shared;
 use crate::metrics::Completion;
 use crate::node::fleet::Fleet;
-use crate::node::provision::BoardWork;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
 use crate::pipeline::{self, PlanningError};
@@ -28,8 +28,8 @@ use crate::plan::{self, render, PlanOptions};
 use crate::reconcile::{ReconcileResult, Trigger};
 use crate::source::SourceError;
 use crate::source::{Snapshot, Source};
-use crate::status::{BoardProblem, ErrorStatus, LeaseStatus, ReconcileStatus, Status};
-use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
+use crate::status::{BoardProblem, ErrorStatus, ReconcileStatus, Status};
+use crate::swarm::lease::LeaseKeeper;
 use crate::swarm::{Swarm, SwarmError};
 
 pub(super) struct Controller {
@@ -50,8 +50,8 @@ pub(super) struct Controller {
     /// Where Docker answers, for the event watcher to follow (the tunnel
     /// changes when its board does).
     pub(super) docker_host: watch::Sender<Option<String>>,
-    /// What this controller has seen of the lease, by its own clock.
-    pub(super) lease_clock: LeaseClock,
+    /// The one-writer lease, as this controller holds it.
+    pub(super) writer: Writer,
     /// Turns true on SIGTERM/SIGINT: a fetch in progress is abandoned.
     pub(super) shutdown: watch::Receiver<bool>,
     /// With `--ssh`: the steps boards need that this reconcile left undone.
@@ -60,12 +60,55 @@ pub(super) struct Controller {
     pub(super) board_plan: Option<String>,
 }
 
-/// The boards' step under the lease (with `--ssh`).
-enum BoardsReached {
-    /// Done (or nothing to do); the lease's keeper if it was taken.
-    Ready(pipeline::Reached, Option<LeaseKeeper>),
-    /// Another controller holds the lease: the boards were only looked at.
-    Standby(pipeline::Reached, String),
+/// `run`'s gate before the boards' steps: they are writes, so they are done
+/// only when writes are allowed and under the one-writer lease.
+struct LeaseGate<'a> {
+    /// False in observe mode or while suspended: the boards are only looked at.
+    writes: bool,
+    cluster: &'a str,
+    options: &'a RunOptions,
+    revision: Option<&'a str>,
+    /// The controller's Docker connection, reused (or made) for the lease.
+    swarm: &'a mut Option<Swarm>,
+    writer: &'a mut Writer,
+    /// The lease's keeper when the gate took it (the caller stops it).
+    keeper: Option<LeaseKeeper>,
+    /// Another controller's name when it holds the lease.
+    standby: Option<String>,
+}
+
+impl pipeline::Gate for LeaseGate<'_> {
+    type Error = ReconcileError;
+
+    async fn open(&mut self, looked: &pipeline::Reached) -> Result<bool, ReconcileError> {
+        if !self.writes {
+            return Ok(false);
+        }
+        let Some(host) = looked.docker_host.as_deref() else {
+            // No swarm yet, so no lease to hold: forming it is safe anyway,
+            // as every controller picks the same first manager and Docker
+            // refuses a second init there.
+            return Ok(true);
+        };
+        let swarm = connect(
+            self.swarm,
+            self.cluster,
+            host,
+            self.options.docker_timeout,
+            self.revision,
+        )
+        .await?;
+        match self.writer.take(&swarm).await? {
+            Some(holder) => {
+                self.standby = Some(holder);
+                Ok(false)
+            }
+            None => {
+                self.keeper = Some(self.writer.keep(swarm));
+                Ok(true)
+            }
+        }
+    }
 }
 
 /// How a reconcile ended, for metrics and status.
@@ -316,48 +359,82 @@ impl Controller {
         }
     }
 
-    /// The boards' step (with `--ssh`): what each board needs goes to the
-    /// status.
-    async fn board_step(
+    /// The boards (with `--ssh`): looked at, and their steps done when
+    /// `writes` and the lease allow. What they still need goes to the status.
+    /// Returns the lease's keeper when it was taken here, or the holder when
+    /// another controller has it.
+    async fn boards(
         &mut self,
         spec: &Spec,
-        work: BoardWork,
-    ) -> Result<pipeline::Reached, ReconcileError> {
+        writes: bool,
+    ) -> Result<(pipeline::Reached, Option<LeaseKeeper>, Option<String>), ReconcileError> {
         let progress: crate::node::provision::Progress =
             Arc::new(std::sync::Mutex::new(LogProgress {
                 revision: self.good_revision.clone(),
             }));
-        let reached =
-            pipeline::reach(spec, &self.options.reach, &mut self.fleet, work, progress).await?;
-        // Steps done here are not pending; their failures are reported apart.
-        self.board_needs = match (work, reached.boards.as_ref()) {
-            (BoardWork::PlanOnly, Some(boards)) => boards
-                .plans
-                .iter()
-                .map(|p| {
-                    format!(
-                        "node.{} needs: {}",
-                        p.node,
-                        p.steps
-                            .iter()
-                            .map(|s| s.describe())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
-                .collect(),
-            _ => Vec::new(),
+        let mut gate = LeaseGate {
+            writes,
+            cluster: &spec.cluster.name,
+            options: &self.options,
+            revision: self.good_revision.as_deref(),
+            swarm: &mut self.swarm,
+            writer: &mut self.writer,
+            keeper: None,
+            standby: None,
         };
-        self.board_plan = match (work, reached.boards.as_ref()) {
-            (BoardWork::PlanOnly, Some(boards)) if !boards.plans.is_empty() => {
-                Some(render::boards_text(&boards.part()))
-            }
+        let result = pipeline::boards(
+            spec,
+            &self.options.reach,
+            &mut self.fleet,
+            progress,
+            &mut gate,
+        )
+        .await;
+        let (keeper, standby) = (gate.keeper, gate.standby);
+        let boards = match result {
+            Ok(boards) => boards,
+            Err(ReconcileError::Docker(error)) => return Err(self.docker_error(error)),
+            Err(error) => return Err(error),
+        };
+        if let Some(holder) = &standby {
+            tracing::info!(holder = %holder, "standby: the boards' steps are left to the lease holder");
+        }
+        self.record_board_needs(&boards);
+        Ok((boards.now(), keeper, standby))
+    }
+
+    /// What the boards still need after their step (nothing once it was
+    /// done: its failures are reported apart).
+    fn record_board_needs(&mut self, boards: &pipeline::Boards) {
+        let needed = match (&boards.done, &boards.looked.boards) {
+            (None, Some(looked)) => Some(looked),
             _ => None,
         };
+        self.board_needs = needed
+            .map(|looked| {
+                looked
+                    .plans
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "node.{} needs: {}",
+                            p.node,
+                            p.steps
+                                .iter()
+                                .map(|s| s.describe())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.board_plan = needed
+            .filter(|looked| !looked.plans.is_empty())
+            .map(|looked| render::boards_text(&looked.part()));
         let mut status = self.status();
         status.pending = self.board_needs.clone();
         status.pending_plan = self.board_plan.clone();
-        Ok(reached)
     }
 
     /// Where a manager answers after the boards' step, and the boards that failed.
@@ -399,91 +476,6 @@ impl Controller {
         Ok((host, board_failures, identities))
     }
 
-    /// Takes or renews the lease: `None` when we hold it, else its holder.
-    async fn take_lease(&mut self, swarm: &Swarm) -> Result<Option<String>, ReconcileError> {
-        let state = swarm
-            .acquire_lease(
-                &self.options.holder,
-                self.options.lease_ttl,
-                &mut self.lease_clock,
-            )
-            .await
-            .map_err(|e| self.docker_error(e))?;
-        Ok(match state {
-            LeaseState::Held => {
-                self.shared.metrics.lease_held.set(1);
-                self.status().lease = LeaseStatus::Held;
-                None
-            }
-            LeaseState::HeldBy { holder } => {
-                self.shared.metrics.lease_held.set(0);
-                self.status().lease = LeaseStatus::HeldBy(holder.clone());
-                Some(holder)
-            }
-        })
-    }
-
-    /// Keeps the lease just taken renewed while this reconcile writes.
-    fn keep_lease(&mut self, swarm: Swarm) -> LeaseKeeper {
-        LeaseKeeper::start(
-            swarm,
-            self.options.holder.clone(),
-            self.options.lease_ttl,
-            std::mem::take(&mut self.lease_clock),
-        )
-    }
-
-    /// With `--ssh`: the boards' facts first, and their steps (writes) only
-    /// under the lease. Returns what was reached with the lease's keeper when
-    /// it was taken here, or the holder when another controller has it.
-    async fn reach_boards_under_lease(
-        &mut self,
-        spec: &Spec,
-    ) -> Result<BoardsReached, ReconcileError> {
-        let reached = self.board_step(spec, BoardWork::PlanOnly).await?;
-        if !reached.board_work() {
-            return Ok(BoardsReached::Ready(reached, None));
-        }
-        let Some(host) = reached.docker_host.clone() else {
-            // No swarm yet, so no lease to hold: forming it is safe anyway,
-            // as every controller picks the same first manager and Docker
-            // refuses a second init there.
-            return Ok(BoardsReached::Ready(
-                self.board_step(spec, BoardWork::Do).await?,
-                None,
-            ));
-        };
-        let swarm = self
-            .connect(spec, &host)
-            .await
-            .map_err(|e| self.docker_error(e))?;
-        if let Some(holder) = self.take_lease(&swarm).await? {
-            tracing::info!(holder = %holder, "standby: the boards' steps are left to the lease holder");
-            return Ok(BoardsReached::Standby(reached, holder));
-        }
-        let keeper = self.keep_lease(swarm);
-        let done = self.board_step(spec, BoardWork::Do).await?;
-        Ok(BoardsReached::Ready(done, Some(keeper)))
-    }
-
-    /// Where the swarm is: with `--ssh` and writes allowed, the boards'
-    /// steps under the lease; else only a look. Returns the lease's keeper
-    /// when taken here, or the holder when another controller has it.
-    async fn reach(
-        &mut self,
-        spec: &Spec,
-        work: BoardWork,
-    ) -> Result<(pipeline::Reached, Option<LeaseKeeper>, Option<String>), ReconcileError> {
-        if work == BoardWork::Do && self.options.reach.manages_boards() {
-            Ok(match self.reach_boards_under_lease(spec).await? {
-                BoardsReached::Ready(reached, keeper) => (reached, keeper, None),
-                BoardsReached::Standby(reached, holder) => (reached, None, Some(holder)),
-            })
-        } else {
-            Ok((self.board_step(spec, work).await?, None, None))
-        }
-    }
-
     /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
     /// then apply under the lease or only report.
     async fn step_with(
@@ -494,12 +486,7 @@ impl Controller {
     ) -> Result<Ended, ReconcileError> {
         let observe = self.options.observe || spec.controller.mode == ControllerMode::Observe;
         let suspended = self.options.suspend || spec.controller.suspend;
-        let work = if observe || suspended {
-            BoardWork::PlanOnly
-        } else {
-            BoardWork::Do
-        };
-        let (reached, mut keeper, standby) = self.reach(spec, work).await?;
+        let (reached, mut keeper, standby) = self.boards(spec, !(observe || suspended)).await?;
         let (host, board_failures, identities) = self.settle(reached)?;
         let swarm = self
             .connect(spec, &host)
@@ -549,14 +536,19 @@ impl Controller {
         }
         if plan.is_empty() || observe || suspended {
             if let Some(keeper) = keeper.take() {
-                self.lease_clock = keeper.stop().await;
+                self.writer.stop(keeper).await;
             }
             return boards_done(board_failures);
         }
         let keeper = match keeper.take() {
             Some(kept) => kept,
-            None => match self.take_lease(&swarm).await? {
-                None => self.keep_lease(swarm.clone()),
+            None => match self
+                .writer
+                .take(&swarm)
+                .await
+                .map_err(|e| self.docker_error(e))?
+            {
+                None => self.writer.keep(swarm.clone()),
                 Some(holder) => return Ok(Ended::Standby(holder)),
             },
         };
@@ -572,7 +564,7 @@ impl Controller {
         };
         let result =
             pipeline::execute(&swarm, &plan, spec, &self.options.reach, options, &mut log).await;
-        self.lease_clock = keeper.stop().await;
+        self.writer.stop(keeper).await;
         self.count_actions(&plan, result.as_ref().err());
         if let Err(ApplyError::Action { source, .. } | ApplyError::Guard { source }) = &result {
             self.shared
@@ -672,16 +664,14 @@ impl Controller {
 
     /// The swarm client for this spec's cluster at `host`, connecting (again) when needed.
     async fn connect(&mut self, spec: &Spec, host: &str) -> Result<Swarm, SwarmError> {
-        if let Some(swarm) = &self.swarm {
-            if swarm.cluster() == spec.cluster.name && swarm.host() == host {
-                return Ok(swarm.clone());
-            }
-        }
-        let mut swarm =
-            Swarm::connect(host, &spec.cluster.name, self.options.docker_timeout).await?;
-        swarm.set_revision(self.good_revision.clone());
-        self.swarm = Some(swarm.clone());
-        Ok(swarm)
+        connect(
+            &mut self.swarm,
+            &spec.cluster.name,
+            host,
+            self.options.docker_timeout,
+            self.good_revision.as_deref(),
+        )
+        .await
     }
 
     /// Counts a failed Docker call; a lost connection is reconnected next time.
@@ -698,4 +688,24 @@ impl Controller {
         }
         ReconcileError::Docker(error)
     }
+}
+
+/// The client in `kept` when it is for `cluster` at `host`, else a new one
+/// (kept for the next call).
+async fn connect(
+    kept: &mut Option<Swarm>,
+    cluster: &str,
+    host: &str,
+    timeout: Duration,
+    revision: Option<&str>,
+) -> Result<Swarm, SwarmError> {
+    if let Some(swarm) = kept {
+        if swarm.cluster() == cluster && swarm.host() == host {
+            return Ok(swarm.clone());
+        }
+    }
+    let mut swarm = Swarm::connect(host, cluster, timeout).await?;
+    swarm.set_revision(revision.map(str::to_string));
+    *kept = Some(swarm.clone());
+    Ok(swarm)
 }
