@@ -367,18 +367,8 @@ fn translate_stack(
     }
     let lookup = |name: &str| environment.get(name).or_else(|| env.get(name).cloned());
     let before = diagnostics.len();
-    let interpolated = crate::compose::interpolate(&path, &text, &lookup, warnings, diagnostics);
-    if diagnostics.len() > before {
-        return None;
-    }
-    let translated = crate::compose::translate(
-        &stack.name,
-        &path,
-        &interpolated,
-        assets,
-        &lookup,
-        diagnostics,
-    )?;
+    let translated =
+        crate::compose::translate(&stack.name, &path, &text, assets, &lookup, diagnostics)?;
     if diagnostics.len() > before {
         return None;
     }

@@ -1,8 +1,9 @@
 //! Compose v3 stack files, with the meaning `docker stack deploy` gives them.
 //!
 //! A `[stack.NAME]` entry names a compose file (and optionally an env file).
-//! The file is interpolated (`${VAR}`, `${VAR:-default}`, ... from the env file
-//! and the process environment), parsed, and translated into a spec fragment
+//! The file is parsed as the CLI parses it ([`yaml`]), its values are
+//! interpolated as the CLI interpolates them ([`template`]: `${VAR}`, ... from
+//! the process environment and the env file), and translated into a spec fragment
 //! of services and networks named `NAME_<service>` as Docker names them; the
 //! fragment then goes through the same validation as hand-written TOML.
 //! Keys Swarm ignores (`build`, `depends_on`, ...) are warnings; keys this
@@ -17,6 +18,9 @@ use serde_yaml::Value as Yaml;
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+
+mod template;
+mod yaml;
 use crate::file::{
     ConfigFile, EndpointModeFile, FileRefFile, GenericResourceFile, HealthcheckFile, LoggingFile,
     MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile, SecretFile,
@@ -73,81 +77,14 @@ pub(crate) struct Translated {
     pub origins: Vec<(std::ops::Range<usize>, Location)>,
 }
 
-/// Where things are in a compose file, found by indentation. The index is
-/// built in one pass over the lines, so a lookup costs the size of one
-/// entry's block: translating a file stays linear in its length.
+/// Where things are in a compose file: the keys' positions in the parsed
+/// tree, so a key merged in from an anchor points where it was written.
 struct Locator<'a> {
     path: &'a Path,
-    lines: Vec<&'a str>,
-    /// Top-level keys: their line.
-    top: BTreeMap<String, usize>,
-    /// Entries one level down (`services:` `web:`): their lines, first to last.
-    entries: BTreeMap<(String, String), std::ops::Range<usize>>,
+    root: &'a yaml::Node,
 }
 
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-/// The mapping key a line starts (`web:`, `"web":`, `- web:`), if any.
-fn key_of(line: &str) -> Option<&str> {
-    let t = line.trim_start();
-    let t = t.strip_prefix("- ").unwrap_or(t);
-    if let Some(quoted) = t.strip_prefix('"') {
-        let (key, rest) = quoted.split_once('"')?;
-        return rest.starts_with(':').then_some(key);
-    }
-    let (key, rest) = t.split_once(':')?;
-    let plain = !key.is_empty() && !key.starts_with('#') && !key.contains(' ');
-    (plain && (rest.is_empty() || rest.starts_with([' ', '\t', '\r']))).then_some(key)
-}
-
-impl<'a> Locator<'a> {
-    fn new(path: &'a Path, text: &'a str) -> Self {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut top = BTreeMap::new();
-        let mut entries = BTreeMap::new();
-        let mut section: Option<String> = None;
-        let mut child_indent = None;
-        let mut open: Option<((String, String), usize)> = None;
-        for (index, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            let indent = indent_of(line);
-            if indent == 0 {
-                if let Some((key, start)) = open.take() {
-                    entries.insert(key, start..index);
-                }
-                section = key_of(line).map(str::to_string);
-                if let Some(key) = &section {
-                    top.entry(key.clone()).or_insert(index);
-                }
-                child_indent = None;
-                continue;
-            }
-            let Some(current) = &section else { continue };
-            let child = *child_indent.get_or_insert(indent);
-            if indent == child {
-                if let Some(name) = key_of(line) {
-                    if let Some((key, start)) = open.take() {
-                        entries.insert(key, start..index);
-                    }
-                    open = Some(((current.clone(), name.to_string()), index));
-                }
-            }
-        }
-        if let Some((key, start)) = open {
-            entries.insert(key, start..lines.len());
-        }
-        Self {
-            path,
-            lines,
-            top,
-            entries,
-        }
-    }
-
+impl Locator<'_> {
     fn at_line(&self, line: usize, column: usize) -> Location {
         Location {
             file: self.path.to_path_buf(),
@@ -156,53 +93,39 @@ impl<'a> Locator<'a> {
         }
     }
 
-    fn at_index(&self, index: usize) -> Location {
-        let column = self.lines.get(index).map_or(0, |l| indent_of(l)) + 1;
-        self.at_line(index + 1, column)
+    fn at(&self, position: yaml::Position) -> Location {
+        self.at_line(position.line, position.column)
     }
 
-    /// The line of a top-level key; the file's start when it is not found.
+    /// The key at `path` from the top, or the deepest key of it that exists;
+    /// the file's start when not even the first does.
+    fn keys(&self, path: &[&str]) -> Location {
+        self.root
+            .key_position(path)
+            .map_or_else(|| self.at_line(1, 1), |p| self.at(p))
+    }
+
+    /// The line of a top-level key.
     fn top(&self, key: &str) -> Location {
-        self.top
-            .get(key)
-            .map_or_else(|| self.at_line(1, 1), |i| self.at_index(*i))
+        self.keys(&[key])
     }
 
     /// The line of entry `name` under top-level `section`.
     fn entry(&self, section: &str, name: &str) -> Location {
-        match self.entries.get(&(section.to_string(), name.to_string())) {
-            Some(range) => self.at_index(range.start),
-            None => self.top(section),
-        }
+        self.keys(&[section, name])
     }
 
     /// The line of `key` inside entry `name` of `section`; the entry's own
-    /// line when the key is not found.
+    /// line when the key is not there.
     fn in_entry(&self, section: &str, name: &str, key: &str) -> Location {
-        let Some(range) = self.entries.get(&(section.to_string(), name.to_string())) else {
-            return self.top(section);
-        };
-        let found = (range.start + 1..range.end)
-            .find(|i| self.lines.get(*i).and_then(|l| key_of(l)) == Some(key));
-        self.at_index(found.unwrap_or(range.start))
+        self.keys(&[section, name, key])
     }
 
     /// The line of a nested key (`deploy`, `update_config`, `order`) inside
-    /// entry `name` of `section`: each key searched after the one before.
+    /// entry `name` of `section`, or of the deepest one that is there.
     fn path_in_entry(&self, section: &str, name: &str, path: &[&str]) -> Location {
-        let Some(range) = self.entries.get(&(section.to_string(), name.to_string())) else {
-            return self.top(section);
-        };
-        let mut at = range.start;
-        for key in path {
-            match (at + 1..range.end)
-                .find(|i| self.lines.get(*i).and_then(|l| key_of(l)) == Some(key))
-            {
-                Some(found) => at = found,
-                None => break,
-            }
-        }
-        self.at_index(at)
+        let full: Vec<&str> = [section, name].iter().chain(path).copied().collect();
+        self.keys(&full)
     }
 
     /// `key` of a service, or a top-level key.
@@ -232,144 +155,9 @@ pub(crate) fn parse_env_file(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Replaces `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
-/// `${VAR:?message}`, `${VAR?message}` and `$$`, line by line so positions
-/// stay right. Unset variables without a default become "" with a warning.
-pub(crate) fn interpolate(
-    path: &Path,
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    warnings: &mut Vec<Diagnostic>,
-    diagnostics: &mut Diagnostics,
-) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let location = |column: usize| Location {
-            file: path.to_path_buf(),
-            line: index + 1,
-            column,
-        };
-        let chars: Vec<char> = line.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            if chars[i] != '$' {
-                out.push(chars[i]);
-                i += 1;
-                continue;
-            }
-            let column = i + 1;
-            match chars.get(i + 1) {
-                Some('$') => {
-                    out.push('$');
-                    i += 2;
-                }
-                Some('{') => {
-                    let Some(close) = chars[i + 2..].iter().position(|c| *c == '}') else {
-                        diagnostics.push(Diagnostic::new(
-                            location(column),
-                            "unclosed `${` in interpolation",
-                        ));
-                        out.extend(&chars[i..]);
-                        break;
-                    };
-                    let inner: String = chars[i + 2..i + 2 + close].iter().collect();
-                    out.push_str(&expand(
-                        &inner,
-                        lookup,
-                        &location(column),
-                        warnings,
-                        diagnostics,
-                    ));
-                    i += close + 3;
-                }
-                Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
-                    let name: String = chars[i + 1..]
-                        .iter()
-                        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
-                        .collect();
-                    i += 1 + name.len();
-                    out.push_str(&expand(
-                        &name,
-                        lookup,
-                        &location(column),
-                        warnings,
-                        diagnostics,
-                    ));
-                }
-                _ => {
-                    out.push('$');
-                    i += 1;
-                }
-            }
-        }
-    }
-    out
-}
-
-fn expand(
-    inner: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    location: &Location,
-    warnings: &mut Vec<Diagnostic>,
-    diagnostics: &mut Diagnostics,
-) -> String {
-    let split = inner.find([':', '-', '?']).map(|i| inner.split_at(i));
-    let (name, modifier) = split.unwrap_or((inner, ""));
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        diagnostics.push(Diagnostic::new(
-            location.clone(),
-            format!("invalid interpolation `${{{inner}}}`"),
-        ));
-        return String::new();
-    }
-    let value = lookup(name);
-    let (operator, argument) = if let Some(rest) = modifier.strip_prefix(":-") {
-        (":-", rest)
-    } else if let Some(rest) = modifier.strip_prefix(":?") {
-        (":?", rest)
-    } else if let Some(rest) = modifier.strip_prefix('-') {
-        ("-", rest)
-    } else if let Some(rest) = modifier.strip_prefix('?') {
-        ("?", rest)
-    } else if modifier.is_empty() {
-        ("", "")
-    } else {
-        diagnostics.push(Diagnostic::new(
-            location.clone(),
-            format!("invalid interpolation `${{{inner}}}`"),
-        ));
-        return String::new();
-    };
-    match (operator, value) {
-        (":-", Some(v)) if v.is_empty() => argument.to_string(),
-        (":-" | "-", None) => argument.to_string(),
-        (":?", Some(v)) if v.is_empty() => {
-            diagnostics.push(Diagnostic::new(
-                location.clone(),
-                format!("required variable `{name}` is empty: {argument}"),
-            ));
-            String::new()
-        }
-        (":?" | "?", None) => {
-            diagnostics.push(Diagnostic::new(
-                location.clone(),
-                format!("required variable `{name}` is not set: {argument}"),
-            ));
-            String::new()
-        }
-        (_, Some(v)) => v,
-        (_, None) => {
-            warnings.push(Diagnostic::warning(
-                location.clone(),
-                format!("variable `{name}` is not set; using an empty string"),
-            ));
-            String::new()
-        }
-    }
-}
-
-/// Translates one compose file (already interpolated) into spec TOML; names
-/// are prefixed with the stack name later, by the loader.
+/// Reads one compose file as the docker CLI does (YAML, then `${VAR}`
+/// substituted in its values) and translates it into spec TOML; names are
+/// prefixed with the stack name later, by the loader.
 ///
 /// The fragment is built from the file format's own types ([`ServiceFile`],
 /// [`NetworkFile`]) and serialized by serde: the spec's keys are never
@@ -383,18 +171,16 @@ pub(crate) fn translate(
     lookup: &dyn Fn(&str) -> Option<String>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Translated> {
-    let locator = Locator::new(path, text);
-    if nested_too_deep(text, &locator, diagnostics) {
-        return None;
-    }
-    let file: ComposeFile = match serde_yaml::from_str(text) {
+    let mut warnings = Vec::new();
+    let root = read(path, text, lookup, &mut warnings, diagnostics)?;
+    let locator = Locator { path, root: &root };
+    let file: ComposeFile = match serde_yaml::from_value(root.to_serde()) {
         Ok(file) => file,
         Err(error) => {
-            let location = error.location().map_or_else(
-                || locator.at_line(1, 1),
-                |l| locator.at_line(l.line(), l.column()),
-            );
-            diagnostics.push(Diagnostic::new(location, format!("compose file: {error}")));
+            diagnostics.push(Diagnostic::new(
+                locator.at_line(1, 1),
+                format!("compose file: {error}"),
+            ));
             return None;
         }
     };
@@ -418,7 +204,6 @@ pub(crate) fn translate(
         locator: &locator,
         lookup,
     };
-    let mut warnings = Vec::new();
     let mut services = BTreeMap::new();
     for (name, keys) in &file.services {
         if let Some(service) = context.service(name, keys, &mut warnings, diagnostics) {
@@ -482,6 +267,33 @@ pub(crate) fn translate(
             None
         }
     }
+}
+
+/// The file's YAML as the CLI reads it, with `${VAR}` substituted in its values.
+fn read(
+    path: &Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<Diagnostic>,
+    diagnostics: &mut Diagnostics,
+) -> Option<yaml::Node> {
+    let mut root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(error) => {
+            diagnostics.push(Diagnostic::new(
+                Location {
+                    file: path.to_path_buf(),
+                    line: error.at.line,
+                    column: error.at.column,
+                },
+                format!("compose file: {error}"),
+            ));
+            return None;
+        }
+    };
+    let before = diagnostics.len();
+    template::interpolate(path, &mut root, lookup, warnings, diagnostics);
+    (diagnostics.len() == before).then_some(root)
 }
 
 /// One `[kind.name]` table of the fragment, as TOML.
@@ -1493,7 +1305,11 @@ pub(crate) fn relative_to(compose: &Path, path: &str) -> PathBuf {
 fn scalar(value: &Yaml) -> Option<String> {
     match value {
         Yaml::String(s) => Some(s.clone()),
-        Yaml::Number(n) => Some(n.to_string()),
+        // As the CLI's fmt.Sprint prints a float: `1e3` is `1000`, not `1000.0`.
+        Yaml::Number(n) => Some(match n.as_f64().filter(|_| n.is_f64()) {
+            Some(float) => yaml::go_float(float),
+            None => n.to_string(),
+        }),
         Yaml::Bool(b) => Some(b.to_string()),
         Yaml::Null => Some(String::new()),
         _ => None,
@@ -2201,24 +2017,6 @@ fn field_lines(text: &str, service: &str) -> Vec<(std::ops::Range<usize>, String
     out
 }
 
-/// Refuses, before any parsing, a file nesting lists and maps deeper than
-/// a stack ever does (the YAML parser recurses per level).
-fn nested_too_deep(text: &str, locator: &Locator<'_>, diagnostics: &mut Diagnostics) -> bool {
-    let Some(at) = crate::load::too_deep(text) else {
-        return false;
-    };
-    let line = text[..at].matches('\n').count() + 1;
-    let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
-    diagnostics.push(Diagnostic::new(
-        locator.at_line(line, column),
-        format!(
-            "compose: lists and maps nested more than {} deep; refused before parsing",
-            crate::load::MAX_NESTING
-        ),
-    ));
-    true
-}
-
 /// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is
 /// 3.0); `Err` with the text when it is not a 3.x the CLI knows.
 fn compose_minor(version: &Yaml) -> Result<u32, String> {
@@ -2382,46 +2180,6 @@ fn generic_resources(value: &Yaml) -> Result<Vec<Spanned<GenericResourceFile>>, 
 mod tests {
     use super::*;
 
-    fn run(text: &str, vars: &[(&str, &str)]) -> (String, Vec<Diagnostic>, Diagnostics) {
-        let lookup = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        };
-        let mut warnings = Vec::new();
-        let mut diagnostics = Diagnostics::default();
-        let out = interpolate(
-            Path::new("s.yml"),
-            text,
-            &lookup,
-            &mut warnings,
-            &mut diagnostics,
-        );
-        (out, warnings, diagnostics)
-    }
-
-    #[test]
-    fn interpolation_follows_compose() {
-        let (out, warnings, errors) = run(
-            "a: ${A}-$B-${C:-dflt}-${D-x}-$$E-${EMPTY:-e}\n",
-            &[("A", "1"), ("B", "2"), ("EMPTY", "")],
-        );
-        assert_eq!(out, "a: 1-2-dflt-x-$E-e\n");
-        assert!(warnings.is_empty() && errors.is_empty());
-        let (out, warnings, _) = run("b: ${MISSING}\n", &[]);
-        assert_eq!(out, "b: \n");
-        assert_eq!(warnings.len(), 1);
-        let (_, _, errors) = run("c: ${NEED:?set NEED}\n", &[]);
-        assert_eq!(
-            errors
-                .iter()
-                .next()
-                .map(|d| d.message.clone())
-                .unwrap_or_default(),
-            "required variable `NEED` is not set: set NEED"
-        );
-    }
-
     #[test]
     fn service_networks_keep_aliases_and_name_what_stack_deploy_ignores() {
         let yaml = |text: &str| -> Yaml { serde_yaml::from_str(text).expect("yaml") };
@@ -2449,17 +2207,6 @@ mod tests {
             Err("`networks.front.aliases` must be a list of names".into())
         );
         assert!(service_networks(&yaml("front: 3")).is_err());
-    }
-
-    /// As docker/cli 20.10's template regex (`[^}]*` inside `${...}`): no
-    /// nesting; the default ends at the first `}`, the rest is literal text.
-    #[test]
-    fn nested_defaults_read_as_the_cli_reads_them() {
-        let (out, _, errors) = run("a: ${A:-${B:-z}}\n", &[("B", "b")]);
-        assert!(errors.is_empty());
-        assert_eq!(out, "a: ${B:-z}\n");
-        let (out, _, _) = run("a: ${A:-${B:-z}}\n", &[("A", "set")]);
-        assert_eq!(out, "a: set}\n");
     }
 
     #[test]
