@@ -192,7 +192,10 @@ pub(crate) fn translate(
             k if k.starts_with("x-") => {}
             other => diagnostics.push(Diagnostic::new(
                 locator.key(None, other),
-                format!("compose: top-level `{other}` is not supported by reconciler yet"),
+                format!(
+                    "compose: top-level {}",
+                    unread_key("", other, &SCHEMA_TOP_KEYS)
+                ),
             )),
         }
     }
@@ -590,10 +593,13 @@ impl Context<'_> {
             "configs" => draft.configs = file_refs(value, "configs", &self.file.configs)?,
             "secrets" => draft.secrets = file_refs(value, "secrets", &self.file.secrets)?,
             "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
+            // Extension fields: the CLI's schema allows `x-*` and reads nothing of them.
+            other if other.starts_with("x-") => {}
             other => {
-                return draft.options.take(other, value).unwrap_or_else(|| {
-                    Err(format!("`{other}` is not supported by reconciler yet"))
-                })
+                return draft
+                    .options
+                    .take(other, value)
+                    .unwrap_or_else(|| Err(unread_key("", other, &SCHEMA_SERVICE_KEYS)))
             }
         }
         Ok(())
@@ -1082,7 +1088,7 @@ impl Context<'_> {
                     }
                     _ => Err("deploy.endpoint_mode must be `vip` or `dnsrr`".to_string()),
                 },
-                other => Err(format!("deploy.{other} is not supported by reconciler yet")),
+                other => Err(unread_key("deploy.", other, &SCHEMA_DEPLOY_KEYS)),
             };
             if let Err(message) = result {
                 problem(message);
@@ -1129,8 +1135,10 @@ fn placement(
                 deploy.max_replicas_per_node =
                     Some(count(value, "deploy.placement.max_replicas_per_node")?);
             }
-            other => problem(format!(
-                "deploy.placement.{other} is not supported by reconciler yet"
+            other => problem(unread_key(
+                "deploy.placement.",
+                other,
+                &SCHEMA_PLACEMENT_KEYS,
             )),
         }
     }
@@ -1857,6 +1865,94 @@ const SERVICE_KEYS_SINCE: [(&[&str], u32); 16] = [
     (&["healthcheck", "start_interval"], 12),
     (&["oom_score_adj"], 13),
 ];
+
+/// The keys the CLI's newest schema (config_schema_v3.13.json) allows at
+/// the top of a file, in a service, in `deploy` and in `deploy.placement`
+/// (besides `x-*`): anything else `docker stack deploy` refuses as an
+/// "additional property".
+const SCHEMA_TOP_KEYS: [&str; 6] = [
+    "configs", "networks", "secrets", "services", "version", "volumes",
+];
+const SCHEMA_SERVICE_KEYS: [&str; 53] = [
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup_parent",
+    "cgroupns_mode",
+    "command",
+    "configs",
+    "container_name",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "devices",
+    "dns",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "external_links",
+    "extra_hosts",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "network_mode",
+    "networks",
+    "oom_score_adj",
+    "pid",
+    "ports",
+    "privileged",
+    "read_only",
+    "restart",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "user",
+    "userns_mode",
+    "volumes",
+    "working_dir",
+];
+const SCHEMA_DEPLOY_KEYS: [&str; 9] = [
+    "endpoint_mode",
+    "labels",
+    "mode",
+    "placement",
+    "replicas",
+    "resources",
+    "restart_policy",
+    "rollback_config",
+    "update_config",
+];
+const SCHEMA_PLACEMENT_KEYS: [&str; 3] = ["constraints", "max_replicas_per_node", "preferences"];
+
+/// What to say about a key reconciler does not read at `path` (`deploy.`):
+/// a compose key not supported yet, or no compose key at all (the CLI
+/// refuses it too), then with the nearest one it may have meant.
+fn unread_key(path: &str, key: &str, schema: &[&str]) -> String {
+    if schema.contains(&key) {
+        return format!("`{path}{key}` is not supported by reconciler yet");
+    }
+    let hint = crate::suggest::did_you_mean(key, schema.iter().copied())
+        .map(|hint| format!("; {hint}"))
+        .unwrap_or_default();
+    format!("`{path}{key}` is not a compose key (docker stack deploy refuses it too){hint}")
+}
 
 /// Keys of top-level entries (`networks.NAME.attachable`) likewise.
 const ENTRY_KEYS_SINCE: [(&str, &str, u32); 9] = [
