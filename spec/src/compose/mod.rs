@@ -468,22 +468,52 @@ fn logging(value: &Yaml) -> Result<LoggingFile, String> {
     Ok(out)
 }
 
-/// `extra_hosts:` as a list of `host:ip` or a map of host to ip.
+/// `extra_hosts:` as the CLI's `transformHostsList` reads it: a list entry
+/// is cut at its first `=`, else its first `:` (an entry with neither is
+/// dropped, as the CLI drops it); a map gives `host:ip` per entry without a
+/// null value, sorted as text; brackets around an IPv6 address go.
 fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
-    match value {
+    let pairs: Vec<(String, String)> = match value {
         Yaml::Sequence(items) => items
             .iter()
-            .map(|i| scalar(i).ok_or_else(|| "`extra_hosts` entries are `host:ip`".to_string()))
-            .collect(),
-        Yaml::Mapping(map) => map
-            .iter()
-            .map(|(host, ip)| match (host.as_str(), scalar(ip)) {
-                (Some(host), Some(ip)) => Ok(format!("{host}:{ip}")),
-                _ => Err("`extra_hosts` maps a host to an ip".to_string()),
+            .map(|i| {
+                scalar(i)
+                    .ok_or_else(|| "`extra_hosts` entries are `host:ip` or `host=ip`".to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|entry| {
+                entry
+                    .split_once('=')
+                    .or_else(|| entry.split_once(':'))
+                    .map(|(host, ip)| (host.to_string(), ip.to_string()))
             })
             .collect(),
-        _ => Err("`extra_hosts` must be a list of host:ip or a map".into()),
-    }
+        Yaml::Mapping(map) => {
+            let mut pairs = map
+                .iter()
+                .filter(|(_, ip)| !ip.is_null())
+                .map(|(host, ip)| match (scalar(host), scalar(ip)) {
+                    (Some(host), Some(ip)) => Ok((host, ip)),
+                    _ => Err("`extra_hosts` maps a host to an ip".to_string()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            pairs.sort_by_key(|(host, ip)| format!("{host}:{ip}"));
+            pairs
+        }
+        _ => return Err("`extra_hosts` must be a list of host:ip or a map".into()),
+    };
+    Ok(pairs
+        .into_iter()
+        .map(|(host, ip)| {
+            let ip = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .filter(|i| !i.is_empty())
+                .unwrap_or(&ip);
+            format!("{host}:{ip}")
+        })
+        .collect())
 }
 
 /// A string (one item) or a list of strings.
@@ -539,6 +569,11 @@ impl Context<'_> {
                     }
                     draft.networks = Some(networks);
                 })
+            } else if key == "volumes" {
+                mounts(value, self.stack, &self.file.rest).and_then(|mounts| {
+                    draft.mounts = self.expand_home(mounts, &location, name, warnings)?;
+                    Ok(())
+                })
             } else if key == "deploy" {
                 self.deploy(value, &mut draft.deploy, &mut |message| {
                     diagnostics.push(Diagnostic::new(
@@ -558,6 +593,37 @@ impl Context<'_> {
             }
         }
         self.assemble(name, draft, diagnostics)
+    }
+
+    /// Bind sources starting with `~` get the deploying user's `HOME` for it,
+    /// as the CLI's `expandUser` does (with a warning: the path must exist
+    /// on the nodes, where that home may not); without `HOME` in the
+    /// environment the loader reads, it is refused rather than guessed.
+    fn expand_home(
+        &self,
+        mut mounts: Vec<MountFile>,
+        location: &Location,
+        service: &str,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<Vec<MountFile>, String> {
+        for mount in &mut mounts {
+            let Some(source) = mount.source.as_mut().filter(|s| s.starts_with('~')) else {
+                continue;
+            };
+            if !matches!(mount.kind, MountKindFile::Bind) {
+                continue;
+            }
+            let Some(home) = (self.lookup)("HOME") else {
+                return Err(format!("volume source `{source}`: `~` needs HOME, which is not in the environment reconciler reads (under `run`, --allow-env HOME); use an absolute path"));
+            };
+            let expanded = source.replacen('~', &home, 1);
+            warnings.push(Diagnostic::warning(
+                location.clone(),
+                format!("compose: service `{service}`: volume source `{source}` is `{expanded}`: `~` is the home of whoever deploys, as for docker stack deploy; that path must exist on the nodes"),
+            ));
+            *source = expanded;
+        }
+        Ok(mounts)
     }
 
     /// One key of a compose service (but `deploy`).
@@ -589,7 +655,6 @@ impl Context<'_> {
                 .container_labels
                 .extend(key_values(value).unwrap_or_default()),
             "ports" => draft.ports = ports(value)?,
-            "volumes" => draft.mounts = mounts(value, self.stack, &self.file.rest)?,
             "configs" => draft.configs = file_refs(value, "configs", &self.file.configs)?,
             "secrets" => draft.secrets = file_refs(value, "secrets", &self.file.secrets)?,
             "healthcheck" => draft.healthcheck = Some(healthcheck(value)?),
@@ -1621,11 +1686,9 @@ fn short_mount(text: &str) -> Result<MountFile, String> {
     if source.is_some_and(|s| s.starts_with('.')) {
         return Err(format!("volume `{text}`: relative bind mounts have no meaning on a swarm node; use an absolute path"));
     }
-    if source.is_some_and(|s| s.starts_with('~')) {
-        return Err(format!("volume `{text}`: `~` is the home directory of whoever runs the deploy, not of the node; use an absolute path"));
-    }
     let kind = match source {
-        Some(s) if s.starts_with('/') => MountKindFile::Bind,
+        // `~` is expanded later, as the CLI's `expandUser` does.
+        Some(s) if s.starts_with(['/', '~']) => MountKindFile::Bind,
         _ => MountKindFile::Volume,
     };
     let mut mount = empty_mount(kind, source.map(str::to_string), target.to_string());
@@ -2315,6 +2378,62 @@ mod tests {
         );
         assert_eq!(with_default_tag("redis:7"), "redis:7");
         assert_eq!(with_default_tag("redis@sha256:abc"), "redis@sha256:abc");
+    }
+
+    /// Translates `text` with `vars` as the environment.
+    fn translated(text: &str, vars: &[(&str, &str)]) -> (Option<Translated>, Diagnostics) {
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let mut diagnostics = Diagnostics::default();
+        let out = translate(
+            "s",
+            Path::new("s.yml"),
+            text,
+            &crate::load::Assets::new(),
+            &lookup,
+            &mut diagnostics,
+        );
+        (out, diagnostics)
+    }
+
+    #[test]
+    fn a_tilde_bind_source_is_the_deploying_users_home_as_for_the_cli() {
+        let file = "services:\n  web:\n    image: a\n    volumes:\n      - ~/data:/data\n      - type: bind\n        source: ~/logs\n        target: /logs\n";
+        let (out, diagnostics) = translated(file, &[("HOME", "/home/pi")]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let out = out.expect("translated");
+        assert!(
+            out.toml.contains("/home/pi/data") && out.toml.contains("/home/pi/logs"),
+            "{}",
+            out.toml
+        );
+        assert_eq!(out.warnings.len(), 2, "{:?}", out.warnings);
+        let (_, diagnostics) = translated(file, &[]);
+        assert!(
+            diagnostics.iter().any(|d| d.message.contains("needs HOME")),
+            "{diagnostics:?}"
+        );
+    }
+
+    #[test]
+    fn extra_hosts_in_every_form_the_cli_reads() {
+        let file = "services:\n  web:\n    image: a\n    extra_hosts:\n      - \"one=10.0.0.1\"\n      - \"two:10.0.0.2\"\n      - \"six=[::1]\"\n      - \"nothing\"\n";
+        let (out, diagnostics) = translated(file, &[]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let toml = out.expect("translated").toml;
+        assert!(
+            toml.contains(r#"extra_hosts = ["one:10.0.0.1", "two:10.0.0.2", "six:::1"]"#),
+            "{toml}"
+        );
+        let map = "services:\n  web:\n    image: a\n    extra_hosts:\n      a: 10.0.0.1\n      a-b: 10.0.0.2\n      c:\n";
+        let toml = translated(map, &[]).0.expect("translated").toml;
+        assert!(
+            toml.contains(r#"extra_hosts = ["a-b:10.0.0.2", "a:10.0.0.1"]"#),
+            "sorted as text, a null value dropped: {toml}"
+        );
     }
 
     #[test]
