@@ -233,6 +233,9 @@ async fn wait_converged(
     let replicas = match touched.mode {
         ServiceMode::Replicated(n) => Some(n),
         ServiceMode::Global => None,
+        // A job's tasks run to completion in their own time (a backup, a
+        // migration): written is done; nothing may come `after` one.
+        ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob => return Ok(()),
     };
     let started = Instant::now();
     let mut last_count = None;

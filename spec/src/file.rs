@@ -236,10 +236,14 @@ pub(crate) struct ServiceFile {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum ServiceModeFile {
     Replicated,
     Global,
+    /// Tasks that run to completion: `replicas` of them, as many at once.
+    ReplicatedJob,
+    /// One task to completion on every eligible node.
+    GlobalJob,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -902,21 +902,41 @@ fn service_mode(
     replicas: Option<&Spanned<u64>>,
     diagnostics: &mut Diagnostics,
 ) -> ServiceMode {
+    let global = |job: bool| {
+        if job {
+            ServiceMode::GlobalJob
+        } else {
+            ServiceMode::Global
+        }
+    };
     match (mode.map(|m| *m.get_ref()), replicas) {
-        (Some(ServiceModeFile::Global), Some(replicas)) => {
+        (Some(file @ (ServiceModeFile::Global | ServiceModeFile::GlobalJob)), Some(replicas)) => {
+            let job = file == ServiceModeFile::GlobalJob;
             diagnostics.push(
                 entry
                     .error(
                         &replicas.span(),
-                        "`replicas` cannot be set together with `mode = \"global\"`",
+                        format!(
+                            "`replicas` cannot be set together with `mode = \"{}\"`",
+                            if job { "global-job" } else { "global" }
+                        ),
                     )
                     .with_help(
                         "a global service runs one task on every eligible node; remove `replicas`",
                     ),
             );
-            ServiceMode::Global
+            global(job)
         }
         (Some(ServiceModeFile::Global), None) => ServiceMode::Global,
+        (Some(ServiceModeFile::GlobalJob), None) => ServiceMode::GlobalJob,
+        // As the CLI's `convertDeployMode`: both counts are `replicas`.
+        (Some(ServiceModeFile::ReplicatedJob), replicas) => {
+            let n = replicas.map_or(1, |r| *r.get_ref());
+            ServiceMode::ReplicatedJob {
+                max_concurrent: n,
+                total_completions: n,
+            }
+        }
         (_, Some(replicas)) => ServiceMode::Replicated(*replicas.get_ref()),
         (_, None) => ServiceMode::Replicated(1),
     }

@@ -207,11 +207,31 @@ impl Ipam {
     }
 }
 
+/// How many tasks a service runs, and whether they run to completion (jobs,
+/// Docker API 1.41) or keep running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "mode", content = "replicas")]
+#[serde(rename_all = "kebab-case", tag = "mode", content = "replicas")]
 pub enum ServiceMode {
     Replicated(u64),
     Global,
+    /// `replicated-job`: `total_completions` tasks run to completion,
+    /// `max_concurrent` at a time (the CLI sets both to `replicas`).
+    ReplicatedJob {
+        max_concurrent: u64,
+        total_completions: u64,
+    },
+    /// `global-job`: one task to completion on every eligible node.
+    GlobalJob,
+}
+
+impl ServiceMode {
+    /// Whether tasks run to completion instead of running on.
+    pub fn is_job(&self) -> bool {
+        matches!(
+            self,
+            ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -275,6 +275,15 @@ fn service(s: &Service) -> ServiceFile {
     let (replicas, mode) = match *mode {
         ServiceMode::Replicated(n) => (Some(spanned(n)), None),
         ServiceMode::Global => (None, Some(spanned(ServiceModeFile::Global))),
+        // The file format has one count for both, as compose has.
+        ServiceMode::ReplicatedJob {
+            max_concurrent,
+            total_completions: _,
+        } => (
+            Some(spanned(max_concurrent)),
+            Some(spanned(ServiceModeFile::ReplicatedJob)),
+        ),
+        ServiceMode::GlobalJob => (None, Some(spanned(ServiceModeFile::GlobalJob))),
     };
     ServiceFile {
         image: spanned(image.clone()),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::file::{PublishModeFile, RoleFile};
+use crate::file::{PublishModeFile, RoleFile, ServiceModeFile};
 use crate::load::{Entry, RawSpec, SectionKind};
 use crate::suggest::did_you_mean;
 
@@ -214,6 +214,20 @@ pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
     let services = declared(SectionKind::Service);
     let configs = declared(SectionKind::Config);
     let secrets = declared(SectionKind::Secret);
+    // Services that run to completion: nothing waits for them.
+    let jobs: BTreeSet<&str> = raw
+        .services
+        .iter()
+        .filter(|s| {
+            s.value.mode.as_ref().is_some_and(|m| {
+                matches!(
+                    m.get_ref(),
+                    ServiceModeFile::ReplicatedJob | ServiceModeFile::GlobalJob
+                )
+            })
+        })
+        .map(|s| s.name.as_str())
+        .collect();
     for service in &raw.services {
         for (kind, refs, known) in [
             ("config", &service.value.configs, &configs),
@@ -243,7 +257,20 @@ pub(crate) fn references(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
             }
         }
         for dependency in &service.value.after {
-            if dependency.get_ref() == &service.name {
+            if jobs.contains(dependency.get_ref().as_str()) {
+                diagnostics.push(
+                    service
+                        .error(
+                            &dependency.span(),
+                            format!(
+                                "service `{}` cannot come `after` the job `{}`: a job is not waited for",
+                                service.name,
+                                dependency.get_ref()
+                            ),
+                        )
+                        .with_help("jobs run to completion in their own time; apply writes them and goes on"),
+                );
+            } else if dependency.get_ref() == &service.name {
                 diagnostics.push(service.error(
                     &dependency.span(),
                     format!("service `{}` cannot come `after` itself", service.name),

@@ -461,6 +461,18 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
             fields.push(Field::new("replicas", n.to_string()));
         }
         ServiceMode::Global => fields.push(Field::new("mode", "\"global\"")),
+        ServiceMode::ReplicatedJob {
+            max_concurrent,
+            total_completions,
+        } => {
+            fields.push(Field::new("mode", "\"replicated-job\""));
+            fields.push(Field::new("max_concurrent", max_concurrent.to_string()));
+            fields.push(Field::new(
+                "total_completions",
+                total_completions.to_string(),
+            ));
+        }
+        ServiceMode::GlobalJob => fields.push(Field::new("mode", "\"global-job\"")),
     }
     if let Some(command) = command {
         fields.push(Field::new("command", list(command.iter().cloned())));

@@ -14,13 +14,14 @@ use bollard::models::{
     GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, Mount as DockerMount,
     MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig,
     ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
-    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
-    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecDnsConfig,
-    TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
-    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    ServiceSpecModeReplicatedJob, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
+    TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1,
+    TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement,
+    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use reconciler_spec::{
     EndpointMode, FailureAction, FileRef, Healthcheck, Logging, Mount, MountKind, Port, Protocol,
@@ -265,6 +266,20 @@ pub(super) fn service_spec(
         },
         ServiceMode::Global => ServiceSpecMode {
             global: Some(HashMap::new()),
+            ..Default::default()
+        },
+        ServiceMode::ReplicatedJob {
+            max_concurrent,
+            total_completions,
+        } => ServiceSpecMode {
+            replicated_job: Some(ServiceSpecModeReplicatedJob {
+                max_concurrent: Some(count(max_concurrent)),
+                total_completions: Some(count(total_completions)),
+            }),
+            ..Default::default()
+        },
+        ServiceMode::GlobalJob => ServiceSpecMode {
+            global_job: Some(HashMap::new()),
             ..Default::default()
         },
     });
@@ -624,6 +639,21 @@ pub(super) fn service_from_spec(
             replicated: Some(replicated),
             ..
         }) => ServiceMode::Replicated(count_from(replicated.replicas).unwrap_or(0)),
+        Some(ServiceSpecMode {
+            global_job: Some(_),
+            ..
+        }) => ServiceMode::GlobalJob,
+        Some(ServiceSpecMode {
+            replicated_job: Some(job),
+            ..
+        }) => {
+            // Docker's defaults: one at a time, as many as run at once.
+            let max_concurrent = count_from(job.max_concurrent).unwrap_or(1);
+            ServiceMode::ReplicatedJob {
+                max_concurrent,
+                total_completions: count_from(job.total_completions).unwrap_or(max_concurrent),
+            }
+        }
         _ => ServiceMode::Replicated(1),
     };
     let env = container

@@ -409,7 +409,6 @@ impl ContainerOptions {
             "sysctls" => key_values(value)
                 .ok_or(format!("`{key}` must be a list of KEY=VALUE or a map"))
                 .map(|pairs| self.sysctls = pairs.into_iter().collect()),
-            "extra_hosts" => extra_hosts(value).map(|v| self.extra_hosts = v),
             "dns" => list().map(|v| self.dns = v),
             "dns_search" => list().map(|v| self.dns_search = v),
             "ulimits" => ulimits(value).map(|v| self.ulimits = v),
@@ -470,9 +469,11 @@ fn logging(value: &Yaml) -> Result<LoggingFile, String> {
 
 /// `extra_hosts:` as the CLI's `transformHostsList` reads it: a list entry
 /// is cut at its first `=`, else its first `:` (an entry with neither is
-/// dropped, as the CLI drops it); a map gives `host:ip` per entry without a
-/// null value, sorted as text; brackets around an IPv6 address go.
-fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
+/// dropped, as the CLI drops it: returned apart, to warn); a map gives
+/// `host:ip` per entry without a null value, sorted as text; brackets
+/// around an IPv6 address go.
+fn extra_hosts(value: &Yaml) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut dropped = Vec::new();
     let pairs: Vec<(String, String)> = match value {
         Yaml::Sequence(items) => items
             .iter()
@@ -483,10 +484,14 @@ fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .filter_map(|entry| {
-                entry
+                let pair = entry
                     .split_once('=')
                     .or_else(|| entry.split_once(':'))
-                    .map(|(host, ip)| (host.to_string(), ip.to_string()))
+                    .map(|(host, ip)| (host.to_string(), ip.to_string()));
+                if pair.is_none() {
+                    dropped.push(entry);
+                }
+                pair
             })
             .collect(),
         Yaml::Mapping(map) => {
@@ -503,7 +508,7 @@ fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
         }
         _ => return Err("`extra_hosts` must be a list of host:ip or a map".into()),
     };
-    Ok(pairs
+    let kept = pairs
         .into_iter()
         .map(|(host, ip)| {
             let ip = ip
@@ -513,7 +518,8 @@ fn extra_hosts(value: &Yaml) -> Result<Vec<String>, String> {
                 .unwrap_or(&ip);
             format!("{host}:{ip}")
         })
-        .collect())
+        .collect();
+    Ok((kept, dropped))
 }
 
 /// A string (one item) or a list of strings.
@@ -568,6 +574,16 @@ impl Context<'_> {
                         ));
                     }
                     draft.networks = Some(networks);
+                })
+            } else if key == "extra_hosts" {
+                extra_hosts(value).map(|(kept, dropped)| {
+                    for entry in dropped {
+                        warnings.push(Diagnostic::warning(
+                            location.clone(),
+                            format!("compose: service `{name}`: extra_hosts entry `{entry}` has no `=` or `:` and is dropped, as docker stack deploy drops it"),
+                        ));
+                    }
+                    draft.options.extra_hosts = kept;
                 })
             } else if key == "volumes" {
                 mounts(value, self.stack, &self.file.rest).and_then(|mounts| {
@@ -1128,7 +1144,10 @@ impl Context<'_> {
                         deploy.mode = Some(mode);
                         Ok(())
                     }
-                    _ => Err("deploy.mode must be `replicated` or `global`".to_string()),
+                    _ => Err(
+                        "deploy.mode must be `replicated`, `global`, `replicated-job` or `global-job`"
+                            .to_string(),
+                    ),
                 },
                 "replicas" => count(v, "deploy.replicas").map(|n| deploy.replicas = Some(n)),
                 "labels" => {
@@ -2423,10 +2442,19 @@ mod tests {
         let file = "services:\n  web:\n    image: a\n    extra_hosts:\n      - \"one=10.0.0.1\"\n      - \"two:10.0.0.2\"\n      - \"six=[::1]\"\n      - \"nothing\"\n";
         let (out, diagnostics) = translated(file, &[]);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        let toml = out.expect("translated").toml;
+        let out = out.expect("translated");
         assert!(
-            toml.contains(r#"extra_hosts = ["one:10.0.0.1", "two:10.0.0.2", "six:::1"]"#),
-            "{toml}"
+            out.toml
+                .contains(r#"extra_hosts = ["one:10.0.0.1", "two:10.0.0.2", "six:::1"]"#),
+            "{}",
+            out.toml
+        );
+        assert!(
+            out.warnings
+                .iter()
+                .any(|w| w.message.contains("`nothing` has no `=` or `:`")),
+            "{:?}",
+            out.warnings
         );
         let map = "services:\n  web:\n    image: a\n    extra_hosts:\n      a: 10.0.0.1\n      a-b: 10.0.0.2\n      c:\n";
         let toml = translated(map, &[]).0.expect("translated").toml;
