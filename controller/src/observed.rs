@@ -192,6 +192,9 @@ impl Observed {
 pub struct ObservedData {
     pub id: String,
     pub owner: Owner,
+    /// The digest of the content it was created with (`io.reconciler.spec-hash`,
+    /// the same digest as in a version's name), when this cluster made it.
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

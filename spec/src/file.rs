@@ -441,7 +441,8 @@ pub(crate) struct ConfigFile {
     pub content: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<bool>,
-    /// With `external`: the Swarm config's name, when it differs from the entry's.
+    /// The Swarm config's name, when it differs from the entry's: the
+    /// external one's, or one fixed for this content (no `-<hash>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -459,7 +460,8 @@ pub(crate) struct SecretFile {
     pub file: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<bool>,
-    /// With `external`: the Swarm secret's name, when it differs from the entry's.
+    /// The Swarm secret's name, when it differs from the entry's: the
+    /// external one's, or one fixed for this content (no `-<hash>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
     /// With `file`: how the file is encrypted (decrypted in memory on load).

@@ -418,13 +418,7 @@ fn config(
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
     let external = file.external.unwrap_or(false);
-    if let (Some(name), false) = (&file.name, external) {
-        diagnostics.push(
-            entry
-                .error(&name.span(), "`name` is only for `external = true` configs")
-                .with_help("a config from a file is named by its entry and a hash of its content"),
-        );
-    }
+    let fixed_name = fixed_name(entry, file.name.as_ref(), external, diagnostics);
     let data = match (&file.file, &file.content) {
         (None, None) if external => ConfigData::External {
             name: file
@@ -462,7 +456,35 @@ fn config(
         group: group(entry, file.origin.as_ref(), diagnostics),
         data,
         labels: plain_map(&file.labels),
+        fixed_name,
     })
+}
+
+/// A `name` on a config or secret that is not external: the Swarm name of
+/// this content, as Swarm allows it (`[a-zA-Z0-9]`, then also `-_.`,
+/// ending alphanumeric, at most 64 characters).
+fn fixed_name<T>(
+    entry: &Entry<'_, T>,
+    name: Option<&Spanned<String>>,
+    external: bool,
+    diagnostics: &mut Diagnostics,
+) -> Option<String> {
+    let name = name.filter(|_| !external)?;
+    let text = name.get_ref();
+    let inner_ok = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ends_ok = text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if inner_ok && ends_ok && text.len() <= 64 {
+        return Some(text.clone());
+    }
+    diagnostics.push(
+        entry
+            .error(&name.span(), format!("invalid Swarm name `{text}`"))
+            .with_help("letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit, at most 64 characters, as Swarm allows"),
+    );
+    None
 }
 
 fn secret(
@@ -473,13 +495,12 @@ fn secret(
 ) -> Option<Secret> {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
-    if let (Some(name), false) = (&file.name, file.external.unwrap_or(false)) {
-        diagnostics.push(
-            entry
-                .error(&name.span(), "`name` is only for `external = true` secrets")
-                .with_help("a secret from a file is named by its entry and a hash of its content"),
-        );
-    }
+    let fixed_name = fixed_name(
+        entry,
+        file.name.as_ref(),
+        file.external.unwrap_or(false),
+        diagnostics,
+    );
     if let (Some(encryption), None) = (&file.encryption, &file.file) {
         diagnostics.push(entry.error(
             &encryption.span(),
@@ -546,6 +567,7 @@ fn secret(
         group: group(entry, file.origin.as_ref(), diagnostics),
         data,
         labels: plain_map(&file.labels),
+        fixed_name,
     })
 }
 

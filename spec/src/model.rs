@@ -503,6 +503,9 @@ pub struct Config {
     pub group: Option<Group>,
     pub data: ConfigData,
     pub labels: BTreeMap<String, String>,
+    /// The Swarm name the spec fixed (`name`, compose's `name:`), used
+    /// verbatim instead of `NAME-<hash>`: a new content then needs a new name.
+    pub fixed_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -521,6 +524,8 @@ pub struct Secret {
     pub group: Option<Group>,
     pub data: SecretData,
     pub labels: BTreeMap<String, String>,
+    /// As [`Config::fixed_name`].
+    pub fixed_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

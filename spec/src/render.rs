@@ -392,9 +392,14 @@ fn config(config: &Config) -> ConfigFile {
         group,
         data,
         labels,
+        fixed_name,
     } = config;
     let (content, external, swarm_name) = match data {
-        ConfigData::Content(text) => (Some(spanned(text.clone())), None, None),
+        ConfigData::Content(text) => (
+            Some(spanned(text.clone())),
+            None,
+            fixed_name.clone().map(spanned),
+        ),
         ConfigData::External { name } => (None, Some(true), Some(spanned(name.clone()))),
     };
     ConfigFile {
@@ -414,6 +419,7 @@ fn secret(secret: &Secret) -> SecretFile {
         group,
         data,
         labels,
+        fixed_name,
     } = secret;
     let (file, encryption, external, swarm_name) = match data {
         SecretData::File {
@@ -424,7 +430,7 @@ fn secret(secret: &Secret) -> SecretFile {
             Some(spanned(path.clone())),
             encryption.map(spanned),
             None,
-            None,
+            fixed_name.clone().map(spanned),
         ),
         SecretData::External { name } => (None, None, Some(true), Some(spanned(name.clone()))),
     };

@@ -309,6 +309,12 @@ fn strip(value: &mut Value, side: Side, network_names: &BTreeMap<String, String>
             }
         }
         Value::String(text) => {
+            // A port interpolated into a name (`name: prometheus-${WEB_PORT}`).
+            for (port, placeholder) in [(side.ports.0, "WEB_PORT"), (side.ports.1, "UDP_PORT")] {
+                if text.contains(&port.to_string()) {
+                    *text = text.replace(&port.to_string(), placeholder);
+                }
+            }
             if let Some(rest) = text.strip_prefix(&format!("{stack}_")) {
                 *text = format!("STACK_{rest}");
             } else if text == stack {

@@ -24,7 +24,13 @@ use crate::observed::{Observed, Owner};
 /// The Swarm name of one version: the spec name and the first 10 hex
 /// digits of the content's sha256 (a changed file is a new object).
 pub fn versioned_name(name: &str, content: &[u8]) -> String {
-    format!("{name}-{}", crate::digest::sha256_prefix(content, 5))
+    format!("{name}-{}", content_digest(content))
+}
+
+/// The digest of a config's or secret's content, in a version's name and on
+/// the object's `io.reconciler.spec-hash` label.
+pub fn content_digest(content: &[u8]) -> String {
+    crate::digest::sha256_prefix(content, 5)
 }
 
 /// The Swarm name of each config and secret of the spec, and of each
@@ -43,9 +49,12 @@ impl DataNames {
                 .configs
                 .values()
                 .map(|c| {
-                    let swarm_name = match &c.data {
-                        ConfigData::Content(text) => versioned_name(&c.name, text.as_bytes()),
-                        ConfigData::External { name } => name.clone(),
+                    let swarm_name = match (&c.data, &c.fixed_name) {
+                        (ConfigData::Content(_), Some(fixed)) => fixed.clone(),
+                        (ConfigData::Content(text), None) => {
+                            versioned_name(&c.name, text.as_bytes())
+                        }
+                        (ConfigData::External { name }, _) => name.clone(),
                     };
                     (c.name.clone(), swarm_name)
                 })
@@ -54,9 +63,12 @@ impl DataNames {
                 .secrets
                 .values()
                 .map(|s| {
-                    let swarm_name = match &s.data {
-                        SecretData::File { value, .. } => versioned_name(&s.name, value.expose()),
-                        SecretData::External { name } => name.clone(),
+                    let swarm_name = match (&s.data, &s.fixed_name) {
+                        (SecretData::File { .. }, Some(fixed)) => fixed.clone(),
+                        (SecretData::File { value, .. }, None) => {
+                            versioned_name(&s.name, value.expose())
+                        }
+                        (SecretData::External { name }, _) => name.clone(),
                     };
                     (s.name.clone(), swarm_name)
                 })
@@ -129,7 +141,11 @@ pub fn plan_creations(
                     owner: owner_text(&live.owner),
                 })
             }
-            Some(_) => {}
+            Some(live) => {
+                if let ConfigData::Content(text) = &config.data {
+                    same_content(ObjectKind::Config, swarm_name, live, text.as_bytes())?;
+                }
+            }
         }
     }
     for secret in desired.secrets.values() {
@@ -151,10 +167,32 @@ pub fn plan_creations(
                     owner: owner_text(&live.owner),
                 })
             }
-            (SecretData::File { .. }, Some(_)) => {}
+            (SecretData::File { value, .. }, Some(live)) => {
+                same_content(ObjectKind::Secret, swarm_name, live, value.expose())?;
+            }
         }
     }
     Ok(())
+}
+
+/// A name the spec fixed must still hold the spec's content: Swarm never
+/// changes a config or secret, so a new content under the same name cannot
+/// be written (`docker stack deploy` fails the same way). A version's name
+/// holds its digest, so only fixed names can differ; objects made before
+/// their digest was recorded are taken as they are.
+fn same_content(
+    kind: ObjectKind,
+    swarm_name: &str,
+    live: &crate::observed::ObservedData,
+    content: &[u8],
+) -> Result<(), PlanError> {
+    match &live.digest {
+        Some(digest) if *digest != content_digest(content) => Err(PlanError::FixedNameChanged {
+            kind,
+            name: swarm_name.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Removes this cluster's versions that no desired service uses and that no

@@ -8,6 +8,8 @@
 
 pub mod boards;
 pub mod data;
+
+pub use data::content_digest;
 pub mod fields;
 mod matching;
 mod nodes;
@@ -317,6 +319,10 @@ pub enum PlanError {
         name: String,
         owner: String,
     },
+    /// A config or secret whose Swarm name the spec fixed exists with another
+    /// content: Swarm cannot change it, and the services using it would not move.
+    #[error("{} `{name}` already exists with other content, and Swarm never changes a {}; give the new content a new `name` (e.g. bump a version in it) or remove the old one once no service uses it", kind.as_str(), kind.as_str())]
+    FixedNameChanged { kind: ObjectKind, name: String },
     /// Too many managed objects would be deleted at once.
     #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}{}); if this is intended, pass --allow-mass-delete", kind.as_str(), if *from_last_applied { ", the last applied revision's: a higher value takes effect once a revision carrying it has been applied" } else { "" })]
     MassDelete {
@@ -672,6 +678,7 @@ impl Classify for PlanError {
     fn reason(&self) -> &'static str {
         match self {
             PlanError::NotOurs { .. } => "not_ours",
+            PlanError::FixedNameChanged { .. } => "fixed_name_changed",
             PlanError::MassDelete { .. } => "mass_delete",
             PlanError::NetworkChanged { .. } => "network_changed",
             PlanError::LastManager { .. } => "last_manager",

@@ -1496,6 +1496,7 @@ secrets = [{ source = "token" }]
     let unmanaged = ObservedData {
         id: "x".into(),
         owner: Owner::Unmanaged,
+        digest: None,
     };
     observed
         .configs
@@ -1519,6 +1520,57 @@ secrets = [{ source = "token" }]
     let service = service.expect("the service is created");
     assert_eq!(service.configs[0].source, "traefik-dynamic");
     assert_eq!(service.secrets[0].source, "token");
+}
+
+#[test]
+fn a_fixed_name_is_used_verbatim_and_a_new_content_under_it_is_refused() {
+    let desired = spec(
+        r#"
+[config.prometheus]
+content = "scrape_interval: 15s"
+name = "prometheus-v3"
+[service.monitor]
+image = "a"
+configs = [{ source = "prometheus", target = "/etc/prometheus.yml" }]
+"#,
+    );
+    let mut observed = Observed::default();
+    let planned = run(&desired, &observed);
+    let created: Vec<&str> = planned
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateConfig { swarm_name, .. } => Some(swarm_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, ["prometheus-v3"], "no -<hash>");
+    let ours = |content: &str| ObservedData {
+        id: "x".into(),
+        owner: Owner::ThisCluster,
+        digest: Some(crate::plan::content_digest(content.as_bytes())),
+    };
+    observed
+        .configs
+        .insert("prometheus-v3".into(), ours("scrape_interval: 15s"));
+    let planned = run(&desired, &observed);
+    assert!(
+        planned
+            .actions
+            .iter()
+            .all(|a| !matches!(a, Action::CreateConfig { .. } | Action::RemoveConfig { .. })),
+        "the same content under its name is left alone: {:?}",
+        planned.actions
+    );
+    observed
+        .configs
+        .insert("prometheus-v3".into(), ours("scrape_interval: 1m"));
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert!(
+        matches!(&error, Some(PlanError::FixedNameChanged { name, .. }) if name == "prometheus-v3"),
+        "{error:?}"
+    );
+    assert_eq!(error.map(|e| e.reason()), Some("fixed_name_changed"));
 }
 
 #[test]

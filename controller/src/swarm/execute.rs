@@ -54,6 +54,7 @@ impl Swarm {
                         &config.name,
                         &config.labels,
                         config.group.as_ref(),
+                        text.as_bytes(),
                     )),
                     data: Some(base64_encode(text.as_bytes())),
                     ..Default::default()
@@ -76,6 +77,7 @@ impl Swarm {
                         &secret.name,
                         &secret.labels,
                         secret.group.as_ref(),
+                        value.expose(),
                     )),
                     data: Some(base64_encode(value.expose())),
                     ..Default::default()
@@ -303,14 +305,15 @@ impl Swarm {
         name: &str,
         user: &std::collections::BTreeMap<String, String>,
         group: Option<&reconciler_spec::Group>,
+        content: &[u8],
     ) -> HashMap<String, String> {
         let mut labels: HashMap<String, String> = user.clone().into_iter().collect();
+        // The content's digest: what a fixed name is checked against.
         labels.extend(ownership_labels(
             &self.cluster,
-            "",
+            &crate::plan::content_digest(content),
             self.revision.as_deref(),
         ));
-        labels.remove(crate::labels::SPEC_HASH);
         labels.insert(crate::labels::DATA_NAME.into(), name.into());
         labels.extend(crate::labels::group_label(group));
         labels

@@ -44,11 +44,13 @@ impl Swarm {
         let data = |id: Option<String>,
                     spec_name: Option<String>,
                     labels: Option<HashMap<String, String>>| {
+            let labels = labels.unwrap_or_default();
             Some((
                 spec_name?,
                 ObservedData {
                     id: id?,
-                    owner: owner_of(&labels.unwrap_or_default(), self.cluster()),
+                    owner: owner_of(&labels, self.cluster()),
+                    digest: labels.get(crate::labels::SPEC_HASH).cloned(),
                 },
             ))
         };

@@ -214,7 +214,7 @@ pub(crate) fn translate(
         }
     }
     let networks = context.networks(&services, diagnostics);
-    let (config, secret) = context.data(&mut warnings, diagnostics);
+    let (config, secret) = context.data(diagnostics);
     // One table per entry, each remembering its place in the compose file,
     // so a problem found after translation points at the line the user wrote.
     let mut toml = String::new();
@@ -873,7 +873,6 @@ impl Context<'_> {
     /// name. Each carries the stack's namespace label, as the CLI sets it.
     fn data(
         &self,
-        warnings: &mut Vec<Diagnostic>,
         diagnostics: &mut Diagnostics,
     ) -> (BTreeMap<String, ConfigFile>, BTreeMap<String, SecretFile>) {
         let mut configs = BTreeMap::new();
@@ -902,12 +901,6 @@ impl Context<'_> {
                     .map(|(k, v)| (spanned(k.clone()), v.clone()))
                     .collect();
                 labels.extend(stack_label.clone());
-                if found.swarm_name.is_some() && !found.external {
-                    warnings.push(Diagnostic::warning(
-                        location.clone(),
-                        format!("compose: {kind} `{name}`: `name` is not used: reconciler names each version after its entry and content"),
-                    ));
-                }
                 if kind == "configs" {
                     // Without a usable file (reported), empty content stands in.
                     let content =
@@ -916,9 +909,14 @@ impl Context<'_> {
                         name.clone(),
                         ConfigFile {
                             external: found.external.then_some(true),
-                            name: found.external.then(|| {
-                                spanned(found.swarm_name.clone().unwrap_or_else(|| name.clone()))
-                            }),
+                            // External: the object's name; else a name the
+                            // file fixed for this content, used verbatim.
+                            name: match (found.external, &found.swarm_name) {
+                                (true, swarm_name) => Some(spanned(
+                                    swarm_name.clone().unwrap_or_else(|| name.clone()),
+                                )),
+                                (false, swarm_name) => swarm_name.clone().map(spanned),
+                            },
                             file: found.file.filter(|_| !found.external).map(spanned),
                             content,
                             labels: labels.clone(),
@@ -944,8 +942,12 @@ impl Context<'_> {
                             file: found.file.map(spanned),
                             encryption,
                             external: external.then_some(true),
-                            name: external
-                                .then(|| spanned(found.swarm_name.unwrap_or_else(|| name.clone()))),
+                            name: match (external, found.swarm_name) {
+                                (true, swarm_name) => {
+                                    Some(spanned(swarm_name.unwrap_or_else(|| name.clone())))
+                                }
+                                (false, swarm_name) => swarm_name.map(spanned),
+                            },
                             labels: labels.clone(),
                             origin: None,
                         },
