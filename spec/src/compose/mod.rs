@@ -304,6 +304,14 @@ fn section<T: Serialize>(kind: &str, name: &str, body: &T) -> Result<String, tom
     toml::to_string(&BTreeMap::from([(kind, BTreeMap::from([(name, body)]))]))
 }
 
+/// A bind source `~/...` while `HOME` is not in the environment the loader reads.
+#[derive(Debug, thiserror::Error)]
+#[error("volume source `{path}`: `~` needs HOME, which is not in the environment reconciler reads (under `run`, --allow-env HOME); use an absolute path")]
+struct HomeUnknown {
+    /// The source as written.
+    path: String,
+}
+
 /// What every part of one translation needs to know.
 struct Context<'a> {
     stack: &'a str,
@@ -587,7 +595,9 @@ impl Context<'_> {
                 })
             } else if key == "volumes" {
                 mounts(value, self.stack, &self.file.rest).and_then(|mounts| {
-                    draft.mounts = self.expand_home(mounts, &location, name, warnings)?;
+                    draft.mounts = self
+                        .expand_home(mounts, &location, name, warnings)
+                        .map_err(|e| e.to_string())?;
                     Ok(())
                 })
             } else if key == "deploy" {
@@ -621,7 +631,7 @@ impl Context<'_> {
         location: &Location,
         service: &str,
         warnings: &mut Vec<Diagnostic>,
-    ) -> Result<Vec<MountFile>, String> {
+    ) -> Result<Vec<MountFile>, HomeUnknown> {
         for mount in &mut mounts {
             let Some(source) = mount.source.as_mut().filter(|s| s.starts_with('~')) else {
                 continue;
@@ -630,7 +640,9 @@ impl Context<'_> {
                 continue;
             }
             let Some(home) = (self.lookup)("HOME") else {
-                return Err(format!("volume source `{source}`: `~` needs HOME, which is not in the environment reconciler reads (under `run`, --allow-env HOME); use an absolute path"));
+                return Err(HomeUnknown {
+                    path: source.clone(),
+                });
             };
             let expanded = source.replacen('~', &home, 1);
             warnings.push(Diagnostic::warning(
