@@ -661,6 +661,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         command,
         args,
         env,
+        unset_env,
         user,
         workdir,
         hostname,
@@ -725,11 +726,19 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
     let (cap_add, cap_drop) = effective_capabilities(cap_add, cap_drop);
     check_image(entry, image, diagnostics);
     check_not_empty(entry, diagnostics);
-    for key in env.keys() {
+    for key in env.keys().chain(unset_env) {
         if key.get_ref().is_empty() || key.get_ref().contains('=') {
             diagnostics.push(entry.error(
                 &key.span(),
                 format!("invalid environment variable name `{}`", key.get_ref()),
+            ));
+        }
+    }
+    for name in unset_env {
+        if env.keys().any(|k| k.get_ref() == name.get_ref()) {
+            diagnostics.push(entry.error(
+                &name.span(),
+                format!("`{}` is both in `env` and in `unset_env`", name.get_ref()),
             ));
         }
     }
@@ -797,6 +806,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         command: command.clone(),
         args: args.clone(),
         env: plain_map(env),
+        unset_env: unset_env.iter().map(|n| n.get_ref().clone()).collect(),
         user: user.clone(),
         workdir: workdir.clone(),
         hostname: hostname.clone(),

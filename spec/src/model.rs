@@ -4,7 +4,7 @@
 //! resolve, durations and sizes are parsed. Types derive `Serialize` so the
 //! controller can print them and hash them canonically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -244,6 +244,10 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub args: Option<Vec<String>>,
     pub env: BTreeMap<String, String>,
+    /// Variables removed from the containers' environment, the image's
+    /// defaults included (`NAME` without `=` in Docker's list, as compose's
+    /// bare `- NAME` sends it when `NAME` is not set where it deploys).
+    pub unset_env: BTreeSet<String>,
     pub user: Option<String>,
     pub workdir: Option<String>,
     /// The containers' hostname.

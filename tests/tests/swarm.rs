@@ -1191,6 +1191,7 @@ replicas = 2
 command = ["sh", "-c"]
 args = ["sleep 3600"]
 env = {{ MODE = "test", API_TOKEN = "do-not-print-me" }}
+unset_env = ["HOME_HINT"]
 user = "0"
 workdir = "/tmp"
 hostname = "fld-{{{{.Task.Slot}}}}"
@@ -1234,6 +1235,17 @@ after = ["fld-all"]
 
 [service.fld-pinned]
 image = "{IMAGE}@{digest}"
+
+[service.fld-job]
+image = "{IMAGE}"
+mode = "replicated-job"
+replicas = 2
+command = ["true"]
+
+[service.fld-global-job]
+image = "{IMAGE}"
+mode = "global-job"
+command = ["true"]
 "#
         ),
     );
@@ -1261,7 +1273,7 @@ image = "{IMAGE}@{digest}"
     expect(
         "Env",
         &json!(env_of(&all)),
-        json!(["API_TOKEN=do-not-print-me", "MODE=test"]),
+        json!(["API_TOKEN=do-not-print-me", "HOME_HINT", "MODE=test"]),
     );
     expect("User", &container["User"], json!("0"));
     expect("Dir", &container["Dir"], json!("/tmp"));
@@ -1434,6 +1446,16 @@ image = "{IMAGE}@{digest}"
         "global Ports",
         &global["Spec"]["EndpointSpec"]["Ports"],
         json!([{ "Protocol": "tcp", "TargetPort": 80, "PublishedPort": 18303, "PublishMode": "host" }]),
+    );
+    expect(
+        "replicated job Mode",
+        &inspect_service("fld-job")["Spec"]["Mode"],
+        json!({ "ReplicatedJob": { "MaxConcurrent": 2, "TotalCompletions": 2 } }),
+    );
+    expect(
+        "global job Mode",
+        &inspect_service("fld-global-job")["Spec"]["Mode"],
+        json!({ "GlobalJob": {} }),
     );
     let pinned = inspect_service("fld-pinned");
     expect(

@@ -297,6 +297,7 @@ fn container_fields(service: &Service, fields: &mut Vec<Field>) {
         command: _,
         args: _,
         env: _,
+        unset_env: _,
         user: _,
         workdir: _,
         networks: _,
@@ -415,6 +416,7 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
         command,
         args,
         env,
+        unset_env,
         user,
         workdir,
         // The container's settings: see `container_fields`.
@@ -482,6 +484,9 @@ pub fn service_fields(service: &Service) -> Vec<Field> {
     }
     for (key, value) in env {
         fields.push(Field::new(format!("env.{key}"), quoted(value)));
+    }
+    if !unset_env.is_empty() {
+        fields.push(Field::new("unset_env", list(unset_env.iter().cloned())));
     }
     if let Some(user) = user {
         fields.push(Field::new("user", quoted(user)));

@@ -213,6 +213,7 @@ pub(super) fn service_spec(
         command,
         args,
         env,
+        unset_env,
         user,
         workdir,
         hostname,
@@ -300,7 +301,13 @@ pub(super) fn service_spec(
     container.labels = Some(container_labels.clone().into_iter().collect());
     container.command = command.clone();
     container.args = args.clone();
-    container.env = Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect());
+    // A name without `=` unsets it (the image's default too), as Docker reads the list.
+    container.env = Some(
+        env.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(unset_env.iter().cloned())
+            .collect(),
+    );
     container.user = user.clone();
     container.dir = workdir.clone();
     container.hostname = hostname.clone();
@@ -656,15 +663,16 @@ pub(super) fn service_from_spec(
         }
         _ => ServiceMode::Replicated(1),
     };
-    let env = container
-        .env
-        .clone()
-        .unwrap_or_default()
+    let listed = container.env.clone().unwrap_or_default();
+    let env = listed
         .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv.clone(), String::new()),
-        })
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let unset_env = listed
+        .iter()
+        .filter(|kv| !kv.contains('='))
+        .cloned()
         .collect();
     let attachments: Vec<(String, Vec<String>)> = task
         .networks
@@ -708,6 +716,7 @@ pub(super) fn service_from_spec(
         command: container.command.clone().filter(|c| !c.is_empty()),
         args: container.args.clone().filter(|a| !a.is_empty()),
         env,
+        unset_env,
         user: container.user.clone().filter(|u| !u.is_empty()),
         workdir: container.dir.clone().filter(|d| !d.is_empty()),
         hostname: container.hostname.clone().filter(|h| !h.is_empty()),

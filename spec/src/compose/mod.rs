@@ -357,7 +357,8 @@ struct Draft {
     image: Option<String>,
     command: Option<Vec<String>>,
     args: Option<Vec<String>>,
-    env: BTreeMap<String, String>,
+    /// `None`: a bare name the environment does not set (unset in the containers).
+    env: BTreeMap<String, Option<String>>,
     user: Option<String>,
     workdir: Option<String>,
     container_labels: BTreeMap<String, String>,
@@ -668,7 +669,12 @@ impl Context<'_> {
                 draft.args =
                     Some(words(value).ok_or("`command` must be a string or a list of strings")?);
             }
-            "environment" => draft.env.extend(self.environment(value)?),
+            "environment" => {
+                for (key, value) in self.environment(value)? {
+                    let value = self.update_environment(&key, value);
+                    draft.env.insert(key, value);
+                }
+            }
             "env_file" => self.env_files(value, &mut draft.env)?,
             "user" => draft.user = Some(value.as_str().ok_or("`user` must be a string")?.into()),
             "working_dir" => {
@@ -698,8 +704,23 @@ impl Context<'_> {
         Ok(())
     }
 
+    /// The CLI's `updateEnvironment`: a variable without a value, or with an
+    /// empty one, takes the value the environment gives it when it gives
+    /// one (`- TOKEN=` too); a bare name it does not set stays unset.
+    fn update_environment(&self, key: &str, value: Option<String>) -> Option<String> {
+        match value {
+            None => (self.lookup)(key),
+            Some(v) if v.is_empty() => Some((self.lookup)(key).unwrap_or(v)),
+            set => set,
+        }
+    }
+
     /// `env_file:` entries, relative to the compose file; `environment` wins over them.
-    fn env_files(&self, value: &Yaml, env: &mut BTreeMap<String, String>) -> Result<(), String> {
+    fn env_files(
+        &self,
+        value: &Yaml,
+        env: &mut BTreeMap<String, Option<String>>,
+    ) -> Result<(), String> {
         let files = match value {
             Yaml::String(s) => vec![s.clone()],
             Yaml::Sequence(items) => items
@@ -719,25 +740,25 @@ impl Context<'_> {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| format!("env_file `{env_file}` is not UTF-8 text"))?;
             for (k, v) in parse_env_file(text) {
+                let v = self.update_environment(&k, Some(v));
                 env.entry(k).or_insert(v);
             }
         }
         Ok(())
     }
 
-    /// `environment:`; a bare `NAME` (list form, or a map entry without a
-    /// value) takes the value the loader's environment policy gives it.
-    fn environment(&self, value: &Yaml) -> Result<Vec<(String, String)>, String> {
+    /// `environment:` as written: a bare `NAME` (list form, or a map entry
+    /// without a value) has no value (see [`Self::update_environment`]).
+    fn environment(&self, value: &Yaml) -> Result<Vec<(String, Option<String>)>, String> {
         const SHAPE: &str = "`environment` must be a list of KEY=VALUE or a map";
-        let bare = |name: &str| (name.to_string(), (self.lookup)(name).unwrap_or_default());
         match value {
             Yaml::Sequence(items) => items
                 .iter()
                 .map(|item| {
                     let text = scalar(item).ok_or(SHAPE)?;
                     Ok(match text.split_once('=') {
-                        Some((k, v)) => (k.to_string(), v.to_string()),
-                        None => bare(&text),
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (text, None),
                     })
                 })
                 .collect(),
@@ -746,8 +767,8 @@ impl Context<'_> {
                 .map(|(k, v)| {
                     let key = scalar(k).ok_or(SHAPE)?;
                     Ok(match v {
-                        Yaml::Null => bare(&key),
-                        v => (key, scalar(v).ok_or(SHAPE)?),
+                        Yaml::Null => (key, None),
+                        v => (key, Some(scalar(v).ok_or(SHAPE)?)),
                     })
                 })
                 .collect(),
@@ -813,7 +834,12 @@ impl Context<'_> {
             mode: deploy.mode.map(spanned),
             command,
             args,
-            env: spanned_map(env.into_iter().collect()),
+            unset_env: env
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| spanned(k.clone()))
+                .collect(),
+            env: spanned_map(env.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()),
             user,
             workdir,
             hostname: options.hostname,
@@ -2449,6 +2475,26 @@ mod tests {
             diagnostics.iter().any(|d| d.message.contains("needs HOME")),
             "{diagnostics:?}"
         );
+    }
+
+    #[test]
+    fn bare_and_empty_environment_names_follow_the_clis_update_environment() {
+        let file = "services:\n  web:\n    image: a\n    environment:\n      - SET\n      - UNSET\n      - EMPTY_BUT_SET=\n      - EMPTY=\n      - PLAIN=x\n";
+        let (out, diagnostics) = translated(file, &[("SET", "1"), ("EMPTY_BUT_SET", "2")]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let toml = out.expect("translated").toml;
+        assert!(
+            toml.contains(r#"unset_env = ["UNSET"]"#),
+            "a bare name not set is unset, not empty: {toml}"
+        );
+        for expected in [
+            "SET = \"1\"",
+            "EMPTY_BUT_SET = \"2\"",
+            "EMPTY = \"\"",
+            "PLAIN = \"x\"",
+        ] {
+            assert!(toml.contains(expected), "{expected}: {toml}");
+        }
     }
 
     #[test]
