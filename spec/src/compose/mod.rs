@@ -602,9 +602,10 @@ impl Context<'_> {
                     Ok(())
                 })
             } else if key == "deploy" {
-                self.deploy(value, &mut draft.deploy, &mut |message| {
+                self.deploy(value, &mut draft.deploy, &mut |path, message| {
+                    let keys: Vec<&str> = ["deploy"].iter().chain(path).copied().collect();
                     diagnostics.push(Diagnostic::new(
-                        location.clone(),
+                        self.locator.path_in_entry("services", name, &keys),
                         format!("compose: service `{name}`: {message}"),
                     ));
                 });
@@ -1171,9 +1172,11 @@ impl Context<'_> {
     }
 
     /// `deploy:` of one service.
-    fn deploy(&self, value: &Yaml, deploy: &mut Deploy, problem: &mut dyn FnMut(String)) {
+    /// `deploy:`; a problem goes to `problem` with the keys under `deploy`
+    /// that lead to it, so it points at the key the user wrote.
+    fn deploy(&self, value: &Yaml, deploy: &mut Deploy, problem: &mut dyn FnMut(&[&str], String)) {
         let Yaml::Mapping(map) = value else {
-            problem("`deploy` must be a mapping".into());
+            problem(&[], "`deploy` must be a mapping".into());
             return;
         };
         for (k, v) in map {
@@ -1215,7 +1218,7 @@ impl Context<'_> {
                 other => Err(unread_key("deploy.", other, &SCHEMA_DEPLOY_KEYS)),
             };
             if let Err(message) = result {
-                problem(message);
+                problem(&[key], message);
             }
         }
     }
@@ -1224,7 +1227,7 @@ impl Context<'_> {
 fn placement(
     value: &Yaml,
     deploy: &mut Deploy,
-    problem: &mut dyn FnMut(String),
+    problem: &mut dyn FnMut(&[&str], String),
 ) -> Result<(), String> {
     let Yaml::Mapping(placement) = value else {
         return Err("deploy.placement must be a mapping".into());
@@ -1235,7 +1238,7 @@ fn placement(
                 let list = words_list(value);
                 for constraint in &list {
                     if let Err(message) = crate::validate::check_constraint(constraint) {
-                        problem(message.to_string());
+                        problem(&["placement", "constraints"], message.to_string());
                     }
                 }
                 deploy.constraints = list;
@@ -1250,6 +1253,7 @@ fn placement(
                     match item.get("spread").and_then(scalar) {
                         Some(spread) => deploy.preferences.push(format!("spread={spread}")),
                         None => problem(
+                            &["placement", "preferences"],
                             "deploy.placement.preferences entries must be `spread: LABEL`".into(),
                         ),
                     }
@@ -1259,11 +1263,10 @@ fn placement(
                 deploy.max_replicas_per_node =
                     Some(count(value, "deploy.placement.max_replicas_per_node")?);
             }
-            other => problem(unread_key(
-                "deploy.placement.",
-                other,
-                &SCHEMA_PLACEMENT_KEYS,
-            )),
+            other => problem(
+                &["placement", other],
+                unread_key("deploy.placement.", other, &SCHEMA_PLACEMENT_KEYS),
+            ),
         }
     }
     Ok(())
