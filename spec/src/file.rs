@@ -447,6 +447,9 @@ pub(crate) struct ConfigFile {
     /// external one's, or one fixed for this content (no `-<hash>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
+    /// `"golang"`: Swarm renders the content as a Go template for each task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_driver: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<Spanned<String>, String>,
     /// Where a rendered config came from; see [`NetworkFile::origin`].
@@ -466,6 +469,9 @@ pub(crate) struct SecretFile {
     /// external one's, or one fixed for this content (no `-<hash>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
+    /// As [`ConfigFile::template_driver`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_driver: Option<Spanned<String>>,
     /// With `file`: how the file is encrypted (decrypted in memory on load).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Spanned<crate::sealed::Encryption>>,

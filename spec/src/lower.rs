@@ -457,7 +457,29 @@ fn config(
         data,
         labels: plain_map(&file.labels),
         fixed_name,
+        template_driver: template_driver(entry, file.template_driver.as_ref(), diagnostics),
     })
+}
+
+/// The one template driver Swarm has; anything else it refuses.
+fn template_driver<T>(
+    entry: &Entry<'_, T>,
+    driver: Option<&Spanned<String>>,
+    diagnostics: &mut Diagnostics,
+) -> Option<String> {
+    let driver = driver?;
+    if driver.get_ref() == "golang" {
+        return Some(driver.get_ref().clone());
+    }
+    diagnostics.push(
+        entry
+            .error(
+                &driver.span(),
+                format!("unknown template driver `{}`", driver.get_ref()),
+            )
+            .with_help("Swarm has one: \"golang\" (Go templates: {{ .Service.Name }}, {{ env \"VAR\" }}, ...)"),
+    );
+    None
 }
 
 /// A `name` on a config or secret that is not external: the Swarm name of
@@ -568,6 +590,7 @@ fn secret(
         data,
         labels: plain_map(&file.labels),
         fixed_name,
+        template_driver: template_driver(entry, file.template_driver.as_ref(), diagnostics),
     })
 }
 

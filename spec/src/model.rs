@@ -510,6 +510,9 @@ pub struct Config {
     /// The Swarm name the spec fixed (`name`, compose's `name:`), used
     /// verbatim instead of `NAME-<hash>`: a new content then needs a new name.
     pub fixed_name: Option<String>,
+    /// Swarm renders the content as a template of this driver (`golang`)
+    /// for each task; part of what makes a version.
+    pub template_driver: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -530,6 +533,8 @@ pub struct Secret {
     pub labels: BTreeMap<String, String>,
     /// As [`Config::fixed_name`].
     pub fixed_name: Option<String>,
+    /// As [`Config::template_driver`].
+    pub template_driver: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

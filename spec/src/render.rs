@@ -395,6 +395,7 @@ fn config(config: &Config) -> ConfigFile {
         data,
         labels,
         fixed_name,
+        template_driver,
     } = config;
     let (content, external, swarm_name) = match data {
         ConfigData::Content(text) => (
@@ -409,6 +410,7 @@ fn config(config: &Config) -> ConfigFile {
         content,
         external,
         name: swarm_name,
+        template_driver: template_driver.clone().map(spanned),
         labels: keyed(labels),
         origin: origin(group.as_ref()),
     }
@@ -422,6 +424,7 @@ fn secret(secret: &Secret) -> SecretFile {
         data,
         labels,
         fixed_name,
+        template_driver,
     } = secret;
     let (file, encryption, external, swarm_name) = match data {
         SecretData::File {
@@ -441,6 +444,7 @@ fn secret(secret: &Secret) -> SecretFile {
         encryption,
         external,
         name: swarm_name,
+        template_driver: template_driver.clone().map(spanned),
         labels: keyed(labels),
         origin: origin(group.as_ref()),
     }

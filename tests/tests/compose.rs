@@ -667,7 +667,15 @@ fn compare(reference: Side, ours: Side) -> Vec<String> {
         }
         for (theirs_name, our_name) in theirs_names.iter().zip(&our_names) {
             let short = theirs_name.trim_start_matches(&prefix);
-            if without_version(our_name) != Some(format!("{}_{short}", ours.stack).as_str()) {
+            let same_name = if theirs_name.starts_with(&prefix) {
+                without_version(our_name) == Some(format!("{}_{short}", ours.stack).as_str())
+            } else {
+                // A `name:` the file fixed: as written, but for the port in it.
+                let port =
+                    |name: &str, side: Side| name.replace(&side.ports.0.to_string(), "WEB_PORT");
+                port(our_name, ours) == port(theirs_name, reference)
+            };
+            if !same_name {
                 found.push(format!("{kind} {short}: ours is named {our_name}"));
                 continue;
             }

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reconciler_spec::{ConfigData, FileRef, SecretData, Service, Spec};
+use reconciler_spec::{Config, ConfigData, FileRef, Secret, SecretData, Service, Spec};
 
 use super::{owner_text, Action, ObjectKind, Plan, PlanError};
 use crate::observed::{Observed, Owner};
@@ -31,6 +31,53 @@ pub fn versioned_name(name: &str, content: &[u8]) -> String {
 /// the object's `io.reconciler.spec-hash` label.
 pub fn content_digest(content: &[u8]) -> String {
     crate::digest::sha256_prefix(content, 5)
+}
+
+/// What makes a version of a config or secret: its content and, when set,
+/// the template driver Swarm reads it with (turning one on is a new
+/// version; without one the bytes are the content alone, as before).
+pub fn version_of(content: &[u8], template_driver: Option<&str>) -> Vec<u8> {
+    let mut bytes = content.to_vec();
+    if let Some(driver) = template_driver {
+        bytes.extend_from_slice(b"\0template_driver=");
+        bytes.extend_from_slice(driver.as_bytes());
+    }
+    bytes
+}
+
+/// A config's version bytes; taken apart without `..` so a new field of
+/// [`Config`] is decided here (does it make a new version?).
+pub fn config_version(config: &Config) -> Option<Vec<u8>> {
+    let Config {
+        name: _,
+        group: _,
+        labels: _,
+        fixed_name: _,
+        data,
+        template_driver,
+    } = config;
+    match data {
+        ConfigData::Content(text) => Some(version_of(text.as_bytes(), template_driver.as_deref())),
+        ConfigData::External { .. } => None,
+    }
+}
+
+/// As [`config_version`], for a secret.
+pub fn secret_version(secret: &Secret) -> Option<Vec<u8>> {
+    let Secret {
+        name: _,
+        group: _,
+        labels: _,
+        fixed_name: _,
+        data,
+        template_driver,
+    } = secret;
+    match data {
+        SecretData::File { value, .. } => {
+            Some(version_of(value.expose(), template_driver.as_deref()))
+        }
+        SecretData::External { .. } => None,
+    }
 }
 
 /// The Swarm name of each config and secret of the spec, and of each
@@ -49,12 +96,10 @@ impl DataNames {
                 .configs
                 .values()
                 .map(|c| {
-                    let swarm_name = match (&c.data, &c.fixed_name) {
-                        (ConfigData::Content(_), Some(fixed)) => fixed.clone(),
-                        (ConfigData::Content(text), None) => {
-                            versioned_name(&c.name, text.as_bytes())
-                        }
-                        (ConfigData::External { name }, _) => name.clone(),
+                    let swarm_name = match (&c.data, &c.fixed_name, config_version(c)) {
+                        (ConfigData::External { name }, _, _) => name.clone(),
+                        (_, Some(fixed), _) => fixed.clone(),
+                        (_, None, version) => versioned_name(&c.name, &version.unwrap_or_default()),
                     };
                     (c.name.clone(), swarm_name)
                 })
@@ -63,12 +108,10 @@ impl DataNames {
                 .secrets
                 .values()
                 .map(|s| {
-                    let swarm_name = match (&s.data, &s.fixed_name) {
-                        (SecretData::File { .. }, Some(fixed)) => fixed.clone(),
-                        (SecretData::File { value, .. }, None) => {
-                            versioned_name(&s.name, value.expose())
-                        }
-                        (SecretData::External { name }, _) => name.clone(),
+                    let swarm_name = match (&s.data, &s.fixed_name, secret_version(s)) {
+                        (SecretData::External { name }, _, _) => name.clone(),
+                        (_, Some(fixed), _) => fixed.clone(),
+                        (_, None, version) => versioned_name(&s.name, &version.unwrap_or_default()),
                     };
                     (s.name.clone(), swarm_name)
                 })
@@ -142,8 +185,8 @@ pub fn plan_creations(
                 })
             }
             Some(live) => {
-                if let ConfigData::Content(text) = &config.data {
-                    same_content(ObjectKind::Config, swarm_name, live, text.as_bytes())?;
+                if let Some(version) = config_version(config) {
+                    same_content(ObjectKind::Config, swarm_name, live, &version)?;
                 }
             }
         }
@@ -167,8 +210,9 @@ pub fn plan_creations(
                     owner: owner_text(&live.owner),
                 })
             }
-            (SecretData::File { value, .. }, Some(live)) => {
-                same_content(ObjectKind::Secret, swarm_name, live, value.expose())?;
+            (SecretData::File { .. }, Some(live)) => {
+                let version = secret_version(secret).unwrap_or_default();
+                same_content(ObjectKind::Secret, swarm_name, live, &version)?;
             }
         }
     }

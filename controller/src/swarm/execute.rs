@@ -54,10 +54,15 @@ impl Swarm {
                         &config.name,
                         &config.labels,
                         config.group.as_ref(),
-                        text.as_bytes(),
+                        &crate::plan::data::config_version(config).unwrap_or_default(),
                     )),
                     data: Some(base64_encode(text.as_bytes())),
-                    ..Default::default()
+                    templating: config.template_driver.clone().map(|name| {
+                        bollard::models::Driver {
+                            name,
+                            options: None,
+                        }
+                    }),
                 };
                 self.count_write();
                 self.docker
@@ -77,9 +82,15 @@ impl Swarm {
                         &secret.name,
                         &secret.labels,
                         secret.group.as_ref(),
-                        value.expose(),
+                        &crate::plan::data::secret_version(secret).unwrap_or_default(),
                     )),
                     data: Some(base64_encode(value.expose())),
+                    templating: secret.template_driver.clone().map(|name| {
+                        bollard::models::Driver {
+                            name,
+                            options: None,
+                        }
+                    }),
                     ..Default::default()
                 };
                 self.count_write();
@@ -305,13 +316,13 @@ impl Swarm {
         name: &str,
         user: &std::collections::BTreeMap<String, String>,
         group: Option<&reconciler_spec::Group>,
-        content: &[u8],
+        version: &[u8],
     ) -> HashMap<String, String> {
         let mut labels: HashMap<String, String> = user.clone().into_iter().collect();
         // The content's digest: what a fixed name is checked against.
         labels.extend(ownership_labels(
             &self.cluster,
-            &crate::plan::content_digest(content),
+            &crate::plan::content_digest(version),
             self.revision.as_deref(),
         ));
         labels.insert(crate::labels::DATA_NAME.into(), name.into());

@@ -957,6 +957,7 @@ impl Context<'_> {
                                 (false, swarm_name) => swarm_name.clone().map(spanned),
                             },
                             file: found.file.filter(|_| !found.external).map(spanned),
+                            template_driver: found.template_driver.clone().map(spanned),
                             content,
                             labels: labels.clone(),
                             origin: None,
@@ -979,6 +980,7 @@ impl Context<'_> {
                         name.clone(),
                         SecretFile {
                             file: found.file.map(spanned),
+                            template_driver: found.template_driver.map(spanned),
                             encryption,
                             external: external.then_some(true),
                             name: match (external, found.swarm_name) {
@@ -1035,6 +1037,7 @@ impl Context<'_> {
                     _ => problem("`external` must be true or false".into()),
                 },
                 "name" => found.swarm_name = value.as_str().map(str::to_string),
+                "template_driver" => found.template_driver = scalar(value),
                 "labels" => match key_values(value) {
                     Some(labels) => found.labels.extend(labels),
                     None => problem("`labels` must be a list of KEY=VALUE or a map".into()),
@@ -1490,6 +1493,7 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
 struct DataKeys {
     /// Relative to the spec root; `None` when absent or not found.
     file: Option<String>,
+    template_driver: Option<String>,
     external: bool,
     swarm_name: Option<String>,
     labels: BTreeMap<String, String>,
