@@ -397,6 +397,61 @@ fn network_ids() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Waits until the job services of `stacks` have no task still on its way to
+/// running: Docker 20.10 loses a network removed while a job's tasks are
+/// being allocated to it ("could not find network allocator state"), and the
+/// swarm then keeps a network no call can remove until dockerd restarts.
+fn jobs_settled(stacks: &[&str]) {
+    for stack in stacks {
+        let filter = format!("label=com.docker.stack.namespace={stack}");
+        let listed = docker_unchecked(&[
+            "service",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}} {{.Mode}}",
+        ])
+        .stdout;
+        for job in listed
+            .lines()
+            .filter(|l| l.ends_with(" job"))
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            wait_until(
+                &format!("the tasks of job {job} to finish"),
+                Duration::from_secs(60),
+                || {
+                    let states =
+                        docker_unchecked(&["service", "ps", job, "--format", "{{.CurrentState}}"])
+                            .stdout;
+                    let moving: Vec<&str> = states
+                        .lines()
+                        .filter(|s| {
+                            [
+                                "New",
+                                "Pending",
+                                "Assigned",
+                                "Accepted",
+                                "Preparing",
+                                "Starting",
+                                "Ready",
+                            ]
+                            .iter()
+                            .any(|p| s.starts_with(p))
+                        })
+                        .collect();
+                    if moving.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(moving.join(", "))
+                    }
+                },
+            );
+        }
+    }
+}
+
 /// Removes the reference stack however the test ends.
 struct StackRm(&'static str);
 
@@ -820,6 +875,7 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
                 again.stdout
             ));
         }
+        jobs_settled(&[reference.stack, ours.stack]);
         docker_unchecked(&["stack", "rm", ours.stack]);
     }
     assert!(

@@ -75,7 +75,9 @@ impl Swarm {
                 .collect(),
             ..Observed::default()
         };
-        let network_names = self.observe_networks(networks, &mut observed);
+        let mut network_names = self.observe_networks(networks, &mut observed);
+        self.name_unlisted_networks(&services, &mut network_names)
+            .await;
         self.observe_services(services, &network_names, &mut observed);
         tracing::debug!(
             nodes = observed.nodes.len(),
@@ -194,6 +196,40 @@ impl Swarm {
         }
 
         network_names
+    }
+
+    /// Docker's own networks (`host`, `bridge`) have swarm ids that the
+    /// network list does not show, and a service attached to one names that
+    /// id: ask Docker for the name of each id no listed network has (one
+    /// call each, only for such services). An id Docker cannot name stays an
+    /// id, which reads as drift rather than a guess.
+    async fn name_unlisted_networks(
+        &self,
+        services: &[bollard::models::Service],
+        network_names: &mut HashMap<String, String>,
+    ) {
+        let unlisted: std::collections::BTreeSet<String> = services
+            .iter()
+            .filter_map(|s| s.spec.as_ref())
+            .flat_map(|spec| {
+                let task = spec.task_template.as_ref().and_then(|t| t.networks.clone());
+                task.or_else(|| spec.networks.clone()).unwrap_or_default()
+            })
+            .filter_map(|attachment| attachment.target)
+            .filter(|id| !network_names.contains_key(id))
+            .collect();
+        for id in unlisted {
+            match self.docker.inspect_network(&id, None).await {
+                Ok(network) => {
+                    if let Some(name) = network.name {
+                        network_names.insert(id, name);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%id, %error, "a service names a network Docker cannot name");
+                }
+            }
+        }
     }
 
     fn observe_services(
