@@ -1157,12 +1157,13 @@ fn resources(
             .iter()
             .filter_map(|resource| {
                 let GenericResourceFile { kind, value } = resource.get_ref();
-                if kind.is_empty() || *value < 1 {
+                // Swarm takes 0 (the task still needs a node advertising the kind).
+                if kind.is_empty() || *value < 0 {
                     diagnostics.push(
                         entry
                             .error(
                                 &resource.span(),
-                                "a generic resource needs a `kind` and a `value` of at least 1",
+                                "a generic resource needs a `kind` and a `value` of at least 0",
                             )
                             .with_help(
                                 "e.g. { kind = \"gpu\", value = 1 }, as the nodes advertise it",

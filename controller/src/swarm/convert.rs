@@ -950,7 +950,8 @@ fn resources_from(resources: Option<&TaskSpecResources>) -> Resources {
             .flatten()
             .filter_map(|r| {
                 let spec = r.discrete_resource_spec.as_ref()?;
-                Some((spec.kind.clone()?, spec.value?))
+                // Docker leaves a value of 0 out.
+                Some((spec.kind.clone()?, spec.value.unwrap_or(0)))
             })
             .collect(),
     }
