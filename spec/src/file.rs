@@ -297,6 +297,9 @@ pub(crate) struct MountFile {
     /// Volumes only: do not copy the image's files into a new volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
+    /// Tmpfs only: its size (`"64M"`, or bytes); unlimited when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

@@ -1088,12 +1088,26 @@ fn mount(
             ),
         ));
     }
+    let tmpfs_size = m.size.as_ref().and_then(|size| {
+        if kind != MountKind::Tmpfs {
+            diagnostics.push(entry.error(&spanned.span(), "`size` is for tmpfs mounts"));
+            return None;
+        }
+        match crate::units::parse_size(size) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                diagnostics.push(entry.error(&spanned.span(), error.to_string()));
+                None
+            }
+        }
+    });
     Mount {
         kind,
         source: m.source.clone(),
         target: m.target.clone(),
         readonly: m.readonly.unwrap_or(false),
         volume,
+        tmpfs_size,
     }
 }
 

@@ -350,6 +350,10 @@ pub struct Mount {
     /// Left out of the spec hash when empty, as before the field existed.
     #[serde(skip_serializing_if = "VolumeOptions::is_empty")]
     pub volume: VolumeOptions,
+    /// A tmpfs mount's size in bytes (`None`: Docker's default, unlimited).
+    /// Left out of the spec hash when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_size: Option<u64>,
 }
 
 /// A volume mount's options (empty for other mounts).

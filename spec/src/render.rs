@@ -129,6 +129,7 @@ fn mount(mount: &Mount) -> MountFile {
         target,
         readonly,
         volume,
+        tmpfs_size,
     } = mount;
     let VolumeOptions {
         driver,
@@ -149,6 +150,7 @@ fn mount(mount: &Mount) -> MountFile {
         driver_options: driver_options.clone(),
         volume_labels: labels.clone(),
         nocopy: nocopy.then_some(true),
+        size: tmpfs_size.map(|bytes| bytes.to_string()),
     }
 }
 

@@ -300,7 +300,7 @@ env = {{ A = "1", API_TOKEN = "do-not-print-me" }}
 networks = ["noop-net"]
 constraints = ["node.labels.never-set-by-tests != x"]
 preferences = ["spread=node.labels.shelf"]
-mounts = [{{ type = "tmpfs", target = "/scratch" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}]
+mounts = [{{ type = "tmpfs", target = "/scratch", size = "1M" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}]
 resources = {{ limit_memory = "64M", reserve_memory = "16M", limit_cpus = 0.5, reserve_cpus = 0.1 }}
 update = {{ parallelism = 1, delay = "2s", failure_action = "rollback", monitor = "5s", max_failure_ratio = 0.2, order = "start-first" }}
 rollback = {{ parallelism = 2, order = "stop-first" }}
@@ -1379,7 +1379,7 @@ command = ["true"]
         json!([
             { "Type": "volume", "Source": "fld-data", "Target": "/data" },
             { "Type": "bind", "Source": "/tmp", "Target": "/host-tmp", "ReadOnly": true },
-            { "Type": "tmpfs", "Target": "/scratch" }
+            { "Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": { "SizeBytes": 1_048_576 } }
         ]),
     );
     expect(

@@ -213,6 +213,7 @@ fn format_mount(mount: &Mount) -> String {
         target,
         readonly,
         volume,
+        tmpfs_size,
     } = mount;
     let reconciler_spec::VolumeOptions {
         driver,
@@ -241,6 +242,9 @@ fn format_mount(mount: &Mount) -> String {
     }
     if *nocopy {
         options.push("nocopy".into());
+    }
+    if let Some(bytes) = tmpfs_size {
+        options.push(format!("size {bytes}"));
     }
     let options = if options.is_empty() {
         String::new()

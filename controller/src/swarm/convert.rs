@@ -12,9 +12,9 @@ use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, GenericResourcesInner,
     GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, Mount as DockerMount,
-    MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkAttachmentConfig,
-    ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecModeReplicatedJob, ServiceSpecRollbackConfig,
+    MountTmpfsOptions, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
+    NetworkAttachmentConfig, ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecModeReplicatedJob, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
@@ -417,6 +417,7 @@ fn docker_mount(mount: &Mount) -> DockerMount {
         target,
         readonly,
         volume,
+        tmpfs_size,
     } = mount;
     let VolumeOptions {
         driver,
@@ -445,6 +446,10 @@ fn docker_mount(mount: &Mount) -> DockerMount {
                 }),
                 ..Default::default()
             }
+        }),
+        tmpfs_options: tmpfs_size.map(|bytes| MountTmpfsOptions {
+            size_bytes: Some(i64::try_from(bytes).unwrap_or(i64::MAX)),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -912,6 +917,12 @@ fn mount_from(mount: &DockerMount) -> Option<Mount> {
         source: mount.source.clone().filter(|s| !s.is_empty()),
         target: mount.target.clone()?,
         readonly: mount.read_only.unwrap_or(false),
+        tmpfs_size: mount
+            .tmpfs_options
+            .as_ref()
+            .and_then(|t| t.size_bytes)
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .filter(|bytes| *bytes > 0),
         volume: mount
             .volume_options
             .as_ref()

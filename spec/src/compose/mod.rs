@@ -1737,6 +1737,7 @@ fn empty_mount(kind: MountKindFile, source: Option<String>, target: String) -> M
         driver_options: BTreeMap::new(),
         volume_labels: BTreeMap::new(),
         nocopy: None,
+        size: None,
     }
 }
 
@@ -1779,6 +1780,7 @@ fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
     let mut target = None;
     let mut readonly = None;
     let mut nocopy = None;
+    let mut size = None;
     for (k, v) in map {
         let text = scalar(v).unwrap_or_default();
         match k.as_str().unwrap_or_default() {
@@ -1794,6 +1796,19 @@ fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
                     }
                 }
             }
+            // `tmpfs: { size: BYTES }` (the CLI's schema: a whole number).
+            "tmpfs" => {
+                for (option, value) in v.as_mapping().into_iter().flatten() {
+                    match (option.as_str(), value.as_u64()) {
+                        (Some("size"), Some(bytes)) => size = Some(bytes.to_string()),
+                        _ => {
+                            return Err(
+                                "of `tmpfs:` options only `size` (in bytes) is supported".into()
+                            )
+                        }
+                    }
+                }
+            }
             other => return Err(format!("volume option `{other}` is not supported")),
         }
     }
@@ -1804,6 +1819,7 @@ fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
     );
     mount.readonly = readonly;
     mount.nocopy = nocopy;
+    mount.size = size;
     Ok(mount)
 }
 
