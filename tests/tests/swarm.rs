@@ -300,7 +300,7 @@ env = {{ A = "1", API_TOKEN = "do-not-print-me" }}
 networks = ["noop-net"]
 constraints = ["node.labels.never-set-by-tests != x"]
 preferences = ["spread=node.labels.shelf"]
-mounts = [{{ type = "tmpfs", target = "/scratch", size = "1M" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}]
+mounts = [{{ type = "tmpfs", target = "/scratch" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}]
 resources = {{ limit_memory = "64M", reserve_memory = "16M", limit_cpus = 0.5, reserve_cpus = 0.1 }}
 update = {{ parallelism = 1, delay = "2s", failure_action = "rollback", monitor = "5s", max_failure_ratio = 0.2, order = "start-first" }}
 rollback = {{ parallelism = 2, order = "stop-first" }}
@@ -1216,7 +1216,7 @@ network_aliases = {{ fld-net = ["all", "everything"] }}
 ports = [{{ target = 80, published = 18301 }}, {{ target = 81, published = 18302, protocol = "udp", mode = "ingress" }}]
 constraints = ["node.labels.never-set != x"]
 preferences = ["spread=node.labels.shelf"]
-mounts = [{{ type = "tmpfs", target = "/scratch" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}, {{ type = "volume", source = "fld-data", target = "/data" }}]
+mounts = [{{ type = "tmpfs", target = "/scratch", size = "1M" }}, {{ type = "bind", source = "/tmp", target = "/host-tmp", readonly = true }}, {{ type = "volume", source = "fld-data", target = "/data" }}]
 resources = {{ limit_memory = "64M", reserve_memory = "16M", limit_cpus = 0.5, reserve_cpus = 0.1 }}
 update = {{ parallelism = 1, delay = "2s", failure_action = "rollback", monitor = "5s", max_failure_ratio = 0.2, order = "start-first" }}
 rollback = {{ parallelism = 2, delay = "1s", failure_action = "continue", monitor = "3s", max_failure_ratio = 0.1, order = "stop-first" }}
