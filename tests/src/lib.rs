@@ -17,6 +17,7 @@
 pub mod boards;
 pub mod browser;
 pub mod controller;
+pub mod generate;
 pub mod git;
 pub mod http;
 pub mod process;

@@ -452,12 +452,70 @@ fn jobs_settled(stacks: &[&str]) {
     }
 }
 
+/// Waits (20 s at most, without failing: a task of an image that cannot run
+/// never settles) until no task of `stacks` is being started: Docker 20.10
+/// can lose a network removed while a task is attaching to it, and then keeps
+/// a network no call removes until dockerd restarts.
+fn tasks_settled(stacks: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let moving = stacks.iter().any(|stack| {
+            docker_unchecked(&["stack", "ps", stack, "--format", "{{.CurrentState}}"])
+                .stdout
+                .lines()
+                .any(|state| {
+                    [
+                        "New",
+                        "Pending",
+                        "Assigned",
+                        "Accepted",
+                        "Preparing",
+                        "Starting",
+                        "Ready",
+                    ]
+                    .iter()
+                    .any(|p| state.starts_with(p))
+                })
+        });
+        if !moving {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Removes the reference stack however the test ends.
 struct StackRm(&'static str);
 
+/// Removes a stack's services, waits (2 minutes at most, without failing)
+/// until their containers are gone, then the rest of the stack: Docker
+/// 20.10 can lose a network removed while containers are still attached to
+/// it (a task stopping through its grace period, a job's finished tasks), and
+/// then keeps a network no call removes until dockerd restarts.
+fn remove_stack(stack: &str) {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    let services = docker_unchecked(&["service", "ls", "--filter", &filter, "-q"]).stdout;
+    let ids: Vec<&str> = services.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["service", "rm"];
+        args.extend(&ids);
+        docker_unchecked(&args);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline
+        && !docker_unchecked(&["ps", "-aq", "--filter", &filter])
+            .stdout
+            .trim()
+            .is_empty()
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    docker_unchecked(&["stack", "rm", stack]);
+}
+
 impl Drop for StackRm {
     fn drop(&mut self) {
-        docker_unchecked(&["stack", "rm", self.0]);
+        remove_stack(self.0);
         // The stack's networks go once their tasks are gone.
         let filter = format!("label=com.docker.stack.namespace={}", self.0);
         wait_until(
@@ -776,6 +834,159 @@ fn compare(reference: Side, ours: Side) -> Vec<String> {
     found
 }
 
+/// Deploys one stack (its `docker-stack.yml` and the files next to it) by
+/// `docker stack deploy` and as a `[stack.*]`, one after the other, under
+/// stack names of their own (`kref<index>`, `krec<index>`), and returns every
+/// difference between the two, an apply that failed and a second plan that
+/// is not empty among them. `Err` when the docker CLI itself refuses the file.
+fn deploy_both(
+    name: &str,
+    index: usize,
+    files: &[(String, String)],
+) -> Result<Vec<String>, String> {
+    // Stack names of their own per file: a network of the previous file
+    // that Docker is still removing never reads as this file's.
+    let reference = Side {
+        stack: Box::leak(format!("kref{index}").into_boxed_str()),
+        ports: (18621, 18622),
+        subnet: "10.231.2.0/24",
+        ours: false,
+    };
+    let ours = Side {
+        stack: Box::leak(format!("krec{index}").into_boxed_str()),
+        ports: (18631, 18632),
+        subnet: "10.231.3.0/24",
+        ours: true,
+    };
+    let _reference_cleanup = StackRm(reference.stack);
+    let _cleanup = Cleanup::new("t-corpus", &format!("{}_", ours.stack));
+    let spec = SpecDir::new("t-corpus");
+    for (file, body) in files {
+        spec.write(&format!("stack/{file}"), body);
+    }
+    spec.write(
+        "stack/.env",
+        &format!(
+            "WEB_PORT={}\nUDP_PORT={}\nSUBNET={}\n",
+            ours.ports.0, ours.ports.1, ours.subnet
+        ),
+    );
+    spec.write(
+        "stacks.toml",
+        &format!(
+            "[stack.{}]\ncompose = \"stack/docker-stack.yml\"\nenv_file = \"stack/.env\"\n",
+            ours.stack
+        ),
+    );
+    let file = spec.path().join("stack/docker-stack.yml");
+    let deployed = std::process::Command::new("docker")
+        .args(["stack", "deploy", "--resolve-image", "never", "-c"])
+        .arg(&file)
+        .arg(reference.stack)
+        .env("WEB_PORT", reference.ports.0.to_string())
+        .env("UDP_PORT", reference.ports.1.to_string())
+        .env("SUBNET", reference.subnet)
+        .output()
+        .expect("docker stack deploy");
+    if !deployed.status.success() {
+        return Err(String::from_utf8_lossy(&deployed.stderr).into_owned());
+    }
+    let mut found = Vec::new();
+    let applied = reconciler(&["apply", &spec.arg(), "--auto-approve", "--no-wait"]);
+    if applied.code == 0 {
+        found.extend(
+            compare(reference, ours)
+                .into_iter()
+                .map(|d| format!("{name}: {d}")),
+        );
+        let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
+        if again.code != 0 {
+            found.push(format!(
+                "{name}: the second plan is not empty:\n{}",
+                again.stdout
+            ));
+        }
+    } else {
+        found.push(format!(
+            "{name}: reconciler refused or failed what docker stack deploy took:\n{}\n{}",
+            applied.stdout, applied.stderr
+        ));
+    }
+    jobs_settled(&[reference.stack, ours.stack]);
+    tasks_settled(&[reference.stack, ours.stack]);
+    remove_stack(ours.stack);
+    Ok(found)
+}
+
+/// Stack files generated from the keys of the CLI's 3.x schemas that
+/// Reconciler translates (`reconciler_tests::generate`), each deployed both
+/// ways and compared like the corpus. A bounded number per run, from a seed
+/// printed first (`RECONCILER_COMPOSE_SEED` repeats a run,
+/// `RECONCILER_COMPOSE_CASES` runs more); a file that differs is shrunk by
+/// deleting keys while it still differs, and printed whole.
+#[test]
+fn generated_stack_files_deploy_exactly_as_docker_stack_deploy_would() {
+    require_swarm();
+    let _node = shared_node();
+    let seed = std::env::var("RECONCILER_COMPOSE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        });
+    let cases: usize = std::env::var("RECONCILER_COMPOSE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    println!("generated stack files: seed {seed}, {cases} files (RECONCILER_COMPOSE_SEED={seed} repeats this run)");
+    let mut rng = generate::Rng::new(seed);
+    let mut refused_by_cli = 0;
+    for case in 0..cases {
+        let stack = generate::stack(&mut rng);
+        let index = 100 + case;
+        let run = |doc: &generate::Doc| {
+            let mut files = stack.files.clone();
+            files.push(("docker-stack.yml".into(), doc.to_yaml()));
+            deploy_both(&format!("generated #{case}"), index, &files)
+        };
+        let differences = match run(&stack.compose) {
+            Ok(differences) => differences,
+            Err(why) => {
+                println!("file #{case}: the docker CLI refused it: {}", why.trim());
+                refused_by_cli += 1;
+                continue;
+            }
+        };
+        println!("file #{case}: {} differences", differences.len());
+        if differences.is_empty() {
+            continue;
+        }
+        // Shrink: drop each key whose removal keeps a difference.
+        let mut smallest = stack.compose.clone();
+        let mut last = differences;
+        for path in stack.compose.deletable_paths().into_iter().take(25) {
+            let candidate = smallest.without(&path);
+            if let Ok(found) = run(&candidate) {
+                if !found.is_empty() {
+                    smallest = candidate;
+                    last = found;
+                }
+            }
+        }
+        panic!(
+            "seed {seed}, file #{case} deploys differently from docker stack deploy; the smallest such file:\n{}\ndifferences:\n  {}",
+            smallest.to_yaml(),
+            last.join("\n  ")
+        );
+    }
+    assert!(
+        refused_by_cli * 2 <= cases,
+        "seed {seed}: the docker CLI refused {refused_by_cli} of {cases} generated files: the generator writes invalid files"
+    );
+}
+
 /// The corpus (`tests/compose-corpus/*/docker-stack.yml`): stack files shaped
 /// like well-known public stacks — the voting app, a monitoring stack with
 /// configs, Traefik on an external network, Portainer, Swarmpit, OpenFaaS
@@ -804,79 +1015,23 @@ fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Stack names of their own per file: a network of the previous file
-        // that Docker is still removing never reads as this file's.
-        let reference = Side {
-            stack: Box::leak(format!("kref{index}").into_boxed_str()),
-            ports: (18621, 18622),
-            subnet: "10.231.2.0/24",
-            ours: false,
-        };
-        let ours = Side {
-            stack: Box::leak(format!("krec{index}").into_boxed_str()),
-            ports: (18631, 18632),
-            subnet: "10.231.3.0/24",
-            ours: true,
-        };
-        let _reference_cleanup = StackRm(reference.stack);
-        let _cleanup = Cleanup::new("t-corpus", &format!("{}_", ours.stack));
-        let spec = SpecDir::new("t-corpus");
-        for file in std::fs::read_dir(case).into_iter().flatten().flatten() {
-            let body = std::fs::read_to_string(file.path()).unwrap_or_default();
-            spec.write(
-                &format!("stack/{}", file.file_name().to_string_lossy()),
-                &body,
-            );
+        let files: Vec<(String, String)> = std::fs::read_dir(case)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|file| {
+                (
+                    file.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(file.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        match deploy_both(&name, index, &files) {
+            Ok(differences) => found.extend(differences),
+            Err(refused) => {
+                found.push(format!("{name}: docker stack deploy refused it: {refused}"))
+            }
         }
-        spec.write(
-            "stack/.env",
-            &format!(
-                "WEB_PORT={}\nUDP_PORT={}\nSUBNET={}\n",
-                ours.ports.0, ours.ports.1, ours.subnet
-            ),
-        );
-        spec.write(
-            "stacks.toml",
-            &format!(
-                "[stack.{}]\ncompose = \"stack/docker-stack.yml\"\nenv_file = \"stack/.env\"\n",
-                ours.stack
-            ),
-        );
-        let file = spec.path().join("stack/docker-stack.yml");
-        let deployed = std::process::Command::new("docker")
-            .args(["stack", "deploy", "--resolve-image", "never", "-c"])
-            .arg(&file)
-            .arg(reference.stack)
-            .env("WEB_PORT", reference.ports.0.to_string())
-            .env("UDP_PORT", reference.ports.1.to_string())
-            .env("SUBNET", reference.subnet)
-            .output()
-            .expect("docker stack deploy");
-        assert!(
-            deployed.status.success(),
-            "{name}: docker stack deploy failed: {}",
-            String::from_utf8_lossy(&deployed.stderr)
-        );
-        let applied = reconciler(&["apply", &spec.arg(), "--auto-approve", "--no-wait"]);
-        assert_eq!(
-            applied.code, 0,
-            "{name}:\n{}\n{}",
-            applied.stdout, applied.stderr
-        );
-        found.extend(
-            compare(reference, ours)
-                .into_iter()
-                .map(|d| format!("{name}: {d}")),
-        );
-        let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
-        if again.code != 0 {
-            found.push(format!(
-                "{name}: the second plan is not empty:\n{}",
-                again.stdout
-            ));
-        }
-        jobs_settled(&[reference.stack, ours.stack]);
-        docker_unchecked(&["stack", "rm", ours.stack]);
     }
     assert!(
         found.is_empty(),
