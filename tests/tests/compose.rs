@@ -397,140 +397,74 @@ fn network_ids() -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Waits until the job services of `stacks` have no task still on its way to
-/// running: Docker 20.10 loses a network removed while a job's tasks are
-/// being allocated to it ("could not find network allocator state"), and the
-/// swarm then keeps a network no call can remove until dockerd restarts.
-fn jobs_settled(stacks: &[&str]) {
-    for stack in stacks {
-        let filter = format!("label=com.docker.stack.namespace={stack}");
-        let listed = docker_unchecked(&[
-            "service",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}} {{.Mode}}",
-        ])
-        .stdout;
-        for job in listed
-            .lines()
-            .filter(|l| l.ends_with(" job"))
-            .filter_map(|l| l.split_whitespace().next())
-        {
-            wait_until(
-                &format!("the tasks of job {job} to finish"),
-                Duration::from_secs(60),
-                || {
-                    let states =
-                        docker_unchecked(&["service", "ps", job, "--format", "{{.CurrentState}}"])
-                            .stdout;
-                    let moving: Vec<&str> = states
-                        .lines()
-                        .filter(|s| {
-                            [
-                                "New",
-                                "Pending",
-                                "Assigned",
-                                "Accepted",
-                                "Preparing",
-                                "Starting",
-                                "Ready",
-                            ]
-                            .iter()
-                            .any(|p| s.starts_with(p))
-                        })
-                        .collect();
-                    if moving.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(moving.join(", "))
-                    }
-                },
-            );
-        }
-    }
-}
-
-/// Waits (20 s at most, without failing: a task of an image that cannot run
-/// never settles) until no task of `stacks` is being started: Docker 20.10
-/// can lose a network removed while a task is attaching to it, and then keeps
-/// a network no call removes until dockerd restarts.
-fn tasks_settled(stacks: &[&str]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        let moving = stacks.iter().any(|stack| {
-            docker_unchecked(&["stack", "ps", stack, "--format", "{{.CurrentState}}"])
-                .stdout
-                .lines()
-                .any(|state| {
-                    [
-                        "New",
-                        "Pending",
-                        "Assigned",
-                        "Accepted",
-                        "Preparing",
-                        "Starting",
-                        "Ready",
-                    ]
-                    .iter()
-                    .any(|p| state.starts_with(p))
-                })
-        });
-        if !moving {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// Removes the reference stack however the test ends.
 struct StackRm(&'static str);
 
-/// Removes a stack's services, waits (2 minutes at most, without failing)
-/// until their containers are gone, then the rest of the stack: Docker
+/// Removes the stacks' services, waits (2 minutes at most, without failing)
+/// until their containers are gone, then the rest of the stacks: Docker
 /// 20.10 can lose a network removed while containers are still attached to
 /// it (a task stopping through its grace period, a job's finished tasks), and
 /// then keeps a network no call removes until dockerd restarts.
-fn remove_stack(stack: &str) {
-    let filter = format!("label=com.docker.stack.namespace={stack}");
-    let services = docker_unchecked(&["service", "ls", "--filter", &filter, "-q"]).stdout;
-    let ids: Vec<&str> = services.split_whitespace().collect();
-    if !ids.is_empty() {
-        let mut args = vec!["service", "rm"];
-        args.extend(&ids);
-        docker_unchecked(&args);
+fn remove_stacks(stacks: &[&str]) {
+    let filters: Vec<String> = stacks
+        .iter()
+        .map(|stack| format!("label=com.docker.stack.namespace={stack}"))
+        .collect();
+    for filter in &filters {
+        let services = docker_unchecked(&["service", "ls", "--filter", filter, "-q"]).stdout;
+        let ids: Vec<&str> = services.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["service", "rm"];
+            args.extend(&ids);
+            docker_unchecked(&args);
+        }
+    }
+    // Test stacks need no graceful stop: their containers go at once.
+    for filter in &filters {
+        let containers = docker_unchecked(&["ps", "-aq", "--filter", filter]).stdout;
+        let ids: Vec<&str> = containers.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(&ids);
+            docker_unchecked(&args);
+        }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while std::time::Instant::now() < deadline
-        && !docker_unchecked(&["ps", "-aq", "--filter", &filter])
-            .stdout
-            .trim()
-            .is_empty()
+        && filters.iter().any(|filter| {
+            !docker_unchecked(&["ps", "-aq", "--filter", filter])
+                .stdout
+                .trim()
+                .is_empty()
+        })
     {
         std::thread::sleep(Duration::from_millis(500));
     }
-    docker_unchecked(&["stack", "rm", stack]);
-}
-
-impl Drop for StackRm {
-    fn drop(&mut self) {
-        remove_stack(self.0);
-        // The stack's networks go once their tasks are gone.
-        let filter = format!("label=com.docker.stack.namespace={}", self.0);
+    for stack in stacks {
+        docker_unchecked(&["stack", "rm", stack]);
+    }
+    // Their networks go once Docker has let go of the tasks: the next
+    // stack of the same cluster must not find them.
+    for (stack, filter) in stacks.iter().zip(&filters) {
         wait_until(
-            "the reference stack to be removed",
+            "a stack's networks to be removed",
             Duration::from_secs(60),
             || {
-                let left = docker_unchecked(&["network", "ls", "--filter", &filter, "-q"]).stdout;
+                let left = docker_unchecked(&["network", "ls", "--filter", filter, "-q"]).stdout;
                 if left.trim().is_empty() {
                     Ok(())
                 } else {
-                    docker_unchecked(&["stack", "rm", self.0]);
+                    docker_unchecked(&["stack", "rm", stack]);
                     Err(left)
                 }
             },
         );
+    }
+}
+
+impl Drop for StackRm {
+    fn drop(&mut self) {
+        remove_stacks(&[self.0]);
     }
 }
 
@@ -834,6 +768,15 @@ fn compare(reference: Side, ours: Side) -> Vec<String> {
     found
 }
 
+/// The corpus and the generated files deploy under one cluster name and
+/// publish the same two ports: one test at a time.
+fn one_stack_pair_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static DEPLOYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEPLOYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Deploys one stack (its `docker-stack.yml` and the files next to it) by
 /// `docker stack deploy` and as a `[stack.*]`, one after the other, under
 /// stack names of their own (`kref<index>`, `krec<index>`), and returns every
@@ -912,9 +855,8 @@ fn deploy_both(
             applied.stdout, applied.stderr
         ));
     }
-    jobs_settled(&[reference.stack, ours.stack]);
-    tasks_settled(&[reference.stack, ours.stack]);
-    remove_stack(ours.stack);
+    // Both at once: their containers stop in the same grace period.
+    remove_stacks(&[ours.stack, reference.stack]);
     Ok(found)
 }
 
@@ -928,6 +870,7 @@ fn deploy_both(
 fn generated_stack_files_deploy_exactly_as_docker_stack_deploy_would() {
     require_swarm();
     let _node = shared_node();
+    let _one_at_a_time = one_stack_pair_at_a_time();
     let seed = std::env::var("RECONCILER_COMPOSE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -997,6 +940,7 @@ fn generated_stack_files_deploy_exactly_as_docker_stack_deploy_would() {
 fn every_corpus_stack_deploys_exactly_as_docker_stack_deploy_would() {
     require_swarm();
     let _node = shared_node();
+    let _one_at_a_time = one_stack_pair_at_a_time();
 
     // What some files expect to exist already, as it would.
     let _public = ExternalNetwork::create("rc-corpus-traefik-public");
