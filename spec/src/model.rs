@@ -596,3 +596,10 @@ pub struct FileRef {
     /// Permission bits, e.g. `0o444`.
     pub mode: u32,
 }
+
+/// A network every Docker engine has by itself (`host`, `bridge`, `none`,
+/// `default`, `container:<id>`): not user-defined, in the docker CLI's words
+/// (`IsUserDefined`). Never looked up, and takes no aliases.
+pub fn is_predefined_network(name: &str) -> bool {
+    matches!(name, "host" | "bridge" | "none" | "default") || name.starts_with("container:")
+}

@@ -408,12 +408,6 @@ fn owner_text(owner: &Owner) -> String {
     }
 }
 
-/// A network every Docker engine has by itself (`host`, `bridge`, `none`,
-/// `default`, `container:<id>`): not user-defined, in the CLI's words.
-fn is_predefined_network(name: &str) -> bool {
-    matches!(name, "host" | "bridge" | "none" | "default") || name.starts_with("container:")
-}
-
 fn plan_network_creations(
     desired: &Spec,
     observed: &Observed,
@@ -423,7 +417,9 @@ fn plan_network_creations(
         if let Some(swarm_name) = &network.external {
             // Docker's own networks exist on every node (the CLI's
             // `IsUserDefined` skips them too); any other must exist in the swarm.
-            if !is_predefined_network(swarm_name) && !observed.networks.contains_key(swarm_name) {
+            if !reconciler_spec::is_predefined_network(swarm_name)
+                && !observed.networks.contains_key(swarm_name)
+            {
                 return Err(PlanError::MissingExternalNetwork {
                     name: swarm_name.clone(),
                 });

@@ -877,7 +877,7 @@ impl Context<'_> {
                     // `IsUserDefined`): not an external `host`, `bridge` or `none`.
                     let builtin = self
                         .external_network(network)
-                        .is_some_and(|n| matches!(n.as_str(), "host" | "bridge" | "none"));
+                        .is_some_and(|n| crate::model::is_predefined_network(&n));
                     if !builtin {
                         names.push(name.to_string());
                     }
