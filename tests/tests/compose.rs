@@ -290,6 +290,14 @@ fn strip(value: &mut Value, side: Side, network_names: &BTreeMap<String, String>
             if map.get("Privileges") == Some(&serde_json::json!({ "NoNewPrivileges": false })) {
                 map.remove("Privileges");
             }
+            // The documented difference: a rollback's `failure_action:
+            // rollback`, which swarmkit's updater turns into a pause ("Never
+            // roll back a rollback"), is written as the `pause` it behaves as.
+            if let Some(Value::Object(rollback)) = map.get_mut("RollbackConfig") {
+                if rollback.get("FailureAction").and_then(Value::as_str) == Some("rollback") {
+                    rollback.insert("FailureAction".into(), Value::String("pause".into()));
+                }
+            }
             map.retain(|_, item| !is_empty(item));
         }
         Value::Array(list) => {

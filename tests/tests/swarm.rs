@@ -469,6 +469,62 @@ networks = ["lv-net"]
     assert_eq!(detailed_exit_code(&spec, &local()), 0);
 }
 
+/// A service outside the cluster, deployed by `docker stack deploy` with
+/// `rollback_config.failure_action: rollback` (which Docker stores although
+/// its API lists no such value for a rollback), stopped every plan: the
+/// typed list of services could not be read ("unknown variant `rollback`").
+#[test]
+fn regression_a_service_outside_the_cluster_that_bollard_cannot_type_stops_no_plan() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-untyped", "untyped");
+    let stack = tempfile::tempdir().expect("tempdir");
+    let file = stack.path().join("docker-stack.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: \"3.8\"\nservices:\n  outside:\n    image: {IMAGE}\n    command: sleep 3600\n    deploy:\n      rollback_config:\n        failure_action: rollback\n"
+        ),
+    )
+    .expect("write the stack file");
+    docker(&[
+        "stack",
+        "deploy",
+        "--detach=true",
+        "-c",
+        &file.to_string_lossy(),
+        "untyped",
+    ]);
+    assert_eq!(
+        docker(&[
+            "service",
+            "inspect",
+            "untyped_outside",
+            "--format",
+            "{{.Spec.RollbackConfig.FailureAction}}"
+        ])
+        .trim(),
+        "rollback",
+        "the daemon stores what the CLI sent"
+    );
+    let by_hand_version = service_version("untyped_outside");
+    let spec = SpecDir::new("t-untyped");
+    spec.write(
+        "a.toml",
+        &format!("[service.untyped-mine]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    let plan = plan_json(&spec, &local());
+    assert_eq!(plan["changed"], json!(true), "{plan}");
+    assert!(plan.to_string().contains("untyped-mine"), "{plan}");
+    apply(&spec, &local(), &[]).expect_code(0);
+    assert_eq!(
+        service_version("untyped_outside"),
+        by_hand_version,
+        "the service outside the cluster was written"
+    );
+    docker(&["stack", "rm", "untyped"]);
+}
+
 #[test]
 fn unmanaged_objects_survive_a_pruning_apply() {
     require_swarm();

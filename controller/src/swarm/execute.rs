@@ -382,11 +382,7 @@ impl Swarm {
     ) -> Result<(), SwarmError> {
         let ids = self.data_ids(service).await?;
         for _ in 0..super::WRITE_ATTEMPTS {
-            let live = self
-                .docker
-                .inspect_service(id, None)
-                .await
-                .map_err(api(DockerCall::InspectService))?;
+            let live = self.inspect_service(id).await?;
             let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
             let version = i32::try_from(index)
                 .map_err(|_| SwarmError::VersionOverflow(index, service.name.clone()))?;

@@ -15,6 +15,7 @@ pub mod lease;
 mod observe;
 pub mod placement;
 pub mod progress;
+mod services;
 
 use crate::failure::{Classify, ErrorClass};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -224,6 +225,10 @@ pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) 
 pub struct Swarm {
     docker: Docker,
     host: String,
+    /// The manager's socket and the bound of one call, for the reads bollard's
+    /// types cannot hold ([`services`]).
+    socket: String,
+    call_timeout: std::time::Duration,
     cluster: String,
     revision: Option<String>,
     writes: Arc<AtomicU64>,
@@ -275,6 +280,8 @@ impl Swarm {
         Ok(Self {
             docker,
             host: host.to_string(),
+            socket: path,
+            call_timeout,
             cluster: cluster.to_string(),
             revision: None,
             writes: Arc::new(AtomicU64::new(0)),

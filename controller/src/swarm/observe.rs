@@ -24,11 +24,7 @@ impl Swarm {
             .list_networks(None)
             .await
             .map_err(api(DockerCall::ListNetworks))?;
-        let services = self
-            .docker
-            .list_services(None)
-            .await
-            .map_err(api(DockerCall::ListServices))?;
+        let services = self.list_services().await?;
 
         let configs = self
             .docker

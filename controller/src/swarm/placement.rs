@@ -149,11 +149,7 @@ impl Swarm {
             .list_nodes(None)
             .await
             .map_err(api(DockerCall::ListNodes))?;
-        let services = self
-            .docker
-            .list_services(None)
-            .await
-            .map_err(api(DockerCall::ListServices))?;
+        let services = self.list_services().await?;
         let tasks = self.tasks(&[]).await?;
         let services = services
             .into_iter()

@@ -109,11 +109,7 @@ impl Swarm {
         name: &str,
         replicas: Option<u64>,
     ) -> Result<ServiceProgress, SwarmError> {
-        let service = self
-            .docker
-            .inspect_service(name, None)
-            .await
-            .map_err(api(DockerCall::InspectService))?;
+        let service = self.inspect_service(name).await?;
         // Only tasks of the service's current template, judged by the
         // manager itself (the `_up-to-date` filter the docker CLI's progress
         // monitor uses): right after an update Swarm may not have started

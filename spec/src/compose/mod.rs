@@ -22,9 +22,9 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 mod template;
 mod yaml;
 use crate::file::{
-    ConfigFile, EndpointModeFile, FileRefFile, GenericResourceFile, HealthcheckFile, LoggingFile,
-    MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile, RestartFile, SecretFile,
-    ServiceFile, ServiceModeFile, UlimitFile, UpdateFile,
+    ConfigFile, EndpointModeFile, FailureActionFile, FileRefFile, GenericResourceFile,
+    HealthcheckFile, LoggingFile, MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile,
+    RestartFile, SecretFile, ServiceFile, ServiceModeFile, UlimitFile, UpdateFile,
 };
 
 /// Keys of a compose service that `docker stack deploy` ignores: the docker
@@ -609,6 +609,16 @@ impl Context<'_> {
                         format!("compose: service `{name}`: {message}"),
                     ));
                 });
+                if rollback_never_rolls_back(&mut draft.deploy) {
+                    warnings.push(Diagnostic::warning(
+                        self.locator.path_in_entry(
+                            "services",
+                            name,
+                            &["deploy", "rollback_config", "failure_action"],
+                        ),
+                        format!("compose: service `{name}`: a failed rollback is never rolled back: Docker pauses it, so reconciler writes `failure_action: pause` (docker stack deploy writes `rollback`, which Docker treats as `pause`)"),
+                    ));
+                }
                 Ok(())
             } else {
                 self.service_key(key, value, &mut draft)
@@ -1344,6 +1354,26 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
         }
     }
     Ok(out)
+}
+
+/// `rollback_config.failure_action: rollback`, which the CLI sends and Docker
+/// stores but never acts on as written: swarmkit's updater pauses a failed
+/// rollback instead of rolling it back ("Never roll back a rollback").
+/// Docker's API (and so bollard) has no such value for a rollback, so it is
+/// written as the `pause` it behaves as; true when it was rewritten.
+fn rollback_never_rolls_back(deploy: &mut Deploy) -> bool {
+    let Some(action) = deploy
+        .rollback
+        .as_mut()
+        .and_then(|r| r.failure_action.as_mut())
+    else {
+        return false;
+    };
+    if !matches!(action.get_ref(), FailureActionFile::Rollback) {
+        return false;
+    }
+    *action = spanned(FailureActionFile::Pause);
+    true
 }
 
 /// `update_config` or `rollback_config`; `docker stack deploy` sends
