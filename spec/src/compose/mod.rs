@@ -2531,6 +2531,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_that_rolls_back_is_written_as_the_pause_docker_makes_of_it() {
+        let file = "services:\n  web:\n    image: a\n    deploy:\n      update_config:\n        failure_action: rollback\n      rollback_config:\n        failure_action: rollback\n";
+        let (out, diagnostics) = translated(file, &[]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let out = out.expect("translated");
+        let toml: toml::Table = out.toml.parse().expect("TOML");
+        let web = &toml["service"]["web"];
+        assert_eq!(web["update"]["failure_action"].as_str(), Some("rollback"));
+        assert_eq!(web["rollback"]["failure_action"].as_str(), Some("pause"));
+        assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+        assert_eq!(out.warnings[0].location.line, 8, "{:?}", out.warnings);
+    }
+
+    #[test]
     fn bare_and_empty_environment_names_follow_the_clis_update_environment() {
         let file = "services:\n  web:\n    image: a\n    environment:\n      - SET\n      - UNSET\n      - EMPTY_BUT_SET=\n      - EMPTY=\n      - PLAIN=x\n";
         let (out, diagnostics) = translated(file, &[("SET", "1"), ("EMPTY_BUT_SET", "2")]);
