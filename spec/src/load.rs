@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::compose::TranslatedEntry;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::file::*;
 use crate::model::Spec;
@@ -279,19 +280,38 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
         }
     }
     let mut warnings = Vec::new();
-    let translated: Vec<(String, SourceFile)> = raw
-        .stacks
-        .iter()
-        .filter_map(|stack| {
-            translate_stack(
-                stack,
-                &assets,
-                &options.environment,
-                &mut warnings,
-                &mut diagnostics,
-            )
-        })
-        .collect();
+    // Each translated entry comes with a source of its own, whose spans
+    // point into the compose file; the sources outlive the entries' use.
+    let mut stack_sources: Vec<(String, Vec<SourceFile>)> = Vec::new();
+    let mut stack_entries: Vec<Vec<(String, TranslatedEntry)>> = Vec::new();
+    for stack in &raw.stacks {
+        let Some((path, translated)) = translate_stack(
+            stack,
+            &assets,
+            &options.environment,
+            &mut warnings,
+            &mut diagnostics,
+        ) else {
+            continue;
+        };
+        let shown = PathBuf::from(format!(
+            "{} (stack {}, translated)",
+            path.display(),
+            stack.name
+        ));
+        let (sources, entries) = translated
+            .entries
+            .into_iter()
+            .map(|t| {
+                (
+                    SourceFile::generated(shown.clone(), String::new(), t.origins),
+                    (t.name, t.value),
+                )
+            })
+            .unzip();
+        stack_sources.push((stack.name.clone(), sources));
+        stack_entries.push(entries);
+    }
     for fragment in &rendered {
         let group = crate::model::Group::Release(fragment.release.clone());
         let prefix = fragment.prefix.then(|| format!("{}-", fragment.release));
@@ -303,10 +323,14 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
             &mut diagnostics,
         );
     }
-    for (stack, file) in &translated {
+    for ((stack, sources), entries) in stack_sources.iter().zip(stack_entries) {
+        let mut fragment = RawSpec::default();
+        for (source, (name, value)) in sources.iter().zip(entries) {
+            fragment.add_translated(source, name, value);
+        }
         let group = crate::model::Group::Stack(stack.clone());
-        merge_fragment(
-            file,
+        add_fragment(
+            fragment,
             &group,
             Some(&format!("{stack}_")),
             &mut raw,
@@ -334,7 +358,7 @@ fn translate_stack(
     environment: &Environment,
     warnings: &mut Vec<Diagnostic>,
     diagnostics: &mut Diagnostics,
-) -> Option<(String, SourceFile)> {
+) -> Option<(PathBuf, crate::compose::Translated)> {
     let find = |spanned: &Spanned<String>, what: &str, diagnostics: &mut Diagnostics| {
         let path = crate::compose::relative_to(Path::new(""), spanned.get_ref());
         let Some(bytes) = assets.get(&path) else {
@@ -367,21 +391,13 @@ fn translate_stack(
     }
     let lookup = |name: &str| environment.get(name).or_else(|| env.get(name).cloned());
     let before = diagnostics.len();
-    let translated =
+    let mut translated =
         crate::compose::translate(&stack.name, &path, &text, assets, &lookup, diagnostics)?;
     if diagnostics.len() > before {
         return None;
     }
-    warnings.extend(translated.warnings);
-    let shown = PathBuf::from(format!(
-        "{} (stack {}, translated)",
-        path.display(),
-        stack.name
-    ));
-    Some((
-        stack.name.clone(),
-        SourceFile::generated(shown, translated.toml, translated.origins),
-    ))
+    warnings.append(&mut translated.warnings);
+    Some((path, translated))
 }
 
 /// The names a fragment defines, so references to them get its prefix.
@@ -433,9 +449,9 @@ impl FragmentNames {
     }
 }
 
-/// Parses a generated file (a rendered chart template, a translated compose
-/// file) and adds its services and networks to the spec: names prefixed,
-/// references between them rewritten, each entry marked with its group.
+/// Parses a generated file (a rendered chart template) and adds what it
+/// defines to the spec ([`add_fragment`]); it may define services,
+/// networks, configs and secrets only.
 pub(crate) fn merge_fragment<'s>(
     file: &'s SourceFile,
     group: &crate::model::Group,
@@ -469,6 +485,19 @@ pub(crate) fn merge_fragment<'s>(
             ));
         }
     }
+    add_fragment(fragment, group, prefix, raw, diagnostics);
+}
+
+/// Adds a fragment's services, networks, configs and secrets to the spec:
+/// names prefixed, references between them rewritten, each entry marked
+/// with its group.
+fn add_fragment<'s>(
+    fragment: RawSpec<'s>,
+    group: &crate::model::Group,
+    prefix: Option<&str>,
+    raw: &mut RawSpec<'s>,
+    diagnostics: &mut Diagnostics,
+) {
     let renamed = |name: &str| prefix.map_or_else(|| name.to_string(), |p| format!("{p}{name}"));
     let networks: std::collections::BTreeSet<String> =
         fragment.networks.iter().map(|e| e.name.clone()).collect();
@@ -677,6 +706,35 @@ pub(crate) struct RawSpec<'s> {
     /// Files with TOML syntax errors: what they define is unknown, so checks
     /// for missing things ("no [cluster]") would only add noise.
     pub unparsed_files: usize,
+}
+
+impl<'s> RawSpec<'s> {
+    /// Adds one entry of a translated compose file, under its name in the
+    /// file; `source` places its spans in the compose file.
+    fn add_translated(&mut self, source: &'s SourceFile, name: String, value: TranslatedEntry) {
+        fn entry<'s, T>(source: &'s SourceFile, name: &str, value: T) -> Entry<'s, T> {
+            Entry {
+                name: name.to_string(),
+                name_span: 0..0,
+                source,
+                value,
+                group: None,
+            }
+        }
+        let kind = match &value {
+            TranslatedEntry::Network(_) => SectionKind::Network,
+            TranslatedEntry::Config(_) => SectionKind::Config,
+            TranslatedEntry::Secret(_) => SectionKind::Secret,
+            TranslatedEntry::Service(_) => SectionKind::Service,
+        };
+        self.declared.push(entry(source, &name, kind));
+        match value {
+            TranslatedEntry::Network(v) => self.networks.push(entry(source, &name, v)),
+            TranslatedEntry::Config(v) => self.configs.push(entry(source, &name, v)),
+            TranslatedEntry::Secret(v) => self.secrets.push(entry(source, &name, v)),
+            TranslatedEntry::Service(v) => self.services.push(entry(source, &name, *v)),
+        }
+    }
 }
 
 fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &mut Diagnostics) {

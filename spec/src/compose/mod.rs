@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 
+mod origin;
 mod template;
 mod yaml;
 use crate::file::{
@@ -68,13 +69,32 @@ struct ComposeFile {
     rest: BTreeMap<String, Yaml>,
 }
 
-/// What translating one stack produced: TOML text of a spec fragment, and warnings.
+/// What translating one stack produced: the file format's entries, each
+/// with where it and its fields are in the compose file, and warnings.
 #[derive(Debug)]
 pub(crate) struct Translated {
-    pub toml: String,
+    pub entries: Vec<Translation>,
     pub warnings: Vec<Diagnostic>,
-    /// Where in the compose file each entry of `toml` came from.
+}
+
+/// One entry of a translated stack, named as in the compose file (the
+/// loader adds the stack's prefix).
+#[derive(Debug)]
+pub(crate) struct Translation {
+    pub name: String,
+    pub value: TranslatedEntry,
+    /// Where the entry's spans point ([`origin`]): the compose keys its
+    /// fields came from, the entry itself for anything else.
     pub origins: Vec<(std::ops::Range<usize>, Location)>,
+}
+
+/// The kinds of entry a compose file translates into.
+#[derive(Debug)]
+pub(crate) enum TranslatedEntry {
+    Network(NetworkFile),
+    Config(ConfigFile),
+    Secret(SecretFile),
+    Service(Box<ServiceFile>),
 }
 
 /// Where things are in a compose file: the keys' positions in the parsed
@@ -156,13 +176,14 @@ pub(crate) fn parse_env_file(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Reads one compose file as the docker CLI does (YAML, then `${VAR}`
-/// substituted in its values) and translates it into spec TOML; names are
-/// prefixed with the stack name later, by the loader.
+/// substituted in its values) and translates it into the spec's file
+/// format; names are prefixed with the stack name later, by the loader.
 ///
-/// The fragment is built from the file format's own types ([`ServiceFile`],
-/// [`NetworkFile`]) and serialized by serde: the spec's keys are never
-/// spelled here, and a field added to the file format does not compile until
-/// this translation fills it.
+/// The entries are the file format's own types ([`ServiceFile`],
+/// [`NetworkFile`]), handed to the loader as values: the spec's keys are
+/// never spelled here, and a field added to the file format does not
+/// compile until this translation fills it and [`origin::service`] says
+/// which compose key it comes from.
 pub(crate) fn translate(
     stack: &str,
     path: &Path,
@@ -215,61 +236,40 @@ pub(crate) fn translate(
     }
     let networks = context.networks(&services, diagnostics);
     let (config, secret) = context.data(diagnostics);
-    // One table per entry, each remembering its place in the compose file,
-    // so a problem found after translation points at the line the user wrote.
-    let mut toml = String::new();
-    let mut origins = Vec::new();
-    let mut sections = Vec::new();
-    for (name, body) in &networks {
-        sections.push((
-            locator.entry("networks", name),
-            section("network", name, body),
-        ));
-    }
-    for (name, body) in &config {
-        sections.push((
-            locator.entry("configs", name),
-            section("config", name, body),
-        ));
-    }
-    for (name, body) in &secret {
-        sections.push((
-            locator.entry("secrets", name),
-            section("secret", name, body),
-        ));
-    }
-    for (name, body) in &services {
-        sections.push((
-            locator.entry("services", name),
-            section("service", name, body),
-        ));
-    }
-    let translated: Result<(), toml::ser::Error> =
-        sections.into_iter().try_for_each(|(at, text)| {
-            let text = text?;
-            let start = toml.len();
-            // Each line of a service's table points at the compose key it
-            // came from; anything else at the entry.
-            origins.extend(key_origins(&text, start, &locator));
-            toml.push_str(&text);
-            origins.push((start..toml.len(), at));
-            toml.push('\n');
-            Ok(())
-        });
-    match translated {
-        Ok(()) => Some(Translated {
-            toml,
-            warnings,
+    let mut entries = Vec::new();
+    let mut add = |section: &str, name: String, value: TranslatedEntry| {
+        let locate = |path: &[&str]| locator.path_in_entry(section, &name, path);
+        let mut origins = origin::Origins::new(&locate);
+        let value = match value {
+            TranslatedEntry::Service(service) => {
+                TranslatedEntry::Service(Box::new(origin::service(*service, &mut origins)))
+            }
+            other => other,
+        };
+        let origins = origins.finish(locator.entry(section, &name));
+        entries.push(Translation {
+            name,
+            value,
             origins,
-        }),
-        Err(error) => {
-            diagnostics.push(Diagnostic::new(
-                locator.at_line(1, 1),
-                format!("compose: cannot translate: {error}"),
-            ));
-            None
-        }
+        });
+    };
+    for (name, network) in networks {
+        add("networks", name, TranslatedEntry::Network(network));
     }
+    for (name, config) in config {
+        add("configs", name, TranslatedEntry::Config(config));
+    }
+    for (name, secret) in secret {
+        add("secrets", name, TranslatedEntry::Secret(secret));
+    }
+    for (name, service) in services {
+        add(
+            "services",
+            name,
+            TranslatedEntry::Service(Box::new(service)),
+        );
+    }
+    Some(Translated { entries, warnings })
 }
 
 /// The file's YAML as the CLI reads it, with `${VAR}` substituted in its values.
@@ -297,11 +297,6 @@ fn read(
     let before = diagnostics.len();
     template::interpolate(path, &mut root, lookup, warnings, diagnostics);
     (diagnostics.len() == before).then_some(root)
-}
-
-/// One `[kind.name]` table of the fragment, as TOML.
-fn section<T: Serialize>(kind: &str, name: &str, body: &T) -> Result<String, toml::ser::Error> {
-    toml::to_string(&BTreeMap::from([(kind, BTreeMap::from([(name, body)]))]))
 }
 
 /// A bind source `~/...` while `HOME` is not in the environment the loader reads.
@@ -2173,121 +2168,6 @@ fn check_volume_declarations(
     }
 }
 
-/// Each line of a translated `[service.*]` table (placed at `start` of the
-/// fragment) with the compose key it came from; the lines of other tables
-/// are left to their entry's origin.
-fn key_origins(
-    text: &str,
-    start: usize,
-    locator: &Locator<'_>,
-) -> Vec<(std::ops::Range<usize>, Location)> {
-    let Some(service) = text
-        .lines()
-        .next()
-        .and_then(|header| header.strip_prefix("[service."))
-        .and_then(|rest| rest.strip_suffix(']'))
-    else {
-        return Vec::new();
-    };
-    let service = service.trim_matches('"');
-    field_lines(text, service)
-        .into_iter()
-        .filter_map(|(range, field)| {
-            let path = compose_path_of(&field)?;
-            Some((
-                start + range.start..start + range.end,
-                locator.path_in_entry("services", service, path),
-            ))
-        })
-        .collect()
-}
-
-/// Where in a compose service each field of a translated `[service.*]`
-/// table comes from, so an error found after translation points at the
-/// key the user wrote (`deploy.resources` for `resources`).
-fn compose_path_of(field: &str) -> Option<&'static [&'static str]> {
-    Some(match field {
-        "image" => &["image"],
-        "replicas" => &["deploy", "replicas"],
-        "mode" => &["deploy", "mode"],
-        "command" => &["entrypoint"],
-        "args" => &["command"],
-        "env" => &["environment"],
-        "user" => &["user"],
-        "workdir" => &["working_dir"],
-        "hostname" => &["hostname"],
-        "init" => &["init"],
-        "read_only" => &["read_only"],
-        "tty" => &["tty"],
-        "stdin_open" => &["stdin_open"],
-        "stop_signal" => &["stop_signal"],
-        "stop_grace_period" => &["stop_grace_period"],
-        "cap_add" => &["cap_add"],
-        "cap_drop" => &["cap_drop"],
-        "sysctls" => &["sysctls"],
-        "extra_hosts" => &["extra_hosts"],
-        "dns" => &["dns"],
-        "dns_search" => &["dns_search"],
-        "ulimits" => &["ulimits"],
-        "logging" => &["logging"],
-        "endpoint_mode" => &["deploy", "endpoint_mode"],
-        "max_replicas_per_node" => &["deploy", "placement", "max_replicas_per_node"],
-        "networks" | "network_aliases" => &["networks"],
-        "configs" => &["configs"],
-        "secrets" => &["secrets"],
-        "ports" => &["ports"],
-        "constraints" => &["deploy", "placement", "constraints"],
-        "preferences" => &["deploy", "placement", "preferences"],
-        "mounts" => &["volumes"],
-        "resources" => &["deploy", "resources"],
-        "update" => &["deploy", "update_config"],
-        "rollback" => &["deploy", "rollback_config"],
-        "healthcheck" => &["healthcheck"],
-        "restart" => &["deploy", "restart_policy"],
-        "labels" => &["deploy", "labels"],
-        "container_labels" => &["labels"],
-        _ => return None,
-    })
-}
-
-/// The byte range of each line of a `[service.NAME]` table's text with the
-/// field it sets: `key = ...` lines of the table itself, and every line of
-/// a `[service.NAME.key]` sub-table.
-fn field_lines(text: &str, service: &str) -> Vec<(std::ops::Range<usize>, String)> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let range = offset..offset + line.len();
-        offset += line.len();
-        let trimmed = line.trim();
-        if let Some(header) = trimmed.strip_prefix('[') {
-            let header = header.trim_start_matches('[').trim_end_matches(']');
-            current = header
-                .split('.')
-                .nth(2)
-                .filter(|_| header.split('.').nth(1).map(|n| n.trim_matches('"')) == Some(service))
-                .map(|key| key.trim_matches('"').to_string());
-            continue;
-        }
-        let field = match &current {
-            Some(sub) => Some(sub.clone()),
-            // A key of the table starts its line; an indented line or a
-            // closing bracket continues the value before it.
-            None if line.starts_with(|c: char| c.is_ascii_alphabetic()) => line
-                .split_once(" = ")
-                .map(|(key, _)| key.trim().to_string()),
-            None => out
-                .last()
-                .map(|(_, field): &(std::ops::Range<usize>, String)| field.clone()),
-        };
-        if let Some(field) = field {
-            out.push((range, field));
-        }
-    }
-    out
-}
-
 /// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is
 /// 3.0); `Err` with the text when it is not a 3.x the CLI knows.
 fn compose_minor(version: &Yaml) -> Result<u32, String> {
@@ -2492,8 +2372,36 @@ mod tests {
         assert_eq!(with_default_tag("redis@sha256:abc"), "redis@sha256:abc");
     }
 
+    /// A translation as the spec TOML it stands for, to read in assertions.
+    struct AsToml {
+        toml: String,
+        warnings: Vec<Diagnostic>,
+    }
+
+    fn as_toml(translated: Translated) -> AsToml {
+        fn table<T: serde::Serialize>(kind: &str, name: &str, body: &T) -> String {
+            toml::to_string(&BTreeMap::from([(kind, BTreeMap::from([(name, body)]))]))
+                .expect("serializes")
+        }
+        let toml = translated
+            .entries
+            .iter()
+            .map(|t| match &t.value {
+                TranslatedEntry::Network(v) => table("network", &t.name, v),
+                TranslatedEntry::Config(v) => table("config", &t.name, v),
+                TranslatedEntry::Secret(v) => table("secret", &t.name, v),
+                TranslatedEntry::Service(v) => table("service", &t.name, v),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        AsToml {
+            toml,
+            warnings: translated.warnings,
+        }
+    }
+
     /// Translates `text` with `vars` as the environment.
-    fn translated(text: &str, vars: &[(&str, &str)]) -> (Option<Translated>, Diagnostics) {
+    fn translated(text: &str, vars: &[(&str, &str)]) -> (Option<AsToml>, Diagnostics) {
         let lookup = |name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -2508,7 +2416,7 @@ mod tests {
             &lookup,
             &mut diagnostics,
         );
-        (out, diagnostics)
+        (out.map(as_toml), diagnostics)
     }
 
     #[test]
