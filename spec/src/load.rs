@@ -280,38 +280,13 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
         }
     }
     let mut warnings = Vec::new();
-    // Each translated entry comes with a source of its own, whose spans
-    // point into the compose file; the sources outlive the entries' use.
-    let mut stack_sources: Vec<(String, Vec<SourceFile>)> = Vec::new();
-    let mut stack_entries: Vec<Vec<(String, TranslatedEntry)>> = Vec::new();
-    for stack in &raw.stacks {
-        let Some((path, translated)) = translate_stack(
-            stack,
-            &assets,
-            &options.environment,
-            &mut warnings,
-            &mut diagnostics,
-        ) else {
-            continue;
-        };
-        let shown = PathBuf::from(format!(
-            "{} (stack {}, translated)",
-            path.display(),
-            stack.name
-        ));
-        let (sources, entries) = translated
-            .entries
-            .into_iter()
-            .map(|t| {
-                (
-                    SourceFile::generated(shown.clone(), String::new(), t.origins),
-                    (t.name, t.value),
-                )
-            })
-            .unzip();
-        stack_sources.push((stack.name.clone(), sources));
-        stack_entries.push(entries);
-    }
+    let (stack_sources, stack_entries) = translate_stacks(
+        &raw.stacks,
+        &assets,
+        &options.environment,
+        &mut warnings,
+        &mut diagnostics,
+    );
     for fragment in &rendered {
         let group = crate::model::Group::Release(fragment.release.clone());
         let prefix = fragment.prefix.then(|| format!("{}-", fragment.release));
@@ -326,7 +301,7 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
     for ((stack, sources), entries) in stack_sources.iter().zip(stack_entries) {
         let mut fragment = RawSpec::default();
         for (source, (name, value)) in sources.iter().zip(entries) {
-            fragment.add_translated(source, name, value);
+            fragment.add_translated(source, &name, value);
         }
         let group = crate::model::Group::Stack(stack.clone());
         add_fragment(
@@ -349,6 +324,48 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
     }
     diagnostics.sort();
     Err(LoadError::Invalid(diagnostics))
+}
+
+/// The stacks' compose files translated: each entry with a source of its
+/// own, whose spans point into the compose file (the sources outlive the
+/// entries, which move into the spec).
+type StackSources = Vec<(String, Vec<SourceFile>)>;
+type StackEntries = Vec<Vec<(String, TranslatedEntry)>>;
+
+fn translate_stacks(
+    stacks: &[Entry<'_, StackFile>],
+    assets: &Assets,
+    environment: &Environment,
+    warnings: &mut Vec<Diagnostic>,
+    diagnostics: &mut Diagnostics,
+) -> (StackSources, StackEntries) {
+    let mut stack_sources = Vec::new();
+    let mut stack_entries = Vec::new();
+    for stack in stacks {
+        let Some((path, translated)) =
+            translate_stack(stack, assets, environment, warnings, diagnostics)
+        else {
+            continue;
+        };
+        let shown = PathBuf::from(format!(
+            "{} (stack {}, translated)",
+            path.display(),
+            stack.name
+        ));
+        let (sources, entries): (Vec<_>, Vec<_>) = translated
+            .entries
+            .into_iter()
+            .map(|t| {
+                (
+                    SourceFile::generated(shown.clone(), String::new(), t.origins),
+                    (t.name, t.value),
+                )
+            })
+            .unzip();
+        stack_sources.push((stack.name.clone(), sources));
+        stack_entries.push(entries);
+    }
+    (stack_sources, stack_entries)
 }
 
 /// Reads, interpolates and translates the compose file of a `[stack.NAME]`.
@@ -711,7 +728,7 @@ pub(crate) struct RawSpec<'s> {
 impl<'s> RawSpec<'s> {
     /// Adds one entry of a translated compose file, under its name in the
     /// file; `source` places its spans in the compose file.
-    fn add_translated(&mut self, source: &'s SourceFile, name: String, value: TranslatedEntry) {
+    fn add_translated(&mut self, source: &'s SourceFile, name: &str, value: TranslatedEntry) {
         fn entry<'s, T>(source: &'s SourceFile, name: &str, value: T) -> Entry<'s, T> {
             Entry {
                 name: name.to_string(),
@@ -727,12 +744,12 @@ impl<'s> RawSpec<'s> {
             TranslatedEntry::Secret(_) => SectionKind::Secret,
             TranslatedEntry::Service(_) => SectionKind::Service,
         };
-        self.declared.push(entry(source, &name, kind));
+        self.declared.push(entry(source, name, kind));
         match value {
-            TranslatedEntry::Network(v) => self.networks.push(entry(source, &name, v)),
-            TranslatedEntry::Config(v) => self.configs.push(entry(source, &name, v)),
-            TranslatedEntry::Secret(v) => self.secrets.push(entry(source, &name, v)),
-            TranslatedEntry::Service(v) => self.services.push(entry(source, &name, *v)),
+            TranslatedEntry::Network(v) => self.networks.push(entry(source, name, v)),
+            TranslatedEntry::Config(v) => self.configs.push(entry(source, name, v)),
+            TranslatedEntry::Secret(v) => self.secrets.push(entry(source, name, v)),
+            TranslatedEntry::Service(v) => self.services.push(entry(source, name, *v)),
         }
     }
 }
