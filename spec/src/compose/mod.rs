@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_yaml::Value as Yaml;
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
@@ -22,11 +20,15 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 mod origin;
 mod template;
 mod yaml;
+
 use crate::file::{
     ConfigFile, EndpointModeFile, FailureActionFile, FileRefFile, GenericResourceFile,
     HealthcheckFile, LoggingFile, MountFile, MountKindFile, NetworkFile, PortFile, ResourcesFile,
     RestartFile, SecretFile, ServiceFile, ServiceModeFile, UlimitFile, UpdateFile,
 };
+/// A value of the compose file, with where it was written.
+use yaml::Node as Yaml;
+use yaml::{Map, Value};
 
 /// Keys of a compose service that `docker stack deploy` ignores: the docker
 /// CLI's `UnsupportedProperties` and `DeprecatedProperties` (20.10), and
@@ -55,18 +57,72 @@ const IGNORED_BY_SWARM: [&str; 21] = [
     "tmpfs",
 ];
 
-#[derive(Debug, Deserialize)]
-struct ComposeFile {
-    #[serde(default)]
-    services: BTreeMap<String, BTreeMap<String, Yaml>>,
-    #[serde(default)]
-    networks: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
-    #[serde(default)]
-    configs: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
-    #[serde(default)]
-    secrets: BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
-    #[serde(flatten)]
-    rest: BTreeMap<String, Yaml>,
+/// The top level of a compose file, split as the CLI's loader reads it.
+#[derive(Debug, Default)]
+struct ComposeFile<'y> {
+    services: BTreeMap<&'y str, &'y Map>,
+    /// An entry written without a body (`back:`) is `None`.
+    networks: BTreeMap<&'y str, Option<&'y Map>>,
+    configs: BTreeMap<&'y str, Option<&'y Map>>,
+    secrets: BTreeMap<&'y str, Option<&'y Map>>,
+    /// `version`, `volumes`, `x-*` and keys no version has.
+    rest: BTreeMap<&'y str, &'y Yaml>,
+}
+
+impl<'y> ComposeFile<'y> {
+    /// Splits the file's mapping; a section or entry of the wrong shape is
+    /// an error at it.
+    fn split(root: &'y Map, locator: &Locator<'_>, diagnostics: &mut Diagnostics) -> Option<Self> {
+        let before = diagnostics.len();
+        let mut problem = |at: yaml::Position, message: String| {
+            diagnostics.push(Diagnostic::new(
+                locator.at(at),
+                format!("compose: {message}"),
+            ));
+        };
+        let mut file = ComposeFile::default();
+        for (key, value) in root {
+            let entries = match key {
+                "services" | "networks" | "configs" | "secrets" => match &value.value {
+                    Value::Map(entries) => entries,
+                    Value::Null => continue,
+                    _ => {
+                        problem(value.at, format!("`{key}` must be a mapping of names"));
+                        continue;
+                    }
+                },
+                _ => {
+                    file.rest.insert(key, value);
+                    continue;
+                }
+            };
+            for (name, body) in entries {
+                let body = match &body.value {
+                    Value::Map(body) => Some(body),
+                    Value::Null if key != "services" => None,
+                    _ => {
+                        problem(body.at, format!("`{key}.{name}` must be a mapping"));
+                        continue;
+                    }
+                };
+                match (key, body) {
+                    ("services", Some(body)) => {
+                        file.services.insert(name, body);
+                    }
+                    ("networks", body) => {
+                        file.networks.insert(name, body);
+                    }
+                    ("configs", body) => {
+                        file.configs.insert(name, body);
+                    }
+                    (_, body) => {
+                        file.secrets.insert(name, body);
+                    }
+                }
+            }
+        }
+        (diagnostics.len() == before).then_some(file)
+    }
 }
 
 /// What translating one stack produced: the file format's entries, each
@@ -195,20 +251,12 @@ pub(crate) fn translate(
     let mut warnings = Vec::new();
     let root = read(path, text, lookup, &mut warnings, diagnostics)?;
     let locator = Locator { path, root: &root };
-    let file: ComposeFile = match serde_yaml::from_value(root.to_serde()) {
-        Ok(file) => file,
-        Err(error) => {
-            diagnostics.push(Diagnostic::new(
-                locator.at_line(1, 1),
-                format!("compose file: {error}"),
-            ));
-            return None;
-        }
-    };
+    let top = root.as_map()?;
+    let file = ComposeFile::split(top, &locator, diagnostics)?;
     check_version(&file, &locator, diagnostics);
     check_volume_declarations(&file, &locator, diagnostics);
     for key in file.rest.keys() {
-        match key.as_str() {
+        match *key {
             "version" | "volumes" => {}
             k if k.starts_with("x-") => {}
             other => diagnostics.push(Diagnostic::new(
@@ -231,7 +279,7 @@ pub(crate) fn translate(
     let mut services = BTreeMap::new();
     for (name, keys) in &file.services {
         if let Some(service) = context.service(name, keys, &mut warnings, diagnostics) {
-            services.insert(name.clone(), service);
+            services.insert(name.to_string(), service);
         }
     }
     let networks = context.networks(&services, diagnostics);
@@ -311,7 +359,7 @@ struct HomeUnknown {
 struct Context<'a> {
     stack: &'a str,
     path: &'a Path,
-    file: &'a ComposeFile,
+    file: &'a ComposeFile<'a>,
     assets: &'a crate::load::Assets,
     locator: &'a Locator<'a>,
     /// Values of bare `environment` names (the loader's policy).
@@ -425,19 +473,19 @@ impl ContainerOptions {
 
 /// `ulimits:` as a map of name to a number or to `soft`/`hard`.
 fn ulimits(value: &Yaml) -> Result<BTreeMap<String, UlimitFile>, String> {
-    let Yaml::Mapping(map) = value else {
+    let Value::Map(map) = &value.value else {
         return Err("`ulimits` must be a map".into());
     };
     let number = |v: &Yaml| v.as_i64().ok_or("`ulimits` values are numbers".to_string());
     map.iter()
         .map(|(name, limit)| {
-            let name = name.as_str().ok_or("`ulimits` keys are names")?.to_string();
-            let limit = match limit {
-                Yaml::Mapping(pair) => UlimitFile::Pair {
+            let name = name.to_string();
+            let limit = match &limit.value {
+                Value::Map(pair) => UlimitFile::Pair {
                     soft: number(pair.get("soft").ok_or("a ulimit needs `soft`")?)?,
                     hard: number(pair.get("hard").ok_or("a ulimit needs `hard`")?)?,
                 },
-                single => UlimitFile::Single(number(single)?),
+                _ => UlimitFile::Single(number(limit)?),
             };
             Ok((name, limit))
         })
@@ -446,7 +494,7 @@ fn ulimits(value: &Yaml) -> Result<BTreeMap<String, UlimitFile>, String> {
 
 /// `logging:` with `driver` and `options`.
 fn logging(value: &Yaml) -> Result<LoggingFile, String> {
-    let Yaml::Mapping(map) = value else {
+    let Value::Map(map) = &value.value else {
         return Err("`logging` must be a mapping".into());
     };
     let mut out = LoggingFile {
@@ -454,11 +502,11 @@ fn logging(value: &Yaml) -> Result<LoggingFile, String> {
         options: BTreeMap::new(),
     };
     for (key, value) in map {
-        match key.as_str() {
-            Some("driver") => {
+        match key {
+            "driver" => {
                 out.driver = scalar(value).ok_or("`logging.driver` must be a name")?;
             }
-            Some("options") => {
+            "options" => {
                 out.options = key_values(value)
                     .ok_or("`logging.options` must be a map")?
                     .into_iter()
@@ -478,8 +526,8 @@ fn logging(value: &Yaml) -> Result<LoggingFile, String> {
 /// around an IPv6 address go.
 fn extra_hosts(value: &Yaml) -> Result<(Vec<String>, Vec<String>), String> {
     let mut dropped = Vec::new();
-    let pairs: Vec<(String, String)> = match value {
-        Yaml::Sequence(items) => items
+    let pairs: Vec<(String, String)> = match &value.value {
+        Value::Seq(items) => items
             .iter()
             .map(|i| {
                 scalar(i)
@@ -498,12 +546,12 @@ fn extra_hosts(value: &Yaml) -> Result<(Vec<String>, Vec<String>), String> {
                 pair
             })
             .collect(),
-        Yaml::Mapping(map) => {
+        Value::Map(map) => {
             let mut pairs = map
                 .iter()
                 .filter(|(_, ip)| !ip.is_null())
-                .map(|(host, ip)| match (scalar(host), scalar(ip)) {
-                    (Some(host), Some(ip)) => Ok((host, ip)),
+                .map(|(host, ip)| match scalar(ip) {
+                    Some(ip) => Ok((host.to_string(), ip)),
                     _ => Err("`extra_hosts` maps a host to an ip".to_string()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -528,9 +576,9 @@ fn extra_hosts(value: &Yaml) -> Result<(Vec<String>, Vec<String>), String> {
 
 /// A string (one item) or a list of strings.
 fn string_or_list(value: &Yaml) -> Option<Vec<String>> {
-    match value {
-        Yaml::Sequence(items) => items.iter().map(scalar).collect(),
-        Yaml::String(text) => Some(vec![text.clone()]),
+    match &value.value {
+        Value::Seq(items) => items.iter().map(scalar).collect(),
+        Value::String(text) => Some(vec![text.clone()]),
         _ => None,
     }
 }
@@ -556,14 +604,14 @@ impl Context<'_> {
     fn service(
         &self,
         name: &str,
-        keys: &BTreeMap<String, Yaml>,
+        keys: &Map,
         warnings: &mut Vec<Diagnostic>,
         diagnostics: &mut Diagnostics,
     ) -> Option<ServiceFile> {
         let mut draft = Draft::default();
         for (key, value) in keys {
             let location = self.locator.key(Some(name), key);
-            let result = if IGNORED_BY_SWARM.contains(&key.as_str()) {
+            let result = if IGNORED_BY_SWARM.contains(&key) {
                 warnings.push(Diagnostic::warning(
                     location.clone(),
                     format!("compose: service `{name}`: `{key}` is ignored by docker stack deploy, and by reconciler"),
@@ -727,9 +775,9 @@ impl Context<'_> {
         value: &Yaml,
         env: &mut BTreeMap<String, Option<String>>,
     ) -> Result<(), String> {
-        let files = match value {
-            Yaml::String(s) => vec![s.clone()],
-            Yaml::Sequence(items) => items
+        let files = match &value.value {
+            Value::String(s) => vec![s.clone()],
+            Value::Seq(items) => items
                 .iter()
                 .filter_map(|i| i.as_str().map(str::to_string))
                 .collect(),
@@ -757,8 +805,8 @@ impl Context<'_> {
     /// without a value) has no value (see [`Self::update_environment`]).
     fn environment(&self, value: &Yaml) -> Result<Vec<(String, Option<String>)>, String> {
         const SHAPE: &str = "`environment` must be a list of KEY=VALUE or a map";
-        match value {
-            Yaml::Sequence(items) => items
+        match &value.value {
+            Value::Seq(items) => items
                 .iter()
                 .map(|item| {
                     let text = scalar(item).ok_or(SHAPE)?;
@@ -768,13 +816,13 @@ impl Context<'_> {
                     })
                 })
                 .collect(),
-            Yaml::Mapping(map) => map
+            Value::Map(map) => map
                 .iter()
                 .map(|(k, v)| {
-                    let key = scalar(k).ok_or(SHAPE)?;
-                    Ok(match v {
-                        Yaml::Null => (key, None),
-                        v => (key, Some(scalar(v).ok_or(SHAPE)?)),
+                    let key = k.to_string();
+                    Ok(match &v.value {
+                        Value::Null => (key, None),
+                        _ => (key, Some(scalar(v).ok_or(SHAPE)?)),
                     })
                 })
                 .collect(),
@@ -821,7 +869,7 @@ impl Context<'_> {
         let networks = networks.unwrap_or_else(|| vec![("default".into(), Vec::new())]);
         for (network, _) in networks
             .iter()
-            .filter(|(n, _)| n != "default" && !self.file.networks.contains_key(n))
+            .filter(|(n, _)| n != "default" && !self.file.networks.contains_key(n.as_str()))
         {
             diagnostics.push(Diagnostic::new(
                 self.locator.key(Some(name), "networks"),
@@ -937,7 +985,7 @@ impl Context<'_> {
                         format!("compose: {kind} `{name}`: {message}"),
                     ));
                 };
-                let found = self.data_keys(&keys.clone().unwrap_or_default(), &mut problem);
+                let found = self.data_keys(keys.unwrap_or(&Map::default()), &mut problem);
                 // The file's labels and the stack's (which wins), as the CLI's `AddStackLabel`.
                 let mut labels: BTreeMap<Spanned<String>, String> = found
                     .labels
@@ -950,14 +998,14 @@ impl Context<'_> {
                     let content =
                         (found.file.is_none() && !found.external).then(|| spanned(String::new()));
                     configs.insert(
-                        name.clone(),
+                        name.to_string(),
                         ConfigFile {
                             external: found.external.then_some(true),
                             // External: the object's name; else a name the
                             // file fixed for this content, used verbatim.
                             name: match (found.external, &found.swarm_name) {
                                 (true, swarm_name) => Some(spanned(
-                                    swarm_name.clone().unwrap_or_else(|| name.clone()),
+                                    swarm_name.clone().unwrap_or_else(|| name.to_string()),
                                 )),
                                 (false, swarm_name) => swarm_name.clone().map(spanned),
                             },
@@ -982,7 +1030,7 @@ impl Context<'_> {
                         .and_then(|bytes| crate::sealed::Encryption::detect(bytes))
                         .map(spanned);
                     secrets.insert(
-                        name.clone(),
+                        name.to_string(),
                         SecretFile {
                             file: found.file.map(spanned),
                             template_driver: found.template_driver.map(spanned),
@@ -990,7 +1038,7 @@ impl Context<'_> {
                             external: external.then_some(true),
                             name: match (external, found.swarm_name) {
                                 (true, swarm_name) => {
-                                    Some(spanned(swarm_name.unwrap_or_else(|| name.clone())))
+                                    Some(spanned(swarm_name.unwrap_or_else(|| name.to_string())))
                                 }
                                 (false, swarm_name) => swarm_name.map(spanned),
                             },
@@ -1005,14 +1053,10 @@ impl Context<'_> {
     }
 
     /// The keys of one top-level config or secret; problems go to `problem`.
-    fn data_keys(
-        &self,
-        keys: &BTreeMap<String, Yaml>,
-        problem: &mut dyn FnMut(String),
-    ) -> DataKeys {
+    fn data_keys(&self, keys: &Map, problem: &mut dyn FnMut(String)) -> DataKeys {
         let mut found = DataKeys::default();
         for (key, value) in keys {
-            match key.as_str() {
+            match key {
                 "file" => match value.as_str() {
                     Some(path) => {
                         let resolved = relative_to(self.path, path);
@@ -1029,15 +1073,13 @@ impl Context<'_> {
                     }
                     None => problem("`file` must be a path".into()),
                 },
-                "external" => match value {
-                    Yaml::Bool(flag) => found.external = *flag,
+                "external" => match &value.value {
+                    Value::Bool(flag) => found.external = *flag,
                     // Compose 3.4 and earlier: `external: { name: x }`.
-                    Yaml::Mapping(map) => {
+                    Value::Map(map) => {
                         found.external = true;
-                        found.swarm_name = map
-                            .get(Yaml::String("name".into()))
-                            .and_then(Yaml::as_str)
-                            .map(str::to_string);
+                        found.swarm_name =
+                            map.get("name").and_then(Yaml::as_str).map(str::to_string);
                     }
                     _ => problem("`external` must be true or false".into()),
                 },
@@ -1101,7 +1143,7 @@ impl Context<'_> {
                 name: None,
                 origin: None,
             };
-            for (key, value) in keys.iter().flatten() {
+            for (key, value) in keys.iter().copied().flatten() {
                 let location = self.locator.in_entry("networks", name, key);
                 let problem = |message: String| {
                     Diagnostic::new(
@@ -1109,7 +1151,7 @@ impl Context<'_> {
                         format!("compose: network `{name}`: {message}"),
                     )
                 };
-                match key.as_str() {
+                match key {
                     "driver" if value.as_str() == Some("overlay") => {}
                     "driver" => {
                         diagnostics.push(problem("only the overlay driver is supported".into()))
@@ -1148,10 +1190,10 @@ impl Context<'_> {
         }
         // A network the file defines but no service uses is checked all the same.
         for (name, keys) in &self.file.networks {
-            if networks.contains_key(name) {
+            if networks.contains_key(*name) {
                 continue;
             }
-            for (key, value) in keys.iter().flatten() {
+            for (key, value) in keys.iter().copied().flatten() {
                 if key == "driver" && value.as_str() != Some("overlay") {
                     diagnostics.push(Diagnostic::new(
                         self.locator.in_entry("networks", name, key),
@@ -1168,10 +1210,10 @@ impl Context<'_> {
     fn external_network(&self, name: &str) -> Option<String> {
         let keys = self.file.networks.get(name).cloned().flatten()?;
         let named = keys.get("name").and_then(Yaml::as_str).map(str::to_string);
-        match keys.get("external")? {
-            Yaml::Bool(true) => Some(named.unwrap_or_else(|| name.to_string())),
-            Yaml::Mapping(old) => Some(
-                old.get(Yaml::String("name".into()))
+        match &keys.get("external")?.value {
+            Value::Bool(true) => Some(named.unwrap_or_else(|| name.to_string())),
+            Value::Map(old) => Some(
+                old.get("name")
                     .and_then(Yaml::as_str)
                     .map_or_else(|| name.to_string(), str::to_string),
             ),
@@ -1183,12 +1225,12 @@ impl Context<'_> {
     /// `deploy:`; a problem goes to `problem` with the keys under `deploy`
     /// that lead to it, so it points at the key the user wrote.
     fn deploy(&self, value: &Yaml, deploy: &mut Deploy, problem: &mut dyn FnMut(&[&str], String)) {
-        let Yaml::Mapping(map) = value else {
+        let Value::Map(map) = &value.value else {
             problem(&[], "`deploy` must be a mapping".into());
             return;
         };
         for (k, v) in map {
-            let key = k.as_str().unwrap_or_default();
+            let key = k;
             let result = match key {
                 "mode" => match v.as_str().map(variant::<ServiceModeFile>) {
                     Some(Ok(mode)) => {
@@ -1237,11 +1279,11 @@ fn placement(
     deploy: &mut Deploy,
     problem: &mut dyn FnMut(&[&str], String),
 ) -> Result<(), String> {
-    let Yaml::Mapping(placement) = value else {
+    let Value::Map(placement) = &value.value else {
         return Err("deploy.placement must be a mapping".into());
     };
     for (key, value) in placement {
-        match key.as_str().unwrap_or_default() {
+        match key {
             "constraints" => {
                 let list = words_list(value);
                 for constraint in &list {
@@ -1252,7 +1294,7 @@ fn placement(
                 deploy.constraints = list;
             }
             "preferences" => {
-                let Yaml::Sequence(items) = value else {
+                let Value::Seq(items) = &value.value else {
                     return Err("deploy.placement.preferences must be a list".into());
                 };
                 deploy.preferences = Vec::new();
@@ -1281,7 +1323,7 @@ fn placement(
 }
 
 fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
-    let Yaml::Mapping(kinds) = value else {
+    let Value::Map(kinds) = &value.value else {
         return Err("deploy.resources must be a mapping".into());
     };
     let mut out = ResourcesFile {
@@ -1292,20 +1334,19 @@ fn resources(value: &Yaml) -> Result<ResourcesFile, String> {
         reserve_generic: Vec::new(),
     };
     for (kind, amounts) in kinds {
-        let limits = match kind.as_str().unwrap_or_default() {
+        let limits = match kind {
             "limits" => true,
             "reservations" => false,
             other => return Err(format!("deploy.resources.{other} is not supported")),
         };
-        let Yaml::Mapping(amounts) = amounts else {
+        let Value::Map(amounts) = &amounts.value else {
             continue;
         };
         let group = if limits { "limits" } else { "reservations" };
         for (name, amount) in amounts {
-            let name = name.as_str().unwrap_or_default();
             // The compose schemas (3.0 to 3.13) type both as strings: `cpus: 0.5` is refused.
-            let text = match (name, amount) {
-                ("cpus" | "memory", Yaml::String(text)) => text.clone(),
+            let text = match (name, &amount.value) {
+                ("cpus" | "memory", Value::String(text)) => text.clone(),
                 ("cpus" | "memory", _) => {
                     return Err(format!(
                         "deploy.resources.{group}.{name} must be a string (quote it: \"{}\")",
@@ -1382,11 +1423,10 @@ fn update_config(value: &Yaml, key: &str) -> Result<UpdateFile, String> {
         max_failure_ratio: None,
         order: None,
     };
-    let Yaml::Mapping(options) = value else {
+    let Value::Map(options) = &value.value else {
         return Err(format!("deploy.{key} must be a mapping"));
     };
     for (option, value) in options {
-        let option = option.as_str().unwrap_or_default();
         let what = format!("deploy.{key}.{option}");
         match option {
             "parallelism" => out.parallelism = Some(count(value, &what)?),
@@ -1426,11 +1466,10 @@ fn restart_policy(value: &Yaml) -> Result<RestartFile, String> {
         max_attempts: None,
         window: None,
     };
-    let Yaml::Mapping(options) = value else {
+    let Value::Map(options) = &value.value else {
         return Err("deploy.restart_policy must be a mapping".into());
     };
     for (option, value) in options {
-        let option = option.as_str().unwrap_or_default();
         let what = format!("deploy.restart_policy.{option}");
         match option {
             "max_attempts" => out.max_attempts = Some(count(value, &what)?),
@@ -1466,15 +1505,13 @@ pub(crate) fn relative_to(compose: &Path, path: &str) -> PathBuf {
 }
 
 fn scalar(value: &Yaml) -> Option<String> {
-    match value {
-        Yaml::String(s) => Some(s.clone()),
+    match &value.value {
+        Value::String(s) => Some(s.clone()),
         // As the CLI's fmt.Sprint prints a float: `1e3` is `1000`, not `1000.0`.
-        Yaml::Number(n) => Some(match n.as_f64().filter(|_| n.is_f64()) {
-            Some(float) => yaml::go_float(float),
-            None => n.to_string(),
-        }),
-        Yaml::Bool(b) => Some(b.to_string()),
-        Yaml::Null => Some(String::new()),
+        Value::Float(float) => Some(yaml::go_float(*float)),
+        Value::Int(int) => Some(int.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
         _ => None,
     }
 }
@@ -1483,9 +1520,9 @@ fn scalar(value: &Yaml) -> Option<String> {
 /// backslashes, as the CLI's shellwords does; unbalanced quotes are no
 /// words) or `["a", "b"]`.
 fn words(value: &Yaml) -> Option<Vec<String>> {
-    match value {
-        Yaml::String(s) => shlex::split(s),
-        Yaml::Sequence(items) => items.iter().map(scalar).collect(),
+    match &value.value {
+        Value::String(s) => shlex::split(s),
+        Value::Seq(items) => items.iter().map(scalar).collect(),
         _ => None,
     }
 }
@@ -1494,8 +1531,8 @@ fn words(value: &Yaml) -> Option<Vec<String>> {
 /// gives labels, sysctls and options (only `environment` looks a bare
 /// name up, see [`Context::environment`]).
 fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
-    match value {
-        Yaml::Sequence(items) => items
+    match &value.value {
+        Value::Seq(items) => items
             .iter()
             .map(|item| {
                 let text = scalar(item)?;
@@ -1505,9 +1542,9 @@ fn key_values(value: &Yaml) -> Option<Vec<(String, String)>> {
                 })
             })
             .collect(),
-        Yaml::Mapping(map) => map
+        Value::Map(map) => map
             .iter()
-            .map(|(k, v)| Some((scalar(k)?, scalar(v)?)))
+            .map(|(k, v)| Some((k.to_string(), scalar(v)?)))
             .collect(),
         _ => None,
     }
@@ -1530,9 +1567,9 @@ struct DataKeys {
 fn file_refs(
     value: &Yaml,
     kind: &str,
-    defined: &BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
+    defined: &BTreeMap<&str, Option<&Map>>,
 ) -> Result<Vec<FileRefFile>, String> {
-    let Yaml::Sequence(items) = value else {
+    let Value::Seq(items) = &value.value else {
         return Err(format!("`{kind}` must be a list"));
     };
     let mut refs = Vec::new();
@@ -1544,33 +1581,30 @@ fn file_refs(
             gid: None,
             mode: None,
         };
-        match item {
-            Yaml::String(name) => file.source = spanned(name.clone()),
-            Yaml::Mapping(map) => {
+        match &item.value {
+            Value::String(name) => file.source = spanned(name.clone()),
+            Value::Map(map) => {
                 for (key, value) in map {
                     let text =
                         || scalar(value).ok_or(format!("`{kind}` entries take plain values"));
-                    match key.as_str() {
-                        Some("source") => file.source = spanned(text()?),
-                        Some("target") => file.target = Some(text()?),
-                        Some("uid") => file.uid = Some(text()?),
-                        Some("gid") => file.gid = Some(text()?),
-                        Some("mode") => {
+                    match key {
+                        "source" => file.source = spanned(text()?),
+                        "target" => file.target = Some(text()?),
+                        "uid" => file.uid = Some(text()?),
+                        "gid" => file.gid = Some(text()?),
+                        "mode" => {
                             file.mode =
                                 Some(file_mode(value).ok_or(format!(
                                     "`{kind}` mode must be a number such as 0444"
                                 ))?);
                         }
-                        Some(other) => {
-                            return Err(format!("`{kind}` entries have no key `{other}`"))
-                        }
-                        None => return Err(format!("`{kind}` entries take plain keys")),
+                        other => return Err(format!("`{kind}` entries have no key `{other}`")),
                     }
                 }
             }
             _ => return Err(format!("`{kind}` entries are names or maps")),
         }
-        if !defined.contains_key(file.source.get_ref()) {
+        if !defined.contains_key(file.source.get_ref().as_str()) {
             return Err(format!(
                 "`{kind}` names `{}`, which the file does not define under top-level `{kind}:`",
                 file.source.get_ref()
@@ -1593,12 +1627,12 @@ fn with_default_tag(image: &str) -> String {
     }
 }
 
-/// A file mode as the docker CLI reads it (YAML 1.1): `0440` is octal.
-/// serde_yaml (YAML 1.2) keeps a leading-zero number as the string "0440".
+/// A file mode as the docker CLI reads it: a plain `0440` is octal (yaml.v3
+/// resolves it so); a quoted one is read as octal too.
 fn file_mode(value: &Yaml) -> Option<u32> {
-    match value {
-        Yaml::Number(n) => n.as_u64().and_then(|m| u32::try_from(m).ok()),
-        Yaml::String(text) if text.starts_with('0') => u32::from_str_radix(text, 8).ok(),
+    match &value.value {
+        Value::Int(_) => value.as_u64().and_then(|m| u32::try_from(m).ok()),
+        Value::String(text) if text.starts_with('0') => u32::from_str_radix(text, 8).ok(),
         _ => None,
     }
 }
@@ -1612,25 +1646,25 @@ type Attachments = Vec<(String, Vec<String>)>;
 /// (`NETWORK.KEY`).
 fn service_networks(value: &Yaml) -> Result<(Attachments, Vec<String>), String> {
     const SHAPE: &str = "`networks` must be a list or a map of network names";
-    match value {
-        Yaml::Sequence(items) => items
+    match &value.value {
+        Value::Seq(items) => items
             .iter()
             .map(|i| i.as_str().map(|n| (n.to_string(), Vec::new())).ok_or(SHAPE))
             .collect::<Result<_, _>>()
             .map(|networks| (networks, Vec::new()))
             .map_err(str::to_string),
-        Yaml::Mapping(map) => {
+        Value::Map(map) => {
             let mut networks = Vec::new();
             let mut ignored = Vec::new();
             for (key, settings) in map {
-                let network = key.as_str().ok_or(SHAPE)?.to_string();
+                let network = key.to_string();
                 let mut aliases = Vec::new();
-                if let Yaml::Mapping(settings) = settings {
+                if let Value::Map(settings) = &settings.value {
                     for (setting, value) in settings {
-                        match setting.as_str() {
-                            Some("aliases") => {
-                                aliases = match value {
-                                    Yaml::Sequence(items) => items.iter().map(scalar).collect(),
+                        match setting {
+                            "aliases" => {
+                                aliases = match &value.value {
+                                    Value::Seq(items) => items.iter().map(scalar).collect(),
                                     _ => None,
                                 }
                                 .ok_or(format!(
@@ -1638,16 +1672,15 @@ fn service_networks(value: &Yaml) -> Result<(Attachments, Vec<String>), String> 
                                 ))?;
                             }
                             // Sent by the CLI since compose 3.13 (attachment driver options).
-                            Some("driver_opts") => {
+                            "driver_opts" => {
                                 return Err(format!(
                                     "`networks.{network}.driver_opts` is not supported by reconciler yet"
                                 ))
                             }
-                            Some(other) => ignored.push(format!("{network}.{other}")),
-                            None => return Err(SHAPE.into()),
+                            other => ignored.push(format!("{network}.{other}")),
                         }
                     }
-                } else if !matches!(settings, Yaml::Null) {
+                } else if !settings.is_null() {
                     return Err(format!("`networks.{network}` must be a map or empty"));
                 }
                 networks.push((network, aliases));
@@ -1666,13 +1699,13 @@ fn port_number(text: &str) -> Result<u16, String> {
 
 /// `ports:` in the short (`"8080:80/udp"`) and the long syntax.
 fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
-    let Yaml::Sequence(items) = value else {
+    let Value::Seq(items) = &value.value else {
         return Err("`ports` must be a list".into());
     };
     items
         .iter()
-        .map(|item| match item {
-            Yaml::Mapping(map) => {
+        .map(|item| match &item.value {
+            Value::Map(map) => {
                 let mut port = PortFile {
                     target: 0,
                     published: None,
@@ -1681,7 +1714,7 @@ fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
                 };
                 let mut target = None;
                 for (k, v) in map {
-                    let key = k.as_str().unwrap_or_default();
+                    let key = k;
                     let text = scalar(v).unwrap_or_default();
                     match key {
                         "target" => target = Some(port_number(&text)?),
@@ -1700,8 +1733,8 @@ fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
                 port.target = target.ok_or("a port needs a `target`")?;
                 Ok(port)
             }
-            other => {
-                let text = scalar(other).ok_or("a port must be a string, a number or a mapping")?;
+            _ => {
+                let text = scalar(item).ok_or("a port must be a string, a number or a mapping")?;
                 let (spec, protocol) = text.split_once('/').unwrap_or((&text, "tcp"));
                 let (published, target) = match spec.split(':').collect::<Vec<_>>().as_slice() {
                     [target] => (None, port_number(target)?),
@@ -1731,17 +1764,17 @@ fn ports(value: &Yaml) -> Result<Vec<PortFile>, String> {
 fn mounts(
     value: &Yaml,
     stack: &str,
-    top: &BTreeMap<String, Yaml>,
+    top: &BTreeMap<&str, &Yaml>,
 ) -> Result<Vec<MountFile>, String> {
-    let Yaml::Sequence(items) = value else {
+    let Value::Seq(items) = &value.value else {
         return Err("`volumes` must be a list".into());
     };
     items
         .iter()
         .map(|item| {
-            let mut mount = match item {
-                Yaml::String(text) => short_mount(text)?,
-                Yaml::Mapping(map) => long_mount(map)?,
+            let mut mount = match &item.value {
+                Value::String(text) => short_mount(text)?,
+                Value::Map(map) => long_mount(map)?,
                 _ => return Err("a volume must be a string or a mapping".into()),
             };
             if matches!(mount.kind, MountKindFile::Volume) {
@@ -1799,7 +1832,7 @@ fn short_mount(text: &str) -> Result<MountFile, String> {
 }
 
 /// The long syntax: `type`, `source`, `target`, `read_only`, `volume.nocopy`.
-fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
+fn long_mount(map: &Map) -> Result<MountFile, String> {
     let mut kind = None;
     let mut source = None;
     let mut target = None;
@@ -1808,24 +1841,24 @@ fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
     let mut size = None;
     for (k, v) in map {
         let text = scalar(v).unwrap_or_default();
-        match k.as_str().unwrap_or_default() {
+        match k {
             "type" => kind = Some(variant(&text).map_err(|e| format!("volume type: {e}"))?),
             "source" => source = Some(text),
             "target" => target = Some(text),
             "read_only" => readonly = v.as_bool().filter(|ro| *ro),
             "volume" => {
-                for (option, value) in v.as_mapping().into_iter().flatten() {
-                    match option.as_str() {
-                        Some("nocopy") => nocopy = value.as_bool().filter(|n| *n),
+                for (option, value) in v.as_map().into_iter().flatten() {
+                    match option {
+                        "nocopy" => nocopy = value.as_bool().filter(|n| *n),
                         _ => return Err("of `volume:` options only `nocopy` is supported".into()),
                     }
                 }
             }
             // `tmpfs: { size: BYTES }` (the CLI's schema: a whole number).
             "tmpfs" => {
-                for (option, value) in v.as_mapping().into_iter().flatten() {
-                    match (option.as_str(), value.as_u64()) {
-                        (Some("size"), Some(bytes)) => size = Some(bytes.to_string()),
+                for (option, value) in v.as_map().into_iter().flatten() {
+                    match (option, value.as_u64()) {
+                        ("size", Some(bytes)) => size = Some(bytes.to_string()),
                         _ => {
                             return Err(
                                 "of `tmpfs:` options only `size` (in bytes) is supported".into()
@@ -1852,21 +1885,27 @@ fn long_mount(map: &serde_yaml::Mapping) -> Result<MountFile, String> {
 fn named_volume(
     mount: &mut MountFile,
     stack: &str,
-    top: &BTreeMap<String, Yaml>,
+    top: &BTreeMap<&str, &Yaml>,
 ) -> Result<(), String> {
     let Some(name) = mount.source.clone() else {
         return Ok(()); // anonymous
     };
-    let Some(declared) = top.get("volumes").and_then(|v| v.get(name.as_str())) else {
+    let empty = Map::default();
+    // Declared with a body, or bare (`data:`).
+    let Some(declared) = top
+        .get("volumes")
+        .and_then(|v| v.get(name.as_str()))
+        .map(|d| d.as_map().unwrap_or(&empty))
+    else {
         return Err(format!(
             "volume `{name}` is not declared under top-level `volumes:` (docker stack deploy refuses it too)"
         ));
     };
     let text = |key: &str| declared.get(key).and_then(Yaml::as_str).map(str::to_string);
-    let external = match declared.get("external") {
-        Some(Yaml::Bool(flag)) => flag.then(|| text("name").unwrap_or_else(|| name.clone())),
-        Some(Yaml::Mapping(old)) => Some(
-            old.get(Yaml::String("name".into()))
+    let external = match declared.get("external").map(|e| &e.value) {
+        Some(Value::Bool(flag)) => flag.then(|| text("name").unwrap_or_else(|| name.clone())),
+        Some(Value::Map(old)) => Some(
+            old.get("name")
                 .and_then(Yaml::as_str)
                 .map_or_else(|| name.clone(), str::to_string),
         ),
@@ -1890,10 +1929,10 @@ fn named_volume(
     mount.driver = text("driver");
     mount.driver_options = declared
         .get("driver_opts")
-        .and_then(Yaml::as_mapping)
+        .and_then(Yaml::as_map)
         .map(|opts| {
             opts.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar(v)?)))
+                .filter_map(|(k, v)| Some((k.to_string(), scalar(v)?)))
                 .collect()
         })
         .unwrap_or_default();
@@ -1901,7 +1940,7 @@ fn named_volume(
 }
 
 fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
-    let Yaml::Mapping(map) = value else {
+    let Value::Map(map) = &value.value else {
         return Err("`healthcheck` must be a mapping".into());
     };
     let mut out = HealthcheckFile {
@@ -1913,13 +1952,13 @@ fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
     };
     let mut disable = false;
     for (k, v) in map {
-        let key = k.as_str().unwrap_or_default();
+        let key = k;
         match key {
             "disable" => disable = v.as_bool() == Some(true),
             "test" => {
-                out.test = match v {
-                    Yaml::String(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-                    other => words(other).ok_or("healthcheck `test` must be a string or a list")?,
+                out.test = match &v.value {
+                    Value::String(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+                    _ => words(v).ok_or("healthcheck `test` must be a string or a list")?,
                 };
             }
             "interval" => out.interval = Some(duration_text(v, "healthcheck `interval`")?),
@@ -1948,47 +1987,46 @@ fn healthcheck(value: &Yaml) -> Result<HealthcheckFile, String> {
 }
 
 fn words_list(value: &Yaml) -> Vec<String> {
-    match value {
-        Yaml::Sequence(items) => items.iter().filter_map(scalar).collect(),
-        other => scalar(other).into_iter().collect(),
+    match &value.value {
+        Value::Seq(items) => items.iter().filter_map(scalar).collect(),
+        _ => scalar(value).into_iter().collect(),
     }
 }
 
 /// A network's `ipam:` as the CLI reads it: a `driver` and `config` items
 /// with a `subnet` each (the only keys compose 3.x allows there).
 fn ipam(value: &Yaml) -> Result<(Option<String>, Vec<String>), String> {
-    let Yaml::Mapping(map) = value else {
+    let Value::Map(map) = &value.value else {
         return Err("`ipam` must be a mapping".into());
     };
     let mut driver = None;
     let mut subnets = Vec::new();
     for (key, item) in map {
-        match key.as_str() {
-            Some("driver") => {
+        match key {
+            "driver" => {
                 driver = Some(
                     item.as_str()
                         .ok_or("`ipam.driver` must be a string")?
                         .to_string(),
                 );
             }
-            Some("config") => {
-                let Yaml::Sequence(pools) = item else {
+            "config" => {
+                let Value::Seq(pools) = &item.value else {
                     return Err("`ipam.config` must be a list".into());
                 };
                 for pool in pools {
-                    let Yaml::Mapping(pool) = pool else {
+                    let Value::Map(pool) = &pool.value else {
                         return Err("`ipam.config` items must be mappings".into());
                     };
                     for (pool_key, pool_value) in pool {
-                        match (pool_key.as_str(), pool_value.as_str()) {
-                            (Some("subnet"), Some(subnet)) => subnets.push(subnet.to_string()),
-                            (Some("subnet"), None) => {
+                        match (pool_key, pool_value.as_str()) {
+                            ("subnet", Some(subnet)) => subnets.push(subnet.to_string()),
+                            ("subnet", None) => {
                                 return Err("`ipam.config[].subnet` must be a string".into())
                             }
                             (other, _) => {
                                 return Err(format!(
-                                "`ipam.config[].{}` is not allowed in compose 3.x (only `subnet`)",
-                                other.unwrap_or("?")
+                                "`ipam.config[].{other}` is not allowed in compose 3.x (only `subnet`)"
                             ))
                             }
                         }
@@ -1997,8 +2035,7 @@ fn ipam(value: &Yaml) -> Result<(Option<String>, Vec<String>), String> {
             }
             other => {
                 return Err(format!(
-                    "`ipam.{}` is not allowed (only `driver` and `config`)",
-                    other.unwrap_or("?")
+                    "`ipam.{other}` is not allowed (only `driver` and `config`)"
                 ))
             }
         }
@@ -2146,15 +2183,14 @@ fn check_volume_declarations(
     locator: &Locator<'_>,
     diagnostics: &mut Diagnostics,
 ) {
-    let Some(Yaml::Mapping(volumes)) = file.rest.get("volumes") else {
+    let Some(volumes) = file.rest.get("volumes").and_then(|v| v.as_map()) else {
         return;
     };
     for (name, keys) in volumes {
-        let name = name.as_str().unwrap_or_default();
-        let Some(keys) = keys.as_mapping() else {
+        let Some(keys) = keys.as_map() else {
             continue;
         };
-        for key in keys.keys().filter_map(Yaml::as_str) {
+        for key in keys.keys() {
             if !VOLUME_KEYS.contains(&key) && !key.starts_with("x-") {
                 diagnostics.push(Diagnostic::new(
                     locator.in_entry("volumes", name, key),
@@ -2171,13 +2207,12 @@ fn check_volume_declarations(
 /// The file's `version` as the minor of 3.x, as the CLI reads it (`3` is
 /// 3.0); `Err` with the text when it is not a 3.x the CLI knows.
 fn compose_minor(version: &Yaml) -> Result<u32, String> {
-    let text = match version {
-        Yaml::String(s) => s.clone(),
-        Yaml::Number(n) => n.to_string(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+    let text = match &version.value {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        Value::Seq(_) => "a list".into(),
+        Value::Map(_) => "a mapping".into(),
+        _ => scalar(version).unwrap_or_default(),
     };
     let minor = match text.as_str() {
         "" | "3" => Some(NEWEST_MINOR),
@@ -2189,7 +2224,7 @@ fn compose_minor(version: &Yaml) -> Result<u32, String> {
 /// Refuses what `docker stack deploy` refuses for the file's version: a
 /// version it has no schema for, and keys newer than the version the file
 /// declares (the CLI validates each file against its version's schema).
-fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Diagnostics) {
+fn check_version<'y>(file: &ComposeFile<'y>, locator: &Locator<'_>, diagnostics: &mut Diagnostics) {
     let minor = match file.rest.get("version") {
         None => return,
         Some(version) => match compose_minor(version) {
@@ -2241,8 +2276,8 @@ fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Di
         for (key, list) in [("ports", "ports"), ("volumes", "volumes")] {
             let long = keys
                 .get(key)
-                .and_then(Yaml::as_sequence)
-                .is_some_and(|items| items.iter().any(Yaml::is_mapping));
+                .and_then(Yaml::as_seq)
+                .is_some_and(|items| items.iter().any(Yaml::is_map));
             if minor < 2 && long {
                 diagnostics.push(Diagnostic::new(
                     locator.in_entry("services", name, key),
@@ -2251,21 +2286,26 @@ fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Di
             }
         }
     }
-    let entries = |section: &str| -> Vec<(String, BTreeMap<String, Yaml>)> {
+    let empty = Map::default();
+    let entries = |section: &str| -> Vec<(&str, &Map)> {
+        let listed = |map: &BTreeMap<&'y str, Option<&'y Map>>| {
+            map.iter()
+                .map(|(name, keys)| (*name, keys.unwrap_or(&empty)))
+                .collect()
+        };
         match section {
-            "networks" => flatten_entries(&file.networks),
-            "configs" => flatten_entries(&file.configs),
-            "secrets" => flatten_entries(&file.secrets),
+            "networks" => listed(&file.networks),
+            "configs" => listed(&file.configs),
+            "secrets" => listed(&file.secrets),
             _ => file
                 .rest
                 .get(section)
-                .and_then(|v| {
-                    serde_yaml::from_value::<BTreeMap<String, Option<BTreeMap<String, Yaml>>>>(
-                        v.clone(),
-                    )
-                    .ok()
+                .and_then(|v| v.as_map())
+                .map(|m| {
+                    m.iter()
+                        .map(|(name, keys)| (name, keys.as_map().unwrap_or(&empty)))
+                        .collect()
                 })
-                .map(|m| flatten_entries(&m))
                 .unwrap_or_default(),
         }
     };
@@ -2276,7 +2316,7 @@ fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Di
         for (name, keys) in entries(section) {
             if keys.contains_key(key) {
                 diagnostics.push(Diagnostic::new(
-                    locator.in_entry(section, &name, key),
+                    locator.in_entry(section, name, key),
                     too_new(&format!("{section}.{name}.{key}"), since),
                 ));
             }
@@ -2284,20 +2324,12 @@ fn check_version(file: &ComposeFile, locator: &Locator<'_>, diagnostics: &mut Di
     }
 }
 
-fn flatten_entries(
-    map: &BTreeMap<String, Option<BTreeMap<String, Yaml>>>,
-) -> Vec<(String, BTreeMap<String, Yaml>)> {
-    map.iter()
-        .map(|(name, keys)| (name.clone(), keys.clone().unwrap_or_default()))
-        .collect()
-}
-
 /// The value at a path of mapping keys, if every key is there.
-fn yaml_path<'y>(keys: &'y BTreeMap<String, Yaml>, path: &[&str]) -> Option<&'y Yaml> {
+fn yaml_path<'y>(keys: &'y Map, path: &[&str]) -> Option<&'y Yaml> {
     let (first, rest) = path.split_first()?;
-    let mut value = keys.get(*first)?;
+    let mut value = keys.get(first)?;
     for key in rest {
-        value = value.as_mapping()?.get(Yaml::String((*key).to_string()))?;
+        value = value.as_map()?.get(key)?;
     }
     Some(value)
 }
@@ -2307,7 +2339,7 @@ fn yaml_path<'y>(keys: &'y BTreeMap<String, Yaml>, path: &[&str]) -> Option<&'y 
 fn generic_resources(value: &Yaml) -> Result<Vec<Spanned<GenericResourceFile>>, String> {
     const SHAPE: &str =
         "deploy.resources.reservations.generic_resources: items are `discrete_resource_spec: {kind, value}`";
-    let Yaml::Sequence(items) = value else {
+    let Value::Seq(items) = &value.value else {
         return Err(SHAPE.into());
     };
     items
@@ -2315,7 +2347,7 @@ fn generic_resources(value: &Yaml) -> Result<Vec<Spanned<GenericResourceFile>>, 
         .map(|item| {
             let spec = item
                 .get("discrete_resource_spec")
-                .filter(|_| item.as_mapping().is_some_and(|m| m.len() == 1))
+                .filter(|_| item.as_map().is_some_and(|m| m.entries.len() == 1))
                 .ok_or(SHAPE)?;
             let kind = spec.get("kind").and_then(Yaml::as_str).ok_or(SHAPE)?;
             let value = spec.get("value").and_then(Yaml::as_i64).ok_or(SHAPE)?;
@@ -2333,7 +2365,12 @@ mod tests {
 
     #[test]
     fn service_networks_keep_aliases_and_name_what_stack_deploy_ignores() {
-        let yaml = |text: &str| -> Yaml { serde_yaml::from_str(text).expect("yaml") };
+        // A value as the file holds it: the one value of a `v:` mapping.
+        let yaml = |text: &str| -> Yaml {
+            let indented: Vec<String> = text.lines().map(|l| format!("  {l}")).collect();
+            let root = yaml::parse(&format!("v:\n{}", indented.join("\n"))).expect("yaml");
+            root.get("v").expect("v").clone()
+        };
         assert_eq!(
             service_networks(&yaml("[front, back]")),
             Ok((
@@ -2345,10 +2382,11 @@ mod tests {
             service_networks(&yaml(
                 "front:\n  aliases: [www, web2]\n  ipv4_address: 10.0.0.9\nback:\n"
             )),
+            // A map's networks in name order (the CLI sorts them by target).
             Ok((
                 vec![
+                    ("back".into(), vec![]),
                     ("front".into(), vec!["www".into(), "web2".into()]),
-                    ("back".into(), vec![])
                 ],
                 vec!["front.ipv4_address".into()]
             ))
@@ -2504,7 +2542,12 @@ mod tests {
         let env = parse_env_file("# c\nA=1\nexport B=\"two words\"\n\nC='x'\n");
         assert_eq!(env.get("B").map(String::as_str), Some("two words"));
         assert_eq!(env.get("C").map(String::as_str), Some("x"));
-        let split = |text: &str| words(&Yaml::String(text.into()));
+        let split = |text: &str| {
+            words(&Yaml {
+                value: Value::String(text.into()),
+                at: yaml::Position::default(),
+            })
+        };
         assert_eq!(
             split("sh -c 'echo hi'"),
             Some(vec!["sh".into(), "-c".into(), "echo hi".into()])

@@ -75,9 +75,30 @@ pub(crate) struct Entry {
 }
 
 impl Map {
-    #[cfg(test)]
     pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         self.entries.get(key).map(|e| &e.value)
+    }
+
+    /// The entries in key order (as the CLI's Go maps are compared).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.entries.iter().map(|(k, e)| (k.as_str(), &e.value))
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+}
+
+impl<'a> IntoIterator for &'a Map {
+    type Item = (&'a str, &'a Node);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a Node)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
     }
 }
 
@@ -88,6 +109,68 @@ impl Node {
             Value::Map(map) => Some(map),
             _ => None,
         }
+    }
+
+    /// The value of `key`, if this is a mapping that has it.
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?.get(key)
+    }
+
+    pub(crate) fn is_map(&self) -> bool {
+        self.as_map().is_some()
+    }
+
+    /// The list's items, if this is one.
+    pub(crate) fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_bool(&self) -> Option<bool> {
+        match self.value {
+            Value::Bool(flag) => Some(flag),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self.value {
+            Value::Int(i) => i64::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_u64(&self) -> Option<u64> {
+        match self.value {
+            Value::Int(i) => u64::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
+    /// Any number, as Go's `float64` holds it.
+    pub(crate) fn as_f64(&self) -> Option<f64> {
+        match self.value {
+            Value::Float(f) => Some(f),
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "as Go converts an int to float64: a huge one rounds"
+            )]
+            Value::Int(i) => Some(i as f64),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
     }
 
     /// Where the key at `path` (mapping keys from this node down) was
@@ -104,29 +187,6 @@ impl Node {
             node = &entry.value;
         }
         found
-    }
-
-    /// The same tree as serde_yaml's value, for code that still reads that.
-    pub(crate) fn to_serde(&self) -> serde_yaml::Value {
-        use serde_yaml::Value as Y;
-        match &self.value {
-            Value::Null => Y::Null,
-            Value::Bool(b) => Y::Bool(*b),
-            Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
-                (Ok(i), _) => Y::Number(i.into()),
-                (_, Ok(u)) => Y::Number(u.into()),
-                _ => Y::String(i.to_string()),
-            },
-            Value::Float(f) => Y::Number((*f).into()),
-            Value::String(s) => Y::String(s.clone()),
-            Value::Seq(items) => Y::Sequence(items.iter().map(Node::to_serde).collect()),
-            Value::Map(map) => Y::Mapping(
-                map.entries
-                    .iter()
-                    .map(|(k, e)| (Y::String(k.clone()), e.value.to_serde()))
-                    .collect(),
-            ),
-        }
     }
 
     fn size(&self) -> usize {
