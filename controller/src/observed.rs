@@ -297,16 +297,7 @@ impl Facts {
 
     /// Whether the board's architecture satisfies the spec's `arch` (aliases accepted).
     pub fn arch_matches(&self, expected: &str) -> bool {
-        let normalize = |a: &str| {
-            match a {
-                "aarch64" | "arm64" | "armv8" => "arm64",
-                "armv7l" | "armv7" | "armhf" | "arm" => "armv7",
-                "armv6l" | "armv6" => "armv6",
-                "x86_64" | "amd64" => "amd64",
-                other => other,
-            }
-            .to_string()
-        };
+        let normalize = |a: &str| reconciler_spec::canonical_arch(a).unwrap_or(a).to_string();
         normalize(&self.arch) == normalize(expected)
     }
 }

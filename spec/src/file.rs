@@ -82,7 +82,7 @@ pub(crate) struct NodeFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
+    pub arch: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshFile>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@
 //! the planner works on ([`model`]); [`load_dir`] converts one into the other
 //! and reports every problem at once, each with file, line and column.
 
+pub mod address;
 mod chart;
 mod compose;
 pub mod diagnostic;

@@ -203,12 +203,29 @@ fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagno
             format!("node label key `{}` contains `,`, which the controller's record of the labels it owns cannot hold", key.get_ref()),
         ));
     }
-    if file.address.get_ref().trim().is_empty()
-        || file.address.get_ref().contains(char::is_whitespace)
-    {
+    if let Some(arch) = &file.arch {
+        if crate::model::canonical_arch(arch.get_ref()).is_none() {
+            diagnostics.push(
+                entry
+                    .error(
+                        &arch.span(),
+                        format!(
+                            "node `{}`: no board reports the architecture `{}`",
+                            entry.name,
+                            arch.get_ref()
+                        ),
+                    )
+                    .with_help(format!(
+                        "one of {} (as `uname -m` or Docker names it)",
+                        crate::model::KNOWN_ARCHES.join(", ")
+                    )),
+            );
+        }
+    }
+    if let Err(problem) = crate::address::parse(file.address.get_ref()) {
         diagnostics.push(entry.error(
             &file.address.span(),
-            format!("invalid node address `{}`", file.address.get_ref()),
+            format!("node `{}`: {problem}", entry.name),
         ));
     }
     Node {
@@ -224,7 +241,7 @@ fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagno
             AvailabilityFile::Pause => Availability::Pause,
             AvailabilityFile::Drain => Availability::Drain,
         }),
-        arch: file.arch.clone(),
+        arch: file.arch.as_ref().map(|a| a.get_ref().clone()),
         ssh: file
             .ssh
             .as_ref()

@@ -152,6 +152,7 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     /// `None`: the controller leaves availability as it finds it.
     pub availability: Option<Availability>,
+    /// Expected architecture, any name [`canonical_arch`] knows.
     pub arch: Option<String>,
     pub ssh: SshSettings,
     pub host_key: Option<String>,
@@ -602,4 +603,22 @@ pub struct FileRef {
 /// (`IsUserDefined`). Never looked up, and takes no aliases.
 pub fn is_predefined_network(name: &str) -> bool {
     matches!(name, "host" | "bridge" | "none" | "default") || name.starts_with("container:")
+}
+
+/// Architecture names a board or Docker reports, each with its aliases.
+pub const KNOWN_ARCHES: [&str; 11] = [
+    "aarch64", "arm64", "armv8", "armv7l", "armv7", "armhf", "arm", "armv6l", "armv6", "x86_64",
+    "amd64",
+];
+
+/// One name per architecture (`aarch64` and `arm64` are one); `None` for a
+/// name no board reports.
+pub fn canonical_arch(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "aarch64" | "arm64" | "armv8" => "arm64",
+        "armv7l" | "armv7" | "armhf" | "arm" => "armv7",
+        "armv6l" | "armv6" => "armv6",
+        "x86_64" | "amd64" => "amd64",
+        _ => return None,
+    })
 }

@@ -509,7 +509,7 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
             Availability::Pause => AvailabilityFile::Pause,
             Availability::Drain => AvailabilityFile::Drain,
         }),
-        arch: arch.clone(),
+        arch: arch.clone().map(spanned),
         ssh: (node_ssh != defaults).then(|| ssh(node_ssh)),
         host_key: host_key.clone().map(spanned),
         adopt: adopt.then_some(true),

@@ -17,6 +17,15 @@ pub(crate) enum ValueError {
     /// A service name Swarm refuses (not a DNS name component).
     #[error("invalid service name `{0}`: Swarm wants a DNS name component (no `.`, ending in a letter or digit)")]
     ServiceName(String),
+    /// A node name that is no host name: the board's hostname is set to it,
+    /// and the system would change it (`rpi_1` becomes `rpi1`).
+    #[error("invalid node name `{name}`: it becomes the board's hostname, and {why}")]
+    NodeName {
+        /// The name as written.
+        name: String,
+        /// What a host name may not have.
+        why: &'static str,
+    },
     /// A constraint without `==` or `!=`.
     #[error("malformed constraint `{0}`: expected `<key> == <value>` or `<key> != <value>`, like \"node.role == worker\"")]
     ConstraintForm(String),
@@ -72,6 +81,12 @@ pub(crate) fn check_entry_name(kind: SectionKind, name: &str) -> Result<(), Valu
         && (name.contains('.') || !name.ends_with(|c: char| c.is_ascii_alphanumeric()))
     {
         return Err(ValueError::ServiceName(name.to_string()));
+    }
+    if kind == SectionKind::Node {
+        crate::address::check_host_name(name).map_err(|why| ValueError::NodeName {
+            name: name.to_string(),
+            why,
+        })?;
     }
     Ok(())
 }
@@ -441,8 +456,14 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
     }
     // Two boards may share an address only behind different SSH ports (port forwarding, test beds).
     let default_port = raw.ssh.first().and_then(|s| s.value.port).unwrap_or(22);
-    let mut addresses: BTreeMap<(&str, u16), &Entry<'_, crate::file::NodeFile>> = BTreeMap::new();
+    let mut addresses: BTreeMap<(crate::address::Address, u16), &Entry<'_, crate::file::NodeFile>> =
+        BTreeMap::new();
     for node in &raw.nodes {
+        // Compared as read (`fd00::1` is `fd00:0::1`); one that cannot be
+        // read is reported where it is lowered.
+        let Ok(parsed) = crate::address::parse(node.value.address.get_ref()) else {
+            continue;
+        };
         let address = node.value.address.get_ref().as_str();
         let port = node
             .value
@@ -450,7 +471,7 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
             .as_ref()
             .and_then(|s| s.port)
             .unwrap_or(default_port);
-        match addresses.get(&(address, port)) {
+        match addresses.get(&(parsed.clone(), port)) {
             Some(other) => diagnostics.push(
                 node.error(
                     &node.value.address.span(),
@@ -466,7 +487,7 @@ fn node_roles_and_addresses(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
                 )),
             ),
             None => {
-                addresses.insert((address, port), node);
+                addresses.insert((parsed, port), node);
             }
         }
     }

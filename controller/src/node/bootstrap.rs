@@ -61,7 +61,7 @@ fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
         Step::Join { manager, .. } => format!(
             "set -e\ndocker swarm join --token {} {} >/dev/null\n{}",
             quote(secret.unwrap_or_default()),
-            quote(&format!("{manager}:2377")),
+            quote(&reconciler_spec::address::host_port(manager, 2377)),
             record_membership(spec)
         ),
     }

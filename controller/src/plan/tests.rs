@@ -535,7 +535,7 @@ fn demoting_the_last_manager_is_refused() {
 #[test]
 fn role_changes_without_quorum_are_refused() {
     let desired = spec(
-        "[node.a]\naddress = \"1\"\nrole = \"manager\"\n[node.b]\naddress = \"2\"\nrole = \"manager\"\n[node.c]\naddress = \"3\"\nrole = \"manager\"\n[node.d]\naddress = \"4\"\nrole = \"worker\"\n",
+        "[node.a]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.b]\naddress = \"10.0.0.2\"\nrole = \"manager\"\n[node.c]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n[node.d]\naddress = \"10.0.0.4\"\nrole = \"worker\"\n",
     );
     let observed = Observed {
         nodes: vec![
@@ -943,7 +943,7 @@ role = "manager"
 #[test]
 fn label_changes_need_no_quorum() {
     let desired = spec(
-        "[node.a]\naddress = \"1\"\nrole = \"manager\"\nlabels = { shelf = \"x\" }\n[node.b]\naddress = \"2\"\nrole = \"manager\"\n[node.c]\naddress = \"3\"\nrole = \"manager\"\n",
+        "[node.a]\naddress = \"10.0.0.1\"\nrole = \"manager\"\nlabels = { shelf = \"x\" }\n[node.b]\naddress = \"10.0.0.2\"\nrole = \"manager\"\n[node.c]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n",
     );
     let observed = Observed {
         nodes: vec![
