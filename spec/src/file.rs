@@ -46,7 +46,7 @@ pub(crate) enum ControllerModeFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SshFile {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ pub(crate) struct BootstrapFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_docker: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub docker_users: Option<Vec<String>>,
+    pub docker_users: Option<Vec<Spanned<String>>>,
 }
 
 /// `[node.NAME]`
@@ -161,7 +161,7 @@ pub(crate) struct ServiceFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

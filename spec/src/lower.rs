@@ -12,6 +12,7 @@ use crate::load::{Entry, RawSpec};
 use crate::model::*;
 use crate::source::SourceFile;
 use crate::units::{parse_duration, parse_size, UnitError};
+use crate::validate;
 use crate::validate::{check_constraint, check_preference};
 
 /// Builds the model. Returns `None` when something required is missing;
@@ -48,6 +49,7 @@ pub(crate) fn lower(
         .first()
         .map(|e| controller(e, diagnostics))
         .unwrap_or_default();
+    login_names(raw, diagnostics);
     let ssh = raw
         .ssh
         .first()
@@ -123,6 +125,11 @@ pub(crate) fn lower(
     })
 }
 
+/// The shortest resync `[controller] interval` a commit may ask for: a
+/// reconcile fetches the repository and looks at every board, so 30 ms
+/// made hundreds a second (the operator's own `--interval` is not bounded).
+const MIN_INTERVAL: Duration = Duration::from_secs(5);
+
 fn controller(
     entry: &Entry<'_, ControllerFile>,
     diagnostics: &mut Diagnostics,
@@ -145,9 +152,20 @@ fn controller(
     };
     let interval =
         duration(entry, file.interval.as_ref(), diagnostics).unwrap_or(defaults.interval);
-    if interval.is_zero() {
+    if interval < MIN_INTERVAL {
         if let Some(i) = &file.interval {
-            diagnostics.push(entry.error(&i.span(), "interval must be longer than zero"));
+            diagnostics.push(
+                entry
+                    .error(
+                        &i.span(),
+                        format!(
+                            "interval `{}` is shorter than {}s: each resync fetches the repository and looks at every board",
+                            i.get_ref(),
+                            MIN_INTERVAL.as_secs()
+                        ),
+                    )
+                    .with_help("pushes and webhooks start a reconcile at once; the interval is only the fallback"),
+            );
         }
     }
     let down_node_grace = duration(entry, file.down_node_grace.as_ref(), diagnostics)
@@ -165,9 +183,37 @@ fn controller(
     }
 }
 
+/// `[ssh] user`, each node's `ssh.user` and `[bootstrap] docker_users`
+/// name users on the boards: login names `useradd` makes.
+fn login_names(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
+    let mut check = |source: &SourceFile, name: &Spanned<String>| {
+        if let Err(problem) = validate::check_login_name(name.get_ref()) {
+            diagnostics.push(source.error(&name.span(), problem.to_string()));
+        }
+    };
+    for entry in &raw.ssh {
+        if let Some(user) = &entry.value.user {
+            check(entry.source, user);
+        }
+    }
+    for entry in &raw.nodes {
+        if let Some(user) = entry.value.ssh.as_ref().and_then(|s| s.user.as_ref()) {
+            check(entry.source, user);
+        }
+    }
+    for entry in &raw.bootstrap {
+        for user in entry.value.docker_users.iter().flatten() {
+            check(entry.source, user);
+        }
+    }
+}
+
 fn ssh_settings(base: &SshSettings, file: &SshFile) -> SshSettings {
     SshSettings {
-        user: file.user.clone().unwrap_or_else(|| base.user.clone()),
+        user: file
+            .user
+            .as_ref()
+            .map_or_else(|| base.user.clone(), |u| u.get_ref().clone()),
         port: file.port.unwrap_or(base.port),
         identity: file
             .identity
@@ -190,7 +236,12 @@ fn bootstrap(file: &BootstrapFile) -> Bootstrap {
             .clone()
             .unwrap_or(defaults.install_docker),
         start_docker: file.start_docker.clone().unwrap_or(defaults.start_docker),
-        docker_users: file.docker_users.clone().unwrap_or(defaults.docker_users),
+        docker_users: file
+            .docker_users
+            .as_ref()
+            .map_or(defaults.docker_users, |users| {
+                users.iter().map(|u| u.get_ref().clone()).collect()
+            }),
     }
 }
 
@@ -740,12 +791,24 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         container_labels,
         origin,
     } = &entry.value;
-    for host in extra_hosts {
-        if !host.get_ref().contains(':') {
-            diagnostics.push(entry.error(
-                &host.span(),
-                format!("extra_hosts entry `{}` is not `host:ip`", host.get_ref()),
-            ));
+    let checks: [(
+        &[Spanned<String>],
+        fn(&str) -> Result<(), validate::ValueError>,
+    ); 3] = [
+        (extra_hosts, validate::check_extra_host),
+        (dns, validate::check_dns_server),
+        (dns_search, validate::check_dns_search),
+    ];
+    for (values, check) in checks {
+        for value in values {
+            if let Err(problem) = check(value.get_ref()) {
+                diagnostics.push(entry.error(&value.span(), problem.to_string()));
+            }
+        }
+    }
+    if let Some(hostname) = hostname {
+        if let Err(problem) = validate::check_one_line("hostname", hostname.get_ref()) {
+            diagnostics.push(entry.error(&hostname.span(), problem.to_string()));
         }
     }
     for group in groups {
@@ -849,7 +912,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         unset_env: unset_env.iter().map(|n| n.get_ref().clone()).collect(),
         user: user.clone(),
         workdir: workdir.clone(),
-        hostname: hostname.clone(),
+        hostname: hostname.as_ref().map(|h| h.get_ref().clone()),
         init: *init,
         read_only: *read_only,
         tty: *tty,

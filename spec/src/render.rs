@@ -298,7 +298,7 @@ fn service(s: &Service) -> ServiceFile {
         unset_env: unset_env.iter().cloned().map(spanned).collect(),
         user: user.clone(),
         workdir: workdir.clone(),
-        hostname: hostname.clone(),
+        hostname: hostname.clone().map(spanned),
         init: *init,
         read_only: *read_only,
         tty: *tty,
@@ -477,7 +477,7 @@ fn ssh(ssh: &SshSettings) -> SshFile {
         known_hosts,
     } = ssh;
     SshFile {
-        user: Some(user.clone()),
+        user: Some(spanned(user.clone())),
         port: Some(*port),
         identity: Some(identity.clone()),
         known_hosts: Some(known_hosts.clone()),
@@ -562,7 +562,7 @@ fn head(spec: &Spec) -> Head {
             hosts_file: Some(*hosts_file),
             install_docker: Some(install_docker.clone()),
             start_docker: Some(start_docker.clone()),
-            docker_users: Some(docker_users.clone()),
+            docker_users: Some(docker_users.iter().cloned().map(spanned).collect()),
         },
     }
 }

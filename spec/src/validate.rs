@@ -26,6 +26,26 @@ pub(crate) enum ValueError {
         /// What a host name may not have.
         why: &'static str,
     },
+    /// Not a login name `useradd` creates (and so no user on a board).
+    #[error("`{0}` is not a login name: lowercase letters, digits, `_` and `-`, starting with a letter or `_`, at most 32 characters (as `useradd` wants)")]
+    LoginName(String),
+    /// A nameserver that is no IP address (the CLI's `--dns` refuses it too).
+    #[error("dns server `{0}` is not an IP address (it becomes a `nameserver` line of the containers' resolv.conf)")]
+    DnsServer(String),
+    /// A search domain that is no domain (the CLI's `ValidateDNSSearch`).
+    #[error("dns_search entry `{0}` is not a domain (letters, digits and inner `-`, labels joined by `.`), or `.`")]
+    DnsSearch(String),
+    /// An `/etc/hosts` entry that is not `host:ip` with an IP address.
+    #[error("extra_hosts entry `{0}` is not `host:ip` with an IP address (or `host-gateway`)")]
+    ExtraHost(String),
+    /// A control character in a value that becomes a line of a file.
+    #[error("{what} `{text}` has a control character (a newline would add a line to the file it is written into)")]
+    ControlCharacter {
+        /// Which value.
+        what: &'static str,
+        /// The value, escaped.
+        text: String,
+    },
     /// A constraint without `==` or `!=`.
     #[error("malformed constraint `{0}`: expected `<key> == <value>` or `<key> != <value>`, like \"node.role == worker\"")]
     ConstraintForm(String),
@@ -87,6 +107,80 @@ pub(crate) fn check_entry_name(kind: SectionKind, name: &str) -> Result<(), Valu
             name: name.to_string(),
             why,
         })?;
+    }
+    Ok(())
+}
+
+/// A login name as Debian's `useradd` creates it (`NAME_REGEX`'s default,
+/// `[a-z_][a-z0-9_-]*[$]?`, at most 32 characters): `[ssh] user` and
+/// `docker_users` name users that exist on the boards, or are made there.
+pub(crate) fn check_login_name(name: &str) -> Result<(), ValueError> {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let mut chars = body.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name.len() <= 32;
+    if ok {
+        Ok(())
+    } else {
+        Err(ValueError::LoginName(name.escape_debug().to_string()))
+    }
+}
+
+/// A nameserver: an IP address, as the CLI's `ValidateIPAddress` wants.
+pub(crate) fn check_dns_server(text: &str) -> Result<(), ValueError> {
+    text.parse::<std::net::IpAddr>()
+        .map(|_| ())
+        .map_err(|_| ValueError::DnsServer(text.escape_debug().to_string()))
+}
+
+/// A search domain as the CLI's `ValidateDNSSearch` reads it: `.`, or
+/// labels of letters, digits and inner `-`, an optional trailing `.`, at
+/// most 255 characters.
+pub(crate) fn check_dns_search(text: &str) -> Result<(), ValueError> {
+    if text == "." {
+        return Ok(());
+    }
+    let body = text.strip_suffix('.').unwrap_or(text);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if text.len() <= 255 && body.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(ValueError::DnsSearch(text.escape_debug().to_string()))
+    }
+}
+
+/// An `/etc/hosts` entry `host:ip` (cut at the first `:`, as the CLI cuts
+/// it): a host without blanks or control characters, and an IP address or
+/// `host-gateway`.
+pub(crate) fn check_extra_host(text: &str) -> Result<(), ValueError> {
+    let refused = || ValueError::ExtraHost(text.escape_debug().to_string());
+    let (host, ip) = text.split_once(':').ok_or_else(refused)?;
+    let host_ok = !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c.is_control());
+    if host_ok && (ip == "host-gateway" || ip.parse::<std::net::IpAddr>().is_ok()) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+/// A value written as one line of a file (a container's hostname) has no
+/// control character.
+pub(crate) fn check_one_line(what: &'static str, text: &str) -> Result<(), ValueError> {
+    if text.chars().any(char::is_control) {
+        return Err(ValueError::ControlCharacter {
+            what,
+            text: text.escape_debug().to_string(),
+        });
     }
     Ok(())
 }

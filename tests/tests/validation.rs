@@ -224,6 +224,62 @@ fn cases() -> Vec<Case> {
             "must be an absolute path in the container",
         ),
         case(
+            "a nameserver with a newline",
+            r#"dns = ["10.0.0.54\nnameserver 10.0.0.66"]"#,
+            json!({"ContainerSpec": {"DNSConfig": {"Nameservers": ["10.0.0.54\nnameserver 10.0.0.66"]}}}),
+            json!({}),
+            Docker::StoresNonsense(
+                "the newline becomes a second `nameserver` line in the containers' resolv.conf",
+            ),
+            "is not an IP address",
+        ),
+        case(
+            "a nameserver that is a name",
+            r#"dns = ["dns.example.com"]"#,
+            json!({"ContainerSpec": {"DNSConfig": {"Nameservers": ["dns.example.com"]}}}),
+            json!({}),
+            Docker::StoresNonsense(
+                "resolv.conf takes IP addresses only; the CLI's --dns refuses a name",
+            ),
+            "is not an IP address",
+        ),
+        case(
+            "a nameserver",
+            r#"dns = ["10.0.0.53", "fd00::53"]"#,
+            json!({"ContainerSpec": {"DNSConfig": {"Nameservers": ["10.0.0.53", "fd00::53"]}}}),
+            json!({}),
+            Docker::Accepts,
+            "",
+        ),
+        case(
+            "a search domain with a blank",
+            r#"dns_search = ["bad domain"]"#,
+            json!({"ContainerSpec": {"DNSConfig": {"Search": ["bad domain"]}}}),
+            json!({}),
+            Docker::StoresNonsense(
+                "resolv.conf reads two domains; the CLI's --dns-search refuses it",
+            ),
+            "is not a domain",
+        ),
+        case(
+            "an extra host without an IP address",
+            r#"extra_hosts = ["cache:not-an-ip"]"#,
+            json!({"ContainerSpec": {"Hosts": ["not-an-ip cache"]}}),
+            json!({}),
+            Docker::StoresNonsense(
+                "/etc/hosts gets a line no resolver reads; the CLI's --add-host refuses it",
+            ),
+            "is not `host:ip` with an IP address",
+        ),
+        case(
+            "extra hosts",
+            r#"extra_hosts = ["db:10.0.0.5", "v6:fd00::6"]"#,
+            json!({"ContainerSpec": {"Hosts": ["10.0.0.5 db", "fd00::6 v6"]}}),
+            json!({}),
+            Docker::Accepts,
+            "",
+        ),
+        case(
             "100 000 replicas",
             "replicas = 100000",
             json!({}),

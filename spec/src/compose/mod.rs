@@ -896,7 +896,7 @@ impl Context<'_> {
             env: spanned_map(env.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()),
             user,
             workdir,
-            hostname: options.hostname,
+            hostname: options.hostname.map(spanned),
             init: options.init,
             read_only: options.read_only,
             tty: options.tty,

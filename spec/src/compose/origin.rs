@@ -283,7 +283,7 @@ pub(crate) fn service(service: ServiceFile, origins: &mut Origins<'_>) -> Servic
         unset_env: origins.place(unset_env, &["environment"]),
         user,
         workdir,
-        hostname,
+        hostname: origins.place(hostname, &["hostname"]),
         init,
         read_only,
         tty,
