@@ -703,6 +703,9 @@ fn network_aliases(
         .collect()
 }
 
+/// A rule for one value (`validate::check_*`).
+type ValueCheck = fn(&str) -> Result<(), validate::ValueError>;
+
 fn plain_list(items: &[Spanned<String>]) -> Vec<String> {
     items.iter().map(|i| i.get_ref().clone()).collect()
 }
@@ -791,10 +794,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         container_labels,
         origin,
     } = &entry.value;
-    let checks: [(
-        &[Spanned<String>],
-        fn(&str) -> Result<(), validate::ValueError>,
-    ); 3] = [
+    let checks: [(&[Spanned<String>], ValueCheck); 3] = [
         (extra_hosts, validate::check_extra_host),
         (dns, validate::check_dns_server),
         (dns_search, validate::check_dns_search),
