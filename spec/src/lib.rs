@@ -28,8 +28,8 @@ pub const RESERVED_LABEL_PREFIX: &str = "io.reconciler.";
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use load::{
     check_size, is_spec_file, load_dir, load_dir_with, load_files, load_files_with, read_dir_files,
-    spec_file_kept, Environment, LoadError, LoadOptions, NotText, MAX_DATA_FILE_BYTES,
-    MAX_KEPT_FILE_BYTES, MAX_SPEC_BYTES, MAX_SPEC_FILE_BYTES,
+    spec_file_kept, Environment, LoadError, LoadOptions, NotText, WalkLimits, MAX_DATA_FILE_BYTES,
+    MAX_FOLDER_DEPTH, MAX_KEPT_FILE_BYTES, MAX_SPEC_BYTES, MAX_SPEC_ENTRIES, MAX_SPEC_FILE_BYTES,
 };
 pub use model::*;
 pub use sealed::Keyring;

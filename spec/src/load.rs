@@ -128,7 +128,7 @@ pub(crate) type Assets = std::collections::BTreeMap<PathBuf, Vec<u8>>;
 /// (see [`spec_file_kept`]); paths relative to `dir`, sorted.
 pub fn read_dir_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, LoadError> {
     let mut paths = Vec::new();
-    collect_files(dir, dir, &mut paths)?;
+    collect_files(dir, &mut paths)?;
     if !paths
         .iter()
         .any(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -573,51 +573,103 @@ pub fn is_spec_file(path: &Path) -> bool {
             .is_some_and(|e| e == "toml" || e == "yml" || e == "yaml" || e == "env")
 }
 
-/// Collects the regular files under `dir`. A link to a regular file inside
-/// `root` is read through; every other link, and anything that is neither a
-/// file nor a directory (a FIFO would hang the load, a device never ends),
-/// is refused.
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && !name.starts_with(".env") {
-            continue;
-        }
-        let refused = |why: &str| LoadError::Refused {
-            path: path.clone(),
-            why: why.to_string(),
+/// The deepest folder a spec may have (`a/b/c` is 3 deep): a commit with
+/// folders nested thousands deep must be refused, not walked.
+pub const MAX_FOLDER_DEPTH: usize = 32;
+
+/// The most files and folders a spec may hold.
+pub const MAX_SPEC_ENTRIES: usize = 10_000;
+
+/// Counts entries and checks depths while a spec's folders are walked.
+#[derive(Debug, Default)]
+pub struct WalkLimits {
+    entries: usize,
+}
+
+impl WalkLimits {
+    /// One more entry at `path`, `depth` folders down; refused past the limits.
+    pub fn enter(&mut self, path: &Path, depth: usize) -> Result<(), LoadError> {
+        self.entries += 1;
+        let refused = |why: String| LoadError::Refused {
+            path: path.to_path_buf(),
+            why,
         };
-        let kind = entry.file_type().map_err(io)?;
-        if kind.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if kind.is_file() {
-            out.push(path);
-        } else if kind.is_symlink() {
-            let target = std::fs::canonicalize(&path)
-                .map_err(|_| refused("a link to nothing (broken link)"))?;
-            let inside = std::fs::canonicalize(root).is_ok_and(|root| target.starts_with(root));
-            if !inside {
-                return Err(refused(&format!(
-                    "a link to {}, outside the spec; copy the file into the spec instead",
-                    target.display()
-                )));
+        if depth > MAX_FOLDER_DEPTH {
+            return Err(refused(format!(
+                "folders nested more than {MAX_FOLDER_DEPTH} deep; a spec never needs that many"
+            )));
+        }
+        if self.entries > MAX_SPEC_ENTRIES {
+            return Err(refused(format!(
+                "more than {MAX_SPEC_ENTRIES} files and folders in the spec"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Collects the regular files under `root`, walking its folders with a
+/// stack of its own (no recursion on the input's depth) within
+/// [`WalkLimits`]. A link to a regular file inside `root` (not in a hidden
+/// folder such as `.git`, which the spec does not include) is read
+/// through; every other link, and anything that is neither a file nor a
+/// directory (a FIFO would hang the load, a device never ends), is refused.
+fn collect_files(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let mut limits = WalkLimits::default();
+    let mut folders = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = folders.pop() {
+        let io = |source| LoadError::Io {
+            path: dir.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && !name.starts_with(".env") {
+                continue;
             }
-            if !target.is_file() {
+            limits.enter(&path, depth + 1)?;
+            let refused = |why: &str| LoadError::Refused {
+                path: path.clone(),
+                why: why.to_string(),
+            };
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                folders.push((path, depth + 1));
+            } else if kind.is_file() {
+                out.push(path);
+            } else if kind.is_symlink() {
+                let target = std::fs::canonicalize(&path)
+                    .map_err(|_| refused("a link to nothing (broken link)"))?;
+                let root = std::fs::canonicalize(root).map_err(io)?;
+                let Ok(inside) = target.strip_prefix(&root) else {
+                    return Err(refused(&format!(
+                        "a link to {}, outside the spec; copy the file into the spec instead",
+                        target.display()
+                    )));
+                };
+                let hidden = inside.components().any(|c| {
+                    let name = c.as_os_str().to_string_lossy();
+                    name.starts_with('.') && !name.starts_with(".env")
+                });
+                if hidden {
+                    return Err(refused(&format!(
+                        "a link to {}, in a hidden folder the spec does not include",
+                        inside.display()
+                    )));
+                }
+                if !target.is_file() {
+                    return Err(refused(
+                        "a link to something that is not a regular file (links to directories are not followed)",
+                    ));
+                }
+                out.push(path);
+            } else {
                 return Err(refused(
-                    "a link to something that is not a regular file (links to directories are not followed)",
+                    "not a regular file (a FIFO, socket or device); a spec holds only files and directories",
                 ));
             }
-            out.push(path);
-        } else {
-            return Err(refused(
-                "not a regular file (a FIFO, socket or device); a spec holds only files and directories",
-            ));
         }
     }
     Ok(())

@@ -98,3 +98,43 @@ fn spec_files_and_whole_specs_have_a_size_limit() {
         "{why}"
     );
 }
+
+/// A link into `.git` (or any hidden folder) is inside the spec's folder
+/// but not part of the spec: under `--git` the same commit is refused, so
+/// under `--dir` it is too (issue 22).
+#[test]
+fn regression_a_link_into_a_hidden_folder_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with_stack(dir.path());
+    std::fs::create_dir(dir.path().join(".git")).expect("mkdir");
+    std::fs::write(dir.path().join(".git/config"), "[remote]\n").expect("write");
+    std::os::unix::fs::symlink(".git/config", dir.path().join("app.env")).expect("symlink");
+    let why = refusal(dir.path());
+    assert!(why.contains("hidden folder"), "{why}");
+}
+
+/// Folders nested thousands deep overflowed the recursive walk's stack; the
+/// walk keeps its own stack now and refuses past the limit (issue 22).
+#[test]
+fn regression_folders_nested_past_the_limit_are_refused_not_walked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with_stack(dir.path());
+    std::fs::write(dir.path().join("app.env"), "A=1\n").expect("write");
+    let mut deep = dir.path().to_path_buf();
+    for _ in 0..reconciler_spec::MAX_FOLDER_DEPTH + 1 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    std::fs::write(deep.join("x.txt"), "x").expect("write");
+    let why = refusal(dir.path());
+    assert!(why.contains("nested more than 32 deep"), "{why}");
+    // At the limit, the spec loads.
+    std::fs::remove_dir_all(dir.path().join("d")).expect("rm");
+    let mut at_limit = dir.path().to_path_buf();
+    for _ in 0..reconciler_spec::MAX_FOLDER_DEPTH - 1 {
+        at_limit.push("d");
+    }
+    std::fs::create_dir_all(&at_limit).expect("mkdir");
+    std::fs::write(at_limit.join("x.txt"), "x").expect("write");
+    assert!(load_dir(dir.path()).is_ok());
+}

@@ -1477,3 +1477,97 @@ fn regression_the_lease_is_reported_when_nothing_needed_writing() {
     drop(controller);
     set(None);
 }
+
+/// Bytes no compressor can shrink (a pack carries them as they are).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()[0]
+        })
+        .collect()
+}
+
+/// A single commit could stop the controller (issue 22): folders nested
+/// ~30 000 deep overflowed the stack of the tree walk, and a large file
+/// anywhere in history was fetched whole. Now folders past the limit and a
+/// fetch past its byte cap each refuse the revision with the reason, the
+/// last good revision stays in force and drift is still corrected; once
+/// they are gone the next commit is applied, the large file left in
+/// history costing no fetch (only the followed commit is fetched).
+#[test]
+fn regression_a_commit_too_deep_or_too_large_refuses_the_revision_and_reconciling_goes_on() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-bound", "rbound-");
+    let repo = GitRepo::new();
+    let good = repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-bound")),
+            ("services.toml", &service_spec("rbound-web", 1)),
+        ],
+        "good",
+    );
+    let password = "bound-password";
+    let server = reconciler_tests::git::GitHttp::start(repo.root(), "deploy", password);
+    let url = format!("http://127.0.0.1:{}/remote.git", server.port);
+    let files = tempfile::tempdir().expect("temp dir");
+    let password_file = files.path().join("password");
+    std::fs::write(&password_file, password).expect("write");
+    let password_path = password_file.display().to_string();
+    let controller = Controller::start_with(
+        &["--git", &url],
+        &["--interval", "1s"],
+        SecretFrom::File,
+        &[
+            ("RECONCILER_GIT_USERNAME", "deploy"),
+            ("RECONCILER_GIT_PASSWORD_FILE", &password_path),
+        ],
+    );
+    wait_replicas("rbound-web", 1, &controller);
+
+    let still_reconciling = |controller: &Controller, last_good: &str| {
+        docker(&["service", "scale", "--detach", "rbound-web=3"]);
+        wait_replicas("rbound-web", 1, controller);
+        assert_eq!(
+            controller.status()["revision"].as_str(),
+            Some(last_good),
+            "the last good revision must stay in force"
+        );
+    };
+
+    let deep = format!("{}/x.txt", vec!["d"; 40].join("/"));
+    repo.commit(&[(deep.as_str(), "x")], "folders 40 deep");
+    wait_status(&controller, "the deep revision refused", |s| {
+        s["source_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nested more than 32 deep"))
+    });
+    still_reconciling(&controller, &good);
+    let flat = repo.commit_removing(&[deep.as_str()], "flat again");
+    wait_status(&controller, "the flat revision in force", |s| {
+        s["revision"].as_str() == Some(flat.as_str())
+    });
+
+    let big = noise(reconciler_spec::MAX_SPEC_BYTES * 2 + 8 * 1024 * 1024);
+    repo.commit_bytes(&[("assets/big.bin", big.as_slice())], "a large file");
+    drop(big);
+    wait_status(&controller, "the large revision refused", |s| {
+        s["source_error"]["reason"] == "git_too_large"
+    });
+    let message = controller.status()["source_error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("passed 128 MiB"), "{message}");
+    still_reconciling(&controller, &flat);
+
+    repo.commit_removing(&["assets/big.bin"], "the large file removed");
+    let fixed = repo.commit(&[("services.toml", &service_spec("rbound-web", 2))], "two");
+    wait_replicas("rbound-web", 2, &controller);
+    wait_status(&controller, "the fixed revision in force", |s| {
+        s["revision"].as_str() == Some(fixed.as_str()) && s["source_error"].is_null()
+    });
+}

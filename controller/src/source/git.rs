@@ -128,15 +128,7 @@ impl GitSource {
         };
         let mut files = Vec::new();
         let mut links = Vec::new();
-        let mut total = 0;
-        self.collect(
-            &repo,
-            &tree,
-            Path::new(""),
-            &mut files,
-            &mut links,
-            &mut total,
-        )?;
+        self.collect(&repo, &tree, &mut files, &mut links)?;
         resolve_links(links, &mut files)?;
         files.sort();
         Ok(Snapshot { revision, files })
@@ -165,11 +157,30 @@ impl GitSource {
         let mut remote = repo
             .remote_anonymous(&self.url)
             .map_err(self.git_error("configure remote"))?;
+        // Only the followed commit (no history: a large file deleted long
+        // ago costs nothing), and no more than MAX_FETCH_BYTES of it.
+        let too_large = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mut callbacks = credential_callbacks();
+        let stopped = std::rc::Rc::clone(&too_large);
+        callbacks.transfer_progress(move |progress| {
+            let within = progress.received_bytes() <= MAX_FETCH_BYTES;
+            stopped.set(!within);
+            within
+        });
         let mut options = FetchOptions::new();
-        options.remote_callbacks(credential_callbacks());
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(self.git_error("fetch"))?;
+        options.remote_callbacks(callbacks);
+        // libgit2's local transport has no shallow fetch; a local
+        // repository's history costs no transfer either.
+        if !is_local(&self.url) {
+            options.depth(1);
+        }
+        let fetched = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
+        if too_large.get() {
+            return Err(SourceError::TooLarge {
+                url: redact_url(&self.url),
+            });
+        }
+        fetched.map_err(self.git_error("fetch"))?;
         // A refspec naming a ref the remote does not have fetches nothing
         // without an error, and the ref kept from an earlier fetch would
         // stay in force silently: ask what the remote advertised.
@@ -201,64 +212,90 @@ impl GitSource {
         Ok(commit.id())
     }
 
-    /// The files of `tree` (under `prefix`), and its symbolic links as
-    /// `(path, target)` for [`resolve_links`]; `total` adds up their sizes.
+    /// The files of `tree`, and its symbolic links as `(path, target)` for
+    /// [`resolve_links`]. The walk keeps its own stack (a commit's folders
+    /// may nest thousands deep) within the spec's [`WalkLimits`], and reads
+    /// a blob's size from its header before its content.
     fn collect(
         &self,
         repo: &Repository,
         tree: &Tree<'_>,
-        prefix: &Path,
         files: &mut Vec<(PathBuf, Vec<u8>)>,
         links: &mut Vec<(PathBuf, String)>,
-        total: &mut usize,
     ) -> Result<(), SourceError> {
-        for entry in tree {
-            let Ok(name) = entry.name() else { continue };
-            if name.starts_with('.') && !name.starts_with(".env") {
-                continue;
-            }
-            let path = prefix.join(name);
-            match entry.kind() {
-                Some(ObjectType::Tree) => {
-                    let subtree = repo
-                        .find_tree(entry.id())
-                        .map_err(self.git_error("read tree"))?;
-                    self.collect(repo, &subtree, &path, files, links, total)?;
+        let odb = repo.odb().map_err(self.git_error("open object database"))?;
+        let mut limits = reconciler_spec::WalkLimits::default();
+        let mut total = 0;
+        let mut folders = vec![(tree.id(), PathBuf::new(), 0usize)];
+        while let Some((id, prefix, depth)) = folders.pop() {
+            let tree = repo.find_tree(id).map_err(self.git_error("read tree"))?;
+            for entry in &tree {
+                let Ok(name) = entry.name() else { continue };
+                if name.starts_with('.') && !name.starts_with(".env") {
+                    continue;
                 }
-                Some(ObjectType::Blob) => {
-                    let blob = repo
-                        .find_blob(entry.id())
-                        .map_err(self.git_error("read file"))?;
-                    if entry.filemode() == SYMLINK_MODE {
-                        let target = String::from_utf8_lossy(blob.content()).into_owned();
-                        links.push((path, target));
-                        continue;
+                let path = prefix.join(name);
+                limits.enter(&path, depth + 1)?;
+                match entry.kind() {
+                    Some(ObjectType::Tree) => folders.push((entry.id(), path, depth + 1)),
+                    Some(ObjectType::Blob) => {
+                        let (size, _) = odb
+                            .read_header(entry.id())
+                            .map_err(self.git_error("read file"))?;
+                        if entry.filemode() == SYMLINK_MODE {
+                            if size > MAX_LINK_BYTES {
+                                continue;
+                            }
+                            let blob = repo
+                                .find_blob(entry.id())
+                                .map_err(self.git_error("read file"))?;
+                            let target = String::from_utf8_lossy(blob.content()).into_owned();
+                            links.push((path, target));
+                            continue;
+                        }
+                        reconciler_spec::check_size(&path, size, &mut total)?;
+                        if !reconciler_spec::is_spec_file(&path)
+                            && size > reconciler_spec::MAX_KEPT_FILE_BYTES
+                        {
+                            continue;
+                        }
+                        // Spec files are kept whole (a broken byte shows up as a
+                        // parse error); other files for configs and secrets
+                        // when they are small enough.
+                        let blob = repo
+                            .find_blob(entry.id())
+                            .map_err(self.git_error("read file"))?;
+                        let bytes = blob.content().to_vec();
+                        let kept = if reconciler_spec::is_spec_file(&path) {
+                            Some(bytes)
+                        } else {
+                            reconciler_spec::spec_file_kept(&path, bytes).unwrap_or(None)
+                        };
+                        if let Some(kept) = kept {
+                            files.push((path, kept));
+                        }
                     }
-                    reconciler_spec::check_size(&path, blob.size(), total)?;
-                    if !reconciler_spec::is_spec_file(&path)
-                        && blob.size() > reconciler_spec::MAX_KEPT_FILE_BYTES
-                    {
-                        continue;
-                    }
-                    // Spec files are kept whole (a broken byte shows up as a
-                    // parse error); other files for configs and secrets
-                    // when they are small enough.
-                    let bytes = blob.content().to_vec();
-                    let kept = if reconciler_spec::is_spec_file(&path) {
-                        Some(bytes)
-                    } else {
-                        reconciler_spec::spec_file_kept(&path, bytes).unwrap_or(None)
-                    };
-                    if let Some(kept) = kept {
-                        files.push((path, kept));
-                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         Ok(())
     }
 }
+
+/// The most one fetch may bring: a spec is at most
+/// [`reconciler_spec::MAX_SPEC_BYTES`], and libgit2 holds about twice a
+/// large object in memory while it indexes it.
+pub(crate) const MAX_FETCH_BYTES: usize = 128 * 1024 * 1024;
+
+/// A repository on this machine (`file://` or a path), fetched by
+/// libgit2's local transport.
+fn is_local(url: &str) -> bool {
+    url.starts_with("file://") || url.starts_with('/') || url.starts_with('.')
+}
+
+/// A link's target is a path: longer ones are not links a spec uses.
+const MAX_LINK_BYTES: usize = 4096;
 
 /// Git's file mode of a symbolic link.
 const SYMLINK_MODE: i32 = 0o120_000;

@@ -71,6 +71,14 @@ pub enum SourceError {
         /// The commit it is missing from.
         revision: String,
     },
+    /// The fetch brought more than [`git::MAX_FETCH_BYTES`]: the revision
+    /// is refused (the last good one stays) before it costs the board its
+    /// memory.
+    #[error("git fetch of {url} passed {} MiB and was stopped: the commit holds more than a spec needs (a large file?); the last good revision stays in force", git::MAX_FETCH_BYTES / (1024 * 1024))]
+    TooLarge {
+        /// The remote, credentials removed.
+        url: String,
+    },
     /// The local cache directory is unusable.
     #[error("git cache {path}: {message}")]
     Cache {
@@ -117,7 +125,8 @@ impl Classify for SourceError {
             SourceError::Git { .. } | SourceError::Cache { .. } => ErrorClass::Retryable,
             SourceError::Auth { .. }
             | SourceError::MissingRef { .. }
-            | SourceError::MissingPath { .. } => ErrorClass::NeedsPerson,
+            | SourceError::MissingPath { .. }
+            | SourceError::TooLarge { .. } => ErrorClass::NeedsPerson,
             SourceError::Dir(error) => error.class(),
         }
     }
@@ -132,6 +141,7 @@ impl Classify for SourceError {
             SourceError::MissingRef { .. } => "git_missing_ref",
             SourceError::Cache { .. } => "git_cache",
             SourceError::MissingPath { .. } => "missing_path",
+            SourceError::TooLarge { .. } => "git_too_large",
             SourceError::Dir(error) => error.reason(),
         }
     }
