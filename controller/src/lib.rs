@@ -20,6 +20,7 @@ pub mod plan;
 pub mod progress;
 pub mod reconcile;
 pub mod runtime;
+pub mod sandbox;
 pub mod source;
 pub mod status;
 pub mod status_page;

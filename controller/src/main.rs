@@ -9,6 +9,13 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
+    // The child `run` loads each new revision in first, under limits.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == reconciler::sandbox::CHILD_ARG)
+    {
+        return reconciler::sandbox::child();
+    }
     let cli = Cli::parse();
     // The long-running controller reports what it does; one-shot commands stay quiet.
     let default = if matches!(cli.command, reconciler::cli::Command::Run(_)) {

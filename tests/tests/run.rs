@@ -1571,3 +1571,63 @@ fn regression_a_commit_too_deep_or_too_large_refuses_the_revision_and_reconcilin
         s["revision"].as_str() == Some(fixed.as_str()) && s["source_error"].is_null()
     });
 }
+
+/// A chart template that doubles a string a few times asked for gigabytes
+/// within its step budget, and the failed allocation aborted the
+/// controller (issue 22). Each new revision is now loaded first in a child
+/// process under a memory limit: this one is refused with what stopped it,
+/// the controller goes on correcting drift with the last good revision,
+/// and takes the next good one.
+#[test]
+fn regression_a_chart_that_asks_for_gigabytes_is_refused_and_the_controller_lives_on() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-sandbox", "rsandbox-");
+    let spec = SpecDir::new("r-sandbox");
+    spec.write("services.toml", &service_spec("rsandbox-web", 1));
+    let dir = spec.arg();
+    let controller = Controller::start(&["--dir", &dir], &["--interval", "1s"]);
+    wait_replicas("rsandbox-web", 1, &controller);
+    let good = controller.status()["revision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    spec.write(
+        "charts/big/chart.toml",
+        "name = \"big\"\nversion = \"0.1.0\"\n",
+    );
+    // 1 MiB doubled twelve times: 4 GiB in a dozen steps.
+    let mut template = String::from("{% set s0 = \"x\" * 1048576 %}");
+    for i in 1..=12 {
+        template.push_str(&format!("{{% set s{i} = s{} ~ s{} %}}", i - 1, i - 1));
+    }
+    template.push_str("# {{ s12 | length }}\n");
+    spec.write("charts/big/templates/big.toml", &template);
+    spec.write("releases.toml", "[release.big]\nchart = \"charts/big\"\n");
+    wait_status(&controller, "the revision refused", |s| {
+        s["spec_valid"] == false
+            && s["spec_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("loading this revision was stopped"))
+    });
+    let error = controller.status()["spec_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("memory allocation"), "{error}");
+    assert_eq!(
+        controller.status()["revision"].as_str(),
+        Some(good.as_str())
+    );
+    docker(&["service", "scale", "--detach", "rsandbox-web=3"]);
+    wait_replicas("rsandbox-web", 1, &controller);
+
+    spec.remove("releases.toml");
+    spec.remove("charts/big/templates/big.toml");
+    spec.remove("charts/big/chart.toml");
+    spec.write("services.toml", &service_spec("rsandbox-web", 2));
+    wait_replicas("rsandbox-web", 2, &controller);
+    wait_status(&controller, "a good revision in force", |s| {
+        s["spec_valid"] == true
+    });
+}

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reconciler_spec::{load_files_with, ControllerMode, LoadError, Spec};
+use crate::sandbox::SandboxError;
+use reconciler_spec::{load_files_with, ControllerMode, Environment, LoadError, Spec};
 use tokio::sync::watch;
 
 use super::controller::{millis, now_unix, RunOptions};
@@ -626,7 +627,7 @@ impl Controller {
         }
         let revision = snapshot.revision.clone();
         self.loaded_revision = Some(revision.clone());
-        match load_files_with(snapshot.files.clone(), &self.options.load) {
+        match self.load_checked(&snapshot.files) {
             Ok(spec) => {
                 tracing::info!(%revision, "spec loaded");
                 self.shared.metrics.spec_valid.set(1);
@@ -648,11 +649,7 @@ impl Controller {
                 self.good_revision = Some(revision);
                 self.update_interval();
             }
-            Err(error) => {
-                let text = match &error {
-                    LoadError::Invalid(diagnostics) => diagnostics.to_string(),
-                    other => other.to_string(),
-                };
+            Err(text) => {
                 tracing::warn!(%revision, kept = ?self.good_revision, "refusing revision with an invalid spec:\n{text}");
                 self.shared.metrics.spec_valid.set(0);
                 let mut status = self.status();
@@ -660,6 +657,27 @@ impl Controller {
                 status.spec_error = Some(format!("revision {revision} refused:\n{text}"));
             }
         }
+    }
+
+    /// Loads a revision, in a child process under limits first
+    /// ([`crate::sandbox`]): a revision that outgrows them is refused
+    /// without ever being loaded here. The error is the text to show.
+    fn load_checked(&self, files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<Spec, String> {
+        let environment = match &self.options.load.environment {
+            Environment::Only(allowed) => allowed.clone(),
+            Environment::Process => std::collections::BTreeMap::new(),
+        };
+        match crate::sandbox::check(files, &environment) {
+            Ok(()) => {}
+            Err(error @ SandboxError::Exceeded { .. }) => return Err(error.to_string()),
+            // Not the revision's doing (the binary replaced by an upgrade):
+            // said, and loaded here as before.
+            Err(error @ SandboxError::Spawn(_)) => tracing::warn!("{error}"),
+        }
+        load_files_with(files.to_vec(), &self.options.load).map_err(|error| match error {
+            LoadError::Invalid(diagnostics) => diagnostics.to_string(),
+            other => other.to_string(),
+        })
     }
 
     /// The swarm client for this spec's cluster at `host`, connecting (again) when needed.
