@@ -661,23 +661,20 @@ impl Controller {
 
     /// Loads a revision, in a child process under limits first
     /// ([`crate::sandbox`]): a revision that outgrows them is refused
-    /// without ever being loaded here. The error is the text to show.
-    fn load_checked(&self, files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<Spec, String> {
+    /// without ever being loaded here.
+    fn load_checked(&self, files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<Spec, Refused> {
         let environment = match &self.options.load.environment {
             Environment::Only(allowed) => allowed.clone(),
             Environment::Process => std::collections::BTreeMap::new(),
         };
         match crate::sandbox::check(files, &environment) {
             Ok(()) => {}
-            Err(error @ SandboxError::Exceeded { .. }) => return Err(error.to_string()),
+            Err(error @ SandboxError::Exceeded { .. }) => return Err(Refused::Stopped(error)),
             // Not the revision's doing (the binary replaced by an upgrade):
             // said, and loaded here as before.
             Err(error @ SandboxError::Spawn(_)) => tracing::warn!("{error}"),
         }
-        load_files_with(files.to_vec(), &self.options.load).map_err(|error| match error {
-            LoadError::Invalid(diagnostics) => diagnostics.to_string(),
-            other => other.to_string(),
-        })
+        load_files_with(files.to_vec(), &self.options.load).map_err(Refused::Load)
     }
 
     /// The swarm client for this spec's cluster at `host`, connecting (again) when needed.
@@ -726,4 +723,18 @@ async fn connect(
     swarm.set_revision(revision.map(str::to_string));
     *kept = Some(swarm.clone());
     Ok(swarm)
+}
+
+/// Why a fetched revision is not put in force.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refused {
+    /// Loading it outgrew the limits of the child that tried first.
+    #[error(transparent)]
+    Stopped(SandboxError),
+    /// The loader refused it: every problem, with its place.
+    #[error("{}", match .0 {
+        LoadError::Invalid(diagnostics) => diagnostics.to_string(),
+        other => other.to_string(),
+    })]
+    Load(LoadError),
 }
