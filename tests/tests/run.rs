@@ -1631,3 +1631,21 @@ fn regression_a_chart_that_asks_for_gigabytes_is_refused_and_the_controller_live
         s["spec_valid"] == true
     });
 }
+
+/// `run --git http://…` of another machine was fetched without a word:
+/// whoever is on the path serves the spec, which is root on every board
+/// (issue 22). It is refused at start, before any connection, unless the
+/// operator says the network is theirs; loopback needs no flag (the other
+/// tests fetch from a server on 127.0.0.1).
+#[test]
+fn regression_a_plaintext_git_url_of_another_machine_is_refused_at_start() {
+    for url in ["http://git.invalid/spec.git", "git://git.invalid/spec"] {
+        let out = reconciler(&["run", "--git", url, "--listen", "127.0.0.1:0"]).expect_code(1);
+        assert!(
+            out.stderr.contains("fetched without encryption")
+                && out.stderr.contains("--allow-plaintext-git"),
+            "{}",
+            out.stderr
+        );
+    }
+}

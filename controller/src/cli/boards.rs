@@ -72,6 +72,12 @@ pub(super) async fn install(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
+    let plaintext_allowed = args.run_args.iter().any(|a| a == "--allow-plaintext-git");
+    if crate::source::is_plaintext_remote(&args.git) && !plaintext_allowed {
+        return Err(CliError::PlaintextGit {
+            url: crate::source::redact_url(&args.git),
+        });
+    }
     let spec = load(&args.dir, load_options, console.err)?;
     let target = install_target(&spec, args.node.as_deref())?;
     let access = args.access.access(None);

@@ -193,6 +193,11 @@ pub struct RunArgs {
     /// otherwise freezes the loop); the last revision stays in force.
     #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub fetch_timeout: Duration,
+    /// Fetch an `http://` or `git://` URL of another machine, unencrypted
+    /// and unauthenticated (refused otherwise: whoever is on the path would
+    /// serve the spec). Loopback URLs need no flag.
+    #[arg(long)]
+    pub allow_plaintext_git: bool,
 }
 
 #[derive(Debug, Args)]
@@ -452,6 +457,13 @@ pub enum CliError {
     /// building `RunArgs` by hand gets here).
     #[error("run needs a spec to follow: --dir PATH or --git URL")]
     NoSource,
+    /// A git URL fetched without encryption from another machine: whoever
+    /// is on the path serves the spec, which is root on every board.
+    #[error("{url} is fetched without encryption: anyone on the path could serve the spec, and the spec is root on every board. Use an https:// or ssh:// URL, or pass --allow-plaintext-git if the network between here and the server is yours")]
+    PlaintextGit {
+        /// The URL, credentials removed.
+        url: String,
+    },
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {

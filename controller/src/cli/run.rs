@@ -16,6 +16,11 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
         (Some(dir), _) => Source::Dir(DirSource::new(dir.clone())),
         (None, None) => return Err(CliError::NoSource),
         (None, Some(url)) => {
+            if crate::source::is_plaintext_remote(url) && !args.allow_plaintext_git {
+                return Err(CliError::PlaintextGit {
+                    url: crate::source::redact_url(url),
+                });
+            }
             let reference = match (&args.tag, &args.commit) {
                 (Some(tag), _) => GitRef::Tag(tag.clone()),
                 (None, Some(commit)) => GitRef::Commit(commit.clone()),

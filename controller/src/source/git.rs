@@ -288,6 +288,28 @@ impl GitSource {
 /// large object in memory while it indexes it.
 pub(crate) const MAX_FETCH_BYTES: usize = 128 * 1024 * 1024;
 
+/// An `http://` or `git://` URL of another machine: fetched without
+/// encryption or server authentication. Loopback is not "another machine".
+pub fn is_plaintext_remote(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("git://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 /// A repository on this machine (`file://` or a path), fetched by
 /// libgit2's local transport.
 fn is_local(url: &str) -> bool {
@@ -382,7 +404,7 @@ fn credential_callbacks() -> RemoteCallbacks<'static> {
 }
 
 /// Removes `user:password@` from a URL before it is shown anywhere.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
@@ -393,7 +415,31 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{is_plaintext_remote, redact_url};
+
+    #[test]
+    fn plaintext_remotes_are_told_from_encrypted_and_local_ones() {
+        for url in [
+            "http://git.lan/spec.git",
+            "git://192.168.1.5/spec",
+            "http://user:token@git.example.com:8080/spec.git",
+            "http://[fd00::5]/spec.git",
+        ] {
+            assert!(is_plaintext_remote(url), "{url}");
+        }
+        for url in [
+            "https://github.com/me/spec.git",
+            "ssh://git@host/spec.git",
+            "git@github.com:me/spec.git",
+            "file:///srv/spec.git",
+            "/srv/spec.git",
+            "http://127.0.0.1:8080/spec.git",
+            "http://localhost/spec.git",
+            "http://[::1]:9000/spec.git",
+        ] {
+            assert!(!is_plaintext_remote(url), "{url}");
+        }
+    }
 
     #[test]
     fn credentials_in_urls_are_redacted() {
