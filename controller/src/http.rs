@@ -34,6 +34,9 @@ pub struct Shared {
     /// When the page or `/api/status` was last asked for: the picture is
     /// kept live only while someone looks.
     pub viewed: Mutex<Option<Instant>>,
+    /// Names besides IP addresses, `localhost` and one-label host names
+    /// that the page, `/api/*` and `/metrics` answer to ([`host_allowed`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// How long after the last look the picture is still kept live.
@@ -52,6 +55,7 @@ impl Shared {
             webhook_secret,
             picture: RwLock::default(),
             viewed: Mutex::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 
@@ -125,15 +129,69 @@ impl Shared {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    // What a page of another site must not read through DNS rebinding.
+    let read = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/hooks/git", post(hook))
         .route("/api/status", get(status))
         .route("/api/page", get(page_body))
         .route("/", get(page))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            known_host,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/hooks/git", post(hook))
+        .merge(read)
         .with_state(shared)
+}
+
+/// Refuses a request whose `Host` is a name the controller was not told
+/// about: a page on `evil.example` whose name a rebinding DNS points at
+/// 127.0.0.1 sends `Host: evil.example`, and must not read the status
+/// (environment values, the cluster's layout) or the metrics.
+async fn known_host(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if host_allowed(&host, &shared.allowed_hosts) {
+        return next.run(request).await;
+    }
+    let name = host_name(&host);
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        format!("refused: this controller does not answer to the name `{name}`; start it with --allow-host {name} if that name is its own\n"),
+    )
+        .into_response()
+}
+
+/// The name part of a `Host` header (`[fd00::1]:9469` → `fd00::1`).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    }
+}
+
+/// A `Host` a browser sends only when it was asked for this controller:
+/// an IP address, `localhost`, a one-label LAN name (`pi1`), or a name
+/// given with `--allow-host`. A rebinding attack needs a name of its own,
+/// with a dot.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = host_name(host);
+    !name.is_empty()
+        && (name.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || !name.trim_end_matches('.').contains('.')
+            || allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// Serves until `shutdown` turns true.
@@ -142,7 +200,10 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let listener = DeadlineListener(listener);
+    let listener = DeadlineListener {
+        listener,
+        slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+    };
     let server = axum::serve(listener, router(shared)).with_graceful_shutdown(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
@@ -262,31 +323,46 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 /// minute (or never) is cut off instead of holding a connection forever.
 const CONNECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The TCP listener, each connection bounded by [`CONNECTION_DEADLINE`].
-struct DeadlineListener(tokio::net::TcpListener);
+/// The most connections served at once: 1 100 idle ones used to exhaust
+/// the process's files (systemd's soft limit is 1 024), and every
+/// reconcile then failed with "Too many open files". Past it, new
+/// connections wait in the kernel's backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// The TCP listener: at most [`MAX_CONNECTIONS`] at once, each bounded by
+/// [`CONNECTION_DEADLINE`].
+struct DeadlineListener {
+    listener: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+}
 
 impl axum::serve::Listener for DeadlineListener {
     type Io = DeadlineIo;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, address) = axum::serve::Listener::accept(&mut self.0).await;
+        // The semaphore is never closed: a slot always comes.
+        let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+        let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
         let io = DeadlineIo {
             stream,
             deadline: Box::pin(tokio::time::sleep(CONNECTION_DEADLINE)),
+            _slot: slot,
         };
         (io, address)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
-/// A connection whose reads and writes fail once its deadline passed.
+/// A connection whose reads and writes fail once its deadline passed; it
+/// gives its slot back when it closes.
 struct DeadlineIo {
     stream: tokio::net::TcpStream,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl DeadlineIo {
@@ -339,5 +415,33 @@ impl tokio::io::AsyncWrite for DeadlineIo {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn only_names_the_controller_was_given_pass_the_host_check() {
+        let none: Vec<String> = Vec::new();
+        for host in [
+            "127.0.0.1:9469",
+            "192.168.1.20:9469",
+            "[::1]:9469",
+            "[fd00::20]",
+            "localhost:9469",
+            "pi1:9469",
+            "pi1",
+        ] {
+            assert!(host_allowed(host, &none), "{host}");
+        }
+        for host in ["evil.example:9469", "evil.example", "", "a.b.c:80"] {
+            assert!(!host_allowed(host, &none), "{host}");
+        }
+        let given = vec!["reconciler.lab.example".to_string()];
+        assert!(host_allowed("reconciler.lab.example:443", &given));
+        assert!(host_allowed("Reconciler.Lab.Example", &given));
+        assert!(!host_allowed("other.lab.example", &given));
     }
 }

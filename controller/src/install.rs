@@ -261,6 +261,7 @@ ExecStart=/bin/sh /etc/reconciler/run.sh
 Restart=always
 RestartSec=5
 TimeoutStopSec=30
+LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target

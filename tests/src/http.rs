@@ -20,13 +20,30 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response, String> {
+    request_to_host(address, &address.to_string(), method, path, headers, body)
+}
+
+/// A GET whose `Host` header names `host` (as a browser sends the name it
+/// was given), sent to `address`.
+pub fn get_as(address: SocketAddr, host: &str, path: &str) -> Result<Response, String> {
+    request_to_host(address, host, "GET", path, &[], b"")
+}
+
+fn request_to_host(
+    address: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
         .map_err(|e| format!("connect {address}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

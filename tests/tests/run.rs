@@ -1649,3 +1649,89 @@ fn regression_a_plaintext_git_url_of_another_machine_is_refused_at_start() {
         );
     }
 }
+
+/// A page of another site could read `/api/status` (environment values, the
+/// cluster's layout) through DNS rebinding: its name, pointed at 127.0.0.1,
+/// arrives as the `Host` (issue 22). Such names are refused on the page,
+/// `/api/*` and `/metrics` unless given with `--allow-host`; addresses,
+/// `localhost` and one-label LAN names pass, and health and hooks are not
+/// concerned.
+#[test]
+fn regression_another_sites_name_cannot_read_the_status_by_dns_rebinding() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-host", "rhost-");
+    let spec = SpecDir::new("r-host");
+    spec.write("services.toml", &service_spec("rhost-web", 1));
+    let dir = spec.arg();
+    let controller = Controller::start(
+        &["--dir", &dir],
+        &["--interval", "1h", "--allow-host", "reconciler.lab.example"],
+    );
+    let port = controller.address.port();
+    for path in ["/api/status", "/api/page", "/", "/metrics"] {
+        let refused = http::get_as(controller.address, &format!("evil.example:{port}"), path)
+            .expect("an answer");
+        assert_eq!(refused.status, 421, "{path}: {}", refused.body);
+        assert!(
+            refused.body.contains("--allow-host evil.example"),
+            "{}",
+            refused.body
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("pi1:{port}"),
+        format!("reconciler.lab.example:{port}"),
+    ] {
+        let answer = http::get_as(controller.address, &host, "/api/status").expect("an answer");
+        assert_eq!(answer.status, 200, "{host}: {}", answer.body);
+    }
+    let health = http::get_as(controller.address, "evil.example", "/healthz").expect("an answer");
+    assert_eq!(health.status, 200);
+}
+
+/// 1 100 idle HTTP connections used up the controller's files (systemd's
+/// soft limit is 1 024) and every reconcile failed with "Too many open
+/// files" (issue 22). The controller now serves at most 256 connections at
+/// once (the rest wait in the kernel's backlog) and raises its own limit:
+/// while 600 idle connections are open its open files stay bounded and a
+/// changed spec is still applied; once they go, it answers again.
+#[test]
+fn regression_idle_connections_cannot_use_up_the_controllers_files() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-conns", "rconns-");
+    let spec = SpecDir::new("r-conns");
+    spec.write("services.toml", &service_spec("rconns-web", 1));
+    let dir = spec.arg();
+    let controller = Controller::start(&["--dir", &dir], &["--interval", "1s"]);
+    wait_replicas("rconns-web", 1, &controller);
+    let open_files = || {
+        std::fs::read_dir(format!("/proc/{}/fd", controller.process.id()))
+            .map(Iterator::count)
+            .unwrap_or(0)
+    };
+    let idle: Vec<std::net::TcpStream> = (0..600)
+        .filter_map(|_| std::net::TcpStream::connect(controller.address).ok())
+        .collect();
+    assert!(idle.len() > 500, "only {} connections opened", idle.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let during = open_files();
+    assert!(
+        during < 256 + 100,
+        "the controller holds {during} files with {} idle connections",
+        idle.len()
+    );
+    spec.write("services.toml", &service_spec("rconns-web", 2));
+    wait_replicas("rconns-web", 2, &controller);
+    drop(idle);
+    wait_until(
+        "the controller to answer again",
+        Duration::from_secs(40),
+        || {
+            http::get(controller.address, "/healthz")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    );
+}

@@ -198,6 +198,13 @@ pub struct RunArgs {
     /// serve the spec). Loopback URLs need no flag.
     #[arg(long)]
     pub allow_plaintext_git: bool,
+    /// A name (with a dot) the status page, `/api/*` and `/metrics` answer
+    /// to, e.g. the one a reverse proxy or Prometheus uses; repeat for more.
+    /// IP addresses, `localhost` and one-label names (`pi1`) always work;
+    /// other names are refused (a page of another site could read the
+    /// status through DNS rebinding).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,7 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
         facts_max_age: args.facts_max_age,
         fetch_timeout: args.fetch_timeout,
         docker_timeout: args.docker.docker_timeout,
+        allow_hosts: args.allow_hosts.clone(),
         load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -50,6 +50,9 @@ pub struct RunOptions {
     /// What loading each revision may use: the age identities that decrypt
     /// its secrets, and only the environment variables `--allow-env` names.
     pub load: LoadOptions,
+    /// Names the page, `/api/*` and `/metrics` answer to besides IP
+    /// addresses, `localhost` and one-label names (`--allow-host`).
+    pub allow_hosts: Vec<String>,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -127,14 +130,35 @@ pub(super) fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Raises the soft limit on open files to the hard one (at most 65 536):
+/// systemd starts services with a soft limit of 1 024, which HTTP clients,
+/// SSH sessions to a hundred boards and Docker calls can use up together.
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = limit.maximum.map_or(65_536, |hard| hard.min(65_536));
+    if limit.current.is_some_and(|soft| soft >= wanted) {
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(files = wanted, "raised the open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+}
+
 /// Runs until `shutdown` turns true, then releases the lease and returns.
 pub async fn run(
     source: Source,
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
+    raise_file_limit();
     let (triggers, receiver) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         Status {
             source: source.describe(),
             holder: options.holder.clone(),
@@ -142,7 +166,9 @@ pub async fn run(
         },
         triggers.clone(),
         options.webhook_secret.clone(),
-    ));
+    );
+    shared.allowed_hosts.clone_from(&options.allow_hosts);
+    let shared = Arc::new(shared);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| RunError::Listen {
