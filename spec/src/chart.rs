@@ -319,6 +319,19 @@ impl Chart {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.add_filter("toml", toml_filter);
+        // `{{ value }}` writes a TOML literal, whatever the value: a string
+        // with a newline stays one string instead of adding lines (a
+        // `[service.x]` that bind-mounts `/`). Only what is marked safe
+        // (the `toml` filter's output, or `| safe` written on purpose) is
+        // written as it is.
+        env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                write!(out, "{value}")?;
+            } else {
+                out.write_str(&toml_literal(value)?)?;
+            }
+            Ok(())
+        });
         let context = minijinja::context! {
             values => Value::from_serialize(&values),
             release => minijinja::context! { name => release.name.clone() },
@@ -411,7 +424,12 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 }
 
 /// `{{ value | toml }}`: any value as a TOML literal (strings quoted and escaped).
-fn toml_filter(value: &Value) -> Result<String, minijinja::Error> {
+fn toml_filter(value: &Value) -> Result<Value, minijinja::Error> {
+    Ok(Value::from_safe_string(toml_literal(value)?))
+}
+
+/// A value as a TOML literal (`"a\nb"`, `3`, `["x"]`).
+fn toml_literal(value: &Value) -> Result<String, minijinja::Error> {
     let converted = toml::Value::try_from(value).map_err(|e| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
@@ -425,6 +443,63 @@ fn toml_filter(value: &Value) -> Result<String, minijinja::Error> {
 mod tests {
     use super::*;
 
+    /// A string value with newlines printed raw added a service that
+    /// bind-mounts `/` (issue 22). Every value of every bundled chart is
+    /// given such a string: the release is refused (a string where a number
+    /// belongs) or renders it as one value, never as new entries.
+    #[test]
+    fn regression_a_hostile_value_stays_a_value_in_every_bundled_chart() {
+        // Printed raw, it closes the line, adds `evil`, and opens a table
+        // for the template's remaining lines.
+        const HOSTILE: &str = "1\n[service.evil]\nimage = \"evil\"\nmounts = [{ type = \"bind\", source = \"/\", target = \"/host\" }]\n[service.rest]\nimage = \"rest\"\n#";
+        let mut loaded_cases = 0;
+        let hostile = toml::Value::String(HOSTILE.into()).to_string();
+        for (name, chart) in bundled() {
+            let defaults: toml::Table = chart
+                .files
+                .get("values.toml")
+                .map(|t| t.parse().expect("values.toml"))
+                .unwrap_or_default();
+            let meta: ChartMeta = toml::from_str(&chart.files["chart.toml"]).expect("chart.toml");
+            let keys: Vec<&str> = defaults
+                .keys()
+                .map(String::as_str)
+                .chain(meta.required.iter().map(String::as_str))
+                .collect();
+            for key in keys {
+                let spec = format!(
+                    "[cluster]\nname = \"c\"\n[network.web]\n[service.web]\nimage = \"a\"\n[release.r]\nchart = \"{name}\"\nvalues = {{ {} }}\n",
+                    meta.required
+                        .iter()
+                        .map(|r| format!("{r} = \"web\""))
+                        .chain([format!("{key} = {hostile}")])
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let spec = spec.replace(&format!("{key} = \"web\", "), "");
+                if let Ok(loaded) = crate::load_files(vec![("spec.toml".into(), spec)]) {
+                    loaded_cases += 1;
+                    assert!(
+                        !loaded.services.keys().any(|n| n.contains("evil")),
+                        "{name}: `{key}` added a service"
+                    );
+                    assert!(
+                        !loaded
+                            .services
+                            .values()
+                            .flat_map(|s| &s.mounts)
+                            .any(|m| m.source.as_deref() == Some("/")),
+                        "{name}: `{key}` mounted /"
+                    );
+                }
+            }
+        }
+        assert!(
+            loaded_cases > 0,
+            "every case was refused: the test shows nothing"
+        );
+    }
+
     #[test]
     fn values_merge_deeply() {
         let mut base: toml::Table =
@@ -437,15 +512,16 @@ mod tests {
     #[test]
     fn the_toml_filter_quotes_strings_and_writes_arrays() {
         let text = "a \"b\" \\n";
-        let literal = toml_filter(&Value::from(text)).unwrap_or_default();
+        let literal = toml_literal(&Value::from(text)).unwrap_or_default();
         let parsed: toml::Table = toml::from_str(&format!("x = {literal}")).unwrap_or_default();
         assert_eq!(parsed.get("x").and_then(|v| v.as_str()), Some(text));
         assert_eq!(
-            toml_filter(&Value::from_serialize(vec![1, 2]))
+            toml_literal(&Value::from_serialize(vec![1, 2]))
                 .ok()
                 .as_deref(),
             Some("[1, 2]")
         );
+        assert!(toml_filter(&Value::from(text)).is_ok_and(|v| v.is_safe()));
     }
 
     #[test]
