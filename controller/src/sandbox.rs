@@ -35,6 +35,11 @@ pub const CPU_LIMIT: Duration = Duration::from_secs(30);
 /// How long the controller waits for the child in all.
 const WALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// What the child says on stdout once limited, and once the load is done:
+/// only a child that said the first gives a verdict on the revision.
+const LIMITED: &str = "limited\n";
+const LOADED: &str = "loaded\n";
+
 /// The most of the child's stderr kept for the reason.
 const MAX_REASON_BYTES: u64 = 4096;
 
@@ -50,6 +55,10 @@ pub enum SandboxError {
     /// The child could not be started or talked to.
     #[error("cannot start the process that checks a revision: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The child ended before it had limited itself: no verdict on the
+    /// revision (an emulator that cannot run the binary again, say).
+    #[error("the process that checks a revision did not start ({0}); revisions are loaded without it")]
+    NoChild(String),
 }
 
 /// Loads `files` in a child process under the limits; `Ok` when the load
@@ -62,7 +71,7 @@ pub fn check(
     let mut child = Command::new(exe)
         .arg(CHILD_ARG)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
         .spawn()
@@ -87,6 +96,15 @@ pub fn check(
             .read_to_string(&mut text);
         text
     });
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| SandboxError::Spawn(std::io::Error::other("no stdout")))?;
+    let progress = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut stdout).take(64).read_to_string(&mut text);
+        text
+    });
     let started = Instant::now();
     let status = loop {
         match child.try_wait().map_err(SandboxError::Spawn)? {
@@ -101,8 +119,13 @@ pub fn check(
     };
     let _ = writer.join();
     let said = reader.join().unwrap_or_default();
+    let reached = progress.join().unwrap_or_default();
     match status {
-        Some(status) if status.success() => Ok(()),
+        Some(status) if status.success() && reached.contains(LOADED) => Ok(()),
+        Some(status) if !reached.contains(LIMITED) => {
+            let first = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            Err(SandboxError::NoChild(format!("{status}; {first}")))
+        }
         Some(status) => {
             use std::os::unix::process::ExitStatusExt;
             let how = match status.signal() {
@@ -143,6 +166,8 @@ pub fn child() -> ExitCode {
         eprintln!("cannot limit the checking process: {error}");
         return ExitCode::from(3);
     }
+    print!("{LIMITED}");
+    let _ = std::io::stdout().flush();
     let mut input = Vec::new();
     let bound = u64::try_from(reconciler_spec::MAX_SPEC_BYTES * 2).unwrap_or(u64::MAX);
     if std::io::stdin()
@@ -164,6 +189,8 @@ pub fn child() -> ExitCode {
     };
     // Valid or not, the load ran to its end within the limits.
     let _ = reconciler_spec::load_files_with(files, &options);
+    print!("{LOADED}");
+    let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
 }
 

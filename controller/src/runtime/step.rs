@@ -672,7 +672,9 @@ impl Controller {
             Err(error @ SandboxError::Exceeded { .. }) => return Err(Refused::Stopped(error)),
             // Not the revision's doing (the binary replaced by an upgrade):
             // said, and loaded here as before.
-            Err(error @ SandboxError::Spawn(_)) => tracing::warn!("{error}"),
+            Err(error @ (SandboxError::Spawn(_) | SandboxError::NoChild(_))) => {
+                tracing::warn!("{error}");
+            }
         }
         load_files_with(files.to_vec(), &self.options.load).map_err(Refused::Load)
     }
