@@ -57,7 +57,9 @@ pub enum SandboxError {
     Spawn(#[source] std::io::Error),
     /// The child ended before it had limited itself: no verdict on the
     /// revision (an emulator that cannot run the binary again, say).
-    #[error("the process that checks a revision did not start ({0}); revisions are loaded without it")]
+    #[error(
+        "the process that checks a revision did not start ({0}); revisions are loaded without it"
+    )]
     NoChild(String),
 }
 

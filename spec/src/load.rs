@@ -377,7 +377,16 @@ fn translate_stack(
     diagnostics: &mut Diagnostics,
 ) -> Option<(PathBuf, crate::compose::Translated)> {
     let find = |spanned: &Spanned<String>, what: &str, diagnostics: &mut Diagnostics| {
-        let path = crate::compose::relative_to(Path::new(""), spanned.get_ref());
+        let path = match crate::compose::relative_to(Path::new(""), spanned.get_ref()) {
+            Ok(path) => path,
+            Err(outside) => {
+                diagnostics.push(stack.error(
+                    &spanned.span(),
+                    format!("stack `{}`: {what} {outside}", stack.name),
+                ));
+                return None;
+            }
+        };
         let Some(bytes) = assets.get(&path) else {
             diagnostics.push(stack.error(
                 &spanned.span(),

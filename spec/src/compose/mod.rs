@@ -784,7 +784,8 @@ impl Context<'_> {
             _ => Vec::new(),
         };
         for env_file in files {
-            let resolved = relative_to(self.path, &env_file);
+            let resolved =
+                relative_to(self.path, &env_file).map_err(|e| format!("env_file {e}"))?;
             let bytes = self.assets.get(&resolved).ok_or_else(|| {
                 format!(
                     "env_file `{env_file}` not found (looked for {})",
@@ -1058,19 +1059,18 @@ impl Context<'_> {
         for (key, value) in keys {
             match key {
                 "file" => match value.as_str() {
-                    Some(path) => {
-                        let resolved = relative_to(self.path, path);
-                        if self.assets.contains_key(&resolved) {
+                    Some(path) => match relative_to(self.path, path) {
+                        Err(outside) => problem(format!("file {outside}")),
+                        Ok(resolved) if self.assets.contains_key(&resolved) => {
                             found.file = Some(resolved.display().to_string());
-                        } else {
-                            problem(format!(
-                                "file `{path}` not found (looked for {}; it may be at most {} KiB, {} KiB encrypted)",
-                                resolved.display(),
-                                crate::load::MAX_DATA_FILE_BYTES / 1024,
-                                crate::load::MAX_KEPT_FILE_BYTES / 1024
-                            ));
                         }
-                    }
+                        Ok(resolved) => problem(format!(
+                            "file `{path}` not found (looked for {}; it may be at most {} KiB, {} KiB encrypted)",
+                            resolved.display(),
+                            crate::load::MAX_DATA_FILE_BYTES / 1024,
+                            crate::load::MAX_KEPT_FILE_BYTES / 1024
+                        )),
+                    },
                     None => problem("`file` must be a path".into()),
                 },
                 "external" => match &value.value {
@@ -1489,19 +1489,37 @@ fn restart_policy(value: &Yaml) -> Result<RestartFile, String> {
 }
 
 /// A path written in a compose file, relative to that file's folder.
-pub(crate) fn relative_to(compose: &Path, path: &str) -> PathBuf {
+pub(crate) fn relative_to(compose: &Path, path: &str) -> Result<PathBuf, OutsideSpec> {
     let base = compose.parent().unwrap_or(Path::new(""));
     let mut out = PathBuf::new();
+    let outside = || OutsideSpec {
+        path: path.to_string(),
+    };
     for part in base.join(path).components() {
         match part {
             std::path::Component::ParentDir => {
-                out.pop();
+                if !out.pop() {
+                    return Err(outside());
+                }
             }
             std::path::Component::CurDir => {}
-            other => out.push(other),
+            std::path::Component::Normal(name) => out.push(name),
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => {
+                return Err(outside())
+            }
         }
     }
-    out
+    Ok(out)
+}
+
+/// A path a compose file names that leaves the spec (`../../app.env`,
+/// `/etc/app.env`): the CLI would read a file outside the repository, and
+/// clamping it to the spec's root read another file than it would.
+#[derive(Debug, thiserror::Error)]
+#[error("`{path}` is outside the spec (docker stack deploy would read a file outside the repository); keep the file in the spec and name it relative to the compose file")]
+pub(crate) struct OutsideSpec {
+    /// The path as written.
+    path: String,
 }
 
 fn scalar(value: &Yaml) -> Option<String> {
