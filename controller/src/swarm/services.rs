@@ -26,8 +26,12 @@ impl Swarm {
     /// Every service of the swarm.
     pub(super) async fn list_services(&self) -> Result<Vec<Service>, SwarmError> {
         let operation = DockerCall::ListServices;
-        let answer = self.get_json("/services", operation).await?;
-        let Value::Array(services) = answer else {
+        let body = self.get_json("/services", operation).await?;
+        // Typed at once when bollard's types hold it (nearly always).
+        if let Ok(services) = serde_json::from_slice::<Vec<Service>>(&body) {
+            return Ok(services);
+        }
+        let Value::Array(services) = json(&body).map_err(api(operation))? else {
             return Err(api(operation)(not_json("a list of services")));
         };
         services
@@ -40,13 +44,16 @@ impl Swarm {
     pub(super) async fn inspect_service(&self, name_or_id: &str) -> Result<Service, SwarmError> {
         let operation = DockerCall::InspectService;
         let path = format!("/services/{}", path_segment(name_or_id));
-        let answer = self.get_json(&path, operation).await?;
-        typed(answer).map_err(api(operation))
+        let body = self.get_json(&path, operation).await?;
+        if let Ok(service) = serde_json::from_slice::<Service>(&body) {
+            return Ok(service);
+        }
+        typed(json(&body).map_err(api(operation))?).map_err(api(operation))
     }
 
-    /// A GET of the Engine API at the negotiated version, answered as JSON,
-    /// bounded in bytes and in time like every other call.
-    async fn get_json(&self, path: &str, operation: DockerCall) -> Result<Value, SwarmError> {
+    /// A GET of the Engine API at the negotiated version: the JSON answer's
+    /// bytes, bounded in size and in time like every other call.
+    async fn get_json(&self, path: &str, operation: DockerCall) -> Result<Bytes, SwarmError> {
         let version = self.docker.client_version();
         let uri = format!(
             "/v{}.{}{path}",
@@ -60,7 +67,7 @@ impl Swarm {
     }
 }
 
-async fn get(socket: &str, uri: String) -> Result<Value, DockerError> {
+async fn get(socket: &str, uri: String) -> Result<Bytes, DockerError> {
     let stream = tokio::net::UnixStream::connect(socket).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -82,14 +89,19 @@ async fn get(socket: &str, uri: String) -> Result<Value, DockerError> {
                 message: server_message(&body),
             });
         }
-        serde_json::from_slice::<Value>(&body).map_err(|e| DockerError::JsonDataError {
-            message: e.to_string(),
-            column: e.column(),
-        })
+        Ok(body)
     };
     let answer = answer.await;
     driver.abort();
     answer
+}
+
+/// The answer as JSON, to put right what bollard's types cannot hold.
+fn json(body: &[u8]) -> Result<Value, DockerError> {
+    serde_json::from_slice::<Value>(body).map_err(|e| DockerError::JsonDataError {
+        message: e.to_string(),
+        column: e.column(),
+    })
 }
 
 /// Docker's `{"message": ...}` of a failed call, or the body as text.
