@@ -87,8 +87,16 @@ fn main() {
     };
     let cli_create = timed("docker stack deploy, creating 1000 services", cli);
     let our_create = timed("reconciler apply, creating 1000 services", ours);
-    let cli_noop = median((0..ROUNDS).map(|_| timed("  docker stack deploy, unchanged", cli)).collect());
-    let our_noop = median((0..ROUNDS).map(|_| timed("  reconciler apply, unchanged", ours)).collect());
+    let cli_noop = median(
+        (0..ROUNDS)
+            .map(|_| timed("  docker stack deploy, unchanged", cli))
+            .collect(),
+    );
+    let our_noop = median(
+        (0..ROUNDS)
+            .map(|_| timed("  reconciler apply, unchanged", ours))
+            .collect(),
+    );
     println!(
         "create: CLI {cli_create:.2?}, reconciler {our_create:.2?} ({:.2}x)",
         cli_create.as_secs_f64() / our_create.as_secs_f64()
