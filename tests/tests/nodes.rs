@@ -663,9 +663,22 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     let dir = spec.arg();
     // An hour between resyncs: what follows is driven by Docker's events
     // (through the tunnel) and by retries, not by the timer.
+    // `run` reaches boards with its own key and known_hosts, never the spec's.
+    let identity = boards.identity().display().to_string();
+    let known_hosts = boards.known_hosts().display().to_string();
     let controller = reconciler_tests::controller::Controller::start_with(
         &["--dir", &dir],
-        &["--ssh", "--interval", "1h", "--facts-max-age", "1h"],
+        &[
+            "--ssh",
+            "--interval",
+            "1h",
+            "--facts-max-age",
+            "1h",
+            "--ssh-identity",
+            &identity,
+            "--known-hosts",
+            &known_hosts,
+        ],
         reconciler_tests::controller::SecretFrom::File,
         &[("RECONCILER_LOG", "debug")],
     );
@@ -837,6 +850,10 @@ fn the_controller_brings_bare_boards_in_by_itself() {
             "standby-1",
             "--facts-max-age",
             "3s",
+            "--ssh-identity",
+            &identity,
+            "--known-hosts",
+            &known_hosts,
         ],
         reconciler_tests::controller::SecretFrom::File,
         &[],

@@ -205,6 +205,17 @@ pub struct RunArgs {
     /// status through DNS rebinding).
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// The SSH key `run --ssh` reaches every board with. A spec's `[ssh]
+    /// identity` is not used by `run`: whoever can push would choose which
+    /// file the controller reads as a key.
+    #[arg(long, value_name = "FILE", default_value = "~/.ssh/id_ed25519")]
+    pub ssh_identity: String,
+    /// The known_hosts file `run --ssh` checks host keys against (and
+    /// records new ones in, with --accept-new-host-keys). A spec's
+    /// `known_hosts` is not used by `run`: whoever can push would choose a
+    /// file the controller writes.
+    #[arg(long, value_name = "FILE", default_value = "~/.ssh/known_hosts")]
+    pub known_hosts: String,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,10 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
         fetch_timeout: args.fetch_timeout,
         docker_timeout: args.docker.docker_timeout,
         allow_hosts: args.allow_hosts.clone(),
+        ssh_paths: crate::runtime::SshPaths {
+            identity: args.ssh_identity.clone(),
+            known_hosts: args.known_hosts.clone(),
+        },
         load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -53,6 +53,8 @@ pub struct RunOptions {
     /// Names the page, `/api/*` and `/metrics` answer to besides IP
     /// addresses, `localhost` and one-label names (`--allow-host`).
     pub allow_hosts: Vec<String>,
+    /// The SSH files every board is reached with, whatever the spec says.
+    pub ssh_paths: SshPaths,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -128,6 +130,56 @@ pub(super) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The files `run` reaches boards with: the controller's own, never the
+/// repository's (a push must not choose a file the controller reads as a
+/// key, or one it writes host keys into).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshPaths {
+    pub identity: String,
+    pub known_hosts: String,
+}
+
+impl SshPaths {
+    /// Puts the controller's files in every SSH setting of `spec`; returns
+    /// the ones the spec named otherwise (`[ssh] identity = ...`), to warn.
+    pub fn impose(&self, spec: &mut reconciler_spec::Spec) -> Vec<String> {
+        let mut ignored = Vec::new();
+        // What a setting says unless written: the default for `[ssh]`, and
+        // `[ssh]`'s own for a node (which inherits it).
+        let defaults = reconciler_spec::SshSettings::default();
+        let inherited = spec.ssh.clone();
+        let mut set = |ssh: &mut reconciler_spec::SshSettings,
+                       unwritten: &reconciler_spec::SshSettings,
+                       whose: &str| {
+            for (field, value, ours, unset) in [
+                (
+                    "identity",
+                    &mut ssh.identity,
+                    &self.identity,
+                    &unwritten.identity,
+                ),
+                (
+                    "known_hosts",
+                    &mut ssh.known_hosts,
+                    &self.known_hosts,
+                    &unwritten.known_hosts,
+                ),
+            ] {
+                if value != ours && value != unset {
+                    ignored.push(format!("{whose} {field} = {value:?}"));
+                }
+                value.clone_from(ours);
+            }
+        };
+        set(&mut spec.ssh, &defaults, "[ssh]");
+        for node in spec.nodes.values_mut() {
+            let whose = format!("node {}: ssh", node.name);
+            set(&mut node.ssh, &inherited, &whose);
+        }
+        ignored
+    }
 }
 
 /// Raises the soft limit on open files to the hard one (at most 65 536):
@@ -259,4 +311,42 @@ pub async fn run(
 
 pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SshPaths;
+
+    /// Under `run` a push chose which file the root controller read as a key
+    /// and which one it wrote host keys into (issue 22); the controller's own
+    /// files are used instead, and a spec that names others is told.
+    #[test]
+    fn regression_a_pushed_spec_cannot_choose_the_files_run_reads_and_writes() {
+        let mut spec = reconciler_spec::load_files(vec![(
+            "spec.toml".into(),
+            "[cluster]\nname = \"c\"\n[ssh]\nknown_hosts = \"/etc/cron.d/evil\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\nssh = { identity = \"/etc/reconciler/age-identity\" }\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n"
+                .to_string(),
+        )])
+        .expect("the spec loads");
+        let ours = SshPaths {
+            identity: "/etc/reconciler/ssh/id_ed25519".into(),
+            known_hosts: "/etc/reconciler/ssh/known_hosts".into(),
+        };
+        let ignored = ours.impose(&mut spec);
+        for ssh in std::iter::once(&spec.ssh).chain(spec.nodes.values().map(|n| &n.ssh)) {
+            assert_eq!(ssh.identity, ours.identity);
+            assert_eq!(ssh.known_hosts, ours.known_hosts);
+        }
+        let said = ignored.join("\n");
+        assert!(
+            said.contains("[ssh] known_hosts = \"/etc/cron.d/evil\""),
+            "{said}"
+        );
+        assert!(said.contains("node pi1: ssh identity"), "{said}");
+        assert_eq!(
+            ignored.len(),
+            2,
+            "inherited values are not told again: {said}"
+        );
+    }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
-pub use controller::{default_holder, run, webhook_secret, RunError, RunOptions};
+pub use controller::{default_holder, run, webhook_secret, RunError, RunOptions, SshPaths};
 
 use crate::reconcile::Trigger;
 

@@ -628,7 +628,10 @@ impl Controller {
         let revision = snapshot.revision.clone();
         self.loaded_revision = Some(revision.clone());
         match self.load_checked(&snapshot.files) {
-            Ok(spec) => {
+            Ok(mut spec) => {
+                for setting in self.options.ssh_paths.impose(&mut spec) {
+                    tracing::warn!(%revision, "the spec's {setting} is not used: `run` reaches boards with its own --ssh-identity and --known-hosts");
+                }
                 tracing::info!(%revision, "spec loaded");
                 self.shared.metrics.spec_valid.set(1);
                 self.shared.metrics.revision_info.reset();
