@@ -7,8 +7,30 @@ use serde::Serialize;
 use super::boards::NodePlan;
 use super::{Action, Departure, FieldChange, ObjectKind, Operation, Plan, Summary};
 
+/// Whether environment values are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvValues {
+    /// For the person at the terminal who runs `plan` (names that look
+    /// secret are masked all the same).
+    Shown,
+    /// For the status page and `/api/status`, which more people can read:
+    /// a variable is said to change, never with its value (`MYSQL_PWD`, a
+    /// webhook URL with its token).
+    Hidden,
+}
+
 /// The plan as text: `+` create, `~` update with `old -> new`, `-` destroy, and a summary line.
 pub fn text(plan: &Plan) -> String {
+    render(plan, EnvValues::Shown)
+}
+
+/// [`text`] for the status page and `/api/status`: environment variables
+/// are named, their values not written.
+pub fn text_without_env_values(plan: &Plan) -> String {
+    render(plan, EnvValues::Hidden)
+}
+
+fn render(plan: &Plan, env: EnvValues) -> String {
     let mut out = String::new();
     if plan.is_empty() && plan.warnings.is_empty() {
         out.push_str("No changes. The swarm matches the spec.\n");
@@ -19,7 +41,7 @@ pub fn text(plan: &Plan) -> String {
         out.push_str("Reconciler will perform the following actions:\n");
         for action in &plan.actions {
             out.push('\n');
-            render_action(action, &mut out);
+            render_action(action, env, &mut out);
         }
         out.push('\n');
     }
@@ -65,7 +87,7 @@ pub fn describe(action: &Action) -> String {
     format!("{}.{} {what}", action.kind().as_str(), action.name())
 }
 
-fn render_action(action: &Action, out: &mut String) {
+fn render_action(action: &Action, env: EnvValues, out: &mut String) {
     let kind = action.kind().as_str();
     let name = action.name();
     let symbol = match action.operation() {
@@ -75,7 +97,12 @@ fn render_action(action: &Action, out: &mut String) {
     };
     let _ = writeln!(out, "  # {}", describe(action));
     let _ = writeln!(out, "  {symbol} {kind} \"{name}\"");
-    for change in action.changes() {
+    for mut change in action.changes() {
+        if env == EnvValues::Hidden && change.field.starts_with("env.") {
+            let hidden = |v: Option<String>| v.map(|_| "(value not shown)".to_string());
+            change.old = hidden(change.old);
+            change.new = hidden(change.new);
+        }
         render_change(&change, out);
     }
 }

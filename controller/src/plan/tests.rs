@@ -230,6 +230,25 @@ fn sensitive_environment_values_are_masked() {
     );
 }
 
+/// The status page showed every environment value whose name misses the
+/// masked words (`MYSQL_PWD`, a Slack webhook URL with its token; issue
+/// 22): its text names a variable that changes, never its value, while
+/// `plan` at the terminal still shows ordinary values.
+#[test]
+fn regression_the_page_names_changed_environment_variables_without_their_values() {
+    let before = spec(&WEB.replace("GREETING = \"hello\"", "MYSQL_PWD = \"old-secret\""));
+    let after = spec(&WEB.replace("GREETING = \"hello\"", "MYSQL_PWD = \"new-secret\""));
+    let plan = run(&after, &applied(&before));
+    let page = render::text_without_env_values(&plan);
+    assert!(page.contains("env.MYSQL_PWD"), "{page}");
+    assert!(
+        !page.contains("old-secret") && !page.contains("new-secret"),
+        "{page}"
+    );
+    let terminal = render::text(&plan);
+    assert!(terminal.contains("new-secret"), "{terminal}");
+}
+
 #[test]
 fn objects_not_ours_are_never_adopted() {
     let desired = spec(WEB);

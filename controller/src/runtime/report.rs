@@ -91,9 +91,12 @@ impl Controller {
             .collect();
         status.pending_plan = match (&self.board_plan, plan.is_empty()) {
             (None, true) => None,
-            (None, false) => Some(render::text(plan)),
+            (None, false) => Some(render::text_without_env_values(plan)),
             (Some(boards), true) => Some(boards.clone()),
-            (Some(boards), false) => Some(format!("{boards}\n{}", render::text(plan))),
+            (Some(boards), false) => Some(format!(
+                "{boards}\n{}",
+                render::text_without_env_values(plan)
+            )),
         };
     }
 
