@@ -380,7 +380,8 @@ fn board_files(
     }
     files.push(BoardFile {
         path: START_SCRIPT.into(),
-        mode: "755",
+        // Root's alone: it names the controller's files and flags.
+        mode: "700",
         content: start_script(options).into_bytes(),
         restarts: true,
     });

@@ -221,3 +221,27 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
         nothing.stdout
     );
 }
+
+/// `install --git https://user:token@...` wrote the token into the board's
+/// run script and the controller's command line (`ps`), and an `http://`
+/// URL of another machine was installed as it was (issue 22): both are
+/// refused before any board is contacted.
+#[test]
+fn regression_install_refuses_a_url_with_credentials_or_without_encryption() {
+    let spec = SpecDir::new("rci-url");
+    let dir = spec.arg();
+    for (url, said) in [
+        (
+            "https://deploy:token@git.example.org/spec.git",
+            "carries credentials",
+        ),
+        (
+            "http://git.example.org/spec.git",
+            "fetched without encryption",
+        ),
+    ] {
+        let out = reconciler(&["install", &dir, "--git", url]).expect_code(1);
+        assert!(out.stderr.contains(said), "{url}: {}", out.stderr);
+        assert!(!out.stderr.contains("token@"), "{}", out.stderr);
+    }
+}

@@ -72,6 +72,11 @@ pub(super) async fn install(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
+    if crate::source::url_has_credentials(&args.git) {
+        return Err(CliError::CredentialsInUrl {
+            url: crate::source::redact_url(&args.git),
+        });
+    }
     let plaintext_allowed = args.run_args.iter().any(|a| a == "--allow-plaintext-git");
     if crate::source::is_plaintext_remote(&args.git) && !plaintext_allowed {
         return Err(CliError::PlaintextGit {

@@ -482,6 +482,13 @@ pub enum CliError {
         /// The URL, credentials removed.
         url: String,
     },
+    /// `install --git` with credentials in the URL: they would be in the
+    /// board's run script and in `ps`.
+    #[error("{url} carries credentials, which would be written into the board's run script and shown by `ps`; pass the URL without them and the password with --git-password-file (user with --git-username), or use an ssh:// URL with --git-ssh-key")]
+    CredentialsInUrl {
+        /// The URL, credentials removed.
+        url: String,
+    },
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {

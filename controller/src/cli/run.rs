@@ -21,6 +21,12 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
                     url: crate::source::redact_url(url),
                 });
             }
+            if crate::source::url_has_credentials(url) {
+                tracing::warn!(
+                    url = %crate::source::redact_url(url),
+                    "the git URL carries credentials, which `ps` shows to every user of this machine; prefer RECONCILER_GIT_USERNAME and RECONCILER_GIT_PASSWORD_FILE"
+                );
+            }
             let reference = match (&args.tag, &args.commit) {
                 (Some(tag), _) => GitRef::Tag(tag.clone()),
                 (None, Some(commit)) => GitRef::Commit(commit.clone()),

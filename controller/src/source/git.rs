@@ -310,6 +310,19 @@ pub fn is_plaintext_remote(url: &str) -> bool {
     !loopback
 }
 
+/// An `http(s)://` URL that carries credentials (`https://user:token@...`,
+/// `https://token@...`): they would be in the command line (`ps`) and in
+/// files that hold it.
+pub fn url_has_credentials(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    rest.split('/').next().unwrap_or_default().contains('@')
+}
+
 /// A repository on this machine (`file://` or a path), fetched by
 /// libgit2's local transport.
 fn is_local(url: &str) -> bool {
@@ -415,7 +428,18 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_plaintext_remote, redact_url};
+    use super::{is_plaintext_remote, redact_url, url_has_credentials};
+
+    #[test]
+    fn credentials_in_http_urls_are_told_apart() {
+        assert!(url_has_credentials(
+            "https://deploy:tok@git.example.org/a.git"
+        ));
+        assert!(url_has_credentials("https://tok@github.com/me/a.git"));
+        assert!(!url_has_credentials("https://github.com/me/a.git"));
+        assert!(!url_has_credentials("ssh://git@github.com/me/a.git"));
+        assert!(!url_has_credentials("https://github.com/me/a@b.git"));
+    }
 
     #[test]
     fn plaintext_remotes_are_told_from_encrypted_and_local_ones() {

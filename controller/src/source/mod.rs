@@ -12,7 +12,7 @@ use crate::failure::{Classify, ErrorClass};
 use std::path::PathBuf;
 
 pub use dir::DirSource;
-pub use git::{is_plaintext_remote, redact_url, GitRef, GitSource};
+pub use git::{is_plaintext_remote, redact_url, url_has_credentials, GitRef, GitSource};
 
 /// The spec files of one revision.
 #[derive(Debug, Clone)]
