@@ -181,16 +181,23 @@ fn host_name(host: &str) -> &str {
     }
 }
 
+/// Suffixes no public DNS answers for (mDNS's `.local`, RFC 8375's
+/// `.home.arpa`, ICANN's reserved `.internal`, the undelegated `.lan`):
+/// an attacker's DNS cannot point one at this machine.
+const LAN_SUFFIXES: [&str; 5] = [".local", ".lan", ".home.arpa", ".internal", ".localhost"];
+
 /// A `Host` a browser sends only when it was asked for this controller:
-/// an IP address, `localhost`, a one-label LAN name (`pi1`), or a name
-/// given with `--allow-host`. A rebinding attack needs a name of its own,
-/// with a dot.
+/// an IP address, `localhost`, a LAN name (`pi1`, `pi1.local`,
+/// `pi1.home.arpa`), or a name given with `--allow-host`. A rebinding
+/// attack needs a public name of its own.
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    let name = host_name(host);
+    let name = host_name(host).trim_end_matches('.');
+    let lower = name.to_ascii_lowercase();
     !name.is_empty()
         && (name.parse::<std::net::IpAddr>().is_ok()
-            || name.eq_ignore_ascii_case("localhost")
-            || !name.trim_end_matches('.').contains('.')
+            || lower == "localhost"
+            || !name.contains('.')
+            || LAN_SUFFIXES.iter().any(|s| lower.ends_with(s))
             || allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
@@ -433,10 +440,19 @@ mod tests {
             "localhost:9469",
             "pi1:9469",
             "pi1",
+            "raspberrypi.local:9469",
+            "pi1.home.arpa",
+            "pi1.lan.",
         ] {
             assert!(host_allowed(host, &none), "{host}");
         }
-        for host in ["evil.example:9469", "evil.example", "", "a.b.c:80"] {
+        for host in [
+            "evil.example:9469",
+            "evil.example",
+            "",
+            "a.b.c:80",
+            "local.evil.example",
+        ] {
             assert!(!host_allowed(host, &none), "{host}");
         }
         let given = vec!["reconciler.lab.example".to_string()];
