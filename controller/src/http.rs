@@ -34,8 +34,8 @@ pub struct Shared {
     /// When the page or `/api/status` was last asked for: the picture is
     /// kept live only while someone looks.
     pub viewed: Mutex<Option<Instant>>,
-    /// Names besides IP addresses, `localhost` and one-label host names
-    /// that the page, `/api/*` and `/metrics` answer to ([`host_allowed`]).
+    /// Names besides IP addresses, `localhost` and LAN names that the page,
+    /// `/api/*` and `/metrics` answer to ([`host_allowed`]).
     pub allowed_hosts: Vec<String>,
 }
 

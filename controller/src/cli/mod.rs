@@ -200,9 +200,10 @@ pub struct RunArgs {
     pub allow_plaintext_git: bool,
     /// A name (with a dot) the status page, `/api/*` and `/metrics` answer
     /// to, e.g. the one a reverse proxy or Prometheus uses; repeat for more.
-    /// IP addresses, `localhost` and one-label names (`pi1`) always work;
-    /// other names are refused (a page of another site could read the
-    /// status through DNS rebinding).
+    /// IP addresses, `localhost` and LAN names (`pi1`, `pi1.local`,
+    /// `*.lan`, `*.home.arpa`, `*.internal`) always work; other names are
+    /// refused (a page of another site could read the status through DNS
+    /// rebinding).
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
     /// The SSH key `run --ssh` reaches every board with. A spec's `[ssh]
