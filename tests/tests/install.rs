@@ -120,6 +120,8 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
             "--binary",
             binary,
             "--run-arg=--interval=2s",
+            // The test bed's own network: plain HTTP is allowed on purpose.
+            "--run-arg=--allow-plaintext-git",
             "--ready-timeout",
             "90s",
         ]
