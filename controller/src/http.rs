@@ -37,6 +37,9 @@ pub struct Shared {
     /// Names besides IP addresses, `localhost` and LAN names that the page,
     /// `/api/*` and `/metrics` answer to ([`host_allowed`]).
     pub allowed_hosts: Vec<String>,
+    /// What the page and `/api/*` ask for (`--page-token-file`); `None`:
+    /// whoever reaches the listener reads them.
+    pub page_token: Option<PageToken>,
 }
 
 /// How long after the last look the picture is still kept live.
@@ -56,6 +59,7 @@ impl Shared {
             picture: RwLock::default(),
             viewed: Mutex::default(),
             allowed_hosts: Vec::new(),
+            page_token: None,
         }
     }
 
@@ -129,12 +133,19 @@ impl Shared {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    // What a page of another site must not read through DNS rebinding.
-    let read = Router::new()
-        .route("/metrics", get(metrics))
+    // The cluster's picture: for whoever holds the token, when there is one.
+    let page = Router::new()
         .route("/api/status", get(status))
         .route("/api/page", get(page_body))
         .route("/", get(page))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            token_holder,
+        ));
+    // What a page of another site must not read through DNS rebinding.
+    let read = Router::new()
+        .route("/metrics", get(metrics))
+        .merge(page)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             known_host,
@@ -169,6 +180,127 @@ async fn known_host(
     (
         StatusCode::MISDIRECTED_REQUEST,
         format!("refused: this controller does not answer to the name `{name}`; start it with --allow-host {name} if that name is its own\n"),
+    )
+        .into_response()
+}
+
+/// The token the status page and `/api/*` ask for, kept as its digest so
+/// comparing takes the same time whatever is sent.
+#[derive(Clone)]
+pub struct PageToken([u8; 32]);
+
+impl std::fmt::Debug for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageToken(..)")
+    }
+}
+
+/// Why a page token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PageTokenError {
+    /// Shorter than [`MIN_TOKEN_CHARS`]: guessable.
+    #[error("the page token is {0} characters long; use at least {MIN_TOKEN_CHARS} (`openssl rand -hex 32`)")]
+    TooShort(usize),
+    /// A character a URL or a cookie would carry differently.
+    #[error("the page token may only hold letters, digits, `-`, `_`, `.` and `~` (it travels in a URL and a cookie); `openssl rand -hex 32` makes one")]
+    Character,
+}
+
+/// The shortest page token taken.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// The cookie that carries the token after `/?token=...`, so the page's
+/// script (and a reload) need not put it in a URL again.
+const TOKEN_COOKIE: &str = "reconciler_token";
+
+impl PageToken {
+    /// A token from its text (surrounding whitespace dropped).
+    pub fn new(text: &str) -> Result<Self, PageTokenError> {
+        use sha2::Digest as _;
+        let text = text.trim();
+        if text.chars().count() < MIN_TOKEN_CHARS {
+            return Err(PageTokenError::TooShort(text.chars().count()));
+        }
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+        {
+            return Err(PageTokenError::Character);
+        }
+        Ok(Self(sha2::Sha256::digest(text.as_bytes()).into()))
+    }
+
+    fn matches(&self, given: &str) -> bool {
+        use sha2::Digest as _;
+        use subtle::ConstantTimeEq as _;
+        sha2::Sha256::digest(given.as_bytes())
+            .as_slice()
+            .ct_eq(&self.0)
+            .into()
+    }
+}
+
+/// Where a request carries a token: `Authorization: Bearer`, the cookie,
+/// or `?token=` in the URL.
+fn offered_tokens(request: &axum::extract::Request) -> (Vec<&str>, Option<&str>) {
+    let headers = request.headers();
+    let mut offered: Vec<&str> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .collect();
+    for cookies in headers.get_all(header::COOKIE).iter() {
+        let Ok(cookies) = cookies.to_str() else {
+            continue;
+        };
+        offered.extend(cookies.split(';').filter_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == TOKEN_COOKIE).then_some(value)
+        }));
+    }
+    let query = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+    });
+    (offered, query)
+}
+
+/// With `--page-token-file`, the page and `/api/*` answer only a request
+/// that carries the token. `/?token=...` (the link to bookmark) sets a
+/// cookie and sends the browser to the page without it in the address bar.
+async fn token_holder(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &shared.page_token else {
+        return next.run(request).await;
+    };
+    let (offered, query) = offered_tokens(&request);
+    if let Some(given) = query.filter(|given| token.matches(given)) {
+        return (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "./".to_string()),
+                (
+                    header::SET_COOKIE,
+                    format!("{TOKEN_COOKIE}={given}; HttpOnly; SameSite=Strict"),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+        )
+            .into_response();
+    }
+    if offered.iter().any(|given| token.matches(given)) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "this controller's status needs its page token: open /?token=TOKEN once in the browser, or send `Authorization: Bearer TOKEN`\n",
     )
         .into_response()
 }

@@ -50,6 +50,10 @@ pub struct InstallOptions {
     pub git_username: Option<String>,
     pub git_password_file: Option<PathBuf>,
     pub age_identity_file: Option<PathBuf>,
+    /// The owner's policy file, kept on the board beside the secrets.
+    pub policy_file: Option<PathBuf>,
+    /// The status page's token.
+    pub page_token_file: Option<PathBuf>,
     /// Candidate binaries; the one whose ELF machine matches the board's
     /// architecture is installed (the running binary when none is given).
     pub binaries: Vec<PathBuf>,
@@ -213,6 +217,15 @@ pub fn run_command_line(options: &InstallOptions) -> Vec<String> {
             format!("{CONFIG_DIR}/age-identity"),
         ]);
     }
+    if options.policy_file.is_some() {
+        args.extend(["--policy".into(), format!("{CONFIG_DIR}/policy.toml")]);
+    }
+    if options.page_token_file.is_some() {
+        args.extend([
+            "--page-token-file".into(),
+            format!("{CONFIG_DIR}/page-token"),
+        ]);
+    }
     args.extend(options.run_args.iter().cloned());
     args
 }
@@ -367,6 +380,8 @@ fn board_files(
         (&options.git_ssh_key, "git-ssh-key"),
         (&options.git_password_file, "git-password"),
         (&options.age_identity_file, "age-identity"),
+        (&options.policy_file, "policy.toml"),
+        (&options.page_token_file, "page-token"),
     ];
     for (source, name) in secrets {
         if let Some(source) = source {
@@ -405,6 +420,8 @@ fn installed_paths() -> Vec<String> {
         format!("{CONFIG_DIR}/git-ssh-key"),
         format!("{CONFIG_DIR}/git-password"),
         format!("{CONFIG_DIR}/age-identity"),
+        format!("{CONFIG_DIR}/policy.toml"),
+        format!("{CONFIG_DIR}/page-token"),
         START_SCRIPT.into(),
         UNIT.into(),
     ]
@@ -653,6 +670,8 @@ mod tests {
             git_username: Some("it's me".into()),
             git_password_file: Some("/tmp/password".into()),
             age_identity_file: None,
+            policy_file: None,
+            page_token_file: None,
             binaries: Vec::new(),
             init: Init::Auto,
             run_args: vec!["--interval".into(), "30s".into()],

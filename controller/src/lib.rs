@@ -17,6 +17,7 @@ pub mod node;
 pub mod observed;
 pub mod pipeline;
 pub mod plan;
+pub mod policy;
 pub mod progress;
 pub mod reconcile;
 pub mod runtime;

@@ -5,11 +5,24 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// A response: status code and body.
+/// A response: status code, head (status line and headers) and body.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    pub head: String,
     pub body: String,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
 }
 
 /// Sends one request and reads the whole response (`Connection: close`).
@@ -75,7 +88,11 @@ fn request_to_host(
     } else {
         body.to_string()
     };
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        head: head.to_string(),
+        body,
+    })
 }
 
 pub fn get(address: SocketAddr, path: &str) -> Result<Response, String> {

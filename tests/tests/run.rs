@@ -1735,3 +1735,196 @@ fn regression_idle_connections_cannot_use_up_the_controllers_files() {
         },
     );
 }
+
+/// Push access is root on every board (issue 22): a service may mount the
+/// Docker socket or the controller's own folder. A policy file that lives
+/// with the controller (`--policy`) refuses a revision that asks for what
+/// it denies — the last good revision stays and reconciling goes on — and
+/// `plan --policy` refuses the same spec before contacting anything;
+/// without a policy `plan` says what the spec may do.
+#[test]
+fn the_controllers_policy_refuses_what_it_denies_and_plan_says_what_push_access_allows() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-pol", "rpol-");
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let policy = folder.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "deny = [\"docker-socket\", \"controller-folder\", \"all-capabilities\", \"board-commands\"]\n",
+    )
+    .expect("policy written");
+    let policy = policy.display().to_string();
+    let repo = GitRepo::new();
+    let good = repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-pol")),
+            ("services.toml", &service_spec("rpol-web", 1)),
+        ],
+        "good",
+    );
+    let url = repo.url();
+    let controller =
+        Controller::start(&["--git", &url], &["--interval", "1s", "--policy", &policy]);
+    wait_replicas("rpol-web", 1, &controller);
+    let version = service_version("rpol-web");
+
+    let socket = format!(
+        "{}mounts = [{{ type = \"bind\", source = \"/var/run/../run/docker.sock\", target = \"/var/run/docker.sock\" }}]\n",
+        service_spec("rpol-web", 1)
+    );
+    let bad = repo.commit(&[("services.toml", &socket)], "mount the socket");
+    wait_status(
+        &controller,
+        "the revision to be refused by the policy",
+        |s| s["fetched_revision"].as_str() == Some(bad.as_str()) && s["spec_valid"] == false,
+    );
+    let status = controller.status();
+    let error = status["spec_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("service \"rpol-web\" mounts /var/run/docker.sock")
+            && error.contains("the policy denies docker-socket"),
+        "{error}"
+    );
+    assert_eq!(status["revision"].as_str(), Some(good.as_str()));
+    controller.wait_for_reconciles(2);
+    assert_eq!(
+        service_version("rpol-web"),
+        version,
+        "a denied revision was applied"
+    );
+    assert!(
+        controller.metric("reconciler_reconciles_total{result=\"success\"}") >= 1.0,
+        "reconciling stopped"
+    );
+    let fixed = repo.commit(&[("services.toml", &service_spec("rpol-web", 2))], "fixed");
+    wait_replicas("rpol-web", 2, &controller);
+    wait_status(&controller, "the fixed revision to be in force", |s| {
+        s["revision"].as_str() == Some(fixed.as_str())
+    });
+
+    // The same spec at the terminal.
+    let spec = SpecDir::new("r-pol");
+    spec.write("services.toml", &socket);
+    let refused = reconciler(&["plan", &spec.arg(), "--policy", &policy]).expect_code(1);
+    assert!(
+        refused.stderr.contains("denies")
+            && refused.stderr.contains("mounts /var/run/docker.sock")
+            && refused.stdout.is_empty(),
+        "{refused:?}"
+    );
+    let warned = reconciler(&["plan", &spec.arg()]).expect_code(0);
+    assert!(
+        warned
+            .stderr
+            .contains("warning: push access: service \"rpol-web\" mounts /var/run/docker.sock")
+            && warned.stderr.contains("deny = [\"docker-socket\"]"),
+        "{warned:?}"
+    );
+    // A policy the controller cannot read stops it at start, not later.
+    std::fs::write(
+        folder.path().join("typo.toml"),
+        "deny = [\"docker-sockets\"]\n",
+    )
+    .expect("written");
+    let typo = folder.path().join("typo.toml").display().to_string();
+    let out = reconciler(&[
+        "run",
+        "--dir",
+        &spec.arg(),
+        "--policy",
+        &typo,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .expect_code(1);
+    assert!(out.stderr.contains("docker-sockets"), "{}", out.stderr);
+}
+
+/// The page and `/api/status` were readable by whoever reached the
+/// listener (issue 22). With `--page-token-file` they answer only a request
+/// carrying the token — as a bearer token, or the cookie `/?token=` sets —
+/// while `/metrics` and the health checks stay open for Prometheus and systemd.
+#[test]
+fn with_a_page_token_only_its_holder_reads_the_page_and_the_status() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-tok", "rtok-");
+    let spec = SpecDir::new("r-tok");
+    spec.write("services.toml", &service_spec("rtok-web", 1));
+    let dir = spec.arg();
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let token = "3f9c2a7d51e84b06a1c9e2f4d8b7a605";
+    let file = folder.path().join("page-token");
+    std::fs::write(&file, format!("{token}\n")).expect("token written");
+    let file = file.display().to_string();
+    let controller = Controller::start(
+        &["--dir", &dir],
+        &["--interval", "1h", "--page-token-file", &file],
+    );
+    let address = controller.address;
+    for path in [
+        "/",
+        "/api/status",
+        "/api/page",
+        &format!("/?token={token}x"),
+    ] {
+        let refused = http::get(address, path).expect("an answer");
+        assert_eq!(refused.status, 401, "{path}: {}", refused.body);
+        assert!(refused.body.contains("page token"), "{}", refused.body);
+    }
+    let wrong = http::request(
+        address,
+        "GET",
+        "/api/status",
+        &[("Authorization", "Bearer 0000000000000000000000000000000")],
+        b"",
+    )
+    .expect("an answer");
+    assert_eq!(wrong.status, 401);
+    let bearer = format!("Bearer {token}");
+    let status = http::request(
+        address,
+        "GET",
+        "/api/status",
+        &[("Authorization", &bearer)],
+        b"",
+    )
+    .expect("an answer");
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert!(status.body.contains("\"spec_valid\""), "{}", status.body);
+    // The link to bookmark: the token moves into a cookie, out of the URL.
+    let link = http::get(address, &format!("/?token={token}")).expect("an answer");
+    assert_eq!(link.status, 303, "{}", link.head);
+    assert_eq!(link.header("location"), Some("./"));
+    let cookie = link.header("set-cookie").unwrap_or_default().to_string();
+    assert!(
+        cookie.starts_with(&format!("reconciler_token={token};"))
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let jar = format!("other=1; reconciler_token={token}");
+    for path in ["/", "/api/page"] {
+        let page =
+            http::request(address, "GET", path, &[("Cookie", &jar)], b"").expect("an answer");
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(page.body.contains("rtok-web"), "{}", page.body);
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let open = http::get(address, path).expect("an answer");
+        assert_ne!(open.status, 401, "{path}");
+    }
+    // A guessable token is refused at start.
+    std::fs::write(folder.path().join("short"), "secret\n").expect("written");
+    let short = folder.path().join("short").display().to_string();
+    let out = reconciler(&[
+        "run",
+        "--dir",
+        &dir,
+        "--page-token-file",
+        &short,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .expect_code(1);
+    assert!(out.stderr.contains("at least 16"), "{}", out.stderr);
+}

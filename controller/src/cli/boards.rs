@@ -84,6 +84,9 @@ pub(super) async fn install(
         });
     }
     let spec = load(&args.dir, load_options, console.err)?;
+    // A policy that does not load would stop the controller on the board.
+    args.policy.load()?;
+    crate::runtime::page_token(args.page_token_file.as_deref())?;
     let target = install_target(&spec, args.node.as_deref())?;
     let access = args.access.access(None);
     let session = crate::node::Session::connect(&target, access.ssh)
@@ -99,6 +102,8 @@ pub(super) async fn install(
         git_username: args.git_username,
         git_password_file: args.git_password_file,
         age_identity_file,
+        policy_file: args.policy.file,
+        page_token_file: args.page_token_file,
         binaries: args.binaries,
         init: args.init,
         run_args: args.run_args,

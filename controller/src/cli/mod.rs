@@ -206,6 +206,13 @@ pub struct RunArgs {
     /// rebinding).
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// A file holding a token (`openssl rand -hex 32`) the status page and
+    /// `/api/*` ask for: open `/?token=TOKEN` once in a browser (it is kept
+    /// in a cookie), or send `Authorization: Bearer TOKEN`. Without it,
+    /// whoever reaches --listen reads them. `/metrics` and the health
+    /// checks never ask.
+    #[arg(long, value_name = "FILE", env = "RECONCILER_PAGE_TOKEN_FILE")]
+    pub page_token_file: Option<PathBuf>,
     /// The SSH key `run --ssh` reaches every board with. A spec's `[ssh]
     /// identity` is not used by `run`: whoever can push would choose which
     /// file the controller reads as a key.
@@ -217,6 +224,30 @@ pub struct RunArgs {
     /// file the controller writes.
     #[arg(long, value_name = "FILE", default_value = "~/.ssh/known_hosts")]
     pub known_hosts: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The controller owner's limits on what the spec may ask of the boards.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// A policy file kept with the controller, never in the repository:
+    /// `deny = ["host-paths", "docker-socket", "controller-folder",
+    /// "all-capabilities", "board-commands"]` refuses a spec that asks for
+    /// one of these (`allow_host_paths = ["/srv"]` keeps some folders
+    /// mountable). Without one they are allowed, and all but plain host
+    /// paths are warned about: whoever can push is root on every board.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    fn load(&self) -> Result<Option<crate::policy::Policy>, crate::policy::PolicyError> {
+        self.file
+            .as_deref()
+            .map(crate::policy::Policy::load)
+            .transpose()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +273,10 @@ pub struct InstallArgs {
     /// The webhook secret, copied to the board (mode 600).
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// The status page's token (see `run --page-token-file`), copied to the
+    /// board (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub page_token_file: Option<PathBuf>,
     /// A private key for ssh:// repositories, copied to the board (mode 600).
     #[arg(long, value_name = "FILE")]
     pub git_ssh_key: Option<PathBuf>,
@@ -268,6 +303,9 @@ pub struct InstallArgs {
     /// How long to wait for the controller's /readyz (asked through SSH).
     #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub ready_timeout: Duration,
+    // The controller's policy file: checked here, copied to the board.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub access: AccessArgs,
 }
@@ -297,6 +335,8 @@ pub struct ConnectArgs {
     pub allow_mass_delete: bool,
     #[command(flatten)]
     pub boards: BoardArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Where a manager's Docker API is, shared by `plan`, `apply` and `run`.
@@ -440,6 +480,15 @@ pub enum CliError {
     /// The spec cannot be read or is invalid (every problem, with file:line:col).
     #[error(transparent)]
     Spec(#[from] LoadError),
+    /// `--policy` names a file that cannot be used.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// The spec asks for what `--policy` denies (each line says what and why).
+    #[error("the spec asks for what {file} denies:\n  {}", .refusals.join("\n  "))]
+    Denied {
+        file: PathBuf,
+        refusals: Vec<String>,
+    },
     /// Docker is unreachable, not a manager, or refused a call.
     #[error(transparent)]
     Swarm(#[from] SwarmError),
@@ -589,4 +638,27 @@ fn load(dir: &Path, load_options: &LoadOptions, err: &mut dyn Write) -> Result<S
         writeln!(err, "{warning}")?;
     }
     Ok(spec)
+}
+
+/// Judges a spec that `plan` or `apply` is about to act on by `--policy`:
+/// what it denies refuses the spec; the powers it allows that make push
+/// access root on the boards go to `err` as warnings and are returned (for
+/// `--json`). The controller's files named here are this user's SSH files.
+fn judge(spec: &Spec, policy: &PolicyArgs, err: &mut dyn Write) -> Result<Vec<String>, CliError> {
+    let loaded = policy.load()?;
+    let protected = [
+        crate::node::expand_home(&spec.ssh.identity),
+        crate::node::expand_home(&spec.ssh.known_hosts),
+    ];
+    let verdict = crate::policy::judge(spec, loaded.as_ref(), &protected);
+    if let (false, Some(file)) = (verdict.refusals.is_empty(), &policy.file) {
+        return Err(CliError::Denied {
+            file: file.clone(),
+            refusals: verdict.refusals,
+        });
+    }
+    for warning in &verdict.warnings {
+        writeln!(err, "warning: {warning}")?;
+    }
+    Ok(verdict.warnings)
 }

@@ -61,6 +61,13 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
             identity: args.ssh_identity.clone(),
             known_hosts: args.known_hosts.clone(),
         },
+        policy: args.policy.load()?,
+        page_token: crate::runtime::page_token(args.page_token_file.as_deref())?,
+        protected: vec![
+            crate::node::expand_home(&args.ssh_identity),
+            crate::node::expand_home(&args.known_hosts),
+            args.cache_dir.clone(),
+        ],
         load,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);

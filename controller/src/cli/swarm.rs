@@ -3,7 +3,7 @@
 
 use reconciler_spec::{LoadOptions, Spec};
 
-use super::{load, ApplyArgs, CliError, ConnectArgs, Console, PlanArgs, ProgressStyle};
+use super::{judge, load, ApplyArgs, CliError, ConnectArgs, Console, PlanArgs, ProgressStyle};
 use crate::apply::ApplyOptions;
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::node::provision::Provisioned;
@@ -91,6 +91,7 @@ pub(super) async fn plan(
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
     let spec = load(&args.connect.dir, load_options, console.err)?;
+    let granted = judge(&spec, &args.connect.policy, console.err)?;
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
     let looked = pipeline::boards(
         &spec,
@@ -107,7 +108,7 @@ pub(super) async fn plan(
     if args.json {
         let document = render::plan_document(
             plan,
-            &spec.warnings,
+            spec.warnings.iter().map(ToString::to_string).chain(granted),
             looked.boards.as_ref().map(Provisioned::part).as_ref(),
             planned.swarm.is_some(),
         );
@@ -214,6 +215,7 @@ pub(super) async fn apply(
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
     let spec = load(&args.connect.dir, load_options, console.err)?;
+    judge(&spec, &args.connect.policy, console.err)?;
     let reach = args.connect.reach();
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
     let progress = stderr_progress(console.progress);

@@ -224,14 +224,12 @@ pub struct BoardStepsJson {
 
 pub fn plan_document<'a>(
     plan: &'a Plan,
-    spec_warnings: &[reconciler_spec::Diagnostic],
+    spec_warnings: impl Iterator<Item = String>,
     boards: Option<&BoardsPart<'_>>,
     swarm_planned: bool,
 ) -> PlanDocument<'a> {
     let mut plan_json = json(plan);
-    plan_json
-        .warnings
-        .extend(spec_warnings.iter().map(ToString::to_string));
+    plan_json.warnings.extend(spec_warnings);
     PlanDocument {
         plan: plan_json,
         boards: boards.map(|b| BoardsJson {

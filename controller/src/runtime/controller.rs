@@ -55,6 +55,14 @@ pub struct RunOptions {
     pub allow_hosts: Vec<String>,
     /// The SSH files every board is reached with, whatever the spec says.
     pub ssh_paths: SshPaths,
+    /// The owner's limits on what a revision may ask of the boards
+    /// (`--policy`); without one nothing is refused, the powers are warned about.
+    pub policy: Option<crate::policy::Policy>,
+    /// The controller's own files a service must not mount (its SSH key,
+    /// known_hosts, cache), besides [`crate::policy::CONTROLLER_FOLDERS`].
+    pub protected: Vec<std::path::PathBuf>,
+    /// What the page and `/api/*` ask for (`--page-token-file`).
+    pub page_token: Option<crate::http::PageToken>,
 }
 
 /// Why the controller could not start; once running, errors are reported and retried.
@@ -78,6 +86,39 @@ pub enum RunError {
     /// then authenticate any hook.
     #[error("the webhook secret from {from} is empty; write one (e.g. `openssl rand -hex 32`) or give none to refuse every hook")]
     EmptySecret { from: String },
+    /// `--page-token-file` cannot be read.
+    #[error("cannot read the page token from {path}: {source}")]
+    PageTokenFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The page token is too short or holds a character it cannot travel with.
+    #[error("{path}: {source}")]
+    PageToken {
+        path: std::path::PathBuf,
+        #[source]
+        source: crate::http::PageTokenError,
+    },
+}
+
+/// The page token from `--page-token-file` (a trailing newline is not part of it).
+pub fn page_token(
+    file: Option<&std::path::Path>,
+) -> Result<Option<crate::http::PageToken>, RunError> {
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::PageTokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::http::PageToken::new(&text)
+        .map(Some)
+        .map_err(|source| RunError::PageToken {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The webhook secret: from `file` when given, else `RECONCILER_WEBHOOK_SECRET`;
@@ -220,6 +261,7 @@ pub async fn run(
         options.webhook_secret.clone(),
     );
     shared.allowed_hosts.clone_from(&options.allow_hosts);
+    shared.page_token.clone_from(&options.page_token);
     let shared = Arc::new(shared);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

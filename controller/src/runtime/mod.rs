@@ -22,7 +22,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
-pub use controller::{default_holder, run, webhook_secret, RunError, RunOptions, SshPaths};
+pub use controller::{
+    default_holder, page_token, run, webhook_secret, RunError, RunOptions, SshPaths,
+};
 
 use crate::reconcile::Trigger;
 

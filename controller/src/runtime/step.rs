@@ -679,7 +679,16 @@ impl Controller {
                 tracing::warn!("{error}");
             }
         }
-        load_files_with(files.to_vec(), &self.options.load).map_err(Refused::Load)
+        let spec = load_files_with(files.to_vec(), &self.options.load).map_err(Refused::Load)?;
+        let verdict =
+            crate::policy::judge(&spec, self.options.policy.as_ref(), &self.options.protected);
+        if !verdict.refusals.is_empty() {
+            return Err(Refused::Policy(verdict.refusals));
+        }
+        for warning in verdict.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(spec)
     }
 
     /// The swarm client for this spec's cluster at `host`, connecting (again) when needed.
@@ -742,4 +751,7 @@ pub(crate) enum Refused {
         other => other.to_string(),
     })]
     Load(LoadError),
+    /// It asks for what the controller's `--policy` denies.
+    #[error("it asks for what the controller's policy denies:\n  {}", .0.join("\n  "))]
+    Policy(Vec<String>),
 }
