@@ -54,6 +54,8 @@ pub struct InstallOptions {
     pub policy_file: Option<PathBuf>,
     /// The status page's token.
     pub page_token_file: Option<PathBuf>,
+    /// The allowed signers of followed commits.
+    pub allowed_signers_file: Option<PathBuf>,
     /// Candidate binaries; the one whose ELF machine matches the board's
     /// architecture is installed (the running binary when none is given).
     pub binaries: Vec<PathBuf>,
@@ -220,6 +222,12 @@ pub fn run_command_line(options: &InstallOptions) -> Vec<String> {
     if options.policy_file.is_some() {
         args.extend(["--policy".into(), format!("{CONFIG_DIR}/policy.toml")]);
     }
+    if options.allowed_signers_file.is_some() {
+        args.extend([
+            "--verify-signatures".into(),
+            format!("{CONFIG_DIR}/allowed-signers"),
+        ]);
+    }
     if options.page_token_file.is_some() {
         args.extend([
             "--page-token-file".into(),
@@ -382,6 +390,7 @@ fn board_files(
         (&options.age_identity_file, "age-identity"),
         (&options.policy_file, "policy.toml"),
         (&options.page_token_file, "page-token"),
+        (&options.allowed_signers_file, "allowed-signers"),
     ];
     for (source, name) in secrets {
         if let Some(source) = source {
@@ -422,6 +431,7 @@ fn installed_paths() -> Vec<String> {
         format!("{CONFIG_DIR}/age-identity"),
         format!("{CONFIG_DIR}/policy.toml"),
         format!("{CONFIG_DIR}/page-token"),
+        format!("{CONFIG_DIR}/allowed-signers"),
         START_SCRIPT.into(),
         UNIT.into(),
     ]
@@ -672,6 +682,7 @@ mod tests {
             age_identity_file: None,
             policy_file: None,
             page_token_file: None,
+            allowed_signers_file: None,
             binaries: Vec::new(),
             init: Init::Auto,
             run_args: vec!["--interval".into(), "30s".into()],

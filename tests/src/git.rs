@@ -67,6 +67,11 @@ impl GitRepo {
         self.dir.path().join("remote.git")
     }
 
+    /// `git config NAME VALUE` in the work clone (signing, for one).
+    pub fn configure(&self, name: &str, value: &str) {
+        git(&self.work(), &["config", name, value]);
+    }
+
     fn work(&self) -> PathBuf {
         self.dir.path().join("work")
     }

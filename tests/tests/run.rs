@@ -1928,3 +1928,122 @@ fn with_a_page_token_only_its_holder_reads_the_page_and_the_status() {
     .expect_code(1);
     assert!(out.stderr.contains("at least 16"), "{}", out.stderr);
 }
+
+/// Commits were not verified (issue 22): whoever could push, or serve the
+/// remote, chose what runs as root on every board. With
+/// `--verify-signatures FILE` the controller follows only commits signed
+/// with SSH by a key the allowed-signers file lists (as `git verify-commit`
+/// accepts them: tests/signatures.rs compares the verdicts with git). An
+/// unsigned or foreign-signed commit waits for a person, the last good
+/// revision stays in force, and the next signed commit is applied.
+#[test]
+fn with_verify_signatures_only_commits_signed_by_an_allowed_key_are_followed() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-sig", "rsig-");
+    let keys = tempfile::tempdir().expect("temporary folder");
+    let keygen = |name: &str| {
+        let path = keys.path().join(name);
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen runs");
+        assert!(out.status.success(), "{out:?}");
+        let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+        (path.display().to_string(), public)
+    };
+    let (alice, alice_public) = keygen("alice");
+    let (mallory, _) = keygen("mallory");
+    let allowed = keys.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!("alice@example.com namespaces=\"git\" {alice_public}"),
+    )
+    .expect("written");
+    let allowed = allowed.display().to_string();
+    let repo = GitRepo::new();
+    repo.configure("gpg.format", "ssh");
+    repo.configure("commit.gpgsign", "true");
+    repo.configure("user.signingkey", &alice);
+    let signed = repo.commit(
+        &[
+            ("cluster.toml", &cluster("r-sig")),
+            ("services.toml", &service_spec("rsig-web", 1)),
+        ],
+        "signed by alice",
+    );
+    let url = repo.url();
+    let controller = Controller::start(
+        &["--git", &url, "--verify-signatures", &allowed],
+        &["--interval", "1s"],
+    );
+    wait_replicas("rsig-web", 1, &controller);
+    wait_status(&controller, "the signed revision in force", |s| {
+        s["revision"].as_str() == Some(signed.as_str())
+    });
+
+    for (key, expected) in [
+        (None, "the commit is not signed"),
+        (
+            Some(&mallory),
+            "which the allowed signers file does not list",
+        ),
+    ] {
+        match key {
+            None => repo.configure("commit.gpgsign", "false"),
+            Some(key) => {
+                repo.configure("commit.gpgsign", "true");
+                repo.configure("user.signingkey", key);
+            }
+        }
+        let refused = repo.commit(&[("services.toml", &service_spec("rsig-web", 3))], "scale");
+        wait_status(&controller, "the commit to be refused", |s| {
+            s["source_error"]["reason"] == "git_unverified"
+                && s["source_error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&refused) && m.contains(expected))
+        });
+        let status = controller.status();
+        assert_eq!(status["source_error"]["class"], "needs_person");
+        assert_eq!(status["revision"].as_str(), Some(signed.as_str()));
+        controller.wait_for_reconciles(2);
+        assert_eq!(
+            replicas("rsig-web"),
+            Some(1),
+            "an unverified commit was applied"
+        );
+    }
+
+    repo.configure("user.signingkey", &alice);
+    let next = repo.commit(
+        &[("services.toml", &service_spec("rsig-web", 2))],
+        "signed again",
+    );
+    wait_replicas("rsig-web", 2, &controller);
+    wait_status(&controller, "the signed revision in force", |s| {
+        s["revision"].as_str() == Some(next.as_str()) && s["source_error"].is_null()
+    });
+    // A file that is no allowed-signers file stops the controller at start.
+    let broken = keys.path().join("broken");
+    std::fs::write(
+        &broken,
+        "alice@example.com valid-after=\"20240101\" ssh-ed25519 AAAA\n",
+    )
+    .expect("written");
+    let broken = broken.display().to_string();
+    let out = reconciler(&[
+        "run",
+        "--git",
+        &url,
+        "--verify-signatures",
+        &broken,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .expect_code(1);
+    assert!(
+        out.stderr.contains("broken:1:") && out.stderr.contains("trailing Z"),
+        "{}",
+        out.stderr
+    );
+}

@@ -87,6 +87,9 @@ pub(super) async fn install(
     // A policy that does not load would stop the controller on the board.
     args.policy.load()?;
     crate::runtime::page_token(args.page_token_file.as_deref())?;
+    if let Some(file) = &args.verify_signatures {
+        crate::source::signature::AllowedSigners::load(file)?;
+    }
     let target = install_target(&spec, args.node.as_deref())?;
     let access = args.access.access(None);
     let session = crate::node::Session::connect(&target, access.ssh)
@@ -104,6 +107,7 @@ pub(super) async fn install(
         age_identity_file,
         policy_file: args.policy.file,
         page_token_file: args.page_token_file,
+        allowed_signers_file: args.verify_signatures,
         binaries: args.binaries,
         init: args.init,
         run_args: args.run_args,

@@ -193,6 +193,13 @@ pub struct RunArgs {
     /// otherwise freezes the loop); the last revision stays in force.
     #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub fetch_timeout: Duration,
+    /// Follow only commits signed with SSH by a key this allowed-signers
+    /// file lists (`PRINCIPALS [namespaces="git"] KEYTYPE KEY` per line,
+    /// ssh-keygen(1)), as `git verify-commit` with `gpg.ssh.allowedSignersFile`
+    /// accepts them; another commit is refused and the last good one stays.
+    /// GPG signatures are not checked (refused).
+    #[arg(long, value_name = "FILE", requires = "git")]
+    pub verify_signatures: Option<PathBuf>,
     /// Fetch an `http://` or `git://` URL of another machine, unencrypted
     /// and unauthenticated (refused otherwise: whoever is on the path would
     /// serve the spec). Loopback URLs need no flag.
@@ -273,6 +280,10 @@ pub struct InstallArgs {
     /// The webhook secret, copied to the board (mode 600).
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// An allowed-signers file (see `run --verify-signatures`), copied to
+    /// the board: the controller follows only commits signed by its keys.
+    #[arg(long, value_name = "FILE")]
+    pub verify_signatures: Option<PathBuf>,
     /// The status page's token (see `run --page-token-file`), copied to the
     /// board (mode 600).
     #[arg(long, value_name = "FILE")]
@@ -480,6 +491,9 @@ pub enum CliError {
     /// The spec cannot be read or is invalid (every problem, with file:line:col).
     #[error(transparent)]
     Spec(#[from] LoadError),
+    /// `--verify-signatures` names a file that cannot be used.
+    #[error(transparent)]
+    Signers(#[from] crate::source::signature::SignersError),
     /// `--policy` names a file that cannot be used.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),

@@ -5,6 +5,7 @@ use reconciler_spec::LoadOptions;
 use super::{CliError, RunArgs};
 
 pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError> {
+    use crate::source::signature::AllowedSigners;
     use crate::source::{DirSource, GitRef, GitSource, Source};
     if args.apply_timeout >= args.lease_ttl {
         return Err(CliError::LeaseTooShort {
@@ -32,12 +33,11 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
                 (None, Some(commit)) => GitRef::Commit(commit.clone()),
                 (None, None) => GitRef::Branch(args.branch.clone()),
             };
-            Source::Git(GitSource::new(
-                url.clone(),
-                reference,
-                &args.path,
-                &args.cache_dir,
-            ))
+            let source = GitSource::new(url.clone(), reference, &args.path, &args.cache_dir);
+            Source::Git(match &args.verify_signatures {
+                Some(file) => source.verifying(AllowedSigners::load(file)?),
+                None => source,
+            })
         }
     };
     let options = crate::runtime::RunOptions {

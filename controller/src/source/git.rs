@@ -27,6 +27,8 @@ pub struct GitSource {
     /// Folder of the spec inside the repository ("" for the root).
     path: String,
     cache: PathBuf,
+    /// With `--verify-signatures`: whose signature a commit must carry.
+    signers: Option<super::signature::AllowedSigners>,
 }
 
 impl GitSource {
@@ -38,7 +40,32 @@ impl GitSource {
             reference,
             path: path.trim_matches('/').to_string(),
             cache: cache_root.join(format!("{name}.git")),
+            signers: None,
         }
+    }
+
+    /// Accepts only commits signed by one of `signers` (as `git
+    /// verify-commit` accepts them).
+    #[must_use]
+    pub fn verifying(mut self, signers: super::signature::AllowedSigners) -> Self {
+        self.signers = Some(signers);
+        self
+    }
+
+    /// Checks the followed commit's signature when signatures are verified.
+    fn verify(&self, repo: &Repository, commit: &git2::Commit<'_>) -> Result<(), SourceError> {
+        let Some(signers) = &self.signers else {
+            return Ok(());
+        };
+        let unverified = |reason| SourceError::Unverified {
+            url: redact_url(&self.url),
+            revision: commit.id().to_string(),
+            reason,
+        };
+        let principals =
+            super::signature::verify_commit(repo, commit.id(), signers).map_err(unverified)?;
+        tracing::debug!(revision = %commit.id(), %principals, "commit signature verified");
+        Ok(())
     }
 
     pub fn describe(&self) -> String {
@@ -107,6 +134,7 @@ impl GitSource {
         let commit = repo
             .find_commit(commit)
             .map_err(self.git_error("read commit"))?;
+        self.verify(&repo, &commit)?;
         let root = commit.tree().map_err(self.git_error("read tree"))?;
         let revision = commit.id().to_string();
         let tree = if self.path.is_empty() {

@@ -6,6 +6,7 @@
 
 mod dir;
 mod git;
+pub mod signature;
 pub mod webhook;
 
 use crate::failure::{Classify, ErrorClass};
@@ -79,6 +80,14 @@ pub enum SourceError {
         /// The remote, credentials removed.
         url: String,
     },
+    /// `--verify-signatures` is on and the followed commit's signature is
+    /// missing or not by an allowed signer.
+    #[error("commit {revision} of {url} is refused: {reason}; the last good revision stays in force (sign it with a key the allowed signers file lists)")]
+    Unverified {
+        url: String,
+        revision: String,
+        reason: signature::Unverified,
+    },
     /// The local cache directory is unusable.
     #[error("git cache {path}: {message}")]
     Cache {
@@ -126,7 +135,8 @@ impl Classify for SourceError {
             SourceError::Auth { .. }
             | SourceError::MissingRef { .. }
             | SourceError::MissingPath { .. }
-            | SourceError::TooLarge { .. } => ErrorClass::NeedsPerson,
+            | SourceError::TooLarge { .. }
+            | SourceError::Unverified { .. } => ErrorClass::NeedsPerson,
             SourceError::Dir(error) => error.class(),
         }
     }
@@ -142,6 +152,7 @@ impl Classify for SourceError {
             SourceError::Cache { .. } => "git_cache",
             SourceError::MissingPath { .. } => "missing_path",
             SourceError::TooLarge { .. } => "git_too_large",
+            SourceError::Unverified { .. } => "git_unverified",
             SourceError::Dir(error) => error.reason(),
         }
     }
