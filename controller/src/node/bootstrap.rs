@@ -22,21 +22,37 @@ fn record_membership(spec: &Spec) -> String {
     )
 }
 
+/// Shell lines that replace `target` with what `write` puts in `$tmp`, a
+/// new file beside it: written, flushed, then renamed over the old one, so
+/// a power cut (a Pi's usual end) leaves the old file or the new, never a
+/// truncated one. Mode and owner are the old file's. A file that cannot be
+/// renamed over (a container's bind-mounted `/etc/hosts`) is rewritten in
+/// place. `set -e` is the caller's.
+fn replace_file(target: &str, write: &str) -> String {
+    let target = quote(target);
+    format!(
+        "tmp=$(mktemp \"$(dirname {target})/.reconciler.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\n{write}\nchmod --reference={target} \"$tmp\" 2>/dev/null || chmod 644 \"$tmp\"\nchown --reference={target} \"$tmp\" 2>/dev/null || true\nsync \"$tmp\" 2>/dev/null || sync\nmv -f \"$tmp\" {target} 2>/dev/null || cat \"$tmp\" > {target}\n"
+    )
+}
+
 /// A step's shell script. `secret` is the join token for [`Step::Join`].
 /// Every value from the spec is quoted: the script runs as root.
 fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
     match step {
         Step::SetHostname { hostname } => {
             let hostname = quote(hostname);
+            let write = replace_file("/etc/hostname", &format!("echo {hostname} > \"$tmp\""));
             format!(
-                "set -e\necho {hostname} > /etc/hostname\nif command -v hostnamectl >/dev/null 2>&1 && hostnamectl status >/dev/null 2>&1; then hostnamectl set-hostname {hostname}; else hostname {hostname}; fi\n"
+                "set -e\n{write}if command -v hostnamectl >/dev/null 2>&1 && hostnamectl status >/dev/null 2>&1; then hostnamectl set-hostname {hostname}; else hostname {hostname}; fi\n"
             )
         }
         Step::WriteHosts => {
             let block = hosts_block(spec);
-            format!(
-                "set -e\ntmp=$(mktemp)\nsed '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts > \"$tmp\"\ncat >> \"$tmp\" <<'RECONCILER_HOSTS'\n{block}RECONCILER_HOSTS\ncat \"$tmp\" > /etc/hosts\nrm -f \"$tmp\"\n"
-            )
+            let write = replace_file(
+                "/etc/hosts",
+                &format!("sed '/^# BEGIN reconciler/,/^# END reconciler/d' /etc/hosts > \"$tmp\"\ncat >> \"$tmp\" <<'RECONCILER_HOSTS'\n{block}RECONCILER_HOSTS"),
+            );
+            format!("set -e\n{write}")
         }
         Step::RepairPackages => {
             "set -e\nexport DEBIAN_FRONTEND=noninteractive\ndpkg --configure -a\n".to_string()
@@ -141,6 +157,49 @@ fn failed(node: &str, what: &str, stderr: &str, secrets: &[&str]) -> NodeError {
 
 #[cfg(test)]
 mod tests {
+    /// Regression (issue 22): /etc/hosts was truncated, then written, so a
+    /// power cut in between left it empty or cut. The script is run by the
+    /// real `sh` on a scratch file: the file is replaced (a new inode)
+    /// with the new content, keeps its mode, and no temporary file stays.
+    #[test]
+    fn regression_board_files_are_replaced_atomically_not_rewritten_in_place() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let target = dir.path().join("hosts");
+        std::fs::write(&target, "127.0.0.1 localhost\n").expect("written");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640))
+            .expect("mode set");
+        let before = std::fs::metadata(&target).expect("metadata").ino();
+        let script = format!(
+            "set -e\n{}",
+            super::replace_file(
+                &target.display().to_string(),
+                &format!(
+                    "cat {} > \"$tmp\"\necho '10.0.0.2 pi2' >> \"$tmp\"",
+                    target.display()
+                )
+            )
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{out:?}");
+        let after = std::fs::metadata(&target).expect("metadata");
+        assert_ne!(after.ino(), before, "the file was rewritten in place");
+        assert_eq!(after.mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read"),
+            "127.0.0.1 localhost\n10.0.0.2 pi2\n"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("hosts")]);
+    }
+
     use super::*;
     use crate::plan::boards::tests::spec;
 

@@ -236,34 +236,51 @@ pub struct LeavingBoard<'a> {
 
 /// Makes boards leave the swarm over SSH (for node removals), reaching each
 /// at its swarm address with the spec's `[ssh]` defaults, once it confirms
-/// that it is the node being removed.
+/// that it is the node being removed. A key the spec pins for that address
+/// is checked; a key never seen before is never accepted (the board being
+/// removed was met before: a new key at its address is another machine).
 #[derive(Debug, Clone)]
 pub struct Leaver {
     ssh: reconciler_spec::SshSettings,
     options: SshOptions,
+    /// `host_key`s the spec pins, by node address.
+    pinned: std::collections::BTreeMap<String, String>,
 }
 
 impl Leaver {
-    /// A leaver with the spec's `[ssh]` defaults.
-    pub fn new(ssh: &reconciler_spec::SshSettings, options: SshOptions) -> Self {
+    /// A leaver with the spec's `[ssh]` defaults and pinned host keys.
+    pub fn new(spec: &reconciler_spec::Spec, options: SshOptions) -> Self {
         Leaver {
-            ssh: ssh.clone(),
-            options,
+            ssh: spec.ssh.clone(),
+            options: SshOptions {
+                accept_new_host_keys: false,
+                ..options
+            },
+            pinned: spec
+                .nodes
+                .values()
+                .filter_map(|n| Some((n.address.clone(), n.host_key.clone()?)))
+                .collect(),
         }
     }
 
-    /// Tells the board to leave, only if it is `board.node_id`.
-    pub async fn leave(&self, board: LeavingBoard<'_>) -> Result<(), NodeError> {
+    /// How `board` is reached.
+    fn target(&self, board: LeavingBoard<'_>) -> Target {
         let ssh = &self.ssh;
-        let target = Target {
+        Target {
             node: board.node.to_string(),
             host: board.address.to_string(),
             port: ssh.port,
             user: ssh.user.clone(),
             identity: expand_home(&ssh.identity),
             known_hosts: expand_home(&ssh.known_hosts),
-            pinned_key: None,
-        };
+            pinned_key: self.pinned.get(board.address).cloned(),
+        }
+    }
+
+    /// Tells the board to leave, only if it is `board.node_id`.
+    pub async fn leave(&self, board: LeavingBoard<'_>) -> Result<(), NodeError> {
+        let target = self.target(board);
         let node_id = board.node_id.to_string();
         // Swarm node IDs are lower-case letters and digits; anything else
         // never reaches a shell.
@@ -338,5 +355,45 @@ impl Classify for NodeError {
             | NodeError::Failed { .. } => "board_command",
             NodeError::Ssh { .. } => "ssh",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+    /// Regression (issue 22): the leaver ignored a pinned `host_key` and,
+    /// with --accept-new-host-keys, would take any key at the address of
+    /// the board it tells to leave.
+    #[test]
+    fn regression_the_leaver_checks_a_pinned_key_and_never_accepts_a_new_one() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        std::fs::write(
+            dir.path().join("spec.toml"),
+            format!("[cluster]\nname = \"home\"\n[node.pi1]\naddress = \"10.0.0.1\"\nrole = \"manager\"\nhost_key = \"{KEY}\"\n[node.pi2]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n"),
+        )
+        .expect("written");
+        let spec = reconciler_spec::load_dir(dir.path()).expect("valid spec");
+        let leaver = Leaver::new(
+            &spec,
+            SshOptions {
+                accept_new_host_keys: true,
+                ..SshOptions::default()
+            },
+        );
+        assert!(!leaver.options.accept_new_host_keys);
+        let board = |address| LeavingBoard {
+            node: "old",
+            address,
+            node_id: "abc",
+        };
+        assert_eq!(
+            leaver.target(board("10.0.0.1")).pinned_key.as_deref(),
+            Some(KEY)
+        );
+        assert_eq!(leaver.target(board("10.0.0.9")).pinned_key, None);
     }
 }

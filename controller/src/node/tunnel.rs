@@ -15,7 +15,8 @@ use super::{NodeError, Session};
 /// A forwarded socket; closed and removed when dropped.
 #[derive(Debug)]
 pub struct Tunnel {
-    dir: PathBuf,
+    /// Removed with the tunnel.
+    _dir: tempfile::TempDir,
     socket: PathBuf,
     task: JoinHandle<()>,
 }
@@ -28,16 +29,8 @@ impl Tunnel {
             node: node.clone(),
             reason: format!("cannot open the local end of the Docker tunnel: {e}"),
         };
-        let unique = format!(
-            "reconciler-tunnel-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos())
-        );
-        let dir = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let socket = dir.join("docker.sock");
+        let dir = private_folder().map_err(io)?;
+        let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket).map_err(io)?;
         let dial = session.as_root("docker system dial-stdio");
         let task = tokio::spawn(async move {
@@ -57,7 +50,11 @@ impl Tunnel {
                 });
             }
         });
-        Ok(Self { dir, socket, task })
+        Ok(Self {
+            _dir: dir,
+            socket,
+            task,
+        })
     }
 
     /// The value for `--docker-host`-style connections: `unix://...`.
@@ -73,6 +70,38 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new folder for the socket that only this user can enter, under a
+/// name nobody can guess: whoever reaches the socket commands the swarm as
+/// root. (A name made of the process id and the clock could be made first
+/// by another local user, and the folder was made with the umask's mode.)
+fn private_folder() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .prefix("reconciler-tunnel-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression (issue 22): the tunnel's folder had a predictable name
+    /// and the umask's mode.
+    #[test]
+    fn regression_the_tunnel_folder_is_private_and_unpredictable() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let first = super::private_folder().expect("folder");
+        let second = super::private_folder().expect("folder");
+        assert_ne!(first.path(), second.path());
+        let mode = std::fs::metadata(first.path())
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        let path = first.path().to_path_buf();
+        drop(first);
+        assert!(!path.exists(), "the folder outlived the tunnel");
     }
 }
