@@ -208,7 +208,9 @@ pub async fn execute(
     progress: &mut dyn crate::progress::Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let leaver = match reach {
-        Reach::Boards(access) => Some(crate::node::Leaver::new(spec, access.ssh)),
+        Reach::Boards(access) => {
+            Some(crate::node::Leaver::new(&spec.ssh, access.ssh).pinning(&spec.nodes))
+        }
         Reach::Socket(_) => None,
     };
     let report = crate::apply::apply(swarm, plan, options, leaver.as_ref(), progress).await?;

@@ -248,20 +248,29 @@ pub struct Leaver {
 }
 
 impl Leaver {
-    /// A leaver with the spec's `[ssh]` defaults and pinned host keys.
-    pub fn new(spec: &reconciler_spec::Spec, options: SshOptions) -> Self {
+    /// A leaver with the spec's `[ssh]` defaults.
+    pub fn new(ssh: &reconciler_spec::SshSettings, options: SshOptions) -> Self {
         Leaver {
-            ssh: spec.ssh.clone(),
+            ssh: ssh.clone(),
             options: SshOptions {
                 accept_new_host_keys: false,
                 ..options
             },
-            pinned: spec
-                .nodes
-                .values()
-                .filter_map(|n| Some((n.address.clone(), n.host_key.clone()?)))
-                .collect(),
+            pinned: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Checks the `host_key` a node of the spec pins for its address.
+    #[must_use]
+    pub fn pinning(
+        mut self,
+        nodes: &std::collections::BTreeMap<String, reconciler_spec::Node>,
+    ) -> Self {
+        self.pinned = nodes
+            .values()
+            .filter_map(|n| Some((n.address.clone(), n.host_key.clone()?)))
+            .collect();
+        self
     }
 
     /// How `board` is reached.
@@ -378,12 +387,13 @@ mod tests {
         .expect("written");
         let spec = reconciler_spec::load_dir(dir.path()).expect("valid spec");
         let leaver = Leaver::new(
-            &spec,
+            &spec.ssh,
             SshOptions {
                 accept_new_host_keys: true,
                 ..SshOptions::default()
             },
-        );
+        )
+        .pinning(&spec.nodes);
         assert!(!leaver.options.accept_new_host_keys);
         let board = |address| LeavingBoard {
             node: "old",
