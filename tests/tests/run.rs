@@ -2047,3 +2047,56 @@ fn with_verify_signatures_only_commits_signed_by_an_allowed_key_are_followed() {
         out.stderr
     );
 }
+
+/// Two controllers started with the same `--holder-id` both counted the
+/// lease as theirs and both wrote (issue 22). The lease now names the
+/// writing process too: the second waits as a standby, writes nothing, and
+/// says why.
+#[test]
+fn regression_two_controllers_with_the_same_holder_id_do_not_both_write() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-twin", "rtwin-");
+    let spec = SpecDir::new("r-twin");
+    spec.write("services.toml", &service_spec("rtwin-web", 1));
+    let dir = spec.arg();
+    let first_proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let first_host = first_proxy.host();
+    let first = Controller::start(
+        &["--dir", &dir],
+        &[
+            "--interval",
+            "1s",
+            "--holder-id",
+            "twin",
+            "--docker-host",
+            &first_host,
+        ],
+    );
+    wait_replicas("rtwin-web", 1, &first);
+    let second_proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let second_host = second_proxy.host();
+    let second = Controller::start(
+        &["--dir", &dir],
+        &[
+            "--interval",
+            "1s",
+            "--holder-id",
+            "twin",
+            "--docker-host",
+            &second_host,
+        ],
+    );
+    wait_status(&second, "the second controller to stand by", |s| {
+        s["lease"] == "held by twin (another controller with this holder id)"
+    });
+    docker(&["service", "scale", "--detach", "rtwin-web=3"]);
+    wait_replicas("rtwin-web", 1, &first);
+    second.wait_for_reconciles(2);
+    assert_eq!(second.metric("reconciler_lease_held"), 0.0);
+    assert_eq!(first.metric("reconciler_lease_held"), 1.0);
+    assert_eq!(
+        second_proxy.writes(),
+        Vec::<String>::new(),
+        "the second controller under the same holder id wrote"
+    );
+}

@@ -343,7 +343,7 @@ pub async fn run(
 
     let controller = controller.lock().await;
     if let Some(swarm) = &controller.swarm {
-        if let Err(error) = swarm.release_lease(&controller.options.holder).await {
+        if let Err(error) = controller.writer.release(swarm).await {
             tracing::warn!(%error, "could not release the lease; it expires by itself");
         }
     }

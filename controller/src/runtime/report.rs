@@ -8,7 +8,7 @@ use crate::apply::ApplyError;
 use crate::metrics::Completion;
 use crate::plan::{render, ObjectKind, Plan};
 use crate::progress::{Event, Progress};
-use crate::status::{BoardStatus, LeaseStatus, PictureContext};
+use crate::status::{BoardStatus, PictureContext};
 use crate::swarm::placement::Placement;
 use crate::swarm::Swarm;
 
@@ -61,10 +61,8 @@ impl Controller {
     /// Who holds the lease when this reconcile did not need it: free, still
     /// ours from an earlier write, or another controller's.
     pub(super) async fn record_lease(&self, swarm: &Swarm) {
-        let lease = match swarm.lease_holder().await {
-            Ok(None) => LeaseStatus::Free,
-            Ok(Some(holder)) if holder == self.options.holder => LeaseStatus::Held,
-            Ok(Some(holder)) => LeaseStatus::HeldBy(holder),
+        let lease = match self.writer.observe(swarm).await {
+            Ok(lease) => lease,
             Err(error) => {
                 tracing::debug!(%error, "could not read the lease for the status");
                 return;

@@ -59,6 +59,21 @@ impl Writer {
         )
     }
 
+    /// Who holds the lease, read only: for the status when this reconcile
+    /// did not need it.
+    pub(super) async fn observe(&self, swarm: &Swarm) -> Result<LeaseStatus, SwarmError> {
+        Ok(match swarm.lease_holder(&self.holder, &self.clock).await? {
+            None => LeaseStatus::Free,
+            Some(LeaseState::Held) => LeaseStatus::Held,
+            Some(LeaseState::HeldBy { holder }) => LeaseStatus::HeldBy(holder),
+        })
+    }
+
+    /// Gives the lease up (on shutdown) when this process holds it.
+    pub(super) async fn release(&self, swarm: &Swarm) -> Result<(), SwarmError> {
+        swarm.release_lease(&self.holder, &self.clock).await
+    }
+
     /// Stops renewing; what the keeper saw of the lease is ours again.
     pub(super) async fn stop(&mut self, keeper: LeaseKeeper) {
         self.clock = keeper.stop().await;

@@ -2,9 +2,12 @@
 //!
 //! The label `io.reconciler.lease.<cluster>` holds `"<holder> <expiry>"`
 //! (expiry in unix seconds, for people and for older controllers, which read
-//! exactly these two fields), and `io.reconciler.lease-ttl.<cluster>` the
-//! holder's ttl in seconds. Both are written at once with the swarm's version
-//! index, so two controllers racing for the lease cannot both win.
+//! exactly these two fields), `io.reconciler.lease-ttl.<cluster>` the
+//! holder's ttl in seconds, and `io.reconciler.lease-instance.<cluster>` a
+//! random name of the holder's process, so two controllers started with the
+//! same `--holder-id` are told apart. All are written at once with the
+//! swarm's version index, so two controllers racing for the lease cannot
+//! both win.
 //!
 //! **No clock is compared across hosts.** Boards without a real-time clock
 //! boot in the past until NTP answers, so a wall-clock expiry would let a
@@ -35,12 +38,29 @@ pub enum LeaseState {
 
 /// What this controller has seen of the lease, timed by its own monotonic
 /// clock: one per controller, kept across reconciles.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct LeaseClock {
     /// The label value last seen, and when it was first seen with that value.
     seen: Option<(String, Instant)>,
     /// When our own last write of the lease succeeded.
     written: Option<Instant>,
+    /// This process's name in the lease, unlike any other's.
+    instance: String,
+}
+
+impl Default for LeaseClock {
+    fn default() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let seed = format!("{host} {} {nanos} {:p}", std::process::id(), &nanos);
+        Self {
+            seen: None,
+            written: None,
+            instance: crate::digest::sha256_prefix(seed.as_bytes(), 16),
+        }
+    }
 }
 
 impl LeaseClock {
@@ -71,24 +91,40 @@ pub fn valid_holder(holder: &str) -> Result<(), InvalidHolder> {
 /// asking for more is waited for only this long.
 pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
 
-/// The holder named by a label value, and the ttl it asked for (absent in
-/// the older two-field form). Anything else is held by its raw text: an
-/// unreadable lease is never free, and never ours.
-fn holder_of(value: &str) -> (&str, Option<Duration>) {
+/// A lease label as read: who holds it, the ttl it asked for (absent in
+/// the older two-field form) and the holder's process (absent before
+/// instances were written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LeaseValue<'v> {
+    holder: &'v str,
+    ttl: Option<Duration>,
+    instance: Option<&'v str>,
+}
+
+/// Reads `"<holder> <expiry> [<ttl> [<instance>]]"`. Anything else is held
+/// by its raw text: an unreadable lease is never free, and never ours.
+fn holder_of(value: &str) -> LeaseValue<'_> {
     let fields: Vec<&str> = value.split(' ').collect();
-    let numbers = fields.get(1..).unwrap_or_default();
-    let readable = matches!(fields.len(), 2 | 3)
+    let numbers = fields.get(1..3.min(fields.len())).unwrap_or_default();
+    let instance = fields.get(3).copied();
+    let readable = matches!(fields.len(), 2..=4)
         && fields.first().is_some_and(|h| valid_holder(h).is_ok())
-        && numbers.iter().all(|n| n.parse::<u64>().is_ok());
+        && numbers.iter().all(|n| n.parse::<u64>().is_ok())
+        && instance.is_none_or(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit()));
     match fields.first() {
-        Some(holder) if readable => (
+        Some(holder) if readable => LeaseValue {
             holder,
-            fields
+            ttl: fields
                 .get(2)
                 .and_then(|t| t.parse::<u64>().ok())
                 .map(Duration::from_secs),
-        ),
-        _ => (value, None),
+            instance,
+        },
+        _ => LeaseValue {
+            holder: value,
+            ttl: None,
+            instance: None,
+        },
     }
 }
 
@@ -114,14 +150,27 @@ fn decide(
     let Some(value) = current else {
         return Decision::Write;
     };
-    let (named, their_ttl) = holder_of(value);
-    if named == holder {
+    let LeaseValue {
+        holder: named,
+        ttl: their_ttl,
+        instance,
+    } = holder_of(value);
+    let another_instance = instance.is_some_and(|i| i != clock.instance);
+    if named == holder && !another_instance {
         return if clock.holds(now, ttl / 2) {
             Decision::Keep
         } else {
             Decision::Write
         };
     }
+    // Our holder id written by another process: a second controller started
+    // with the same --holder-id (or this one restarted): waited for as any
+    // other holder, so the two never both write.
+    let named = if named == holder {
+        format!("{named} (another controller with this holder id)")
+    } else {
+        named.to_string()
+    };
     let since = match &clock.seen {
         Some((seen, at)) if seen == value => *at,
         _ => {
@@ -134,9 +183,7 @@ fn decide(
     if now.saturating_duration_since(since) >= wait {
         Decision::Write
     } else {
-        Decision::Wait {
-            holder: named.to_string(),
-        }
+        Decision::Wait { holder: named }
     }
 }
 
@@ -155,14 +202,24 @@ impl Swarm {
         format!("io.reconciler.lease-ttl.{}", self.cluster)
     }
 
+    fn lease_instance_label(&self) -> String {
+        format!("io.reconciler.lease-instance.{}", self.cluster)
+    }
+
     /// The swarm's spec, its version, and the lease label's value.
     async fn read_lease(&self) -> Result<(SwarmSpec, i64, Option<String>), SwarmError> {
         let (spec, version) = self.swarm_spec().await?;
-        // Read as one value, `"<holder> <expiry> <ttl>"`: a renewal changes it.
+        // Read as one value, `"<holder> <expiry> <ttl> <instance>"`: a
+        // renewal changes it.
         let lease = spec.labels.as_ref().and_then(|labels| {
             let value = labels.get(&self.lease_label())?;
-            Some(match labels.get(&self.lease_ttl_label()) {
-                Some(ttl) if value.split(' ').count() == 2 => format!("{value} {ttl}"),
+            let ttl = labels.get(&self.lease_ttl_label());
+            let instance = labels.get(&self.lease_instance_label());
+            Some(match (ttl, instance) {
+                (Some(ttl), Some(instance)) if value.split(' ').count() == 2 => {
+                    format!("{value} {ttl} {instance}")
+                }
+                (Some(ttl), None) if value.split(' ').count() == 2 => format!("{value} {ttl}"),
                 _ => value.clone(),
             })
         });
@@ -193,6 +250,7 @@ impl Swarm {
                 format!("{holder} {}", now_unix() + ttl.as_secs()),
             );
             labels.insert(self.lease_ttl_label(), ttl.as_secs().to_string());
+            labels.insert(self.lease_instance_label(), clock.instance.clone());
             match self.write_swarm_spec(spec, version).await {
                 Ok(()) => {
                     clock.written = Some(now);
@@ -212,22 +270,43 @@ impl Swarm {
     }
 
     /// Who the lease label names now (read only; `None` when free): what
-    /// the status shows when this reconcile did not need the lease.
-    pub async fn lease_holder(&self) -> Result<Option<String>, SwarmError> {
+    /// the status shows when this reconcile did not need the lease. Our
+    /// holder id written by another process is another's.
+    pub async fn lease_holder(
+        &self,
+        holder: &str,
+        clock: &LeaseClock,
+    ) -> Result<Option<LeaseState>, SwarmError> {
         let (_, _, current) = self.read_lease().await?;
-        Ok(current.map(|value| holder_of(&value).0.to_string()))
+        Ok(current.map(|text| {
+            let value = holder_of(&text);
+            match (value.holder == holder, value.instance) {
+                (true, Some(instance)) if instance != clock.instance => LeaseState::HeldBy {
+                    holder: format!("{holder} (another controller with this holder id)"),
+                },
+                (true, _) => LeaseState::Held,
+                (false, _) => LeaseState::HeldBy {
+                    holder: value.holder.to_string(),
+                },
+            }
+        }))
     }
 
     /// Gives the lease up on shutdown, so a standby controller takes over
     /// after seeing it free (it still waits for nothing longer).
-    pub async fn release_lease(&self, holder: &str) -> Result<(), SwarmError> {
+    pub async fn release_lease(&self, holder: &str, clock: &LeaseClock) -> Result<(), SwarmError> {
         let (mut spec, version, current) = self.read_lease().await?;
-        if current.as_deref().is_none_or(|v| holder_of(v).0 != holder) {
+        let ours = current.as_deref().is_some_and(|v| {
+            let value = holder_of(v);
+            value.holder == holder && value.instance.is_none_or(|i| i == clock.instance)
+        });
+        if !ours {
             return Ok(());
         }
         if let Some(labels) = spec.labels.as_mut() {
             labels.remove(&self.lease_label());
             labels.remove(&self.lease_ttl_label());
+            labels.remove(&self.lease_instance_label());
         }
         self.write_swarm_spec(spec, version)
             .await
@@ -326,14 +405,23 @@ mod tests {
 
     #[test]
     fn lease_values_name_their_holder_and_ttl() {
+        let read = |v| {
+            let value = holder_of(v);
+            (value.holder, value.ttl, value.instance)
+        };
         assert_eq!(
-            holder_of("host-1.abc 1700000000 30"),
-            ("host-1.abc", Some(TTL))
+            read("host-1.abc 1700000000 30"),
+            ("host-1.abc", Some(TTL), None)
         );
-        assert_eq!(holder_of("host-1.abc 1700000000"), ("host-1.abc", None));
-        assert_eq!(holder_of("garbage"), ("garbage", None));
-        assert_eq!(holder_of("a b c"), ("a b c", None));
-        assert_eq!(holder_of("a 1 2 3"), ("a 1 2 3", None));
+        assert_eq!(
+            read("host-1.abc 1700000000 30 9f3a"),
+            ("host-1.abc", Some(TTL), Some("9f3a"))
+        );
+        assert_eq!(read("host-1.abc 1700000000"), ("host-1.abc", None, None));
+        assert_eq!(read("garbage"), ("garbage", None, None));
+        assert_eq!(read("a b c"), ("a b c", None, None));
+        assert_eq!(read("a 1 2 xyz"), ("a 1 2 xyz", None, None));
+        assert_eq!(read("a 1 2 3 4"), ("a 1 2 3 4", None, None));
     }
 
     #[test]
@@ -351,9 +439,40 @@ mod tests {
             decide(ours, "me", TTL, &mut clock, t0 + TTL / 2),
             Decision::Write
         );
-        // Restarted under the same name: renewed at once.
+        // Written before instances were: renewed at once.
         assert_eq!(
             decide(ours, "me", TTL, &mut LeaseClock::default(), t0),
+            Decision::Write
+        );
+        let mine = format!("me 0 30 {}", clock.instance);
+        assert_eq!(
+            decide(Some(&mine), "me", TTL, &mut clock, t0 + TTL / 4),
+            Decision::Keep
+        );
+    }
+
+    /// Regression (issue 22): two controllers started with the same
+    /// `--holder-id` both counted the lease as theirs and both wrote. The
+    /// label names the writing process too; another process under our
+    /// name is waited for like any other holder, and shown as such.
+    #[test]
+    fn regression_a_second_controller_with_the_same_holder_id_does_not_write() {
+        let t0 = Instant::now();
+        let first = LeaseClock::default();
+        let mut second = LeaseClock::default();
+        assert_ne!(first.instance, second.instance);
+        let written = format!("me 0 30 {}", first.instance);
+        let wait = Decision::Wait {
+            holder: "me (another controller with this holder id)".into(),
+        };
+        assert_eq!(decide(Some(&written), "me", TTL, &mut second, t0), wait);
+        assert_eq!(
+            decide(Some(&written), "me", TTL, &mut second, t0 + TTL / 2),
+            wait
+        );
+        // Unchanged for a whole ttl: the first stopped; the second takes it.
+        assert_eq!(
+            decide(Some(&written), "me", TTL, &mut second, t0 + TTL),
             Decision::Write
         );
     }
