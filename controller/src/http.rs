@@ -40,6 +40,10 @@ pub struct Shared {
     /// What the page and `/api/*` ask for (`--page-token-file`); `None`:
     /// whoever reaches the listener reads them.
     pub page_token: Option<PageToken>,
+    /// Push bodies accepted lately (a replay triggers nothing).
+    pub deliveries: Mutex<webhook::Deliveries>,
+    /// When a refused webhook was last said in the log.
+    pub refusals: Mutex<webhook::RefusalLog>,
 }
 
 /// How long after the last look the picture is still kept live.
@@ -60,6 +64,8 @@ impl Shared {
             viewed: Mutex::default(),
             allowed_hosts: Vec::new(),
             page_token: None,
+            deliveries: Mutex::default(),
+            refusals: Mutex::default(),
         }
     }
 
@@ -423,6 +429,24 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             .map(crate::source::webhook::WebhookSecret::expose),
     ) {
         Ok(Verdict::Push(provider)) => {
+            let first_time = shared
+                .deliveries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .first_time(&body);
+            if !first_time {
+                shared
+                    .metrics
+                    .webhooks
+                    .with_label_values(&[WebhookResult::Replayed.as_str()])
+                    .inc();
+                tracing::debug!(
+                    provider = provider.as_str(),
+                    "webhook: a push body accepted before; ignored"
+                );
+                return (StatusCode::OK, "ignored: this push was received before\n")
+                    .into_response();
+            }
             shared
                 .metrics
                 .webhooks
@@ -451,7 +475,18 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                 .webhooks
                 .with_label_values(&[WebhookResult::Unauthorized.as_str()])
                 .inc();
-            tracing::warn!(%error, "webhook refused");
+            let said = shared
+                .refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .say(Instant::now());
+            match said {
+                Some(0) => tracing::warn!(%error, "webhook refused"),
+                Some(unsaid) => {
+                    tracing::warn!(%error, unsaid, "webhook refused ({unsaid} more refused since the last line)");
+                }
+                None => tracing::debug!(%error, "webhook refused"),
+            }
             (StatusCode::UNAUTHORIZED, format!("refused: {error}\n")).into_response()
         }
     }

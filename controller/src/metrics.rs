@@ -120,14 +120,18 @@ pub enum WebhookResult {
     Ignored,
     /// Unsigned, or the signature or token did not match.
     Unauthorized,
+    /// A signed push whose very body was accepted before: a replay (or the
+    /// forge's redelivery), which triggers nothing.
+    Replayed,
 }
 
 impl WebhookResult {
     /// Every result, so each series exists from the start.
-    pub const ALL: [WebhookResult; 3] = [
+    pub const ALL: [WebhookResult; 4] = [
         WebhookResult::Accepted,
         WebhookResult::Ignored,
         WebhookResult::Unauthorized,
+        WebhookResult::Replayed,
     ];
 
     /// The label value.
@@ -136,6 +140,7 @@ impl WebhookResult {
             WebhookResult::Accepted => "accepted",
             WebhookResult::Ignored => "ignored",
             WebhookResult::Unauthorized => "unauthorized",
+            WebhookResult::Replayed => "replayed",
         }
     }
 }

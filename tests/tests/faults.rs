@@ -297,13 +297,18 @@ fn a_burst_of_webhooks_is_answered_and_coalesced() {
 
     const SENDERS: usize = 8;
     const HOOKS_EACH: usize = 25;
-    let body = br#"{"ref":"refs/heads/main"}"#;
+    // Each delivery its own body, as the forge's are (one body sent twice
+    // is a replay, which triggers nothing).
     let senders: Vec<_> = (0..SENDERS)
-        .map(|_| {
+        .map(|sender| {
             let controller = std::sync::Arc::clone(&controller);
             std::thread::spawn(move || {
                 (0..HOOKS_EACH)
-                    .map(|_| controller.github_push(body))
+                    .map(|hook| {
+                        let body =
+                            format!(r#"{{"ref":"refs/heads/main","delivery":"{sender}-{hook}"}}"#);
+                        controller.github_push(body.as_bytes())
+                    })
                     .collect::<Vec<u16>>()
             })
         })

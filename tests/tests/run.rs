@@ -274,6 +274,42 @@ fn webhooks_trigger_an_immediate_fetch_and_bad_signatures_trigger_nothing() {
         controller.metric("reconciler_webhook_requests_total{result=\"accepted\"}"),
         1.0
     );
+    // Regression (issue 22): the same signed body sent again (a captured
+    // delivery replayed) is not accepted twice and fetches nothing.
+    let response = controller.hook_response(
+        &[
+            ("X-GitHub-Event", "push"),
+            (
+                "X-Hub-Signature-256",
+                &format!("sha256={}", sign(SECRET.as_bytes(), body)),
+            ),
+        ],
+        body,
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(
+        response.body.contains("received before"),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        controller.metric("reconciler_webhook_requests_total{result=\"replayed\"}"),
+        1.0
+    );
+    controller.wait_for_reconciles(1);
+    assert_eq!(
+        controller.metric("reconciler_source_fetches_total{result=\"success\"}"),
+        fetches + 1.0,
+        "a replayed push caused a fetch"
+    );
+    // Regression (issue 22): refused hooks are said once a minute at most,
+    // not once each (the metric counted all three).
+    assert_eq!(
+        controller.process.log().matches("webhook refused").count(),
+        1,
+        "{}",
+        controller.process.log()
+    );
 }
 
 /// Gitea and GitLab pushes end to end, with the secret from the environment.

@@ -147,8 +147,91 @@ fn same_secret(token: &[u8], secret: &[u8]) -> bool {
     Sha256::digest(token).ct_eq(&Sha256::digest(secret)).into()
 }
 
+/// The push bodies accepted lately, by digest: the forges sign the body
+/// alone, so a captured delivery could be sent again and again. A body seen
+/// before is a replay (or the forge's own redelivery) and triggers nothing.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    order: std::collections::VecDeque<[u8; 32]>,
+    seen: std::collections::HashSet<[u8; 32]>,
+}
+
+/// How many accepted bodies are remembered.
+pub const REMEMBERED_DELIVERIES: usize = 1024;
+
+impl Deliveries {
+    /// Records a verified push body; `false` when it was accepted before.
+    pub fn first_time(&mut self, body: &[u8]) -> bool {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        if !self.seen.insert(digest) {
+            return false;
+        }
+        self.order.push_back(digest);
+        if self.order.len() > REMEMBERED_DELIVERIES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+/// Refused webhooks are said in the log at most once a minute, with how
+/// many were refused since: a flood of bad requests must not flood the
+/// log (the metric counts every one).
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    said_at: Option<std::time::Instant>,
+    unsaid: u64,
+}
+
+/// The least time between two log lines about refused webhooks.
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl RefusalLog {
+    /// Whether to log this refusal at `now`; `Some(n)`: yes, and `n` were
+    /// refused without a word since the last line.
+    pub fn say(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.said_at {
+            Some(at) if now.saturating_duration_since(at) < REFUSAL_LOG_EVERY => {
+                self.unsaid += 1;
+                None
+            }
+            _ => {
+                self.said_at = Some(now);
+                Some(std::mem::take(&mut self.unsaid))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn regression_a_replayed_push_body_is_not_accepted_twice() {
+        let mut deliveries = super::Deliveries::default();
+        assert!(deliveries.first_time(b"push 1"));
+        assert!(!deliveries.first_time(b"push 1"));
+        assert!(deliveries.first_time(b"push 2"));
+        for i in 0..super::REMEMBERED_DELIVERIES {
+            assert!(deliveries.first_time(format!("filler {i}").as_bytes()));
+        }
+        // Forgotten once a thousand others came after it.
+        assert!(deliveries.first_time(b"push 1"));
+    }
+
+    #[test]
+    fn regression_refused_webhooks_are_logged_at_most_once_a_minute() {
+        let mut log = super::RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.say(t0), Some(0));
+        for i in 1..100 {
+            assert_eq!(log.say(t0 + std::time::Duration::from_millis(i)), None);
+        }
+        assert_eq!(log.say(t0 + super::REFUSAL_LOG_EVERY), Some(99));
+    }
+
     use super::*;
 
     fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
