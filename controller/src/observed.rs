@@ -234,6 +234,8 @@ pub struct Facts {
     pub hosts_block: String,
     /// Members of the docker group.
     pub docker_group: Vec<String>,
+    /// The board's login names (`getent passwd`); `None` when it could not say.
+    pub users: Option<Vec<String>>,
     /// The cluster that initialized or joined this board, and as which swarm
     /// node (`/etc/reconciler/membership`, written right after the join).
     pub member_cluster: Option<String>,

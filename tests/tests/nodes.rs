@@ -52,6 +52,8 @@ known_hosts = "{known}"
 [bootstrap]
 hostname = true
 hosts_file = true
+# `ghost` is no user of the boards: a note, never a step (issue 22).
+docker_users = ["pi", "ghost"]
 install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
 # The boards have no systemd (see TESTBED.md); real Pis keep the default.
 start_docker = "nohup dockerd --insecure-registry {REGISTRY} >/var/log/dockerd.log 2>&1 </dev/null &"
@@ -203,6 +205,18 @@ fn three_bare_boards_become_a_swarm_and_stay_one() {
         second.stdout
     );
     assert!(second.stdout.contains("No changes."), "{}", second.stdout);
+    // Regression (issue 22): a docker_users entry no board has was a root
+    // step on every board on every reconcile; now a note, and `pi` is in
+    // the docker group after the first apply.
+    assert!(
+        second
+            .stdout
+            .contains("Note: node.rcb1: user \"ghost\" does not exist on this board"),
+        "{}",
+        second.stdout
+    );
+    let group = boards.exec(1, "getent group docker");
+    assert!(group.stdout.trim_end().ends_with(":pi"), "{group:?}");
     assert_eq!(
         boards.exec(0, versions).stdout,
         before,

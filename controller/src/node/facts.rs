@@ -32,6 +32,7 @@ if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then echo "packages_inte
 if [ -r /etc/reconciler/membership ]; then grep -E '^(cluster|node_id)=' /etc/reconciler/membership | sed 's/^/member_/'; fi
 echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
 echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
+echo "users=$(getent passwd 2>/dev/null | cut -d: -f1 | tr '\n' ',')"
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
 if command -v vcgencmd >/dev/null 2>&1; then
   echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
@@ -72,6 +73,15 @@ impl Facts {
                 "swarm_on_disk" => facts.swarm_on_disk = value == "true",
                 "packages_interrupted" => facts.packages_interrupted = value == "true",
                 "member_node_id" => facts.member_node_id = optional(),
+                "users" => {
+                    let users: Vec<String> = value
+                        .split(',')
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    // Every board has root: an empty list is no answer.
+                    facts.users = (!users.is_empty()).then_some(users);
+                }
                 "docker_group" => {
                     facts.docker_group = value
                         .split(',')

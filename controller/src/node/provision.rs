@@ -38,6 +38,8 @@ pub struct Provisioned {
     pub plans: Vec<NodePlan>,
     /// Boards that could not be reached or failed a step; the others went on.
     pub failures: Vec<NodeError>,
+    /// What the boards cannot be given (`boards::notes`).
+    pub notes: Vec<String>,
     /// A manager's Docker API through the fleet's tunnel, when a manager is
     /// in a swarm; valid while the [`Fleet`] lives.
     pub docker_host: Option<String>,
@@ -60,6 +62,7 @@ impl Provisioned {
         crate::plan::render::BoardsPart {
             plans: &self.plans,
             failures: self.failures.iter().map(ToString::to_string).collect(),
+            notes: &self.notes,
         }
     }
 }
@@ -123,6 +126,7 @@ pub async fn provision(
     progress: Progress,
 ) -> Result<Provisioned, ProvisionError> {
     let (looked, plans) = look_and_plan(spec, fleet, options, parallel, &progress).await?;
+    let notes = boards::notes(spec, &looked.facts);
     let Looked {
         sessions,
         facts,
@@ -135,6 +139,7 @@ pub async fn provision(
         return Ok(Provisioned {
             plans,
             failures,
+            notes,
             docker_host,
             identities,
         });
@@ -212,6 +217,7 @@ pub async fn provision(
     Ok(Provisioned {
         plans,
         failures,
+        notes,
         docker_host,
         identities,
     })

@@ -109,6 +109,24 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     crate::digest::sha256_prefix(text.as_bytes(), 32)
 }
 
+/// What the boards cannot be given and a person should know: a
+/// `docker_users` entry that is no user of the board (bootstrap adds users
+/// to the docker group; it does not create them).
+pub fn notes(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (node, f) in facts {
+        let Some(users) = &f.users else { continue };
+        for user in &spec.bootstrap.docker_users {
+            if !users.contains(user) {
+                notes.push(format!(
+                    "node.{node}: user {user:?} does not exist on this board, so it is not added to the docker group; create it (Raspberry Pi Imager or cloud-init's user-data) or remove it from [bootstrap] docker_users"
+                ));
+            }
+        }
+    }
+    notes
+}
+
 /// What every reachable board needs. `facts` holds the boards that answered;
 /// the others are skipped (reported by the caller) and handled next time.
 pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan>, BootstrapError> {
@@ -164,11 +182,14 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         if !f.docker_running() {
             steps.push(Step::StartDocker);
         }
+        // A user the board does not have cannot be added (the step would
+        // be planned again on every reconcile): it is a note instead.
         let missing: Vec<String> = spec
             .bootstrap
             .docker_users
             .iter()
             .filter(|u| !f.docker_group.contains(u))
+            .filter(|u| f.users.as_ref().is_none_or(|users| users.contains(u)))
             .cloned()
             .collect();
         if !missing.is_empty() {
@@ -268,6 +289,35 @@ pub(crate) mod tests {
             docker_group: vec!["pi".into()],
             ..Facts::default()
         }
+    }
+
+    /// Regression (issue 22): a `docker_users` entry the board does not
+    /// have was a root step on every board on every reconcile, and `plan`
+    /// never said "no changes". It is now a note; a board that could not
+    /// list its users gets the step as before.
+    #[test]
+    fn regression_a_docker_user_the_board_does_not_have_is_a_note_not_a_step_forever() {
+        let spec = spec();
+        let mut board = ready(&spec, "pi1", "aarch64");
+        board.docker_group = Vec::new();
+        board.users = Some(vec!["root".into(), "alice".into()]);
+        let facts = BTreeMap::from([("pi1".to_string(), board.clone())]);
+        assert_eq!(plan(&spec, &facts).unwrap_or_default(), Vec::new());
+        let notes = notes(&spec, &facts);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("node.pi1: user \"pi\" does not exist"),
+            "{notes:?}"
+        );
+        board.users = None;
+        let facts = BTreeMap::from([("pi1".to_string(), board)]);
+        assert_eq!(
+            plan(&spec, &facts).unwrap_or_default()[0].steps,
+            vec![Step::AddDockerUsers {
+                users: vec!["pi".into()]
+            }]
+        );
+        assert!(super::notes(&spec, &facts).is_empty());
     }
 
     /// A board cut off in the middle of apt-get: apt refuses every install

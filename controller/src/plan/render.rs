@@ -164,6 +164,8 @@ pub struct BoardsPart<'a> {
     pub plans: &'a [NodePlan],
     /// One line per board that was not reached or failed a step.
     pub failures: Vec<String>,
+    /// What the boards cannot be given, for a person to act on.
+    pub notes: &'a [String],
 }
 
 /// The boards' steps, in the style of the plan.
@@ -182,6 +184,9 @@ pub fn boards_text(boards: &BoardsPart<'_>) -> String {
     }
     for failure in &boards.failures {
         let _ = writeln!(out, "Warning: {failure}");
+    }
+    for note in boards.notes {
+        let _ = writeln!(out, "Note: {note}");
     }
     if !boards.plans.is_empty() {
         let _ = writeln!(out, "Boards: {} to bootstrap.", boards.plans.len());
@@ -214,6 +219,9 @@ pub struct PlanDocument<'a> {
 pub struct BoardsJson {
     pub bootstrap: Vec<BoardStepsJson>,
     pub unreachable: Vec<String>,
+    /// What the boards cannot be given (a `docker_users` entry no board has).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -242,6 +250,7 @@ pub fn plan_document<'a>(
                 })
                 .collect(),
             unreachable: b.failures.clone(),
+            notes: b.notes.to_vec(),
         }),
         swarm_planned: boards.map(|_| swarm_planned),
     }

@@ -325,6 +325,7 @@ pub async fn run(
         docker_host: docker_host_sender,
         writer,
         board_needs: Vec::new(),
+        board_notes: Vec::new(),
         board_plan: None,
         shutdown: shutdown.clone(),
     }));

@@ -56,6 +56,9 @@ pub(super) struct Controller {
     /// Turns true on SIGTERM/SIGINT: a fetch in progress is abandoned.
     pub(super) shutdown: watch::Receiver<bool>,
     /// With `--ssh`: the steps boards need that this reconcile left undone.
+    /// What the boards cannot be given, as last said in the log (said
+    /// again only when it changes).
+    pub(super) board_notes: Vec<String>,
     pub(super) board_needs: Vec<String>,
     /// The same steps in the plan's form, for the status.
     pub(super) board_plan: Option<String>,
@@ -407,6 +410,16 @@ impl Controller {
     /// What the boards still need after their step (nothing once it was
     /// done: its failures are reported apart).
     fn record_board_needs(&mut self, boards: &pipeline::Boards) {
+        let notes = boards
+            .looked
+            .boards
+            .as_ref()
+            .map(|b| b.notes.clone())
+            .unwrap_or_default();
+        for note in notes.iter().filter(|n| !self.board_notes.contains(n)) {
+            tracing::warn!("{note}");
+        }
+        self.board_notes = notes;
         let needed = match (&boards.done, &boards.looked.boards) {
             (None, Some(looked)) => Some(looked),
             _ => None,
