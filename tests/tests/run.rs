@@ -1655,6 +1655,18 @@ fn regression_a_chart_that_asks_for_gigabytes_is_refused_and_the_controller_live
         controller.status()["revision"].as_str(),
         Some(good.as_str())
     );
+    // The same spec at the terminal (the real binary: the child is the
+    // binary itself): validate and plan are stopped too, with the reason,
+    // instead of aborting or taking gigabytes.
+    for command in ["validate", "plan"] {
+        let out = reconciler_binary(&[command, &dir], &[]).expect_code(1);
+        assert!(
+            out.stderr.contains("loading the spec was stopped")
+                && out.stderr.contains("memory allocation"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
     docker(&["service", "scale", "--detach", "rsandbox-web=3"]);
     wait_replicas("rsandbox-web", 1, &controller);
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use reconciler_spec::{load_dir_with, Environment, Keyring, LoadError, LoadOptions, Spec};
+use reconciler_spec::{Environment, Keyring, LoadError, LoadOptions, Spec};
 
 use crate::apply::ApplyError;
 use crate::pipeline::{BoardAccess, PlanningError, Reach};
@@ -491,6 +491,9 @@ pub enum CliError {
     /// The spec cannot be read or is invalid (every problem, with file:line:col).
     #[error(transparent)]
     Spec(#[from] LoadError),
+    /// Loading the spec outgrew the limits of the child that tried first.
+    #[error("loading the spec was stopped ({reason}); a spec loads in far less than {} MiB and {} s of CPU: look for a chart template that grows without bound", crate::sandbox::MEMORY_LIMIT / (1024 * 1024), crate::sandbox::CPU_LIMIT.as_secs())]
+    Stopped { reason: String },
     /// `--verify-signatures` names a file that cannot be used.
     #[error(transparent)]
     Signers(#[from] crate::source::signature::SignersError),
@@ -646,8 +649,25 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
 }
 
 /// Loads and validates a spec; its warnings (compose keys Swarm ignores, ...) go to `err`.
+/// The files are loaded in a limited child process first, as `run` loads
+/// each revision ([`crate::sandbox`]): a spec whose charts ask for
+/// gigabytes is refused instead of aborting the command.
 fn load(dir: &Path, load_options: &LoadOptions, err: &mut dyn Write) -> Result<Spec, CliError> {
-    let spec = load_dir_with(dir, load_options)?;
+    let files = reconciler_spec::read_dir_files(dir)?;
+    let environment = match &load_options.environment {
+        Environment::Only(allowed) => allowed.clone(),
+        Environment::Process => std::env::vars().collect(),
+    };
+    match crate::sandbox::check(&files, &environment) {
+        Err(crate::sandbox::SandboxError::Exceeded { reason }) => {
+            return Err(CliError::Stopped { reason })
+        }
+        // No child here (an emulator that cannot start the binary again):
+        // the load runs as it always did.
+        Err(error) => tracing::debug!(%error, "loading without the limited child"),
+        Ok(()) => {}
+    }
+    let spec = reconciler_spec::load_files_with(files, load_options)?;
     for warning in &spec.warnings {
         writeln!(err, "{warning}")?;
     }
