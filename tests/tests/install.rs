@@ -102,9 +102,16 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
     std::fs::write(password.path(), "s3cret-pw\n").expect("write");
     let webhook = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(webhook.path(), "hook-secret-on-the-board").expect("write");
+    // The owner's limits travel with the controller, never in the repository.
+    let policy = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(policy.path(), "deny = [\"docker-socket\"]\n").expect("write");
+    let token = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(token.path(), "0123456789abcdef0123456789abcdef\n").expect("write");
     let binary = reconciler_tests::process::binary().display().to_string();
     let password_file = password.path().display().to_string();
     let webhook_file = webhook.path().display().to_string();
+    let policy_file = policy.path().display().to_string();
+    let token_file = token.path().display().to_string();
     let install_args = |binary: &str| -> Vec<String> {
         [
             "install",
@@ -117,6 +124,10 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
             &password_file,
             "--webhook-secret-file",
             &webhook_file,
+            "--policy",
+            &policy_file,
+            "--page-token-file",
+            &token_file,
             "--binary",
             binary,
             "--run-arg=--interval=2s",
@@ -137,7 +148,7 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
 
     let first = install(&binary).expect_code(0);
     assert!(
-        first.stdout.contains("node rci1 (x86_64, plain): /usr/local/bin/reconciler, /etc/reconciler/webhook-secret, /etc/reconciler/git-password, /etc/reconciler/run.sh; controller (re)started"),
+        first.stdout.contains("node rci1 (x86_64, plain): /usr/local/bin/reconciler, /etc/reconciler/webhook-secret, /etc/reconciler/git-password, /etc/reconciler/policy.toml, /etc/reconciler/page-token, /etc/reconciler/run.sh; controller (re)started"),
         "{}",
         first.stdout
     );
@@ -149,9 +160,15 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
     // Secrets are on the board for root only, and never in what install printed.
     let modes = boards.exec(
         0,
-        "stat -c '%a %U' /etc/reconciler/webhook-secret /etc/reconciler/git-password",
+        "stat -c '%a %U' /etc/reconciler/webhook-secret /etc/reconciler/git-password /etc/reconciler/policy.toml /etc/reconciler/page-token",
     );
-    assert_eq!(modes.stdout, "600 root\n600 root\n", "{}", modes.stderr);
+    assert_eq!(modes.stdout, "600 root\n".repeat(4), "{}", modes.stderr);
+    let script = boards.exec(0, "cat /etc/reconciler/run.sh").stdout;
+    assert!(
+        script.contains("'--policy' '/etc/reconciler/policy.toml'")
+            && script.contains("'--page-token-file' '/etc/reconciler/page-token'"),
+        "{script}"
+    );
     assert!(!first.stdout.contains("s3cret-pw") && !first.stderr.contains("s3cret-pw"));
 
     // Again: nothing changes, nothing restarts.
@@ -177,6 +194,38 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
                 "replicas {other:?}; log:\n{}",
                 boards.exec(0, "tail -20 /var/log/reconciler.log").stdout
             )),
+        },
+    );
+
+    // The board's controller refuses what its policy denies: a push that
+    // mounts the Docker socket changes nothing.
+    let socket = format!(
+        "{}mounts = [{{ type = \"bind\", source = \"/var/run/docker.sock\", target = \"/s\" }}]\n",
+        service_toml(3)
+    );
+    repo.commit(&[("services.toml", &socket)], "mount the socket");
+    wait_until(
+        "the board's controller to refuse the revision",
+        Duration::from_secs(120),
+        || {
+            let log = boards.exec(0, "cat /var/log/reconciler.log").stdout;
+            log.contains("the policy denies docker-socket")
+                .then_some(())
+                .ok_or(log)
+        },
+    );
+    assert_eq!(replicas_on_board(&boards), Some(2));
+    // (A controller restarted now would have no good revision to fall back
+    // on: it keeps no state. The next commit is good again.)
+    let fixed = repo.commit(&[("services.toml", &service_toml(2))], "no socket");
+    wait_until(
+        "the board's controller to take the good revision",
+        Duration::from_secs(120),
+        || {
+            let log = boards.exec(0, "cat /var/log/reconciler.log").stdout;
+            log.contains(&format!("spec loaded revision={fixed}"))
+                .then_some(())
+                .ok_or(log)
         },
     );
 
@@ -207,7 +256,7 @@ fn install_puts_the_controller_on_a_board_that_then_applies_a_push() {
     );
     let removed = reconciler(&["uninstall", &dir]).expect_code(0);
     assert!(
-        removed.stdout.contains("node rci1 (x86_64, plain): stopped, /usr/local/bin/reconciler, /etc/reconciler/webhook-secret, /etc/reconciler/git-password, /etc/reconciler/run.sh"),
+        removed.stdout.contains("node rci1 (x86_64, plain): stopped, /usr/local/bin/reconciler, /etc/reconciler/webhook-secret, /etc/reconciler/git-password, /etc/reconciler/policy.toml, /etc/reconciler/page-token, /etc/reconciler/run.sh"),
         "{}",
         removed.stdout
     );
