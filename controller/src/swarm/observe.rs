@@ -14,29 +14,36 @@ impl Swarm {
     /// One consistent-enough snapshot of the swarm: three list calls and the
     /// Swarm object's recorded guard, no writes.
     pub async fn observe(&self) -> Result<Observed, SwarmError> {
-        let nodes = self
-            .docker
-            .list_nodes(None)
-            .await
-            .map_err(api(DockerCall::ListNodes))?;
-        let networks = self
-            .docker
-            .list_networks(None)
-            .await
-            .map_err(api(DockerCall::ListNetworks))?;
-        let services = self.list_services().await?;
-
-        let configs = self
-            .docker
-            .list_configs(None)
-            .await
-            .map_err(api(DockerCall::ListConfigs))?;
-        let secrets = self
-            .docker
-            .list_secrets(None)
-            .await
-            .map_err(api(DockerCall::ListSecrets))?;
-        let applied_max_delete_fraction = self.applied_max_delete_fraction().await?;
+        // Six independent reads, asked at once: a no-op reconcile waits
+        // for the slowest (the services), not for their sum.
+        let (nodes, networks, services, configs, secrets, applied_max_delete_fraction) = tokio::try_join!(
+            async {
+                self.docker
+                    .list_nodes(None)
+                    .await
+                    .map_err(api(DockerCall::ListNodes))
+            },
+            async {
+                self.docker
+                    .list_networks(None)
+                    .await
+                    .map_err(api(DockerCall::ListNetworks))
+            },
+            self.list_services(),
+            async {
+                self.docker
+                    .list_configs(None)
+                    .await
+                    .map_err(api(DockerCall::ListConfigs))
+            },
+            async {
+                self.docker
+                    .list_secrets(None)
+                    .await
+                    .map_err(api(DockerCall::ListSecrets))
+            },
+            self.applied_max_delete_fraction(),
+        )?;
         let data = |id: Option<String>,
                     spec_name: Option<String>,
                     labels: Option<HashMap<String, String>>| {
