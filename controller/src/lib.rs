@@ -5,6 +5,7 @@
 //! execute it ([`apply`]). Only [`swarm`] talks to Docker.
 
 pub mod apply;
+pub mod bounded;
 pub mod cli;
 pub mod digest;
 pub mod failure;

@@ -245,21 +245,15 @@ pub enum PolicyError {
 impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        use std::io::Read as _;
-        let read = |source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(read)?;
-        let mut text = String::new();
-        file.take(MAX_POLICY_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(read)?;
-        if text.len() as u64 > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge {
+        let text = crate::bounded::read_text(path, MAX_POLICY_BYTES).map_err(|e| match e {
+            crate::bounded::BoundedReadError::Io(source) => PolicyError::Read {
                 path: path.to_path_buf(),
-            });
-        }
+                source,
+            },
+            crate::bounded::BoundedReadError::TooLarge(_) => PolicyError::TooLarge {
+                path: path.to_path_buf(),
+            },
+        })?;
         let mut policy: Policy = toml::from_str(&text).map_err(|e| PolicyError::Invalid {
             path: path.to_path_buf(),
             message: e.message().to_string(),

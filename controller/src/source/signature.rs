@@ -116,21 +116,15 @@ pub enum Unverified {
 impl AllowedSigners {
     /// Reads an allowed-signers file.
     pub fn load(path: &Path) -> Result<Self, SignersError> {
-        use std::io::Read as _;
-        let read = |source| SignersError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(read)?;
-        let mut text = String::new();
-        file.take(MAX_SIGNERS_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(read)?;
-        if text.len() as u64 > MAX_SIGNERS_BYTES {
-            return Err(SignersError::TooLarge {
+        let text = crate::bounded::read_text(path, MAX_SIGNERS_BYTES).map_err(|e| match e {
+            crate::bounded::BoundedReadError::Io(source) => SignersError::Read {
                 path: path.to_path_buf(),
-            });
-        }
+                source,
+            },
+            crate::bounded::BoundedReadError::TooLarge(_) => SignersError::TooLarge {
+                path: path.to_path_buf(),
+            },
+        })?;
         Self::parse(&text, path)
     }
 
