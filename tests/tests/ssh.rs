@@ -560,3 +560,149 @@ fn regression_accept_new_host_keys_never_records_a_key_of_another_algorithm() {
         "known_hosts was changed"
     );
 }
+
+/// Issue 23: `plan --ssh` that reached no board printed each problem twice
+/// (stdout and stderr), claimed "the swarm does not exist yet" and exited
+/// 0 (`--json` said `"changed": false` while `--detailed-exitcode` said 2).
+/// Against real sshd servers: a board whose SSH is off, one that knows no
+/// `pi` user, two whose key file is missing. Nothing is planned, the exit
+/// code is 1 in every form, each problem is said once with what to run.
+#[test]
+fn plan_and_apply_that_reach_no_board_fail_saying_why_once() {
+    let off = {
+        let mut sshd = Sshd::start();
+        sshd.stop();
+        sshd
+    };
+    let no_pi = Sshd::start();
+    let known = no_pi.dir().join("known_hosts_all");
+    std::fs::write(
+        &known,
+        format!("{}{}", no_pi.known_hosts_line(), off.known_hosts_line()),
+    )
+    .unwrap_or_else(|e| panic!("known_hosts: {e}"));
+    let missing_key = no_pi.dir().join("no-such-key");
+    // A key that cannot be read stops before any connection, so those
+    // boards may sit at loopback addresses where nothing listens.
+    let node = |name: &str, role: &str, port: u16, user: &str, identity: &std::path::Path| {
+        let address = match name {
+            "pi3" => "127.0.0.3",
+            "pi4" => "127.0.0.4",
+            _ => "127.0.0.1",
+        };
+        format!(
+            "[node.{name}]\naddress = \"{address}\"\nrole = \"{role}\"\nssh = {{ user = \"{user}\", port = {port}, identity = \"{}\", known_hosts = \"{}\" }}\n",
+            identity.display(),
+            known.display()
+        )
+    };
+    let spec = reconciler_tests::SpecDir::new("first-contact");
+    spec.write(
+        "nodes.toml",
+        &[
+            node("pi1", "manager", off.port, "root", &no_pi.identity()),
+            node("pi2", "worker", no_pi.port, "pi", &no_pi.identity()),
+            node("pi3", "worker", no_pi.port, "root", &missing_key),
+            node("pi4", "worker", no_pi.port, "root", &missing_key),
+        ]
+        .join("\n"),
+    );
+    let no_agent = [("SSH_AUTH_SOCK", "")];
+    let text = reconciler_tests::reconciler_binary(&["plan", &spec.arg(), "--ssh"], &no_agent);
+    assert_eq!(text.code, 1, "{}\n{}", text.stdout, text.stderr);
+    let all = format!("{}{}", text.stdout, text.stderr);
+    assert!(
+        !all.contains("does not exist yet") && !all.contains("No changes"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "none of the spec's 4 board(s) could be reached over SSH, so nothing was planned"
+        ),
+        "{all}"
+    );
+    let refused = format!(
+        "node pi1: cannot connect to 127.0.0.1:{}: connection refused: something answers at this address but no SSH server listens on the port. Turn SSH on",
+        off.port
+    );
+    let missing = format!(
+        "nodes pi3, pi4: cannot load the SSH key {key}: there is no such file. Make a key with `ssh-keygen -t ed25519 -f {key}`, then put it on each board: `ssh-copy-id -i {key}.pub root@ADDRESS`",
+        key = missing_key.display()
+    );
+    let wrong_user = format!(
+        "node pi2: 127.0.0.1:{} refused the login as `pi` with the key {}. If `pi` is not the board's user, set `user` under [ssh] in the spec",
+        no_pi.port,
+        no_pi.identity().display()
+    );
+    for problem in [&refused, &missing, &wrong_user] {
+        assert_eq!(
+            all.matches(problem.as_str()).count(),
+            1,
+            "{problem}\n---\n{all}"
+        );
+    }
+
+    // --json and the exit code agree; --detailed-exitcode says error, not "changes".
+    let json = reconciler_tests::reconciler_binary(
+        &[
+            "plan",
+            &spec.arg(),
+            "--ssh",
+            "--json",
+            "--detailed-exitcode",
+        ],
+        &no_agent,
+    );
+    assert_eq!(json.code, 1, "{}\n{}", json.stdout, json.stderr);
+    let document: serde_json::Value =
+        serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
+    assert_eq!(document["changed"], false, "{document:#}");
+    assert_eq!(document["swarm_planned"], false, "{document:#}");
+    assert_eq!(
+        document["boards"]["unreachable"].as_array().map(Vec::len),
+        Some(4),
+        "{document:#}"
+    );
+
+    // apply stops before asking anything of Docker or the boards.
+    let apply = reconciler_tests::reconciler_binary(
+        &["apply", &spec.arg(), "--ssh", "--auto-approve"],
+        &no_agent,
+    );
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("nothing was planned") && apply.stderr.contains(&missing),
+        "{}\n{}",
+        apply.stdout,
+        apply.stderr
+    );
+
+    // One board answering but no manager: the swarm is not claimed either way.
+    spec.write(
+        "nodes.toml",
+        &[
+            node("pi1", "manager", off.port, "root", &no_pi.identity()),
+            node("pi2", "worker", no_pi.port, "root", &no_pi.identity()),
+        ]
+        .join("\n"),
+    );
+    let no_manager =
+        reconciler_tests::reconciler_binary(&["plan", &spec.arg(), "--ssh"], &no_agent);
+    assert_eq!(
+        no_manager.code, 1,
+        "{}\n{}",
+        no_manager.stdout, no_manager.stderr
+    );
+    assert!(
+        no_manager
+            .stderr
+            .contains("no manager of the spec answered (pi1), so the swarm was not looked at"),
+        "{}",
+        no_manager.stderr
+    );
+    assert!(
+        !no_manager.stdout.contains("does not exist yet"),
+        "{}",
+        no_manager.stdout
+    );
+}

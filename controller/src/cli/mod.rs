@@ -360,6 +360,11 @@ pub struct DockerArgs {
     /// then retries with backoff): a hung daemon must not freeze anything.
     #[arg(long, default_value = "2m", value_parser = parse_call_timeout)]
     pub docker_timeout: Duration,
+    /// Plan against a swarm none of the spec's nodes is in (refused
+    /// otherwise: it is most likely not the cluster's swarm, e.g. a laptop's
+    /// own). The nodes' roles and labels are then left alone.
+    #[arg(long)]
+    pub allow_other_swarm: bool,
 }
 
 /// The node layer's switches, shared by `plan`, `apply` and `run`.
@@ -556,6 +561,17 @@ pub enum CliError {
         /// The URL, credentials removed.
         url: String,
     },
+    /// `plan --ssh`/`apply --ssh` reached none of the spec's boards: nothing
+    /// about the boards or the swarm is known, so nothing is planned.
+    #[error("none of the spec's {count} board(s) could be reached over SSH, so nothing was planned:\n  {}", .problems.join("\n  "))]
+    NoBoardReached {
+        count: usize,
+        /// One line per distinct problem, naming the boards it hit.
+        problems: Vec<String>,
+    },
+    /// Some boards answered but no manager did: the swarm was not looked at.
+    #[error("no manager of the spec answered ({}), so the swarm was not looked at and its changes are not shown; the boards' part above is all that is known", .managers.join(", "))]
+    NoManagerReached { managers: Vec<String> },
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {

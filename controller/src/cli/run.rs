@@ -56,6 +56,7 @@ pub(super) async fn run(args: RunArgs, load: LoadOptions) -> Result<u8, CliError
         facts_max_age: args.facts_max_age,
         fetch_timeout: args.fetch_timeout,
         docker_timeout: args.docker.docker_timeout,
+        allow_other_swarm: args.docker.allow_other_swarm,
         allow_hosts: args.allow_hosts.clone(),
         ssh_paths: crate::runtime::SshPaths {
             identity: args.ssh_identity.clone(),

@@ -55,6 +55,7 @@ impl ConnectArgs {
         PlanOptions {
             allow_mass_delete: self.allow_mass_delete,
             manage_membership: self.boards.ssh,
+            allow_other_swarm: self.docker.allow_other_swarm,
         }
     }
 }
@@ -102,23 +103,34 @@ pub(super) async fn plan(
     )
     .await?
     .now();
-    let planned = plan_after_look(&spec, &looked, &args.connect).await?;
+    let contact = Contact::of(&spec, &looked);
+    let planned = match contact {
+        Contact::NoBoard => Planned {
+            swarm: None,
+            deferred: None,
+        },
+        _ => plan_after_look(&spec, &looked, &args.connect).await?,
+    };
     let empty = Plan::default();
     let plan = planned.swarm.as_ref().map_or(&empty, |(_, plan)| plan);
+    // What the exit code says and `changed` in --json says, alike.
+    let changes = !plan.is_empty() || looked.board_work();
     if args.json {
-        let document = render::plan_document(
+        let mut document = render::plan_document(
             plan,
             spec.warnings.iter().map(ToString::to_string).chain(granted),
             looked.boards.as_ref().map(Provisioned::part).as_ref(),
             planned.swarm.is_some(),
         );
+        document.plan.changed = changes;
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
-    } else {
+    } else if contact != Contact::NoBoard {
         if let Some(boards) = &looked.boards {
             write!(console.out, "{}", render::boards_text(&boards.part()))?;
-            if planned.swarm.is_none() && planned.deferred.is_none() {
-                writeln!(console.out, "The swarm does not exist yet: its changes are planned once the boards have formed it.")?;
+            if planned.swarm.is_none() && planned.deferred.is_none() && contact == Contact::Manager
+            {
+                writeln!(console.out, "No manager is in a swarm yet: the swarm's changes are planned once the boards have formed it.")?;
             }
         }
         if planned.swarm.is_some() {
@@ -129,12 +141,72 @@ pub(super) async fn plan(
         // The boards' steps are shown; the swarm itself cannot be planned now.
         return Err(error.into());
     }
-    let changes = !plan.is_empty() || looked.board_work() || planned.swarm.is_none();
+    contact.result(&spec, &looked)?;
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
         0
     })
+}
+
+/// How far `--ssh` got on the first contact: never a claim about the swarm
+/// that was not observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contact {
+    /// Without `--ssh` (the Docker endpoint is asked directly), or the
+    /// spec has no boards.
+    NotAsked,
+    /// No board answered: nothing is known.
+    NoBoard,
+    /// Boards answered but no manager: the swarm was not looked at.
+    NoManager,
+    /// A manager answered.
+    Manager,
+}
+
+impl Contact {
+    fn of(spec: &Spec, looked: &Reached) -> Self {
+        let Some(boards) = &looked.boards else {
+            return Contact::NotAsked;
+        };
+        if spec.nodes.is_empty() {
+            Contact::NotAsked
+        } else if boards.answered.is_empty() {
+            Contact::NoBoard
+        } else if spec
+            .nodes
+            .values()
+            .any(|n| n.role == reconciler_spec::Role::Manager && boards.answered.contains(&n.name))
+        {
+            Contact::Manager
+        } else {
+            Contact::NoManager
+        }
+    }
+
+    /// The error a first contact that reached too little ends with.
+    fn result(self, spec: &Spec, looked: &Reached) -> Result<(), CliError> {
+        let failures = looked
+            .boards
+            .as_ref()
+            .map(|b| b.part().failures)
+            .unwrap_or_default();
+        match self {
+            Contact::NotAsked | Contact::Manager => Ok(()),
+            Contact::NoBoard => Err(CliError::NoBoardReached {
+                count: spec.nodes.len(),
+                problems: render::grouped_failures(&failures),
+            }),
+            Contact::NoManager => Err(CliError::NoManagerReached {
+                managers: spec
+                    .nodes
+                    .values()
+                    .filter(|n| n.role == reconciler_spec::Role::Manager)
+                    .map(|n| n.name.clone())
+                    .collect(),
+            }),
+        }
+    }
 }
 
 /// `apply`'s gate: everything planned is shown, then the person at the
@@ -161,6 +233,8 @@ enum Decision {
 
 impl Review<'_, '_> {
     async fn decide(&mut self, looked: &Reached) -> Result<Decision, CliError> {
+        // Without a manager nothing can be joined or deployed: say why first.
+        Contact::of(self.spec, looked).result(self.spec, looked)?;
         let planned = plan_after_look(self.spec, looked, &self.args.connect).await?;
         let console = &mut *self.console;
         if let Some(boards) = &looked.boards {
@@ -232,7 +306,12 @@ pub(super) async fn apply(
         None => review.decide(&boards.looked).await?,
     };
     let planned = match decision {
-        Decision::NothingToDo(code) => return Ok(code),
+        Decision::NothingToDo(0) => return Ok(0),
+        Decision::NothingToDo(_) => {
+            let failed = failure_texts(&boards.looked).len();
+            writeln!(console.err, "Error: {failed} board(s) could not be reached (above); the next apply tries them again.")?;
+            return Ok(1);
+        }
         Decision::Suspended => return Ok(0),
         Decision::Cancelled => return Ok(1),
         Decision::Approved(planned) => *planned,
@@ -244,11 +323,13 @@ pub(super) async fn apply(
         timeout: args.timeout,
         ..ApplyOptions::default()
     };
+    // What the plan above already said about boards it could not look at.
+    let shown: Vec<String> = failure_texts(&boards.looked);
     let (swarm, plan, failures) = match (boards.done, planned.swarm) {
-        (None, Some((swarm, plan))) => (swarm, plan, 0),
+        (None, Some((swarm, plan))) => (swarm, plan, shown.len()),
         (done, _) => {
             let now = done.unwrap_or(boards.looked);
-            swarm_after_steps(&spec, &now, &args.connect, console).await?
+            swarm_after_steps(&spec, &now, &shown, &args.connect, console).await?
         }
     };
     let report = match console.progress {
@@ -268,22 +349,33 @@ pub(super) async fn apply(
         summary.add, summary.change, summary.destroy, report.writes
     )?;
     if failures > 0 {
-        writeln!(console.err, "Error: {failures} board(s) could not be brought in; see above. The next apply retries them.")?;
+        writeln!(console.err, "Error: {failures} board(s) could not be reached or brought in (above); the next apply retries them.")?;
         return Ok(1);
     }
     Ok(0)
 }
 
+/// Each board failure as a person reads it.
+fn failure_texts(reached: &Reached) -> Vec<String> {
+    reached
+        .boards
+        .as_ref()
+        .map(|b| b.failures.iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// After the boards' steps (`apply --ssh`): their failures reported on
-/// stderr, and the swarm planned as it now is. Returns how many boards failed.
+/// stderr (those the plan did not show already), and the swarm planned as
+/// it now is. Returns how many boards failed.
 async fn swarm_after_steps(
     spec: &Spec,
     now: &Reached,
+    shown: &[String],
     connect: &ConnectArgs,
     console: &mut Console<'_>,
 ) -> Result<(Swarm, Plan, usize), CliError> {
-    let board_failures = now.boards.as_ref().map_or(&[][..], |b| &b.failures[..]);
-    for failure in board_failures {
+    let board_failures = failure_texts(now);
+    for failure in board_failures.iter().filter(|f| !shown.contains(f)) {
         writeln!(console.err, "Error: {failure}")?;
     }
     let host = now

@@ -25,12 +25,13 @@ use crate::observed::Facts;
 /// Why work on a board failed. Every message names the node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// TCP connect or the SSH handshake did not finish in time, or was refused.
+    /// No SSH conversation started: the name, the route, the port or the
+    /// board itself, each with what to check.
     #[error("node {node}: cannot connect to {address}: {reason}")]
     Unreachable {
         node: String,
         address: String,
-        reason: String,
+        reason: NoContact,
     },
     /// The board's host key is not in known_hosts and no key is pinned.
     #[error("node {node}: unknown host key {fingerprint} at {address}; refusing to connect. Verify it, then add it to {known_hosts} (ssh-keyscan), pin it with `host_key` in the spec, or run once with --accept-new-host-keys")]
@@ -53,16 +54,22 @@ pub enum NodeError {
     #[error("node {node}: the pinned host_key is not a valid public key: {reason}")]
     BadPinnedKey { node: String, reason: String },
     /// The identity file is missing or unreadable.
-    #[error("node {node}: cannot load the SSH key {path}: {reason}")]
+    #[error(
+        "node {node}: cannot load the SSH key {path}: {reason}. {}",
+        key_advice(path, user)
+    )]
     Identity {
         node: String,
         path: String,
+        /// The `[ssh] user`, for the `ssh-copy-id` line.
+        user: String,
         reason: String,
     },
     /// The board refused the key.
-    #[error("node {node}: authentication as {user} with {path} was refused")]
+    #[error("node {node}: {address} refused the login as `{user}` with the key {path}. If `{user}` is not the board's user, set `user` under [ssh] in the spec (Raspberry Pi OS has had no `pi` user since 2022: it is the one chosen when the card was flashed); if it is, put the key on the board: `ssh-copy-id -i {path}.pub {user}@{host}`", host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host))]
     AuthRejected {
         node: String,
+        address: String,
         user: String,
         path: String,
     },
@@ -109,7 +116,92 @@ pub enum NodeError {
     Ssh { node: String, reason: String },
 }
 
+/// What to run when the SSH key cannot be read: make one, then put it on
+/// the boards. (An agent's problem is not a file to create.)
+fn key_advice(path: &str, user: &str) -> String {
+    if path.starts_with('/') || path.starts_with('~') || path.starts_with('.') {
+        format!("Make a key with `ssh-keygen -t ed25519 -f {path}`, then put it on each board: `ssh-copy-id -i {path}.pub {user}@ADDRESS`; or set `identity` under [ssh] to the key you log in with")
+    } else {
+        format!("Add a key to the agent (`ssh-add`), or set `identity` under [ssh] to the key you log in with as `{user}`")
+    }
+}
+
+/// Why no SSH conversation started with a board, in words a person can act
+/// on: each says what to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoContact {
+    /// The board's name does not resolve to an address.
+    UnknownName(String),
+    /// This machine has no route to the address.
+    NoRoute,
+    /// The address answered, but nothing listens on the SSH port.
+    Refused,
+    /// Nothing answered within the connect timeout.
+    NoAnswer { seconds: u64 },
+    /// A connection opened, then closed before SSH spoke.
+    Dropped,
+    /// Anything else, as the system said it.
+    Other(String),
+}
+
+impl NoContact {
+    /// Classifies a failed TCP connect by the system's error.
+    pub fn from_io(error: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match error.kind() {
+            ErrorKind::ConnectionRefused => NoContact::Refused,
+            ErrorKind::NetworkUnreachable
+            | ErrorKind::HostUnreachable
+            | ErrorKind::AddrNotAvailable => NoContact::NoRoute,
+            ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::UnexpectedEof
+            | ErrorKind::BrokenPipe => NoContact::Dropped,
+            ErrorKind::TimedOut => NoContact::NoAnswer { seconds: 0 },
+            _ => NoContact::Other(error.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for NoContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoContact::UnknownName(reason) => write!(f, "the name does not resolve ({reason}); check `address` in the spec, or use the board's IP address (a `.local` name needs mDNS on this machine: avahi-daemon and libnss-mdns)"),
+            NoContact::NoRoute => f.write_str("no route to this address; check `address` in the spec and that this machine is on the boards' network"),
+            NoContact::Refused => f.write_str("connection refused: something answers at this address but no SSH server listens on the port. Turn SSH on (Raspberry Pi Imager: \"Enable SSH\" when flashing; on the board `sudo systemctl enable --now ssh`), or correct `port` in the spec"),
+            NoContact::NoAnswer { seconds: 0 } => f.write_str("no answer (timed out): is the board powered, done booting and at this address? (`ping` it)"),
+            NoContact::NoAnswer { seconds } => write!(f, "no answer within {seconds}s: is the board powered, done booting and at this address? (`ping` it)"),
+            NoContact::Dropped => f.write_str("the connection closed before SSH answered: something else listens on this port, or sshd turned the connection away (fail2ban, MaxStartups)"),
+            NoContact::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
 impl NodeError {
+    /// The board and what went wrong apart, so one problem shared by many
+    /// boards (a missing key, SSH off everywhere) is said once with their
+    /// names: `("pi1", "cannot load the SSH key ...")`, and for a board
+    /// not reached `("pi1 (10.0.0.1:22)", "cannot connect: ...")`.
+    pub fn board_and_problem(&self) -> (String, String) {
+        if let NodeError::Unreachable {
+            node,
+            address,
+            reason,
+        } = self
+        {
+            return (
+                format!("{node} ({address})"),
+                format!("cannot connect: {reason}"),
+            );
+        }
+        let text = self.to_string();
+        let prefix = format!("node {}: ", self.node());
+        let problem = text
+            .strip_prefix(&prefix)
+            .map_or(text.clone(), str::to_string);
+        (self.node().to_string(), problem)
+    }
+
     /// The connection itself failed mid-command (not the command): worth
     /// one new connection before the board counts as failed.
     pub fn connection_lost(&self) -> bool {
@@ -373,6 +465,75 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+    fn failure(error: &NodeError) -> crate::plan::render::BoardFailure {
+        let (board, problem) = error.board_and_problem();
+        crate::plan::render::BoardFailure {
+            board,
+            problem,
+            text: error.to_string(),
+        }
+    }
+
+    /// Issue 23: one missing key on four boards was printed four times
+    /// (and again on stderr); boards refusing SSH are one line naming them.
+    #[test]
+    fn a_problem_many_boards_share_is_said_once_with_their_names() {
+        let missing = |node: &str| NodeError::Identity {
+            node: node.into(),
+            path: "/home/me/.ssh/id_ed25519".into(),
+            user: "anna".into(),
+            reason: "there is no such file".into(),
+        };
+        let refused = |node: &str, address: &str| NodeError::Unreachable {
+            node: node.into(),
+            address: address.into(),
+            reason: NoContact::Refused,
+        };
+        let failures: Vec<_> = [
+            missing("pi1"),
+            missing("pi2"),
+            refused("pi3", "10.0.0.3:22"),
+            refused("pi4", "10.0.0.4:22"),
+            NodeError::AuthRejected {
+                node: "pi5".into(),
+                address: "10.0.0.5:22".into(),
+                user: "pi".into(),
+                path: "/k".into(),
+            },
+        ]
+        .iter()
+        .map(failure)
+        .collect();
+        let lines = crate::plan::render::grouped_failures(&failures);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].starts_with("nodes pi1, pi2: cannot load the SSH key /home/me/.ssh/id_ed25519: there is no such file. Make a key with `ssh-keygen -t ed25519 -f /home/me/.ssh/id_ed25519`, then put it on each board: `ssh-copy-id -i /home/me/.ssh/id_ed25519.pub anna@ADDRESS`"), "{}", lines[0]);
+        assert!(
+            lines[1].starts_with(
+                "nodes pi3 (10.0.0.3:22), pi4 (10.0.0.4:22): cannot connect: connection refused"
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].contains("set `user` under [ssh]"), "{}", lines[2]);
+        assert!(
+            lines[2].contains("`ssh-copy-id -i /k.pub pi@10.0.0.5`"),
+            "{}",
+            lines[2]
+        );
+    }
+
+    /// The system's reason for a failed connect becomes what to check.
+    #[test]
+    fn a_failed_connect_says_what_to_check() {
+        use std::io::{Error, ErrorKind};
+        let says = |kind| NoContact::from_io(&Error::from(kind)).to_string();
+        assert!(says(ErrorKind::ConnectionRefused).contains("no SSH server listens"));
+        assert!(says(ErrorKind::HostUnreachable).contains("check `address`"));
+        assert!(says(ErrorKind::NetworkUnreachable).contains("check `address`"));
+        assert!(says(ErrorKind::TimedOut).contains("is the board powered"));
+        assert!(says(ErrorKind::ConnectionReset).contains("closed before SSH answered"));
+    }
 
     /// Regression (issue 22): the leaver ignored a pinned `host_key` and,
     /// with --accept-new-host-keys, would take any key at the address of

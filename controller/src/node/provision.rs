@@ -45,6 +45,8 @@ pub struct Provisioned {
     pub docker_host: Option<String>,
     /// Which swarm node each board that answered is, in its own words.
     pub identities: BTreeMap<String, BoardIdentity>,
+    /// The boards that answered when they were looked at.
+    pub answered: std::collections::BTreeSet<String>,
 }
 
 /// Whether the boards' missing steps are only planned or also done.
@@ -61,7 +63,18 @@ impl Provisioned {
     pub fn part(&self) -> crate::plan::render::BoardsPart<'_> {
         crate::plan::render::BoardsPart {
             plans: &self.plans,
-            failures: self.failures.iter().map(ToString::to_string).collect(),
+            failures: self
+                .failures
+                .iter()
+                .map(|f| {
+                    let (board, problem) = f.board_and_problem();
+                    crate::plan::render::BoardFailure {
+                        board,
+                        problem,
+                        text: f.to_string(),
+                    }
+                })
+                .collect(),
             notes: &self.notes,
         }
     }
@@ -107,9 +120,6 @@ async fn look_and_plan(
             );
         }
     }
-    for failure in &looked.failures {
-        say(progress, &failure.to_string());
-    }
     Ok((looked, plans))
 }
 
@@ -134,6 +144,7 @@ pub async fn provision(
         ..
     } = looked;
     let mut identities = identities(spec, &facts);
+    let answered = facts.keys().cloned().collect();
     if work == BoardWork::PlanOnly {
         let docker_host = fleet.docker_host(&anchors(spec, &facts, &[], &[]));
         return Ok(Provisioned {
@@ -142,6 +153,7 @@ pub async fn provision(
             notes,
             docker_host,
             identities,
+            answered,
         });
     }
 
@@ -220,6 +232,7 @@ pub async fn provision(
         notes,
         docker_host,
         identities,
+        answered,
     })
 }
 

@@ -207,8 +207,40 @@ fn refused(
         None => NodeError::Unreachable {
             node,
             address,
-            reason: error.to_string(),
+            reason: match error {
+                russh::Error::IO(io) => super::NoContact::from_io(io),
+                russh::Error::Disconnect | russh::Error::HUP => super::NoContact::Dropped,
+                other => super::NoContact::Other(other.to_string()),
+            },
         },
+    }
+}
+
+/// A TCP connection to the board's SSH port, trying each address the name
+/// resolves to; the error says why none took it.
+async fn tcp_connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, super::NoContact> {
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| super::NoContact::UnknownName(e.to_string()))?
+        .collect();
+    let mut last = super::NoContact::UnknownName("no address".into());
+    for address in addresses {
+        match tokio::net::TcpStream::connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = super::NoContact::from_io(&error),
+        }
+    }
+    Err(last)
+}
+
+/// Why a key file could not be read, shortly: a missing file is the
+/// common case on a first run.
+fn key_error(error: &russh::keys::Error) -> String {
+    match error {
+        russh::keys::Error::IO(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            "there is no such file".into()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -230,14 +262,17 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Connects, verifies the host key, and authenticates with the identity file.
     pub async fn connect(target: &Target, options: SshOptions) -> Result<Self, NodeError> {
-        // The identity file when it exists; otherwise the ssh-agent at SSH_AUTH_SOCK.
-        let key = if target.identity.exists() || std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        // The identity file when it exists; otherwise the ssh-agent at
+        // SSH_AUTH_SOCK (empty counts as unset, as in OpenSSH).
+        let agent = std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty());
+        let key = if target.identity.exists() || !agent {
             Some(
                 russh::keys::load_secret_key(&target.identity, None).map_err(|e| {
                     NodeError::Identity {
                         node: target.node.clone(),
                         path: target.identity.display().to_string(),
-                        reason: e.to_string(),
+                        user: target.user.clone(),
+                        reason: key_error(&e),
                     }
                 })?,
             )
@@ -257,20 +292,31 @@ impl Session {
             problem: Arc::clone(&problem),
         };
         let address = target.address();
-        let connecting = client::connect(config, (target.host.as_str(), target.port), verifier);
-        let connected = tokio::time::timeout(options.connect_timeout, connecting).await;
-        let mut handle = match connected {
-            Err(_) => {
-                return Err(NodeError::Unreachable {
-                    node: target.node.clone(),
-                    address,
-                    reason: format!("no answer within {}s", options.connect_timeout.as_secs()),
-                })
-            }
+        let unreachable = |reason| NodeError::Unreachable {
+            node: target.node.clone(),
+            address: address.clone(),
+            reason,
+        };
+        let no_answer = || {
+            unreachable(super::NoContact::NoAnswer {
+                seconds: options.connect_timeout.as_secs(),
+            })
+        };
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        // The TCP connection first, on its own: its error says whether the
+        // name, the route, the port or the board is wrong.
+        let stream = tokio::time::timeout_at(deadline, tcp_connect(&target.host, target.port))
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(unreachable)?;
+        let _ = stream.set_nodelay(true);
+        let connecting = client::connect_stream(config, stream, verifier);
+        let mut handle = match tokio::time::timeout_at(deadline, connecting).await {
+            Err(_) => return Err(no_answer()),
             Ok(Ok(handle)) => handle,
             Ok(Err(error)) => {
                 let recorded = problem.lock().ok().and_then(|p| p.clone());
-                return Err(refused(target, address, recorded, &error));
+                return Err(refused(target, address.clone(), recorded, &error));
             }
         };
         let hash = handle
@@ -296,6 +342,7 @@ impl Session {
         if !success {
             return Err(NodeError::AuthRejected {
                 node: target.node.clone(),
+                address,
                 user: target.user.clone(),
                 path: target.identity.display().to_string(),
             });
@@ -522,6 +569,7 @@ async fn authenticate_with_agent(
     let agent_error = |reason: String| NodeError::Identity {
         node: target.node.clone(),
         path: "the ssh-agent (SSH_AUTH_SOCK)".into(),
+        user: target.user.clone(),
         reason,
     };
     let mut agent = russh::keys::agent::client::AgentClient::connect_env()

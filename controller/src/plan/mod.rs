@@ -33,6 +33,8 @@ pub struct PlanOptions {
     /// The node layer is active (`--ssh`): boards this cluster joined that
     /// left the spec are drained, leave the swarm and are removed.
     pub manage_membership: bool,
+    /// Plan against a swarm none of the spec's nodes is in (refused otherwise).
+    pub allow_other_swarm: bool,
 }
 
 /// One write the controller intends to make.
@@ -336,6 +338,11 @@ pub enum PlanError {
     /// A managed network's settings changed; Docker cannot update networks in place.
     #[error("network `{name}` changed ({fields}) but networks cannot be changed in place; give it a new name in the spec (services move to the new one, the old one is pruned)")]
     NetworkChanged { name: String, fields: String },
+    /// The spec has nodes and none of them is in the swarm that was reached:
+    /// most likely another swarm (a laptop's `DOCKER_HOST`), which an apply
+    /// would fill with the cluster's services.
+    #[error("none of the spec's {spec_nodes} node(s) is in the swarm that was reached ({swarm}), so this is not the cluster's swarm. Reach one of its managers: plan with `--ssh` (through the boards), or on a manager (`reconciler install` puts the controller there); to plan against this swarm anyway, pass --allow-other-swarm")]
+    OtherSwarm { spec_nodes: usize, swarm: String },
     /// Demoting would leave the swarm without any manager.
     #[error("refusing to demote node `{node}`: it would leave the swarm without a manager")]
     LastManager { node: String },
@@ -685,6 +692,7 @@ impl Classify for PlanError {
             PlanError::MassDelete { .. } => "mass_delete",
             PlanError::NetworkChanged { .. } => "network_changed",
             PlanError::LastManager { .. } => "last_manager",
+            PlanError::OtherSwarm { .. } => "other_swarm",
             PlanError::Quorum { .. } => "quorum",
             PlanError::AmbiguousNode { .. } => "ambiguous_node",
             PlanError::SharedSwarmNode { .. } => "shared_swarm_node",

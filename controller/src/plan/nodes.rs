@@ -49,15 +49,48 @@ pub(super) fn plan_nodes(
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<NodeUpdate>, Vec<super::Action>), PlanError> {
     let matches = match_nodes(desired, observed)?;
+    if matches.is_empty() && !desired.nodes.is_empty() {
+        if !options.allow_other_swarm {
+            return Err(PlanError::OtherSwarm {
+                spec_nodes: desired.nodes.len(),
+                swarm: describe_swarm(observed),
+            });
+        }
+        warnings.push(format!(
+            "none of the spec's {} node(s) is in this swarm ({}); planned anyway (--allow-other-swarm): the nodes' roles, availability and labels are left alone",
+            desired.nodes.len(),
+            describe_swarm(observed)
+        ));
+        return Ok((Vec::new(), Vec::new()));
+    }
     let mut updates = Vec::new();
+    let mut absent = Vec::new();
     for node in desired.nodes.values() {
         let Some(matched) = matches.get(&node.name) else {
-            warnings.push(missing_warning(node, observed));
+            match missing_warning(node, observed) {
+                Some(warning) => warnings.push(warning),
+                None => absent.push(node),
+            }
             continue;
         };
         if let Some(update) = node_update(desired, node, matched, observed, warnings)? {
             updates.push(update);
         }
+    }
+    match absent.as_slice() {
+        [] => {}
+        [node] => warnings.push(format!(
+            "node `{}` ({}) is not in the swarm; `apply --ssh` bootstraps and joins it",
+            node.name, node.address
+        )),
+        many => warnings.push(format!(
+            "{} nodes are not in the swarm ({}); `apply --ssh` bootstraps and joins them",
+            many.len(),
+            many.iter()
+                .map(|n| format!("`{}`", n.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
     let departures = if options.manage_membership && desired.controller.prune {
         departures(desired, observed, &matches, &mut updates, warnings)
@@ -88,18 +121,33 @@ pub(super) fn plan_nodes(
     Ok((updates, removals))
 }
 
-/// Why a spec node has no swarm node, in the board's own words when it answered.
-fn missing_warning(node: &reconciler_spec::Node, observed: &Observed) -> String {
-    match observed.boards.get(&node.name).and_then(|b| b.node_id.as_deref()) {
-        Some(id) => format!(
-            "node `{}` ({}) reports swarm node ID {id}, which this swarm does not have: the board is in another swarm; make it leave (`docker swarm leave` on it) and the next apply --ssh joins it here",
-            node.name, node.address
-        ),
-        None => format!(
-            "node `{}` ({}) is not in the swarm; `apply --ssh` bootstraps and joins it",
-            node.name, node.address
-        ),
+/// Why a spec node has no swarm node when its board said it is in another
+/// swarm; `None` when it is simply not in one (said once for all such nodes).
+fn missing_warning(node: &reconciler_spec::Node, observed: &Observed) -> Option<String> {
+    let id = observed.boards.get(&node.name)?.node_id.as_deref()?;
+    Some(format!(
+        "node `{}` ({}) reports swarm node ID {id}, which this swarm does not have: the board is in another swarm; make it leave (`docker swarm leave` on it) and the next apply --ssh joins it here",
+        node.name, node.address
+    ))
+}
+
+/// The swarm that was reached, by its nodes, for a person to recognise it.
+fn describe_swarm(observed: &Observed) -> String {
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = observed
+        .nodes
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("{} ({})", n.hostname, n.address))
+        .collect();
+    if observed.nodes.len() > SHOWN {
+        names.push(format!("and {} more", observed.nodes.len() - SHOWN));
     }
+    format!(
+        "a swarm of {} node(s): {}",
+        observed.nodes.len(),
+        names.join(", ")
+    )
 }
 
 /// The node's name in the spec as recorded on it, else its hostname.

@@ -162,10 +162,50 @@ pub fn json(plan: &Plan) -> PlanJson<'_> {
 pub struct BoardsPart<'a> {
     /// The steps each board needs (or got).
     pub plans: &'a [NodePlan],
-    /// One line per board that was not reached or failed a step.
-    pub failures: Vec<String>,
+    /// Each board that was not reached or failed a step, and why.
+    pub failures: Vec<BoardFailure>,
     /// What the boards cannot be given, for a person to act on.
     pub notes: &'a [String],
+}
+
+/// A board that was not reached or failed a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardFailure {
+    /// The board as a group line names it: `pi1`, or `pi1 (10.0.0.1:22)`
+    /// when its address is what tells the boards' problems apart.
+    pub board: String,
+    /// What went wrong, without the board: the same for every board it hit.
+    pub problem: String,
+    /// The whole message, for one board alone.
+    pub text: String,
+}
+
+impl std::fmt::Display for BoardFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The failures with one line per distinct problem, naming every board it
+/// hit: a missing key on four boards is one line, not four.
+pub fn grouped_failures(failures: &[BoardFailure]) -> Vec<String> {
+    let mut groups: Vec<Vec<&BoardFailure>> = Vec::new();
+    for failure in failures {
+        match groups.iter_mut().find(|g| g[0].problem == failure.problem) {
+            Some(group) => group.push(failure),
+            None => groups.push(vec![failure]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|group| match group.as_slice() {
+            [one] => one.text.clone(),
+            many => {
+                let boards: Vec<&str> = many.iter().map(|f| f.board.as_str()).collect();
+                format!("nodes {}: {}", boards.join(", "), many[0].problem)
+            }
+        })
+        .collect()
 }
 
 /// The boards' steps, in the style of the plan.
@@ -182,8 +222,8 @@ pub fn boards_text(boards: &BoardsPart<'_>) -> String {
         }
         out.push('\n');
     }
-    for failure in &boards.failures {
-        let _ = writeln!(out, "Warning: {failure}");
+    for line in grouped_failures(&boards.failures) {
+        let _ = writeln!(out, "Warning: {line}");
     }
     for note in boards.notes {
         let _ = writeln!(out, "Note: {note}");
@@ -249,7 +289,7 @@ pub fn plan_document<'a>(
                     steps: p.steps.iter().map(|s| s.describe()).collect(),
                 })
                 .collect(),
-            unreachable: b.failures.clone(),
+            unreachable: b.failures.iter().map(ToString::to_string).collect(),
             notes: b.notes.to_vec(),
         }),
         swarm_planned: boards.map(|_| swarm_planned),

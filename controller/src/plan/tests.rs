@@ -1132,6 +1132,7 @@ fn down_since(node: ObservedNode, since: std::time::SystemTime) -> ObservedNode 
 const MEMBERSHIP: PlanOptions = PlanOptions {
     allow_mass_delete: false,
     manage_membership: true,
+    allow_other_swarm: false,
 };
 
 /// Regression (issue 10): a re-flashed Pi that re-joined under its old name
@@ -1603,4 +1604,68 @@ fn a_refused_plan_waits_for_a_person() {
     };
     assert_eq!(error.class(), ErrorClass::NeedsPerson);
     assert_eq!(error.reason(), "mass_delete");
+}
+
+/// Safety (issue 23): a Pi spec planned with a laptop's `DOCKER_HOST` was
+/// planned against the laptop's own swarm (one "not in the swarm" warning
+/// per node), and `apply` would have put the cluster's stack on the laptop.
+/// A swarm none of the spec's nodes is in is refused, naming what it is.
+#[test]
+fn regression_a_spec_of_boards_is_not_planned_against_another_swarm() {
+    let desired = spec(&format!("{NODES}{WEB}"));
+    let mut laptop = node("x1", "laptop", Role::Manager, true);
+    laptop.labels.clear();
+    laptop.address = "192.168.1.5".into();
+    let observed = Observed {
+        nodes: vec![laptop],
+        ..Observed::default()
+    };
+    let error = plan(&desired, &observed, PlanOptions::default()).err();
+    assert_eq!(
+        error,
+        Some(PlanError::OtherSwarm {
+            spec_nodes: 2,
+            swarm: "a swarm of 1 node(s): laptop (192.168.1.5)".into()
+        })
+    );
+    let message = error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("--allow-other-swarm"), "{message}");
+
+    // Asked for by name: planned, with one line instead of one per node,
+    // and the laptop's node is left alone.
+    let allowed = PlanOptions {
+        allow_other_swarm: true,
+        ..PlanOptions::default()
+    };
+    let planned = plan(&desired, &observed, allowed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        outline(&planned),
+        ["create network.front", "create service.web"]
+    );
+    assert_eq!(planned.warnings.len(), 1, "{:?}", planned.warnings);
+    assert!(planned.warnings[0].contains("none of the spec's 2 node(s) is in this swarm"));
+}
+
+/// A rack of boards not yet joined is one warning, not one per board.
+#[test]
+fn boards_not_in_the_swarm_are_one_warning_naming_them() {
+    // The fixture's node `pi1` has the address 10.0.0.3.
+    let mut body = String::from("[node.pi1]\naddress = \"10.0.0.3\"\nrole = \"manager\"\n");
+    for i in 2..=40 {
+        body.push_str(&format!(
+            "[node.pi{i}]\naddress = \"10.0.1.{i}\"\nrole = \"worker\"\n"
+        ));
+    }
+    let desired = spec(&body);
+    let observed = Observed {
+        nodes: vec![node("n1", "pi1", Role::Manager, true)],
+        ..Observed::default()
+    };
+    let plan = run(&desired, &observed);
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    assert!(
+        plan.warnings[0].starts_with("39 nodes are not in the swarm (`pi10`, `pi11`"),
+        "{}",
+        plan.warnings[0]
+    );
 }

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub fetch_timeout: Duration,
     /// The longest one Docker API call may go unanswered.
     pub docker_timeout: Duration,
+    /// Reconcile a swarm none of the spec's nodes is in (`--allow-other-swarm`).
+    pub allow_other_swarm: bool,
     /// What loading each revision may use: the age identities that decrypt
     /// its secrets, and only the environment variables `--allow-env` names.
     pub load: LoadOptions,

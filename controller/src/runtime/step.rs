@@ -509,6 +509,7 @@ impl Controller {
         let placement = swarm.placement().await.map_err(|e| self.docker_error(e));
         let plan_options = PlanOptions {
             manage_membership: self.options.reach.manages_boards(),
+            allow_other_swarm: self.options.allow_other_swarm,
             ..PlanOptions::default()
         };
         let (observed, plan) =
