@@ -50,8 +50,38 @@ pub enum InitError {
     Invalid(String),
 }
 
+/// The user the boards are logged in as, and where that name came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginUser {
+    pub name: String,
+    /// Said to the person: why this name was written.
+    pub source: &'static str,
+}
+
+impl LoginUser {
+    /// `--user` when given; else this computer's user name, which Raspberry
+    /// Pi Imager offers when it sets up a card; `pi` only as a last resort
+    /// (Raspberry Pi OS has had no `pi` user since April 2022).
+    pub fn choose(given: Option<&str>, environment_user: Option<&str>) -> Self {
+        match (given, environment_user) {
+            (Some(name), _) => Self {
+                name: name.to_string(),
+                source: "given with --user",
+            },
+            (None, Some(name)) if !name.is_empty() && name != "root" => Self {
+                name: name.to_string(),
+                source: "this computer's user name, which Raspberry Pi Imager offers when it sets up a card; if you chose another there, run init again with --user NAME or edit [ssh] user",
+            },
+            _ => Self {
+                name: "pi".to_string(),
+                source: "no --user and no user name here; Raspberry Pi OS has had no `pi` user since 2022: set [ssh] user to the one chosen when the card was flashed",
+            },
+        }
+    }
+}
+
 /// The starter files: (relative path, content).
-pub fn files(cluster: &str, nodes: &[NodeArg]) -> Vec<(&'static str, String)> {
+pub fn files(cluster: &str, nodes: &[NodeArg], user: &LoginUser) -> Vec<(&'static str, String)> {
     let mut node_text = String::from(
         "# The boards. The first is the swarm's manager; add `role = \"manager\"` to\n\
          # two more for a cluster that survives losing one (3 managers: quorum 2).\n\
@@ -78,13 +108,18 @@ pub fn files(cluster: &str, nodes: &[NodeArg]) -> Vec<(&'static str, String)> {
                 "# The cluster: its name marks every Docker object Reconciler owns, so\n\
                  # objects made by hand or by another cluster are never touched.\n\
                  [cluster]\nname = \"{cluster}\"\n\n\
-                 # How Reconciler reaches the boards over SSH (`--ssh`, `facts`).\n\
-                 # Raspberry Pi OS logs in as `pi` with passwordless sudo.\n\
-                 [ssh]\nuser = \"pi\"\nidentity = \"~/.ssh/id_ed25519\"\nknown_hosts = \"~/.ssh/known_hosts\"\n\n\
+                 # How Reconciler reaches the boards over SSH (`--ssh`, `facts`): as the\n\
+                 # user chosen when the card was flashed (Raspberry Pi Imager's \"OS\n\
+                 # customisation\"; images since 2022 have no `pi` user), who has\n\
+                 # passwordless sudo there, with this key (`ssh-keygen -t ed25519`, then\n\
+                 # `ssh-copy-id -i ~/.ssh/id_ed25519.pub USER@BOARD`, or paste the public\n\
+                 # key into Imager).\n\
+                 [ssh]\nuser = \"{user}\"\nidentity = \"~/.ssh/id_ed25519\"\nknown_hosts = \"~/.ssh/known_hosts\"\n\n\
                  # What the long-running controller (`reconciler run`) does.\n\
                  [controller]\ninterval = \"1m\"          # also re-check this often without a push\n\
                  mode = \"apply\"             # \"observe\" only reports drift\n\
-                 max_delete_fraction = 0.5  # refuse a plan that removes more than half the services\n"
+                 max_delete_fraction = 0.5  # refuse a plan that removes more than half the services\n",
+                user = user.name.replace('\\', "\\\\").replace('"', "\\\"")
             ),
         ),
         ("nodes.toml", node_text),
@@ -142,7 +177,12 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 
 /// Writes the starter files into `dir` (created if missing) once they
 /// validate; the paths written.
-pub fn init(dir: &Path, cluster: &str, nodes: &[NodeArg]) -> Result<Vec<PathBuf>, InitError> {
+pub fn init(
+    dir: &Path,
+    cluster: &str,
+    nodes: &[NodeArg],
+    user: &LoginUser,
+) -> Result<Vec<PathBuf>, InitError> {
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(write_error(dir))?;
         if entries.next().is_some() {
@@ -158,7 +198,7 @@ pub fn init(dir: &Path, cluster: &str, nodes: &[NodeArg]) -> Result<Vec<PathBuf>
         .prefix(".reconciler-init-")
         .tempdir_in(&parent)
         .map_err(write_error(&parent))?;
-    let files = files(cluster, nodes);
+    let files = files(cluster, nodes, user);
     for (name, content) in &files {
         let path = staging.path().join(name);
         std::fs::write(&path, content).map_err(write_error(&path))?;
@@ -176,4 +216,25 @@ pub fn init(dir: &Path, cluster: &str, nodes: &[NodeArg]) -> Result<Vec<PathBuf>
     let staged = staging.keep();
     std::fs::rename(&staged, dir).map_err(write_error(dir))?;
     Ok(files.iter().map(|(name, _)| dir.join(name)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoginUser;
+
+    /// Issue 23: `init` wrote `user = "pi"`, a user today's Raspberry Pi OS
+    /// does not have. The name comes from --user, else this computer's user
+    /// (what Imager offers), and `pi` only with a word about it.
+    #[test]
+    fn the_login_user_is_given_or_this_computers_and_says_where_it_came_from() {
+        assert_eq!(LoginUser::choose(Some("bob"), Some("anna")).name, "bob");
+        let here = LoginUser::choose(None, Some("anna"));
+        assert_eq!(here.name, "anna");
+        assert!(here.source.contains("Raspberry Pi Imager"));
+        for nobody in [None, Some(""), Some("root")] {
+            let fallback = LoginUser::choose(None, nobody);
+            assert_eq!(fallback.name, "pi");
+            assert!(fallback.source.contains("no `pi` user since 2022"));
+        }
+    }
 }

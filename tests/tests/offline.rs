@@ -325,8 +325,18 @@ fn init_writes_a_starter_repository_that_validates_or_nothing() {
         "pi1=192.168.1.21",
         "--node",
         "pi2=192.168.1.22",
+        "--user",
+        "anna",
     ])
     .expect_code(0);
+    assert!(
+        out.stdout
+            .contains("The boards are logged in as `anna`: given with --user."),
+        "{}",
+        out.stdout
+    );
+    let cluster = std::fs::read_to_string(dir.join("cluster.toml")).expect("cluster.toml");
+    assert!(cluster.contains("[ssh]\nuser = \"anna\"\n"), "{cluster}");
     for name in ["cluster.toml", "nodes.toml", "services.toml", "README.md"] {
         assert!(dir.join(name).is_file(), "{name} missing:\n{}", out.stdout);
     }

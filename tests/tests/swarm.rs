@@ -1803,3 +1803,75 @@ fn apply_shows_progress_bars_on_a_terminal_and_plain_lines_elsewhere() {
         "{plain:?}"
     );
 }
+
+/// Issue 23: a Pi spec planned where `DOCKER_HOST` points at another swarm
+/// (here: this machine's, whose one node is not in the spec) was planned
+/// against it with a warning per node, and `apply` put the stack there.
+/// Now plan and apply refuse, saying which swarm answered; nothing is
+/// written. `--allow-other-swarm` plans anyway, with one line for the nodes.
+#[test]
+fn regression_a_pi_spec_is_not_applied_to_another_swarm() {
+    require_swarm();
+    let _cleanup = Cleanup::new("t-other", "os-");
+    let spec = SpecDir::new("t-other");
+    let mut nodes = String::new();
+    for i in 1..=4 {
+        let role = if i == 1 { "manager" } else { "worker" };
+        // Documentation addresses (RFC 5737): never contacted, only compared.
+        nodes.push_str(&format!(
+            "[node.pi{i}]\naddress = \"192.0.2.{i}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    spec.write("nodes.toml", &nodes);
+    spec.write(
+        "services.toml",
+        &format!("[service.os-web]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n"),
+    );
+    let hostname = docker(&["info", "--format", "{{.Name}}"]);
+    let hostname = hostname.trim();
+
+    let planned = reconciler(&["plan", &spec.arg(), "--docker-host", &local()]);
+    assert_eq!(planned.code, 1, "{}\n{}", planned.stdout, planned.stderr);
+    assert!(
+        planned.stderr.contains(&format!(
+            "none of the spec's 4 node(s) is in the swarm that was reached (a swarm of 1 node(s): {hostname} ("
+        )) && planned.stderr.contains("--allow-other-swarm"),
+        "{}",
+        planned.stderr
+    );
+    let applied = apply(&spec, &local(), &[]);
+    assert_eq!(applied.code, 1, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(
+        docker(&["service", "ls", "-q", "--filter", "name=os-web"])
+            .trim()
+            .is_empty(),
+        "the refused apply created the service"
+    );
+
+    let allowed = reconciler(&[
+        "plan",
+        &spec.arg(),
+        "--docker-host",
+        &local(),
+        "--allow-other-swarm",
+    ])
+    .expect_code(0);
+    assert!(
+        allowed.stdout.contains("+ service \"os-web\""),
+        "{}",
+        allowed.stdout
+    );
+    assert_eq!(
+        allowed.stdout.matches("Warning:").count(),
+        1,
+        "{}",
+        allowed.stdout
+    );
+    assert!(
+        allowed
+            .stdout
+            .contains("none of the spec's 4 node(s) is in this swarm"),
+        "{}",
+        allowed.stdout
+    );
+}

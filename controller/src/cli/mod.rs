@@ -104,6 +104,12 @@ pub enum Command {
         /// A board: NAME=ADDRESS; repeat. The first is the manager.
         #[arg(long = "node", value_name = "NAME=ADDRESS")]
         nodes: Vec<crate::init::NodeArg>,
+        /// The user the boards are logged in as over SSH: the one chosen
+        /// when the cards were flashed (Raspberry Pi Imager offers this
+        /// computer's user name, the default here; images since 2022 have
+        /// no `pi` user).
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Print a shell completion script: `reconciler completions bash >
     /// /etc/bash_completion.d/reconciler` (zsh: a file named `_reconciler` on
@@ -636,7 +642,8 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
             dir,
             cluster,
             nodes,
-        } => spec::init(&dir, &cluster, &nodes, console),
+            user,
+        } => spec::init(&dir, &cluster, &nodes, user.as_deref(), console),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();

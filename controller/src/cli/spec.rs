@@ -46,12 +46,22 @@ pub(super) fn init(
     dir: &Path,
     cluster: &str,
     nodes: &[crate::init::NodeArg],
+    user: Option<&str>,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    let written = crate::init::init(dir, cluster, nodes)?;
+    let here = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok();
+    let user = crate::init::LoginUser::choose(user, here.as_deref());
+    let written = crate::init::init(dir, cluster, nodes, &user)?;
     for path in &written {
         writeln!(console.out, "wrote {}", path.display())?;
     }
+    writeln!(
+        console.out,
+        "The boards are logged in as `{}`: {}.",
+        user.name, user.source
+    )?;
     writeln!(
         console.out,
         "Next: `reconciler validate {dir}`, then `reconciler facts {dir}` and `reconciler plan {dir} --ssh` (see {dir}/README.md).",
