@@ -113,9 +113,16 @@ pub enum InstallError {
 pub enum Arch {
     X86_64,
     Aarch64,
-    /// 32-bit ARM (armv6l, armv7l): one ELF machine for both.
-    Arm,
+    /// 32-bit ARM, with its architecture version: a Pi Zero / Pi 1 is 6
+    /// (`armv6l`), a Pi 2 and a 32-bit OS on a later Pi 7 or 8. One ELF
+    /// machine for all: a binary's version is in its `.ARM.attributes`.
+    Arm {
+        version: u8,
+    },
 }
+
+/// `SHT_ARM_ATTRIBUTES`: the section holding the build attributes.
+const ARM_ATTRIBUTES: u32 = 0x7000_0003;
 
 impl Arch {
     /// From `uname -m`.
@@ -123,36 +130,159 @@ impl Arch {
         match machine.trim() {
             "x86_64" | "amd64" => Some(Arch::X86_64),
             "aarch64" | "arm64" => Some(Arch::Aarch64),
-            m if m.starts_with("armv") => Some(Arch::Arm),
-            _ => None,
+            m => {
+                let digits: String = m
+                    .strip_prefix("armv")?
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                Some(Arch::Arm {
+                    version: digits.parse().ok()?,
+                })
+            }
         }
     }
 
-    /// From an ELF file's header (`e_machine`); `None` for anything else.
+    /// From an ELF file's header (`e_machine`) and, for 32-bit ARM, its
+    /// `Tag_CPU_arch` build attribute; `None` for anything else.
     pub fn of_elf(bytes: &[u8]) -> Option<Self> {
         if bytes.len() < 20 || bytes[..4] != *b"\x7fELF" {
             return None;
         }
-        let machine = match bytes[5] {
-            1 => u16::from_le_bytes([bytes[18], bytes[19]]),
-            2 => u16::from_be_bytes([bytes[18], bytes[19]]),
+        let little = match bytes[5] {
+            1 => true,
+            2 => false,
             _ => return None,
         };
+        let machine = read_u16(bytes, 18, little)?;
         match machine {
             0x3e => Some(Arch::X86_64),
             0xb7 => Some(Arch::Aarch64),
-            0x28 => Some(Arch::Arm),
+            0x28 => Some(Arch::Arm {
+                // Without the attribute, the common armhf baseline: never
+                // offered to an ARMv6 board.
+                version: arm_cpu_arch(bytes, little).unwrap_or(7),
+            }),
             _ => None,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-            Arch::Arm => "arm",
+    /// Whether a binary built for `self` runs on a board of `board`: the
+    /// same machine, and for 32-bit ARM no newer an architecture.
+    pub fn runs_on(self, board: Arch) -> bool {
+        match (self, board) {
+            (Arch::Arm { version: built }, Arch::Arm { version }) => built <= version,
+            (built, board) => built == board,
         }
     }
+
+    pub fn name(self) -> String {
+        match self {
+            Arch::X86_64 => "x86_64".into(),
+            Arch::Aarch64 => "aarch64".into(),
+            Arch::Arm { version } => format!("armv{version}"),
+        }
+    }
+}
+
+fn read_u16(bytes: &[u8], at: usize, little: bool) -> Option<u16> {
+    let pair = [*bytes.get(at)?, *bytes.get(at + 1)?];
+    Some(if little {
+        u16::from_le_bytes(pair)
+    } else {
+        u16::from_be_bytes(pair)
+    })
+}
+
+fn read_u32(bytes: &[u8], at: usize, little: bool) -> Option<u32> {
+    let four = [
+        *bytes.get(at)?,
+        *bytes.get(at + 1)?,
+        *bytes.get(at + 2)?,
+        *bytes.get(at + 3)?,
+    ];
+    Some(if little {
+        u32::from_le_bytes(four)
+    } else {
+        u32::from_be_bytes(four)
+    })
+}
+
+/// The ARM architecture version a 32-bit ELF file was built for: the
+/// `Tag_CPU_arch` attribute of its `aeabi` build attributes (ARM IHI 0045),
+/// mapped to the version a core must have (ARMv6 variants 6, v7 7, v8 8).
+fn arm_cpu_arch(bytes: &[u8], little: bool) -> Option<u8> {
+    let to_usize = |v: u32| usize::try_from(v).ok();
+    let section_table = to_usize(read_u32(bytes, 0x20, little)?)?;
+    let entry_size = usize::from(read_u16(bytes, 0x2e, little)?);
+    let count = usize::from(read_u16(bytes, 0x30, little)?);
+    let attributes = (0..count).find_map(|i| {
+        let header = section_table.checked_add(i.checked_mul(entry_size)?)?;
+        if read_u32(bytes, header + 4, little)? != ARM_ATTRIBUTES {
+            return None;
+        }
+        let offset = to_usize(read_u32(bytes, header + 16, little)?)?;
+        let size = to_usize(read_u32(bytes, header + 20, little)?)?;
+        bytes.get(offset..offset.checked_add(size)?)
+    })?;
+    // 'A', then the `aeabi` subsection: length, name, then the File tag (1)
+    // with its length, then the attributes themselves.
+    let rest = attributes.strip_prefix(b"A")?;
+    let vendor_start = 4;
+    let vendor_end = vendor_start + rest.get(vendor_start..)?.iter().position(|b| *b == 0)?;
+    if rest.get(vendor_start..vendor_end)? != b"aeabi" {
+        return None;
+    }
+    let mut at = vendor_end + 1;
+    if *rest.get(at)? != 1 {
+        return None;
+    }
+    at += 5;
+    let uleb = |at: &mut usize| -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *rest.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    let skip_string = |at: &mut usize| -> Option<()> {
+        *at += rest.get(*at..)?.iter().position(|b| *b == 0)? + 1;
+        Some(())
+    };
+    while at < rest.len() {
+        let tag = uleb(&mut at)?;
+        match tag {
+            6 => {
+                return match uleb(&mut at)? {
+                    // Pre-v4 .. v5TEJ
+                    0..=5 => Some(5),
+                    // v6, v6KZ, v6T2, v6K, v6-M, v6S-M
+                    6..=9 | 11 | 12 => Some(6),
+                    // v7, v7E-M
+                    10 | 13 => Some(7),
+                    _ => Some(8),
+                };
+            }
+            // Tag_CPU_raw_name, Tag_CPU_name, Tag_conformance: strings.
+            4 | 5 | 67 => skip_string(&mut at)?,
+            // Tag_compatibility: a number, then a string.
+            32 => {
+                uleb(&mut at)?;
+                skip_string(&mut at)?;
+            }
+            // Beyond 32, odd tags hold strings and even ones numbers.
+            t if t > 32 && t % 2 == 1 => skip_string(&mut at)?,
+            _ => {
+                uleb(&mut at)?;
+            }
+        }
+    }
+    None
 }
 
 /// One file the board must hold, exactly.
@@ -351,17 +481,28 @@ fn binary_for(node: &str, arch: &str, candidates: &[PathBuf]) -> Result<Vec<u8>,
         candidates.to_vec()
     };
     let mut given = Vec::new();
+    // The newest architecture the board runs: an ARMv7 board takes the
+    // armv7 binary over the armv6 one, a Pi Zero only the armv6 one.
+    let mut best: Option<(Arch, Vec<u8>)> = None;
     for path in &candidates {
         let bytes = read(path)?;
         let built_for = Arch::of_elf(&bytes);
-        if built_for.is_some() && built_for == wanted {
-            return Ok(bytes);
+        match (built_for, wanted) {
+            (Some(built), Some(board)) if built.runs_on(board) => {
+                let newer = best.as_ref().is_none_or(|(kept, _)| kept.runs_on(built));
+                if newer {
+                    best = Some((built, bytes));
+                }
+            }
+            _ => given.push(format!(
+                "{} is {}",
+                path.display(),
+                built_for.map_or_else(|| "not an ELF binary".into(), Arch::name)
+            )),
         }
-        given.push(format!(
-            "{} is {}",
-            path.display(),
-            built_for.map_or("not an ELF binary", Arch::as_str)
-        ));
+    }
+    if let Some((_, bytes)) = best {
+        return Ok(bytes);
     }
     Err(InstallError::NoBinary {
         node: node.to_string(),
@@ -697,7 +838,8 @@ mod tests {
         for (machine, arch) in [
             (0x3e, Arch::X86_64),
             (0xb7, Arch::Aarch64),
-            (0x28, Arch::Arm),
+            // No attributes: taken as ARMv7, never offered to a Pi Zero.
+            (0x28, Arch::Arm { version: 7 }),
         ] {
             header[18] = machine;
             assert_eq!(Arch::of_elf(&header), Some(arch));
@@ -705,10 +847,79 @@ mod tests {
         header[18] = 0x08; // MIPS
         assert_eq!(Arch::of_elf(&header), None);
         assert_eq!(Arch::of_elf(b"#!/bin/sh\n"), None);
-        assert_eq!(Arch::from_uname("armv7l\n"), Some(Arch::Arm));
-        assert_eq!(Arch::from_uname("armv6l"), Some(Arch::Arm));
+        assert_eq!(Arch::from_uname("armv7l\n"), Some(Arch::Arm { version: 7 }));
+        assert_eq!(Arch::from_uname("armv6l"), Some(Arch::Arm { version: 6 }));
+        assert_eq!(Arch::from_uname("armv"), None);
         assert_eq!(Arch::from_uname("aarch64"), Some(Arch::Aarch64));
         assert_eq!(Arch::from_uname("riscv64"), None);
+    }
+
+    /// A 32-bit little-endian ARM ELF file whose build attributes name
+    /// `cpu_name` and `Tag_CPU_arch` = `cpu_arch`, as GNU ld writes them.
+    fn arm_elf(cpu_name: &str, cpu_arch: u8) -> Vec<u8> {
+        let mut attributes_body = Vec::new();
+        attributes_body.push(5); // Tag_CPU_name
+        attributes_body.extend_from_slice(cpu_name.as_bytes());
+        attributes_body.push(0);
+        attributes_body.extend_from_slice(&[6, cpu_arch, 8, 1, 9, 1]);
+        let file_len = u32::try_from(5 + attributes_body.len()).unwrap_or(0);
+        let mut vendor = b"aeabi\0".to_vec();
+        vendor.push(1);
+        vendor.extend_from_slice(&file_len.to_le_bytes());
+        vendor.extend_from_slice(&attributes_body);
+        let vendor_len = u32::try_from(4 + vendor.len()).unwrap_or(0);
+        let mut section = vec![b'A'];
+        section.extend_from_slice(&vendor_len.to_le_bytes());
+        section.extend_from_slice(&vendor);
+
+        let mut elf = vec![0u8; 52];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 1; // 32-bit
+        elf[5] = 1; // little-endian
+        elf[18] = 0x28; // ARM
+        let section_offset = u32::try_from(elf.len()).unwrap_or(0);
+        elf.extend_from_slice(&section);
+        let table = u32::try_from(elf.len()).unwrap_or(0);
+        elf[0x20..0x24].copy_from_slice(&table.to_le_bytes());
+        elf[0x2e..0x30].copy_from_slice(&40u16.to_le_bytes());
+        elf[0x30..0x32].copy_from_slice(&2u16.to_le_bytes());
+        elf.extend_from_slice(&[0u8; 40]); // the null section
+        let mut header = [0u8; 40];
+        header[4..8].copy_from_slice(&ARM_ATTRIBUTES.to_le_bytes());
+        header[16..20].copy_from_slice(&section_offset.to_le_bytes());
+        header[20..24].copy_from_slice(&u32::try_from(section.len()).unwrap_or(0).to_le_bytes());
+        elf.extend_from_slice(&header);
+        elf
+    }
+
+    /// Issue 23: with an armv6 build beside the armv7 one, both are "32-bit
+    /// ARM" by their ELF machine; a Pi Zero must get the ARMv6 one (the
+    /// ARMv7 one dies with an illegal instruction), a Pi 2 the ARMv7 one.
+    #[test]
+    fn a_pi_zero_gets_the_armv6_binary_and_a_pi_2_the_armv7_one() {
+        let v6 = arm_elf("6KZ", 7);
+        let v7 = arm_elf("7-A", 10);
+        assert_eq!(Arch::of_elf(&v6), Some(Arch::Arm { version: 6 }));
+        assert_eq!(Arch::of_elf(&v7), Some(Arch::Arm { version: 7 }));
+        assert_eq!(
+            Arch::of_elf(&arm_elf("5TE", 4)),
+            Some(Arch::Arm { version: 5 })
+        );
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let v6_path = dir.path().join("reconciler-armv6");
+        let v7_path = dir.path().join("reconciler-armv7");
+        std::fs::write(&v6_path, &v6).expect("written");
+        std::fs::write(&v7_path, &v7).expect("written");
+        for order in [
+            [v6_path.clone(), v7_path.clone()],
+            [v7_path.clone(), v6_path.clone()],
+        ] {
+            assert_eq!(binary_for("zero", "armv6l", &order).ok(), Some(v6.clone()));
+            assert_eq!(binary_for("pi2", "armv7l", &order).ok(), Some(v7.clone()));
+        }
+        let error = binary_for("zero", "armv6l", std::slice::from_ref(&v7_path))
+            .expect_err("no ARMv6 binary given");
+        assert!(error.to_string().contains("is armv7"), "{error}");
     }
 
     #[test]

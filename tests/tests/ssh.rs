@@ -694,14 +694,18 @@ fn plan_and_apply_that_reach_no_board_fail_saying_why_once() {
         no_manager.stdout, no_manager.stderr
     );
     assert!(
-        no_manager
-            .stderr
-            .contains("no manager of the spec answered (pi1), so the swarm was not looked at"),
+        no_manager.stderr.contains(
+            "no manager of the spec answered (pi1: why is above), so the swarm was not looked at"
+        ),
         "{}",
         no_manager.stderr
     );
     assert!(
-        !no_manager.stdout.contains("does not exist yet"),
+        !no_manager.stdout.contains("does not exist yet")
+            && no_manager.stdout.contains(&format!(
+                "Warning: node pi1: cannot connect to 127.0.0.1:{}",
+                off.port
+            )),
         "{}",
         no_manager.stdout
     );

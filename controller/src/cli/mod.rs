@@ -576,7 +576,7 @@ pub enum CliError {
         problems: Vec<String>,
     },
     /// Some boards answered but no manager did: the swarm was not looked at.
-    #[error("no manager of the spec answered ({}), so the swarm was not looked at and its changes are not shown; the boards' part above is all that is known", .managers.join(", "))]
+    #[error("no manager of the spec answered ({}: why is above), so the swarm was not looked at and nothing was done; the boards' part above is all that is known", .managers.join(", "))]
     NoManagerReached { managers: Vec<String> },
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]

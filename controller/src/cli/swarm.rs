@@ -233,13 +233,18 @@ enum Decision {
 
 impl Review<'_, '_> {
     async fn decide(&mut self, looked: &Reached) -> Result<Decision, CliError> {
-        // Without a manager nothing can be joined or deployed: say why first.
-        Contact::of(self.spec, looked).result(self.spec, looked)?;
+        // With no board reached nothing is known: the error says it all.
+        let contact = Contact::of(self.spec, looked);
+        if contact == Contact::NoBoard {
+            contact.result(self.spec, looked)?;
+        }
         let planned = plan_after_look(self.spec, looked, &self.args.connect).await?;
         let console = &mut *self.console;
         if let Some(boards) = &looked.boards {
             write!(console.out, "{}", render::boards_text(&boards.part()))?;
         }
+        // Without a manager nothing can be joined or deployed.
+        contact.result(self.spec, looked)?;
         if let Some((_, plan)) = &planned.swarm {
             write!(console.out, "{}", render::text(plan))?;
         }
