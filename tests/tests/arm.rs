@@ -1,5 +1,7 @@
-//! The ARM build, run where this machine can run it: `scripts/cross aarch64`
-//! builds the static binary a Pi 3/4/5 takes, and qemu-user runs it here.
+//! The ARM builds, run where this machine can run them: `scripts/cross
+//! aarch64` builds the static binary a Pi 3/4/5 takes, `scripts/cross armv6`
+//! the one a Pi Zero / Pi 1 takes, and qemu-user runs them here (the ARMv6
+//! one on the Pi Zero's own core, `-cpu arm1176`).
 //! Its answers are compared with the native binary's on the same inputs:
 //! `--version`, `validate` of every example, and `plan examples/local`
 //! against this machine's Docker socket (the emulated binary talks to the
@@ -43,12 +45,13 @@ fn cross_build(target: &str) -> PathBuf {
     path
 }
 
-/// Runs `program args` (under `qemu` when given), with stdin closed.
-fn run(qemu: Option<&str>, program: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut command = match qemu {
-        Some(qemu) => {
-            let mut c = Command::new(qemu);
-            c.arg(program);
+/// Runs `program args` (under the emulator command `qemu`, e.g.
+/// `["qemu-arm-static", "-cpu", "arm1176"]`, when not empty), with stdin closed.
+fn run(qemu: &[&str], program: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut command = match qemu.split_first() {
+        Some((emulator, options)) => {
+            let mut c = Command::new(emulator);
+            c.args(options).arg(program);
             c
         }
         None => Command::new(program),
@@ -75,9 +78,31 @@ fn the_aarch64_binary_answers_as_the_native_one_under_qemu() {
         reconciler::install::Arch::of_elf(&header),
         Some(reconciler::install::Arch::Aarch64)
     );
-    let native = reconciler_tests::process::binary();
-    let qemu = Some("qemu-aarch64-static");
+    answers_as_the_native_binary(&arm, &["qemu-aarch64-static"]);
+    fetches_over_https(&arm);
+}
 
+/// Issue 23: Pi Zero / Pi 1 boards (ARMv6) could not run the controller.
+/// `scripts/cross armv6` builds it; qemu emulating the Pi Zero's own core
+/// (ARM1176, which has no ARMv7 instruction: one would end the process with
+/// SIGILL) runs it through the same answers as the native binary.
+#[test]
+fn the_armv6_binary_runs_on_a_pi_zero_core_under_qemu() {
+    require_swarm();
+    let armv6 = cross_build("armv6");
+    let header = std::fs::read(&armv6).expect("the binary");
+    assert_eq!(
+        reconciler::install::Arch::of_elf(&header),
+        Some(reconciler::install::Arch::Arm { version: 6 })
+    );
+    answers_as_the_native_binary(&armv6, &["qemu-arm-static", "-cpu", "arm1176"]);
+}
+
+/// `--version`, `validate` of every example and `plan examples/local`
+/// against this machine's Docker: the same exit codes and output as the
+/// native binary.
+fn answers_as_the_native_binary(binary: &Path, qemu: &[&str]) {
+    let native = reconciler_tests::process::binary();
     let mut cases: Vec<Vec<String>> = vec![vec!["--version".into()]];
     let mut examples: Vec<PathBuf> = std::fs::read_dir(repo_path("examples"))
         .expect("examples")
@@ -97,15 +122,14 @@ fn the_aarch64_binary_answers_as_the_native_one_under_qemu() {
     ]);
     for args in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let theirs = run(None, &native, &args);
-        let ours = run(qemu, &arm, &args);
+        let theirs = run(&[], &native, &args);
+        let ours = run(qemu, binary, &args);
         assert_eq!(ours.0, theirs.0, "{args:?}: exit codes differ\n{}", ours.2);
         assert_eq!(ours.1, theirs.1, "{args:?}: stdout differs");
         if args[0] == "validate" {
             assert_eq!(ours.0, 0, "{args:?}: {}", ours.2);
         }
     }
-    fetches_over_https(&arm);
 }
 
 /// `reconciler run --git https://...` of the ARM binary under qemu, against a
