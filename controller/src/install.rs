@@ -121,6 +121,49 @@ pub enum Arch {
     },
 }
 
+/// The ARM architecture version this binary was built for (0 on other
+/// machines). A 32-bit ARM ELF file's build attributes name the newest
+/// instructions any of its objects holds, even ones only run after a
+/// runtime check (`ring`'s NEON code says ARMv7 in the ARMv6 build), so
+/// the version is also written into the binary, where [`Arch::of_elf`]
+/// finds it: `reconciler-arm-version=6`.
+const ARM_VERSION: u8 = if cfg!(all(target_arch = "arm", target_feature = "v7")) {
+    7
+} else if cfg!(all(target_arch = "arm", target_feature = "v6")) {
+    6
+} else if cfg!(target_arch = "arm") {
+    5
+} else {
+    0
+};
+
+/// The marker's text, ending in the version digit and a NUL.
+static ARM_VERSION_MARKER: [u8; 25] = {
+    let prefix = *b"reconciler-arm-version=";
+    let mut marker = [0u8; 25];
+    let mut i = 0;
+    while i < prefix.len() {
+        marker[i] = prefix[i];
+        i += 1;
+    }
+    marker[23] = b'0' + ARM_VERSION;
+    marker
+};
+
+/// The version an ELF file's marker names. The pattern is put together at
+/// run time so that only the marker itself holds it whole.
+fn marked_arm_version(bytes: &[u8]) -> Option<u8> {
+    let pattern = [&b"reconciler-arm"[..], &b"-version="[..]].concat();
+    bytes
+        .windows(pattern.len() + 2)
+        .find(|w| w.starts_with(&pattern) && w[pattern.len() + 1] == 0)
+        .and_then(|w| {
+            let digit = w[pattern.len()];
+            digit.is_ascii_digit().then(|| digit - b'0')
+        })
+        .filter(|version| *version > 0)
+}
+
 /// `SHT_ARM_ATTRIBUTES`: the section holding the build attributes.
 const ARM_ATTRIBUTES: u32 = 0x7000_0003;
 
@@ -159,9 +202,11 @@ impl Arch {
             0x3e => Some(Arch::X86_64),
             0xb7 => Some(Arch::Aarch64),
             0x28 => Some(Arch::Arm {
-                // Without the attribute, the common armhf baseline: never
-                // offered to an ARMv6 board.
-                version: arm_cpu_arch(bytes, little).unwrap_or(7),
+                // Without a marker or an attribute, the common armhf
+                // baseline: never offered to an ARMv6 board.
+                version: marked_arm_version(bytes)
+                    .or_else(|| arm_cpu_arch(bytes, little))
+                    .unwrap_or(7),
             }),
             _ => None,
         }
@@ -475,6 +520,11 @@ fn read(path: &Path) -> Result<Vec<u8>, InstallError> {
 /// The binary built for `arch` among the candidates (the running one when none).
 fn binary_for(node: &str, arch: &str, candidates: &[PathBuf]) -> Result<Vec<u8>, InstallError> {
     let wanted = Arch::from_uname(arch);
+    // Read once here, so the linker keeps the marker in the binary.
+    tracing::debug!(
+        marker = %String::from_utf8_lossy(std::hint::black_box(&ARM_VERSION_MARKER[..])),
+        "this binary's ARM version"
+    );
     let candidates: Vec<PathBuf> = if candidates.is_empty() {
         std::env::current_exe().into_iter().collect()
     } else {
@@ -905,6 +955,11 @@ mod tests {
             Arch::of_elf(&arm_elf("5TE", 4)),
             Some(Arch::Arm { version: 5 })
         );
+        // The marker outranks the attributes (which name the newest
+        // instructions any object holds, even behind a runtime check).
+        let mut marked = arm_elf("7-A", 10);
+        marked.extend_from_slice(b"\0reconciler-arm-version=6\0");
+        assert_eq!(Arch::of_elf(&marked), Some(Arch::Arm { version: 6 }));
         let dir = tempfile::tempdir().expect("temporary folder");
         let v6_path = dir.path().join("reconciler-armv6");
         let v7_path = dir.path().join("reconciler-armv7");
