@@ -480,10 +480,13 @@ fn the_ssh_agent_is_used_when_there_is_no_identity_file() {
         &[("SSH_AUTH_SOCK", &other)],
     );
     assert_eq!(refused.code, 1, "{}", refused.stdout);
+    let rejected = format!(
+        "node pi-agent: 127.0.0.1:{} refused the login as `root` with the keys of the ssh-agent (SSH_AUTH_SOCK).",
+        sshd.port
+    );
+    assert!(refused.stdout.contains(&rejected), "{}", refused.stdout);
     assert!(
-        refused
-            .stdout
-            .contains("node pi-agent: authentication as root"),
+        refused.stdout.contains("`ssh-copy-id root@127.0.0.1`"),
         "{}",
         refused.stdout
     );

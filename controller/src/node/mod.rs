@@ -65,13 +65,13 @@ pub enum NodeError {
         user: String,
         reason: String,
     },
-    /// The board refused the key.
-    #[error("node {node}: {address} refused the login as `{user}` with the key {path}. If `{user}` is not the board's user, set `user` under [ssh] in the spec (Raspberry Pi OS has had no `pi` user since 2022: it is the one chosen when the card was flashed); if it is, put the key on the board: `ssh-copy-id -i {path}.pub {user}@{host}`", host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host))]
+    /// The board refused the key (or every key the ssh-agent offered).
+    #[error("node {node}: {address} refused the login as `{user}` with {key}. If `{user}` is not the board's user, set `user` under [ssh] in the spec (Raspberry Pi OS has had no `pi` user since 2022: it is the one chosen when the card was flashed); if it is, put the key on the board: `{}`", key.copy_command(user, address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host)))]
     AuthRejected {
         node: String,
         address: String,
         user: String,
-        path: String,
+        key: LoginKey,
     },
     /// A command ran past its deadline; the channel was closed.
     #[error("node {node}: `{what}` did not finish within {seconds}s")]
@@ -123,6 +123,34 @@ fn key_advice(path: &str, user: &str) -> String {
         format!("Make a key with `ssh-keygen -t ed25519 -f {path}`, then put it on each board: `ssh-copy-id -i {path}.pub {user}@ADDRESS`; or set `identity` under [ssh] to the key you log in with")
     } else {
         format!("Add a key to the agent (`ssh-add`), or set `identity` under [ssh] to the key you log in with as `{user}`")
+    }
+}
+
+/// What the login offered the board: one key file, or the keys an
+/// ssh-agent holds (no identity file exists and SSH_AUTH_SOCK is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginKey {
+    File(String),
+    Agent,
+}
+
+impl LoginKey {
+    /// The `ssh-copy-id` line that puts this key on the board; without
+    /// `-i` it copies the agent's keys, as OpenSSH documents.
+    fn copy_command(&self, user: &str, host: &str) -> String {
+        match self {
+            LoginKey::File(path) => format!("ssh-copy-id -i {path}.pub {user}@{host}"),
+            LoginKey::Agent => format!("ssh-copy-id {user}@{host}"),
+        }
+    }
+}
+
+impl std::fmt::Display for LoginKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginKey::File(path) => write!(f, "the key {path}"),
+            LoginKey::Agent => f.write_str("the keys of the ssh-agent (SSH_AUTH_SOCK)"),
+        }
     }
 }
 
@@ -499,7 +527,7 @@ mod tests {
                 node: "pi5".into(),
                 address: "10.0.0.5:22".into(),
                 user: "pi".into(),
-                path: "/k".into(),
+                key: LoginKey::File("/k".into()),
             },
         ]
         .iter()

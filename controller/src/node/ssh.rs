@@ -325,6 +325,10 @@ impl Session {
             .ok()
             .flatten()
             .flatten();
+        let login_key = match key {
+            Some(_) => super::LoginKey::File(target.identity.display().to_string()),
+            None => super::LoginKey::Agent,
+        };
         let success = match key {
             Some(key) => handle
                 .authenticate_publickey(
@@ -344,7 +348,7 @@ impl Session {
                 node: target.node.clone(),
                 address,
                 user: target.user.clone(),
-                path: target.identity.display().to_string(),
+                key: login_key,
             });
         }
         Ok(Self {
