@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod cli;
 pub mod digest;
 pub mod failure;
+pub mod firstboot;
 pub mod http;
 pub mod init;
 pub mod install;

@@ -195,45 +195,13 @@ impl Boards {
         for i in 0..count {
             let name = format!("{prefix}{}", i + 1);
             let address = format!("10.77.0.{}", first + i);
-            docker_unchecked(&["rm", "-f", &name]);
-            let mut args: Vec<String> =
-                vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
-            args.extend(["--hostname".into(), format!("bare-{}", i + 1)]);
-            args.extend([
-                "--network".into(),
-                NETWORK.into(),
-                "--ip".into(),
-                address.clone(),
-            ]);
-            for cap in CAPS {
-                args.extend(["--cap-add".into(), cap.into()]);
-            }
-            for option in [
-                "--security-opt",
-                "seccomp=unconfined",
-                "--security-opt",
-                "apparmor=unconfined",
-                "--device-cgroup-rule",
-                "a *:* rwm",
-                "-v",
-                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                "--cgroupns",
-                "host",
-                "--tmpfs",
-                "/run",
-                "--tmpfs",
-                "/var/lib/docker:exec",
-            ] {
-                args.push(option.into());
-            }
-            args.extend([
-                BARE_IMAGE.into(),
-                "sh".into(),
-                "-c".into(),
-                "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity".into(),
-            ]);
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            docker(&refs);
+            run_board(
+                &name,
+                &address,
+                &format!("bare-{}", i + 1),
+                BARE_IMAGE,
+                "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity",
+            );
             exec_with_input(&name, USERS, &public);
             names.push(name);
             addresses.push(address);
@@ -332,6 +300,142 @@ impl Drop for Boards {
         for name in &self.names {
             docker_unchecked(&["rm", "-f", name]);
         }
+    }
+}
+
+/// Starts a board container (replacing one of the same name) with what a
+/// board needs to run its own dockerd (TESTBED.md), on the boards' network.
+fn run_board(name: &str, address: &str, hostname: &str, image: &str, command: &str) {
+    docker_unchecked(&["rm", "-f", name]);
+    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.into()];
+    args.extend(["--hostname".into(), hostname.into()]);
+    args.extend([
+        "--network".into(),
+        NETWORK.into(),
+        "--ip".into(),
+        address.into(),
+    ]);
+    for cap in CAPS {
+        args.extend(["--cap-add".into(), cap.into()]);
+    }
+    for option in [
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--device-cgroup-rule",
+        "a *:* rwm",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--cgroupns",
+        "host",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/var/lib/docker:exec",
+    ] {
+        args.push(option.into());
+    }
+    args.extend([image.into(), "sh".into(), "-c".into(), command.into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker(&refs);
+}
+
+/// A card as Raspberry Pi OS Trixie ships it, before its first boot:
+/// cloud-init installed (Debian's own), root the only user, no SSH host key,
+/// sshd not running. Built from the bare-board image and cached.
+pub const FIRST_BOOT_IMAGE: &str = "local/reconciler-board-cloud-init:1";
+
+/// Builds [`FIRST_BOOT_IMAGE`] unless it is cached (about 30 s): Debian's
+/// cloud-init, and the locale its `locale` module sets by default, as the
+/// Raspberry Pi OS image has its own generated.
+pub fn ensure_first_boot_image() {
+    ensure_bare_image();
+    ensure_network();
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if docker_unchecked(&["image", "inspect", FIRST_BOOT_IMAGE]).code == 0 {
+        return;
+    }
+    let builder = "reconciler-build-cloud-init";
+    docker_unchecked(&["rm", "-f", builder]);
+    let built = docker_unchecked(&[
+        "run",
+        "--name",
+        builder,
+        "--network",
+        NETWORK,
+        BARE_IMAGE,
+        "sh",
+        "-c",
+        "set -e; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init locales >/dev/null; echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen; locale-gen >/dev/null; rm -f /etc/ssh/ssh_host_*; apt-get clean",
+    ]);
+    assert_eq!(built.code, 0, "installing cloud-init failed: {built:?}");
+    docker(&["commit", builder, FIRST_BOOT_IMAGE]);
+    docker_unchecked(&["rm", "-f", builder]);
+}
+
+/// One board booting a freshly flashed card, removed when dropped.
+#[derive(Debug)]
+pub struct FreshBoard {
+    pub name: String,
+    pub address: String,
+}
+
+/// Where cloud-init's NoCloud source reads its seed on a running system
+/// (the boot partition's files, on a Pi).
+pub const NOCLOUD_SEED: &str = "/var/lib/cloud/seed/nocloud";
+
+impl FreshBoard {
+    /// A board at `address`, powered on but not yet booted: nothing runs.
+    pub fn start(name: &str, address: &str) -> Self {
+        ensure_first_boot_image();
+        run_board(
+            name,
+            address,
+            "raspberrypi",
+            FIRST_BOOT_IMAGE,
+            "exec sleep infinity",
+        );
+        Self {
+            name: name.into(),
+            address: address.into(),
+        }
+    }
+
+    /// Puts `files` (name, text) where cloud-init finds the boot
+    /// partition's, runs its four stages in boot order and, as Raspberry Pi
+    /// OS's `enable_ssh` does, starts sshd. The output of each stage, in
+    /// order, as (stage, output).
+    pub fn first_boot(&self, files: &[(&str, String)]) -> Vec<(&'static str, crate::Output)> {
+        for (name, text) in files {
+            exec_with_input(
+                &self.name,
+                &format!("mkdir -p {NOCLOUD_SEED} && cat > {NOCLOUD_SEED}/{name}"),
+                text,
+            );
+        }
+        let mut stages = Vec::new();
+        for (stage, command) in [
+            ("init --local", "cloud-init init --local"),
+            ("init", "cloud-init init"),
+            ("modules --mode config", "cloud-init modules --mode config"),
+            ("modules --mode final", "cloud-init modules --mode final"),
+            ("sshd", "mkdir -p /run/sshd && /usr/sbin/sshd"),
+        ] {
+            stages.push((stage, self.exec(&format!("{command} 2>&1"))));
+        }
+        stages
+    }
+
+    /// Runs a command on the board (through `docker exec`, for checks).
+    pub fn exec(&self, script: &str) -> crate::Output {
+        docker_unchecked(&["exec", &self.name, "sh", "-c", script])
+    }
+}
+
+impl Drop for FreshBoard {
+    fn drop(&mut self) {
+        docker_unchecked(&["rm", "-f", &self.name]);
     }
 }
 

@@ -111,6 +111,14 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Write the files a freshly flashed Raspberry Pi OS card needs on its
+    /// boot partition so its board comes up reachable and trusted: cloud-init
+    /// `user-data`, `meta-data` and `network-config` (hostname, the `[ssh]
+    /// user` with your public key and passwordless sudo, SSH on, password
+    /// logins off, address, time zone), with an SSH host key made here and
+    /// recorded in known_hosts, so the first `apply --ssh` asks nothing.
+    /// Raspberry Pi OS Trixie (Debian 13) and later read these files.
+    Firstboot(FirstbootArgs),
     /// Print a shell completion script: `reconciler completions bash >
     /// /etc/bash_completion.d/reconciler` (zsh: a file named `_reconciler` on
     /// $fpath; fish: ~/.config/fish/completions/reconciler.fish).
@@ -261,6 +269,43 @@ impl PolicyArgs {
             .map(crate::policy::Policy::load)
             .transpose()
     }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "boot"])))]
+pub struct FirstbootArgs {
+    /// The spec directory: the nodes, their `[ssh]` user, key and known_hosts.
+    pub dir: PathBuf,
+    /// Only this node; repeat for more (default: every node).
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Write each board's files into DIR/NODE/, to copy onto its card's
+    /// boot partition.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The card's mounted boot partition (e.g. /media/$USER/bootfs): the
+    /// files are written there and cmdline.txt gets the memory cgroup
+    /// options. One card is one board: give one --node.
+    #[arg(long, value_name = "DIR")]
+    pub boot: Option<PathBuf>,
+    /// Fix each node's address on its board, with this router as gateway.
+    /// Without it the boards ask the router (DHCP): reserve their addresses
+    /// there.
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// The network's prefix length with --gateway (24 is 255.255.255.0).
+    #[arg(long, default_value_t = 24, requires = "gateway", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub prefix: u8,
+    /// Name servers with --gateway, comma-separated (default: the gateway).
+    #[arg(long, value_name = "IP", requires = "gateway", value_delimiter = ',')]
+    pub dns: Vec<std::net::Ipv4Addr>,
+    /// The boards' time zone, like Europe/London (default: this computer's).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// The public key the boards' user accepts (default: the node's `[ssh]
+    /// identity` with .pub added).
+    #[arg(long, value_name = "FILE")]
+    pub authorized_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -546,6 +591,9 @@ pub enum CliError {
     /// `init` wrote nothing.
     #[error(transparent)]
     Init(#[from] crate::init::InitError),
+    /// `firstboot` wrote nothing.
+    #[error(transparent)]
+    Firstboot(#[from] crate::firstboot::FirstbootError),
     /// `install` or `uninstall` failed on the board.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
@@ -644,6 +692,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
             nodes,
             user,
         } => spec::init(&dir, &cluster, &nodes, user.as_deref(), console),
+        Command::Firstboot(args) => spec::firstboot(&args, &terminal, console),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();

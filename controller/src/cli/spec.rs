@@ -1,4 +1,4 @@
-//! Commands on the spec alone: `validate`, `render`, `init`. No Docker, no board.
+//! Commands on the spec alone: `validate`, `render`, `init`, `firstboot`. No Docker, no board.
 
 use std::path::Path;
 
@@ -67,5 +67,93 @@ pub(super) fn init(
         "Next: `reconciler validate {dir}`, then `reconciler facts {dir}` and `reconciler plan {dir} --ssh` (see {dir}/README.md).",
         dir = dir.display()
     )?;
+    Ok(0)
+}
+
+pub(super) fn firstboot(
+    args: &super::FirstbootArgs,
+    load_options: &LoadOptions,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    use crate::firstboot::{Addressing, Destination, MemoryCgroup, Options};
+    let spec = load(&args.dir, load_options, console.err)?;
+    let destination = match (&args.boot, &args.out) {
+        (Some(boot), _) => Destination::Card(boot.clone()),
+        (None, Some(out)) => Destination::Folder(out.clone()),
+        // clap requires one of the two.
+        (None, None) => Destination::Folder(".".into()),
+    };
+    let options = Options {
+        nodes: args.nodes.clone(),
+        destination,
+        addressing: match args.gateway {
+            None => Addressing::Dhcp,
+            Some(gateway) => Addressing::Static {
+                prefix: args.prefix,
+                gateway,
+                dns: args.dns.clone(),
+            },
+        },
+        timezone: args
+            .timezone
+            .clone()
+            .or_else(crate::firstboot::this_computers_timezone),
+        authorized_key: args.authorized_key.clone(),
+    };
+    let report = crate::firstboot::firstboot(&spec, &options)?;
+    for board in &report.boards {
+        let files: Vec<String> = board
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        writeln!(console.out, "{}: wrote {}", board.node, files.join(", "))?;
+        let known = if board.recorded {
+            "recorded in"
+        } else {
+            "already in"
+        };
+        writeln!(
+            console.out,
+            "{}: host key {} {known} {}",
+            board.node,
+            board.fingerprint,
+            board.known_hosts.display()
+        )?;
+    }
+    let options_text = crate::firstboot::cmdline::MEMORY_CGROUP.join(" ");
+    match &report.memory_cgroup {
+        MemoryCgroup::Enabled(path) => writeln!(
+            console.out,
+            "{}: added `{options_text}` (memory limits work only with it)",
+            path.display()
+        )?,
+        MemoryCgroup::AlreadyOn(path) => writeln!(
+            console.out,
+            "{}: already turns the memory cgroup on",
+            path.display()
+        )?,
+        MemoryCgroup::ToAdd => writeln!(
+            console.out,
+            "On each card, add ` {options_text}` to the end of the one line of cmdline.txt (memory limits work only with it), or run again with --boot on the mounted card."
+        )?,
+    }
+    writeln!(
+        console.out,
+        "user-data holds the board's SSH host key: keep these files private, and the card's boot partition with them."
+    )?;
+    if matches!(report.memory_cgroup, MemoryCgroup::ToAdd) {
+        writeln!(
+            console.out,
+            "Next: copy each board's user-data, meta-data and network-config onto its card's boot partition (`bootfs`), start the boards, then `reconciler apply {} --ssh`.",
+            args.dir.display()
+        )?;
+    } else {
+        writeln!(
+            console.out,
+            "Next: eject the card, start the board, then `reconciler apply {} --ssh`.",
+            args.dir.display()
+        )?;
+    }
     Ok(0)
 }

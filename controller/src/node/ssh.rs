@@ -600,6 +600,49 @@ async fn authenticate_with_agent(
     Ok(false)
 }
 
+/// The keys known_hosts at `path` records for `host` (port 22 as `host`,
+/// others as `[host]:port`, hashed entries included), as OpenSSH reads the
+/// file; none when it does not exist. An entry that cannot be read is an
+/// error: a decision about trusting a board is not made on half a file.
+pub fn recorded_host_keys(
+    host: &str,
+    port: u16,
+    path: &std::path::Path,
+) -> Result<Vec<PublicKey>, KnownHostsError> {
+    Ok(
+        russh::keys::known_hosts::known_host_keys_path(host, port, path)?
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect(),
+    )
+}
+
+/// Appends `key` for `host` to known_hosts at `path` (created with its
+/// folder when missing), in OpenSSH's format.
+pub fn record_host_key(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    path: &std::path::Path,
+) -> Result<(), KnownHostsError> {
+    Ok(russh::keys::known_hosts::learn_known_hosts_path(
+        host, port, key, path,
+    )?)
+}
+
+/// known_hosts could not be read or written (OpenSSH's format, as russh
+/// reads it); the message says which line or which I/O error.
+/// Boxed: russh's error is large, and this one rides inside every CLI error.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct KnownHostsError(Box<russh::keys::Error>);
+
+impl From<russh::keys::Error> for KnownHostsError {
+    fn from(error: russh::keys::Error) -> Self {
+        Self(Box::new(error))
+    }
+}
+
 /// What sudo said when it would not run a command without asking.
 fn sudo_problem(stderr: &str) -> Option<SudoProblem> {
     let first = stderr.lines().next().unwrap_or_default();
