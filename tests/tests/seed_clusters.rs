@@ -173,15 +173,6 @@ fn bring_up(example: &str, first_address: u8, device: Option<&str>) {
     let _registry = Registry::start();
     let (body, placed) = adapt(example, &boards, 4);
     let count = placed.len();
-    // The guides prepare host paths the services bind (four-pi's USB drive).
-    for index in 0..count {
-        boards
-            .exec(
-                index,
-                "mkdir -p /mnt/usb/www && echo hello > /mnt/usb/www/index.html",
-            )
-            .expect_code(0);
-    }
     let spec = SpecDir::new(example);
     spec.write("cluster.toml", &body);
     let dir = spec.arg();
@@ -314,6 +305,11 @@ fn mixed_arch_comes_up_on_bare_boards() {
 #[test]
 fn cluster_lab_comes_up_on_bare_boards() {
     bring_up("cluster-lab", 81, None);
+}
+
+#[test]
+fn pi_hole_comes_up_on_bare_boards() {
+    bring_up("pi-hole", 45, None);
 }
 
 /// `hundred-pis` planned against a hundred boards: the example as it is,
