@@ -100,12 +100,43 @@ fn debian_mirror() -> String {
 
 /// Builds the bare-board image unless it is cached (about a minute).
 pub fn ensure_bare_image() {
+    build_board_image(BARE_IMAGE, None);
+}
+
+/// An ARM board: the same Debian, arm64 (`uname -m` aarch64), its programs
+/// run by qemu-aarch64 through binfmt_misc (scripts/setup registers it).
+/// It runs sshd, sudo, apt and dockerd (with `--iptables=false`), joins
+/// swarms and runs the ARM controller, but no containers (TESTBED.md).
+pub const ARM64_IMAGE: &str = "local/reconciler-board-arm64:1";
+
+/// Builds [`ARM64_IMAGE`] unless it is cached (about 6 minutes: debootstrap
+/// runs its second stage under the emulator).
+pub fn ensure_arm64_image() {
+    let registered =
+        std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    assert!(
+        registered.starts_with("enabled")
+            && registered
+                .lines()
+                .any(|l| l.starts_with("flags:") && l.contains('C') && l.contains('F')),
+        "qemu-aarch64 is not registered with binfmt_misc (flags C and F): run scripts/setup"
+    );
+    build_board_image(ARM64_IMAGE, Some("arm64"));
+}
+
+/// debootstrap of Debian with sshd (no Docker) for `arch` (this machine's
+/// when `None`), imported as `image`, unless `image` exists.
+fn build_board_image(image: &str, arch: Option<&str>) {
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if docker_unchecked(&["image", "inspect", BARE_IMAGE]).code == 0 {
+    if docker_unchecked(&["image", "inspect", image]).code == 0 {
         return;
     }
     let root = tempfile::tempdir().expect("temp dir");
-    let status = Command::new("debootstrap")
+    let mut debootstrap = Command::new("debootstrap");
+    if let Some(arch) = arch {
+        debootstrap.arg(format!("--arch={arch}"));
+    }
+    let status = debootstrap
         .args([
             "--variant=minbase",
             "--include=openssh-server,iproute2,procps,ca-certificates,sudo",
@@ -116,7 +147,7 @@ pub fn ensure_bare_image() {
         .stdout(Stdio::null())
         .status()
         .expect("cannot run debootstrap (scripts/setup installs it)");
-    assert!(status.success(), "debootstrap failed");
+    assert!(status.success(), "debootstrap for {image} failed");
     let mut tar = Command::new("tar")
         .arg("-C")
         .arg(root.path())
@@ -125,7 +156,7 @@ pub fn ensure_bare_image() {
         .spawn()
         .expect("tar");
     let import = Command::new("docker")
-        .args(["import", "-", BARE_IMAGE])
+        .args(["import", "-", image])
         .stdin(
             tar.stdout
                 .take()
@@ -138,7 +169,7 @@ pub fn ensure_bare_image() {
         tar.wait().is_ok_and(|s| s.success()),
         "tar of the board root failed"
     );
-    assert!(import.success(), "docker import of the board image failed");
+    assert!(import.success(), "docker import of {image} failed");
 }
 
 fn ensure_network() {
@@ -178,6 +209,19 @@ impl Boards {
     /// Like [`Boards::start`], keeping the client key and known_hosts in `keys`.
     pub fn start_with_keys_in(prefix: &str, first: u8, count: u8, keys: &Path) -> Self {
         ensure_bare_image();
+        Self::start_from(BARE_IMAGE, prefix, first, count, keys)
+    }
+
+    /// Like [`Boards::start`], with ARM boards ([`ARM64_IMAGE`]).
+    pub fn start_arm64(prefix: &str, first: u8, count: u8) -> Self {
+        ensure_arm64_image();
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut boards = Self::start_from(ARM64_IMAGE, prefix, first, count, temp.path());
+        boards._temp = Some(temp);
+        boards
+    }
+
+    fn start_from(image: &str, prefix: &str, first: u8, count: u8, keys: &Path) -> Self {
         ensure_network();
         std::fs::create_dir_all(keys).unwrap_or_else(|e| panic!("{}: {e}", keys.display()));
         let key = keys.join("id_ed25519");
@@ -199,7 +243,7 @@ impl Boards {
                 &name,
                 &address,
                 &format!("bare-{}", i + 1),
-                BARE_IMAGE,
+                image,
                 "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity",
             );
             exec_with_input(&name, USERS, &public);

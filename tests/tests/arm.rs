@@ -18,9 +18,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use reconciler_tests::boards::{Boards, GATEWAY};
 use reconciler_tests::git::{GitHttp, GitRepo};
-use reconciler_tests::{repo_path, require_swarm};
+use reconciler_tests::{reconciler, repo_path, require_swarm, wait_until, SpecDir};
 
 fn cross_build(target: &str) -> PathBuf {
     let cache = std::env::var_os("RECONCILER_CROSS_DIR").map_or_else(
@@ -223,5 +225,116 @@ fn fetches_over_https(arm: &Path) {
     assert!(
         loaded,
         "the ARM binary did not load {revision} over HTTPS:\n{log}"
+    );
+}
+
+/// Issue 23: `install` onto an ARM board of the test bed. An arm64 board
+/// (Debian's arm64 userland run by qemu-aarch64 through binfmt_misc: `uname
+/// -m` says aarch64) is made a one-node swarm by `apply --ssh` (Docker
+/// installed from the mirror, started without iptables, which qemu-user
+/// cannot give it); `install` given both the native and the aarch64 binary
+/// puts the aarch64 one there and starts it; a push then changes the node's
+/// label, and the controller running on the board writes it.
+#[test]
+fn the_controller_installed_on_an_arm_board_reconciles_its_swarm() {
+    let arm = cross_build("aarch64");
+    let boards = Boards::start_arm64("rca", 98, 1);
+    assert_eq!(boards.exec(0, "uname -m").stdout.trim(), "aarch64");
+    let spec = SpecDir::new("arm-board");
+    let cluster = |tier: &str| {
+        format!(
+            r#"[cluster]
+name = "arm-board"
+
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
+[bootstrap]
+hostname = true
+hosts_file = true
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io >/dev/null"
+start_docker = "nohup dockerd --iptables=false --ip6tables=false >/var/log/dockerd.log 2>&1 </dev/null &"
+
+[node.rca1]
+address = "{address}"
+role = "manager"
+arch = "aarch64"
+labels = {{ tier = "{tier}" }}
+"#,
+            identity = boards.identity().display(),
+            known = boards.known_hosts().display(),
+            address = boards.address(0),
+        )
+    };
+    spec.write("cluster.toml", &cluster("one"));
+    let dir = spec.arg();
+    reconciler(&["apply", &dir, "--ssh", "--auto-approve", "--timeout", "5m"]).expect_code(0);
+    let label = || {
+        boards
+            .exec(
+                0,
+                "sudo docker node inspect self --format '{{index .Spec.Labels \"tier\"}} {{.Description.Platform.Architecture}}'",
+            )
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(label(), "one aarch64");
+
+    let repo = GitRepo::new();
+    repo.commit(&[("cluster.toml", &cluster("one"))], "first");
+    let server = GitHttp::start_on(repo.root(), "ops", "arm-pw", GATEWAY);
+    let url = format!("http://{GATEWAY}:{}/remote.git", server.port);
+    let password = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(password.path(), "arm-pw\n").expect("write");
+    let native = reconciler_tests::process::binary().display().to_string();
+    let installed = reconciler(&[
+        "install",
+        &dir,
+        "--git",
+        &url,
+        "--git-username",
+        "ops",
+        "--git-password-file",
+        &password.path().display().to_string(),
+        "--binary",
+        &native,
+        "--binary",
+        &arm.display().to_string(),
+        "--run-arg=--interval=5s",
+        "--run-arg=--allow-plaintext-git",
+        "--ready-timeout",
+        "3m",
+    ])
+    .expect_code(0);
+    assert!(
+        installed.stdout.contains("node rca1 (aarch64")
+            && installed.stdout.contains("controller (re)started")
+            && installed.stdout.contains("the controller is ready"),
+        "{}",
+        installed.stdout
+    );
+    // What is on the board is the aarch64 build (ELF e_machine 0xb7).
+    assert_eq!(
+        boards
+            .exec(0, "od -An -tx1 -j18 -N2 /usr/local/bin/reconciler")
+            .stdout
+            .trim(),
+        "b7 00"
+    );
+
+    repo.commit(&[("cluster.toml", &cluster("two"))], "tier two");
+    wait_until(
+        "the controller on the ARM board to relabel its node",
+        Duration::from_secs(240),
+        || match label().as_str() {
+            "two aarch64" => Ok(()),
+            other => Err(format!(
+                "label {other:?}; log:\n{}",
+                boards.exec(0, "tail -20 /var/log/reconciler.log").stdout
+            )),
+        },
     );
 }
