@@ -36,6 +36,65 @@ while read -r address; do
 done
 "#;
 
+/// Like [`START_BOARDS`], each sshd with the host key firstboot made for
+/// its board (copied to /etc/ssh/firstboot/boardN/host_key).
+const START_FIRST_BOOTED_BOARDS: &str = r#"set -e
+mkdir -p /run/sshd
+i=0
+while read -r address; do
+  i=$((i + 1))
+  ip addr add "$address/16" dev eth0
+  /usr/sbin/sshd -o "ListenAddress=$address" -o "HostKey=/etc/ssh/firstboot/board$i/host_key" -o "PidFile=/run/sshd-$i.pid"
+done
+"#;
+
+/// A board as `reconciler firstboot` wrote its card: where it answers and
+/// the private host key (OpenSSH format) its user-data installs.
+#[derive(Debug, Clone)]
+pub struct FirstBooted {
+    pub address: String,
+    pub host_key: String,
+}
+
+/// Starts the rack's container (the bare-board image, with the right to
+/// add addresses), on the racks' network.
+fn start_container(name: &str) {
+    ensure_bare_image();
+    let creating = NETWORK_CREATION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if docker_unchecked(&["network", "inspect", NETWORK]).code != 0 {
+        docker(&[
+            "network",
+            "create",
+            "--subnet",
+            SUBNET,
+            "--gateway",
+            GATEWAY,
+            "--ip-range",
+            CONTAINER_RANGE,
+            NETWORK,
+        ]);
+    }
+    drop(creating);
+    docker_unchecked(&["rm", "-f", name]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        "rack",
+        "--network",
+        NETWORK,
+        "--cap-add",
+        "NET_ADMIN",
+        BARE_IMAGE,
+        "sleep",
+        "infinity",
+    ]);
+}
+
 /// The rack's container, removed when dropped.
 #[derive(Debug)]
 pub struct Rack {
@@ -48,44 +107,11 @@ impl Rack {
     /// A rack named `name` with one board at each of `addresses` (in
     /// 10.78.0.0/16, outside 10.78.255.0/24).
     pub fn start(name: &str, addresses: &[String]) -> Self {
-        ensure_bare_image();
-        let creating = NETWORK_CREATION
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if docker_unchecked(&["network", "inspect", NETWORK]).code != 0 {
-            docker(&[
-                "network",
-                "create",
-                "--subnet",
-                SUBNET,
-                "--gateway",
-                GATEWAY,
-                "--ip-range",
-                CONTAINER_RANGE,
-                NETWORK,
-            ]);
-        }
-        drop(creating);
         let keys = tempfile::tempdir().expect("temp dir");
         crate::sshd::keygen(&keys.path().join("id_ed25519"));
         let public =
             std::fs::read_to_string(keys.path().join("id_ed25519.pub")).expect("the public key");
-        docker_unchecked(&["rm", "-f", name]);
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--hostname",
-            "rack",
-            "--network",
-            NETWORK,
-            "--cap-add",
-            "NET_ADMIN",
-            BARE_IMAGE,
-            "sleep",
-            "infinity",
-        ]);
+        start_container(name);
         let rack = Self {
             name: name.to_string(),
             addresses: addresses.to_vec(),
@@ -96,6 +122,57 @@ impl Rack {
         let scanned = keyscan(addresses);
         std::fs::write(rack.known_hosts(), scanned).expect("known_hosts");
         rack
+    }
+
+    /// A rack of boards as `reconciler firstboot` made their cards: each
+    /// sshd serves the host key its user-data carries, and `user` (with
+    /// passwordless sudo) accepts `authorized_key`. Nothing is scanned or
+    /// written to any known_hosts: the caller's must already pin the keys.
+    pub fn start_first_booted(
+        name: &str,
+        user: &str,
+        authorized_key: &str,
+        boards: &[FirstBooted],
+    ) -> Self {
+        start_container(name);
+        let keys = tempfile::tempdir().expect("temp dir");
+        let folder = keys.path().join("firstboot");
+        for (i, board) in boards.iter().enumerate() {
+            let dir = folder.join(format!("board{}", i + 1));
+            std::fs::create_dir_all(&dir).expect("a board's key folder");
+            std::fs::write(dir.join("host_key"), &board.host_key).expect("a board's host key");
+        }
+        docker(&[
+            "cp",
+            &format!("{}/.", folder.display()),
+            &format!("{name}:/etc/ssh/firstboot"),
+        ]);
+        let users = format!(
+            "set -e
+key=$(cat)
+useradd -m -s /bin/bash {user}
+echo '{user} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/010_{user}-nopasswd
+mkdir -p -m 700 /home/{user}/.ssh
+echo \"$key\" > /home/{user}/.ssh/authorized_keys
+chmod 600 /home/{user}/.ssh/authorized_keys
+chown -R {user}:{user} /home/{user}/.ssh
+chmod 600 /etc/ssh/firstboot/*/host_key
+"
+        );
+        exec_with_input(name, &users, authorized_key);
+        let addresses: Vec<String> = boards.iter().map(|b| b.address.clone()).collect();
+        exec_with_input(
+            name,
+            START_FIRST_BOOTED_BOARDS,
+            &(addresses.join("\n") + "\n"),
+        );
+        // Wait until every board answers (the scan is thrown away).
+        keyscan(&addresses);
+        Self {
+            name: name.to_string(),
+            addresses,
+            keys,
+        }
     }
 
     pub fn identity(&self) -> PathBuf {
