@@ -17,6 +17,7 @@ use crate::plan::{Action, Departure, ObjectKind, Plan};
 use crate::progress::{Event, Progress};
 use crate::swarm::lease::LeaseGuard;
 use crate::swarm::progress::Convergence;
+use crate::swarm::task_failure::TaskFailure;
 use crate::swarm::{Swarm, SwarmError};
 
 /// How long the manager may take to see a board that left the swarm as
@@ -35,6 +36,12 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Pause between two looks at a service's tasks.
     pub poll: Duration,
+    /// How long a task error that waiting cannot change (no such image, a
+    /// missing bind source, no node that fits, a port held) must stay the
+    /// newest before the wait gives up on the service: Swarm retries a
+    /// task after its restart delay (5 s by default), so a little more
+    /// than one retry.
+    pub settle: Duration,
     /// `run`'s one-writer lease: checked before each action; the apply stops
     /// when it is lost. `None` for `apply` from the command line.
     pub lease: Option<LeaseGuard>,
@@ -47,6 +54,7 @@ impl Default for ApplyOptions {
             wait_at_end: true,
             timeout: Duration::from_secs(300),
             poll: Duration::from_millis(500),
+            settle: Duration::from_secs(8),
             lease: None,
         }
     }
@@ -100,6 +108,14 @@ pub enum ApplyError {
     /// `run` lost the one-writer lease: nothing more is written.
     #[error("lost the one-writer lease (another controller may be writing): stopped at {at}; earlier actions stay applied")]
     LeaseLost { at: String },
+    /// The tasks cannot start, and waiting will not change that.
+    #[error("service `{service}` cannot start its tasks: {error}{}; {hint}", if holders.is_empty() { String::new() } else { format!(" (held by {})", holders.join(", ")) })]
+    Lasting {
+        service: String,
+        error: String,
+        holders: Vec<String>,
+        hint: &'static str,
+    },
     /// The tasks did not all start in time.
     #[error("service `{service}` did not converge within {timeout:?}: {running}/{desired} tasks running{}", last_error.as_ref().map(|e| format!("; last task error: {e}")).unwrap_or_default())]
     Timeout {
@@ -239,6 +255,8 @@ async fn wait_converged(
     };
     let started = Instant::now();
     let mut last_count = None;
+    // Since when the newest task error has been one waiting cannot change.
+    let mut lasting_since: Option<(String, Instant)> = None;
     loop {
         let status = swarm
             .service_progress(name, replicas)
@@ -257,7 +275,23 @@ async fn wait_converged(
             });
             last_count = Some(count);
         }
-        match status.convergence(touched.stale_update.as_deref()) {
+        let convergence = status.convergence(touched.stale_update.as_deref());
+        let lasting = status
+            .last_error
+            .as_deref()
+            .filter(|_| convergence == Convergence::InProgress)
+            .filter(|e| TaskFailure::of(e).is_lasting());
+        lasting_since = match (lasting, lasting_since) {
+            (Some(error), Some((seen, at))) if seen == error => Some((seen, at)),
+            (Some(error), _) => Some((error.to_string(), Instant::now())),
+            (None, _) => None,
+        };
+        if let Some((error, at)) = &lasting_since {
+            if at.elapsed() >= options.settle {
+                return Err(lasting_failure(swarm, name, error).await);
+            }
+        }
+        match convergence {
             Convergence::Converged => return Ok(()),
             Convergence::Failed(reason) => {
                 return Err(ApplyError::Failed {
@@ -281,6 +315,23 @@ async fn wait_converged(
             }
             Convergence::InProgress => tokio::time::sleep(options.poll).await,
         }
+    }
+}
+
+/// The error for a service whose tasks cannot start; for a held port, with
+/// the services that hold it.
+async fn lasting_failure(swarm: &Swarm, service: &str, error: &str) -> ApplyError {
+    let failure = TaskFailure::of(error);
+    let holders = if failure == TaskFailure::HostPortInUse {
+        swarm.host_port_holders(service).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    ApplyError::Lasting {
+        service: service.to_string(),
+        error: error.to_string(),
+        holders,
+        hint: failure.hint(),
     }
 }
 
@@ -389,9 +440,12 @@ impl Classify for ApplyError {
             ApplyError::Action { source, .. } | ApplyError::Guard { source } => source.class(),
             // Swarm rolled the update back: the same spec would roll back again.
             ApplyError::Failed { .. } => ErrorClass::NeedsPerson,
-            ApplyError::Timeout { .. } | ApplyError::Node { .. } | ApplyError::LeaseLost { .. } => {
-                ErrorClass::Retryable
-            }
+            // Lasting for this spec, yet a person may fix the board or the
+            // registry rather than the spec: the controller tries again.
+            ApplyError::Timeout { .. }
+            | ApplyError::Lasting { .. }
+            | ApplyError::Node { .. }
+            | ApplyError::LeaseLost { .. } => ErrorClass::Retryable,
             ApplyError::NotLeft { source, .. } => source.class(),
         }
     }
@@ -401,6 +455,7 @@ impl Classify for ApplyError {
             ApplyError::Action { source, .. } | ApplyError::Guard { source } => source.reason(),
             ApplyError::Failed { .. } => "rolled_back",
             ApplyError::Timeout { .. } => "not_converged",
+            ApplyError::Lasting { .. } => "cannot_start",
             ApplyError::Node { .. } => "node_removal",
             ApplyError::LeaseLost { .. } => "lease_lost",
             ApplyError::NotLeft { source, .. } => source.reason(),

@@ -635,38 +635,84 @@ fn mass_delete_needs_the_flag() {
     assert_ne!(docker_unchecked(&["service", "inspect", "mass-a"]).code, 0);
 }
 
+/// Issue 24: a task Swarm cannot start for a reason waiting will not change
+/// (no such image, a missing bind source, no node that fits, a host-mode
+/// port held by another service) fails `apply` with Docker's reason, what
+/// to do and, for a port, who holds it, once Swarm has retried, instead of
+/// waiting out the timeout (here 5 minutes: this test would take that long).
 #[test]
-fn a_task_that_never_starts_is_reported_with_the_reason() {
+fn a_task_that_cannot_start_fails_apply_at_once_with_the_reason() {
     require_swarm();
     let _node = shared_node();
     let _cleanup = Cleanup::new("t-fail", "fail-");
-    let spec = SpecDir::new("t-fail");
-    spec.write(
-        "s.toml",
-        "[service.fail-missing]\nimage = \"local/does-not-exist:1\"\n",
-    );
-    let dir = spec.arg();
-    let out = reconciler(&[
-        "apply",
-        &dir,
-        "--auto-approve",
-        "--timeout",
-        "15s",
-        "--docker-host",
-        &local(),
-    ])
-    .expect_code(1);
-    assert!(
-        out.stderr
-            .contains("service `fail-missing` did not converge within 15s: 0/1 tasks running"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("No such image"),
-        "the reason is missing: {}",
-        out.stderr
-    );
+    // A service outside the spec holds host port 18093.
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "fail-holder",
+        "--publish",
+        "mode=host,published=18093,target=80",
+        IMAGE,
+    ]);
+    wait_until("fail-holder to run", Duration::from_secs(60), || {
+        let ps = docker(&[
+            "service",
+            "ps",
+            "fail-holder",
+            "--format",
+            "{{.CurrentState}}",
+        ]);
+        ps.contains("Running").then_some(()).ok_or(ps)
+    });
+    let cases = [
+        (
+            "[service.fail-missing]\nimage = \"local/does-not-exist:1\"\n",
+            "service `fail-missing` cannot start its tasks: No such image: local/does-not-exist:1",
+            "check the image's name and tag",
+        ),
+        (
+            &*format!("[service.fail-bind]\nimage = \"{IMAGE}\"\nmounts = [{{ type = \"bind\", source = \"/no/such/folder\", target = \"/data\" }}]\n"),
+            "bind source path does not exist: /no/such/folder",
+            "create the folder on every board",
+        ),
+        (
+            &*format!("[service.fail-nowhere]\nimage = \"{IMAGE}\"\nconstraints = [\"node.labels.fail-shelf == z\"]\n"),
+            "service `fail-nowhere` cannot start its tasks: no suitable node (scheduling constraints not satisfied on 1 node)",
+            "no node meets the service's constraints",
+        ),
+        (
+            &*format!("[service.fail-port]\nimage = \"{IMAGE}\"\nports = [{{ target = 80, published = 18093, mode = \"host\" }}]\n"),
+            "host-mode port already in use on 1 node) (held by `fail-holder` (18093/tcp))",
+            "another task holds the port",
+        ),
+    ];
+    for (index, (service, reason, hint)) in cases.into_iter().enumerate() {
+        // A cluster each: one service replacing another would be a delete.
+        let spec = SpecDir::new(&format!("t-fail-{index}"));
+        spec.write("s.toml", service);
+        let out = reconciler(&[
+            "apply",
+            &spec.arg(),
+            "--auto-approve",
+            "--timeout",
+            "5m",
+            "--docker-host",
+            &local(),
+        ])
+        .expect_code(1);
+        assert!(
+            out.stderr.contains(reason) && out.stderr.contains(hint),
+            "{reason:?} / {hint:?} not in:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("did not converge within"),
+            "{}",
+            out.stderr
+        );
+    }
 }
 
 #[test]
@@ -1007,7 +1053,8 @@ fn no_wait_skips_the_final_wait_but_honours_after() {
 
     spec.write(
         "t.toml",
-        &format!("[service.nowait-blocker]\nimage = \"local/does-not-exist:1\"\n[service.nowait-after]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nafter = [\"nowait-blocker\"]\n"),
+        // A blocker that crashes: Swarm retries it, so the wait runs to its timeout.
+        &format!("[service.nowait-blocker]\nimage = \"{IMAGE}\"\ncommand = [\"sh\", \"-c\", \"exit 1\"]\n[service.nowait-after]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nafter = [\"nowait-blocker\"]\n"),
     );
     let out = reconciler(&[
         "apply",

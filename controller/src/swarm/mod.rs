@@ -16,6 +16,7 @@ mod observe;
 pub mod placement;
 pub mod progress;
 mod services;
+pub mod task_failure;
 
 use crate::failure::{Classify, ErrorClass};
 use std::sync::atomic::{AtomicU64, Ordering};

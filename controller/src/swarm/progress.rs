@@ -83,7 +83,55 @@ fn global_desired(
         .len() as u64
 }
 
+/// The host-mode ports a service publishes, as (port, protocol).
+fn host_ports(service: &bollard::models::Service) -> Vec<(i64, String)> {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.endpoint_spec.as_ref())
+        .and_then(|e| e.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p.publish_mode == Some(bollard::models::EndpointPortConfigPublishModeEnum::HOST)
+        })
+        .filter_map(|p| {
+            let protocol = p
+                .protocol
+                .map_or_else(|| "tcp".to_string(), |p| p.to_string());
+            Some((p.published_port?, protocol))
+        })
+        .collect()
+}
+
 impl Swarm {
+    /// The other services that publish one of `name`'s host-mode ports, as
+    /// "`holder` (8080/tcp)": who holds a port the scheduler says is in use.
+    pub async fn host_port_holders(&self, name: &str) -> Result<Vec<String>, SwarmError> {
+        let ours = self.inspect_service(name).await?;
+        let wanted = host_ports(&ours);
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut holders = Vec::new();
+        for service in self.list_services().await? {
+            if service.id == ours.id {
+                continue;
+            }
+            let holder = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.name.clone())
+                .unwrap_or_default();
+            for (port, protocol) in host_ports(&service) {
+                if wanted.contains(&(port, protocol.clone())) {
+                    holders.push(format!("`{holder}` ({port}/{protocol})"));
+                }
+            }
+        }
+        Ok(holders)
+    }
+
     /// The IDs of nodes that are up and take tasks (ready, not drained).
     async fn live_nodes(&self) -> Result<std::collections::BTreeSet<String>, SwarmError> {
         let nodes = self
