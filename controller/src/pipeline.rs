@@ -171,9 +171,13 @@ pub enum PlanningError {
     /// Docker could not be asked (unreachable, not a manager, a failed list).
     #[error(transparent)]
     Docker(#[from] SwarmError),
-    /// The planner refused for safety (mass delete, quorum, not ours, ...).
+    /// The planner refused for safety (quorum, not ours, ...).
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The plan deletes more than the guard allows: refused, with the plan
+    /// it refused, so a person sees what would have gone before allowing it.
+    #[error("{source}")]
+    Refused { plan: Box<Plan>, source: PlanError },
 }
 
 /// Observes the swarm (with what the boards said about themselves) and plans
@@ -186,7 +190,23 @@ pub async fn observe_and_plan(
 ) -> Result<(Observed, Plan), PlanningError> {
     let mut observed = swarm.observe().await?;
     observed.boards = boards.clone();
-    let plan = plan::plan(spec, &observed, options)?;
+    let plan = match plan::plan(spec, &observed, options) {
+        Err(source @ PlanError::MassDelete { .. }) => {
+            let refused = plan::plan(
+                spec,
+                &observed,
+                PlanOptions {
+                    allow_mass_delete: true,
+                    ..options
+                },
+            )?;
+            return Err(PlanningError::Refused {
+                plan: Box::new(refused),
+                source,
+            });
+        }
+        planned => planned?,
+    };
     let summary = plan.summary();
     tracing::debug!(
         add = summary.add,

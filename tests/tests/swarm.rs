@@ -617,7 +617,28 @@ fn mass_delete_needs_the_flag() {
         "{}",
         out.stderr
     );
+    // Issue 24: the refused plan is shown, as terraform shows it before
+    // stopping: what would go, not only how many.
+    for line in [
+        "The plan refused:",
+        "- service \"mass-a\"",
+        "- service \"mass-b\"",
+        "Plan: 0 to add, 0 to change, 2 to destroy.",
+    ] {
+        assert!(
+            out.stderr.contains(line),
+            "{line:?} not in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("mass-c"), "{}", out.stderr);
     assert_eq!(docker_unchecked(&["service", "inspect", "mass-a"]).code, 0);
+    let planned = reconciler(&["plan", &spec.arg(), "--docker-host", &local()]).expect_code(1);
+    assert!(
+        planned.stderr.contains("- service \"mass-a\""),
+        "{}",
+        planned.stderr
+    );
     // Raising the threshold in the same change does not switch the guard
     // off: the last applied revision's is in force until one with the new
     // value has been applied.

@@ -568,6 +568,14 @@ pub enum CliError {
     /// The planner refused for safety (mass delete, quorum, not ours, ...).
     #[error("cannot plan: {0}")]
     Plan(#[from] crate::plan::PlanError),
+    /// The plan deletes more than the guard allows: the refusal, then the
+    /// plan it refused (as `plan` would print it), so a person sees what
+    /// would have gone before allowing it.
+    #[error("cannot plan: {source}\n\nThe plan refused:\n{plan}")]
+    Refused {
+        plan: String,
+        source: Box<crate::plan::PlanError>,
+    },
     /// A write failed or a service did not converge; earlier writes stay.
     #[error("apply failed: {0}")]
     Apply(#[from] ApplyError),
@@ -639,6 +647,10 @@ impl From<PlanningError> for CliError {
         match error {
             PlanningError::Docker(error) => CliError::Swarm(error),
             PlanningError::Plan(error) => CliError::Plan(error),
+            PlanningError::Refused { plan, source } => CliError::Refused {
+                plan: crate::plan::render::text(&plan),
+                source: Box::new(source),
+            },
         }
     }
 }

@@ -519,7 +519,9 @@ impl Controller {
                     self.status().docker_reachable = false;
                     return Err(self.docker_error(error));
                 }
-                Err(PlanningError::Plan(error)) => return Err(error.into()),
+                Err(PlanningError::Plan(error) | PlanningError::Refused { source: error, .. }) => {
+                    return Err(error.into())
+                }
             };
         self.status().docker_reachable = true;
         self.fleet.forget_unready(&observed.ready_node_ids());
