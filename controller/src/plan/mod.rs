@@ -585,9 +585,10 @@ fn plan_service_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
 
 /// Refuses a plan that removes more than `max_delete_fraction` of this
 /// cluster's services, of its nodes, or of its networks, each kind counted
-/// apart (a commit that empties a file takes a whole kind). One node or one
-/// network leaving is routine (a board retired, the network of a removed
-/// service), so those two kinds count from two removals on; services from one.
+/// apart (a commit that empties a file takes a whole kind). One object of
+/// a kind leaving is routine (a board retired, the network of a removed
+/// service, the only service of a small cluster replaced), so each kind
+/// counts from two removals on.
 fn check_mass_delete(
     desired: &Spec,
     observed: &Observed,
@@ -628,14 +629,13 @@ fn check_mass_delete(
             .iter()
             .filter(|a| a.kind() == kind && a.operation() == Operation::Remove)
             .count();
-        let least = if kind == ObjectKind::Service { 1 } else { 2 };
         let total = owned(kind);
         #[allow(
             clippy::cast_precision_loss,
             reason = "counts of objects are far below f64's exact integer range"
         )]
         let share = deletes as f64 / total.max(1) as f64;
-        if deletes >= least && share > fraction {
+        if deletes >= 2 && share > fraction {
             return Err(PlanError::MassDelete {
                 kind,
                 deletes,

@@ -356,9 +356,7 @@ fn regression_a_revision_cannot_raise_its_own_mass_delete_guard() {
     observed.applied_max_delete_fraction = Some(1.0);
     assert!(plan(&raised, &observed, PlanOptions::default()).is_ok());
     // A lower value in the new revision is in force at once.
-    let lowered = spec(&format!(
-        "[controller]\nmax_delete_fraction = 0.1\n{WEB}[service.a]\nimage = \"x\"\n"
-    ));
+    let lowered = spec(&format!("[controller]\nmax_delete_fraction = 0.1\n{WEB}"));
     let error = plan(&lowered, &observed, PlanOptions::default()).err();
     assert!(
         matches!(
@@ -774,6 +772,29 @@ fn the_mass_delete_threshold_is_inclusive() {
             Some(PlanError::MassDelete {
                 deletes: 3,
                 total: 4,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+}
+
+/// Issue 24: removing the only service of a small cluster needed
+/// `--allow-mass-delete` (1 of 1 is more than half); one object of a kind
+/// leaving is never a mass delete, two of two still are.
+#[test]
+fn regression_removing_the_only_service_is_not_a_mass_delete() {
+    let one = spec("[service.a]\nimage = \"x\"\n");
+    let none = spec("");
+    assert_eq!(run(&none, &applied(&one)).summary().destroy, 1);
+    let two = spec("[service.a]\nimage = \"x\"\n[service.b]\nimage = \"x\"\n");
+    let error = plan_fn(&none, &applied(&two)).err();
+    assert!(
+        matches!(
+            error,
+            Some(PlanError::MassDelete {
+                deletes: 2,
+                total: 2,
                 ..
             })
         ),
