@@ -851,7 +851,10 @@ fn deploy_both(
                 .map(|d| format!("{name}: {d}")),
         );
         let again = reconciler(&["plan", &spec.arg(), "--detailed-exitcode"]);
-        if again.code != 0 {
+        // Nothing to write; tasks still starting (--no-wait) are said, not planned.
+        let nothing_to_write = again.code == 0
+            || (again.code == 2 && again.stdout.starts_with("No changes to write, but"));
+        if !nothing_to_write {
             found.push(format!(
                 "{name}: the second plan is not empty:\n{}",
                 again.stdout

@@ -733,6 +733,29 @@ fn a_task_that_cannot_start_fails_apply_at_once_with_the_reason() {
             "{}",
             out.stderr
         );
+        // The spec is written but does not run: plan never says the swarm
+        // matches it, and --detailed-exitcode and --json agree.
+        let plan = |extra: &[&str]| {
+            let dir = spec.arg();
+            let mut args = vec!["plan", dir.as_str(), "--docker-host"];
+            let host = local();
+            args.push(&host);
+            args.extend_from_slice(extra);
+            reconciler(&args)
+        };
+        let text = plan(&["--detailed-exitcode"]).expect_code(2);
+        assert!(
+            text.stdout
+                .starts_with("No changes to write, but the swarm does not run the spec yet:\n")
+                && text.stdout.contains(" tasks running; newest task error: ")
+                && !text.stdout.contains("matches the spec"),
+            "{}",
+            text.stdout
+        );
+        let json: Value =
+            serde_json::from_str(&plan(&["--json"]).expect_code(0).stdout).expect("plan --json");
+        assert_eq!(json["changed"], json!(true), "{json}");
+        assert_eq!(json["not_converged"][0]["running"], json!(0), "{json}");
     }
 }
 

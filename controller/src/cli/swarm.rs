@@ -1,14 +1,15 @@
 //! `plan` and `apply`: the boards (with `--ssh`), then the swarm, shown
 //! before anything is written.
 
-use reconciler_spec::{LoadOptions, Spec};
+use reconciler_spec::{LoadOptions, ServiceMode, Spec};
 
 use super::{judge, load, ApplyArgs, CliError, ConnectArgs, Console, PlanArgs, ProgressStyle};
 use crate::apply::ApplyOptions;
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::node::provision::Provisioned;
 use crate::pipeline::{self, LookOnly, Reached};
-use crate::plan::{render, Plan, PlanOptions};
+use crate::plan::{render, ObjectKind, Plan, PlanOptions};
+use crate::swarm::placement::Unconverged;
 use crate::swarm::{Swarm, SwarmError};
 
 /// The swarm as planned after the boards were looked at.
@@ -113,8 +114,12 @@ pub(super) async fn plan(
     };
     let empty = Plan::default();
     let plan = planned.swarm.as_ref().map_or(&empty, |(_, plan)| plan);
+    let unconverged = match &planned.swarm {
+        Some((swarm, plan)) => not_converged(swarm, &spec, plan).await?,
+        None => Vec::new(),
+    };
     // What the exit code says and `changed` in --json says, alike.
-    let changes = !plan.is_empty() || looked.board_work();
+    let changes = !plan.is_empty() || looked.board_work() || !unconverged.is_empty();
     if args.json {
         let mut document = render::plan_document(
             plan,
@@ -123,6 +128,7 @@ pub(super) async fn plan(
             planned.swarm.is_some(),
         );
         document.plan.changed = changes;
+        document.not_converged = unconverged;
         serde_json::to_writer_pretty(&mut *console.out, &document)?;
         writeln!(console.out)?;
     } else if contact != Contact::NoBoard {
@@ -134,7 +140,16 @@ pub(super) async fn plan(
             }
         }
         if planned.swarm.is_some() {
-            write!(console.out, "{}", render::text(plan))?;
+            if !plan.is_empty() || unconverged.is_empty() {
+                write!(console.out, "{}", render::text(plan))?;
+            }
+            if !unconverged.is_empty() {
+                write!(
+                    console.out,
+                    "{}",
+                    render::unconverged_text(plan, &unconverged)
+                )?;
+            }
         }
     }
     if let Some(error) = planned.deferred {
@@ -147,6 +162,37 @@ pub(super) async fn plan(
     } else {
         0
     })
+}
+
+/// The spec's services the plan leaves alone that do not run as many tasks
+/// as they should (a failed rollout, an image that cannot be pulled): with
+/// those, `plan` must not say the swarm matches the spec. Jobs are left
+/// out: their tasks end by design.
+async fn not_converged(
+    swarm: &Swarm,
+    spec: &Spec,
+    plan: &Plan,
+) -> Result<Vec<Unconverged>, CliError> {
+    let touched: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind() == ObjectKind::Service)
+        .map(|a| a.name())
+        .collect();
+    let wanted: Vec<(&str, Option<u64>)> = spec
+        .services
+        .iter()
+        .filter(|(name, _)| !touched.contains(name.as_str()))
+        .filter_map(|(name, service)| match service.mode {
+            ServiceMode::Replicated(n) => Some((name.as_str(), Some(n))),
+            ServiceMode::Global => Some((name.as_str(), None)),
+            ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(swarm.placement().await?.unconverged(wanted))
 }
 
 /// How far `--ssh` got on the first contact: never a claim about the swarm

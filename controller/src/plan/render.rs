@@ -253,6 +253,10 @@ pub struct PlanDocument<'a> {
     /// With `--ssh`: whether a swarm existed to plan against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm_planned: Option<bool>,
+    /// Services the plan leaves alone that do not run as many tasks as
+    /// they should (`service`, `running`, `desired`, `error`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_converged: Vec<crate::swarm::placement::Unconverged>,
 }
 
 #[derive(Debug, Serialize)]
@@ -293,5 +297,34 @@ pub fn plan_document<'a>(
             notes: b.notes.to_vec(),
         }),
         swarm_planned: boards.map(|_| swarm_planned),
+        not_converged: Vec::new(),
     }
+}
+
+/// What `plan` says about services that do not run as the spec says: with
+/// no change to write, this replaces "the swarm matches the spec".
+pub fn unconverged_text(
+    plan: &Plan,
+    unconverged: &[crate::swarm::placement::Unconverged],
+) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes to write, but the swarm does not run the spec yet:\n");
+    } else {
+        out.push_str("\nNot running as the spec says (left alone by this plan):\n");
+    }
+    for service in unconverged {
+        out.push_str(&format!(
+            "  service.{}: {}/{} tasks running{}\n",
+            service.service,
+            service.running,
+            service.desired,
+            service
+                .error
+                .as_ref()
+                .map(|e| format!("; newest task error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }

@@ -100,7 +100,46 @@ impl<'a> TaskCounts<'a> {
     }
 }
 
+/// A service of the cluster whose tasks do not all run: written as the
+/// spec says, yet not running as it says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unconverged {
+    pub service: String,
+    pub running: u64,
+    pub desired: u64,
+    /// The newest task error, when there is one.
+    pub error: Option<String>,
+}
+
 impl Placement {
+    /// Of this cluster's running services named in `wanted` (name, and the
+    /// replicas it should run, `None` for a global one), those that run
+    /// fewer tasks than they should, by the same rule the page and
+    /// `apply`'s wait count with ([`TaskCounts`]).
+    pub fn unconverged<'n>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'n str, Option<u64>)>,
+    ) -> Vec<Unconverged> {
+        let counts = self.counts();
+        wanted
+            .into_iter()
+            .filter_map(|(name, replicas)| {
+                let service = self.services.get(name)?;
+                if service.owner != Owner::ThisCluster {
+                    return None;
+                }
+                let count = counts.get(service.id.as_str()).copied().unwrap_or_default();
+                let desired = replicas.unwrap_or(count.wanted);
+                (count.running < desired).then(|| Unconverged {
+                    service: name.to_string(),
+                    running: count.running,
+                    desired,
+                    error: count.newest_error.map(str::to_string),
+                })
+            })
+            .collect()
+    }
+
     /// Every service's tasks counted, by service ID, in one pass over the
     /// tasks (the picture is drawn every 2 s while someone looks).
     pub fn counts(&self) -> HashMap<&str, TaskCounts<'_>> {
