@@ -378,3 +378,14 @@ impl LocalSwarm {
         }
     }
 }
+
+/// A service of the cluster whose tasks do not all run: written as the
+/// spec says, yet not running as it says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unconverged {
+    pub service: String,
+    pub running: u64,
+    pub desired: u64,
+    /// The newest task error, when there is one.
+    pub error: Option<String>,
+}

@@ -7,9 +7,9 @@ use super::{judge, load, ApplyArgs, CliError, ConnectArgs, Console, PlanArgs, Pr
 use crate::apply::ApplyOptions;
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::node::provision::Provisioned;
+use crate::observed::Unconverged;
 use crate::pipeline::{self, LookOnly, Reached};
 use crate::plan::{render, ObjectKind, Plan, PlanOptions};
-use crate::swarm::placement::Unconverged;
 use crate::swarm::{Swarm, SwarmError};
 
 /// The swarm as planned after the boards were looked at.

@@ -256,7 +256,7 @@ pub struct PlanDocument<'a> {
     /// Services the plan leaves alone that do not run as many tasks as
     /// they should (`service`, `running`, `desired`, `error`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_converged: Vec<crate::swarm::placement::Unconverged>,
+    pub not_converged: Vec<crate::observed::Unconverged>,
 }
 
 #[derive(Debug, Serialize)]
@@ -303,10 +303,7 @@ pub fn plan_document<'a>(
 
 /// What `plan` says about services that do not run as the spec says: with
 /// no change to write, this replaces "the swarm matches the spec".
-pub fn unconverged_text(
-    plan: &Plan,
-    unconverged: &[crate::swarm::placement::Unconverged],
-) -> String {
+pub fn unconverged_text(plan: &Plan, unconverged: &[crate::observed::Unconverged]) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str("No changes to write, but the swarm does not run the spec yet:\n");

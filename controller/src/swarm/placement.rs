@@ -9,7 +9,7 @@ use bollard::models::ServiceSpecMode;
 use super::convert::owner_of;
 use super::observe::observed_node;
 use super::{api, DockerCall, Swarm, SwarmError};
-use crate::observed::{ObservedNode, Owner, TaskState, UpdateState};
+use crate::observed::{ObservedNode, Owner, TaskState, Unconverged, UpdateState};
 
 /// Nodes, services and tasks at one moment.
 #[derive(Debug, Clone, Default)]
@@ -98,17 +98,6 @@ impl<'a> TaskCounts<'a> {
         }
         counts
     }
-}
-
-/// A service of the cluster whose tasks do not all run: written as the
-/// spec says, yet not running as it says.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Unconverged {
-    pub service: String,
-    pub running: u64,
-    pub desired: u64,
-    /// The newest task error, when there is one.
-    pub error: Option<String>,
 }
 
 impl Placement {
