@@ -1844,6 +1844,13 @@ fn the_controllers_policy_refuses_what_it_denies_and_plan_says_what_push_access_
         controller.metric("reconciler_reconciles_total{result=\"success\"}") >= 1.0,
         "reconciling stopped"
     );
+    // Issue 24: while the newest revision is refused, a reconcile of the
+    // last good one counts as refused, not as a success.
+    assert!(
+        controller.metric("reconciler_reconciles_total{result=\"refused\"}") >= 2.0,
+        "{}",
+        controller.metrics()
+    );
     let fixed = repo.commit(&[("services.toml", &service_spec("rpol-web", 2))], "fixed");
     wait_replicas("rpol-web", 2, &controller);
     wait_status(&controller, "the fixed revision to be in force", |s| {

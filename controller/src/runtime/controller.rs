@@ -322,6 +322,7 @@ pub async fn run(
         loaded_revision: None,
         spec: None,
         good_revision: None,
+        newest_turned_away: None,
         swarm: None,
         fleet: Fleet::new(facts_max_age),
         docker_host: docker_host_sender,

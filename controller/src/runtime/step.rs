@@ -44,6 +44,10 @@ pub(super) struct Controller {
     pub(super) loaded_revision: Option<String>,
     pub(super) spec: Option<Spec>,
     pub(super) good_revision: Option<String>,
+    /// How the newest fetched revision was turned away (`invalid_spec` or
+    /// `refused`), while the last good one stays in force: reconciles count
+    /// under that result, never as `success`, until a good revision arrives.
+    pub(super) newest_turned_away: Option<ReconcileResult>,
     pub(super) swarm: Option<Swarm>,
     /// With `--ssh`: the boards' sessions and facts, and the tunnel to a
     /// manager's Docker, kept between reconciles.
@@ -216,6 +220,19 @@ impl Controller {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The result a reconcile counts under: a success with the newest
+    /// revision turned away counts as that (the swarm matches the last good
+    /// revision, not the newest).
+    fn result_of(&self, ended: &Ended) -> ReconcileResult {
+        match ended {
+            Ended::Success => self.newest_turned_away.unwrap_or(ReconcileResult::Success),
+            Ended::Standby(_) => ReconcileResult::Standby,
+            Ended::InvalidSpec => ReconcileResult::InvalidSpec,
+            Ended::Failed(error) if error.refused() => ReconcileResult::Refused,
+            Ended::Failed(_) => ReconcileResult::Error,
+        }
+    }
+
     pub(super) async fn reconcile(&mut self, triggers: &[Trigger]) -> Outcome {
         let started = Instant::now();
         let started_at = now_unix();
@@ -234,13 +251,7 @@ impl Controller {
             .metrics
             .reconcile_duration
             .observe(elapsed.as_secs_f64());
-        let result = match &ended {
-            Ended::Success => ReconcileResult::Success,
-            Ended::Standby(_) => ReconcileResult::Standby,
-            Ended::InvalidSpec => ReconcileResult::InvalidSpec,
-            Ended::Failed(error) if error.refused() => ReconcileResult::Refused,
-            Ended::Failed(_) => ReconcileResult::Error,
-        };
+        let result = self.result_of(&ended);
         // Retrying soon helps only a passing failure; one that needs a person
         // is looked at again at the resync interval or on the next trigger.
         let outcome = match &ended {
@@ -666,9 +677,14 @@ impl Controller {
                 drop(status);
                 self.spec = Some(spec);
                 self.good_revision = Some(revision);
+                self.newest_turned_away = None;
                 self.update_interval();
             }
             Err(text) => {
+                self.newest_turned_away = Some(match text {
+                    Refused::Load(_) => ReconcileResult::InvalidSpec,
+                    Refused::Stopped(_) | Refused::Policy(_) => ReconcileResult::Refused,
+                });
                 tracing::warn!(%revision, kept = ?self.good_revision, "refusing revision with an invalid spec:\n{text}");
                 self.shared.metrics.spec_valid.set(0);
                 let mut status = self.status();
