@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use reconciler_tests::boards::{FreshBoard, NOCLOUD_SEED};
-use reconciler_tests::{reconciler_binary, require_swarm, SpecDir};
+use reconciler_tests::{reconciler_binary, require_swarm, Output, SpecDir};
 
 /// The spec's login user: no such user exists on the card before its first boot.
 const USER: &str = "anna";
@@ -59,6 +59,14 @@ start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
     spec
 }
 
+/// `reconciler firstboot SPEC ARGS...`, as a person runs it.
+fn firstboot(spec: &SpecDir, args: &[&str]) -> Output {
+    let dir = spec.arg();
+    let mut all = vec!["firstboot", dir.as_str()];
+    all.extend_from_slice(args);
+    reconciler_binary(&all, &[])
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -79,16 +87,14 @@ fn a_fresh_card_boots_with_cloud_init_and_joins_with_no_host_key_prompt() {
     let out = tempfile::tempdir().expect("temporary folder");
     let cards = out.path().join("cards");
 
-    let written = reconciler_binary(
+    let written = firstboot(
+        &spec,
         &[
-            "firstboot",
-            &spec.arg(),
             "--out",
             &cards.display().to_string(),
             "--timezone",
             "Europe/Berlin",
         ],
-        &[],
     )
     .expect_code(0);
     let folder = cards.join("fresh1");
@@ -187,16 +193,14 @@ fn a_fresh_card_boots_with_cloud_init_and_joins_with_no_host_key_prompt() {
     );
 
     // Again: the same key, the same files, known_hosts as it was.
-    let again = reconciler_binary(
+    let again = firstboot(
+        &spec,
         &[
-            "firstboot",
-            &spec.arg(),
             "--out",
             &cards.display().to_string(),
             "--timezone",
             "Europe/Berlin",
         ],
-        &[],
     )
     .expect_code(0);
     assert!(again.stdout.contains("already in"), "{}", again.stdout);
@@ -213,10 +217,9 @@ fn a_static_address_is_read_by_cloud_init_as_written() {
     keygen(&keys.path().join("id_ed25519"));
     let spec = spec_for(keys.path(), &[("fresh2", "10.77.0.92")]);
     let out = tempfile::tempdir().expect("temporary folder");
-    reconciler_binary(
+    firstboot(
+        &spec,
         &[
-            "firstboot",
-            &spec.arg(),
             "--out",
             &out.path().display().to_string(),
             "--gateway",
@@ -226,7 +229,6 @@ fn a_static_address_is_read_by_cloud_init_as_written() {
             "--dns",
             "10.77.0.1,9.9.9.9",
         ],
-        &[],
     )
     .expect_code(0);
     let board = FreshBoard::start("rcf-fresh2", "10.77.0.92");
@@ -272,16 +274,7 @@ fn regression_firstboot_never_replaces_a_recorded_host_key() {
     );
     let out = tempfile::tempdir().expect("temporary folder");
     let cards = out.path().join("cards");
-    let refused = reconciler_binary(
-        &[
-            "firstboot",
-            &spec.arg(),
-            "--out",
-            &cards.display().to_string(),
-        ],
-        &[],
-    )
-    .expect_code(1);
+    let refused = firstboot(&spec, &["--out", &cards.display().to_string()]).expect_code(1);
     let known_hosts = keys.path().join("known_hosts");
     assert!(
         refused.stderr.contains(&format!(
@@ -311,18 +304,7 @@ fn the_boot_partition_gets_the_files_and_the_memory_cgroup() {
     );
     let boot = tempfile::tempdir().expect("temporary folder");
     let boot_arg = boot.path().display().to_string();
-    let no_card = reconciler_binary(
-        &[
-            "firstboot",
-            &spec.arg(),
-            "--boot",
-            &boot_arg,
-            "--node",
-            "fresh5",
-        ],
-        &[],
-    )
-    .expect_code(1);
+    let no_card = firstboot(&spec, &["--boot", &boot_arg, "--node", "fresh5"]).expect_code(1);
     assert!(
         no_card
             .stderr
@@ -332,25 +314,13 @@ fn the_boot_partition_gets_the_files_and_the_memory_cgroup() {
     );
     let cmdline = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n";
     std::fs::write(boot.path().join("cmdline.txt"), cmdline).expect("cmdline.txt");
-    let two =
-        reconciler_binary(&["firstboot", &spec.arg(), "--boot", &boot_arg], &[]).expect_code(1);
+    let two = firstboot(&spec, &["--boot", &boot_arg]).expect_code(1);
     assert!(
         two.stderr.contains("--boot writes one card"),
         "{}",
         two.stderr
     );
-    let written = reconciler_binary(
-        &[
-            "firstboot",
-            &spec.arg(),
-            "--boot",
-            &boot_arg,
-            "--node",
-            "fresh5",
-        ],
-        &[],
-    )
-    .expect_code(0);
+    let written = firstboot(&spec, &["--boot", &boot_arg, "--node", "fresh5"]).expect_code(0);
     assert!(
         written
             .stdout
@@ -368,18 +338,7 @@ fn the_boot_partition_gets_the_files_and_the_memory_cgroup() {
     for name in ["user-data", "meta-data", "network-config"] {
         assert!(boot.path().join(name).is_file(), "{name}");
     }
-    let again = reconciler_binary(
-        &[
-            "firstboot",
-            &spec.arg(),
-            "--boot",
-            &boot_arg,
-            "--node",
-            "fresh5",
-        ],
-        &[],
-    )
-    .expect_code(0);
+    let again = firstboot(&spec, &["--boot", &boot_arg, "--node", "fresh5"]).expect_code(0);
     assert!(
         again.stdout.contains("already turns the memory cgroup on"),
         "{}",
