@@ -220,11 +220,11 @@ pub async fn apply(
         }
     }
     if options.wait && options.wait_at_end {
-        for t in &touched {
-            if !converged.contains(&t.name) {
-                wait_converged(swarm, t, &options, progress).await?;
-            }
-        }
+        let rest: Vec<&Touched> = touched
+            .iter()
+            .filter(|t| !converged.contains(&t.name))
+            .collect();
+        wait_all(swarm, &rest, &options, progress).await?;
     }
     report.writes = swarm.write_count() - writes_before;
     Ok(report)
@@ -238,28 +238,84 @@ struct Touched {
     stale_update: Option<String>,
 }
 
-/// Polls a service until its tasks run, Swarm reports failure, or the timeout.
+/// Polls a service until its tasks run (and keep running for the monitor
+/// period), Swarm reports failure, or the timeout.
 async fn wait_converged(
     swarm: &Swarm,
     touched: &Touched,
     options: &ApplyOptions,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
-    let name = touched.name.as_str();
-    let replicas = match touched.mode {
-        ServiceMode::Replicated(n) => Some(n),
-        ServiceMode::Global => None,
-        // A job's tasks run to completion in their own time (a backup, a
-        // migration): written is done; nothing may come `after` one.
-        ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob => return Ok(()),
-    };
-    let started = Instant::now();
-    let mut last_count = None;
-    // Since when the newest task error has been one waiting cannot change.
-    let mut lasting_since: Option<(String, Instant)> = None;
-    loop {
+    wait_all(swarm, &[touched], options, progress).await
+}
+
+/// Waits for several services at once, so the monitor periods overlap
+/// rather than add up: the first error stops the wait.
+async fn wait_all(
+    swarm: &Swarm,
+    touched: &[&Touched],
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    let mut pending: Vec<Wait> = touched.iter().copied().filter_map(Wait::of).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::with_capacity(pending.len());
+        for mut wait in pending {
+            if !wait.look(swarm, options, progress).await? {
+                still.push(wait);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(options.poll).await;
+        }
+    }
+    Ok(())
+}
+
+/// One service being waited for: what was seen of it so far.
+struct Wait<'a> {
+    touched: &'a Touched,
+    /// The replica count for a replicated service, `None` for a global one.
+    replicas: Option<u64>,
+    started: Instant,
+    last_count: Option<(u64, u64)>,
+    /// Since when the newest task error has been one waiting cannot change.
+    lasting_since: Option<(String, Instant)>,
+    /// Since when every wanted task has been running.
+    converged_since: Option<Instant>,
+}
+
+impl<'a> Wait<'a> {
+    /// `None` for a job: its tasks run to completion in their own time (a
+    /// backup, a migration): written is done; nothing may come `after` one.
+    fn of(touched: &'a Touched) -> Option<Self> {
+        let replicas = match touched.mode {
+            ServiceMode::Replicated(n) => Some(n),
+            ServiceMode::Global => None,
+            ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob => return None,
+        };
+        Some(Self {
+            touched,
+            replicas,
+            started: Instant::now(),
+            last_count: None,
+            lasting_since: None,
+            converged_since: None,
+        })
+    }
+
+    /// One look at the service: `Ok(true)` once it has converged and kept
+    /// its tasks running for the monitor period.
+    async fn look(
+        &mut self,
+        swarm: &Swarm,
+        options: &ApplyOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<bool, ApplyError> {
+        let name = self.touched.name.as_str();
         let status = swarm
-            .service_progress(name, replicas)
+            .service_progress(name, self.replicas)
             .await
             .map_err(|source| ApplyError::Action {
                 kind: ObjectKind::Service,
@@ -267,53 +323,66 @@ async fn wait_converged(
                 source,
             })?;
         let count = (status.running, status.desired);
-        if last_count != Some(count) {
+        if self.last_count != Some(count) {
             progress.report(Event::Tasks {
                 service: name,
                 running: status.running,
                 desired: status.desired,
             });
-            last_count = Some(count);
+            self.last_count = Some(count);
         }
-        let convergence = status.convergence(touched.stale_update.as_deref());
+        let convergence = status.convergence(self.touched.stale_update.as_deref());
         let lasting = status
             .last_error
             .as_deref()
             .filter(|_| convergence == Convergence::InProgress)
             .filter(|e| TaskFailure::of(e).is_lasting());
-        lasting_since = match (lasting, lasting_since) {
+        self.lasting_since = match (lasting, self.lasting_since.take()) {
             (Some(error), Some((seen, at))) if seen == error => Some((seen, at)),
             (Some(error), _) => Some((error.to_string(), Instant::now())),
             (None, _) => None,
         };
-        if let Some((error, at)) = &lasting_since {
+        if let Some((error, at)) = &self.lasting_since {
             if at.elapsed() >= options.settle {
                 return Err(lasting_failure(swarm, name, error).await);
             }
         }
         match convergence {
-            Convergence::Converged => return Ok(()),
-            Convergence::Failed(reason) => {
-                return Err(ApplyError::Failed {
-                    service: name.to_string(),
-                    reason,
-                })
+            Convergence::Converged => {
+                let since = match self.converged_since {
+                    Some(since) => since,
+                    None => {
+                        progress.report(Event::Note(&format!(
+                            "service.{name}: waiting {}s to verify that its tasks stay up",
+                            status.monitor.as_secs_f64().ceil()
+                        )));
+                        *self.converged_since.insert(Instant::now())
+                    }
+                };
+                Ok(since.elapsed() >= status.monitor)
             }
-            Convergence::InProgress if started.elapsed() >= options.timeout => {
-                return Err(ApplyError::Timeout {
-                    service: name.to_string(),
-                    timeout: options.timeout,
-                    running: status.running,
-                    desired: status.desired,
-                    last_error: status.last_error,
-                })
+            Convergence::Failed(reason) => Err(ApplyError::Failed {
+                service: name.to_string(),
+                reason,
+            }),
+            Convergence::InProgress => {
+                self.converged_since = None;
+                if self.started.elapsed() >= options.timeout {
+                    return Err(ApplyError::Timeout {
+                        service: name.to_string(),
+                        timeout: options.timeout,
+                        running: status.running,
+                        desired: status.desired,
+                        last_error: status.last_error,
+                    });
+                }
+                if options.lease.as_ref().is_some_and(|l| !l.held()) {
+                    return Err(ApplyError::LeaseLost {
+                        at: format!("the wait for service.{name}"),
+                    });
+                }
+                Ok(false)
             }
-            Convergence::InProgress if options.lease.as_ref().is_some_and(|l| !l.held()) => {
-                return Err(ApplyError::LeaseLost {
-                    at: format!("the wait for service.{name}"),
-                })
-            }
-            Convergence::InProgress => tokio::time::sleep(options.poll).await,
         }
     }
 }

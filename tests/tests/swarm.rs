@@ -1124,6 +1124,43 @@ fn no_wait_skips_the_final_wait_but_honours_after() {
     );
 }
 
+/// Regression: a task that runs for a second and then exits was seen
+/// running once and the apply said complete. Like the docker CLI, a
+/// service counts as converged only once its tasks have kept running for
+/// the monitor period (5 s by default).
+#[test]
+fn regression_a_task_that_crashes_after_starting_is_not_converged() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-crash", "crash-");
+    let spec = SpecDir::new("t-crash");
+    spec.write(
+        "s.toml",
+        &format!("[service.crash-soon]\nimage = \"{IMAGE}\"\ncommand = [\"sh\", \"-c\", \"sleep 1; exit 1\"]\n"),
+    );
+    let out = reconciler(&[
+        "apply",
+        &spec.arg(),
+        "--auto-approve",
+        "--timeout",
+        "15s",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("service `crash-soon` did not converge within 15s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("crash-soon: 1/1 tasks running"),
+        "the task was never seen running, so this did not test the regression:\n{}",
+        out.stderr
+    );
+}
+
 /// At a terminal, `apply` asks; only `yes` applies.
 #[test]
 fn interactive_approval_applies_only_on_yes() {

@@ -21,6 +21,28 @@ pub struct ServiceProgress {
     pub update_started_at: Option<String>,
     /// The newest task error (e.g. "No such image", "no suitable node").
     pub last_error: Option<String>,
+    /// How long the tasks must keep running before the service counts as
+    /// converged: the service's update monitor period, 5 s when unset, as
+    /// the docker CLI's progress monitor judges it ("Waiting 5 seconds to
+    /// verify that tasks are stable"). A task that crashes at once is seen
+    /// running for a moment; without this it read as converged.
+    #[serde(skip)]
+    pub monitor: std::time::Duration,
+}
+
+/// The docker CLI's monitor period when a service's update config sets none.
+pub const DEFAULT_MONITOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The monitor period of a service's update config (nanoseconds in the API).
+fn monitor_of(service: &bollard::models::Service) -> std::time::Duration {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_config.as_ref())
+        .and_then(|u| u.monitor)
+        .filter(|ns| *ns > 0)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map_or(DEFAULT_MONITOR, std::time::Duration::from_nanos)
 }
 
 /// Where a service stands after a write.
@@ -180,6 +202,7 @@ impl Swarm {
             }
         };
         let update = service.update_status.clone();
+        let monitor = monitor_of(&service);
         Ok(ServiceProgress {
             name: name.to_string(),
             desired,
@@ -188,6 +211,7 @@ impl Swarm {
             update_started_at: update.as_ref().and_then(|u| u.started_at.clone()),
             update_message: update.and_then(|u| u.message),
             last_error: counts.newest_error.map(str::to_string),
+            monitor,
         })
     }
 }
