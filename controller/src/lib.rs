@@ -20,6 +20,7 @@ pub mod observed;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod progress;
 pub mod reconcile;
 pub mod runtime;

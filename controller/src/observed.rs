@@ -247,6 +247,45 @@ pub struct Facts {
     /// An installation was cut off (`/var/lib/dpkg/updates` is not empty):
     /// apt refuses to run until `dpkg --configure -a` finishes it.
     pub packages_interrupted: bool,
+    /// The architecture Docker itself was built for (`arm` on a 64-bit
+    /// kernel with a 32-bit userland: it pulls `linux/arm/v7` images).
+    pub docker_arch: Option<String>,
+    /// Whether memory limits are enforced: Docker's `MemoryLimit`, or the
+    /// kernel's memory cgroup without a running Docker (off on Raspberry Pi
+    /// OS unless `cgroup_enable=memory` is on the kernel command line).
+    pub memory_cgroup: Option<bool>,
+    /// The board's clock, seconds since the epoch, when the facts were read.
+    pub clock: Option<i64>,
+    /// Whether the kernel has VXLAN (loaded, built in or as a module):
+    /// overlay networks need it.
+    pub vxlan: Option<bool>,
+    pub iptables: Option<IptablesBackend>,
+    /// Free space where Docker keeps its data (the raft log on a manager).
+    pub disk: Option<DiskSpace>,
+}
+
+/// The iptables back-end a board's `iptables` command writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IptablesBackend {
+    NfTables,
+    Legacy,
+}
+
+impl IptablesBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NfTables => "nf_tables",
+            Self::Legacy => "legacy",
+        }
+    }
+}
+
+/// Space on the file system holding Docker's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskSpace {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
 }
 
 impl Facts {

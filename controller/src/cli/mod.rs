@@ -4,6 +4,7 @@
 //! code path of the binary in-process and read what a user would see.
 
 mod boards;
+mod preflight;
 mod run;
 mod spec;
 mod swarm;
@@ -395,6 +396,11 @@ pub struct ConnectArgs {
     /// Allow a plan that deletes more than `max_delete_fraction` of the managed services.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Let `apply` go on despite pre-flight blockers of these checks
+    /// (comma-separated or repeated): image, platform, port, memory-cgroup,
+    /// vxlan, iptables, engine-version, docker-arch, managers, clock, disk.
+    #[arg(long, value_name = "CHECK", value_delimiter = ',', value_parser = parse_check)]
+    pub allow_preflight: Vec<crate::preflight::Check>,
     #[command(flatten)]
     pub boards: BoardArgs,
     #[command(flatten)]
@@ -517,6 +523,20 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     reconciler_spec::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
+/// A pre-flight check's name, as the plan prints it in brackets.
+fn parse_check(text: &str) -> Result<crate::preflight::Check, String> {
+    crate::preflight::Check::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = crate::preflight::Check::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        format!(
+            "unknown check `{text}`; the checks are {}",
+            names.join(", ")
+        )
+    })
+}
+
 /// A Docker call timeout: whole seconds (what the client counts in), 1s to 1h.
 fn parse_call_timeout(text: &str) -> Result<Duration, String> {
     let timeout = parse_duration_arg(text)?;
@@ -579,6 +599,9 @@ pub enum CliError {
     /// A write failed or a service did not converge; earlier writes stay.
     #[error("apply failed: {0}")]
     Apply(#[from] ApplyError),
+    /// Pre-flight found what would fail (each is listed above the error).
+    #[error("pre-flight found {count} blocker(s) ({}): apply refuses them; fix them as each says, or pass --allow-preflight {} to apply anyway", .checks.join(", "), .checks.join(","))]
+    Preflight { count: usize, checks: Vec<String> },
     /// `apply` without `--auto-approve` and nobody at a terminal to ask.
     #[error(
         "refusing to apply without confirmation: stdin is not a terminal; pass --auto-approve"

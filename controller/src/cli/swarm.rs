@@ -12,10 +12,24 @@ use crate::pipeline::{self, LookOnly, Reached};
 use crate::plan::{render, ObjectKind, Plan, PlanOptions};
 use crate::swarm::{Swarm, SwarmError};
 
+use super::preflight::Preflight;
+
+/// `plan --json`: the plan document and, when a swarm was planned, what
+/// pre-flight found.
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    #[serde(flatten)]
+    document: render::PlanDocument<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preflight: Option<&'a Preflight>,
+}
+
 /// The swarm as planned after the boards were looked at.
 struct Planned {
     /// `None` while no swarm exists yet (only the boards can be planned).
     swarm: Option<(Swarm, Plan)>,
+    /// What will fail on these boards, found before anything is written.
+    preflight: Preflight,
     /// Why the swarm could not be planned while boards still need steps: the
     /// steps may be what brings it back (a manager's Docker to start after a
     /// power cut), so they come first and the swarm is planned after them.
@@ -31,16 +45,19 @@ async fn plan_after_look(
     let Some(host) = &looked.docker_host else {
         return Ok(Planned {
             swarm: None,
+            preflight: Preflight::default(),
             deferred: None,
         });
     };
     match plan_swarm(host, spec, looked, args).await {
-        Ok(planned) => Ok(Planned {
-            swarm: Some(planned),
+        Ok((swarm, plan, preflight)) => Ok(Planned {
+            swarm: Some((swarm, plan)),
+            preflight,
             deferred: None,
         }),
         Err(CliError::Swarm(error)) if looked.board_work() => Ok(Planned {
             swarm: None,
+            preflight: Preflight::default(),
             deferred: Some(error),
         }),
         Err(error) => Err(error),
@@ -79,12 +96,13 @@ async fn plan_swarm(
     spec: &Spec,
     reached: &Reached,
     args: &ConnectArgs,
-) -> Result<(Swarm, Plan), CliError> {
+) -> Result<(Swarm, Plan, Preflight), CliError> {
     let swarm = Swarm::connect(host, &spec.cluster.name, args.docker.docker_timeout).await?;
-    let (_, plan) =
+    let (observed, plan) =
         pipeline::observe_and_plan(&swarm, spec, &reached.identities(), args.plan_options())
             .await?;
-    Ok((swarm, plan))
+    let preflight = Preflight::gather(&swarm, spec, &observed, &plan, reached).await;
+    Ok((swarm, plan, preflight))
 }
 
 pub(super) async fn plan(
@@ -108,6 +126,7 @@ pub(super) async fn plan(
     let planned = match contact {
         Contact::NoBoard => Planned {
             swarm: None,
+            preflight: Preflight::default(),
             deferred: None,
         },
         _ => plan_after_look(&spec, &looked, &args.connect).await?,
@@ -129,7 +148,11 @@ pub(super) async fn plan(
         );
         document.plan.changed = changes;
         document.not_converged = unconverged;
-        serde_json::to_writer_pretty(&mut *console.out, &document)?;
+        let output = PlanOutput {
+            document,
+            preflight: planned.swarm.as_ref().map(|_| &planned.preflight),
+        };
+        serde_json::to_writer_pretty(&mut *console.out, &output)?;
         writeln!(console.out)?;
     } else if contact != Contact::NoBoard {
         if let Some(boards) = &looked.boards {
@@ -150,6 +173,7 @@ pub(super) async fn plan(
                     render::unconverged_text(plan, &unconverged)
                 )?;
             }
+            write!(console.out, "{}", planned.preflight.text())?;
         }
     }
     if let Some(error) = planned.deferred {
@@ -157,6 +181,7 @@ pub(super) async fn plan(
         return Err(error.into());
     }
     contact.result(&spec, &looked)?;
+    planned.preflight.refusal(&args.connect.allow_preflight)?;
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
@@ -293,6 +318,10 @@ impl Review<'_, '_> {
         contact.result(self.spec, looked)?;
         if let Some((_, plan)) = &planned.swarm {
             write!(console.out, "{}", render::text(plan))?;
+            write!(console.out, "{}", planned.preflight.text())?;
+            planned
+                .preflight
+                .refusal(&self.args.connect.allow_preflight)?;
         }
         let unreachable = looked.boards.as_ref().map_or(0, |b| b.failures.len());
         let swarm_work = planned

@@ -1,6 +1,6 @@
 //! What a board is: learned with one read-only script over SSH.
 
-use crate::observed::{BoardDocker, Facts, LocalSwarm};
+use crate::observed::{BoardDocker, DiskSpace, Facts, IptablesBackend, LocalSwarm};
 
 /// The script that gathers facts: only reads, prints `key=value` lines.
 pub const SCRIPT: &str = r#"
@@ -18,6 +18,8 @@ if command -v docker >/dev/null 2>&1; then
     echo "docker_version=$(limited docker version --format '{{.Server.Version}}' 2>/dev/null)"
     echo "swarm_state=$(limited docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
     echo "swarm_node_id=$(limited docker info --format '{{.Swarm.NodeID}}' 2>/dev/null)"
+    echo "docker_arch=$(limited docker version --format '{{.Server.Arch}}' 2>/dev/null)"
+    echo "memory_cgroup=$(limited docker info --format '{{.MemoryLimit}}' 2>/dev/null)"
   elif [ "$answered" -eq 124 ]; then
     echo "docker_running=hung"
   else
@@ -33,6 +35,14 @@ if [ -r /etc/reconciler/membership ]; then grep -E '^(cluster|node_id)=' /etc/re
 echo "hosts_block=$(sed -n '/^# BEGIN reconciler/,/^# END reconciler/p' /etc/hosts 2>/dev/null | sha256sum | cut -c1-64)"
 echo "docker_group=$(getent group docker 2>/dev/null | cut -d: -f4)"
 echo "users=$(getent passwd 2>/dev/null | cut -d: -f1 | tr '\n' ',')"
+# For pre-flight (`preflight.rs`): what breaks a swarm on a small board.
+echo "clock=$(date +%s)"
+# Docker's own judgement above; without a running Docker, the kernel's.
+[ -r /proc/cgroups ] && echo "kernel_memory_cgroup=$(awk '$1 == "memory" { print ($4 == 1) ? "true" : "false" }' /proc/cgroups)"
+if [ -d /sys/module/vxlan ] || grep -qs '/vxlan.ko' "/lib/modules/$(uname -r)/modules.dep" "/lib/modules/$(uname -r)/modules.builtin"; then echo "vxlan=true"; else echo "vxlan=false"; fi
+if command -v iptables >/dev/null 2>&1; then echo "iptables=$(iptables -V 2>/dev/null)"; fi
+disk_dir=/var/lib/docker; [ -d "$disk_dir" ] || disk_dir=/
+echo "disk=$(df -Pk "$disk_dir" 2>/dev/null | awk 'NR == 2 { print $4 " " $2 }')"
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
 if command -v vcgencmd >/dev/null 2>&1; then
   echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
@@ -50,6 +60,7 @@ impl Facts {
         let mut facts = Facts::default();
         let (mut installed, mut running) = (false, String::new());
         let (mut version, mut swarm_state, mut swarm_node_id) = (None, String::new(), None);
+        let (mut docker_memory, mut kernel_memory) = (None, None);
         for line in output.lines() {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -65,6 +76,13 @@ impl Facts {
                 "docker_version" => version = optional(),
                 "swarm_state" => swarm_state = value,
                 "swarm_node_id" => swarm_node_id = optional(),
+                "docker_arch" => facts.docker_arch = optional(),
+                "memory_cgroup" => docker_memory = parse_bool(&value),
+                "kernel_memory_cgroup" => kernel_memory = parse_bool(&value),
+                "clock" => facts.clock = value.parse().ok(),
+                "vxlan" => facts.vxlan = parse_bool(&value),
+                "iptables" => facts.iptables = IptablesBackend::of(&value),
+                "disk" => facts.disk = DiskSpace::parse(&value),
                 "model" => facts.model = optional(),
                 "throttled" => facts.throttled = optional(),
                 "temperature" => facts.temperature = optional(),
@@ -92,6 +110,7 @@ impl Facts {
                 _ => {}
             }
         }
+        facts.memory_cgroup = docker_memory.or(kernel_memory);
         facts.docker = match (installed, running.as_str()) {
             (false, _) => BoardDocker::Absent,
             (true, "true") => BoardDocker::Running {
@@ -113,6 +132,41 @@ impl Facts {
             });
         }
         Ok(self)
+    }
+}
+
+/// `true`/`false` as the script prints them; anything else is no answer.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+impl IptablesBackend {
+    /// From `iptables -V`: `iptables v1.8.9 (nf_tables)` or `(legacy)`.
+    fn of(version: &str) -> Option<Self> {
+        if version.contains("(nf_tables)") {
+            Some(Self::NfTables)
+        } else if version.contains("(legacy)") {
+            Some(Self::Legacy)
+        } else {
+            None
+        }
+    }
+}
+
+impl DiskSpace {
+    /// From `AVAILABLE_KB TOTAL_KB` (`df -Pk`).
+    fn parse(value: &str) -> Option<Self> {
+        let mut numbers = value.split_whitespace().map(str::parse::<u64>);
+        let available = numbers.next()?.ok()?;
+        let total = numbers.next()?.ok()?;
+        Some(Self {
+            available_bytes: available.saturating_mul(1024),
+            total_bytes: total.saturating_mul(1024),
+        })
     }
 }
 

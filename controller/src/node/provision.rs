@@ -47,6 +47,8 @@ pub struct Provisioned {
     pub identities: BTreeMap<String, BoardIdentity>,
     /// The boards that answered when they were looked at.
     pub answered: std::collections::BTreeSet<String>,
+    /// What each board that answered said about itself (for pre-flight).
+    pub facts: BTreeMap<String, Facts>,
 }
 
 /// Whether the boards' missing steps are only planned or also done.
@@ -154,6 +156,7 @@ pub async fn provision(
             docker_host,
             identities,
             answered,
+            facts,
         });
     }
 
@@ -233,6 +236,7 @@ pub async fn provision(
         docker_host,
         identities,
         answered,
+        facts,
     })
 }
 

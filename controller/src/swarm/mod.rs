@@ -15,6 +15,7 @@ pub mod lease;
 mod observe;
 pub mod placement;
 pub mod progress;
+mod registry;
 mod services;
 pub mod task_failure;
 

@@ -1,0 +1,96 @@
+//! Gathers what pre-flight judges (the registry's answer for each image
+//! the plan writes, the boards' facts) and shows what it found.
+
+use std::collections::BTreeMap;
+
+use reconciler_spec::Spec;
+use serde::Serialize;
+
+use super::CliError;
+use crate::observed::Observed;
+use crate::pipeline::Reached;
+use crate::plan::Plan;
+use crate::preflight::{self, Check, Finding, ImageLookup, Inputs};
+use crate::swarm::Swarm;
+
+/// What pre-flight found for a planned swarm.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct Preflight {
+    pub(super) findings: Vec<Finding>,
+    /// Images no registry answered for, with Docker's reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) unchecked_images: Vec<UncheckedImage>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct UncheckedImage {
+    pub(super) image: String,
+    pub(super) reason: String,
+}
+
+impl Preflight {
+    /// Asks the registry about the plan's images and judges the facts.
+    pub(super) async fn gather(
+        swarm: &Swarm,
+        spec: &Spec,
+        observed: &Observed,
+        plan: &Plan,
+        reached: &Reached,
+    ) -> Self {
+        let mut images = BTreeMap::new();
+        for image in preflight::images_to_check(plan) {
+            let lookup = swarm.image_lookup(&image).await;
+            images.insert(image, lookup);
+        }
+        let no_facts = BTreeMap::new();
+        let facts = reached.boards.as_ref().map_or(&no_facts, |b| &b.facts);
+        let findings = preflight::check(&Inputs {
+            spec,
+            observed,
+            plan,
+            facts,
+            images: &images,
+        });
+        let unchecked_images = images
+            .into_iter()
+            .filter_map(|(image, lookup)| match lookup {
+                ImageLookup::Unchecked { error } => Some(UncheckedImage {
+                    image,
+                    reason: error,
+                }),
+                _ => None,
+            })
+            .collect();
+        Self {
+            findings,
+            unchecked_images,
+        }
+    }
+
+    /// The section under the plan (empty when there is nothing to say).
+    pub(super) fn text(&self) -> String {
+        let unchecked: Vec<(String, String)> = self
+            .unchecked_images
+            .iter()
+            .map(|u| (u.image.clone(), u.reason.clone()))
+            .collect();
+        preflight::text(&self.findings, &unchecked)
+    }
+
+    /// The error for blockers `allowed` does not let through.
+    pub(super) fn refusal(&self, allowed: &[Check]) -> Result<(), CliError> {
+        let blocking = preflight::blocking(&self.findings, allowed);
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        let mut checks: Vec<String> = blocking
+            .iter()
+            .map(|f| f.check.as_str().to_string())
+            .collect();
+        checks.dedup();
+        Err(CliError::Preflight {
+            count: blocking.len(),
+            checks,
+        })
+    }
+}
