@@ -351,7 +351,8 @@ fn image_findings(
             if without.is_empty() {
                 return;
             }
-            let offered: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+            let mut offered: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+            offered.sort();
             let nowhere = without.len() == lands.len();
             findings.push(Finding {
                 check: Check::Platform,

@@ -538,9 +538,22 @@ impl Registry {
     /// Starts the registry and pushes `local/busybox:1` to it as `busybox:1`.
     pub fn start() -> Self {
         ensure_network();
+        let registry = Self::serve("0.0.0.0", 5077);
+        docker(&["tag", crate::IMAGE, "127.0.0.1:5077/busybox:1"]);
+        docker(&["push", "127.0.0.1:5077/busybox:1"]);
+        registry
+    }
+
+    /// An empty registry on `127.0.0.1:PORT`, for the local swarm only
+    /// (Docker trusts a loopback registry over plain HTTP).
+    pub fn on_loopback(port: u16) -> Self {
+        Self::serve("127.0.0.1", port)
+    }
+
+    fn serve(listen: &str, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 0.0.0.0:5077\nlog:\n  level: error\n",
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {listen}:{port}\nlog:\n  level: error\n",
             dir.path().display()
         );
         std::fs::write(dir.path().join("config.yml"), config).expect("write the registry config");
@@ -554,12 +567,10 @@ impl Registry {
                 panic!("cannot start docker-registry (scripts/setup installs it): {e}")
             });
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", 5077)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        docker(&["tag", crate::IMAGE, "127.0.0.1:5077/busybox:1"]);
-        docker(&["push", "127.0.0.1:5077/busybox:1"]);
         Self { child, _dir: dir }
     }
 }
