@@ -550,6 +550,13 @@ impl Registry {
         Self::serve("127.0.0.1", port)
     }
 
+    /// An empty registry on the boards' gateway (`10.77.0.1:PORT`): boards
+    /// reach it with `--insecure-registry`.
+    pub fn for_boards(port: u16) -> Self {
+        ensure_network();
+        Self::serve(GATEWAY, port)
+    }
+
     fn serve(listen: &str, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
@@ -567,7 +574,12 @@ impl Registry {
                 panic!("cannot start docker-registry (scripts/setup installs it): {e}")
             });
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let probe = if listen == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            listen
+        };
+        while std::net::TcpStream::connect((probe, port)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(100));
         }

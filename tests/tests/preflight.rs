@@ -296,6 +296,8 @@ fn board_facts_that_break_a_swarm_are_found_before_anything_is_written() {
             "mount -t tmpfs -o size=1g,exec tmpfs /var/lib/docker && mount -t tmpfs none /sys/module",
         )
         .expect_code(0);
+    // A registry the boards reach, empty: the first apply's image is a typo.
+    let _registry = Registry::for_boards(5079);
     let spec = SpecDir::new("preflight");
     spec.write(
         "boards.toml",
@@ -308,7 +310,7 @@ known_hosts = "{known}"
 [bootstrap]
 install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
 # The boards have no systemd (see TESTBED.md); real Pis keep the default.
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
+start_docker = "nohup dockerd --insecure-registry 10.77.0.1:5079 >/var/log/dockerd.log 2>&1 </dev/null &"
 
 [node.rcp1]
 address = "{a1}"
@@ -324,6 +326,35 @@ role = "worker"
             a2 = boards.address(1),
         ),
     );
+    spec.write(
+        "services.toml",
+        "[service.pf-typo]\nimage = \"10.77.0.1:5079/pf/nope:1\"\n",
+    );
+    // The first apply: no swarm yet when the plan is shown, so pre-flight
+    // runs once the boards have formed it, before any service is written.
+    let first =
+        reconciler_binary(&["apply", &spec.arg(), "--ssh", "--auto-approve"], &[]).expect_code(1);
+    assert!(
+        first.stdout.contains("Swarm changes after bootstrapping")
+            && first.stdout.contains(
+                "service.pf-typo [image] image `10.77.0.1:5079/pf/nope:1` does not exist"
+            )
+            && first
+                .stderr
+                .contains("pre-flight found 1 blocker(s) (image)"),
+        "{}\n{}",
+        first.stdout,
+        first.stderr
+    );
+    let nodes = boards.exec(0, "docker node ls --format '{{.Hostname}}' | wc -l");
+    assert_eq!(
+        nodes.stdout.trim(),
+        "2",
+        "the boards formed the swarm: {nodes:?}"
+    );
+    let services = boards.exec(0, "docker service ls --format '{{.Name}}'");
+    assert_eq!(services.stdout.trim(), "", "written despite the refusal");
+    std::fs::remove_file(spec.path().join("services.toml")).expect("remove services.toml");
     reconciler_binary(&["apply", &spec.arg(), "--ssh", "--auto-approve"], &[]).expect_code(0);
 
     // rcp2's Docker restarts without the memory cgroup and on legacy iptables.
@@ -343,7 +374,7 @@ role = "worker"
 
     spec.write(
         "services.toml",
-        "[network.back]\n[service.pf-db]\nimage = \"10.77.0.1:5077/busybox:1\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"back\"]\nresources = { limit_memory = \"64M\" }\n",
+        "[network.back]\n[service.pf-db]\nimage = \"10.77.0.1:5078/busybox:1\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"back\"]\nresources = { limit_memory = \"64M\" }\n",
     );
     let plan = reconciler_binary(&["plan", &spec.arg(), "--ssh"], &[]).expect_code(1);
     for expected in [

@@ -463,7 +463,7 @@ async fn swarm_after_steps(
         .clone()
         .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
     let swarm = Swarm::connect(&host, &spec.cluster.name, connect.docker.docker_timeout).await?;
-    let (_, plan) =
+    let (observed, plan) =
         pipeline::observe_and_plan(&swarm, spec, &now.identities(), connect.plan_options()).await?;
     if !plan.is_empty() {
         write!(
@@ -472,6 +472,12 @@ async fn swarm_after_steps(
             render::text(&plan)
         )?;
     }
+    // The swarm did not exist when the plan was shown: its pre-flight
+    // (images for these boards' platforms above all) is judged now, before
+    // any service is written.
+    let preflight = Preflight::gather(&swarm, spec, &observed, &plan, now).await;
+    write!(console.out, "{}", preflight.text())?;
+    preflight.refusal(&connect.allow_preflight)?;
     Ok((swarm, plan, board_failures.len()))
 }
 
