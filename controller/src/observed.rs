@@ -203,6 +203,11 @@ pub struct ObservedNetwork {
     pub owner: Owner,
     pub spec_hash: Option<String>,
     pub config: Network,
+    /// No service uses it and tasks of removed services still reference
+    /// it: Swarm removes a network whose removal it accepted only once
+    /// those tasks are gone (swarmkit's `PendingDelete`, which the API does
+    /// not show), so until then it is leaving, not something to delete.
+    pub leaving: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1161,6 +1161,86 @@ fn regression_a_task_that_crashes_after_starting_is_not_converged() {
     );
 }
 
+/// Regression (issue 24): right after an apply removed services and their
+/// networks, Swarm still lists the networks until the removed services'
+/// tasks have stopped, and `plan` refused that as "deleting 2 of 2 managed
+/// networks". They are reported as leaving; once gone, the swarm matches.
+#[test]
+fn regression_networks_still_leaving_after_a_removal_are_not_a_mass_delete() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-leave", "leave-");
+    let spec = SpecDir::new("t-leave");
+    let keep =
+        format!("[service.leave-keep]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n");
+    spec.write(
+        "s.toml",
+        &format!("{keep}[network.leave-a]\n[network.leave-b]\n[service.leave-x]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"leave-a\", \"leave-b\"]\n[service.leave-y]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"leave-a\"]\n"),
+    );
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["apply", "--auto-approve", "--docker-host"];
+        let host = local();
+        let dir = spec.arg();
+        args.push(&host);
+        args.push(&dir);
+        args.extend_from_slice(extra);
+        reconciler(&args)
+    };
+    apply(&[]).expect_code(0);
+    spec.write("s.toml", &keep);
+    // `sleep` ignores SIGTERM: the removed services' tasks take their 10 s
+    // grace period to stop, and the networks stay listed meanwhile.
+    apply(&["--allow-mass-delete"]).expect_code(0);
+    let plan = reconciler(&[
+        "plan",
+        &spec.arg(),
+        "--detailed-exitcode",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(0);
+    assert!(
+        plan.stdout.contains("No changes.")
+            && plan.stdout.contains("network `leave-a` is leaving")
+            && plan.stdout.contains("network `leave-b` is leaving"),
+        "{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=io.reconciler.cluster=t-leave",
+    ])
+    .trim()
+    .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the networks did not go"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let after = reconciler(&[
+        "plan",
+        &spec.arg(),
+        "--detailed-exitcode",
+        "--docker-host",
+        &local(),
+    ])
+    .expect_code(0);
+    assert!(
+        after
+            .stdout
+            .contains("No changes. The swarm matches the spec."),
+        "{}",
+        after.stdout
+    );
+}
+
 /// At a terminal, `apply` asks; only `yes` applies.
 #[test]
 fn interactive_approval_applies_only_on_yes() {

@@ -612,7 +612,7 @@ fn check_mass_delete(
         ObjectKind::Network => observed
             .networks
             .values()
-            .filter(|n| n.owner == Owner::ThisCluster)
+            .filter(|n| n.owner == Owner::ThisCluster && !n.leaving)
             .count(),
         ObjectKind::Node => observed
             .nodes
@@ -671,6 +671,12 @@ fn warn_kept_leftovers(desired: &Spec, observed: &Observed, warnings: &mut Vec<S
 fn plan_network_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
     for (name, network) in &observed.networks {
         if network.owner == Owner::ThisCluster && !desired.networks.contains_key(name) {
+            if network.leaving {
+                plan.warnings.push(format!(
+                    "network `{name}` is leaving: tasks of removed services are still detaching from it; Swarm removes it once they have stopped (the next plan removes it if it is still there)"
+                ));
+                continue;
+            }
             plan.actions.push(Action::RemoveNetwork {
                 name: name.clone(),
                 id: network.id.clone(),

@@ -26,6 +26,7 @@ fn applied(spec: &Spec) -> Observed {
                 owner: Owner::ThisCluster,
                 spec_hash: Some(fields::network_hash(network)),
                 config: network.clone(),
+                leaving: false,
             },
         );
     }
@@ -372,6 +373,33 @@ fn regression_a_revision_cannot_raise_its_own_mass_delete_guard() {
 
 /// Only service removals used to count, so a commit deleting most networks
 /// of the cluster passed the guard. One network leaving stays routine.
+/// Regression (issue 24): for ~14 s after an apply removed a stack, Swarm
+/// still lists its networks (removal pending until the removed services'
+/// tasks stop), and `plan` refused "deleting 2 of 2 managed networks".
+/// Leaving networks are neither deleted again nor counted.
+#[test]
+fn regression_networks_still_leaving_are_not_a_mass_delete() {
+    let before = spec("[network.a]\n[network.b]\n[service.keep]\nimage = \"x:1\"\n");
+    let mut observed = applied(&before);
+    for network in observed.networks.values_mut() {
+        network.leaving = true;
+    }
+    let after = spec("[service.keep]\nimage = \"x:1\"\n");
+    let planned =
+        plan(&after, &observed, PlanOptions::default()).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert!(planned.is_empty(), "{:?}", outline(&planned));
+    assert_eq!(planned.warnings.len(), 2, "{:?}", planned.warnings);
+    assert!(planned.warnings[0].contains("network `a` is leaving"));
+    // Once the tasks are gone a network still listed is removed as usual.
+    for network in observed.networks.values_mut() {
+        network.leaving = false;
+    }
+    assert!(matches!(
+        plan(&after, &observed, PlanOptions::default()),
+        Err(PlanError::MassDelete { .. })
+    ));
+}
+
 #[test]
 fn regression_network_removals_count_in_the_mass_delete_guard() {
     let old = spec(&format!(
@@ -1434,6 +1462,7 @@ fn external_networks_are_joined_by_their_swarm_name_and_never_created() {
             id: "n1".into(),
             owner: Owner::Unmanaged,
             spec_hash: None,
+            leaving: false,
             config: reconciler_spec::Network {
                 name: "traefik-public".into(),
                 group: None,

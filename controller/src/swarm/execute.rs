@@ -252,7 +252,7 @@ impl Swarm {
         let deadline = tokio::time::Instant::now() + NETWORK_RELEASE_WAIT;
         loop {
             self.count_write();
-            match already_gone(self.docker.remove_network(id).await) {
+            match network_already_gone(self.docker.remove_network(id).await) {
                 Err(error)
                     if is_in_use_by_task(&error) && tokio::time::Instant::now() < deadline =>
                 {
@@ -430,6 +430,20 @@ fn already_gone(result: Result<(), BollardError>) -> Result<(), BollardError> {
         Err(BollardError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(()),
+        other => other,
+    }
+}
+
+/// Like [`already_gone`], and also Docker 20.10's 500 "network ... not
+/// found": a network whose removal Swarm accepted earlier (pending until
+/// the tasks of removed services stopped) is still listed for a moment
+/// after the store dropped it, and removing it then answers so.
+fn network_already_gone(result: Result<(), BollardError>) -> Result<(), BollardError> {
+    match already_gone(result) {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 500,
+            message,
+        }) if message.starts_with("network ") && message.ends_with(" not found") => Ok(()),
         other => other,
     }
 }

@@ -82,6 +82,7 @@ impl Swarm {
         self.name_unlisted_networks(&services, &mut network_names)
             .await;
         self.observe_services(services, &network_names, &mut observed);
+        self.mark_leaving_networks(&mut observed).await?;
         tracing::debug!(
             nodes = observed.nodes.len(),
             networks = observed.networks.len(),
@@ -89,6 +90,51 @@ impl Swarm {
             "observed the swarm"
         );
         Ok(observed)
+    }
+}
+
+impl Swarm {
+    /// Marks this cluster's networks that no service uses but tasks of
+    /// removed services still reference (see `ObservedNetwork::leaving`).
+    /// Costs one task list, and only when such a network exists.
+    async fn mark_leaving_networks(&self, observed: &mut Observed) -> Result<(), SwarmError> {
+        let used: std::collections::BTreeSet<&str> = observed
+            .services
+            .values()
+            .flat_map(|s| s.config.networks.iter().map(String::as_str))
+            .collect();
+        let unused: Vec<String> = observed
+            .networks
+            .iter()
+            .filter(|(name, n)| {
+                n.owner == crate::observed::Owner::ThisCluster && !used.contains(name.as_str())
+            })
+            .map(|(_, n)| n.id.clone())
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let live: std::collections::BTreeSet<&str> =
+            observed.services.values().map(|s| s.id.as_str()).collect();
+        let referenced: std::collections::BTreeSet<String> = self
+            .tasks(&[])
+            .await?
+            .into_iter()
+            .filter(|t| t.service_id.as_deref().is_some_and(|id| !live.contains(id)))
+            .flat_map(|t| {
+                t.spec
+                    .and_then(|s| s.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|n| n.target)
+            })
+            .collect();
+        for network in observed.networks.values_mut() {
+            if unused.contains(&network.id) && referenced.contains(&network.id) {
+                network.leaving = true;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -168,6 +214,7 @@ impl Swarm {
                     id,
                     owner: owner_of(&all_labels, &self.cluster),
                     spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
+                    leaving: false,
                     config: Network {
                         name,
                         group: crate::labels::group_of(&all_labels),
