@@ -581,6 +581,48 @@ fn plan_service_removals(desired: &Spec, observed: &Observed, plan: &mut Plan) {
         })
         .collect();
     plan.actions.extend(removals);
+    warn_kept_volumes(desired, &owned, plan);
+}
+
+/// Removing a service (a stack's, a release's) keeps its named volumes on
+/// the nodes that ran it, as `docker stack rm` does: the plan says so, so
+/// nobody believes the data is gone, or that the disk was freed.
+fn warn_kept_volumes(
+    desired: &Spec,
+    owned: &[(&String, &crate::observed::ObservedService)],
+    plan: &mut Plan,
+) {
+    let still_used: BTreeSet<&str> = desired
+        .services
+        .values()
+        .flat_map(|s| volume_sources(s))
+        .collect();
+    let mut kept: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, service) in owned {
+        if desired.services.contains_key(*name) {
+            continue;
+        }
+        for volume in volume_sources(&service.config) {
+            if !still_used.contains(volume) {
+                kept.entry(volume).or_default().push(name.as_str());
+            }
+        }
+    }
+    for (volume, services) in kept {
+        plan.warnings.push(format!(
+            "volume `{volume}` of removed service(s) {} is kept, with its data, on each node that ran them; remove it there with `docker volume rm {volume}` once it is no longer wanted",
+            services.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+}
+
+/// The named volumes a service mounts.
+fn volume_sources(service: &Service) -> impl Iterator<Item = &str> {
+    service
+        .mounts
+        .iter()
+        .filter(|m| m.kind == reconciler_spec::MountKind::Volume)
+        .filter_map(|m| m.source.as_deref())
 }
 
 /// Refuses a plan that removes more than `max_delete_fraction` of this

@@ -373,6 +373,27 @@ fn regression_a_revision_cannot_raise_its_own_mass_delete_guard() {
 
 /// Only service removals used to count, so a commit deleting most networks
 /// of the cluster passed the guard. One network leaving stays routine.
+/// Removing a service keeps its named volumes (as `docker stack rm`
+/// does): the plan says which, unless a service that stays still uses it.
+#[test]
+fn a_removed_services_volumes_are_listed_as_kept() {
+    let before = spec(
+        "[service.db]\nimage = \"pg:16\"\nmounts = [{ type = \"volume\", source = \"db-data\", target = \"/var/lib/postgresql/data\" }, { type = \"volume\", source = \"shared\", target = \"/s\" }]\n[service.web]\nimage = \"web:1\"\nmounts = [{ type = \"volume\", source = \"shared\", target = \"/s\" }]\n",
+    );
+    let observed = applied(&before);
+    let after = spec("[service.web]\nimage = \"web:1\"\nmounts = [{ type = \"volume\", source = \"shared\", target = \"/s\" }]\n");
+    let planned =
+        plan(&after, &observed, PlanOptions::default()).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_eq!(outline(&planned), ["remove service.db"]);
+    assert_eq!(planned.warnings.len(), 1, "{:?}", planned.warnings);
+    assert!(
+        planned.warnings[0]
+            .starts_with("volume `db-data` of removed service(s) `db` is kept, with its data"),
+        "{}",
+        planned.warnings[0]
+    );
+}
+
 /// Regression (issue 24): for ~14 s after an apply removed a stack, Swarm
 /// still lists its networks (removal pending until the removed services'
 /// tasks stop), and `plan` refused "deleting 2 of 2 managed networks".
