@@ -595,7 +595,7 @@ fn warn_kept_volumes(
     let still_used: BTreeSet<&str> = desired
         .services
         .values()
-        .flat_map(|s| volume_sources(s))
+        .flat_map(volume_sources)
         .collect();
     let mut kept: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, service) in owned {
