@@ -39,9 +39,43 @@ struct View<'a> {
     refused_short: Option<&'a str>,
     /// How many changes are pending.
     drift: usize,
+    /// The badge: whether the swarm matches the spec, in words a person
+    /// can trust (never "in sync" while a plan or a revision is refused).
+    sync: Sync,
+    /// The last plan was refused for safety: the pending plan is what was
+    /// refused, and nothing of it is applied.
+    plan_refused: Option<&'a str>,
     /// The pending plan's lines with their colour; `None` when nothing is pending.
     plan_lines: Option<Vec<PlanLine<'a>>>,
     history: Vec<HistoryRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct Sync {
+    /// `ok`, `warn`, `bad` or empty (not known yet).
+    class: &'static str,
+    text: String,
+}
+
+/// The badge from the last reconcile's result and the pending changes.
+fn sync(status: &Status, drift: usize) -> Sync {
+    let sync = |class, text: String| Sync { class, text };
+    let reason = status.last_error.as_ref().map_or("-", |e| e.reason);
+    match status.last_reconcile.as_ref().map(|r| r.result) {
+        None => sync("", "not reconciled yet".into()),
+        Some(ReconcileResult::Refused) if status.spec_valid => {
+            sync("bad", format!("plan refused ({reason}): not applied"))
+        }
+        Some(ReconcileResult::Refused | ReconcileResult::InvalidSpec) => {
+            sync("bad", "newest revision refused: not applied".into())
+        }
+        Some(ReconcileResult::Error) => sync("bad", format!("last reconcile failed ({reason})")),
+        Some(ReconcileResult::Success | ReconcileResult::Standby) if drift == 0 => {
+            sync("ok", "in sync".into())
+        }
+        Some(_) if drift == 1 => sync("warn", "1 change pending".into()),
+        Some(_) => sync("warn", format!("{drift} changes pending")),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -86,11 +120,19 @@ fn view(status: &Status) -> View<'_> {
             })
             .collect()
     });
+    let drift = status.pending.len();
+    let plan_refused = status
+        .last_reconcile
+        .as_ref()
+        .filter(|r| r.result == ReconcileResult::Refused && status.spec_valid)
+        .map(|_| status.last_error.as_ref().map_or("-", |e| e.reason));
     View {
         revision,
         revision_short: short(revision),
         refused_short,
-        drift: status.pending.len(),
+        drift,
+        sync: sync(status, drift),
+        plan_refused,
         plan_lines,
         history: status.history.iter().map(history_row).collect(),
     }
@@ -232,9 +274,72 @@ mod tests {
         }
     }
 
+    fn reconciled(result: ReconcileResult) -> Option<ReconcileStatus> {
+        Some(ReconcileStatus {
+            result,
+            triggers: vec!["timer".into()],
+            started_at: 0,
+            duration_ms: 5,
+            plan: crate::plan::Summary::default(),
+            drift: 0,
+            writes: 0,
+        })
+    }
+
+    /// Regression (issue 24): while the controller refused a mass delete,
+    /// the badge said "in sync" and the plan "Nothing pending".
+    #[test]
+    fn regression_a_refused_plan_is_never_shown_as_in_sync() {
+        let refused = Status {
+            spec_valid: true,
+            last_reconcile: reconciled(ReconcileResult::Refused),
+            last_error: Some(crate::status::ErrorStatus {
+                message: "refusing to delete 2 of 2 managed services".into(),
+                class: crate::failure::ErrorClass::NeedsPerson,
+                reason: "mass_delete",
+            }),
+            pending: vec!["a".into(), "b".into()],
+            pending_plan: Some("  - service \"a\"\n  - service \"b\"\n".into()),
+            ..Status::default()
+        };
+        let html = body(&refused);
+        assert!(html.contains("class=\"chip bad\" id=\"drift\" data-drift=\"2\">plan refused (mass_delete): not applied"), "{html}");
+        assert!(
+            html.contains("id=\"plan-refused\" data-reason=\"mass_delete\""),
+            "{html}"
+        );
+        assert!(html.contains("<span class=\"destroy\">  - service &quot;a&quot;</span>"));
+        assert!(!html.contains("in sync") && !html.contains("the swarm matches the spec"));
+
+        let invalid = Status {
+            spec_valid: false,
+            last_reconcile: reconciled(ReconcileResult::InvalidSpec),
+            ..Status::default()
+        };
+        let html = body(&invalid);
+        assert!(
+            html.contains(">newest revision refused: not applied<"),
+            "{html}"
+        );
+        assert!(html.contains("Nothing pending against the revision in force."));
+
+        let synced = Status {
+            spec_valid: true,
+            last_reconcile: reconciled(ReconcileResult::Success),
+            ..Status::default()
+        };
+        let html = body(&synced);
+        assert!(
+            html.contains("class=\"chip ok\" id=\"drift\" data-drift=\"0\">in sync<"),
+            "{html}"
+        );
+        assert!(html.contains("Nothing pending: the swarm matches the spec."));
+    }
+
     #[test]
     fn the_pending_plan_is_coloured_by_its_symbols() {
         let status = Status {
+            last_reconcile: reconciled(ReconcileResult::Success),
             pending: vec!["service.web will be updated in place".into()],
             pending_plan: Some("  ~ service \"web\"\n      ~ replicas: 3 -> 2\n  + network \"n\"\n  - service \"old\"\n".into()),
             ..Status::default()

@@ -189,6 +189,44 @@ fn the_status_page_shows_the_cluster_live_in_a_real_browser() {
         "the page reloaded instead of updating itself"
     );
 
+    // A commit that would delete every service: the controller refuses it,
+    // and the page says so (badge, the refused plan's `-` lines), never
+    // "in sync"; nothing is removed. Restored, the badge clears.
+    spec.write(
+        "cluster.toml",
+        "[cluster]\nname = \"p-page\"\n\n[controller]\nmode = \"apply\"\n",
+    );
+    wait_page(&mut browser, "the refusal to show on the page", |b| {
+        let badge = b.evaluate("document.getElementById('drift').innerText");
+        let class = b.evaluate("document.getElementById('drift').className");
+        let reason = b.evaluate(
+            "(document.getElementById('plan-refused') || {dataset: {}}).dataset.reason || ''",
+        );
+        let plan = b.evaluate("(document.getElementById('plan') || {}).innerText || ''");
+        let plan = plan.as_str().unwrap_or("");
+        if badge == "plan refused (mass_delete): not applied"
+            && class == "chip bad"
+            && reason == "mass_delete"
+            && plan.contains("- service \"ppage-web\"")
+            && plan.contains("- service \"ppage-api\"")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "badge {badge} ({class}), refused {reason}, plan:\n{plan}"
+            ))
+        }
+    });
+    browser.screenshot(&artifact_path("status-page-refused.png"));
+    assert_eq!(reference_tasks().len(), 3, "a refused plan removed tasks");
+    spec.write("cluster.toml", &spec_in_mode("apply"));
+    wait_page(&mut browser, "the badge to say in sync again", |b| {
+        let badge = b.evaluate("document.getElementById('drift').innerText");
+        (badge == "in sync")
+            .then_some(())
+            .ok_or(format!("badge {badge}"))
+    });
+
     // On a phone: node columns stack in a scrolling row, the page itself
     // never scrolls sideways.
     browser.emulate_phone(Some(390));

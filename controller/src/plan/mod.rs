@@ -326,7 +326,7 @@ pub enum PlanError {
     #[error("{} `{name}` already exists with other content, and Swarm never changes a {}; give the new content a new `name` (e.g. bump a version in it) or remove the old one once no service uses it", kind.as_str(), kind.as_str())]
     FixedNameChanged { kind: ObjectKind, name: String },
     /// Too many managed objects would be deleted at once.
-    #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}{}); if this is intended, pass --allow-mass-delete", kind.as_str(), if *from_last_applied { ", the last applied revision's: a higher value takes effect once a revision carrying it has been applied" } else { "" })]
+    #[error("refusing to delete {deletes} of {total} managed {}s (more than max_delete_fraction = {fraction}{}); if this is intended, apply it once with `reconciler apply --allow-mass-delete` (a running controller then goes on from there) or raise max_delete_fraction in the spec", kind.as_str(), if *from_last_applied { ", the last applied revision's: a higher value takes effect once a revision carrying it has been applied" } else { "" })]
     MassDelete {
         kind: ObjectKind,
         deletes: usize,
@@ -592,11 +592,7 @@ fn warn_kept_volumes(
     owned: &[(&String, &crate::observed::ObservedService)],
     plan: &mut Plan,
 ) {
-    let still_used: BTreeSet<&str> = desired
-        .services
-        .values()
-        .flat_map(volume_sources)
-        .collect();
+    let still_used: BTreeSet<&str> = desired.services.values().flat_map(volume_sources).collect();
     let mut kept: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, service) in owned {
         if desired.services.contains_key(*name) {

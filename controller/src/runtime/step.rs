@@ -530,8 +530,13 @@ impl Controller {
                     self.status().docker_reachable = false;
                     return Err(self.docker_error(error));
                 }
-                Err(PlanningError::Plan(error) | PlanningError::Refused { source: error, .. }) => {
-                    return Err(error.into())
+                Err(PlanningError::Plan(error)) => return Err(error.into()),
+                Err(PlanningError::Refused { plan, source }) => {
+                    // The page shows what was refused, never "nothing pending".
+                    *summary = plan.summary();
+                    *drift = plan.actions.len();
+                    self.record_plan(&plan);
+                    return Err(source.into());
                 }
             };
         self.status().docker_reachable = true;
