@@ -501,6 +501,31 @@ impl Controller {
         Ok((host, board_failures, identities))
     }
 
+    /// The plan, or why there is none; a plan refused for safety is still
+    /// recorded as pending, so the page shows what was refused, never
+    /// "nothing pending".
+    fn planned(
+        &self,
+        planned: Result<(crate::observed::Observed, plan::Plan), PlanningError>,
+        summary: &mut plan::Summary,
+        drift: &mut usize,
+    ) -> Result<(crate::observed::Observed, plan::Plan), ReconcileError> {
+        match planned {
+            Ok(planned) => Ok(planned),
+            Err(PlanningError::Docker(error)) => {
+                self.status().docker_reachable = false;
+                Err(self.docker_error(error))
+            }
+            Err(PlanningError::Plan(error)) => Err(error.into()),
+            Err(PlanningError::Refused { plan, source }) => {
+                *summary = plan.summary();
+                *drift = plan.actions.len();
+                self.record_plan(&plan);
+                Err(source.into())
+            }
+        }
+    }
+
     /// One reconcile of a loaded spec: boards (with `--ssh`), observe, plan,
     /// then apply under the lease or only report.
     async fn step_with(
@@ -523,22 +548,8 @@ impl Controller {
             allow_other_swarm: self.options.allow_other_swarm,
             ..PlanOptions::default()
         };
-        let (observed, plan) =
-            match pipeline::observe_and_plan(&swarm, spec, &identities, plan_options).await {
-                Ok(planned) => planned,
-                Err(PlanningError::Docker(error)) => {
-                    self.status().docker_reachable = false;
-                    return Err(self.docker_error(error));
-                }
-                Err(PlanningError::Plan(error)) => return Err(error.into()),
-                Err(PlanningError::Refused { plan, source }) => {
-                    // The page shows what was refused, never "nothing pending".
-                    *summary = plan.summary();
-                    *drift = plan.actions.len();
-                    self.record_plan(&plan);
-                    return Err(source.into());
-                }
-            };
+        let planned = pipeline::observe_and_plan(&swarm, spec, &identities, plan_options).await;
+        let (observed, plan) = self.planned(planned, summary, drift)?;
         self.status().docker_reachable = true;
         self.fleet.forget_unready(&observed.ready_node_ids());
         self.record_cluster(spec, &placement?);
