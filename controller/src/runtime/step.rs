@@ -505,7 +505,7 @@ impl Controller {
     /// recorded as pending, so the page shows what was refused, never
     /// "nothing pending".
     fn planned(
-        &self,
+        &mut self,
         planned: Result<(crate::observed::Observed, plan::Plan), PlanningError>,
         summary: &mut plan::Summary,
         drift: &mut usize,
