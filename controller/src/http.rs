@@ -42,12 +42,21 @@ pub struct Shared {
     pub page_token: Option<PageToken>,
     /// Push bodies accepted lately (a replay triggers nothing).
     pub deliveries: Mutex<webhook::Deliveries>,
+    /// Wakes the page's viewer when someone looks at a picture gone stale
+    /// (the first look after an idle spell).
+    pub refresh: tokio::sync::Notify,
     /// When a refused webhook was last said in the log.
     pub refusals: Mutex<webhook::RefusalLog>,
 }
 
 /// How long after the last look the picture is still kept live.
 pub const VIEWED_FOR: Duration = Duration::from_secs(60);
+
+/// A picture older than this is refreshed before it is shown.
+pub const FRESH_FOR: Duration = Duration::from_secs(5);
+/// How long an answer waits for that refresh (a slow Docker then gets the
+/// old picture, with its age on it).
+pub const FRESH_WAIT: Duration = Duration::from_secs(2);
 
 impl Shared {
     pub fn new(
@@ -66,6 +75,7 @@ impl Shared {
             page_token: None,
             deliveries: Mutex::default(),
             refusals: Mutex::default(),
+            refresh: tokio::sync::Notify::new(),
         }
     }
 
@@ -89,6 +99,28 @@ impl Shared {
     fn looked_at(&self) {
         if let Ok(mut viewed) = self.viewed.lock() {
             *viewed = Some(Instant::now());
+        }
+    }
+
+    /// Someone looks now: when the picture is older than [`FRESH_FOR`]
+    /// (nobody looked for a while, so nobody kept it live), the viewer is
+    /// woken and the answer waits for the new picture, at most
+    /// [`FRESH_WAIT`]: stale task states are never drawn as current.
+    async fn look_fresh(&self) {
+        self.looked_at();
+        let Some(at) = self.status.read().ok().and_then(|s| s.picture_at) else {
+            return;
+        };
+        if crate::timestamp::unix_now().saturating_sub(at) < FRESH_FOR.as_secs() {
+            return;
+        }
+        self.refresh.notify_one();
+        let deadline = Instant::now() + FRESH_WAIT;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.status.read().ok().and_then(|s| s.picture_at) != Some(at) {
+                return;
+            }
         }
     }
 
@@ -387,7 +419,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn page(State(shared): State<Arc<Shared>>) -> Response {
-    shared.looked_at();
+    shared.look_fresh().await;
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         crate::status_page::render(&shared.status()),
@@ -397,7 +429,7 @@ async fn page(State(shared): State<Arc<Shared>>) -> Response {
 
 /// The page's body alone: what the page's script fetches to update itself.
 async fn page_body(State(shared): State<Arc<Shared>>) -> Response {
-    shared.looked_at();
+    shared.look_fresh().await;
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -409,7 +441,7 @@ async fn page_body(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
-    shared.looked_at();
+    shared.look_fresh().await;
     Json(shared.status())
 }
 

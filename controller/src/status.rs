@@ -88,6 +88,9 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Tasks the scheduler has not placed on any node (no node fits, or not yet).
     pub unplaced: Vec<TaskStatus>,
+    /// When the nodes, services and tasks above were read from Docker
+    /// (unix seconds): the page shows their age and marks them stale.
+    pub picture_at: Option<u64>,
 }
 
 /// How many reconciles the status remembers.
@@ -148,6 +151,35 @@ pub struct BoardStatus {
     /// `vcgencmd get_throttled`: `0x0` is healthy; other bits mean
     /// under-voltage or heat throttling now or since boot.
     pub throttled: Option<String>,
+    /// The same in words (`under-voltage now`, ...); empty when healthy.
+    pub throttling: Vec<&'static str>,
+}
+
+/// `vcgencmd get_throttled`'s bits in words, as the Raspberry Pi
+/// documentation names them: the low bits are now, the high ones since boot.
+/// Bits it does not name are left out; text that is no number gives none.
+pub fn throttling_in_words(value: &str) -> Vec<&'static str> {
+    const BITS: [(u32, &str); 8] = [
+        (0, "under-voltage now"),
+        (1, "ARM frequency capped now"),
+        (2, "throttled now"),
+        (3, "soft temperature limit now"),
+        (16, "under-voltage since boot"),
+        (17, "ARM frequency capped since boot"),
+        (18, "throttled since boot"),
+        (19, "soft temperature limit since boot"),
+    ];
+    let digits = value
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X");
+    let Ok(bits) = u32::from_str_radix(digits, 16) else {
+        return Vec::new();
+    };
+    BITS.iter()
+        .filter(|(bit, _)| bits & (1 << bit) != 0)
+        .map(|(_, words)| *words)
+        .collect()
 }
 
 /// A board that could not be reached or failed a step.
@@ -226,6 +258,21 @@ pub struct ServiceStatus {
     pub update_state: Option<UpdateState>,
     /// The newest task error while the service is short of tasks.
     pub error: Option<String>,
+    /// The image as written in the spec (without the digest Docker pinned).
+    pub image: String,
+    /// Published ports; the page links ingress ones on its own host (every
+    /// node answers those), host-mode ones only where a task runs.
+    pub ports: Vec<PublishedPort>,
+    /// The stack or release it came from.
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub protocol: String,
+    /// Published in host mode: only on the nodes running a task.
+    pub host_mode: bool,
 }
 
 /// What the picture needs besides the swarm: which services the spec names,
@@ -242,6 +289,7 @@ impl Status {
     /// Draws the cluster from `placement`: every node with the tasks placed
     /// on it, and the services this cluster manages (or the spec names).
     pub fn set_picture(&mut self, placement: &Placement, context: &PictureContext) {
+        self.picture_at = Some(crate::timestamp::unix_now());
         let shown: BTreeMap<&str, &str> = placement
             .services
             .iter()
@@ -322,6 +370,17 @@ impl Status {
                         .then_some(count.newest_error)
                         .flatten()
                         .map(str::to_string),
+                    image: service.image.clone(),
+                    ports: service
+                        .ports
+                        .iter()
+                        .map(|(published, protocol, host_mode)| PublishedPort {
+                            published: *published,
+                            protocol: protocol.clone(),
+                            host_mode: *host_mode,
+                        })
+                        .collect(),
+                    group: service.group.clone(),
                 })
             })
             .collect();
@@ -376,6 +435,27 @@ mod tests {
         }
     }
 
+    /// Raspberry Pi's documented bits: 0x50005 is under-voltage and
+    /// throttling, now and since boot.
+    #[test]
+    fn throttling_is_said_in_words() {
+        assert_eq!(
+            throttling_in_words("0x50005"),
+            [
+                "under-voltage now",
+                "throttled now",
+                "under-voltage since boot",
+                "throttled since boot"
+            ]
+        );
+        assert!(throttling_in_words("0x0").is_empty());
+        assert_eq!(
+            throttling_in_words("0x80000"),
+            ["soft temperature limit since boot"]
+        );
+        assert!(throttling_in_words("garbage").is_empty());
+    }
+
     #[test]
     fn tasks_are_placed_on_their_nodes_and_a_short_service_shows_its_newest_error() {
         let service = |id: &str, owner: Owner| PlacedService {
@@ -383,6 +463,9 @@ mod tests {
             owner,
             replicas: Some(3),
             update_state: None,
+            image: "app:1".into(),
+            ports: vec![(8080, "tcp".into(), false)],
+            group: Some("stack shop".into()),
         };
         let mut old_failure = task("w", Some("n1"), 1, TaskState::Failed);
         old_failure.desired_state = TaskState::Shutdown;

@@ -48,6 +48,10 @@ struct View<'a> {
     /// The pending plan's lines with their colour; `None` when nothing is pending.
     plan_lines: Option<Vec<PlanLine<'a>>>,
     history: Vec<HistoryRow>,
+    /// When the picture was read, as `HH:MM:SS` UTC, and its age in
+    /// seconds when drawn (the script keeps the age current).
+    picture_clock: String,
+    picture_age: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,6 +139,10 @@ fn view(status: &Status) -> View<'_> {
         plan_refused,
         plan_lines,
         history: status.history.iter().map(history_row).collect(),
+        picture_clock: status.picture_at.map(clock).unwrap_or_default(),
+        picture_age: status
+            .picture_at
+            .map_or(0, |at| crate::timestamp::unix_now().saturating_sub(at)),
     }
 }
 
@@ -218,6 +226,20 @@ mod tests {
                 in_spec: true,
                 update_state: None,
                 error: Some("no suitable node (<1>)".into()),
+                image: "web:<1>".into(),
+                ports: vec![
+                    crate::status::PublishedPort {
+                        published: 8080,
+                        protocol: "tcp".into(),
+                        host_mode: false,
+                    },
+                    crate::status::PublishedPort {
+                        published: 53,
+                        protocol: "udp".into(),
+                        host_mode: true,
+                    },
+                ],
+                group: Some("stack shop".into()),
             }],
             ..Status::default()
         };
@@ -227,6 +249,10 @@ mod tests {
         assert!(!html.contains("<evil>"));
         assert!(html.contains("<td class=\"warn\">1 / 2</td>"));
         assert!(html.contains("no suitable node (&lt;1&gt;)"));
+        assert!(html.contains("<code>web:&lt;1&gt;</code>"));
+        assert!(html.contains("<a class=\"port\" data-port=\"8080\" href=\"#\""));
+        assert!(html.contains(">53/udp (host)</span>"));
+        assert!(html.contains("web <small class=\"muted\">(stack shop)</small>"));
     }
 
     #[test]
@@ -247,6 +273,7 @@ mod tests {
                 os: "Debian GNU/Linux 12 (bookworm)".into(),
                 temperature: Some("48.3'C".into()),
                 throttled: Some("0x50005".into()),
+                throttling: crate::status::throttling_in_words("0x50005"),
             }),
             tasks: vec![TaskStatus {
                 service: "web".into(),
@@ -266,7 +293,7 @@ mod tests {
             "aarch64",
             "Raspberry Pi 4 Model B Rev 1.4",
             "temperature 48.3&#x27;C",
-            "throttled <span class=\"bad\">0x50005</span>",
+            "<span class=\"bad\" title=\"vcgencmd get_throttled = 0x50005\">under-voltage now, throttled now, under-voltage since boot, throttled since boot</span>",
             "zone=shelf",
             "<div class=\"task starting\" data-service=\"web\" data-state=\"starting\" title=\"starting\">web.2 <small>starting</small></div>",
         ] {

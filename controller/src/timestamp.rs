@@ -2,6 +2,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Now, in whole seconds since the epoch (0 for a clock set before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Parses `2026-11-24T04:01:13.123456789Z` (Docker writes UTC with `Z`; an
 /// offset such as `+01:00` is honoured too). `None` for anything else.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {

@@ -614,6 +614,41 @@ fn drift_is_corrected_without_a_commit() {
     wait_replicas("rdrift-web", 2, &controller);
 }
 
+/// Regression (issue 24): the first look at the page after nobody had
+/// looked for a while drew the tasks as the last reconcile saw them (16 s
+/// old then). A picture older than a few seconds is read again before it
+/// is shown, and carries the time it was read.
+#[test]
+fn regression_the_first_look_after_an_idle_spell_is_not_stale() {
+    require_swarm();
+    let _cleanup = Cleanup::new("r-fresh", "rfresh-");
+    let spec = SpecDir::new("r-fresh");
+    spec.write("services.toml", &service_spec("rfresh-web", 1));
+    let dir = spec.arg();
+    let controller = Controller::start(&["--dir", &dir], &["--interval", "1h"]);
+    wait_replicas("rfresh-web", 1, &controller);
+    // Nobody looks (only Docker and /metrics were asked) for longer than
+    // the picture stays fresh.
+    std::thread::sleep(Duration::from_secs(8));
+    let asked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let status = controller.status();
+    let picture_at = status["picture_at"].as_u64().unwrap_or(0);
+    assert!(
+        picture_at + 1 >= asked_at,
+        "the picture shown was read at {picture_at}, {} s before it was asked for",
+        asked_at.saturating_sub(picture_at)
+    );
+    let web = status["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "rfresh-web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(web["running"], 1, "{status}");
+    assert_eq!(web["image"], IMAGE, "{status}");
+}
+
 /// Observe mode (`--observe` or `mode = "observe"`) and suspension
 /// (`--suspend` or `suspend = true`) report drift and write nothing: the
 /// proxy in front of each controller's Docker socket sees no write at all.

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reconciler_spec::LoadOptions;
 use tokio::sync::{mpsc, watch};
@@ -167,12 +167,6 @@ pub fn default_holder() -> String {
         .take(48)
         .collect();
     format!("{host}-{}", std::process::id())
-}
-
-pub(super) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The files `run` reaches boards with: the controller's own, never the

@@ -31,6 +31,11 @@ impl Controller {
                         os: facts.os.clone(),
                         temperature: facts.temperature.clone(),
                         throttled: facts.throttled.clone(),
+                        throttling: facts
+                            .throttled
+                            .as_deref()
+                            .map(crate::status::throttling_in_words)
+                            .unwrap_or_default(),
                     },
                 ))
             })

@@ -12,7 +12,7 @@ use crate::sandbox::SandboxError;
 use reconciler_spec::{load_files_with, ControllerMode, Environment, LoadError, Spec};
 use tokio::sync::watch;
 
-use super::controller::{millis, now_unix, RunOptions};
+use super::controller::{millis, RunOptions};
 use super::report::LogProgress;
 use super::writer::Writer;
 use super::Outcome;
@@ -235,7 +235,7 @@ impl Controller {
 
     pub(super) async fn reconcile(&mut self, triggers: &[Trigger]) -> Outcome {
         let started = Instant::now();
-        let started_at = now_unix();
+        let started_at = crate::timestamp::unix_now();
         let mut summary = plan::Summary::default();
         let mut drift = 0;
         let writes_before = self.swarm.as_ref().map_or(0, Swarm::write_count);

@@ -30,6 +30,8 @@ pub(super) async fn keep_picture_live(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(REFRESH) => {}
+            // Someone looked at a picture gone stale: redraw it now.
+            () = shared.refresh.notified() => {}
         }
         if *shutdown.borrow() {
             return;

@@ -187,12 +187,6 @@ fn decide(
     }
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Swarm {
     fn lease_label(&self) -> String {
         format!("io.reconciler.lease.{}", self.cluster)
@@ -247,7 +241,7 @@ impl Swarm {
             let labels = spec.labels.get_or_insert_with(Default::default);
             labels.insert(
                 self.lease_label(),
-                format!("{holder} {}", now_unix() + ttl.as_secs()),
+                format!("{holder} {}", crate::timestamp::unix_now() + ttl.as_secs()),
             );
             labels.insert(self.lease_ttl_label(), ttl.as_secs().to_string());
             labels.insert(self.lease_instance_label(), clock.instance.clone());

@@ -30,6 +30,12 @@ pub struct PlacedService {
     pub replicas: Option<u64>,
     /// Where Docker's last rolling update stands, if one ran.
     pub update_state: Option<UpdateState>,
+    /// The image as written (a digest Docker pinned is left out).
+    pub image: String,
+    /// Published ports: `(published, protocol, host mode)`.
+    pub ports: Vec<(u16, String, bool)>,
+    /// The stack or release it came from (`release web`, `stack monitoring`).
+    pub group: Option<String>,
 }
 
 /// One task: where it is, what it does, what it should do.
@@ -193,11 +199,43 @@ impl Swarm {
                     }) => Some(r.replicas.map_or(1, |n| u64::try_from(n).unwrap_or(0))),
                     _ => Some(1),
                 };
+                let labels = spec.labels.clone().unwrap_or_default();
+                let image = spec
+                    .task_template
+                    .as_ref()
+                    .and_then(|t| t.container_spec.as_ref())
+                    .and_then(|c| c.image.as_deref())
+                    .map(|image| image.split_once('@').map_or(image, |(name, _)| name))
+                    .unwrap_or_default()
+                    .to_string();
+                let ports = spec
+                    .endpoint_spec
+                    .as_ref()
+                    .and_then(|e| e.ports.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let published = u16::try_from(p.published_port?).ok()?;
+                        let protocol = p
+                            .protocol
+                            .map_or_else(|| "tcp".to_string(), |p| p.to_string());
+                        let host = p.publish_mode
+                            == Some(bollard::models::EndpointPortConfigPublishModeEnum::HOST);
+                        Some((published, protocol, host))
+                    })
+                    .collect();
+                let group = crate::labels::group_of(&labels).map(|g| match g {
+                    reconciler_spec::Group::Release(name) => format!("release {name}"),
+                    reconciler_spec::Group::Stack(name) => format!("stack {name}"),
+                });
                 let placed = PlacedService {
                     id: service.id?,
-                    owner: owner_of(&spec.labels.unwrap_or_default(), self.cluster()),
+                    owner: owner_of(&labels, self.cluster()),
                     replicas,
                     update_state: super::convert::update_state(service.update_status.as_ref()),
+                    image,
+                    ports,
+                    group,
                 };
                 Some((spec.name?, placed))
             })
