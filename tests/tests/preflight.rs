@@ -234,12 +234,14 @@ fn images_platforms_and_held_ports_are_found_before_anything_is_written() {
             "[service.pf-web]\nimage = \"{multi}\"\ncommand = [\"sleep\", \"3600\"]\nports = [{{ target = 80, published = 18091, mode = \"host\" }}]\n"
         ),
     );
+    // Swarm's scheduler frees the port a moment after the container is
+    // gone (when the agent reports the task down): the service is written
+    // now and Swarm places its task then.
     let applied = reconciler(&[
         "apply",
         &spec.arg(),
         "--auto-approve",
-        "--timeout",
-        "60s",
+        "--no-wait",
         "--docker-host",
         &local(),
     ])
@@ -249,7 +251,14 @@ fn images_platforms_and_held_ports_are_found_before_anything_is_written() {
         "{}",
         applied.stdout
     );
-    assert_eq!(running_tasks("pf-web"), 1);
+    wait_until(
+        "pf-web to run from the multi-platform image",
+        std::time::Duration::from_secs(90),
+        || match running_tasks("pf-web") {
+            1 => Ok(()),
+            n => Err(format!("{n} running")),
+        },
+    );
 }
 
 /// Two managers is a warning named by `plan`, not a refusal.
