@@ -292,8 +292,8 @@ fn an_even_number_of_managers_is_named() {
 /// Boards that differ the way real Pis do: `rcp2` has no memory cgroup
 /// (Docker started without one, as with Raspberry Pi OS's default
 /// cmdline), a kernel without VXLAN (no module to load), iptables on the
-/// legacy back-end while `rcp1` uses nf_tables, and a 1 GiB disk for
-/// Docker's data.
+/// legacy back-end while `rcp1` uses nf_tables, a 1 GiB disk for
+/// Docker's data, and a clock an hour ahead.
 #[test]
 fn board_facts_that_break_a_swarm_are_found_before_anything_is_written() {
     require_swarm();
@@ -380,6 +380,14 @@ role = "worker"
         .expect_code(0);
     let memory = boards.exec(1, "docker info --format '{{.MemoryLimit}}'");
     assert_eq!(memory.stdout.trim(), "false", "{memory:?}");
+    // A Pi without its network time: an hour ahead. A container cannot set
+    // its own clock (it is the host's), so the board's `date` says so.
+    boards
+        .exec(
+            1,
+            "printf '#!/bin/sh\nif [ \"$1\" = +%%s ]; then echo $(( $(/usr/bin/date +%%s) + 3600 )); else exec /usr/bin/date \"$@\"; fi\n' > /usr/local/bin/date && chmod 755 /usr/local/bin/date && su - pi -c 'date +%s'",
+        )
+        .expect_code(0);
 
     spec.write(
         "services.toml",
@@ -391,6 +399,8 @@ role = "worker"
         "service.pf-db [vxlan] attaches to an overlay network, but the kernel of `rcp2` has no VXLAN",
         "cluster [iptables] the boards' iptables use different back-ends (nf_tables on rcp1; legacy on rcp2)",
         "node.rcp2 [disk] only ",
+        "node.rcp2 [clock] its clock is 36",
+        "s ahead of the manager `rcp1`'s",
     ] {
         assert!(
             plan.stdout.contains(expected),
