@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use reconciler_spec::Spec;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::CliError;
@@ -12,6 +13,9 @@ use crate::pipeline::Reached;
 use crate::plan::Plan;
 use crate::preflight::{self, Check, Finding, ImageLookup, Inputs};
 use crate::swarm::Swarm;
+
+/// How many images are asked about at once.
+const REGISTRY_LOOKUPS_AT_ONCE: usize = 8;
 
 /// What pre-flight found for a planned swarm.
 #[derive(Debug, Default, Serialize)]
@@ -37,11 +41,16 @@ impl Preflight {
         plan: &Plan,
         reached: &Reached,
     ) -> Self {
-        let mut images = BTreeMap::new();
-        for image in preflight::images_to_check(plan) {
-            let lookup = swarm.image_lookup(&image).await;
-            images.insert(image, lookup);
-        }
+        // A few at a time: each may be a round trip to a distant registry.
+        let images: BTreeMap<String, ImageLookup> =
+            futures_util::stream::iter(preflight::images_to_check(plan))
+                .map(|image| async move {
+                    let lookup = swarm.image_lookup(&image).await;
+                    (image, lookup)
+                })
+                .buffer_unordered(REGISTRY_LOOKUPS_AT_ONCE)
+                .collect()
+                .await;
         let no_facts = BTreeMap::new();
         let facts = reached.boards.as_ref().map_or(&no_facts, |b| &b.facts);
         let findings = preflight::check(&Inputs {
