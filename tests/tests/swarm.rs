@@ -719,6 +719,10 @@ fn a_task_that_cannot_start_fails_apply_at_once_with_the_reason() {
             "--auto-approve",
             "--timeout",
             "5m",
+            // What pre-flight catches (the held port) is let through: this
+            // is about what the tasks say once written.
+            "--allow-preflight",
+            "port",
             "--docker-host",
             &local(),
         ])

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use reconciler_spec::Spec;
 use futures_util::StreamExt;
+use reconciler_spec::Spec;
 use serde::Serialize;
 
 use super::CliError;
