@@ -100,7 +100,17 @@ fn debian_mirror() -> String {
 
 /// Builds the bare-board image unless it is cached (about a minute).
 pub fn ensure_bare_image() {
-    build_board_image(BARE_IMAGE, None);
+    build_board_image(BARE_IMAGE, None, "bookworm");
+}
+
+/// A bare board of today's Debian (13, trixie): its `docker.io` is 26.1,
+/// where bookworm's is 20.10 — a swarm of both has mixed engines, as a
+/// cluster upgraded board by board does.
+pub const TRIXIE_IMAGE: &str = "local/reconciler-board-trixie:1";
+
+/// Builds [`TRIXIE_IMAGE`] unless it is cached (about a minute).
+pub fn ensure_trixie_image() {
+    build_board_image(TRIXIE_IMAGE, None, "trixie");
 }
 
 /// An ARM board: the same Debian, arm64 (`uname -m` aarch64), its programs
@@ -121,12 +131,12 @@ pub fn ensure_arm64_image() {
                 .any(|l| l.starts_with("flags:") && l.contains('C') && l.contains('F')),
         "qemu-aarch64 is not registered with binfmt_misc (flags C and F): run scripts/setup"
     );
-    build_board_image(ARM64_IMAGE, Some("arm64"));
+    build_board_image(ARM64_IMAGE, Some("arm64"), "bookworm");
 }
 
-/// debootstrap of Debian with sshd (no Docker) for `arch` (this machine's
-/// when `None`), imported as `image`, unless `image` exists.
-fn build_board_image(image: &str, arch: Option<&str>) {
+/// debootstrap of Debian `suite` with sshd (no Docker) for `arch` (this
+/// machine's when `None`), imported as `image`, unless `image` exists.
+fn build_board_image(image: &str, arch: Option<&str>, suite: &str) {
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     if docker_unchecked(&["image", "inspect", image]).code == 0 {
         return;
@@ -140,7 +150,7 @@ fn build_board_image(image: &str, arch: Option<&str>) {
         .args([
             "--variant=minbase",
             "--include=openssh-server,iproute2,procps,ca-certificates,sudo",
-            "bookworm",
+            suite,
         ])
         .arg(root.path())
         .arg(debian_mirror())
@@ -212,6 +222,19 @@ impl Boards {
         Self::start_from(BARE_IMAGE, prefix, first, count, keys)
     }
 
+    /// Like [`Boards::start`], one board per image in `images` (e.g. a
+    /// bookworm board and a [`TRIXIE_IMAGE`] one).
+    pub fn start_images(prefix: &str, first: u8, images: &[&str]) -> Self {
+        ensure_bare_image();
+        if images.contains(&TRIXIE_IMAGE) {
+            ensure_trixie_image();
+        }
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut boards = Self::start_each(images, prefix, first, temp.path());
+        boards._temp = Some(temp);
+        boards
+    }
+
     /// Like [`Boards::start`], with ARM boards ([`ARM64_IMAGE`]).
     pub fn start_arm64(prefix: &str, first: u8, count: u8) -> Self {
         ensure_arm64_image();
@@ -222,6 +245,11 @@ impl Boards {
     }
 
     fn start_from(image: &str, prefix: &str, first: u8, count: u8, keys: &Path) -> Self {
+        let images = vec![image; usize::from(count)];
+        Self::start_each(&images, prefix, first, keys)
+    }
+
+    fn start_each(images: &[&str], prefix: &str, first: u8, keys: &Path) -> Self {
         ensure_network();
         std::fs::create_dir_all(keys).unwrap_or_else(|e| panic!("{}: {e}", keys.display()));
         let key = keys.join("id_ed25519");
@@ -236,7 +264,7 @@ impl Boards {
         let public = std::fs::read_to_string(keys.join("id_ed25519.pub")).unwrap_or_default();
         let mut names = Vec::new();
         let mut addresses = Vec::new();
-        for i in 0..count {
+        for (i, image) in (0u8..).zip(images.iter().copied()) {
             let name = format!("{prefix}{}", i + 1);
             let address = format!("10.77.0.{}", first + i);
             run_board(

@@ -10,7 +10,7 @@
     reason = "an end-to-end scenario reads best top to bottom, as one story"
 )]
 
-use reconciler_tests::boards::{Boards, Registry};
+use reconciler_tests::boards::{Boards, Registry, BARE_IMAGE, TRIXIE_IMAGE};
 use reconciler_tests::*;
 use serde_json::Value;
 
@@ -293,11 +293,12 @@ fn an_even_number_of_managers_is_named() {
 /// (Docker started without one, as with Raspberry Pi OS's default
 /// cmdline), a kernel without VXLAN (no module to load), iptables on the
 /// legacy back-end while `rcp1` uses nf_tables, a 1 GiB disk for
-/// Docker's data, and a clock an hour ahead.
+/// Docker's data, and a clock an hour ahead; and it runs Debian 13, whose
+/// Docker (26.1) is not the manager's (Debian 12's 20.10).
 #[test]
 fn board_facts_that_break_a_swarm_are_found_before_anything_is_written() {
     require_swarm();
-    let boards = Boards::start("rcp-", 35, 2);
+    let boards = Boards::start_images("rcp-", 35, &[BARE_IMAGE, TRIXIE_IMAGE]);
     // A small disk for Docker's data, and no VXLAN in this kernel's view.
     boards
         .exec(
@@ -401,6 +402,8 @@ role = "worker"
         "node.rcp2 [disk] only ",
         "node.rcp2 [clock] its clock is 36",
         "s ahead of the manager `rcp1`'s",
+        "cluster [engine-version] the nodes run different Docker versions (20.10.24",
+        "26.1.5",
     ] {
         assert!(
             plan.stdout.contains(expected),
