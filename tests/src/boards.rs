@@ -565,10 +565,18 @@ pub const REGISTRY: &str = "10.77.0.1:5077";
 impl Registry {
     /// Starts the registry and pushes `local/busybox:1` to it as `busybox:1`.
     pub fn start() -> Self {
+        Self::with_busybox(5077)
+    }
+
+    /// A registry on `PORT` of every address (the boards reach it as
+    /// `10.77.0.1:PORT`) holding `local/busybox:1` (linux/amd64) as
+    /// `busybox:1`, pushed through loopback.
+    pub fn with_busybox(port: u16) -> Self {
         ensure_network();
-        let registry = Self::serve("0.0.0.0", 5077);
-        docker(&["tag", crate::IMAGE, "127.0.0.1:5077/busybox:1"]);
-        docker(&["push", "127.0.0.1:5077/busybox:1"]);
+        let registry = Self::serve("0.0.0.0", port);
+        let local = format!("127.0.0.1:{port}/busybox:1");
+        docker(&["tag", crate::IMAGE, &local]);
+        docker(&["push", &local]);
         registry
     }
 

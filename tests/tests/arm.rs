@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use reconciler_tests::boards::{Boards, GATEWAY};
+use reconciler_tests::boards::{Boards, Registry, GATEWAY};
 use reconciler_tests::git::{GitHttp, GitRepo};
 use reconciler_tests::{reconciler, repo_path, require_swarm, wait_until, SpecDir};
 
@@ -228,6 +228,25 @@ fn fetches_over_https(arm: &Path) {
     );
 }
 
+/// Issue 24: an image built only for linux/amd64, on a swarm whose one node
+/// is aarch64: pre-flight asks the registry through the board's Docker and
+/// names the node before anything is written.
+fn preflight_names_the_arm_node_an_amd64_image_cannot_run_on(spec: &SpecDir) {
+    let _registry = Registry::with_busybox(5081);
+    spec.write(
+        "services.toml",
+        &format!("[service.arm-web]\nimage = \"{GATEWAY}:5081/busybox:1\"\n"),
+    );
+    let plan = reconciler(&["plan", &spec.arg(), "--ssh"]).expect_code(1);
+    assert!(
+        plan.stdout.contains("service.arm-web [platform] image `10.77.0.1:5081/busybox:1` has no manifest for any node it may be placed on: `rca1` (linux/arm64); it is built for linux/amd64"),
+        "{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
+    std::fs::remove_file(spec.path().join("services.toml")).expect("remove services.toml");
+}
+
 /// Issue 23: `install` onto an ARM board of the test bed. An arm64 board
 /// (Debian's arm64 userland run by qemu-aarch64 through binfmt_misc: `uname
 /// -m` says aarch64) is made a one-node swarm by `apply --ssh` (Docker
@@ -255,7 +274,7 @@ known_hosts = "{known}"
 hostname = true
 hosts_file = true
 install_docker = "apt-get update -qq && apt-get install -y -qq docker.io >/dev/null"
-start_docker = "nohup dockerd --iptables=false --ip6tables=false >/var/log/dockerd.log 2>&1 </dev/null &"
+start_docker = "nohup dockerd --iptables=false --ip6tables=false --insecure-registry {GATEWAY}:5081 >/var/log/dockerd.log 2>&1 </dev/null &"
 
 [node.rca1]
 address = "{address}"
@@ -282,6 +301,8 @@ labels = {{ tier = "{tier}" }}
             .to_string()
     };
     assert_eq!(label(), "one aarch64");
+
+    preflight_names_the_arm_node_an_amd64_image_cannot_run_on(&spec);
 
     let repo = GitRepo::new();
     repo.commit(&[("cluster.toml", &cluster("one"))], "first");
