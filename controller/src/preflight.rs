@@ -406,15 +406,21 @@ fn port_findings(service: &Service, observed: &Observed, findings: &mut Vec<Find
     }
 }
 
+/// The nodes whose board says `false` for a capability (a board that
+/// could not say is left out), each as `` `name` ``.
+fn lacking(lands: &[&Candidate<'_>], has: impl Fn(&Facts) -> Option<bool>) -> Vec<String> {
+    lands
+        .iter()
+        .filter(|n| n.facts.and_then(&has) == Some(false))
+        .map(|n| format!("`{}`", n.name))
+        .collect()
+}
+
 fn memory_findings(service: &Service, lands: &[&Candidate<'_>], findings: &mut Vec<Finding>) {
     if service.resources.limit_memory.is_none() && service.resources.reserve_memory.is_none() {
         return;
     }
-    let off: Vec<String> = lands
-        .iter()
-        .filter(|n| n.facts.and_then(|f| f.memory_cgroup) == Some(false))
-        .map(|n| format!("`{}`", n.name))
-        .collect();
+    let off = lacking(lands, |f| f.memory_cgroup);
     if off.is_empty() {
         return;
     }
@@ -449,11 +455,7 @@ fn vxlan_findings(
     if !uses_overlay(service, spec) {
         return;
     }
-    let missing: Vec<String> = lands
-        .iter()
-        .filter(|n| n.facts.and_then(|f| f.vxlan) == Some(false))
-        .map(|n| format!("`{}`", n.name))
-        .collect();
+    let missing = lacking(lands, |f| f.vxlan);
     if missing.is_empty() {
         return;
     }

@@ -212,22 +212,14 @@ fn images_platforms_and_held_ports_are_found_before_anything_is_written() {
     docker(&["service", "rm", "pf-byhand"]);
     // Its container holds the port until it has stopped (`sleep` waits out
     // the 10 s grace period), as does any left by an earlier run.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        "label=com.docker.swarm.service.name=pf-byhand",
-    ])
-    .trim()
-    .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pf-byhand did not stop"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    wait_until(
+        "the port's holder to stop",
+        std::time::Duration::from_secs(60),
+        || {
+            let holders = docker(&["ps", "-q", "--filter", "publish=18091"]);
+            holders.trim().is_empty().then_some(()).ok_or(holders)
+        },
+    );
     spec.write(
         "s.toml",
         &format!(

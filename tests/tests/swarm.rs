@@ -1211,23 +1211,16 @@ fn regression_networks_still_leaving_after_a_removal_are_not_a_mass_delete() {
         plan.stdout,
         plan.stderr
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !docker(&[
-        "network",
-        "ls",
-        "-q",
-        "--filter",
-        "label=io.reconciler.cluster=t-leave",
-    ])
-    .trim()
-    .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the networks did not go"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until("the networks to go", Duration::from_secs(60), || {
+        let left = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "label=io.reconciler.cluster=t-leave",
+        ]);
+        left.trim().is_empty().then_some(()).ok_or(left)
+    });
     let after = reconciler(&[
         "plan",
         &spec.arg(),
