@@ -22,7 +22,8 @@ use reconciler_tests::*;
 fn spec_in_mode(mode: &str) -> String {
     format!(
         "[cluster]\nname = \"p-page\"\n\n[controller]\nmode = \"{mode}\"\n\n\
-         [service.ppage-web]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = 2\n\n\
+         [service.ppage-web]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = 2\n\
+         ports = [{{ target = 80, published = 18095 }}]\n\n\
          [service.ppage-api]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = 1\n"
     )
 }
@@ -117,8 +118,15 @@ fn the_status_page_shows_the_cluster_live_in_a_real_browser() {
         "[...document.querySelectorAll('#services tr[data-service^=\"ppage-\"]')].map(r => r.innerText.replace(/\\s+/g, ' ').trim()).join('; ')",
     );
     assert_eq!(
-        services, "ppage-api 1 / 1; ppage-web 2 / 2",
+        services, "ppage-api 1 / 1 local/busybox:1; ppage-web 2 / 2 local/busybox:1 18095/tcp",
         "services table"
+    );
+    // An ingress port links to the page's own host: every node answers it.
+    let link = browser.evaluate("document.querySelector('#services a[data-port]').href");
+    assert_eq!(
+        link,
+        format!("http://{}:18095/", controller.address.ip()),
+        "the port's link"
     );
     let lease = browser.evaluate("document.getElementById('summary').innerText");
     assert!(
