@@ -739,6 +739,7 @@ fn the_controller_brings_bare_boards_in_by_itself() {
             let ok = rcr1["board"]["node"] == "rcr1"
                 && rcr1["board"]["temperature"] == "48.3'C"
                 && rcr1["board"]["throttled"] == "0x50005"
+                && rcr1["board"]["throttling"][0] == "under-voltage now"
                 && rcr2["board"]["node"] == "rcr2"
                 && rcr2["board"]["os"]
                     .as_str()
@@ -752,7 +753,8 @@ fn the_controller_brings_bare_boards_in_by_itself() {
     for part in [
         "board <b>rcr1</b>",
         "temperature 48.3&#x27;C", // the apostrophe escaped
-        "throttled <span class=\"bad\">0x50005</span>",
+        // vcgencmd's bits in words, the raw value kept in the title.
+        "<span class=\"bad\" title=\"vcgencmd get_throttled = 0x50005\">under-voltage now, throttled now, under-voltage since boot, throttled since boot</span>",
         "data-service=\"blink\" data-state=\"running\"",
         // A global service counts the tasks Swarm wants, as `docker service ls` does.
         "<td class=\"ok\">1 / 1 (global)</td>",
