@@ -583,3 +583,42 @@ pub fn restart_dockerd() {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    /// Each test cleans up its cluster by name before and after it runs
+    /// (`Cleanup`): two tests sharing a cluster name remove each other's
+    /// services mid-run (it happened: a new test took `t-leave`).
+    #[test]
+    fn every_cleanup_names_a_cluster_no_other_test_uses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("tests/")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("a test file");
+            for (_, rest) in text
+                .match_indices("Cleanup::new(")
+                .map(|(i, _)| ((), &text[i..]))
+            {
+                let Some(name) = rest
+                    .split_once('"')
+                    .and_then(|(_, after)| after.split_once('"'))
+                    .map(|(name, _)| name.to_string())
+                else {
+                    continue;
+                };
+                let file = path.display().to_string();
+                if let Some(other) = seen.insert(name.clone(), file.clone()) {
+                    panic!("cluster `{name}` is cleaned up by two tests ({other} and {file})");
+                }
+            }
+        }
+        assert!(seen.len() > 20, "found only {seen:?}");
+    }
+}

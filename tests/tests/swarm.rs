@@ -1173,13 +1173,13 @@ fn regression_a_task_that_crashes_after_starting_is_not_converged() {
 fn regression_networks_still_leaving_after_a_removal_are_not_a_mass_delete() {
     require_swarm();
     let _node = shared_node();
-    let _cleanup = Cleanup::new("t-leave", "leave-");
-    let spec = SpecDir::new("t-leave");
+    let _cleanup = Cleanup::new("t-netgone", "netgone-");
+    let spec = SpecDir::new("t-netgone");
     let keep =
-        format!("[service.leave-keep]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n");
+        format!("[service.netgone-keep]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\n");
     spec.write(
         "s.toml",
-        &format!("{keep}[network.leave-a]\n[network.leave-b]\n[service.leave-x]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"leave-a\", \"leave-b\"]\n[service.leave-y]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"leave-a\"]\n"),
+        &format!("{keep}[network.netgone-a]\n[network.netgone-b]\n[service.netgone-x]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"netgone-a\", \"netgone-b\"]\n[service.netgone-y]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nnetworks = [\"netgone-a\"]\n"),
     );
     let apply = |extra: &[&str]| {
         let mut args = vec!["apply", "--auto-approve", "--docker-host"];
@@ -1205,8 +1205,8 @@ fn regression_networks_still_leaving_after_a_removal_are_not_a_mass_delete() {
     .expect_code(0);
     assert!(
         plan.stdout.contains("No changes.")
-            && plan.stdout.contains("network `leave-a` is leaving")
-            && plan.stdout.contains("network `leave-b` is leaving"),
+            && plan.stdout.contains("network `netgone-a` is leaving")
+            && plan.stdout.contains("network `netgone-b` is leaving"),
         "{}\n{}",
         plan.stdout,
         plan.stderr
@@ -1217,7 +1217,7 @@ fn regression_networks_still_leaving_after_a_removal_are_not_a_mass_delete() {
             "ls",
             "-q",
             "--filter",
-            "label=io.reconciler.cluster=t-leave",
+            "label=io.reconciler.cluster=t-netgone",
         ]);
         left.trim().is_empty().then_some(()).ok_or(left)
     });
