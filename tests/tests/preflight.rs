@@ -286,11 +286,14 @@ fn an_even_number_of_managers_is_named() {
 /// cmdline), a kernel without VXLAN (no module to load), iptables on the
 /// legacy back-end while `rcp1` uses nf_tables, a 1 GiB disk for
 /// Docker's data, and a clock an hour ahead; and it runs Debian 13, whose
-/// Docker (26.1) is not the manager's (Debian 12's 20.10).
+/// Docker (26.1) is not the manager's (Debian 12's 20.10). `rcp3`, a
+/// board without Docker whose kernel says `armv6l` (a Pi Zero's `uname -m`;
+/// a container shares the host's kernel, so the board's `uname` says so),
+/// joins the spec for the last plan.
 #[test]
 fn board_facts_that_break_a_swarm_are_found_before_anything_is_written() {
     require_swarm();
-    let boards = Boards::start_images("rcp-", 35, &[BARE_IMAGE, TRIXIE_IMAGE]);
+    let boards = Boards::start_images("rcp-", 35, &[BARE_IMAGE, TRIXIE_IMAGE, BARE_IMAGE]);
     // A small disk for Docker's data, and no VXLAN in this kernel's view.
     boards
         .exec(
@@ -438,4 +441,41 @@ role = "worker"
     .expect_code(0);
     let services = boards.exec(0, "docker service ls --format '{{.Name}}'");
     assert_eq!(services.stdout.trim(), "pf-db");
+
+    // A Pi Zero joins the spec: Docker 29's own packages no longer install there.
+    boards
+        .exec(
+            2,
+            "printf '#!/bin/sh\nif [ \"$1\" = -m ]; then echo armv6l; else exec /usr/bin/uname \"$@\"; fi\n' > /usr/local/bin/uname && chmod 755 /usr/local/bin/uname && su - pi -c 'uname -m'",
+        )
+        .expect_code(0);
+    let boards_toml =
+        std::fs::read_to_string(spec.path().join("boards.toml")).expect("boards.toml");
+    spec.write(
+        "boards.toml",
+        &format!(
+            "{boards_toml}\n[node.rcp3]\naddress = \"{}\"\nrole = \"worker\"\n",
+            boards.address(2)
+        ),
+    );
+    let plan = reconciler_binary(&["plan", &spec.arg(), "--ssh", "--json"], &[]);
+    let found = findings(&plan.stdout);
+    assert!(
+        found.contains(&(
+            "docker-arch".to_string(),
+            "warning".to_string(),
+            "node.rcp3".to_string()
+        )),
+        "{found:?}\n{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
+    let plan = reconciler_binary(&["plan", &spec.arg(), "--ssh"], &[]);
+    assert!(
+        plan.stdout
+            .contains("node.rcp3 [docker-arch] an ARMv6 board (Pi Zero / Pi 1) without Docker"),
+        "{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
 }
