@@ -474,6 +474,57 @@ impl FreshBoard {
         }
     }
 
+    /// A board with a Raspberry Pi OS Bookworm card, powered on but not yet
+    /// booted: Debian 12 with what the image brings that the first boot
+    /// changes — its first user `pi` (uid 1000, no password) with
+    /// passwordless sudo, and the boot partition at /boot/firmware.
+    pub fn start_bookworm(name: &str, address: &str) -> Self {
+        ensure_bare_image();
+        ensure_network();
+        run_board(
+            name,
+            address,
+            "raspberrypi",
+            BARE_IMAGE,
+            "exec sleep infinity",
+        );
+        let board = Self {
+            name: name.into(),
+            address: address.into(),
+        };
+        let made = board.exec(
+            "useradd -m -u 1000 -s /bin/bash pi && passwd -l pi >/dev/null \
+             && echo 'pi ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/010_pi-nopasswd \
+             && chmod 440 /etc/sudoers.d/010_pi-nopasswd && mkdir -p /boot/firmware",
+        );
+        assert_eq!(made.code, 0, "{made:?}");
+        board
+    }
+
+    /// Copies a card's boot partition (every file of `boot`) to
+    /// /boot/firmware and boots as a Bookworm Pi does the first time:
+    /// systemd runs the script `systemd.run=` in cmdline.txt names as
+    /// root, then (`systemd.run_success_action=reboot`) the board comes up
+    /// again, here with sshd started. The script's output.
+    pub fn first_run(&self, boot: &Path) -> crate::Output {
+        let entries = std::fs::read_dir(boot).unwrap_or_else(|e| panic!("{}: {e}", boot.display()));
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path())
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+            exec_with_input(&self.name, &format!("cat > '/boot/firmware/{name}'"), &text);
+        }
+        let ran = self.exec(
+            "script=$(tr ' ' '\n' </boot/firmware/cmdline.txt | sed -n 's/^systemd.run=//p'); \
+             [ -n \"$script\" ] || { echo 'cmdline.txt runs no script'; exit 97; }; sh \"$script\" 2>&1",
+        );
+        if ran.code == 0 {
+            let sshd = self.exec("mkdir -p /run/sshd && /usr/sbin/sshd 2>&1");
+            assert_eq!(sshd.code, 0, "sshd after the first boot: {sshd:?}");
+        }
+        ran
+    }
+
     /// Puts `files` (name, text) where cloud-init finds the boot
     /// partition's, runs its four stages in boot order and, as Raspberry Pi
     /// OS's `enable_ssh` does, starts sshd. The output of each stage, in

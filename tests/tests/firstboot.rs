@@ -346,3 +346,136 @@ fn the_boot_partition_gets_the_files_and_the_memory_cgroup() {
     );
     assert!(again.stdout.contains("already in"), "{}", again.stdout);
 }
+
+/// A Raspberry Pi OS Bookworm card (no cloud-init): `--release bookworm`
+/// writes firstrun.sh and the `ssh` file and makes cmdline.txt run the
+/// script once after the memory cgroup options. The board's first boot runs
+/// it as systemd would (as root, from cmdline.txt); it renames the image's
+/// first user, installs the key and the host key, and takes itself out;
+/// then `apply --ssh` reaches the board as the new user with the pinned
+/// host key and makes it a swarm manager.
+#[test]
+fn a_bookworm_card_runs_firstrun_once_and_joins_with_no_host_key_prompt() {
+    require_swarm();
+    let keys = tempfile::tempdir().expect("temporary folder");
+    keygen(&keys.path().join("id_ed25519"));
+    let spec = spec_for(keys.path(), &[("fresh7", "10.77.0.97")]);
+    let boot = tempfile::tempdir().expect("temporary folder");
+    let boot_arg = boot.path().display().to_string();
+    let cmdline = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet\n";
+    std::fs::write(boot.path().join("cmdline.txt"), cmdline).expect("cmdline.txt");
+    let arguments = [
+        "--boot",
+        boot_arg.as_str(),
+        "--node",
+        "fresh7",
+        "--release",
+        "bookworm",
+        "--timezone",
+        "Europe/Berlin",
+    ];
+    let written = firstboot(&spec, &arguments).expect_code(0);
+    let script = read(&boot.path().join("firstrun.sh"));
+    assert!(script.contains("BEGIN OPENSSH PRIVATE KEY"));
+    assert!(
+        !written.stdout.contains("PRIVATE KEY") && !written.stderr.contains("PRIVATE KEY"),
+        "the host key was printed"
+    );
+    let mode = std::fs::metadata(boot.path().join("firstrun.sh"))
+        .expect("firstrun.sh")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "firstrun.sh holds a private key");
+    assert_eq!(read(&boot.path().join("ssh")), "");
+    let edited = read(&boot.path().join("cmdline.txt"));
+    assert_eq!(
+        edited,
+        format!(
+            "{} cgroup_enable=memory cgroup_memory=1 systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n",
+            cmdline.trim_end()
+        )
+    );
+    // Again: nothing changes, the key stays.
+    firstboot(&spec, &arguments).expect_code(0);
+    assert_eq!(read(&boot.path().join("firstrun.sh")), script);
+    assert_eq!(read(&boot.path().join("cmdline.txt")), edited);
+    let known = read(&keys.path().join("known_hosts"));
+
+    let board = FreshBoard::start_bookworm("rcf-fresh7", "10.77.0.97");
+    let ran = board.first_run(boot.path());
+    assert_eq!(ran.code, 0, "firstrun.sh: {ran:?}");
+    let after = board.exec(
+        "cat /etc/hostname; cat /etc/timezone; id -un 1000; id pi >/dev/null 2>&1 || echo 'no pi'; \
+         ls /boot/firmware; cat /boot/firmware/cmdline.txt",
+    );
+    assert_eq!(
+        after.stdout,
+        format!(
+            "fresh7\nEurope/Berlin\n{USER}\nno pi\ncmdline.txt\nssh\n{} cgroup_enable=memory cgroup_memory=1\n",
+            cmdline.trim_end()
+        ),
+        "{after:?}"
+    );
+    let scanned = std::process::Command::new("ssh-keyscan")
+        .args(["-T", "5", "10.77.0.97"])
+        .output()
+        .expect("ssh-keyscan");
+    let offered: Vec<String> = String::from_utf8_lossy(&scanned.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let pinned = known
+        .lines()
+        .find(|l| l.starts_with("10.77.0.97 "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("no entry for the board in {known}"));
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert!(offered[0].contains(pinned), "{offered:?} vs {known}");
+    // Password logins are off.
+    let password = std::process::Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            &format!("{USER}@10.77.0.97"),
+            "true",
+        ])
+        .output()
+        .expect("ssh");
+    assert!(
+        String::from_utf8_lossy(&password.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        String::from_utf8_lossy(&password.stderr)
+    );
+
+    let applied = reconciler_binary(
+        &[
+            "apply",
+            &spec.arg(),
+            "--ssh",
+            "--auto-approve",
+            "--timeout",
+            "3m",
+        ],
+        &[],
+    );
+    assert_eq!(
+        applied.code, 0,
+        "{}\n--- stderr\n{}",
+        applied.stdout, applied.stderr
+    );
+    let swarm =
+        board.exec("docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
+    assert_eq!(swarm.stdout.trim(), "active true", "{swarm:?}");
+    assert_eq!(
+        read(&keys.path().join("known_hosts")),
+        known,
+        "known_hosts changed on first contact"
+    );
+}

@@ -307,6 +307,20 @@ pub struct FirstbootArgs {
     /// identity` with .pub added).
     #[arg(long, value_name = "FILE")]
     pub authorized_key: Option<PathBuf>,
+    /// The Raspberry Pi OS release on the cards: `trixie` (and newer)
+    /// reads cloud-init's user-data, meta-data and network-config;
+    /// `bookworm` (and older) gets firstrun.sh, run once at the first boot
+    /// through cmdline.txt as Raspberry Pi Imager's customisation does, and
+    /// the `ssh` file.
+    #[arg(long, value_enum, default_value = "trixie")]
+    pub release: ReleaseArg,
+}
+
+/// `firstboot --release`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReleaseArg {
+    Trixie,
+    Bookworm,
 }
 
 #[derive(Debug, Args)]

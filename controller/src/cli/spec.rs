@@ -75,7 +75,7 @@ pub(super) fn firstboot(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
-    use crate::firstboot::{Addressing, Destination, MemoryCgroup, Options};
+    use crate::firstboot::{Addressing, Destination, Options, Release};
     let spec = load(&args.dir, load_options, console.err)?;
     let destination = match (&args.boot, &args.out) {
         (Some(boot), _) => Destination::Card(boot.clone()),
@@ -99,6 +99,10 @@ pub(super) fn firstboot(
             .clone()
             .or_else(crate::firstboot::this_computers_timezone),
         authorized_key: args.authorized_key.clone(),
+        release: match args.release {
+            super::ReleaseArg::Trixie => Release::Trixie,
+            super::ReleaseArg::Bookworm => Release::Bookworm,
+        },
     };
     let report = crate::firstboot::firstboot(&spec, &options)?;
     for board in &report.boards {
@@ -121,7 +125,21 @@ pub(super) fn firstboot(
             board.known_hosts.display()
         )?;
     }
+    what_is_next(&report, options.release, &args.dir, console)?;
+    Ok(0)
+}
+
+/// What `firstboot` did to cmdline.txt, and the person's next steps.
+fn what_is_next(
+    report: &crate::firstboot::Report,
+    release: crate::firstboot::Release,
+    dir: &std::path::Path,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
+    use crate::firstboot::{MemoryCgroup, Release};
     let options_text = crate::firstboot::cmdline::MEMORY_CGROUP.join(" ");
+    let bookworm = release == Release::Bookworm;
+    let to_add = crate::firstboot::cmdline_options(release).join(" ");
     match &report.memory_cgroup {
         MemoryCgroup::Enabled(path) => writeln!(
             console.out,
@@ -133,27 +151,42 @@ pub(super) fn firstboot(
             "{}: already turns the memory cgroup on",
             path.display()
         )?,
+        MemoryCgroup::ToAdd if bookworm => writeln!(
+            console.out,
+            "On each card, add ` {to_add}` to the end of the one line of cmdline.txt, in this order (memory limits work only with the first two; the rest runs firstrun.sh once), or run again with --boot on the mounted card."
+        )?,
         MemoryCgroup::ToAdd => writeln!(
             console.out,
-            "On each card, add ` {options_text}` to the end of the one line of cmdline.txt (memory limits work only with it), or run again with --boot on the mounted card."
+            "On each card, add ` {to_add}` to the end of the one line of cmdline.txt (memory limits work only with it), or run again with --boot on the mounted card."
         )?,
     }
+    if bookworm && !matches!(report.memory_cgroup, MemoryCgroup::ToAdd) {
+        writeln!(
+            console.out,
+            "cmdline.txt runs firstrun.sh once at the first boot, which then takes itself out and reboots."
+        )?;
+    }
+    let (secret_file, card_files) = if bookworm {
+        ("firstrun.sh", "firstrun.sh and ssh")
+    } else {
+        ("user-data", "user-data, meta-data and network-config")
+    };
     writeln!(
         console.out,
-        "user-data holds the board's SSH host key: keep these files private, and the card's boot partition with them."
+        "{secret_file} holds the board's SSH host key: keep these files private, and the card's boot partition with them."
     )?;
     if matches!(report.memory_cgroup, MemoryCgroup::ToAdd) {
         writeln!(
             console.out,
-            "Next: copy each board's user-data, meta-data and network-config onto its card's boot partition (`bootfs`), start the boards, then `reconciler apply {} --ssh`.",
-            args.dir.display()
+            "Next: copy each board's {card_files} onto its card's boot partition (`bootfs`), start the boards, then `reconciler apply {} --ssh`.",
+            dir.display()
         )?;
     } else {
         writeln!(
             console.out,
             "Next: eject the card, start the board, then `reconciler apply {} --ssh`.",
-            args.dir.display()
+            dir.display()
         )?;
     }
-    Ok(0)
+    Ok(())
 }

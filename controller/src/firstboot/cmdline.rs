@@ -26,25 +26,62 @@ pub enum CmdlineError {
 /// is. `cgroup_disable=memory` is taken out; everything else stays as it
 /// was, in its order, with the file's own line ending.
 pub fn enable_memory_cgroup(text: &str) -> Result<Option<String>, CmdlineError> {
+    edit(
+        text,
+        |option| option == "cgroup_disable=memory",
+        &MEMORY_CGROUP,
+        false,
+    )
+}
+
+/// The file with `options` (a first-boot script's `systemd.run=...`) at its
+/// end, replacing any earlier first-boot script's, or `None` when it
+/// already ends so. Last, because the script takes out everything from
+/// ` systemd.run` on when it is done.
+pub fn run_once(text: &str, options: &[&str]) -> Result<Option<String>, CmdlineError> {
+    edit(
+        text,
+        |option| {
+            option.starts_with("systemd.run=")
+                || option.starts_with("systemd.run_success_action=")
+                || option.starts_with("systemd.run_failure_action=")
+                || option == "systemd.unit=kernel-command-line.target"
+        },
+        options,
+        true,
+    )
+}
+
+/// The one line without the options `drop` names and with `add` at its end
+/// (those missing, or all of them again when `in_order`), or `None` when
+/// nothing changes.
+fn edit(
+    text: &str,
+    drop: impl Fn(&str) -> bool,
+    add: &[&str],
+    in_order: bool,
+) -> Result<Option<String>, CmdlineError> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let line = match lines.as_slice() {
         [] => return Err(CmdlineError::Empty),
         [line] => *line,
         several => return Err(CmdlineError::SeveralLines(several.len())),
     };
-    let mut options: Vec<&str> = line
-        .split_whitespace()
-        .filter(|o| *o != "cgroup_disable=memory")
-        .collect();
-    let removed = options.len() != line.split_whitespace().count();
-    let missing: Vec<&str> = MEMORY_CGROUP
-        .into_iter()
-        .filter(|wanted| !options.contains(wanted))
-        .collect();
-    if missing.is_empty() && !removed {
+    let before: Vec<&str> = line.split_whitespace().collect();
+    let mut options: Vec<&str> = before.iter().copied().filter(|o| !drop(o)).collect();
+    if in_order {
+        options.extend(add);
+    } else {
+        let missing: Vec<&str> = add
+            .iter()
+            .copied()
+            .filter(|wanted| !options.contains(wanted))
+            .collect();
+        options.extend(missing);
+    }
+    if options == before {
         return Ok(None);
     }
-    options.extend(missing);
     let ending = if text.ends_with("\r\n") {
         "\r\n"
     } else if text.ends_with('\n') {
@@ -91,6 +128,31 @@ mod tests {
             Ok(Some(
                 "root=/dev/sda2 cgroup_enable=memory cgroup_memory=1".into()
             ))
+        );
+    }
+
+    #[test]
+    fn a_first_boot_script_runs_last_and_once() {
+        let run = [
+            "systemd.run=/boot/firmware/firstrun.sh",
+            "systemd.unit=kernel-command-line.target",
+        ];
+        let with_memory = enable_memory_cgroup(TRIXIE)
+            .expect("one line")
+            .expect("changed");
+        let changed = run_once(&with_memory, &run)
+            .expect("one line")
+            .expect("changed");
+        assert_eq!(
+            changed,
+            format!("{} {}\n", with_memory.trim_end(), run.join(" "))
+        );
+        assert_eq!(run_once(&changed, &run), Ok(None));
+        // Imager's own script, or another: replaced, the rest kept.
+        let imager = "root=/dev/sda2 systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target quiet\n";
+        assert_eq!(
+            run_once(imager, &run),
+            Ok(Some(format!("root=/dev/sda2 quiet {}\n", run.join(" "))))
         );
     }
 

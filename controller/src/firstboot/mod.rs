@@ -13,6 +13,7 @@
 
 pub mod cloud_init;
 pub mod cmdline;
+pub mod firstrun;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ use crate::bounded::read_text;
 pub const USER_DATA: &str = "user-data";
 pub const META_DATA: &str = "meta-data";
 pub const NETWORK_CONFIG: &str = "network-config";
+/// Bookworm's first-boot script, and the empty file that turns SSH on.
+pub const FIRSTRUN: &str = "firstrun.sh";
+pub const SSH_MARKER: &str = "ssh";
 /// The most a key file read here may hold.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
 
@@ -41,6 +45,20 @@ pub struct Options {
     /// The public key the boards accept, instead of each node's
     /// `[ssh] identity` with `.pub` added.
     pub authorized_key: Option<PathBuf>,
+    pub release: Release,
+}
+
+/// Which Raspberry Pi OS the cards were flashed with: it decides what the
+/// first boot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Release {
+    /// Trixie and later: cloud-init's `user-data`, `meta-data`,
+    /// `network-config`.
+    #[default]
+    Trixie,
+    /// Bookworm and older: `firstrun.sh` run once through `cmdline.txt`
+    /// (Imager's route) and the `ssh` file.
+    Bookworm,
 }
 
 /// Where the files go.
@@ -114,6 +132,9 @@ pub enum FirstbootError {
     /// The spec pins `host_key`, which is checked instead of known_hosts.
     #[error("node {node}: the spec pins its host_key, and the new card gives the board another one; remove `host_key` from the spec (the new key is recorded in known_hosts)")]
     PinnedHostKey { node: String },
+    /// Bookworm's network is NetworkManager's, set up by no file here.
+    #[error("node {node}: --gateway is for cards that read cloud-init (Trixie and later); on a Bookworm card reserve the address {address} for the board in the router")]
+    StaticOnBookworm { node: String, address: String },
     /// A fixed address needs an IPv4 address, not a name.
     #[error("node {node}: --gateway fixes the node's address on the board, and `{address}` is not an IPv4 address; use DHCP (leave out --gateway) for it")]
     StaticNeedsIpv4 { node: String, address: String },
@@ -143,6 +164,17 @@ pub enum MemoryCgroup {
     ToAdd,
 }
 
+/// The options a person adds to each card's `cmdline.txt` when no card was
+/// given, in this order: the memory cgroup, and on Bookworm the first-boot
+/// script last.
+pub fn cmdline_options(release: Release) -> Vec<&'static str> {
+    let mut options = cmdline::MEMORY_CGROUP.to_vec();
+    if release == Release::Bookworm {
+        options.extend(firstrun::RUN_OPTIONS);
+    }
+    options
+}
+
 /// One board's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardFiles {
@@ -166,7 +198,7 @@ pub struct Report {
 struct Prepared {
     node: String,
     folder: PathBuf,
-    files: [(&'static str, String); 3],
+    files: Vec<(&'static str, String)>,
     host: String,
     port: u16,
     host_key: PublicKey,
@@ -187,7 +219,7 @@ pub fn firstboot(
         None => None,
     };
     let cmdline = match &options.destination {
-        Destination::Card(boot) => Some(card_cmdline(boot)?),
+        Destination::Card(boot) => Some(card_cmdline(boot, options.release)?),
         Destination::Folder(_) => None,
     };
     let prepared = nodes
@@ -200,10 +232,15 @@ pub fn firstboot(
     }
     let memory_cgroup = match cmdline {
         None => MemoryCgroup::ToAdd,
-        Some((path, None)) => MemoryCgroup::AlreadyOn(path),
-        Some((path, Some(changed))) => {
-            write_file(&path, &changed, false)?;
-            MemoryCgroup::Enabled(path)
+        Some(edit) => {
+            if let Some(changed) = &edit.text {
+                write_file(&edit.path, changed, false)?;
+            }
+            if edit.memory_enabled {
+                MemoryCgroup::Enabled(edit.path)
+            } else {
+                MemoryCgroup::AlreadyOn(edit.path)
+            }
         }
     };
     for board in &prepared {
@@ -255,19 +292,43 @@ fn chosen_nodes<'a>(
     Ok(nodes)
 }
 
-/// The card's `cmdline.txt` and its edited text (`None`: already right).
-fn card_cmdline(boot: &Path) -> Result<(PathBuf, Option<String>), FirstbootError> {
+/// A card's `cmdline.txt`, checked and edited, not yet written.
+struct CmdlineEdit {
+    path: PathBuf,
+    /// The new text (`None`: already right).
+    text: Option<String>,
+    /// Whether the memory cgroup options were added.
+    memory_enabled: bool,
+}
+
+/// The card's `cmdline.txt` with the memory cgroup on and, for Bookworm,
+/// the first-boot script run last.
+fn card_cmdline(boot: &Path, release: Release) -> Result<CmdlineEdit, FirstbootError> {
     let path = boot.join("cmdline.txt");
     let text =
         read_text(&path, cmdline::MAX_BYTES).map_err(|_| FirstbootError::NotABootPartition {
             path: boot.display().to_string(),
         })?;
-    let changed =
-        cmdline::enable_memory_cgroup(&text).map_err(|source| FirstbootError::Cmdline {
-            path: path.display().to_string(),
-            source,
-        })?;
-    Ok((path, changed))
+    let failed = |source| FirstbootError::Cmdline {
+        path: path.display().to_string(),
+        source,
+    };
+    let with_memory = cmdline::enable_memory_cgroup(&text).map_err(failed)?;
+    let memory_enabled = with_memory.is_some();
+    let mut changed = with_memory;
+    if release == Release::Bookworm {
+        let current = changed.clone().unwrap_or_else(|| text.clone());
+        if let Some(with_run) =
+            cmdline::run_once(&current, &firstrun::RUN_OPTIONS).map_err(failed)?
+        {
+            changed = Some(with_run);
+        }
+    }
+    Ok(CmdlineEdit {
+        path,
+        text: changed,
+        memory_enabled,
+    })
 }
 
 fn prepare(
@@ -285,7 +346,7 @@ fn prepare(
         Destination::Card(boot) => boot.clone(),
     };
     let authorized_key = login_key(node, options.authorized_key.as_deref())?;
-    let host_key = match earlier_host_key(&folder.join(USER_DATA), &node.name) {
+    let host_key = match earlier_host_key(&folder, &node.name, options.release) {
         Some(key) => key,
         None => new_host_key(&node.name)?,
     };
@@ -319,8 +380,54 @@ fn prepare(
             fingerprint: other.fingerprint(HashAlg::Sha256).to_string(),
         });
     }
-    let network = match &options.addressing {
+    let network = network_for(node, options)?;
+    let public_text = public.to_openssh().map_err(|e| host_error(e.to_string()))?;
+    let digest = hex::encode(sha2::Sha256::digest(public_text.as_bytes()));
+    let instance_id = format!("reconciler-{}-{}", node.name, &digest[..12]);
+    let board = cloud_init::Board {
+        hostname: &node.name,
+        user: &node.ssh.user,
+        authorized_key: &authorized_key,
+        host_private_key: &private,
+        instance_id: &instance_id,
+        timezone,
+        network,
+    };
+    Ok(Prepared {
+        node: node.name.clone(),
+        folder,
+        files: match options.release {
+            Release::Trixie => vec![
+                (USER_DATA, cloud_init::user_data(&board)),
+                (META_DATA, cloud_init::meta_data(&board)),
+                (NETWORK_CONFIG, cloud_init::network_config(&board)),
+            ],
+            Release::Bookworm => vec![
+                (FIRSTRUN, firstrun::script(&board)),
+                (SSH_MARKER, String::new()),
+            ],
+        },
+        host: node.address.clone(),
+        port: node.ssh.port,
+        already_recorded: !recorded.is_empty(),
+        host_key: public,
+        known_hosts,
+    })
+}
+
+/// How `node`'s board gets its address from the card.
+fn network_for(
+    node: &reconciler_spec::Node,
+    options: &Options,
+) -> Result<cloud_init::Network, FirstbootError> {
+    Ok(match &options.addressing {
         Addressing::Dhcp => cloud_init::Network::Dhcp,
+        Addressing::Static { .. } if options.release == Release::Bookworm => {
+            return Err(FirstbootError::StaticOnBookworm {
+                node: node.name.clone(),
+                address: node.address.clone(),
+            })
+        }
         Addressing::Static {
             prefix,
             gateway,
@@ -343,32 +450,6 @@ fn prepare(
                 })
             }
         },
-    };
-    let public_text = public.to_openssh().map_err(|e| host_error(e.to_string()))?;
-    let digest = hex::encode(sha2::Sha256::digest(public_text.as_bytes()));
-    let instance_id = format!("reconciler-{}-{}", node.name, &digest[..12]);
-    let board = cloud_init::Board {
-        hostname: &node.name,
-        user: &node.ssh.user,
-        authorized_key: &authorized_key,
-        host_private_key: &private,
-        instance_id: &instance_id,
-        timezone,
-        network,
-    };
-    Ok(Prepared {
-        node: node.name.clone(),
-        folder,
-        files: [
-            (USER_DATA, cloud_init::user_data(&board)),
-            (META_DATA, cloud_init::meta_data(&board)),
-            (NETWORK_CONFIG, cloud_init::network_config(&board)),
-        ],
-        host: node.address.clone(),
-        port: node.ssh.port,
-        already_recorded: !recorded.is_empty(),
-        host_key: public,
-        known_hosts,
     })
 }
 
@@ -412,9 +493,34 @@ fn login_key(node: &reconciler_spec::Node, given: Option<&Path>) -> Result<Strin
     }
 }
 
-/// The host key in a `user-data` this command wrote earlier for the same
-/// board, so that writing its files again does not change the key.
-fn earlier_host_key(user_data: &Path, node: &str) -> Option<PrivateKey> {
+/// The host key in the files this command wrote earlier for the same
+/// board, so that writing them again does not change the key.
+fn earlier_host_key(folder: &Path, node: &str, release: Release) -> Option<PrivateKey> {
+    match release {
+        Release::Trixie => earlier_user_data_key(&folder.join(USER_DATA), node),
+        Release::Bookworm => earlier_firstrun_key(&folder.join(FIRSTRUN), node),
+    }
+}
+
+fn earlier_firstrun_key(script: &Path, node: &str) -> Option<PrivateKey> {
+    let text = read_text(script, MAX_KEY_BYTES).ok()?;
+    if !text
+        .lines()
+        .any(|line| line == firstrun::hostname_line(node))
+    {
+        return None;
+    }
+    let mut lines = text.lines();
+    let first = lines.find_map(|line| line.strip_prefix(firstrun::HOST_KEY_OPENING))?;
+    let mut pem = format!("{first}\n");
+    for line in lines.take_while(|line| *line != "'") {
+        pem.push_str(line);
+        pem.push('\n');
+    }
+    PrivateKey::from_openssh(pem).ok()
+}
+
+fn earlier_user_data_key(user_data: &Path, node: &str) -> Option<PrivateKey> {
     let text = read_text(user_data, MAX_KEY_BYTES).ok()?;
     let hostname = format!("hostname: {}", serde_json::Value::from(node));
     if !text.lines().any(|line| line == hostname) {
@@ -454,8 +560,8 @@ fn write_board(board: &Prepared) -> Result<BoardFiles, FirstbootError> {
     let mut files = Vec::new();
     for (name, text) in &board.files {
         let path = board.folder.join(name);
-        // user-data holds the board's host key.
-        write_file(&path, text, *name == USER_DATA)?;
+        // user-data and firstrun.sh hold the board's host key.
+        write_file(&path, text, matches!(*name, USER_DATA | FIRSTRUN))?;
         files.push(path);
     }
     Ok(BoardFiles {
@@ -563,9 +669,13 @@ mod tests {
         };
         let path = dir.path().join(USER_DATA);
         std::fs::write(&path, cloud_init::user_data(&board)).expect("written");
-        let again = earlier_host_key(&path, "pi1").expect("read back");
+        let again = earlier_host_key(dir.path(), "pi1", Release::Trixie).expect("read back");
         assert_eq!(again.public_key(), key.public_key());
-        assert!(earlier_host_key(&path, "pi2").is_none());
+        assert!(earlier_host_key(dir.path(), "pi2", Release::Trixie).is_none());
+        std::fs::write(dir.path().join(FIRSTRUN), firstrun::script(&board)).expect("written");
+        let again = earlier_host_key(dir.path(), "pi1", Release::Bookworm).expect("read back");
+        assert_eq!(again.public_key(), key.public_key());
+        assert!(earlier_host_key(dir.path(), "pi2", Release::Bookworm).is_none());
         assert_ne!(
             new_host_key("pi1").expect("a key").public_key(),
             key.public_key(),
