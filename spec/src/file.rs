@@ -89,6 +89,61 @@ pub(crate) struct NodeFile {
     pub host_key: Option<Spanned<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adopt: Option<bool>,
+    /// This board's own configuration, over `[board]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<BoardSection>,
+}
+
+/// `[board]` (every board) and `[node.NAME.board]` (one): what a board
+/// carries besides Docker.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BoardSection {
+    /// Debian packages installed (apt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Spanned<String>>,
+    /// Debian packages removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent_packages: Vec<Spanned<String>>,
+    /// Kernel parameters, set now and at every boot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<Spanned<String>, Spanned<SysctlValueFile>>,
+    /// Kernel modules, loaded now and at every boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<Spanned<String>>,
+    /// Files by absolute path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file: BTreeMap<Spanned<String>, BoardFileEntry>,
+}
+
+/// A sysctl value: `1` or `"1"`, `"4096 87380 6291456"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub(crate) enum SysctlValueFile {
+    Number(i64),
+    Text(String),
+}
+
+/// `[board.file."/etc/motd"]`: one of `content`, `source` (a file of the
+/// spec) or `secret` (a `[secret.NAME]` with a file).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BoardFileEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Spanned<String>>,
+    /// Octal, like `"0644"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Spanned<String>>,
+    /// `user` or `user:group`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Spanned<String>>,
+    /// A root command run after the file changed (`systemctl restart x`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

@@ -7,6 +7,7 @@
 //! and reports every problem at once, each with file, line and column.
 
 pub mod address;
+mod board;
 mod chart;
 mod compose;
 pub mod diagnostic;

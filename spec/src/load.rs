@@ -42,11 +42,12 @@ pub enum LoadError {
 }
 
 /// The top-level tables a spec file may hold.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "cluster",
     "controller",
     "ssh",
     "bootstrap",
+    "board",
     "node",
     "network",
     "service",
@@ -502,6 +503,7 @@ pub(crate) fn merge_fragment<'s>(
         (!fragment.controller.is_empty(), "controller"),
         (!fragment.ssh.is_empty(), "ssh"),
         (!fragment.bootstrap.is_empty(), "bootstrap"),
+        (!fragment.board.is_empty(), "board"),
     ];
     for (present, section) in fixed_sections {
         if present {
@@ -771,6 +773,7 @@ pub(crate) struct RawSpec<'s> {
     pub controller: Vec<Entry<'s, ControllerFile>>,
     pub ssh: Vec<Entry<'s, SshFile>>,
     pub bootstrap: Vec<Entry<'s, BootstrapFile>>,
+    pub board: Vec<Entry<'s, crate::file::BoardSection>>,
     pub nodes: Vec<Entry<'s, NodeFile>>,
     pub networks: Vec<Entry<'s, NetworkFile>>,
     pub services: Vec<Entry<'s, ServiceFile>>,
@@ -842,6 +845,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             "controller" => singleton(source, key_span, value, &mut raw.controller, diagnostics),
             "ssh" => singleton(source, key_span, value, &mut raw.ssh, diagnostics),
             "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
+            "board" => singleton(source, key_span, value, &mut raw.board, diagnostics),
             "node" => named(
                 source,
                 SectionKind::Node,

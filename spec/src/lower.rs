@@ -60,11 +60,6 @@ pub(crate) fn lower(
         .first()
         .map(|e| bootstrap(&e.value))
         .unwrap_or_default();
-    let nodes = raw
-        .nodes
-        .iter()
-        .map(|e| (e.name.clone(), node(e, &ssh, diagnostics)))
-        .collect();
     let networks = raw
         .networks
         .iter()
@@ -84,7 +79,9 @@ pub(crate) fn lower(
         .secrets
         .iter()
         .filter_map(|e| Some((e.name.clone(), secret(e, assets, keyring, diagnostics)?)))
-        .collect();
+        .collect::<BTreeMap<_, _>>();
+    // Board files may hold a secret's value: secrets are lowered first.
+    let nodes = nodes(raw, &ssh, assets, &secrets, diagnostics);
     let releases = raw
         .releases
         .iter()
@@ -245,6 +242,35 @@ fn bootstrap(file: &BootstrapFile) -> Bootstrap {
     }
 }
 
+/// Every node, each with `[board]` and its own board settings merged.
+fn nodes(
+    raw: &RawSpec<'_>,
+    ssh: &SshSettings,
+    assets: &crate::load::Assets,
+    secrets: &BTreeMap<String, crate::model::Secret>,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, Node> {
+    let cluster_board = raw
+        .board
+        .first()
+        .map(|e| crate::board::section(e, &e.value, assets, secrets, diagnostics))
+        .unwrap_or_default();
+    raw.nodes
+        .iter()
+        .map(|e| {
+            let mut node = node(e, ssh, diagnostics);
+            let own = e
+                .value
+                .board
+                .as_ref()
+                .map(|b| crate::board::section(e, b, assets, secrets, diagnostics))
+                .unwrap_or_default();
+            node.board = crate::board::merge(&cluster_board, own);
+            (e.name.clone(), node)
+        })
+        .collect()
+}
+
 fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagnostics) -> Node {
     let file = &entry.value;
     check_label_keys(entry, &file.labels, diagnostics);
@@ -299,6 +325,7 @@ fn node(entry: &Entry<'_, NodeFile>, ssh: &SshSettings, diagnostics: &mut Diagno
             .map_or_else(|| ssh.clone(), |s| ssh_settings(ssh, s)),
         host_key: file.host_key.as_ref().map(|k| k.get_ref().clone()),
         adopt: file.adopt.unwrap_or(false),
+        board: crate::model::BoardConfig::default(),
     }
 }
 
@@ -409,7 +436,7 @@ fn file_refs(refs: &[Spanned<FileRefFile>]) -> Vec<FileRef> {
 
 /// The bytes of a spec file named by a config or secret (`file`, relative
 /// to the spec root).
-fn data_file<'a, T>(
+pub(crate) fn data_file<'a, T>(
     entry: &Entry<'_, T>,
     file: &Spanned<String>,
     assets: &'a crate::load::Assets,

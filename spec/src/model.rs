@@ -160,6 +160,119 @@ pub struct Node {
     /// tool): it gets the cluster label, so it is removed when it leaves the
     /// spec. Boards this cluster joined are claimed without it.
     pub adopt: bool,
+    /// What the board carries besides Docker: `[board]` merged with the
+    /// node's own `board`.
+    pub board: BoardConfig,
+}
+
+/// A board's declared configuration. What the cluster put on a board is
+/// recorded there, so it is taken away again only when the spec no longer
+/// declares it, and only if the cluster put it there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BoardConfig {
+    /// Debian packages installed (apt).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub packages: BTreeSet<String>,
+    /// Debian packages removed (whoever installed them).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub absent_packages: BTreeSet<String>,
+    /// Kernel parameters, kept in [`SYSCTL_FILE`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    /// Kernel modules, listed in [`MODULES_FILE`].
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub modules: BTreeSet<String>,
+    /// Files by absolute path.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, BoardFile>,
+}
+
+impl BoardConfig {
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+            && self.absent_packages.is_empty()
+            && self.sysctl.is_empty()
+            && self.modules.is_empty()
+            && self.files.is_empty()
+    }
+
+    /// Every file the board carries: the declared ones, and the sysctl and
+    /// module lists as the files that keep them across reboots, each with
+    /// the command that applies it now.
+    pub fn all_files(&self) -> BTreeMap<String, BoardFile> {
+        let mut files = self.files.clone();
+        if !self.sysctl.is_empty() {
+            let text: String = self
+                .sysctl
+                .iter()
+                .map(|(key, value)| format!("{key} = {value}\n"))
+                .collect();
+            files.insert(
+                SYSCTL_FILE.to_string(),
+                BoardFile::managed(text, format!("sysctl -p {SYSCTL_FILE} >/dev/null")),
+            );
+        }
+        if !self.modules.is_empty() {
+            let names: Vec<&str> = self.modules.iter().map(String::as_str).collect();
+            files.insert(
+                MODULES_FILE.to_string(),
+                BoardFile::managed(
+                    format!("{}\n", names.join("\n")),
+                    format!("modprobe -a {}", names.join(" ")),
+                ),
+            );
+        }
+        files
+    }
+}
+
+/// Where `sysctl` settings are kept on a board (read at every boot).
+pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-reconciler.conf";
+/// Where `modules` are listed on a board (loaded at every boot).
+pub const MODULES_FILE: &str = "/etc/modules-load.d/reconciler.conf";
+
+/// One file a board carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardFile {
+    pub content: BoardFileContent,
+    /// Permission bits, e.g. `0o644`.
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// Run as root after the file was written or changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardFileContent {
+    /// Shown in plans as a diff.
+    Plain(Vec<u8>),
+    /// A `[secret.NAME]`'s value: never shown, never read back.
+    Secret { secret: String, value: SecretValue },
+}
+
+impl BoardFile {
+    /// A root-owned 0644 text file the controller writes for a setting.
+    fn managed(text: String, then: String) -> Self {
+        Self {
+            content: BoardFileContent::Plain(text.into_bytes()),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            then: Some(then),
+        }
+    }
+}
+
+impl BoardFileContent {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            BoardFileContent::Plain(bytes) => bytes,
+            BoardFileContent::Secret { value, .. } => value.expose(),
+        }
+    }
 }
 
 /// Where an object came from when it was not written directly in the spec.

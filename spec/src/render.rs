@@ -496,6 +496,7 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
         ssh: node_ssh,
         host_key,
         adopt,
+        board,
     } = node;
     NodeFile {
         address: spanned(address.clone()),
@@ -513,6 +514,66 @@ fn node(node: &Node, defaults: &SshSettings) -> NodeFile {
         ssh: (node_ssh != defaults).then(|| ssh(node_ssh)),
         host_key: host_key.clone().map(spanned),
         adopt: adopt.then_some(true),
+        board: (!board.is_empty()).then(|| board_section(board)),
+    }
+}
+
+/// A node's merged board configuration, written out on the node (the
+/// `[board]` it came from is folded in). A secret's file names its secret.
+fn board_section(board: &BoardConfig) -> BoardSection {
+    let BoardConfig {
+        packages,
+        absent_packages,
+        sysctl,
+        modules,
+        files,
+    } = board;
+    let list = |items: &std::collections::BTreeSet<String>| -> Vec<Spanned<String>> {
+        items.iter().cloned().map(spanned).collect()
+    };
+    BoardSection {
+        packages: list(packages),
+        absent_packages: list(absent_packages),
+        sysctl: sysctl
+            .iter()
+            .map(|(k, v)| {
+                (
+                    spanned(k.clone()),
+                    spanned(SysctlValueFile::Text(v.clone())),
+                )
+            })
+            .collect(),
+        modules: list(modules),
+        file: files
+            .iter()
+            .map(|(path, file)| {
+                let BoardFile {
+                    content,
+                    mode,
+                    owner,
+                    group,
+                    then,
+                } = file;
+                let (text, secret) = match content {
+                    BoardFileContent::Plain(bytes) => (
+                        Some(spanned(String::from_utf8_lossy(bytes).into_owned())),
+                        None,
+                    ),
+                    BoardFileContent::Secret { secret, .. } => {
+                        (None, Some(spanned(secret.clone())))
+                    }
+                };
+                let entry = BoardFileEntry {
+                    content: text,
+                    source: None,
+                    secret,
+                    mode: Some(spanned(format!("{mode:04o}"))),
+                    owner: Some(spanned(format!("{owner}:{group}"))),
+                    then: then.clone().map(spanned),
+                };
+                (spanned(path.clone()), entry)
+            })
+            .collect(),
     }
 }
 

@@ -269,6 +269,11 @@ pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
         raw.bootstrap.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
+    singleton_twice(
+        "board",
+        raw.board.iter().map(|e| (e.source, &e.name_span)),
+        diagnostics,
+    );
     for kind in SectionKind::ALL {
         let mut seen: BTreeMap<&str, &Entry<'_, SectionKind>> = BTreeMap::new();
         for entry in raw.declared.iter().filter(|e| e.value == kind) {

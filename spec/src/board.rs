@@ -1,0 +1,429 @@
+//! `[board]` and `[node.NAME.board]`: packages, files, sysctls and modules
+//! a board carries besides Docker, checked and merged (the node's own
+//! settings over the cluster's).
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::Diagnostics;
+use crate::file::{BoardFileEntry, BoardSection, SysctlValueFile};
+use crate::load::{Assets, Entry};
+use crate::model::{
+    BoardConfig, BoardFile, BoardFileContent, Secret, SecretData, MODULES_FILE, SYSCTL_FILE,
+};
+
+/// Paths a board file may not take: the controller's own state, what
+/// `[bootstrap]` keeps, the settings files above, and the kernel's views.
+const RESERVED: [&str; 9] = [
+    "/etc/reconciler",
+    "/etc/hosts",
+    "/etc/hostname",
+    SYSCTL_FILE,
+    MODULES_FILE,
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run/reconciler",
+];
+
+/// One section lowered on its own (`entry` places its errors).
+pub(crate) fn section<T>(
+    entry: &Entry<'_, T>,
+    section: &BoardSection,
+    assets: &Assets,
+    secrets: &BTreeMap<String, Secret>,
+    diagnostics: &mut Diagnostics,
+) -> BoardConfig {
+    let mut config = BoardConfig::default();
+    for (list, out) in [
+        (&section.packages, &mut config.packages),
+        (&section.absent_packages, &mut config.absent_packages),
+    ] {
+        for name in list {
+            match package_name(name.get_ref()) {
+                Ok(()) => {
+                    out.insert(name.get_ref().clone());
+                }
+                Err(problem) => diagnostics.push(entry.error(&name.span(), problem)),
+            }
+        }
+    }
+    for name in config.packages.intersection(&config.absent_packages) {
+        diagnostics.push(entry.name_error(format!(
+            "package `{name}` is both in `packages` and in `absent_packages`"
+        )));
+    }
+    for (key, value) in &section.sysctl {
+        let text = match value.get_ref() {
+            SysctlValueFile::Number(n) => n.to_string(),
+            SysctlValueFile::Text(t) => t.clone(),
+        };
+        if let Err(problem) = sysctl_key(key.get_ref()) {
+            diagnostics.push(entry.error(&key.span(), problem));
+        } else if text.trim().is_empty() || text.chars().any(char::is_control) {
+            diagnostics.push(entry.error(
+                &value.span(),
+                format!(
+                    "sysctl `{}`: the value must be one line of text",
+                    key.get_ref()
+                ),
+            ));
+        } else {
+            config.sysctl.insert(key.get_ref().clone(), text);
+        }
+    }
+    for module in &section.modules {
+        let name = module.get_ref();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            diagnostics.push(entry.error(
+                &module.span(),
+                format!("`{name}` is not a kernel module name (letters, digits, `_` and `-`)"),
+            ));
+        } else {
+            config.modules.insert(name.clone());
+        }
+    }
+    for (path, file) in &section.file {
+        if let Err(problem) = file_path(path.get_ref()) {
+            diagnostics.push(entry.error(&path.span(), problem));
+            continue;
+        }
+        if let Some(lowered) = board_file(entry, path.get_ref(), file, assets, secrets, diagnostics)
+        {
+            config.files.insert(path.get_ref().clone(), lowered);
+        }
+    }
+    config
+}
+
+/// The cluster's settings with a node's over them: the node's package
+/// lists win where they disagree, its files replace the cluster's at the
+/// same path, its sysctls the cluster's of the same key.
+pub(crate) fn merge(cluster: &BoardConfig, node: BoardConfig) -> BoardConfig {
+    let mut merged = cluster.clone();
+    for package in &node.packages {
+        merged.absent_packages.remove(package);
+    }
+    for package in &node.absent_packages {
+        merged.packages.remove(package);
+    }
+    merged.packages.extend(node.packages);
+    merged.absent_packages.extend(node.absent_packages);
+    merged.sysctl.extend(node.sysctl);
+    merged.modules.extend(node.modules);
+    merged.files.extend(node.files);
+    merged
+}
+
+fn board_file<T>(
+    entry: &Entry<'_, T>,
+    path: &str,
+    file: &BoardFileEntry,
+    assets: &Assets,
+    secrets: &BTreeMap<String, Secret>,
+    diagnostics: &mut Diagnostics,
+) -> Option<BoardFile> {
+    let content = match (&file.content, &file.source, &file.secret) {
+        (Some(text), None, None) => BoardFileContent::Plain(text.get_ref().clone().into_bytes()),
+        (None, Some(source), None) => {
+            let bytes = crate::lower::data_file(entry, source, assets, diagnostics)?;
+            if bytes.len() > crate::load::MAX_DATA_FILE_BYTES {
+                diagnostics.push(entry.error(
+                    &source.span(),
+                    format!(
+                        "`{}` is {} KiB; a board file may be at most {} KiB",
+                        source.get_ref(),
+                        bytes.len() / 1024,
+                        crate::load::MAX_DATA_FILE_BYTES / 1024
+                    ),
+                ));
+                return None;
+            }
+            if crate::sealed::Encryption::detect(bytes).is_some() {
+                diagnostics.push(
+                    entry
+                        .error(&source.span(), format!("`{}` looks encrypted", source.get_ref()))
+                        .with_help("declare it as a [secret.NAME] with `encryption`, and use `secret = \"NAME\"` here: it is decrypted on load"),
+                );
+                return None;
+            }
+            BoardFileContent::Plain(bytes.to_vec())
+        }
+        (None, None, Some(name)) => match secrets.get(name.get_ref()).map(|s| &s.data) {
+            Some(SecretData::File { value, .. }) => BoardFileContent::Secret {
+                secret: name.get_ref().clone(),
+                value: value.clone(),
+            },
+            Some(SecretData::External { .. }) => {
+                diagnostics.push(entry.error(
+                    &name.span(),
+                    format!(
+                        "secret `{}` is external: its value is in the swarm, not in the spec, so no board file can hold it",
+                        name.get_ref()
+                    ),
+                ));
+                return None;
+            }
+            None => {
+                diagnostics.push(entry.error(
+                    &name.span(),
+                    format!("no [secret.{}] in the spec", name.get_ref()),
+                ));
+                return None;
+            }
+        },
+        _ => {
+            diagnostics.push(entry.name_error(format!(
+                "board file `{path}` needs exactly one of `content`, `source` or `secret`"
+            )));
+            return None;
+        }
+    };
+    let secret = matches!(content, BoardFileContent::Secret { .. });
+    let mode = match &file.mode {
+        None if secret => 0o600,
+        None => 0o644,
+        Some(mode) => match file_mode(mode.get_ref()) {
+            Ok(bits) => bits,
+            Err(problem) => {
+                diagnostics.push(entry.error(&mode.span(), problem));
+                return None;
+            }
+        },
+    };
+    let (owner, group) = match &file.owner {
+        None => ("root".to_string(), "root".to_string()),
+        Some(owner) => match file_owner(owner.get_ref()) {
+            Ok(pair) => pair,
+            Err(problem) => {
+                diagnostics.push(entry.error(&owner.span(), problem));
+                return None;
+            }
+        },
+    };
+    let then = match &file.then {
+        Some(command) if command.get_ref().trim().is_empty() => {
+            diagnostics.push(entry.error(
+                &command.span(),
+                format!("board file `{path}`: `then` is empty; leave it out to run nothing"),
+            ));
+            return None;
+        }
+        then => then.as_ref().map(|c| c.get_ref().clone()),
+    };
+    Some(BoardFile {
+        content,
+        mode,
+        owner,
+        group,
+        then,
+    })
+}
+
+/// A Debian package name (policy 5.6.1), optionally with `:arch`.
+pub(crate) fn package_name(name: &str) -> Result<(), String> {
+    let (package, arch) = match name.split_once(':') {
+        Some((package, arch)) => (package, Some(arch)),
+        None => (name, None),
+    };
+    let valid = package.len() >= 2
+        && package.len() <= 128
+        && package
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && package
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        && arch.is_none_or(|a| {
+            !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Debian package name (lower-case letters, digits, `+`, `-`, `.`; at least two characters; `:arch` allowed)"
+        ))
+    }
+}
+
+/// An absolute, clean path outside [`RESERVED`].
+pub(crate) fn file_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(format!(
+            "board file `{path}`: the path must be absolute, like /etc/motd"
+        ));
+    }
+    if path.len() > 1024 || path.chars().any(char::is_control) {
+        return Err(format!(
+            "board file `{}`: the path may not hold control characters or be longer than 1024 bytes",
+            path.escape_debug()
+        ));
+    }
+    if path.ends_with('/')
+        || path
+            .split('/')
+            .skip(1)
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!(
+            "board file `{path}`: write the path clean (no `//`, `.`, `..` or trailing `/`)"
+        ));
+    }
+    if let Some(reserved) = RESERVED
+        .iter()
+        .find(|r| path == **r || path.starts_with(&format!("{r}/")))
+    {
+        return Err(format!(
+            "board file `{path}`: {reserved} is the controller's own (use `sysctl`, `modules`, `[bootstrap]` or the node's settings) or the kernel's"
+        ));
+    }
+    Ok(())
+}
+
+/// Octal permission bits: `"0644"`, `"644"`, `"0o644"`.
+pub(crate) fn file_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(bits) if !digits.is_empty() && bits <= 0o7777 => Ok(bits),
+        _ => Err(format!(
+            "mode `{text}` is not octal permission bits like \"0644\""
+        )),
+    }
+}
+
+/// `user` (group `user`'s namesake is not assumed: root's) or `user:group`.
+pub(crate) fn file_owner(text: &str) -> Result<(String, String), String> {
+    let (user, group) = text.split_once(':').unwrap_or((text, "root"));
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+    };
+    if name_ok(user) && name_ok(group) {
+        Ok((user.to_string(), group.to_string()))
+    } else {
+        Err(format!(
+            "owner `{text}` is not `user` or `user:group` (lower-case login names)"
+        ))
+    }
+}
+
+/// A sysctl name as `sysctl` takes it: dotted, like `vm.swappiness`.
+fn sysctl_key(key: &str) -> Result<(), String> {
+    let valid = key.contains('.')
+        && key.len() <= 256
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` is not a sysctl name like vm.swappiness or net.ipv4.ip_forward"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_follow_debian_policy() {
+        for good in ["htop", "nfs-common", "g++", "libc6:armhf", "python3.11"] {
+            assert_eq!(package_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a", "Htop", "-x", "htop;rm", "a b", "x:", "x:AMD"] {
+            assert!(package_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_paths_are_absolute_clean_and_not_the_controllers() {
+        for good in ["/etc/motd", "/srv/share/a b.txt", "/etc/docker/daemon.json"] {
+            assert_eq!(file_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "etc/motd",
+            "/",
+            "/etc//motd",
+            "/etc/../shadow",
+            "/etc/motd/",
+            "/etc/mo\ttd",
+            "/etc/reconciler/age.key",
+            "/etc/hosts",
+            SYSCTL_FILE,
+            "/proc/sys/vm/swappiness",
+        ] {
+            assert!(file_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(file_path("/etc/hostsx"), Ok(()));
+    }
+
+    #[test]
+    fn modes_and_owners() {
+        assert_eq!(file_mode("0644"), Ok(0o644));
+        assert_eq!(file_mode("600"), Ok(0o600));
+        assert_eq!(file_mode("0o4755"), Ok(0o4755));
+        for bad in ["", "0x644", "0999", "77777", "rw-r--r--"] {
+            assert!(file_mode(bad).is_err(), "{bad}");
+        }
+        assert_eq!(file_owner("pi"), Ok(("pi".into(), "root".into())));
+        assert_eq!(
+            file_owner("www-data:adm"),
+            Ok(("www-data".into(), "adm".into()))
+        );
+        for bad in ["", "Root", "a:b:c", "1000", "pi;x"] {
+            assert!(file_owner(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_node_wins_over_the_cluster() {
+        let file = |text: &str| BoardFile {
+            content: BoardFileContent::Plain(text.as_bytes().to_vec()),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            then: None,
+        };
+        let cluster = BoardConfig {
+            packages: ["htop".into(), "nfs-common".into()].into(),
+            absent_packages: ["triggerhappy".into()].into(),
+            sysctl: [("vm.swappiness".into(), "10".into())].into(),
+            files: [("/etc/motd".into(), file("all"))].into(),
+            ..BoardConfig::default()
+        };
+        let node = BoardConfig {
+            packages: ["triggerhappy".into()].into(),
+            absent_packages: ["htop".into()].into(),
+            sysctl: [("vm.swappiness".into(), "1".into())].into(),
+            files: [("/etc/motd".into(), file("mine"))].into(),
+            ..BoardConfig::default()
+        };
+        let merged = merge(&cluster, node);
+        assert_eq!(
+            merged.packages,
+            ["nfs-common".to_string(), "triggerhappy".to_string()].into()
+        );
+        assert_eq!(merged.absent_packages, ["htop".to_string()].into());
+        assert_eq!(merged.sysctl["vm.swappiness"], "1");
+        assert_eq!(merged.files["/etc/motd"], file("mine"));
+    }
+}
