@@ -25,6 +25,40 @@ const RESERVED: [&str; 9] = [
     "/run/reconciler",
 ];
 
+/// Why a value of a board section is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BoardProblem {
+    /// A package name Debian's policy does not allow.
+    #[error("`{0}` is not a Debian package name (lower-case letters, digits, `+`, `-`, `.`; at least two characters; `:arch` allowed)")]
+    PackageName(String),
+    /// A file path that does not start at `/`.
+    #[error("board file `{0}`: the path must be absolute, like /etc/motd")]
+    RelativePath(String),
+    /// A path with a control character (a tab, a newline) or over 1024 bytes.
+    #[error(
+        "board file `{0}`: the path may not hold control characters or be longer than 1024 bytes"
+    )]
+    PathCharacters(String),
+    /// A path with `//`, `.`, `..` or a trailing `/`.
+    #[error("board file `{0}`: write the path clean (no `//`, `.`, `..` or trailing `/`)")]
+    UncleanPath(String),
+    /// A path the controller, `[bootstrap]` or the kernel keeps.
+    #[error("board file `{path}`: {reserved} is the controller's own (use `sysctl`, `modules`, `[bootstrap]` or the node's settings) or the kernel's")]
+    ReservedPath {
+        path: String,
+        reserved: &'static str,
+    },
+    /// A mode that is not octal permission bits.
+    #[error("mode `{0}` is not octal permission bits like \"0644\"")]
+    Mode(String),
+    /// An owner that is not `user` or `user:group`.
+    #[error("owner `{0}` is not `user` or `user:group` (lower-case login names)")]
+    Owner(String),
+    /// A sysctl name without dots or with characters sysctl has none of.
+    #[error("`{0}` is not a sysctl name like vm.swappiness or net.ipv4.ip_forward")]
+    SysctlName(String),
+}
+
 /// One section lowered on its own (`entry` places its errors).
 pub(crate) fn section<T>(
     entry: &Entry<'_, T>,
@@ -43,7 +77,7 @@ pub(crate) fn section<T>(
                 Ok(()) => {
                     out.insert(name.get_ref().clone());
                 }
-                Err(problem) => diagnostics.push(entry.error(&name.span(), problem)),
+                Err(problem) => diagnostics.push(entry.error(&name.span(), problem.to_string())),
             }
         }
     }
@@ -58,7 +92,7 @@ pub(crate) fn section<T>(
             SysctlValueFile::Text(t) => t.clone(),
         };
         if let Err(problem) = sysctl_key(key.get_ref()) {
-            diagnostics.push(entry.error(&key.span(), problem));
+            diagnostics.push(entry.error(&key.span(), problem.to_string()));
         } else if text.trim().is_empty() || text.chars().any(char::is_control) {
             diagnostics.push(entry.error(
                 &value.span(),
@@ -89,7 +123,7 @@ pub(crate) fn section<T>(
     }
     for (path, file) in &section.file {
         if let Err(problem) = file_path(path.get_ref()) {
-            diagnostics.push(entry.error(&path.span(), problem));
+            diagnostics.push(entry.error(&path.span(), problem.to_string()));
             continue;
         }
         if let Some(lowered) = board_file(entry, path.get_ref(), file, assets, secrets, diagnostics)
@@ -190,7 +224,7 @@ fn board_file<T>(
         Some(mode) => match file_mode(mode.get_ref()) {
             Ok(bits) => bits,
             Err(problem) => {
-                diagnostics.push(entry.error(&mode.span(), problem));
+                diagnostics.push(entry.error(&mode.span(), problem.to_string()));
                 return None;
             }
         },
@@ -200,7 +234,7 @@ fn board_file<T>(
         Some(owner) => match file_owner(owner.get_ref()) {
             Ok(pair) => pair,
             Err(problem) => {
-                diagnostics.push(entry.error(&owner.span(), problem));
+                diagnostics.push(entry.error(&owner.span(), problem.to_string()));
                 return None;
             }
         },
@@ -225,7 +259,7 @@ fn board_file<T>(
 }
 
 /// A Debian package name (policy 5.6.1), optionally with `:arch`.
-pub(crate) fn package_name(name: &str) -> Result<(), String> {
+pub(crate) fn package_name(name: &str) -> Result<(), BoardProblem> {
     let (package, arch) = match name.split_once(':') {
         Some((package, arch)) => (package, Some(arch)),
         None => (name, None),
@@ -247,23 +281,18 @@ pub(crate) fn package_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not a Debian package name (lower-case letters, digits, `+`, `-`, `.`; at least two characters; `:arch` allowed)"
-        ))
+        Err(BoardProblem::PackageName(name.to_string()))
     }
 }
 
 /// An absolute, clean path outside [`RESERVED`].
-pub(crate) fn file_path(path: &str) -> Result<(), String> {
+pub(crate) fn file_path(path: &str) -> Result<(), BoardProblem> {
     if !path.starts_with('/') || path.len() < 2 {
-        return Err(format!(
-            "board file `{path}`: the path must be absolute, like /etc/motd"
-        ));
+        return Err(BoardProblem::RelativePath(path.to_string()));
     }
     if path.len() > 1024 || path.chars().any(char::is_control) {
-        return Err(format!(
-            "board file `{}`: the path may not hold control characters or be longer than 1024 bytes",
-            path.escape_debug()
+        return Err(BoardProblem::PathCharacters(
+            path.escape_debug().to_string(),
         ));
     }
     if path.ends_with('/')
@@ -272,34 +301,31 @@ pub(crate) fn file_path(path: &str) -> Result<(), String> {
             .skip(1)
             .any(|part| part.is_empty() || part == "." || part == "..")
     {
-        return Err(format!(
-            "board file `{path}`: write the path clean (no `//`, `.`, `..` or trailing `/`)"
-        ));
+        return Err(BoardProblem::UncleanPath(path.to_string()));
     }
     if let Some(reserved) = RESERVED
         .iter()
         .find(|r| path == **r || path.starts_with(&format!("{r}/")))
     {
-        return Err(format!(
-            "board file `{path}`: {reserved} is the controller's own (use `sysctl`, `modules`, `[bootstrap]` or the node's settings) or the kernel's"
-        ));
+        return Err(BoardProblem::ReservedPath {
+            path: path.to_string(),
+            reserved,
+        });
     }
     Ok(())
 }
 
 /// Octal permission bits: `"0644"`, `"644"`, `"0o644"`.
-pub(crate) fn file_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn file_mode(text: &str) -> Result<u32, BoardProblem> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     match u32::from_str_radix(digits, 8) {
         Ok(bits) if !digits.is_empty() && bits <= 0o7777 => Ok(bits),
-        _ => Err(format!(
-            "mode `{text}` is not octal permission bits like \"0644\""
-        )),
+        _ => Err(BoardProblem::Mode(text.to_string())),
     }
 }
 
 /// `user` (group `user`'s namesake is not assumed: root's) or `user:group`.
-pub(crate) fn file_owner(text: &str) -> Result<(String, String), String> {
+pub(crate) fn file_owner(text: &str) -> Result<(String, String), BoardProblem> {
     let (user, group) = text.split_once(':').unwrap_or((text, "root"));
     let name_ok = |name: &str| {
         !name.is_empty()
@@ -315,14 +341,12 @@ pub(crate) fn file_owner(text: &str) -> Result<(String, String), String> {
     if name_ok(user) && name_ok(group) {
         Ok((user.to_string(), group.to_string()))
     } else {
-        Err(format!(
-            "owner `{text}` is not `user` or `user:group` (lower-case login names)"
-        ))
+        Err(BoardProblem::Owner(text.to_string()))
     }
 }
 
 /// A sysctl name as `sysctl` takes it: dotted, like `vm.swappiness`.
-fn sysctl_key(key: &str) -> Result<(), String> {
+fn sysctl_key(key: &str) -> Result<(), BoardProblem> {
     let valid = key.contains('.')
         && key.len() <= 256
         && key.split('.').all(|part| {
@@ -334,9 +358,7 @@ fn sysctl_key(key: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "`{key}` is not a sysctl name like vm.swappiness or net.ipv4.ip_forward"
-        ))
+        Err(BoardProblem::SysctlName(key.to_string()))
     }
 }
 
