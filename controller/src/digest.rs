@@ -10,6 +10,12 @@ pub fn sha256_prefix(data: &[u8], bytes: usize) -> String {
     hex::encode(&digest[..bytes.min(digest.len())])
 }
 
+/// The whole SHA-256 of `data`, hex, as `sha256sum` prints it (a board
+/// reports its files so).
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha256_prefix(data, 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! and network bodies reuse the spec model's types so that desired and observed
 //! are compared field by field with one code path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reconciler_spec::{Availability, Network, Role, Service};
 use serde::Serialize;
@@ -267,6 +267,55 @@ pub struct Facts {
     pub iptables: Option<IptablesBackend>,
     /// Free space where Docker keeps its data (the raft log on a manager).
     pub disk: Option<DiskSpace>,
+    /// The declared board configuration's side of the board
+    /// (`node::config`): empty when the spec declares none and the cluster
+    /// put nothing there.
+    pub config: BoardState,
+}
+
+/// What a board has of its declared configuration, and what the cluster
+/// put there before (its record on the board, `/etc/reconciler/owned`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BoardState {
+    /// Installed or not, for every package declared or recorded.
+    pub packages: BTreeMap<String, bool>,
+    /// Every file declared or recorded, as it is on the board.
+    pub files: BTreeMap<String, BoardFileState>,
+    /// The packages the cluster installed.
+    pub owned_packages: BTreeSet<String>,
+    /// The files the cluster wrote, and whether one was there before.
+    pub owned_files: BTreeMap<String, FileOrigin>,
+    /// The board's text of declared files that differ, for the plan's diff
+    /// (never for a file that holds a secret; at most 64 KiB).
+    #[serde(skip)]
+    pub contents: BTreeMap<String, Vec<u8>>,
+}
+
+/// One file on a board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoardFileState {
+    Missing,
+    /// Something that is not a file (a directory): never replaced.
+    NotAFile,
+    File {
+        mode: u32,
+        owner: String,
+        group: String,
+        /// sha256 of the content, hex.
+        digest: String,
+    },
+}
+
+/// How a file the cluster wrote came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOrigin {
+    /// There was none: removing it from the spec deletes it.
+    Created,
+    /// It replaced the board's own, kept aside: removing it from the spec
+    /// puts that one back.
+    Replaced,
 }
 
 /// The iptables back-end a board's `iptables` command writes to.

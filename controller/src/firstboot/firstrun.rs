@@ -12,6 +12,7 @@
 //! written as one single-quoted shell word: nothing a spec holds can run.
 
 use super::cloud_init::{Board, HOST_KEY_PATH, SSHD_DROP_IN_PATH};
+use crate::node::shell::quote as shell_word;
 
 /// Where the script lives on the running board (the boot partition is
 /// mounted at /boot/firmware since Bookworm).
@@ -28,11 +29,6 @@ pub const RUN_OPTIONS: [&str; 3] = [
 /// The groups Raspberry Pi Imager's user has, where the image has them.
 const GROUPS: &str =
     "users adm dialout audio netdev video plugdev cdrom games input gpio spi i2c render sudo";
-
-/// `text` as one single-quoted shell word.
-pub fn shell_word(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
 
 /// The `NAME=value` line that names the board (read back to find an
 /// earlier script's host key).
@@ -161,7 +157,6 @@ mod tests {
 
     #[test]
     fn spec_values_are_single_shell_words() {
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
         let mut hostile = board();
         hostile.user = "anna'; rm -rf / #";
         let text = script(&hostile);

@@ -35,9 +35,10 @@ fn replace_file(target: &str, write: &str) -> String {
     )
 }
 
-/// A step's shell script. `secret` is the join token for [`Step::Join`].
-/// Every value from the spec is quoted: the script runs as root.
-fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
+/// A step's shell script on board `node`. `secret` is the join token for
+/// [`Step::Join`]. Every value from the spec is quoted: the script runs as
+/// root.
+fn script(step: &Step, node: &str, spec: &Spec, secret: Option<&str>) -> String {
     match step {
         Step::SetHostname { hostname } => {
             let hostname = quote(hostname);
@@ -80,6 +81,18 @@ fn script(step: &Step, spec: &Spec, secret: Option<&str>) -> String {
             quote(&reconciler_spec::address::host_port(manager, 2377)),
             record_membership(spec)
         ),
+        Step::InstallPackages { packages } => super::config::install_packages(packages),
+        Step::RemovePackages { packages } => super::config::remove_packages(packages),
+        Step::WriteFile { path, origin, .. } => {
+            match spec.nodes.get(node).and_then(|n| n.board.all_files().remove(path)) {
+                Some(file) => super::config::write_file(path, &file, *origin),
+                None => format!(
+                    "echo {} >&2\nexit 1\n",
+                    quote(&format!("the spec no longer declares {path}"))
+                ),
+            }
+        }
+        Step::RemoveFile { path, origin } => super::config::remove_file(path, *origin),
     }
 }
 
@@ -123,7 +136,10 @@ pub async fn execute(
         };
         let secrets: Vec<&str> = token.iter().map(String::as_str).collect();
         let output = session
-            .run_as_root(&step.describe(), &script(step, spec, token.as_deref()))
+            .run_as_root(
+                &step.describe(),
+                &script(step, &plan.node, spec, token.as_deref()),
+            )
             .await?;
         if !output.success() {
             return Err(failed(
@@ -215,7 +231,7 @@ mod tests {
             role: Role::Worker,
             manager: "10.0.0.1".into(),
         };
-        assert!(script(&step, &spec, Some(token)).contains(token));
+        assert!(script(&step, "pi2", &spec, Some(token)).contains(token));
         let stderr = format!(
             "Error response from daemon: rejected join --token {token} 10.0.0.1:2377\ntimeout\n"
         );

@@ -111,6 +111,7 @@ impl Facts {
             }
         }
         facts.memory_cgroup = docker_memory.or(kernel_memory);
+        facts.config = crate::observed::BoardState::parse(output);
         facts.docker = match (installed, running.as_str()) {
             (false, _) => BoardDocker::Absent,
             (true, "true") => BoardDocker::Running {

@@ -47,6 +47,9 @@ struct Kept {
 struct Learned {
     facts: Facts,
     at: Instant,
+    /// The script that learned them: facts learned for another declared
+    /// configuration (the spec changed) are not fresh.
+    script: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -92,30 +95,33 @@ impl Fleet {
     /// reuses each kept session that still answers and its facts while they
     /// are fresh; connects and learns otherwise.
     pub async fn look(&mut self, spec: &Spec, options: SshOptions, parallel: usize) -> Looked {
-        let targets: Vec<Target> = spec.nodes.values().map(target_for).collect();
+        let targets: Vec<(Target, Arc<str>)> = spec
+            .nodes
+            .values()
+            .map(|node| (target_for(node), facts_script(node)))
+            .collect();
         // A board that left the spec, or is now reached differently, starts over.
         self.boards.retain(|name, kept| {
             targets
                 .iter()
-                .any(|t| t.node == *name && t == kept.session.target())
+                .any(|(t, _)| t.node == *name && t == kept.session.target())
         });
         let max_age = self.facts_max_age;
         let jobs: Vec<_> = targets
             .into_iter()
-            .map(|target| {
+            .map(|(target, script)| {
                 let kept = self.boards.get(&target.node).map(|kept| {
-                    let fresh = kept
-                        .learned
-                        .clone()
-                        .filter(|learned| learned.at.elapsed() < max_age);
+                    let fresh = kept.learned.clone().filter(|learned| {
+                        learned.at.elapsed() < max_age && learned.script == script
+                    });
                     (Arc::clone(&kept.session), fresh)
                 });
-                (target, kept)
+                (target, script, kept)
             })
             .collect();
-        let results = for_each(jobs, parallel, move |(target, kept)| async move {
+        let results = for_each(jobs, parallel, move |(target, script, kept)| async move {
             let node = target.node.clone();
-            (node, look_at(target, kept, options).await)
+            (node, look_at(target, script, kept, options).await)
         })
         .await;
         let mut looked = Looked::default();
@@ -147,13 +153,25 @@ impl Fleet {
     /// Learns the facts of `nodes` again over their sessions (those with
     /// steps to plan), updating `looked`; a board that fails moves to its
     /// failures.
-    pub async fn relearn(&mut self, looked: &mut Looked, nodes: &[String], parallel: usize) {
-        let jobs: Vec<(String, Arc<Session>)> = nodes
+    pub async fn relearn(
+        &mut self,
+        spec: &Spec,
+        looked: &mut Looked,
+        nodes: &[String],
+        parallel: usize,
+    ) {
+        let jobs: Vec<(String, Arc<Session>, Arc<str>)> = nodes
             .iter()
-            .filter_map(|n| Some((n.clone(), Arc::clone(looked.sessions.get(n)?))))
+            .filter_map(|n| {
+                Some((
+                    n.clone(),
+                    Arc::clone(looked.sessions.get(n)?),
+                    facts_script(spec.nodes.get(n)?),
+                ))
+            })
             .collect();
-        let results = for_each(jobs, parallel, |(node, session)| async move {
-            let result = learn(&session).await;
+        let results = for_each(jobs, parallel, |(node, session, script)| async move {
+            let result = learn(&session, script).await;
             (node, result)
         })
         .await;
@@ -251,6 +269,7 @@ impl Fleet {
 /// Returns the session, the facts and whether they were learned now.
 async fn look_at(
     target: Target,
+    script: Arc<str>,
     kept: Option<(Arc<Session>, Option<Learned>)>,
     options: SshOptions,
 ) -> Result<(Arc<Session>, Learned, bool), NodeError> {
@@ -258,7 +277,7 @@ async fn look_at(
         if session.answers().await {
             match fresh {
                 Some(learned) => return Ok((session, learned, false)),
-                None => match learn(&session).await {
+                None => match learn(&session, Arc::clone(&script)).await {
                     Ok(learned) => return Ok((session, learned, true)),
                     // The kept connection broke under us: connect again below.
                     Err(error) if error.connection_lost() => {}
@@ -268,14 +287,25 @@ async fn look_at(
         }
     }
     let session = Arc::new(Session::connect(&target, options).await?);
-    let learned = learn(&session).await?;
+    let learned = learn(&session, script).await?;
     Ok((session, learned, true))
 }
 
+/// The facts script for `node`: the fixed one, and the look at its
+/// declared configuration.
+fn facts_script(node: &reconciler_spec::Node) -> Arc<str> {
+    format!(
+        "{}{}",
+        facts::SCRIPT,
+        super::config::look_script(&node.board)
+    )
+    .into()
+}
+
 /// Runs the facts script on a board.
-async fn learn(session: &Session) -> Result<Learned, NodeError> {
+async fn learn(session: &Session, script: Arc<str>) -> Result<Learned, NodeError> {
     let at = Instant::now();
-    let output = session.run_as_root("gather facts", facts::SCRIPT).await?;
+    let output = session.run_as_root("gather facts", &script).await?;
     let facts = Facts::parse(&output.stdout).answering(&session.target().node)?;
-    Ok(Learned { facts, at })
+    Ok(Learned { facts, at, script })
 }

@@ -9,6 +9,7 @@
 //! sessions, facts and the Docker tunnel between reconciles.
 
 pub mod bootstrap;
+pub mod config;
 pub mod facts;
 pub mod fanout;
 pub mod fleet;

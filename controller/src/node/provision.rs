@@ -111,7 +111,7 @@ async fn look_and_plan(
         .filter(|node| !looked.learned_now.contains(node))
         .collect();
     if !cached.is_empty() {
-        fleet.relearn(&mut looked, &cached, parallel).await;
+        fleet.relearn(spec, &mut looked, &cached, parallel).await;
         plans = boards::plan(spec, &looked.facts)?;
     }
     for node in &looked.learned_now {

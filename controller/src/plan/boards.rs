@@ -5,13 +5,13 @@
 //! that already has it gets no step and a second run changes nothing. The
 //! steps are run over SSH by `node::bootstrap`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use reconciler_spec::{Role, Spec};
 use serde::Serialize;
 
-use crate::observed::{Facts, LocalSwarm};
+use crate::observed::{Facts, FileOrigin, LocalSwarm};
 
 /// One thing a board still needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +38,53 @@ pub enum Step {
         role: Role,
         manager: String,
     },
+    /// Declared packages the board lacks (`[board] packages`).
+    InstallPackages {
+        packages: BTreeSet<String>,
+    },
+    /// Packages declared absent, or that the cluster installed and the
+    /// spec no longer declares.
+    RemovePackages {
+        packages: BTreeSet<String>,
+    },
+    /// A declared file the board lacks or has otherwise.
+    WriteFile {
+        path: String,
+        change: FileChange,
+        /// What the board's record says of it already (`None`: not yet the cluster's).
+        origin: Option<FileOrigin>,
+    },
+    /// A file the cluster wrote that the spec no longer declares.
+    RemoveFile {
+        path: String,
+        origin: FileOrigin,
+    },
+}
+
+/// How a file's content differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentDiff {
+    /// The changed lines with their context (`plan::text_diff`).
+    Lines(Vec<String>),
+    /// Why no diff is shown: a secret, a binary or large file.
+    NotShown(String),
+}
+
+/// How a declared file differs on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum FileChange {
+    /// The board has none.
+    Create { mode: u32, owner: String },
+    /// The board's differs.
+    Update {
+        /// The content differs, and how.
+        content: Option<ContentDiff>,
+        /// `(board's, spec's)` when they differ.
+        mode: Option<(u32, u32)>,
+        owner: Option<(String, String)>,
+    },
 }
 
 impl Step {
@@ -60,6 +107,63 @@ impl Step {
             Step::Join { role, manager } => {
                 format!("join the swarm as {} via {manager}", role.as_str())
             }
+            Step::InstallPackages { packages } => format!(
+                "install package(s) {}",
+                packages.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Step::RemovePackages { packages } => format!(
+                "remove package(s) {}",
+                packages.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Step::WriteFile { path, change, .. } => match change {
+                FileChange::Create { mode, owner } => {
+                    format!("create {path} ({mode:04o} {owner})")
+                }
+                FileChange::Update {
+                    content,
+                    mode,
+                    owner,
+                } => {
+                    let mut what = Vec::new();
+                    if content.is_some() {
+                        what.push("content".to_string());
+                    }
+                    if let Some((from, to)) = mode {
+                        what.push(format!("mode {from:04o} → {to:04o}"));
+                    }
+                    if let Some((from, to)) = owner {
+                        what.push(format!("owner {from} → {to}"));
+                    }
+                    format!("update {path}: {}", what.join(", "))
+                }
+            },
+            Step::RemoveFile { path, origin } => match origin {
+                FileOrigin::Created => format!("remove {path} (the cluster created it)"),
+                FileOrigin::Replaced => {
+                    format!("put the board's own {path} back (the cluster had replaced it)")
+                }
+            },
+        }
+    }
+
+    /// Lines a plan shows under the step: a file's diff.
+    pub fn detail(&self) -> Vec<String> {
+        match self {
+            Step::WriteFile {
+                change:
+                    FileChange::Update {
+                        content: Some(diff),
+                        ..
+                    },
+                ..
+            } => match diff {
+                ContentDiff::Lines(lines) if lines.is_empty() => {
+                    vec!["(only line endings differ)".into()]
+                }
+                ContentDiff::Lines(lines) => lines.clone(),
+                ContentDiff::NotShown(why) => vec![format!("(content not shown: {why})")],
+            },
+            _ => Vec::new(),
         }
     }
 }
@@ -106,7 +210,7 @@ pub fn hosts_block(spec: &Spec) -> String {
 
 /// The hash a board reports of its managed /etc/hosts block (`Facts::hosts_block`).
 pub(crate) fn sha256_hex(text: &str) -> String {
-    crate::digest::sha256_prefix(text.as_bytes(), 32)
+    crate::digest::sha256_hex(text.as_bytes())
 }
 
 /// What the boards cannot be given and a person should know: a
@@ -115,6 +219,9 @@ pub(crate) fn sha256_hex(text: &str) -> String {
 pub fn notes(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Vec<String> {
     let mut notes = Vec::new();
     for (node, f) in facts {
+        if let Some(declared) = spec.nodes.get(node) {
+            notes.extend(super::board_config::notes(node, &declared.board, &f.config));
+        }
         let Some(users) = &f.users else { continue };
         for user in &spec.bootstrap.docker_users {
             if !users.contains(user) {
@@ -195,6 +302,11 @@ pub fn plan(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Result<Vec<NodePlan
         if !missing.is_empty() {
             steps.push(Step::AddDockerUsers { users: missing });
         }
+        steps.extend(super::board_config::steps(
+            &node.board,
+            &f.config,
+            spec.controller.prune,
+        ));
         if !swarm_member(f) && !returns_to_its_swarm(f) {
             let anchor = anchor.ok_or(BootstrapError::NoManager)?;
             if anchor.name == node.name && existing.is_none() {

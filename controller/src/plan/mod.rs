@@ -6,6 +6,7 @@
 //! demotions last), network creations, service creations and updates (in
 //! `after` order), service removals, network removals.
 
+pub mod board_config;
 pub mod boards;
 pub mod data;
 
@@ -14,6 +15,7 @@ pub mod fields;
 mod matching;
 mod nodes;
 pub mod render;
+pub mod text_diff;
 
 use crate::failure::{Classify, ErrorClass};
 use std::collections::{BTreeMap, BTreeSet};

@@ -219,6 +219,9 @@ pub fn boards_text(boards: &BoardsPart<'_>) -> String {
         );
         for step in &plan.steps {
             let _ = writeln!(out, "      + {}", step.describe());
+            for line in step.detail() {
+                let _ = writeln!(out, "          {line}");
+            }
         }
         out.push('\n');
     }

@@ -1,0 +1,206 @@
+use std::collections::BTreeMap;
+
+use reconciler_spec::{BoardFile, SecretValue};
+
+use super::*;
+use crate::observed::FileOrigin;
+
+fn plain(text: &str) -> BoardFile {
+    BoardFile {
+        content: BoardFileContent::Plain(text.as_bytes().to_vec()),
+        mode: 0o644,
+        owner: "root".into(),
+        group: "root".into(),
+        then: None,
+    }
+}
+
+fn on_board(text: &str, mode: u32, owner: &str) -> BoardFileState {
+    BoardFileState::File {
+        mode,
+        owner: owner.into(),
+        group: "root".into(),
+        digest: digest(text.as_bytes()),
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+#[test]
+fn a_board_that_matches_gets_no_step() {
+    let config = BoardConfig {
+        packages: set(&["htop"]),
+        absent_packages: set(&["triggerhappy"]),
+        files: [("/etc/motd".to_string(), plain("hi\n"))].into(),
+        ..BoardConfig::default()
+    };
+    let state = BoardState {
+        packages: [
+            ("htop".to_string(), true),
+            ("triggerhappy".to_string(), false),
+        ]
+        .into(),
+        files: [("/etc/motd".to_string(), on_board("hi\n", 0o644, "root"))].into(),
+        ..BoardState::default()
+    };
+    assert_eq!(steps(&config, &state, true), vec![]);
+}
+
+#[test]
+fn missing_and_different_things_are_planned_with_a_diff() {
+    let config = BoardConfig {
+        packages: set(&["htop", "jq"]),
+        absent_packages: set(&["triggerhappy"]),
+        files: [
+            ("/etc/motd".to_string(), plain("one\ntwo\n")),
+            ("/etc/new".to_string(), plain("x")),
+        ]
+        .into(),
+        ..BoardConfig::default()
+    };
+    let state = BoardState {
+        packages: [
+            ("htop".to_string(), true),
+            ("jq".to_string(), false),
+            ("triggerhappy".to_string(), true),
+        ]
+        .into(),
+        files: [
+            ("/etc/motd".to_string(), on_board("one\n2\n", 0o600, "pi")),
+            ("/etc/new".to_string(), BoardFileState::Missing),
+        ]
+        .into(),
+        contents: [("/etc/motd".to_string(), b"one\n2\n".to_vec())].into(),
+        ..BoardState::default()
+    };
+    let planned = steps(&config, &state, true);
+    assert_eq!(
+        planned,
+        vec![
+            Step::InstallPackages {
+                packages: set(&["jq"])
+            },
+            Step::RemovePackages {
+                packages: set(&["triggerhappy"])
+            },
+            Step::WriteFile {
+                path: "/etc/motd".into(),
+                change: FileChange::Update {
+                    content: Some(ContentDiff::Lines(vec![
+                        "  one".into(),
+                        "- 2".into(),
+                        "+ two".into()
+                    ])),
+                    mode: Some((0o600, 0o644)),
+                    owner: Some(("pi:root".into(), "root:root".into())),
+                },
+                origin: None,
+            },
+            Step::WriteFile {
+                path: "/etc/new".into(),
+                change: FileChange::Create {
+                    mode: 0o644,
+                    owner: "root:root".into()
+                },
+                origin: None,
+            },
+        ]
+    );
+    assert_eq!(
+        planned[2].describe(),
+        "update /etc/motd: content, mode 0600 → 0644, owner pi:root → root:root"
+    );
+    assert_eq!(planned[2].detail(), vec!["  one", "- 2", "+ two"]);
+}
+
+/// Only what the cluster put there leaves, and only with prune on; a
+/// replaced file gets the board's own back.
+#[test]
+fn what_the_spec_dropped_leaves_only_if_the_cluster_put_it_there() {
+    let config = BoardConfig::default();
+    let state = BoardState {
+        packages: [("htop".to_string(), true), ("vim".to_string(), true)].into(),
+        owned_packages: set(&["htop"]),
+        owned_files: BTreeMap::from([
+            ("/etc/motd".to_string(), FileOrigin::Replaced),
+            ("/etc/x".to_string(), FileOrigin::Created),
+        ]),
+        ..BoardState::default()
+    };
+    assert_eq!(
+        steps(&config, &state, true),
+        vec![
+            Step::RemovePackages {
+                packages: set(&["htop"])
+            },
+            Step::RemoveFile {
+                path: "/etc/motd".into(),
+                origin: FileOrigin::Replaced
+            },
+            Step::RemoveFile {
+                path: "/etc/x".into(),
+                origin: FileOrigin::Created
+            },
+        ]
+    );
+    assert_eq!(steps(&config, &state, false), vec![]);
+}
+
+#[test]
+fn a_secret_file_is_compared_but_never_shown() {
+    let config = BoardConfig {
+        files: [(
+            "/etc/wg0.conf".to_string(),
+            BoardFile {
+                content: BoardFileContent::Secret {
+                    secret: "wg".into(),
+                    value: SecretValue::new(b"new-key".to_vec()),
+                },
+                mode: 0o600,
+                owner: "root".into(),
+                group: "root".into(),
+                then: None,
+            },
+        )]
+        .into(),
+        ..BoardConfig::default()
+    };
+    let state = BoardState {
+        files: [(
+            "/etc/wg0.conf".to_string(),
+            on_board("old-key", 0o600, "root"),
+        )]
+        .into(),
+        ..BoardState::default()
+    };
+    let planned = steps(&config, &state, true);
+    assert_eq!(planned.len(), 1);
+    assert_eq!(
+        planned[0].detail(),
+        vec!["(content not shown: it holds secret `wg`)"]
+    );
+    let text = format!("{planned:?}");
+    assert!(!text.contains("new-key") && !text.contains("old-key"));
+}
+
+#[test]
+fn sysctls_and_modules_are_files_that_apply_themselves() {
+    let config = BoardConfig {
+        sysctl: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+        modules: set(&["br_netfilter"]),
+        ..BoardConfig::default()
+    };
+    let files = config.all_files();
+    let sysctl = &files[reconciler_spec::SYSCTL_FILE];
+    assert_eq!(sysctl.content.bytes(), b"net.ipv4.ip_forward = 1\n");
+    assert_eq!(
+        sysctl.then.as_deref(),
+        Some("sysctl -p /etc/sysctl.d/90-reconciler.conf >/dev/null")
+    );
+    assert_eq!(
+        files[reconciler_spec::MODULES_FILE].then.as_deref(),
+        Some("modprobe -a br_netfilter")
+    );
+}
