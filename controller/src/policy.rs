@@ -47,8 +47,14 @@ pub enum Rule {
     ControllerFolder,
     /// A service adds every capability (`cap_add = ["ALL"]`).
     AllCapabilities,
-    /// `[bootstrap]` replaces a command run as root on every board.
+    /// `[bootstrap]` replaces a command run as root on every board, or a
+    /// board file runs one after a change (`then`).
     BoardCommands,
+    /// `[board]` writes a file on boards as root (`/etc/sudoers.d/...`
+    /// would be root for anyone).
+    BoardFiles,
+    /// `[board]` installs packages, whose install scripts run as root.
+    BoardPackages,
 }
 
 impl Rule {
@@ -60,6 +66,8 @@ impl Rule {
             Rule::ControllerFolder => "controller-folder",
             Rule::AllCapabilities => "all-capabilities",
             Rule::BoardCommands => "board-commands",
+            Rule::BoardFiles => "board-files",
+            Rule::BoardPackages => "board-packages",
         }
     }
 }
@@ -95,9 +103,11 @@ impl fmt::Display for Grant {
                 f,
                 "{subject} adds every capability (cap_add ALL): root on its node"
             ),
-            Rule::BoardCommands => write!(
+            Rule::BoardCommands => write!(f, "{subject} runs a command as root on boards"),
+            Rule::BoardFiles => write!(f, "{subject} writes {path} as root"),
+            Rule::BoardPackages => write!(
                 f,
-                "{subject} replaces a command every board runs as root"
+                "{subject} installs packages, whose scripts run as root"
             ),
         }
     }
@@ -141,6 +151,52 @@ pub fn grants(spec: &Spec, protected: &[PathBuf]) -> Vec<Grant> {
     }
     if spec.bootstrap.start_docker != defaults.start_docker {
         grants.push(grant(Rule::BoardCommands, "[bootstrap] start_docker", ""));
+    }
+    grants.extend(board_grants(spec));
+    grants
+}
+
+/// The `[board]` powers, one grant per file path and one for packages,
+/// each naming how many boards it reaches.
+fn board_grants(spec: &Spec) -> Vec<Grant> {
+    let mut files: std::collections::BTreeMap<String, (usize, bool)> =
+        std::collections::BTreeMap::new();
+    let mut with_packages = 0;
+    for node in spec.nodes.values() {
+        if !node.board.packages.is_empty() {
+            with_packages += 1;
+        }
+        for (path, file) in node.board.all_files() {
+            let entry = files.entry(path).or_default();
+            entry.0 += 1;
+            entry.1 |= file.then.is_some();
+        }
+    }
+    let boards = |n: usize| {
+        if n == 1 {
+            "1 board".to_string()
+        } else {
+            format!("{n} boards")
+        }
+    };
+    let mut grants = Vec::new();
+    if with_packages > 0 {
+        grants.push(grant(
+            Rule::BoardPackages,
+            &format!("[board] on {}", boards(with_packages)),
+            "",
+        ));
+    }
+    for (path, (count, then)) in files {
+        let subject = format!("[board] on {}", boards(count));
+        grants.push(grant(Rule::BoardFiles, &subject, &path));
+        if then {
+            grants.push(grant(
+                Rule::BoardCommands,
+                &format!("[board] file {path} (`then`) on {}", boards(count)),
+                "",
+            ));
+        }
     }
     grants
 }
@@ -235,7 +291,7 @@ pub enum PolicyError {
     #[error("the policy file {path} is larger than {MAX_POLICY_BYTES} bytes")]
     TooLarge { path: PathBuf },
     /// Not TOML, or a key or rule the policy does not know.
-    #[error("the policy file {path} is not valid: {message}\n  help: it takes `deny = [...]` with host-paths, docker-socket, controller-folder, all-capabilities, board-commands, and `allow_host_paths = [\"/srv\"]`")]
+    #[error("the policy file {path} is not valid: {message}\n  help: it takes `deny = [...]` with host-paths, docker-socket, controller-folder, all-capabilities, board-commands, board-files, board-packages, and `allow_host_paths = [\"/srv\"]`")]
     Invalid { path: PathBuf, message: String },
     /// An allowed host path that is not absolute.
     #[error("the policy file {path}: allow_host_paths entry `{entry}` must be an absolute path")]
@@ -392,6 +448,28 @@ cap_add = ["all"]
             spec("[bootstrap]\ninstall_docker = \"curl -fsSL https://get.docker.com | sh\"\n");
         assert_eq!(rules(&spec), vec![(Rule::BoardCommands, String::new())]);
         assert!(rules(&self::spec("")).is_empty());
+    }
+
+    #[test]
+    fn board_files_packages_and_their_commands_are_powers_named_once_per_path() {
+        let spec = spec(
+            "[board]\npackages = [\"htop\"]\n[board.file.\"/etc/sudoers.d/x\"]\ncontent = \"x\"\nthen = \"true\"\n[node.a]\naddress = \"10.0.0.1\"\nrole = \"manager\"\n[node.b]\naddress = \"10.0.0.2\"\nrole = \"worker\"\n",
+        );
+        let found = grants(&spec, &[]);
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "[board] on 2 boards installs packages, whose scripts run as root",
+                "[board] on 2 boards writes /etc/sudoers.d/x as root",
+                "[board] file /etc/sudoers.d/x (`then`) on 2 boards runs a command as root on boards",
+            ]
+        );
+        let policy = Policy {
+            deny: [Rule::BoardFiles].into(),
+            ..Policy::default()
+        };
+        assert_eq!(policy.refused(&found).len(), 1);
     }
 
     #[test]

@@ -25,6 +25,21 @@ const RESERVED: [&str; 9] = [
     "/run/reconciler",
 ];
 
+/// Packages without which the controller loses the board or the board its
+/// swarm: never declared absent.
+const PROTECTED_PACKAGES: [&str; 10] = [
+    "openssh-server",
+    "sudo",
+    "docker.io",
+    "docker-ce",
+    "docker-ce-cli",
+    "containerd",
+    "containerd.io",
+    "runc",
+    "apt",
+    "dpkg",
+];
+
 /// Why a value of a board section is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BoardProblem {
@@ -79,6 +94,16 @@ pub(crate) fn section<T>(
                 }
                 Err(problem) => diagnostics.push(entry.error(&name.span(), problem.to_string())),
             }
+        }
+    }
+    for name in &section.absent_packages {
+        let package = name.get_ref().split(':').next().unwrap_or_default();
+        if PROTECTED_PACKAGES.contains(&package) {
+            diagnostics.push(entry.error(
+                &name.span(),
+                format!("`{package}` cannot be declared absent: the controller reaches the board and runs the swarm with it"),
+            ));
+            config.absent_packages.remove(name.get_ref());
         }
     }
     for name in config.packages.intersection(&config.absent_packages) {

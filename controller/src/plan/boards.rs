@@ -146,6 +146,18 @@ impl Step {
         }
     }
 
+    /// Whether the step is the board's declared configuration (`[board]`)
+    /// rather than making it a swarm member.
+    pub fn is_board_config(&self) -> bool {
+        matches!(
+            self,
+            Step::InstallPackages { .. }
+                | Step::RemovePackages { .. }
+                | Step::WriteFile { .. }
+                | Step::RemoveFile { .. }
+        )
+    }
+
     /// Lines a plan shows under the step: a file's diff.
     pub fn detail(&self) -> Vec<String> {
         match self {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::boards::NodePlan;
+use super::boards::{NodePlan, Step};
 use super::{Action, Departure, FieldChange, ObjectKind, Operation, Plan, Summary};
 
 /// Whether environment values are written out.
@@ -212,9 +212,14 @@ pub fn grouped_failures(failures: &[BoardFailure]) -> Vec<String> {
 pub fn boards_text(boards: &BoardsPart<'_>) -> String {
     let mut out = String::new();
     for plan in boards.plans {
+        let what = if plan.steps.iter().all(Step::is_board_config) {
+            "configured"
+        } else {
+            "bootstrapped"
+        };
         let _ = writeln!(
             out,
-            "  # node.{} will be bootstrapped\n  ~ node \"{}\"",
+            "  # node.{} will be {what}\n  ~ node \"{}\"",
             plan.node, plan.node
         );
         for step in &plan.steps {
@@ -232,7 +237,20 @@ pub fn boards_text(boards: &BoardsPart<'_>) -> String {
         let _ = writeln!(out, "Note: {note}");
     }
     if !boards.plans.is_empty() {
-        let _ = writeln!(out, "Boards: {} to bootstrap.", boards.plans.len());
+        let bootstrapped = boards
+            .plans
+            .iter()
+            .filter(|p| !p.steps.iter().all(Step::is_board_config))
+            .count();
+        let configured = boards.plans.len() - bootstrapped;
+        let mut parts = Vec::new();
+        if bootstrapped > 0 {
+            parts.push(format!("{bootstrapped} to bootstrap"));
+        }
+        if configured > 0 {
+            parts.push(format!("{configured} to configure"));
+        }
+        let _ = writeln!(out, "Boards: {}.", parts.join(", "));
     }
     if !boards.failures.is_empty() {
         // What follows speaks for the swarm, not for these boards.
