@@ -10,6 +10,7 @@ pub mod cli;
 pub mod digest;
 pub mod failure;
 pub mod firstboot;
+pub mod health;
 pub mod http;
 pub mod init;
 pub mod install;

@@ -4,8 +4,8 @@
 //! node states are small fixed sets; service names are bounded by the spec.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the controller exports, registered in one registry.
@@ -38,6 +38,122 @@ pub struct Metrics {
     pub replicas_running: IntGaugeVec,
     pub lease_held: IntGauge,
     pub docker_writes: IntCounter,
+    /// Each board's health, with `run --ssh`.
+    pub boards: BoardMetrics,
+}
+
+/// Board health by `node` (the spec's name), from the facts last learned
+/// over SSH (`health.rs`): what node-exporter would say, for boards that
+/// run none, and the conditions to alert on.
+#[derive(Debug, Clone)]
+pub struct BoardMetrics {
+    temperature: GaugeVec,
+    throttled: IntGaugeVec,
+    disk_free: GaugeVec,
+    disk_size: GaugeVec,
+    memory_available: GaugeVec,
+    memory_total: GaugeVec,
+    load1: GaugeVec,
+    boot_time: GaugeVec,
+    reboot_required: IntGaugeVec,
+    upgradable: IntGaugeVec,
+    /// `node`, `condition`, `severity`: 1 while the condition holds.
+    conditions: IntGaugeVec,
+}
+
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    match GaugeVec::new(Opts::new(name, help), labels) {
+        Ok(m) => register(registry, m),
+        Err(e) => unreachable_metric(name, &e),
+    }
+}
+
+impl BoardMetrics {
+    fn new(r: &Registry) -> Self {
+        let node = &["node"];
+        Self {
+            temperature: float_gauge_vec(r, "reconciler_board_temperature_celsius", "The board's SoC temperature.", node),
+            throttled: gauge_vec(r, "reconciler_board_throttled_bits", "vcgencmd get_throttled as a number: bits 0-3 now, 16-19 since boot (under-voltage, frequency capped, throttled, soft temperature limit).", node),
+            disk_free: float_gauge_vec(r, "reconciler_board_disk_free_bytes", "Free space where Docker keeps its data.", node),
+            disk_size: float_gauge_vec(r, "reconciler_board_disk_size_bytes", "Size of the file system Docker keeps its data on.", node),
+            memory_available: float_gauge_vec(r, "reconciler_board_memory_available_bytes", "MemAvailable of /proc/meminfo.", node),
+            memory_total: float_gauge_vec(r, "reconciler_board_memory_total_bytes", "MemTotal of /proc/meminfo.", node),
+            load1: float_gauge_vec(r, "reconciler_board_load1", "The 1-minute load average.", node),
+            boot_time: float_gauge_vec(r, "reconciler_board_boot_time_seconds", "Unix time of the board's last boot.", node),
+            reboot_required: gauge_vec(r, "reconciler_board_reboot_required", "1 if /var/run/reboot-required exists.", node),
+            upgradable: gauge_vec(r, "reconciler_board_upgradable_packages", "Packages apt would upgrade from the lists it has.", node),
+            conditions: gauge_vec(r, "reconciler_board_condition", "1 while a board condition holds (disk-full, under-voltage, hot, ...), by severity.", &["node", "condition", "severity"]),
+        }
+    }
+
+    /// Sets every board's series from its facts; boards no longer known
+    /// (left the spec, never reached) lose theirs.
+    pub fn record<'a>(&self, boards: impl Iterator<Item = (&'a str, &'a crate::observed::Facts)>) {
+        let floats = [
+            &self.temperature,
+            &self.disk_free,
+            &self.disk_size,
+            &self.memory_available,
+            &self.memory_total,
+            &self.load1,
+            &self.boot_time,
+        ];
+        for vec in floats {
+            vec.reset();
+        }
+        for vec in [
+            &self.throttled,
+            &self.reboot_required,
+            &self.upgradable,
+            &self.conditions,
+        ] {
+            vec.reset();
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "byte counts as Prometheus floats"
+        )]
+        let bytes = |b: u64| b as f64;
+        for (node, facts) in boards {
+            let m = crate::health::Measurements::of(facts);
+            let set = |vec: &GaugeVec, value: Option<f64>| {
+                if let Some(value) = value {
+                    vec.with_label_values(&[node]).set(value);
+                }
+            };
+            set(&self.temperature, m.temperature_celsius);
+            set(&self.disk_free, m.disk_free_bytes.map(bytes));
+            set(&self.disk_size, m.disk_size_bytes.map(bytes));
+            set(&self.memory_available, m.memory_available_bytes.map(bytes));
+            set(&self.memory_total, m.memory_total_bytes.map(bytes));
+            set(&self.load1, m.load1);
+            set(&self.boot_time, m.boot_time_seconds);
+            if let Some(bits) = facts
+                .throttled
+                .as_deref()
+                .and_then(|t| i64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
+            {
+                self.throttled.with_label_values(&[node]).set(bits);
+            }
+            self.reboot_required
+                .with_label_values(&[node])
+                .set(i64::from(m.reboot_required));
+            if let Some(count) = m.upgradable_packages {
+                self.upgradable
+                    .with_label_values(&[node])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            for condition in crate::health::conditions(facts) {
+                self.conditions
+                    .with_label_values(&[
+                        node,
+                        condition.kind.as_str(),
+                        condition.severity.as_str(),
+                    ])
+                    .set(1);
+            }
+        }
+    }
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -289,6 +405,7 @@ impl Metrics {
                     "Docker API write calls made by reconciles (lease renewals excluded).",
                 ),
             ),
+            boards: BoardMetrics::new(r),
             registry,
         }
     }
@@ -336,6 +453,8 @@ mod tests {
             .reconcile_errors
             .with_label_values(&["retryable", "docker_unreachable"])
             .inc();
+        let board = board_facts();
+        metrics.boards.record(std::iter::once(("pi1", &board)));
         metrics
             .render()
             .lines()
@@ -343,6 +462,50 @@ mod tests {
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_string)
             .collect()
+    }
+
+    /// A board with every measurement and a condition.
+    fn board_facts() -> crate::observed::Facts {
+        crate::observed::Facts {
+            temperature: Some("81.5'C".into()),
+            throttled: Some("0x50005".into()),
+            disk: Some(crate::observed::DiskSpace {
+                available_bytes: 1 << 30,
+                total_bytes: 30 << 30,
+            }),
+            memory: Some(crate::observed::MemorySize {
+                available_bytes: 3 << 30,
+                total_bytes: 4 << 30,
+            }),
+            load1: Some("0.25".into()),
+            clock: Some(1_800_000_000),
+            uptime_seconds: Some(100),
+            reboot_required: true,
+            upgradable_packages: Some(3),
+            ..crate::observed::Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_boards_health_is_exported_by_node_and_forgotten_with_it() {
+        let metrics = Metrics::new();
+        let board = board_facts();
+        metrics.boards.record(std::iter::once(("pi1", &board)));
+        let text = metrics.render();
+        for sample in [
+            "reconciler_board_temperature_celsius{node=\"pi1\"} 81.5",
+            "reconciler_board_throttled_bits{node=\"pi1\"} 327685",
+            "reconciler_board_memory_total_bytes{node=\"pi1\"} 4294967296",
+            "reconciler_board_boot_time_seconds{node=\"pi1\"} 1799999900",
+            "reconciler_board_reboot_required{node=\"pi1\"} 1",
+            "reconciler_board_upgradable_packages{node=\"pi1\"} 3",
+            "reconciler_board_condition{condition=\"under-voltage\",node=\"pi1\",severity=\"critical\"} 1",
+            "reconciler_board_condition{condition=\"disk-low\",node=\"pi1\",severity=\"warning\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample} missing from:\n{text}");
+        }
+        metrics.boards.record(std::iter::empty());
+        assert!(!metrics.render().contains("node=\"pi1\""));
     }
 
     /// The README's metrics table, by name (`reconciles_total` → `reconciler_reconciles_total`).
@@ -369,7 +532,7 @@ mod tests {
     #[test]
     fn every_documented_metric_is_exported() {
         let documented = documented();
-        assert_eq!(documented.len(), 16, "{documented:?}");
+        assert_eq!(documented.len(), 27, "{documented:?}");
         assert_eq!(exported(), documented);
     }
 

@@ -267,6 +267,16 @@ pub struct Facts {
     pub iptables: Option<IptablesBackend>,
     /// Free space where Docker keeps its data (the raft log on a manager).
     pub disk: Option<DiskSpace>,
+    /// `/proc/meminfo`'s total and available memory.
+    pub memory: Option<MemorySize>,
+    /// The 1-minute load average as `/proc/loadavg` writes it.
+    pub load1: Option<String>,
+    /// Seconds since the board booted (`/proc/uptime`, whole seconds).
+    pub uptime_seconds: Option<u64>,
+    /// `/var/run/reboot-required` exists: an upgrade waits for a reboot.
+    pub reboot_required: bool,
+    /// Packages apt would upgrade (from the lists it has; nothing is fetched).
+    pub upgradable_packages: Option<u64>,
     /// The declared board configuration's side of the board
     /// (`node::config`): empty when the spec declares none and the cluster
     /// put nothing there.
@@ -335,7 +345,14 @@ impl IptablesBackend {
     }
 }
 
-/// Space on the file system holding Docker's data.
+/// A board's memory: available (what a new process can get) and total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemorySize {
+    pub available_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Free and total space of the file system Docker keeps its data on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DiskSpace {
     pub available_bytes: u64,

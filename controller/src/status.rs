@@ -139,7 +139,7 @@ pub struct NodeStatus {
 }
 
 /// A board's own facts, as the last look over SSH found them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BoardStatus {
     /// The spec's name for the board.
     pub node: String,
@@ -153,33 +153,10 @@ pub struct BoardStatus {
     pub throttled: Option<String>,
     /// The same in words (`under-voltage now`, ...); empty when healthy.
     pub throttling: Vec<&'static str>,
-}
-
-/// `vcgencmd get_throttled`'s bits in words, as the Raspberry Pi
-/// documentation names them: the low bits are now, the high ones since boot.
-/// Bits it does not name are left out; text that is no number gives none.
-pub fn throttling_in_words(value: &str) -> Vec<&'static str> {
-    const BITS: [(u32, &str); 8] = [
-        (0, "under-voltage now"),
-        (1, "ARM frequency capped now"),
-        (2, "throttled now"),
-        (3, "soft temperature limit now"),
-        (16, "under-voltage since boot"),
-        (17, "ARM frequency capped since boot"),
-        (18, "throttled since boot"),
-        (19, "soft temperature limit since boot"),
-    ];
-    let digits = value
-        .trim()
-        .trim_start_matches("0x")
-        .trim_start_matches("0X");
-    let Ok(bits) = u32::from_str_radix(digits, 16) else {
-        return Vec::new();
-    };
-    BITS.iter()
-        .filter(|(bit, _)| bits & (1 << bit) != 0)
-        .map(|(_, words)| *words)
-        .collect()
+    /// What the facts measure (memory, disk, load, last boot, ...).
+    pub health: crate::health::Measurements,
+    /// What a person should act on, most severe first.
+    pub conditions: Vec<crate::health::Condition>,
 }
 
 /// A board that could not be reached or failed a step.
@@ -433,27 +410,6 @@ mod tests {
             error: None,
             since: format!("2026-11-24T10:00:0{slot}Z"),
         }
-    }
-
-    /// Raspberry Pi's documented bits: 0x50005 is under-voltage and
-    /// throttling, now and since boot.
-    #[test]
-    fn throttling_is_said_in_words() {
-        assert_eq!(
-            throttling_in_words("0x50005"),
-            [
-                "under-voltage now",
-                "throttled now",
-                "under-voltage since boot",
-                "throttled since boot"
-            ]
-        );
-        assert!(throttling_in_words("0x0").is_empty());
-        assert_eq!(
-            throttling_in_words("0x80000"),
-            ["soft temperature limit since boot"]
-        );
-        assert!(throttling_in_words("garbage").is_empty());
     }
 
     #[test]

@@ -273,7 +273,17 @@ mod tests {
                 os: "Debian GNU/Linux 12 (bookworm)".into(),
                 temperature: Some("48.3'C".into()),
                 throttled: Some("0x50005".into()),
-                throttling: crate::status::throttling_in_words("0x50005"),
+                throttling: crate::health::throttling_in_words("0x50005"),
+                health: crate::health::Measurements {
+                    memory_available_bytes: Some(3 << 30),
+                    memory_total_bytes: Some(4 << 30),
+                    ..crate::health::Measurements::default()
+                },
+                conditions: vec![crate::health::Condition {
+                    kind: crate::health::ConditionKind::RebootRequired,
+                    severity: crate::health::Severity::Info,
+                    message: "a reboot is pending".into(),
+                }],
             }),
             tasks: vec![TaskStatus {
                 service: "web".into(),
@@ -293,6 +303,8 @@ mod tests {
             "aarch64",
             "Raspberry Pi 4 Model B Rev 1.4",
             "temperature 48.3&#x27;C",
+            "memory 3072 of 4096 MiB free",
+            "data-condition=\"reboot-required\" data-severity=\"info\" title=\"a reboot is pending\">reboot-required</span>",
             "<span class=\"bad\" title=\"vcgencmd get_throttled = 0x50005\">under-voltage now, throttled now, under-voltage since boot, throttled since boot</span>",
             "zone=shelf",
             "<div class=\"task starting\" data-service=\"web\" data-state=\"starting\" title=\"starting\">web.2 <small>starting</small></div>",

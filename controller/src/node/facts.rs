@@ -1,6 +1,6 @@
 //! What a board is: learned with one read-only script over SSH.
 
-use crate::observed::{BoardDocker, DiskSpace, Facts, IptablesBackend, LocalSwarm};
+use crate::observed::{BoardDocker, DiskSpace, Facts, IptablesBackend, LocalSwarm, MemorySize};
 
 /// The script that gathers facts: only reads, prints `key=value` lines.
 pub const SCRIPT: &str = r#"
@@ -43,6 +43,12 @@ if [ -d /sys/module/vxlan ] || grep -qs '/vxlan.ko' "/lib/modules/$(uname -r)/mo
 if command -v iptables >/dev/null 2>&1; then echo "iptables=$(iptables -V 2>/dev/null)"; fi
 disk_dir=/var/lib/docker; [ -d "$disk_dir" ] || disk_dir=/
 echo "disk=$(df -Pk "$disk_dir" 2>/dev/null | awk 'NR == 2 { print $4 " " $2 }')"
+# Health (`health.rs`): memory, load, uptime, a pending reboot, updates.
+[ -r /proc/meminfo ] && echo "memory=$(awk '$1 == "MemAvailable:" { a = $2 } $1 == "MemTotal:" { t = $2 } END { print a " " t }' /proc/meminfo)"
+[ -r /proc/loadavg ] && echo "load1=$(cut -d' ' -f1 /proc/loadavg)"
+[ -r /proc/uptime ] && echo "uptime=$(cut -d. -f1 /proc/uptime)"
+if [ -e /var/run/reboot-required ]; then echo "reboot_required=true"; fi
+if command -v apt-get >/dev/null 2>&1; then echo "upgradable=$(limited apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ')"; fi
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
 if command -v vcgencmd >/dev/null 2>&1; then
   echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
@@ -83,6 +89,16 @@ impl Facts {
                 "vxlan" => facts.vxlan = parse_bool(&value),
                 "iptables" => facts.iptables = IptablesBackend::of(&value),
                 "disk" => facts.disk = DiskSpace::parse(&value),
+                "memory" => {
+                    facts.memory = DiskSpace::parse(&value).map(|m| MemorySize {
+                        available_bytes: m.available_bytes,
+                        total_bytes: m.total_bytes,
+                    })
+                }
+                "load1" => facts.load1 = optional(),
+                "uptime" => facts.uptime_seconds = value.parse().ok(),
+                "reboot_required" => facts.reboot_required = value == "true",
+                "upgradable" => facts.upgradable_packages = value.parse().ok(),
                 "model" => facts.model = optional(),
                 "throttled" => facts.throttled = optional(),
                 "temperature" => facts.temperature = optional(),
@@ -159,7 +175,8 @@ impl IptablesBackend {
 }
 
 impl DiskSpace {
-    /// From `AVAILABLE_KB TOTAL_KB` (`df -Pk`).
+    /// From `AVAILABLE_KB TOTAL_KB` (`df -Pk`; `/proc/meminfo` is read the
+    /// same way).
     fn parse(value: &str) -> Option<Self> {
         let mut numbers = value.split_whitespace().map(str::parse::<u64>);
         let available = numbers.next()?.ok()?;

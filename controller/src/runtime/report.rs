@@ -34,12 +34,15 @@ impl Controller {
                         throttling: facts
                             .throttled
                             .as_deref()
-                            .map(crate::status::throttling_in_words)
+                            .map(crate::health::throttling_in_words)
                             .unwrap_or_default(),
+                        health: crate::health::Measurements::of(facts),
+                        conditions: crate::health::conditions(facts),
                     },
                 ))
             })
             .collect();
+        self.shared.metrics.boards.record(self.fleet.known_facts());
         if let Ok(mut context) = self.shared.picture.write() {
             *context = PictureContext {
                 cluster: spec.cluster.name.clone(),
