@@ -48,7 +48,6 @@ echo "disk=$(df -Pk "$disk_dir" 2>/dev/null | awk 'NR == 2 { print $4 " " $2 }')
 [ -r /proc/loadavg ] && echo "load1=$(cut -d' ' -f1 /proc/loadavg)"
 [ -r /proc/uptime ] && echo "uptime=$(cut -d. -f1 /proc/uptime)"
 if [ -e /var/run/reboot-required ]; then echo "reboot_required=true"; fi
-if command -v apt-get >/dev/null 2>&1; then echo "upgradable=$(limited apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ')"; fi
 if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d '\0' < /proc/device-tree/model)"; fi
 if command -v vcgencmd >/dev/null 2>&1; then
   echo "throttled=$(vcgencmd get_throttled 2>/dev/null | cut -d= -f2)"
@@ -56,6 +55,13 @@ if command -v vcgencmd >/dev/null 2>&1; then
 elif [ -r /sys/class/thermal/thermal_zone0/temp ]; then
   echo "temperature=$(awk '{ printf "%.1f'"'"'C", $1 / 1000 }' /sys/class/thermal/thermal_zone0/temp)"
 fi
+"#;
+
+/// Appended to [`SCRIPT`] where updates are counted (`run`, `upgrade`): apt
+/// works out the upgrade from the lists it has (nothing is fetched), which
+/// takes about a second on a Pi, too long for every `plan`.
+pub const UPDATES_SCRIPT: &str = r#"
+if command -v apt-get >/dev/null 2>&1; then echo "upgradable=$(limited apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ')"; fi
 "#;
 
 /// Reading the facts script's output lives next to the script; the type is

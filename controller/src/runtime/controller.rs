@@ -318,7 +318,7 @@ pub async fn run(
         good_revision: None,
         newest_turned_away: None,
         swarm: None,
-        fleet: Fleet::new(facts_max_age),
+        fleet: Fleet::new(facts_max_age).counting_updates(),
         docker_host: docker_host_sender,
         writer,
         board_needs: Vec::new(),
