@@ -94,6 +94,35 @@ pub(crate) struct NodeFile {
     pub board: Option<BoardSection>,
 }
 
+/// `[maintenance]`: how `reconciler upgrade` keeps the boards' systems up
+/// to date, one board (or a few workers) at a time.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintenanceFile {
+    /// The root command that upgrades a board's packages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<RebootFile>,
+    /// Workers drained at once (managers: always one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<Spanned<u32>>,
+    /// How long a drained board's tasks may take to leave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Spanned<String>>,
+    /// How long a rebooting board may take to answer again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RebootFile {
+    WhenRequired,
+    Always,
+    Never,
+}
+
 /// `[board]` (every board) and `[node.NAME.board]` (one): what a board
 /// carries besides Docker.
 #[derive(Debug, Default, Deserialize, Serialize)]

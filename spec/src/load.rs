@@ -42,12 +42,13 @@ pub enum LoadError {
 }
 
 /// The top-level tables a spec file may hold.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "cluster",
     "controller",
     "ssh",
     "bootstrap",
     "board",
+    "maintenance",
     "node",
     "network",
     "service",
@@ -504,6 +505,7 @@ pub(crate) fn merge_fragment<'s>(
         (!fragment.ssh.is_empty(), "ssh"),
         (!fragment.bootstrap.is_empty(), "bootstrap"),
         (!fragment.board.is_empty(), "board"),
+        (!fragment.maintenance.is_empty(), "maintenance"),
     ];
     for (present, section) in fixed_sections {
         if present {
@@ -774,6 +776,7 @@ pub(crate) struct RawSpec<'s> {
     pub ssh: Vec<Entry<'s, SshFile>>,
     pub bootstrap: Vec<Entry<'s, BootstrapFile>>,
     pub board: Vec<Entry<'s, crate::file::BoardSection>>,
+    pub maintenance: Vec<Entry<'s, crate::file::MaintenanceFile>>,
     pub nodes: Vec<Entry<'s, NodeFile>>,
     pub networks: Vec<Entry<'s, NetworkFile>>,
     pub services: Vec<Entry<'s, ServiceFile>>,
@@ -846,6 +849,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             "ssh" => singleton(source, key_span, value, &mut raw.ssh, diagnostics),
             "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
             "board" => singleton(source, key_span, value, &mut raw.board, diagnostics),
+            "maintenance" => singleton(source, key_span, value, &mut raw.maintenance, diagnostics),
             "node" => named(
                 source,
                 SectionKind::Node,

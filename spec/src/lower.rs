@@ -60,6 +60,11 @@ pub(crate) fn lower(
         .first()
         .map(|e| bootstrap(&e.value))
         .unwrap_or_default();
+    let maintenance = raw
+        .maintenance
+        .first()
+        .map(|e| maintenance(e, diagnostics))
+        .unwrap_or_default();
     let networks = raw
         .networks
         .iter()
@@ -111,6 +116,7 @@ pub(crate) fn lower(
         controller,
         ssh,
         bootstrap,
+        maintenance,
         nodes,
         networks,
         services,
@@ -220,6 +226,40 @@ fn ssh_settings(base: &SshSettings, file: &SshFile) -> SshSettings {
             .known_hosts
             .clone()
             .unwrap_or_else(|| base.known_hosts.clone()),
+    }
+}
+
+fn maintenance(
+    entry: &Entry<'_, crate::file::MaintenanceFile>,
+    diagnostics: &mut Diagnostics,
+) -> crate::model::Maintenance {
+    use crate::file::RebootFile;
+    use crate::model::RebootPolicy;
+    let file = &entry.value;
+    let defaults = crate::model::Maintenance::default();
+    let max_unavailable = match &file.max_unavailable {
+        Some(n) if *n.get_ref() == 0 => {
+            diagnostics.push(entry.error(
+                &n.span(),
+                "max_unavailable = 0 would never upgrade a board; 1 takes them one at a time",
+            ));
+            defaults.max_unavailable
+        }
+        Some(n) => *n.get_ref(),
+        None => defaults.max_unavailable,
+    };
+    crate::model::Maintenance {
+        upgrade: file.upgrade.clone().unwrap_or(defaults.upgrade),
+        reboot: match file.reboot {
+            None | Some(RebootFile::WhenRequired) => RebootPolicy::WhenRequired,
+            Some(RebootFile::Always) => RebootPolicy::Always,
+            Some(RebootFile::Never) => RebootPolicy::Never,
+        },
+        max_unavailable,
+        drain_timeout: duration(entry, file.drain_timeout.as_ref(), diagnostics)
+            .unwrap_or(defaults.drain_timeout),
+        boot_timeout: duration(entry, file.boot_timeout.as_ref(), diagnostics)
+            .unwrap_or(defaults.boot_timeout),
     }
 }
 

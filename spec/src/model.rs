@@ -16,6 +16,7 @@ pub struct Spec {
     pub controller: ControllerSettings,
     pub ssh: SshSettings,
     pub bootstrap: Bootstrap,
+    pub maintenance: Maintenance,
     pub nodes: BTreeMap<String, Node>,
     pub networks: BTreeMap<String, Network>,
     pub services: BTreeMap<String, Service>,
@@ -124,6 +125,40 @@ impl Default for Bootstrap {
             install_docker: "apt-get update && apt-get install -y docker.io".into(),
             start_docker: "systemctl enable --now docker".into(),
             docker_users: Vec::new(),
+        }
+    }
+}
+
+/// `[maintenance]`: how `reconciler upgrade` upgrades the boards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Maintenance {
+    /// Run as root on each board in turn.
+    pub upgrade: String,
+    pub reboot: RebootPolicy,
+    /// Workers drained at once; managers go one at a time.
+    pub max_unavailable: u32,
+    pub drain_timeout: Duration,
+    pub boot_timeout: Duration,
+}
+
+/// When a board is rebooted after its upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootPolicy {
+    /// When the upgrade left `/var/run/reboot-required` (a new kernel, libc).
+    WhenRequired,
+    Always,
+    Never,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            upgrade: "apt-get update -qq && apt-get -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade".into(),
+            reboot: RebootPolicy::WhenRequired,
+            max_unavailable: 1,
+            drain_timeout: Duration::from_secs(300),
+            boot_timeout: Duration::from_secs(600),
         }
     }
 }

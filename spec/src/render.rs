@@ -584,6 +584,7 @@ struct Head {
     controller: ControllerFile,
     ssh: SshFile,
     bootstrap: BootstrapFile,
+    maintenance: MaintenanceFile,
 }
 
 fn head(spec: &Spec) -> Head {
@@ -625,6 +626,28 @@ fn head(spec: &Spec) -> Head {
             start_docker: Some(start_docker.clone()),
             docker_users: Some(docker_users.iter().cloned().map(spanned).collect()),
         },
+        maintenance: maintenance(&spec.maintenance),
+    }
+}
+
+fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
+    let Maintenance {
+        upgrade,
+        reboot,
+        max_unavailable,
+        drain_timeout,
+        boot_timeout,
+    } = maintenance;
+    MaintenanceFile {
+        upgrade: Some(upgrade.clone()),
+        reboot: Some(match reboot {
+            RebootPolicy::WhenRequired => RebootFile::WhenRequired,
+            RebootPolicy::Always => RebootFile::Always,
+            RebootPolicy::Never => RebootFile::Never,
+        }),
+        max_unavailable: Some(spanned(*max_unavailable)),
+        drain_timeout: Some(duration(*drain_timeout)),
+        boot_timeout: Some(duration(*boot_timeout)),
     }
 }
 

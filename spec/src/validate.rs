@@ -274,6 +274,11 @@ pub(crate) fn duplicates(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
         raw.board.iter().map(|e| (e.source, &e.name_span)),
         diagnostics,
     );
+    singleton_twice(
+        "maintenance",
+        raw.maintenance.iter().map(|e| (e.source, &e.name_span)),
+        diagnostics,
+    );
     for kind in SectionKind::ALL {
         let mut seen: BTreeMap<&str, &Entry<'_, SectionKind>> = BTreeMap::new();
         for entry in raw.declared.iter().filter(|e| e.value == kind) {
