@@ -25,6 +25,10 @@ pub const NODE: &str = "io.reconciler.node";
 /// without touching labels somebody else set.
 pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";
 
+/// On a node under `reconciler upgrade`: `"<stage> <availability before>"`,
+/// so a killed upgrade resumes where it stopped and restores what it found.
+pub const MAINTENANCE: &str = "io.reconciler.maintenance";
+
 /// Whether a label key belongs to the controller rather than the user.
 pub fn is_reserved(key: &str) -> bool {
     key.starts_with(RESERVED_LABEL_PREFIX)

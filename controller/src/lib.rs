@@ -15,6 +15,7 @@ pub mod http;
 pub mod init;
 pub mod install;
 pub mod labels;
+pub mod maintenance;
 pub mod metrics;
 pub mod node;
 pub mod observed;

@@ -245,6 +245,21 @@ fn candidates<'a>(inputs: &Inputs<'a>) -> Vec<Candidate<'a>> {
     out
 }
 
+/// Whether every placement constraint holds on a swarm node (the rules of
+/// [`constraint_holds`]): where a drained board's tasks may go.
+pub fn node_allows(constraints: &[String], node: &crate::observed::ObservedNode) -> bool {
+    let candidate = Candidate {
+        name: node.hostname.clone(),
+        node_id: Some(&node.id),
+        hostname: &node.hostname,
+        role: node.role,
+        labels: node.labels.clone(),
+        arch: &node.architecture,
+        facts: None,
+    };
+    constraints.iter().all(|c| constraint_holds(c, &candidate))
+}
+
 /// Whether a placement constraint holds on a candidate, as swarmkit's
 /// `constraint.NodeMatches` judges it: values compare case-insensitively,
 /// a missing label only satisfies `!=`. Keys pre-flight cannot see

@@ -60,11 +60,8 @@ pub(crate) fn lower(
         .first()
         .map(|e| bootstrap(&e.value))
         .unwrap_or_default();
-    let maintenance = raw
-        .maintenance
-        .first()
-        .map(|e| maintenance(e, diagnostics))
-        .unwrap_or_default();
+    let maintenance =
+        (raw.maintenance.first()).map_or_else(Default::default, |e| maintenance(e, diagnostics));
     let networks = raw
         .networks
         .iter()

@@ -8,6 +8,7 @@ mod preflight;
 mod run;
 mod spec;
 mod swarm;
+mod upgrade;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -120,6 +121,14 @@ pub enum Command {
     /// recorded in known_hosts, so the first `apply --ssh` asks nothing.
     /// Raspberry Pi OS Trixie (Debian 13) and later read these files.
     Firstboot(FirstbootArgs),
+    /// Upgrade the boards' systems one at a time, as `[maintenance]` says:
+    /// drain a board, upgrade its packages, reboot it when needed, wait for
+    /// SSH and its node to be ready, give back its availability, then the
+    /// next (workers first, `max_unavailable` at a time; managers one at a
+    /// time, only while every other manager is reachable). Stops at the
+    /// first failure; run again, it resumes where it stopped (the stage is
+    /// kept on the node). Boards with nothing to upgrade are left alone.
+    Upgrade(UpgradeArgs),
     /// Print a shell completion script: `reconciler completions bash >
     /// /etc/bash_completion.d/reconciler` (zsh: a file named `_reconciler` on
     /// $fpath; fish: ~/.config/fish/completions/reconciler.fish).
@@ -270,6 +279,24 @@ impl PolicyArgs {
             .map(crate::policy::Policy::load)
             .transpose()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The spec directory: the boards, `[ssh]` and `[maintenance]`.
+    pub dir: PathBuf,
+    /// Only these boards (repeat); they are upgraded even when up to date.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -671,6 +698,15 @@ pub enum CliError {
     /// Some boards answered but no manager did: the swarm was not looked at.
     #[error("no manager of the spec answered ({}: why is above), so the swarm was not looked at and nothing was done; the boards' part above is all that is known", .managers.join(", "))]
     NoManagerReached { managers: Vec<String> },
+    /// `upgrade` stopped at a board (it stays drained and marked).
+    #[error("upgrade stopped: {0}")]
+    Maintenance(crate::maintenance::MaintenanceError),
+    /// `upgrade` may not start (a board unreached, quorum, nowhere to go).
+    #[error("upgrade refused: {0}")]
+    UpgradeOrder(#[from] crate::maintenance::order::OrderError),
+    /// Another controller holds the cluster's one-writer lease.
+    #[error("{holder} holds the cluster's one-writer lease: stop it while the boards are upgraded, or wait until it lets go")]
+    LeaseHeld { holder: String },
     /// `run --apply-timeout` must stay below `--lease-ttl`.
     #[error("--apply-timeout ({apply_timeout:?}) must be shorter than --lease-ttl ({lease_ttl:?}): a writer must not outlive its lease")]
     LeaseTooShort {
@@ -742,6 +778,7 @@ pub async fn run(cli: Cli, console: &mut Console<'_>) -> u8 {
             user,
         } => spec::init(&dir, &cluster, &nodes, user.as_deref(), console),
         Command::Firstboot(args) => spec::firstboot(&args, &terminal, console),
+        Command::Upgrade(args) => upgrade::upgrade(args, &terminal, console).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();

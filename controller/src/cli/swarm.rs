@@ -80,7 +80,7 @@ impl ConnectArgs {
 
 /// Progress goes to the process's stderr as it happens: bars on a
 /// terminal, plain lines elsewhere.
-fn stderr_progress(style: ProgressStyle) -> crate::progress::SharedProgress {
+pub(super) fn stderr_progress(style: ProgressStyle) -> crate::progress::SharedProgress {
     match style {
         ProgressStyle::Bars => std::sync::Arc::new(std::sync::Mutex::new(
             crate::progress::Bars::new(std::io::stderr(), crate::progress::terminal_width()),
@@ -481,7 +481,7 @@ async fn swarm_after_steps(
     Ok((swarm, plan, board_failures.len()))
 }
 
-fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
+pub(super) fn confirm(console: &mut Console<'_>) -> Result<bool, CliError> {
     let Some(input) = console.input.as_mut() else {
         return Err(CliError::NoTerminal);
     };

@@ -199,7 +199,17 @@ fn node_update(
             new: Some(role_text(node.role)),
         });
     }
-    let availability = node.availability.unwrap_or(live.availability);
+    // A board under `reconciler upgrade` is drained on purpose: left alone
+    // until the upgrade gives it back.
+    let availability = if live.labels.contains_key(crate::labels::MAINTENANCE) {
+        warnings.push(format!(
+            "node `{}` is under maintenance (`reconciler upgrade`): its availability is left as it is until the upgrade finishes",
+            node.name
+        ));
+        live.availability
+    } else {
+        node.availability.unwrap_or(live.availability)
+    };
     if live.availability != availability {
         changes.push(FieldChange {
             field: "availability".into(),

@@ -146,6 +146,54 @@ impl Swarm {
             .map_err(api(DockerCall::UpdateNode))
     }
 
+    /// Sets or clears a node's maintenance mark ([`crate::labels::MAINTENANCE`])
+    /// and its availability in one write, keeping the rest of its spec.
+    pub async fn mark_maintenance(
+        &self,
+        id: &str,
+        mark: Option<&str>,
+        availability: reconciler_spec::Availability,
+    ) -> Result<(), SwarmError> {
+        for _ in 0..super::WRITE_ATTEMPTS {
+            let live = self
+                .docker
+                .inspect_node(id)
+                .await
+                .map_err(api(DockerCall::InspectNode))?;
+            let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let version = i64::try_from(index)
+                .map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
+            let mut spec = live.spec.unwrap_or_default();
+            let labels = spec.labels.get_or_insert_with(Default::default);
+            match mark {
+                Some(mark) => {
+                    labels.insert(crate::labels::MAINTENANCE.to_string(), mark.to_string());
+                }
+                None => {
+                    labels.remove(crate::labels::MAINTENANCE);
+                }
+            }
+            spec.availability = Some(availability_enum(availability));
+            self.count_write();
+            match self
+                .docker
+                .update_node(id, spec, UpdateNodeOptions { version })
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // Its status moved the version between the read and the write.
+                Err(error) if is_out_of_sequence(&error) => continue,
+                Err(source) => {
+                    return Err(SwarmError::Api {
+                        operation: DockerCall::UpdateNode,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(SwarmError::OutOfSequence(id.to_string()))
+    }
+
     /// Tasks still meant to run on a node.
     pub async fn tasks_on_node(&self, id: &str) -> Result<usize, SwarmError> {
         Ok(self

@@ -1,0 +1,190 @@
+//! `upgrade`: the boards' systems upgraded one at a time (`maintenance`),
+//! under the cluster's one-writer lease.
+
+use std::time::Duration;
+
+use reconciler_spec::Role;
+
+use super::{judge, load, CliError, Console, LoadOptions, UpgradeArgs};
+use crate::maintenance::order::{self, Order, PlacedTask, Reason};
+use crate::maintenance::{Board, MaintenanceError};
+use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
+use crate::observed::LocalSwarm;
+use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
+use crate::swarm::Swarm;
+
+/// How long the upgrade's hold on the lease lasts between renewals.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
+pub(super) async fn upgrade(
+    args: UpgradeArgs,
+    load_options: &LoadOptions,
+    console: &mut Console<'_>,
+) -> Result<u8, CliError> {
+    let spec = load(&args.dir, load_options, console.err)?;
+    judge(&spec, &args.policy, console.err)?;
+    let access = args.access.access(None);
+    let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE).counting_updates();
+    let looked = fleet.look(&spec, access.ssh, access.parallel).await;
+    for failure in &looked.failures {
+        writeln!(console.err, "Error: {failure}")?;
+    }
+    let managers: Vec<String> = spec
+        .nodes
+        .values()
+        .filter(|n| n.role == Role::Manager)
+        .filter(|n| {
+            looked
+                .facts
+                .get(&n.name)
+                .is_some_and(|f| matches!(f.local_swarm(), Some(LocalSwarm::Active { .. })))
+        })
+        .map(|n| n.name.clone())
+        .collect();
+    let host = fleet
+        .docker_host(&managers)
+        .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
+    let swarm = Swarm::connect(&host, &spec.cluster.name, args.docker.docker_timeout).await?;
+    let observed = swarm.observe().await?;
+    let placed = placed_tasks(&swarm, &observed).await?;
+    let order = order::order(&spec, &observed, &looked.facts, &placed, &args.nodes)?;
+    show(&order, &spec, console)?;
+    if order.batches.is_empty() {
+        return Ok(0);
+    }
+    if !args.auto_approve && !super::swarm::confirm(console)? {
+        writeln!(console.err, "Upgrade cancelled.")?;
+        return Ok(1);
+    }
+    let holder = format!("upgrade@{}", crate::runtime::default_holder());
+    let mut clock = LeaseClock::default();
+    if let LeaseState::HeldBy { holder } =
+        swarm.acquire_lease(&holder, LEASE_TTL, &mut clock).await?
+    {
+        return Err(CliError::LeaseHeld { holder });
+    }
+    let keeper = LeaseKeeper::start(swarm.clone(), holder.clone(), LEASE_TTL, clock);
+    let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
+    let mut result = Ok(());
+    'batches: for batch in &order.batches {
+        let mut boards = Vec::new();
+        for turn in batch {
+            let (Some(session), Some(node)) =
+                (looked.sessions.get(&turn.node), spec.nodes.get(&turn.node))
+            else {
+                continue;
+            };
+            let availability = observed
+                .nodes
+                .iter()
+                .find(|n| n.id == turn.node_id)
+                .map_or(reconciler_spec::Availability::Active, |n| n.availability);
+            boards.push(
+                Board {
+                    spec: &spec,
+                    swarm: &swarm,
+                    turn,
+                    session: session.clone(),
+                    target: crate::node::target_for(node),
+                    ssh: access.ssh,
+                    availability,
+                    progress: progress.clone(),
+                    lease: keeper.guard(),
+                }
+                .maintain(),
+            );
+        }
+        for outcome in futures_util::future::join_all(boards).await {
+            if let Err(error) = outcome {
+                result = Err(error);
+                break 'batches;
+            }
+        }
+    }
+    let clock = keeper.stop().await;
+    let _ = swarm.release_lease(&holder, &clock).await;
+    result.map_err(CliError::Maintenance)?;
+    let upgraded: usize = order.batches.iter().map(Vec::len).sum();
+    writeln!(
+        console.out,
+        "\nUpgrade complete: {upgraded} board(s) upgraded."
+    )?;
+    Ok(0)
+}
+
+/// The running tasks of the swarm's services, by service name and node.
+async fn placed_tasks(
+    swarm: &Swarm,
+    observed: &crate::observed::Observed,
+) -> Result<Vec<PlacedTask>, CliError> {
+    let names: std::collections::BTreeMap<&str, &str> = observed
+        .services
+        .iter()
+        .map(|(name, s)| (s.id.as_str(), name.as_str()))
+        .collect();
+    Ok(swarm
+        .tasks(&[("desired-state", "running")])
+        .await?
+        .into_iter()
+        .filter_map(|t| {
+            let service = names.get(t.service_id.as_deref()?)?;
+            Some(PlacedTask {
+                service: (*service).to_string(),
+                node_id: t.node_id?,
+            })
+        })
+        .collect())
+}
+
+/// The order as a person reads it.
+fn show(
+    order: &Order,
+    spec: &reconciler_spec::Spec,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
+    let maintenance = &spec.maintenance;
+    let reboot = match maintenance.reboot {
+        reconciler_spec::RebootPolicy::WhenRequired => "reboot when required",
+        reconciler_spec::RebootPolicy::Always => "reboot",
+        reconciler_spec::RebootPolicy::Never => "no reboot",
+    };
+    if order.batches.is_empty() {
+        writeln!(
+            console.out,
+            "Nothing to upgrade: every board is up to date."
+        )?;
+    } else {
+        writeln!(
+            console.out,
+            "Upgrade, one step after the other (workers {} at a time, managers one at a time):",
+            maintenance.max_unavailable
+        )?;
+    }
+    for (step, batch) in order.batches.iter().enumerate() {
+        for turn in batch {
+            let why = match &turn.reason {
+                Reason::Resume(stage) => format!("resuming at {}", stage.as_str()),
+                Reason::Updates(n) => format!("{n} package(s) to upgrade"),
+                Reason::RebootPending => "a reboot is pending".to_string(),
+                Reason::Asked => "asked for".to_string(),
+            };
+            writeln!(
+                console.out,
+                "  {}. node.{} ({}): {why} → drain, upgrade, {reboot}, back",
+                step + 1,
+                turn.node,
+                turn.role.as_str()
+            )?;
+        }
+    }
+    if !order.up_to_date.is_empty() {
+        writeln!(console.out, "Up to date: {}.", order.up_to_date.join(", "))?;
+    }
+    Ok(())
+}
+
+impl From<MaintenanceError> for CliError {
+    fn from(error: MaintenanceError) -> Self {
+        CliError::Maintenance(error)
+    }
+}
