@@ -196,6 +196,16 @@ fn ensure_network() {
     }
 }
 
+/// A board's init: its own host keys, sshd, then nothing.
+const BOARD_INIT: &str = "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity";
+
+/// A rebootable board's init: host keys made once and kept, the hostname
+/// it was given, sshd; it exits (and Docker starts it again) once
+/// `reboot` asks for it.
+const REBOOTABLE_INIT: &str = "if [ ! -e /etc/ssh/.board-keys ]; then rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && touch /etc/ssh/.board-keys; fi; \
+hostname \"$(cat /etc/hostname)\" 2>/dev/null; mkdir -p /run/sshd && /usr/sbin/sshd; \
+while [ ! -e /run/board-reboot ]; do sleep 1; done; exit 1";
+
 /// A few boards, removed when dropped.
 #[derive(Debug)]
 pub struct Boards {
@@ -249,7 +259,30 @@ impl Boards {
         Self::start_each(&images, prefix, first, keys)
     }
 
+    /// Like [`Boards::start`], with boards a `reboot` really restarts: the
+    /// SSH connection drops, the board comes back after a moment with its
+    /// disk (Docker's data, its swarm state, its host keys and hostname) but
+    /// a fresh `/run` and nothing started but sshd (no systemd here: Docker
+    /// is started again as `[bootstrap] start_docker` says).
+    pub fn start_rebootable(prefix: &str, first: u8, count: u8) -> Self {
+        ensure_bare_image();
+        let temp = tempfile::tempdir().expect("temp dir");
+        let images = vec![BARE_IMAGE; usize::from(count)];
+        let mut boards = Self::start_with(&images, prefix, first, temp.path(), true);
+        boards._temp = Some(temp);
+        for board in 0..boards.names.len() {
+            boards
+                .exec(board, "printf '#!/bin/sh\ntouch /run/board-reboot\n' > /usr/local/sbin/reboot && chmod 755 /usr/local/sbin/reboot")
+                .expect_code(0);
+        }
+        boards
+    }
+
     fn start_each(images: &[&str], prefix: &str, first: u8, keys: &Path) -> Self {
+        Self::start_with(images, prefix, first, keys, false)
+    }
+
+    fn start_with(images: &[&str], prefix: &str, first: u8, keys: &Path, rebootable: bool) -> Self {
         ensure_network();
         std::fs::create_dir_all(keys).unwrap_or_else(|e| panic!("{}: {e}", keys.display()));
         let key = keys.join("id_ed25519");
@@ -267,12 +300,17 @@ impl Boards {
         for (i, image) in (0u8..).zip(images.iter().copied()) {
             let name = format!("{prefix}{}", i + 1);
             let address = format!("10.77.0.{}", first + i);
-            run_board(
+            run_board_as(
                 &name,
                 &address,
                 &format!("bare-{}", i + 1),
                 image,
-                "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity",
+                if rebootable {
+                    REBOOTABLE_INIT
+                } else {
+                    BOARD_INIT
+                },
+                rebootable,
             );
             exec_with_input(&name, USERS, &public);
             names.push(name);
@@ -370,7 +408,7 @@ impl Drop for Boards {
             return;
         }
         for name in &self.names {
-            docker_unchecked(&["rm", "-f", name]);
+            docker_unchecked(&["rm", "-f", "-v", name]);
         }
     }
 }
@@ -378,7 +416,21 @@ impl Drop for Boards {
 /// Starts a board container (replacing one of the same name) with what a
 /// board needs to run its own dockerd (TESTBED.md), on the boards' network.
 fn run_board(name: &str, address: &str, hostname: &str, image: &str, command: &str) {
-    docker_unchecked(&["rm", "-f", name]);
+    run_board_as(name, address, hostname, image, command, false);
+}
+
+/// [`run_board`], or with `rebootable` a board that survives its own
+/// reboot as a Pi does: Docker's data on a volume instead of a tmpfs, and
+/// restarted by Docker when its init exits (`/run` is a fresh tmpfs then).
+fn run_board_as(
+    name: &str,
+    address: &str,
+    hostname: &str,
+    image: &str,
+    command: &str,
+    rebootable: bool,
+) {
+    docker_unchecked(&["rm", "-f", "-v", name]);
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.into()];
     args.extend(["--hostname".into(), hostname.into()]);
     args.extend([
@@ -403,10 +455,18 @@ fn run_board(name: &str, address: &str, hostname: &str, image: &str, command: &s
         "host",
         "--tmpfs",
         "/run",
-        "--tmpfs",
-        "/var/lib/docker:exec",
     ] {
         args.push(option.into());
+    }
+    if rebootable {
+        args.extend([
+            "-v".into(),
+            "/var/lib/docker".into(),
+            "--restart".into(),
+            "on-failure".into(),
+        ]);
+    } else {
+        args.extend(["--tmpfs".into(), "/var/lib/docker:exec".into()]);
     }
     args.extend([image.into(), "sh".into(), "-c".into(), command.into()]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();

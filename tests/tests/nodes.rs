@@ -677,6 +677,10 @@ fn the_controller_brings_bare_boards_in_by_itself() {
             "printf '%s\\n' '#!/bin/sh' 'case \"$1\" in' \"measure_temp) echo \\\"temp=48.3'C\\\" ;;\" 'get_throttled) echo throttled=0x50005 ;;' 'esac' > /usr/local/bin/vcgencmd && chmod 755 /usr/local/bin/vcgencmd && vcgencmd measure_temp",
         )
         .expect_code(0);
+    // rcr2 has an upgrade waiting for a reboot, as Debian's packages say it.
+    boards
+        .exec(1, "touch /var/run/reboot-required")
+        .expect_code(0);
     let spec = spec_named(&boards, &["rcr1", "rcr2"]);
     let dir = spec.arg();
     // An hour between resyncs: what follows is driven by Docker's events
@@ -749,8 +753,50 @@ fn the_controller_brings_bare_boards_in_by_itself() {
             ok.then_some(()).ok_or(format!("{status:#}"))
         },
     );
+    // Board health as data: the status's conditions and measurements, and
+    // the metrics per board.
+    let status = controller.status();
+    let rcr2 = status["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["hostname"] == "rcr2"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rcr2["board"]["conditions"]
+            .to_string()
+            .contains("\"kind\":\"reboot-required\""),
+        "{rcr2:#}"
+    );
+    assert!(
+        rcr2["board"]["health"]["memory_total_bytes"]
+            .as_u64()
+            .is_some_and(|m| m > 0)
+            && rcr2["board"]["health"]["boot_time_seconds"].is_number(),
+        "{rcr2:#}"
+    );
+    let metrics =
+        reconciler_tests::http::get(controller.address, "/metrics").expect("GET /metrics");
+    for sample in [
+        "reconciler_board_temperature_celsius{node=\"rcr1\"} 48.3",
+        "reconciler_board_throttled_bits{node=\"rcr1\"} 327685",
+        "reconciler_board_condition{condition=\"under-voltage\",node=\"rcr1\",severity=\"critical\"} 1",
+        "reconciler_board_reboot_required{node=\"rcr2\"} 1",
+        "reconciler_board_reboot_required{node=\"rcr1\"} 0",
+        "reconciler_board_condition{condition=\"reboot-required\",node=\"rcr2\",severity=\"info\"} 1",
+        "reconciler_board_memory_total_bytes{node=\"rcr2\"} ",
+        "reconciler_board_disk_free_bytes{node=\"rcr1\"} ",
+        "reconciler_board_upgradable_packages{node=\"rcr2\"} ",
+        "reconciler_board_boot_time_seconds{node=\"rcr1\"} ",
+    ] {
+        assert!(
+            metrics.body.contains(sample),
+            "{sample} not in /metrics:\n{}",
+            metrics.body
+        );
+    }
     let page = reconciler_tests::http::get(controller.address, "/").expect("GET /");
     for part in [
+        "data-condition=\"reboot-required\"",
         "board <b>rcr1</b>",
         "temperature 48.3&#x27;C", // the apostrophe escaped
         // vcgencmd's bits in words, the raw value kept in the title.

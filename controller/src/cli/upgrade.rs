@@ -14,7 +14,7 @@ use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
 use crate::swarm::Swarm;
 
 /// How long the upgrade's hold on the lease lasts between renewals.
-const LEASE_TTL: Duration = Duration::from_secs(60);
+const LEASE_TTL: Duration = Duration::from_secs(30);
 
 pub(super) async fn upgrade(
     args: UpgradeArgs,
@@ -57,12 +57,7 @@ pub(super) async fn upgrade(
         return Ok(1);
     }
     let holder = format!("upgrade@{}", crate::runtime::default_holder());
-    let mut clock = LeaseClock::default();
-    if let LeaseState::HeldBy { holder } =
-        swarm.acquire_lease(&holder, LEASE_TTL, &mut clock).await?
-    {
-        return Err(CliError::LeaseHeld { holder });
-    }
+    let clock = take_lease(&swarm, &holder, console).await?;
     let keeper = LeaseKeeper::start(swarm.clone(), holder.clone(), LEASE_TTL, clock);
     let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
     let mut result = Ok(());
@@ -110,6 +105,36 @@ pub(super) async fn upgrade(
         "\nUpgrade complete: {upgraded} board(s) upgraded."
     )?;
     Ok(0)
+}
+
+/// Takes the one-writer lease, waiting while a holder that stopped renewing
+/// it (a killed upgrade) runs out; a holder that keeps it (a running
+/// controller) is an error.
+async fn take_lease(
+    swarm: &Swarm,
+    holder: &str,
+    console: &mut Console<'_>,
+) -> Result<LeaseClock, CliError> {
+    let mut clock = LeaseClock::default();
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match swarm.acquire_lease(holder, LEASE_TTL, &mut clock).await? {
+            LeaseState::Held => return Ok(clock),
+            // A standby takes a lease once it saw it unchanged for its ttl
+            // (at most a few minutes): longer, and it is being renewed.
+            LeaseState::HeldBy { holder } if started.elapsed() > Duration::from_secs(300) => {
+                return Err(CliError::LeaseHeld { holder })
+            }
+            LeaseState::HeldBy { holder } => {
+                if !said {
+                    writeln!(console.err, "Waiting for the one-writer lease held by {holder} (taken once it has gone unrenewed for its ttl)...")?;
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
 }
 
 /// The running tasks of the swarm's services, by service name and node.

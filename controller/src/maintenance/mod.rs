@@ -178,8 +178,10 @@ impl Board<'_> {
 
     async fn upgrade(&self) -> Result<(), MaintenanceError> {
         self.say("upgrading");
+        // An upgrade cut off before (a killed upgrade, a power cut) is
+        // finished first: apt refuses to run until it is.
         let script = format!(
-            "set -e\nexport DEBIAN_FRONTEND=noninteractive\n{}\n",
+            "set -e\nexport DEBIAN_FRONTEND=noninteractive\nif [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then dpkg --configure -a; fi\n{}\n",
             self.spec.maintenance.upgrade
         );
         let output = self.run("upgrade", &script).await?;

@@ -135,11 +135,13 @@ fn a_cut_off_upgrade_is_resumed_first_from_its_stage() {
     );
     assert_eq!(order.batches[0][0].reason, Reason::Resume(Stage::Reboot));
     assert_eq!(
-        Mark::parse(&Mark {
-            stage: Stage::Return,
-            before: Availability::Active
-        }
-        .label()),
+        Mark::parse(
+            &Mark {
+                stage: Stage::Return,
+                before: Availability::Active
+            }
+            .label()
+        ),
         Some(Mark {
             stage: Stage::Return,
             before: Availability::Active

@@ -1,0 +1,194 @@
+//! `reconciler upgrade` on boards that really reboot (`Boards::start_rebootable`:
+//! `reboot` drops the SSH connection and Docker restarts the board with its
+//! disk, a fresh `/run` and only sshd running), upgrading real packages
+//! from the Debian mirror's security suite. The upgrade is killed while a
+//! board reboots; run again, it resumes there and finishes: every board
+//! upgraded and rebooted once, its node ready and active again, the
+//! service running throughout on the other board.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end scenario reads best top to bottom, as one story"
+)]
+
+use std::time::{Duration, Instant};
+
+use reconciler_tests::boards::{Boards, Registry};
+use reconciler_tests::{reconciler_binary, require_swarm, wait_until, SpecDir};
+
+/// This test's registry: its own port, so it runs beside the others.
+const REGISTRY_PORT: u16 = 5083;
+
+fn spec(boards: &Boards) -> SpecDir {
+    let registry = format!("10.77.0.1:{REGISTRY_PORT}");
+    let spec = SpecDir::new("maintenance");
+    spec.write(
+        "cluster.toml",
+        &format!(
+            r#"[cluster]
+name = "maint"
+
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
+[bootstrap]
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
+# No systemd on the test bed's boards: Docker is started by this, also after a reboot.
+start_docker = "nohup dockerd --insecure-registry {registry} >/var/log/dockerd.log 2>&1 </dev/null &"
+
+[maintenance]
+# Debian's security updates do not ask for a reboot on a board without
+# a kernel of its own; every board reboots here, as after a kernel update.
+reboot = "always"
+boot_timeout = "3m"
+
+[node.rcm1]
+address = "{a1}"
+role = "manager"
+
+[node.rcm2]
+address = "{a2}"
+role = "worker"
+
+[service.web]
+image = "{registry}/busybox:1"
+command = ["sleep", "86400"]
+"#,
+            identity = boards.identity().display(),
+            known = boards.known_hosts().display(),
+            a1 = boards.address(0),
+            a2 = boards.address(1),
+        ),
+    );
+    spec
+}
+
+fn label_of(boards: &Boards, node: &str) -> String {
+    boards
+        .exec(
+            0,
+            &format!("docker node inspect {node} --format '{{{{index .Spec.Labels \"io.reconciler.maintenance\"}}}}' 2>/dev/null"),
+        )
+        .stdout
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_killed_rolling_upgrade_resumes_and_every_board_comes_back_upgraded() {
+    require_swarm();
+    let boards = Boards::start_rebootable("rcm-", 111, 2);
+    let _registry = Registry::with_busybox(REGISTRY_PORT);
+    let spec = spec(&boards);
+    let dir = spec.arg();
+    let applied = reconciler_binary(
+        &["apply", &dir, "--ssh", "--auto-approve", "--timeout", "3m"],
+        &[],
+    );
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+
+    // Debian's security suite has newer packages than the board's image.
+    for board in 0..2 {
+        boards
+            .exec(
+                board,
+                "echo 'deb http://deb.debian.org/debian-security bookworm-security main' >> /etc/apt/sources.list && apt-get update -qq && touch /run/booted-before",
+            )
+            .expect_code(0);
+    }
+    let pending = boards.exec(1, "apt-get -s upgrade 2>/dev/null | grep -c '^Inst '");
+    let pending: u32 = pending.stdout.trim().parse().unwrap_or(0);
+    assert!(pending > 0, "nothing to upgrade on the board");
+
+    // The plan: the worker first, then the manager.
+    let shown = reconciler_binary(&["upgrade", &dir], &[]);
+    assert!(
+        shown.stdout.contains(&format!(
+            "1. node.rcm2 (worker): {pending} package(s) to upgrade"
+        )) && shown.stdout.contains("2. node.rcm1 (manager)"),
+        "{}\n{}",
+        shown.stdout,
+        shown.stderr
+    );
+    assert!(
+        shown.stderr.contains("stdin is not a terminal"),
+        "{}",
+        shown.stderr
+    );
+
+    // Started, then killed while the worker reboots.
+    let started = Instant::now();
+    let mut first = std::process::Command::new(reconciler_tests::process::binary())
+        .args(["upgrade", &dir, "--auto-approve"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("reconciler upgrade");
+    wait_until(
+        "the worker to be rebooting",
+        Duration::from_secs(300),
+        || {
+            let label = label_of(&boards, "rcm2");
+            if label.starts_with("reboot") {
+                Ok(())
+            } else {
+                Err(format!("rcm2's mark: {label:?}"))
+            }
+        },
+    );
+    first.kill().expect("kill the upgrade");
+    let _ = first.wait();
+    // Where it stopped is on the node: drained, marked.
+    let stopped = boards.exec(
+        0,
+        "docker node inspect rcm2 --format '{{.Spec.Availability}}'",
+    );
+    assert_eq!(stopped.stdout.trim(), "drain", "{stopped:?}");
+
+    let resumed = reconciler_binary(&["upgrade", &dir, "--auto-approve"], &[]);
+    let took = started.elapsed();
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert!(
+        resumed
+            .stdout
+            .contains("node.rcm2 (worker): resuming at reboot"),
+        "{}",
+        resumed.stdout
+    );
+    println!("rolling upgrade of 2 boards ({pending} packages each, a reboot each, killed once): {took:.1?}");
+
+    for (board, node) in [(0, "rcm1"), (1, "rcm2")] {
+        let left = boards.exec(board, "apt-get -s upgrade 2>/dev/null | grep -c '^Inst '");
+        assert_eq!(left.stdout.trim(), "0", "{node} not upgraded: {left:?}");
+        let rebooted = boards.exec(
+            board,
+            "test -e /run/booted-before && echo same boot || echo rebooted",
+        );
+        assert_eq!(rebooted.stdout.trim(), "rebooted", "{node}");
+        assert_eq!(label_of(&boards, node), "", "{node} still marked");
+    }
+    let nodes = boards.exec(
+        0,
+        "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | sort",
+    );
+    assert_eq!(
+        nodes.stdout, "rcm1 Ready Active\nrcm2 Ready Active\n",
+        "{nodes:?}"
+    );
+    let web = boards.exec(
+        0,
+        "docker service ls --filter name=web --format '{{.Replicas}}'",
+    );
+    assert_eq!(web.stdout.trim(), "1/1", "{web:?}");
+    // Nothing left to do.
+    let again = reconciler_binary(&["upgrade", &dir, "--auto-approve"], &[]);
+    assert!(
+        again.stdout.contains("Nothing to upgrade"),
+        "{}\n{}",
+        again.stdout,
+        again.stderr
+    );
+}
