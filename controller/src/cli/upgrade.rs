@@ -26,9 +26,6 @@ pub(super) async fn upgrade(
     let access = args.access.access(None);
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE).counting_updates();
     let looked = fleet.look(&spec, access.ssh, access.parallel).await;
-    for failure in &looked.failures {
-        writeln!(console.err, "Error: {failure}")?;
-    }
     let managers: Vec<String> = spec
         .nodes
         .values()
@@ -47,7 +44,25 @@ pub(super) async fn upgrade(
     let swarm = Swarm::connect(&host, &spec.cluster.name, args.docker.docker_timeout).await?;
     let observed = swarm.observe().await?;
     let placed = placed_tasks(&swarm, &observed).await?;
-    let order = order::order(&spec, &observed, &looked.facts, &placed, &args.nodes)?;
+    let order = order::order(&spec, &observed, &looked.facts, &placed, &args.nodes);
+    // A board rebooting in a cut-off upgrade does not answer: it is waited for.
+    let waited: Vec<&str> = order
+        .as_ref()
+        .map(|o| {
+            o.batches
+                .iter()
+                .flatten()
+                .map(|t| t.node.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for failure in &looked.failures {
+        let (board, _) = failure.board_and_problem();
+        if !waited.contains(&board.as_str()) {
+            writeln!(console.err, "Error: {failure}")?;
+        }
+    }
+    let order = order?;
     show(&order, &spec, console)?;
     if order.batches.is_empty() {
         return Ok(0);
@@ -64,9 +79,7 @@ pub(super) async fn upgrade(
     'batches: for batch in &order.batches {
         let mut boards = Vec::new();
         for turn in batch {
-            let (Some(session), Some(node)) =
-                (looked.sessions.get(&turn.node), spec.nodes.get(&turn.node))
-            else {
+            let Some(node) = spec.nodes.get(&turn.node) else {
                 continue;
             };
             let availability = observed
@@ -79,7 +92,7 @@ pub(super) async fn upgrade(
                     spec: &spec,
                     swarm: &swarm,
                     turn,
-                    session: session.clone(),
+                    session: looked.sessions.get(&turn.node).cloned(),
                     target: crate::node::target_for(node),
                     ssh: access.ssh,
                     availability,

@@ -55,6 +55,10 @@ pub enum MaintenanceError {
     /// Another controller took the cluster's one-writer lease.
     #[error("lost the one-writer lease (another controller may be writing): stopped before node {node}'s {stage} stage; it stays marked, and `reconciler upgrade` goes on from there when run again")]
     LeaseLost { node: String, stage: &'static str },
+    /// A command was to run on a board not connected to (a bug: `maintain`
+    /// connects first).
+    #[error("node {node}: not connected")]
+    NoSession { node: String },
     /// The board answered but its swarm node did not become ready.
     #[error("node {node}: its swarm node is not ready {timeout:?} after it came back; it stays drained and marked (is Docker running on it?)")]
     NotReady { node: String, timeout: Duration },
@@ -65,8 +69,10 @@ pub struct Board<'a> {
     pub spec: &'a Spec,
     pub swarm: &'a Swarm,
     pub turn: &'a Turn,
-    /// The session the board was looked at over (replaced after a reboot).
-    pub session: Arc<Session>,
+    /// The session the board was looked at over (replaced after a reboot);
+    /// `None` for a board that did not answer (rebooting in a cut-off
+    /// upgrade): it is waited for.
+    pub session: Option<Arc<Session>>,
     /// How it is reached again after a reboot.
     pub target: crate::node::Target,
     pub ssh: SshOptions,
@@ -115,6 +121,10 @@ impl Board<'_> {
     /// Takes the board through every stage from where its mark says.
     pub async fn maintain(mut self) -> Result<(), MaintenanceError> {
         let maintenance = &self.spec.maintenance;
+        if self.session.is_none() {
+            self.say("not answering yet: waiting for it");
+            self.session = Some(self.reconnect(maintenance.boot_timeout).await?);
+        }
         let (mut stage, before) = match self.turn.resume {
             Some(mark) => {
                 self.say(&format!("resuming at {}", mark.stage.as_str()));
@@ -154,8 +164,30 @@ impl Board<'_> {
         Ok(())
     }
 
-    async fn run(&self, what: &str, script: &str) -> Result<crate::node::Output, NodeError> {
-        self.session.run_as_root(what, script).await
+    async fn run(&self, what: &str, script: &str) -> Result<crate::node::Output, MaintenanceError> {
+        match &self.session {
+            Some(session) => Ok(session.run_as_root(what, script).await?),
+            None => Err(MaintenanceError::NoSession {
+                node: self.turn.node.clone(),
+            }),
+        }
+    }
+
+    /// A new session, as soon as the board answers (within `timeout`).
+    async fn reconnect(&self, timeout: Duration) -> Result<Arc<Session>, MaintenanceError> {
+        let started = Instant::now();
+        loop {
+            if let Ok(session) = Session::connect(&self.target, self.ssh).await {
+                return Ok(Arc::new(session));
+            }
+            if started.elapsed() > timeout {
+                return Err(MaintenanceError::Boot {
+                    node: self.turn.node.clone(),
+                    timeout,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     async fn wait_drained(&self, timeout: Duration) -> Result<(), MaintenanceError> {
@@ -195,7 +227,7 @@ impl Board<'_> {
         Ok(())
     }
 
-    async fn needs_reboot(&self) -> Result<bool, NodeError> {
+    async fn needs_reboot(&self) -> Result<bool, MaintenanceError> {
         Ok(match self.spec.maintenance.reboot {
             RebootPolicy::Always => true,
             RebootPolicy::Never => false,
@@ -238,7 +270,7 @@ impl Board<'_> {
                     .await
                 {
                     if output.success() && output.stdout.trim().is_empty() {
-                        self.session = Arc::new(session);
+                        self.session = Some(Arc::new(session));
                         self.say("back after its reboot");
                         return Ok(());
                     }
@@ -265,8 +297,10 @@ impl Board<'_> {
                 node: self.turn.node.clone(),
                 steps: vec![crate::plan::boards::Step::StartDocker],
             };
-            crate::node::bootstrap::execute(&plan, self.spec, &self.session, None, &mut |_, _| {})
-                .await?;
+            if let Some(session) = &self.session {
+                crate::node::bootstrap::execute(&plan, self.spec, session, None, &mut |_, _| {})
+                    .await?;
+            }
         }
         let started = Instant::now();
         loop {

@@ -152,20 +152,39 @@ pub fn order(
         if !only.is_empty() && !only.contains(&node.name) {
             continue;
         }
-        let board = facts
-            .get(&node.name)
-            .ok_or_else(|| OrderError::Unreached(node.name.clone()))?;
+        let board = facts.get(&node.name);
+        // The node the board's Docker says it is; else (Docker stopped, or
+        // no answer: a board rebooting in a cut-off upgrade) the node this
+        // cluster labelled as it.
         let live = board
-            .swarm_node_id()
+            .and_then(Facts::swarm_node_id)
             .and_then(|id| observed.nodes.iter().find(|n| n.id == id))
-            .ok_or_else(|| OrderError::NotInSwarm(node.name.clone()))?;
+            .or_else(|| {
+                observed
+                    .nodes
+                    .iter()
+                    .find(|n| n.labels.get(crate::labels::NODE) == Some(&node.name))
+            });
         let resume = live
-            .labels
-            .get(crate::labels::MAINTENANCE)
+            .and_then(|n| n.labels.get(crate::labels::MAINTENANCE))
             .and_then(|mark| Mark::parse(mark));
-        let reason = match (resume, board.upgradable_packages) {
-            (Some(mark), _) => Reason::Resume(mark.stage),
-            (None, Some(n)) if n > 0 => Reason::Updates(n),
+        let (live, board) = match (live, board, resume) {
+            (Some(live), _, Some(mark)) => {
+                resumed.push(Turn {
+                    node: node.name.clone(),
+                    node_id: live.id.clone(),
+                    role: live.role,
+                    reason: Reason::Resume(mark.stage),
+                    resume: Some(mark),
+                });
+                continue;
+            }
+            (_, None, _) => return Err(OrderError::Unreached(node.name.clone())),
+            (None, Some(_), _) => return Err(OrderError::NotInSwarm(node.name.clone())),
+            (Some(live), Some(board), None) => (live, board),
+        };
+        let reason = match board.upgradable_packages {
+            Some(n) if n > 0 => Reason::Updates(n),
             _ if board.reboot_required => Reason::RebootPending,
             _ if !only.is_empty() => Reason::Asked,
             _ => {
@@ -178,12 +197,11 @@ pub fn order(
             node_id: live.id.clone(),
             role: live.role,
             reason,
-            resume,
+            resume: None,
         };
-        match (turn.resume, live.role) {
-            (Some(_), _) => resumed.push(turn),
-            (None, Role::Worker) => workers.push(turn),
-            (None, Role::Manager) => managers.push(turn),
+        match live.role {
+            Role::Worker => workers.push(turn),
+            Role::Manager => managers.push(turn),
         }
     }
     let width = usize::try_from(spec.maintenance.max_unavailable)

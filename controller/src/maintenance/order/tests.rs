@@ -203,3 +203,26 @@ fn an_unreached_or_unjoined_board_stops_the_upgrade() {
     w.observed.nodes.retain(|n| n.hostname != "w2");
     assert_eq!(run(&w, &[]), Err(OrderError::NotInSwarm("w2".into())));
 }
+
+/// Killed while a board rebooted: it does not answer (or its Docker is not
+/// back), but its node, labelled as it and marked, says where it stands.
+#[test]
+fn a_board_rebooting_in_a_cut_off_upgrade_is_waited_for() {
+    let mut w = world("");
+    w.facts.remove("w2");
+    let w2 = w
+        .observed
+        .nodes
+        .iter_mut()
+        .find(|n| n.hostname == "w2")
+        .expect("w2");
+    w2.labels
+        .insert(crate::labels::NODE.to_string(), "w2".to_string());
+    w2.labels.insert(
+        crate::labels::MAINTENANCE.to_string(),
+        "reboot active".to_string(),
+    );
+    let order = run(&w, &[]).expect("an order");
+    assert_eq!(order.batches[0][0].node, "w2");
+    assert_eq!(order.batches[0][0].reason, Reason::Resume(Stage::Reboot));
+}
