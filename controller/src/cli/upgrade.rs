@@ -75,14 +75,22 @@ pub(super) async fn upgrade(
     let clock = take_lease(&swarm, &holder, console).await?;
     let keeper = LeaseKeeper::start(swarm.clone(), holder.clone(), LEASE_TTL, clock);
     let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
-    let mut result = Ok(());
+    let mut result: Result<(), CliError> = Ok(());
     'batches: for batch in &order.batches {
+        // Judged again on the swarm as it is now (an earlier board back?).
+        let now = match live_check(&swarm, batch).await {
+            Ok(now) => now,
+            Err(error) => {
+                result = Err(error);
+                break 'batches;
+            }
+        };
         let mut boards = Vec::new();
         for turn in batch {
             let Some(node) = spec.nodes.get(&turn.node) else {
                 continue;
             };
-            let availability = observed
+            let availability = now
                 .nodes
                 .iter()
                 .find(|n| n.id == turn.node_id)
@@ -104,14 +112,14 @@ pub(super) async fn upgrade(
         }
         for outcome in futures_util::future::join_all(boards).await {
             if let Err(error) = outcome {
-                result = Err(error);
+                result = Err(CliError::Maintenance(error));
                 break 'batches;
             }
         }
     }
     let clock = keeper.stop().await;
     let _ = swarm.release_lease(&holder, &clock).await;
-    result.map_err(CliError::Maintenance)?;
+    result?;
     let upgraded: usize = order.batches.iter().map(Vec::len).sum();
     writeln!(
         console.out,
@@ -148,6 +156,23 @@ async fn take_lease(
             }
         }
     }
+}
+
+/// The swarm as it is now, if `batch` may go down in it.
+async fn live_check(
+    swarm: &Swarm,
+    batch: &[order::Turn],
+) -> Result<crate::observed::Observed, CliError> {
+    let now = swarm.observe().await?;
+    let placed = placed_tasks(swarm, &now).await?;
+    // Resumed boards are already down: only the others are judged.
+    let fresh: Vec<order::Turn> = batch
+        .iter()
+        .filter(|t| t.resume.is_none())
+        .cloned()
+        .collect();
+    order::check_batch(&fresh, &now, &placed)?;
+    Ok(now)
 }
 
 /// The running tasks of the swarm's services, by service name and node.

@@ -212,11 +212,36 @@ pub fn order(
         order.batches.push(chunk.to_vec());
     }
     order.batches.extend(managers.into_iter().map(|t| vec![t]));
+    // Judged as the swarm will be when each batch's turn comes: a node
+    // under maintenance now is back by then, as it was.
+    let mut expected = observed.clone();
+    for n in &mut expected.nodes {
+        if let Some(mark) = n
+            .labels
+            .get(crate::labels::MAINTENANCE)
+            .and_then(|m| Mark::parse(m))
+        {
+            n.availability = mark.before;
+            n.state = NodeState::Ready;
+            n.manager_reachable = n.manager_reachable.map(|_| true);
+        }
+    }
     for batch in &order.batches {
-        check_quorum(batch, observed)?;
-        check_somewhere_to_go(batch, observed, tasks)?;
+        check_batch(batch, &expected, tasks)?;
     }
     Ok(order)
+}
+
+/// Whether `batch` may go down in the swarm as `observed` says it is: run
+/// for every batch before anything starts, and again on the live swarm
+/// right before its turn.
+pub fn check_batch(
+    batch: &[Turn],
+    observed: &Observed,
+    tasks: &[PlacedTask],
+) -> Result<(), OrderError> {
+    check_quorum(batch, observed)?;
+    check_somewhere_to_go(batch, observed, tasks)
 }
 
 /// A manager goes down only while every other manager is reachable.
