@@ -7,7 +7,7 @@ use reconciler_spec::Role;
 
 use super::{judge, load, CliError, Console, LoadOptions, UpgradeArgs};
 use crate::maintenance::order::{self, Order, PlacedTask, Reason};
-use crate::maintenance::{Board, MaintenanceError};
+use crate::maintenance::{Board, MaintenanceError, SwarmLink};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::observed::LocalSwarm;
 use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
@@ -73,52 +73,28 @@ pub(super) async fn upgrade(
     }
     let holder = format!("upgrade@{}", crate::runtime::default_holder());
     let clock = take_lease(&swarm, &holder, console).await?;
-    let keeper = LeaseKeeper::start(swarm.clone(), holder.clone(), LEASE_TTL, clock);
-    let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
-    let mut result: Result<(), CliError> = Ok(());
-    'batches: for batch in &order.batches {
-        // Judged again on the swarm as it is now (an earlier board back?).
-        let now = match live_check(&swarm, batch).await {
-            Ok(now) => now,
-            Err(error) => {
-                result = Err(error);
-                break 'batches;
-            }
-        };
-        let mut boards = Vec::new();
-        for turn in batch {
-            let Some(node) = spec.nodes.get(&turn.node) else {
-                continue;
-            };
-            let availability = now
-                .nodes
-                .iter()
-                .find(|n| n.id == turn.node_id)
-                .map_or(reconciler_spec::Availability::Active, |n| n.availability);
-            boards.push(
-                Board {
-                    spec: &spec,
-                    swarm: &swarm,
-                    turn,
-                    session: looked.sessions.get(&turn.node).cloned(),
-                    target: crate::node::target_for(node),
-                    ssh: access.ssh,
-                    availability,
-                    progress: progress.clone(),
-                    lease: keeper.guard(),
-                }
-                .maintain(),
-            );
-        }
-        for outcome in futures_util::future::join_all(boards).await {
-            if let Err(error) = outcome {
-                result = Err(CliError::Maintenance(error));
-                break 'batches;
-            }
-        }
-    }
+    let link = std::sync::Arc::new(SwarmLink::new(
+        swarm.clone(),
+        &spec.cluster.name,
+        args.docker.docker_timeout,
+    ));
+    let current = std::sync::Arc::clone(&link);
+    let keeper = LeaseKeeper::start_with(
+        std::sync::Arc::new(move || current.get()),
+        holder.clone(),
+        LEASE_TTL,
+        clock,
+    );
+    let turns = Turns {
+        spec: &spec,
+        link: &link,
+        sessions: &looked.sessions,
+        ssh: access.ssh,
+        lease: keeper.guard(),
+    };
+    let result = turns.take(&order).await;
     let clock = keeper.stop().await;
-    let _ = swarm.release_lease(&holder, &clock).await;
+    let _ = link.get().release_lease(&holder, &clock).await;
     result?;
     let upgraded: usize = order.batches.iter().map(Vec::len).sum();
     writeln!(
@@ -126,6 +102,56 @@ pub(super) async fn upgrade(
         "\nUpgrade complete: {upgraded} board(s) upgraded."
     )?;
     Ok(0)
+}
+
+/// What every board's turn shares.
+struct Turns<'a> {
+    spec: &'a reconciler_spec::Spec,
+    link: &'a SwarmLink,
+    sessions: &'a std::collections::BTreeMap<String, std::sync::Arc<crate::node::Session>>,
+    ssh: crate::node::SshOptions,
+    lease: crate::swarm::lease::LeaseGuard,
+}
+
+impl Turns<'_> {
+    /// Every batch in order, the boards of one together; stops at the
+    /// first failure.
+    async fn take(&self, order: &Order) -> Result<(), CliError> {
+        let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
+        for batch in &order.batches {
+            // Judged again on the swarm as it is now (an earlier board back?).
+            let now = live_check(&self.link.get(), batch).await?;
+            let mut boards = Vec::new();
+            for turn in batch {
+                let Some(node) = self.spec.nodes.get(&turn.node) else {
+                    continue;
+                };
+                let availability = now
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == turn.node_id)
+                    .map_or(reconciler_spec::Availability::Active, |n| n.availability);
+                boards.push(
+                    Board {
+                        spec: self.spec,
+                        link: self.link,
+                        turn,
+                        session: self.sessions.get(&turn.node).cloned(),
+                        target: crate::node::target_for(node),
+                        ssh: self.ssh,
+                        availability,
+                        progress: progress.clone(),
+                        lease: self.lease.clone(),
+                    }
+                    .maintain(),
+                );
+            }
+            for outcome in futures_util::future::join_all(boards).await {
+                outcome?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Takes the one-writer lease, waiting while a holder that stopped renewing

@@ -64,10 +64,54 @@ pub enum MaintenanceError {
     NotReady { node: String, timeout: Duration },
 }
 
+/// The swarm's API, over a tunnel through a manager board's SSH session:
+/// replaced when that manager reboots (a cluster with one manager has no
+/// other way to its swarm).
+#[derive(Debug)]
+pub struct SwarmLink {
+    swarm: std::sync::Mutex<Swarm>,
+    /// The tunnel of a replacement connection, kept open while it is used.
+    tunnel: std::sync::Mutex<Option<crate::node::tunnel::Tunnel>>,
+    cluster: String,
+    timeout: Duration,
+}
+
+impl SwarmLink {
+    pub fn new(swarm: Swarm, cluster: &str, timeout: Duration) -> Self {
+        Self {
+            swarm: std::sync::Mutex::new(swarm),
+            tunnel: std::sync::Mutex::new(None),
+            cluster: cluster.to_string(),
+            timeout,
+        }
+    }
+
+    /// The connection in use now.
+    pub fn get(&self) -> Swarm {
+        match self.swarm.lock() {
+            Ok(swarm) => swarm.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A new connection through `session`'s board (a manager just back).
+    async fn reconnect_via(&self, session: Arc<Session>) -> Result<(), MaintenanceError> {
+        let tunnel = crate::node::tunnel::Tunnel::open(session)?;
+        let swarm = Swarm::connect(&tunnel.docker_host(), &self.cluster, self.timeout).await?;
+        if let Ok(mut kept) = self.swarm.lock() {
+            *kept = swarm;
+        }
+        if let Ok(mut kept) = self.tunnel.lock() {
+            *kept = Some(tunnel);
+        }
+        Ok(())
+    }
+}
+
 /// What one board's turn needs.
 pub struct Board<'a> {
     pub spec: &'a Spec,
-    pub swarm: &'a Swarm,
+    pub link: &'a SwarmLink,
     pub turn: &'a Turn,
     /// The session the board was looked at over (replaced after a reboot);
     /// `None` for a board that did not answer (rebooting in a cut-off
@@ -102,7 +146,8 @@ impl Board<'_> {
         self.check_lease(stage)?;
         let label = Mark { stage, before }.label();
         Ok(self
-            .swarm
+            .link
+            .get()
             .mark_maintenance(&self.turn.node_id, Some(&label), Availability::Drain)
             .await?)
     }
@@ -141,23 +186,26 @@ impl Board<'_> {
         if stage == Stage::Upgrade {
             self.mark(Stage::Upgrade, before).await?;
             self.upgrade().await?;
-            stage = if self.needs_reboot().await? {
+            if self.needs_reboot().await? {
                 // The marker first: a board found without it has rebooted.
                 self.run("mark the reboot", &format!("touch {REBOOT_MARKER}\n"))
                     .await?;
-                Stage::Reboot
+                stage = Stage::Reboot;
             } else {
-                Stage::Return
-            };
+                self.mark(Stage::Return, before).await?;
+                stage = Stage::Return;
+            }
         }
         if stage == Stage::Reboot {
             self.mark(Stage::Reboot, before).await?;
             self.reboot(maintenance.boot_timeout).await?;
         }
-        self.mark(Stage::Return, before).await?;
+        // Back (from a reboot, or an upgrade that needed none): Docker, the
+        // swarm's view of the node, then its availability as it was.
         self.come_back(maintenance.boot_timeout).await?;
         self.check_lease(Stage::Return)?;
-        self.swarm
+        self.link
+            .get()
             .mark_maintenance(&self.turn.node_id, None, before)
             .await?;
         self.say(&format!("done, {} again", before.as_str()));
@@ -193,7 +241,7 @@ impl Board<'_> {
     async fn wait_drained(&self, timeout: Duration) -> Result<(), MaintenanceError> {
         let started = Instant::now();
         loop {
-            let left = self.swarm.tasks_on_node(&self.turn.node_id).await?;
+            let left = self.link.get().tasks_on_node(&self.turn.node_id).await?;
             if left == 0 {
                 return Ok(());
             }
@@ -304,8 +352,20 @@ impl Board<'_> {
         }
         let started = Instant::now();
         loop {
-            if self.swarm.node_state(&self.turn.node_id).await? == NodeState::Ready {
-                return Ok(());
+            match self.link.get().node_state(&self.turn.node_id).await {
+                Ok(NodeState::Ready) => return Ok(()),
+                Ok(_) => {}
+                // The swarm was reached through this manager, which rebooted:
+                // through it again, once its Docker answers.
+                Err(_) if self.turn.role == reconciler_spec::Role::Manager => {
+                    if let Some(session) = &self.session {
+                        if let Err(error) = self.link.reconnect_via(session.clone()).await {
+                            tracing::debug!(%error, "the swarm is not back yet");
+                        }
+                    }
+                }
+                Err(error) if started.elapsed() > timeout => return Err(error.into()),
+                Err(_) => {}
             }
             if started.elapsed() > timeout {
                 return Err(MaintenanceError::NotReady {

@@ -333,6 +333,18 @@ pub struct LeaseKeeper {
 impl LeaseKeeper {
     /// Starts renewing a lease just acquired (`clock` says when).
     pub fn start(swarm: Swarm, holder: String, ttl: Duration, clock: LeaseClock) -> Self {
+        Self::start_with(Arc::new(move || swarm.clone()), holder, ttl, clock)
+    }
+
+    /// [`LeaseKeeper::start`], asking `swarm` for the connection at each
+    /// renewal: one that is replaced (the tunnel's manager rebooted) is
+    /// followed.
+    pub fn start_with(
+        swarm: Arc<dyn Fn() -> Swarm + Send + Sync>,
+        holder: String,
+        ttl: Duration,
+        clock: LeaseClock,
+    ) -> Self {
         let held = Arc::new(AtomicBool::new(clock.holds(Instant::now(), ttl)));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let flag = held.clone();
@@ -346,7 +358,7 @@ impl LeaseKeeper {
                     _ = &mut stopped => break,
                     () = tokio::time::sleep(tick) => {}
                 }
-                match swarm.acquire_lease(&holder, ttl, &mut clock).await {
+                match swarm().acquire_lease(&holder, ttl, &mut clock).await {
                     Ok(LeaseState::Held) => {}
                     Ok(LeaseState::HeldBy { holder: other }) => {
                         tracing::warn!(holder = %other, "lost the lease to another controller; stopping writes");
