@@ -200,10 +200,12 @@ fn ensure_network() {
 const BOARD_INIT: &str = "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && exec sleep infinity";
 
 /// A rebootable board's init: host keys made once and kept, the hostname
-/// it was given, sshd; it exits (and Docker starts it again) once
-/// `reboot` asks for it.
+/// it was given (Docker writes its own into /etc/hostname at each start;
+/// `reboot` keeps the board's aside), sshd; it exits (and Docker starts it
+/// again) once `reboot` asks for it.
 const REBOOTABLE_INIT: &str = "if [ ! -e /etc/ssh/.board-keys ]; then rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && touch /etc/ssh/.board-keys; fi; \
-hostname \"$(cat /etc/hostname)\" 2>/dev/null; mkdir -p /run/sshd && /usr/sbin/sshd; \
+if [ -e /etc/board-hostname ]; then cat /etc/board-hostname > /etc/hostname; hostname \"$(cat /etc/hostname)\" 2>/dev/null; fi; \
+mkdir -p /run/sshd && /usr/sbin/sshd; \
 while [ ! -e /run/board-reboot ]; do sleep 1; done; exit 1";
 
 /// A few boards, removed when dropped.
@@ -272,7 +274,7 @@ impl Boards {
         boards._temp = Some(temp);
         for board in 0..boards.names.len() {
             boards
-                .exec(board, "printf '#!/bin/sh\ntouch /run/board-reboot\n' > /usr/local/sbin/reboot && chmod 755 /usr/local/sbin/reboot")
+                .exec(board, "printf '#!/bin/sh\ncp /etc/hostname /etc/board-hostname\ntouch /run/board-reboot\n' > /usr/local/sbin/reboot && chmod 755 /usr/local/sbin/reboot")
                 .expect_code(0);
         }
         boards
