@@ -299,6 +299,47 @@ pub struct BoardState {
     /// (never for a file that holds a secret; at most 64 KiB).
     #[serde(skip)]
     pub contents: BTreeMap<String, Vec<u8>>,
+    /// The firmware's boot files, when something is declared in them or the
+    /// cluster put something there: `cmdline.txt` and `config.txt`.
+    pub boot: BTreeMap<BootFile, BootFileText>,
+    /// Kernel options and config.txt lines the cluster added.
+    pub owned_boot: BTreeMap<BootFile, BTreeSet<String>>,
+}
+
+/// A Raspberry Pi firmware file a board's settings live in, read at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootFile {
+    /// The kernel's command line: one line of options.
+    Cmdline,
+    /// The firmware's settings: one per line.
+    ConfigTxt,
+}
+
+impl BootFile {
+    /// As the board's record and the look script name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootFile::Cmdline => "cmdline",
+            BootFile::ConfigTxt => "config_txt",
+        }
+    }
+
+    /// The file's name on the boot partition.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            BootFile::Cmdline => "cmdline.txt",
+            BootFile::ConfigTxt => "config.txt",
+        }
+    }
+}
+
+/// A boot file where the board has it, and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootFileText {
+    pub path: String,
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// One file on a board.

@@ -146,6 +146,7 @@ pub(crate) fn section<T>(
             config.modules.insert(name.clone());
         }
     }
+    boot_settings(entry, section, &mut config, diagnostics);
     for (path, file) in &section.file {
         if let Err(problem) = file_path(path.get_ref()) {
             diagnostics.push(entry.error(&path.span(), problem.to_string()));
@@ -157,6 +158,47 @@ pub(crate) fn section<T>(
         }
     }
     config
+}
+
+/// `cmdline` options and `config_txt` lines: one option, one line each.
+fn boot_settings<T>(
+    entry: &Entry<'_, T>,
+    section: &BoardSection,
+    config: &mut BoardConfig,
+    diagnostics: &mut Diagnostics,
+) {
+    for option in &section.cmdline {
+        let text = option.get_ref();
+        if text.is_empty()
+            || text.len() > 256
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            diagnostics.push(entry.error(
+                &option.span(),
+                format!("`{}` is not one kernel command line option (no spaces; like cgroup_enable=memory)", text.escape_debug()),
+            ));
+        } else {
+            config.cmdline.insert(text.clone());
+        }
+    }
+    for line in &section.config_txt {
+        let text = line.get_ref();
+        if text.trim().is_empty()
+            || text.len() > 256
+            || text.chars().any(char::is_control)
+            || text.trim() != text
+        {
+            diagnostics.push(entry.error(
+                &line.span(),
+                format!(
+                    "`{}` is not one config.txt line (like dtoverlay=disable-bt)",
+                    text.escape_debug()
+                ),
+            ));
+        } else {
+            config.config_txt.insert(text.clone());
+        }
+    }
 }
 
 /// The cluster's settings with a node's over them: the node's package
@@ -174,6 +216,8 @@ pub(crate) fn merge(cluster: &BoardConfig, node: BoardConfig) -> BoardConfig {
     merged.absent_packages.extend(node.absent_packages);
     merged.sysctl.extend(node.sysctl);
     merged.modules.extend(node.modules);
+    merged.cmdline.extend(node.cmdline);
+    merged.config_txt.extend(node.config_txt);
     merged.files.extend(node.files);
     merged
 }

@@ -140,6 +140,12 @@ pub(crate) struct BoardSection {
     /// Kernel modules, loaded now and at every boot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<Spanned<String>>,
+    /// Options the kernel command line (`cmdline.txt`) must have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmdline: Vec<Spanned<String>>,
+    /// Lines `config.txt` must have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_txt: Vec<Spanned<String>>,
     /// Files by absolute path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub file: BTreeMap<Spanned<String>, BoardFileEntry>,

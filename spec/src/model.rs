@@ -217,6 +217,14 @@ pub struct BoardConfig {
     /// Kernel modules, listed in [`MODULES_FILE`].
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub modules: BTreeSet<String>,
+    /// Options the kernel command line (`cmdline.txt`) must have; a reboot
+    /// applies them.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub cmdline: BTreeSet<String>,
+    /// Lines the Raspberry Pi firmware's `config.txt` must have; a reboot
+    /// applies them.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub config_txt: BTreeSet<String>,
     /// Files by absolute path.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, BoardFile>,
@@ -228,6 +236,8 @@ impl BoardConfig {
             && self.absent_packages.is_empty()
             && self.sysctl.is_empty()
             && self.modules.is_empty()
+            && self.cmdline.is_empty()
+            && self.config_txt.is_empty()
             && self.files.is_empty()
     }
 

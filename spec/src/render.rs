@@ -526,6 +526,8 @@ fn board_section(board: &BoardConfig) -> BoardSection {
         absent_packages,
         sysctl,
         modules,
+        cmdline,
+        config_txt,
         files,
     } = board;
     let list = |items: &std::collections::BTreeSet<String>| -> Vec<Spanned<String>> {
@@ -544,6 +546,8 @@ fn board_section(board: &BoardConfig) -> BoardSection {
             })
             .collect(),
         modules: list(modules),
+        cmdline: list(cmdline),
+        config_txt: list(config_txt),
         file: files
             .iter()
             .map(|(path, file)| {

@@ -52,6 +52,7 @@ role = "worker"
 const DECLARED: &str = r#"[board]
 packages = ["tree", "jq"]
 sysctl = { "net.ipv4.conf.all.log_martians" = 1 }
+cmdline = ["cgroup_enable=memory", "cgroup_memory=1"]
 
 [board.file."/etc/motd"]
 content = "A board of the boardcfg cluster.\nAsk Anna before changing it.\n"
@@ -111,6 +112,14 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
             .exec(board, "mount -o remount,rw /proc/sys")
             .expect_code(0);
     }
+    // rcc1 is a Raspberry Pi OS board: its boot partition, with the memory
+    // cgroup half asked for already (its own `cgroup_memory=1`).
+    boards
+        .exec(
+            0,
+            "mkdir -p /boot/firmware && echo 'console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1' > /boot/firmware/cmdline.txt",
+        )
+        .expect_code(0);
     let spec = SpecDir::new("boardcfg");
     spec.write("token.txt", SECRET);
     spec.write("cluster.toml", &spec_text(&boards, DECLARED));
@@ -130,6 +139,8 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
             "+ create /etc/boardcfg/app.conf (0640 pi:pi)",
             "+ create /etc/boardcfg/token (0600 root:root)",
             "+ create /etc/sysctl.d/90-reconciler.conf (0644 root:root)",
+            "+ cmdline.txt: add cgroup_enable=memory (applied at the next reboot: `reconciler upgrade` takes the board)",
+            "Note: node.rcc2: the board has no cmdline.txt in /boot/firmware or /boot",
         ],
     );
     assert!(
@@ -160,9 +171,18 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
         format!(
             "A board of the boardcfg cluster.\nAsk Anna before changing it.\n640 pi:pi\n600 root:root\n{SECRET}\n1\n1\n\
              package\tjq\npackage\ttree\nfile\t/etc/boardcfg/app.conf\tcreated\nfile\t/etc/boardcfg/token\tcreated\n\
-             file\t/etc/motd\treplaced\nfile\t/etc/sysctl.d/90-reconciler.conf\tcreated\n"
+             file\t/etc/motd\treplaced\nfile\t/etc/sysctl.d/90-reconciler.conf\tcreated\ncmdline\tcgroup_enable=memory\n"
         ),
         "{rcc1:?}"
+    );
+    let boot = boards.exec(
+        0,
+        "cat /boot/firmware/cmdline.txt; cat /var/run/reboot-required.pkgs; grep ^cmdline /etc/reconciler/owned",
+    );
+    assert_eq!(
+        boot.stdout,
+        "console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1 cgroup_enable=memory\nreconciler: cmdline.txt\ncmdline\tcgroup_enable=memory\n",
+        "{boot:?}"
     );
     // rcc2 had jq before: only tree is the cluster's.
     let owned = boards.exec(1, "grep ^package /etc/reconciler/owned");
@@ -234,9 +254,15 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
             "+ remove package(s) tree",
             "+ put the board's own /etc/motd back (the cluster had replaced it)",
             "+ remove /etc/boardcfg/app.conf (the cluster created it)",
+            "+ cmdline.txt: take out cgroup_enable=memory",
         ],
     );
     apply(&dir);
+    let boot = boards.exec(0, "cat /boot/firmware/cmdline.txt");
+    assert_eq!(
+        boot.stdout, "console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1\n",
+        "the board's own cgroup_memory=1 stays"
+    );
     let rcc1 = boards.exec(
         0,
         "cat /etc/motd; ls /etc/boardcfg; dpkg-query -W -f='${Status}\\n' tree jq 2>&1 | grep -c ' installed$'; cat /etc/reconciler/owned",

@@ -93,6 +93,13 @@ fn script(step: &Step, node: &str, spec: &Spec, secret: Option<&str>) -> String 
             }
         }
         Step::RemoveFile { path, origin } => super::config::remove_file(path, *origin),
+        Step::EditBootFile {
+            file,
+            path,
+            text,
+            added,
+            removed,
+        } => super::config::edit_boot_file(*file, path, text, added, removed),
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use reconciler_spec::{BoardConfig, BoardFile, BoardFileContent};
 
 use super::shell::quote;
-use crate::observed::{BoardFileState, BoardState, FileOrigin};
+use crate::observed::{BoardFileState, BoardState, BootFile, BootFileText, FileOrigin};
 
 /// The cluster's record of what it put on the board.
 pub const RECORD: &str = "/etc/reconciler/owned";
@@ -66,6 +66,19 @@ pub fn look_script(config: &BoardConfig) -> String {
     script.push_str(
         "awk -F '\\t' '$1 == \"file\" { print $2 }' \"$record\" 2>/dev/null | while IFS= read -r f; do cfg_file \"$f\"; done\n",
     );
+    // The firmware's boot files: where the board has them (/boot/firmware
+    // since Bookworm), when something is declared there or was put there.
+    for (kind, declared) in [
+        (BootFile::Cmdline, !config.cmdline.is_empty()),
+        (BootFile::ConfigTxt, !config.config_txt.is_empty()),
+    ] {
+        let name = kind.file_name();
+        let wanted = if declared { "true" } else { "false" };
+        script.push_str(&format!(
+            "if {wanted} || grep -qs '^{key}\t' \"$record\"; then for f in /boot/firmware/{name} /boot/{name}; do if [ -f \"$f\" ]; then printf 'cfg\\tboot\\t{key}\\t%s\\t%s\\n' \"$f\" \"$(base64 -w0 < \"$f\")\"; break; fi; done; fi\n",
+            key = kind.as_str(),
+        ));
+    }
     script
 }
 
@@ -119,6 +132,30 @@ impl BoardState {
                         );
                     }
                 }
+                ["owned", kind, value] => {
+                    if let Some(kind) = boot_file(kind) {
+                        state
+                            .owned_boot
+                            .entry(kind)
+                            .or_default()
+                            .insert((*value).to_string());
+                    }
+                }
+                ["boot", kind, path, encoded] => {
+                    let text = base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok());
+                    if let (Some(kind), Some(text)) = (boot_file(kind), text) {
+                        state.boot.insert(
+                            kind,
+                            BootFileText {
+                                path: (*path).to_string(),
+                                text,
+                            },
+                        );
+                    }
+                }
                 ["content", path, encoded] => {
                     if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) {
                         state.contents.insert((*path).to_string(), bytes);
@@ -129,6 +166,49 @@ impl BoardState {
         }
         state
     }
+}
+
+fn boot_file(name: &str) -> Option<BootFile> {
+    [BootFile::Cmdline, BootFile::ConfigTxt]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+}
+
+/// Replaces a boot file with `text` (a temporary file beside it, then a
+/// rename: the boot partition is FAT, where that is as safe as it gets),
+/// records the options or lines the cluster added and forgets those it
+/// took away, and says a reboot is needed the way Debian's packages do
+/// (`/var/run/reboot-required`), so `reconciler upgrade` takes the board.
+pub fn edit_boot_file(
+    kind: BootFile,
+    path: &str,
+    text: &str,
+    added: &[String],
+    removed: &[String],
+) -> String {
+    use base64::Engine as _;
+    let target = quote(path);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let key = kind.as_str();
+    let forget: Vec<String> = added
+        .iter()
+        .chain(removed)
+        .map(|v| format!("$2 == \"{}\"", awk_string(v)))
+        .collect();
+    let keep = if forget.is_empty() {
+        "1".to_string()
+    } else {
+        format!("!($1 == \"{key}\" && ({}))", forget.join(" || "))
+    };
+    let add: String = added
+        .iter()
+        .map(|v| format!("printf '{key}\\t%s\\n' {}; ", quote(v)))
+        .collect();
+    format!(
+        "set -e\ntmp=$(mktemp \"$(dirname {target})/.reconciler.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\nprintf '%s' '{encoded}' | base64 -d > \"$tmp\"\nsync \"$tmp\" 2>/dev/null || sync\nmv -f \"$tmp\" {target}\ntrap - EXIT\n{}touch /var/run/reboot-required\necho 'reconciler: {name}' >> /var/run/reboot-required.pkgs\n",
+        update_record(&keep, &add),
+        name = kind.file_name(),
+    )
 }
 
 /// Shell lines that rewrite [`RECORD`] through `filter` (an `awk` program

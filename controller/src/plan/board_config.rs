@@ -13,7 +13,7 @@ use reconciler_spec::{BoardConfig, BoardFileContent};
 
 use super::boards::{ContentDiff, FileChange, Step};
 use crate::digest::sha256_hex as digest;
-use crate::observed::{BoardFileState, BoardState};
+use crate::observed::{BoardFileState, BoardState, BootFile};
 
 /// The steps for one board, in the order they run.
 pub fn steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step> {
@@ -107,20 +107,131 @@ pub fn steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step>
             }
         }
     }
+    steps.extend(boot_steps(config, state, prune));
     steps
 }
 
+/// `cmdline.txt` and `config.txt`: the declared options and lines added,
+/// those the cluster added and the spec dropped taken out (with prune);
+/// options or lines the board had before are never taken out.
+fn boot_steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (kind, declared) in [
+        (BootFile::Cmdline, &config.cmdline),
+        (BootFile::ConfigTxt, &config.config_txt),
+    ] {
+        let Some(file) = state.boot.get(&kind) else {
+            continue;
+        };
+        let owned = state.owned_boot.get(&kind).cloned().unwrap_or_default();
+        let dropped: Vec<String> = if prune {
+            owned.difference(declared).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let (text, added, removed) = match kind {
+            BootFile::Cmdline => edit_cmdline(&file.text, declared, &dropped),
+            BootFile::ConfigTxt => edit_config_txt(&file.text, declared, &dropped),
+        };
+        if !added.is_empty() || !removed.is_empty() {
+            steps.push(Step::EditBootFile {
+                file: kind,
+                path: file.path.clone(),
+                text,
+                added,
+                removed,
+            });
+        }
+    }
+    steps
+}
+
+/// The one line with `declared` options it lacks appended and `dropped`
+/// ones taken out; the file's own line ending kept. A file of several
+/// lines is left alone (the firmware reads one).
+fn edit_cmdline(
+    text: &str,
+    declared: &BTreeSet<String>,
+    dropped: &[String],
+) -> (String, Vec<String>, Vec<String>) {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let [line] = lines.as_slice() else {
+        return (text.to_string(), Vec::new(), Vec::new());
+    };
+    let mut options: Vec<&str> = line.split_whitespace().collect();
+    let removed: Vec<String> = dropped
+        .iter()
+        .filter(|d| options.contains(&d.as_str()))
+        .cloned()
+        .collect();
+    options.retain(|o| !dropped.iter().any(|d| d == o));
+    let added: Vec<String> = declared
+        .iter()
+        .filter(|d| !options.contains(&d.as_str()))
+        .cloned()
+        .collect();
+    options.extend(added.iter().map(String::as_str));
+    let ending = if text.ends_with("\r\n") {
+        "\r\n"
+    } else if text.ends_with('\n') {
+        "\n"
+    } else {
+        ""
+    };
+    (format!("{}{ending}", options.join(" ")), added, removed)
+}
+
+/// config.txt with `declared` lines it lacks appended and `dropped` lines
+/// taken out; every other line as it was.
+fn edit_config_txt(
+    text: &str,
+    declared: &BTreeSet<String>,
+    dropped: &[String],
+) -> (String, Vec<String>, Vec<String>) {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let removed: Vec<String> = dropped
+        .iter()
+        .filter(|d| lines.iter().any(|l| l.trim() == d.as_str()))
+        .cloned()
+        .collect();
+    lines.retain(|l| !dropped.iter().any(|d| d == l.trim()));
+    let added: Vec<String> = declared
+        .iter()
+        .filter(|d| !lines.iter().any(|l| l.trim() == d.as_str()))
+        .cloned()
+        .collect();
+    lines.extend(added.iter().map(String::as_str));
+    let mut new = lines.join("\n");
+    if !new.is_empty() {
+        new.push('\n');
+    }
+    (new, added, removed)
+}
+
 /// What a person should know: a declared file whose path is a directory
-/// on the board.
+/// on the board; boot settings declared for a board without the firmware's
+/// files (not a Raspberry Pi OS board).
 pub fn notes(node: &str, config: &BoardConfig, state: &BoardState) -> Vec<String> {
-    config
+    let mut notes: Vec<String> = config
         .all_files()
         .keys()
         .filter(|path| matches!(state.files.get(*path), Some(BoardFileState::NotAFile)))
         .map(|path| {
             format!("node.{node}: {path} is a directory on the board, so the declared file is not written; move it away or declare another path")
         })
-        .collect()
+        .collect();
+    for (kind, declared) in [
+        (BootFile::Cmdline, &config.cmdline),
+        (BootFile::ConfigTxt, &config.config_txt),
+    ] {
+        if !declared.is_empty() && !state.boot.contains_key(&kind) {
+            notes.push(format!(
+                "node.{node}: the board has no {} in /boot/firmware or /boot (not a Raspberry Pi OS board?), so its declared settings there are not written",
+                kind.file_name()
+            ));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]

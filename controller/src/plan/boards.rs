@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use reconciler_spec::{Role, Spec};
 use serde::Serialize;
 
-use crate::observed::{Facts, FileOrigin, LocalSwarm};
+use crate::observed::{BootFile, Facts, FileOrigin, LocalSwarm};
 
 /// One thing a board still needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,6 +58,18 @@ pub enum Step {
     RemoveFile {
         path: String,
         origin: FileOrigin,
+    },
+    /// `cmdline.txt` or `config.txt` with the declared options or lines
+    /// added and those the spec dropped (that the cluster added) taken out;
+    /// a reboot applies it.
+    EditBootFile {
+        file: BootFile,
+        path: String,
+        /// The whole new text.
+        #[serde(skip)]
+        text: String,
+        added: Vec<String>,
+        removed: Vec<String>,
     },
 }
 
@@ -137,6 +149,25 @@ impl Step {
                     format!("update {path}: {}", what.join(", "))
                 }
             },
+            Step::EditBootFile {
+                file,
+                added,
+                removed,
+                ..
+            } => {
+                let mut what = Vec::new();
+                if !added.is_empty() {
+                    what.push(format!("add {}", added.join(", ")));
+                }
+                if !removed.is_empty() {
+                    what.push(format!("take out {}", removed.join(", ")));
+                }
+                format!(
+                    "{}: {} (applied at the next reboot: `reconciler upgrade` takes the board)",
+                    file.file_name(),
+                    what.join("; ")
+                )
+            }
             Step::RemoveFile { path, origin } => match origin {
                 FileOrigin::Created => format!("remove {path} (the cluster created it)"),
                 FileOrigin::Replaced => {
@@ -155,6 +186,7 @@ impl Step {
                 | Step::RemovePackages { .. }
                 | Step::WriteFile { .. }
                 | Step::RemoveFile { .. }
+                | Step::EditBootFile { .. }
         )
     }
 

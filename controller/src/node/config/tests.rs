@@ -11,7 +11,9 @@ fn the_look_scripts_lines_are_read_back() {
         cfg\tfile\t/etc/motd\t644\troot\troot\tabc\n\
         cfg\tfile\t/etc/x\tmissing\n\
         cfg\tfile\t/srv\tdirectory\n\
-        cfg\tcontent\t/etc/motd\taGVsbG8K\n";
+        cfg\tcontent\t/etc/motd\taGVsbG8K\n\
+        cfg\towned\tcmdline\tcgroup_enable=memory\n\
+        cfg\tboot\tcmdline\t/boot/firmware/cmdline.txt\tcXVpZXQK\n";
     let state = BoardState::parse(output);
     assert_eq!(state.owned_packages, ["htop".to_string()].into());
     assert_eq!(state.owned_files["/etc/motd"], FileOrigin::Replaced);
@@ -30,6 +32,15 @@ fn the_look_scripts_lines_are_read_back() {
     assert_eq!(state.files["/etc/x"], BoardFileState::Missing);
     assert_eq!(state.files["/srv"], BoardFileState::NotAFile);
     assert_eq!(state.contents["/etc/motd"], b"hello\n");
+    assert_eq!(
+        state.owned_boot[&crate::observed::BootFile::Cmdline],
+        ["cgroup_enable=memory".to_string()].into()
+    );
+    let cmdline = &state.boot[&crate::observed::BootFile::Cmdline];
+    assert_eq!(
+        (cmdline.path.as_str(), cmdline.text.as_str()),
+        ("/boot/firmware/cmdline.txt", "quiet\n")
+    );
 }
 
 /// The look script runs for real in `sh` against a scratch folder: a path

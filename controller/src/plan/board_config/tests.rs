@@ -204,3 +204,81 @@ fn sysctls_and_modules_are_files_that_apply_themselves() {
         Some("modprobe -a br_netfilter")
     );
 }
+
+/// The kernel's one line and config.txt: declared options added, those the
+/// cluster added and the spec dropped taken out, the board's own kept.
+#[test]
+fn boot_settings_are_added_and_taken_back_without_touching_the_boards_own() {
+    use crate::observed::{BootFile, BootFileText};
+    let config = BoardConfig {
+        cmdline: set(&["cgroup_enable=memory", "cgroup_memory=1"]),
+        config_txt: set(&["dtoverlay=disable-bt"]),
+        ..BoardConfig::default()
+    };
+    let mut state = BoardState {
+        boot: BTreeMap::from([
+            (
+                BootFile::Cmdline,
+                BootFileText {
+                    path: "/boot/firmware/cmdline.txt".into(),
+                    text: "console=tty1 root=PARTUUID=1-02 rootwait quiet cgroup_memory=1\n".into(),
+                },
+            ),
+            (
+                BootFile::ConfigTxt,
+                BootFileText {
+                    path: "/boot/firmware/config.txt".into(),
+                    text: "[all]\narm_boost=1\nenable_uart=1\n".into(),
+                },
+            ),
+        ]),
+        owned_boot: BTreeMap::from([(BootFile::ConfigTxt, set(&["enable_uart=1"]))]),
+        ..BoardState::default()
+    };
+    let planned = steps(&config, &state, true);
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    let Step::EditBootFile {
+        text,
+        added,
+        removed,
+        ..
+    } = &planned[0]
+    else {
+        panic!("{planned:?}")
+    };
+    assert_eq!(
+        text,
+        "console=tty1 root=PARTUUID=1-02 rootwait quiet cgroup_memory=1 cgroup_enable=memory\n"
+    );
+    assert_eq!(added, &vec!["cgroup_enable=memory".to_string()]);
+    assert!(removed.is_empty());
+    assert_eq!(
+        planned[0].describe(),
+        "cmdline.txt: add cgroup_enable=memory (applied at the next reboot: `reconciler upgrade` takes the board)"
+    );
+    let Step::EditBootFile { text, removed, .. } = &planned[1] else {
+        panic!("{planned:?}")
+    };
+    assert_eq!(text, "[all]\narm_boost=1\ndtoverlay=disable-bt\n");
+    assert_eq!(removed, &vec!["enable_uart=1".to_string()]);
+    // Once on the board, nothing more; and the board's own `quiet` and
+    // `cgroup_memory=1` (there before) never leave with the spec.
+    state
+        .boot
+        .get_mut(&BootFile::Cmdline)
+        .expect("cmdline")
+        .text = "console=tty1 quiet cgroup_memory=1 cgroup_enable=memory\n".into();
+    state
+        .boot
+        .get_mut(&BootFile::ConfigTxt)
+        .expect("config")
+        .text = "[all]\narm_boost=1\ndtoverlay=disable-bt\n".into();
+    assert_eq!(steps(&config, &state, true), vec![]);
+    state.owned_boot = BTreeMap::from([(BootFile::Cmdline, set(&["cgroup_enable=memory"]))]);
+    let dropped = steps(&BoardConfig::default(), &state, true);
+    let Step::EditBootFile { text, removed, .. } = &dropped[0] else {
+        panic!("{dropped:?}")
+    };
+    assert_eq!(text, "console=tty1 quiet cgroup_memory=1\n");
+    assert_eq!(removed, &vec!["cgroup_enable=memory".to_string()]);
+}
