@@ -8,17 +8,19 @@ use crate::diagnostic::Diagnostics;
 use crate::file::{BoardFileEntry, BoardSection, SysctlValueFile};
 use crate::load::{Assets, Entry};
 use crate::model::{
-    BoardConfig, BoardFile, BoardFileContent, Secret, SecretData, MODULES_FILE, SYSCTL_FILE,
+    BoardConfig, BoardFile, BoardFileContent, Secret, SecretData, DOCKER_DAEMON_FILE, MODULES_FILE,
+    SYSCTL_FILE,
 };
 
 /// Paths a board file may not take: the controller's own state, what
 /// `[bootstrap]` keeps, the settings files above, and the kernel's views.
-const RESERVED: [&str; 9] = [
+const RESERVED: [&str; 10] = [
     "/etc/reconciler",
     "/etc/hosts",
     "/etc/hostname",
     SYSCTL_FILE,
     MODULES_FILE,
+    DOCKER_DAEMON_FILE,
     "/proc",
     "/sys",
     "/dev",
@@ -147,6 +149,15 @@ pub(crate) fn section<T>(
         }
     }
     boot_settings(entry, section, &mut config, diagnostics);
+    if let Some(table) = &section.docker_daemon {
+        match serde_json::to_string_pretty(table.get_ref()) {
+            Ok(json) => config.docker_daemon = Some(format!("{json}\n")),
+            Err(error) => diagnostics.push(entry.error(
+                &table.span(),
+                format!("docker_daemon cannot be written as daemon.json: {error}"),
+            )),
+        }
+    }
     for (path, file) in &section.file {
         if let Err(problem) = file_path(path.get_ref()) {
             diagnostics.push(entry.error(&path.span(), problem.to_string()));
@@ -218,6 +229,9 @@ pub(crate) fn merge(cluster: &BoardConfig, node: BoardConfig) -> BoardConfig {
     merged.modules.extend(node.modules);
     merged.cmdline.extend(node.cmdline);
     merged.config_txt.extend(node.config_txt);
+    if node.docker_daemon.is_some() {
+        merged.docker_daemon = node.docker_daemon;
+    }
     merged.files.extend(node.files);
     merged
 }
@@ -447,7 +461,11 @@ mod tests {
 
     #[test]
     fn file_paths_are_absolute_clean_and_not_the_controllers() {
-        for good in ["/etc/motd", "/srv/share/a b.txt", "/etc/docker/daemon.json"] {
+        for good in [
+            "/etc/motd",
+            "/srv/share/a b.txt",
+            "/etc/docker/certs.d/lan/ca.crt",
+        ] {
             assert_eq!(file_path(good), Ok(()), "{good}");
         }
         for bad in [
@@ -483,6 +501,29 @@ mod tests {
         for bad in ["", "Root", "a:b:c", "1000", "pi;x"] {
             assert!(file_owner(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn docker_daemon_is_written_as_daemon_json_that_asks_for_a_reboot() {
+        let spec = crate::load_files(vec![(
+            "spec.toml".into(),
+            "[cluster]\nname = \"h\"\n[board]\ndocker_daemon = { \"registry-mirrors\" = [\"http://10.0.0.1:5000\"], \"log-opts\" = { \"max-size\" = \"10m\" } }\n[node.a]\naddress = \"10.0.0.2\"\nrole = \"manager\"\n",
+        )])
+        .expect("valid");
+        let files = spec.nodes["a"].board.all_files();
+        let daemon = &files[DOCKER_DAEMON_FILE];
+        let json: serde_json::Value =
+            serde_json::from_slice(daemon.content.bytes()).expect("daemon.json is JSON");
+        assert_eq!(json["registry-mirrors"][0], "http://10.0.0.1:5000");
+        assert_eq!(json["log-opts"]["max-size"], "10m");
+        assert!(daemon
+            .then
+            .as_deref()
+            .is_some_and(|t| t.contains("/var/run/reboot-required")));
+        assert!(
+            file_path(DOCKER_DAEMON_FILE).is_err(),
+            "declared through docker_daemon only"
+        );
     }
 
     #[test]

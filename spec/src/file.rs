@@ -146,6 +146,9 @@ pub(crate) struct BoardSection {
     /// Lines `config.txt` must have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_txt: Vec<Spanned<String>>,
+    /// Docker's `daemon.json`, as a table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_daemon: Option<Spanned<toml::Table>>,
     /// Files by absolute path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub file: BTreeMap<Spanned<String>, BoardFileEntry>,

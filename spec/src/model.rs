@@ -225,6 +225,12 @@ pub struct BoardConfig {
     /// applies them.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub config_txt: BTreeSet<String>,
+    /// Docker's `daemon.json` (registry mirrors, log options, ...), as JSON
+    /// text: written as [`DOCKER_DAEMON_FILE`]; Docker reads it when it
+    /// starts, so a change asks for a reboot, which `reconciler upgrade`
+    /// gives one board at a time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_daemon: Option<String>,
     /// Files by absolute path.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, BoardFile>,
@@ -238,6 +244,7 @@ impl BoardConfig {
             && self.modules.is_empty()
             && self.cmdline.is_empty()
             && self.config_txt.is_empty()
+            && self.docker_daemon.is_none()
             && self.files.is_empty()
     }
 
@@ -267,9 +274,21 @@ impl BoardConfig {
                 ),
             );
         }
+        if let Some(json) = &self.docker_daemon {
+            files.insert(
+                DOCKER_DAEMON_FILE.to_string(),
+                BoardFile::managed(
+                    json.clone(),
+                    "touch /var/run/reboot-required && echo 'reconciler: docker daemon.json' >> /var/run/reboot-required.pkgs".to_string(),
+                ),
+            );
+        }
         files
     }
 }
+
+/// Where Docker's settings are kept on a board.
+pub const DOCKER_DAEMON_FILE: &str = "/etc/docker/daemon.json";
 
 /// Where `sysctl` settings are kept on a board (read at every boot).
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-reconciler.conf";

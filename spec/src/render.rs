@@ -528,6 +528,7 @@ fn board_section(board: &BoardConfig) -> BoardSection {
         modules,
         cmdline,
         config_txt,
+        docker_daemon,
         files,
     } = board;
     let list = |items: &std::collections::BTreeSet<String>| -> Vec<Spanned<String>> {
@@ -548,6 +549,10 @@ fn board_section(board: &BoardConfig) -> BoardSection {
         modules: list(modules),
         cmdline: list(cmdline),
         config_txt: list(config_txt),
+        docker_daemon: docker_daemon
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<toml::Table>(json).ok())
+            .map(spanned),
         file: files
             .iter()
             .map(|(path, file)| {

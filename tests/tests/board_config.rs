@@ -53,6 +53,7 @@ const DECLARED: &str = r#"[board]
 packages = ["tree", "jq"]
 sysctl = { "net.ipv4.conf.all.log_martians" = 1 }
 cmdline = ["cgroup_enable=memory", "cgroup_memory=1"]
+docker_daemon = { "log-level" = "warn" }
 
 [board.file."/etc/motd"]
 content = "A board of the boardcfg cluster.\nAsk Anna before changing it.\n"
@@ -139,6 +140,7 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
             "+ create /etc/boardcfg/app.conf (0640 pi:pi)",
             "+ create /etc/boardcfg/token (0600 root:root)",
             "+ create /etc/sysctl.d/90-reconciler.conf (0644 root:root)",
+            "+ create /etc/docker/daemon.json (0644 root:root)",
             "+ cmdline.txt: add cgroup_enable=memory (applied at the next reboot: `reconciler upgrade` takes the board)",
             "Note: node.rcc2: the board has no cmdline.txt in /boot/firmware or /boot",
         ],
@@ -170,7 +172,7 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
         rcc1.stdout,
         format!(
             "A board of the boardcfg cluster.\nAsk Anna before changing it.\n640 pi:pi\n600 root:root\n{SECRET}\n1\n1\n\
-             package\tjq\npackage\ttree\nfile\t/etc/boardcfg/app.conf\tcreated\nfile\t/etc/boardcfg/token\tcreated\n\
+             package\tjq\npackage\ttree\nfile\t/etc/boardcfg/app.conf\tcreated\nfile\t/etc/boardcfg/token\tcreated\nfile\t/etc/docker/daemon.json\tcreated\n\
              file\t/etc/motd\treplaced\nfile\t/etc/sysctl.d/90-reconciler.conf\tcreated\ncmdline\tcgroup_enable=memory\n"
         ),
         "{rcc1:?}"
@@ -181,7 +183,7 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
     );
     assert_eq!(
         boot.stdout,
-        "console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1 cgroup_enable=memory\nreconciler: cmdline.txt\ncmdline\tcgroup_enable=memory\n",
+        "console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1 cgroup_enable=memory\nreconciler: docker daemon.json\nreconciler: cmdline.txt\ncmdline\tcgroup_enable=memory\n",
         "{boot:?}"
     );
     // rcc2 had jq before: only tree is the cluster's.
@@ -255,6 +257,7 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
             "+ put the board's own /etc/motd back (the cluster had replaced it)",
             "+ remove /etc/boardcfg/app.conf (the cluster created it)",
             "+ cmdline.txt: take out cgroup_enable=memory",
+            "+ remove /etc/docker/daemon.json (the cluster created it)",
         ],
     );
     apply(&dir);

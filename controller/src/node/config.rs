@@ -311,8 +311,15 @@ pub fn remove_file(path: &str, origin: FileOrigin) -> String {
         ),
         FileOrigin::Created => format!("rm -f {target}\n"),
     };
+    // Docker reads its settings when it starts: taking them away needs the
+    // reboot writing them did.
+    let restart = if path == reconciler_spec::DOCKER_DAEMON_FILE {
+        "touch /var/run/reboot-required && echo 'reconciler: docker daemon.json' >> /var/run/reboot-required.pkgs\n"
+    } else {
+        ""
+    };
     format!(
-        "set -e\n{undo}{}",
+        "set -e\n{undo}{}{restart}",
         update_record(
             &format!("!($1 == \"file\" && $2 == \"{}\")", awk_string(path)),
             ""
