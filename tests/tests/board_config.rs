@@ -190,8 +190,14 @@ fn boards_carry_their_declared_packages_and_files_and_give_back_what_the_spec_dr
     let owned = boards.exec(1, "grep ^package /etc/reconciler/owned");
     assert_eq!(owned.stdout, "package\ttree\n", "{owned:?}");
 
-    // Nothing left to do; `then` is not run again.
+    // Nothing left to do; `then` is not run again; the reboot the boot
+    // settings and daemon.json need is pointed out.
     let again = plan(&dir);
+    assert!(
+        again.stdout.contains("Note: node.rcc1: a reboot is pending (/var/run/reboot-required); `reconciler upgrade` reboots"),
+        "{}",
+        again.stdout
+    );
     assert!(!again.stdout.contains("~ node"), "{}", again.stdout);
     apply(&dir);
     let restarts = boards.exec(0, "wc -l < /var/log/app-restarts");

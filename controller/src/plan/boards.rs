@@ -266,6 +266,11 @@ pub fn notes(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Vec<String> {
         if let Some(declared) = spec.nodes.get(node) {
             notes.extend(super::board_config::notes(node, &declared.board, &f.config));
         }
+        if f.reboot_required {
+            notes.push(format!(
+                "node.{node}: a reboot is pending (/var/run/reboot-required); `reconciler upgrade` reboots the boards that need it, one at a time"
+            ));
+        }
         let Some(users) = &f.users else { continue };
         for user in &spec.bootstrap.docker_users {
             if !users.contains(user) {
