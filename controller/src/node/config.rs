@@ -221,6 +221,15 @@ fn update_record(filter: &str, add: &str) -> String {
     )
 }
 
+/// The awk filter that keeps every record line but those of `packages`.
+fn without_packages(packages: &BTreeSet<String>) -> String {
+    let names: Vec<String> = packages
+        .iter()
+        .map(|p| format!("$2 == \"{}\"", awk_string(p)))
+        .collect();
+    format!("!($1 == \"package\" && ({}))", names.join(" || "))
+}
+
 /// Installs `packages` (none of them installed when the board was looked
 /// at) and records each as the cluster's.
 pub fn install_packages(packages: &BTreeSet<String>) -> String {
@@ -230,14 +239,7 @@ pub fn install_packages(packages: &BTreeSet<String>) -> String {
         .iter()
         .map(|n| format!("printf 'package\\t%s\\n' {n}; "))
         .collect();
-    let keep = format!(
-        "!($1 == \"package\" && ({}))",
-        packages
-            .iter()
-            .map(|p| format!("$2 == \"{p}\""))
-            .collect::<Vec<_>>()
-            .join(" || ")
-    );
+    let keep = without_packages(packages);
     format!(
         "set -e\nexport DEBIAN_FRONTEND=noninteractive\napt-get update -qq\napt-get install -y -qq --no-install-recommends {list} >/dev/null\n{}",
         update_record(&keep, &add)
@@ -250,14 +252,7 @@ pub fn install_packages(packages: &BTreeSet<String>) -> String {
 pub fn remove_packages(packages: &BTreeSet<String>) -> String {
     let names: Vec<String> = packages.iter().map(|p| quote(p)).collect();
     let list = names.join(" ");
-    let keep = format!(
-        "!($1 == \"package\" && ({}))",
-        packages
-            .iter()
-            .map(|p| format!("$2 == \"{p}\""))
-            .collect::<Vec<_>>()
-            .join(" || ")
-    );
+    let keep = without_packages(packages);
     format!(
         "set -e\nexport DEBIAN_FRONTEND=noninteractive\nwanted=$(printf '%s\\n' {list} | sed 's/:.*//' | sort -u)\n\
          others=$(apt-get -s remove {list} 2>/dev/null | awk '$1 == \"Remv\" {{ print $2 }}' | sed 's/:.*//' | sort -u | grep -vxF \"$wanted\" || true)\n\
