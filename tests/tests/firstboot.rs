@@ -59,6 +59,54 @@ start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
     spec
 }
 
+/// The host keys the board at `address` offers, as `ssh-keyscan` lists them.
+fn offered_host_keys(address: &str) -> Vec<String> {
+    let scanned = std::process::Command::new("ssh-keyscan")
+        .args(["-T", "5", address])
+        .output()
+        .expect("ssh-keyscan");
+    String::from_utf8_lossy(&scanned.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The first `apply --ssh` (no --accept-new-host-keys: the new user, sudo,
+/// Docker installed) makes the board a swarm manager and leaves
+/// known_hosts as firstboot wrote it.
+fn first_apply_makes_a_manager(
+    spec: &SpecDir,
+    board: &FreshBoard,
+    known_hosts: &Path,
+    known: &str,
+) {
+    let applied = reconciler_binary(
+        &[
+            "apply",
+            &spec.arg(),
+            "--ssh",
+            "--auto-approve",
+            "--timeout",
+            "3m",
+        ],
+        &[],
+    );
+    assert_eq!(
+        applied.code, 0,
+        "{}\n--- stderr\n{}",
+        applied.stdout, applied.stderr
+    );
+    let swarm =
+        board.exec("docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
+    assert_eq!(swarm.stdout.trim(), "active true", "{swarm:?}");
+    assert_eq!(
+        read(known_hosts),
+        known,
+        "known_hosts changed on first contact"
+    );
+}
+
 /// `reconciler firstboot SPEC ARGS...`, as a person runs it.
 fn firstboot(spec: &SpecDir, args: &[&str]) -> Output {
     let dir = spec.arg();
@@ -152,45 +200,14 @@ fn a_fresh_card_boots_with_cloud_init_and_joins_with_no_host_key_prompt() {
         "{applied:?}"
     );
     // The board presents the key made for it, and only that one.
-    let scanned = std::process::Command::new("ssh-keyscan")
-        .args(["-T", "5", "10.77.0.91"])
-        .output()
-        .expect("ssh-keyscan");
-    let offered: Vec<String> = String::from_utf8_lossy(&scanned.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let offered = offered_host_keys("10.77.0.91");
     let pinned = recorded[0].split_whitespace().nth(2).unwrap_or_default();
     assert_eq!(offered.len(), 1, "{offered:?}");
     assert!(offered[0].contains(pinned), "{offered:?} vs {known}");
 
     // First contact: no --accept-new-host-keys, the new user, sudo, Docker
     // installed, the swarm initialized on the board.
-    let applied = reconciler_binary(
-        &[
-            "apply",
-            &spec.arg(),
-            "--ssh",
-            "--auto-approve",
-            "--timeout",
-            "3m",
-        ],
-        &[],
-    );
-    assert_eq!(
-        applied.code, 0,
-        "{}\n--- stderr\n{}",
-        applied.stdout, applied.stderr
-    );
-    let swarm =
-        board.exec("docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
-    assert_eq!(swarm.stdout.trim(), "active true", "{swarm:?}");
-    assert_eq!(
-        read(&keys.path().join("known_hosts")),
-        known,
-        "known_hosts changed on first contact"
-    );
+    first_apply_makes_a_manager(&spec, &board, &keys.path().join("known_hosts"), &known);
 
     // Again: the same key, the same files, known_hosts as it was.
     let again = firstboot(
@@ -416,15 +433,7 @@ fn a_bookworm_card_runs_firstrun_once_and_joins_with_no_host_key_prompt() {
         ),
         "{after:?}"
     );
-    let scanned = std::process::Command::new("ssh-keyscan")
-        .args(["-T", "5", "10.77.0.97"])
-        .output()
-        .expect("ssh-keyscan");
-    let offered: Vec<String> = String::from_utf8_lossy(&scanned.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let offered = offered_host_keys("10.77.0.97");
     let pinned = known
         .lines()
         .find(|l| l.starts_with("10.77.0.97 "))
@@ -454,28 +463,5 @@ fn a_bookworm_card_runs_firstrun_once_and_joins_with_no_host_key_prompt() {
         String::from_utf8_lossy(&password.stderr)
     );
 
-    let applied = reconciler_binary(
-        &[
-            "apply",
-            &spec.arg(),
-            "--ssh",
-            "--auto-approve",
-            "--timeout",
-            "3m",
-        ],
-        &[],
-    );
-    assert_eq!(
-        applied.code, 0,
-        "{}\n--- stderr\n{}",
-        applied.stdout, applied.stderr
-    );
-    let swarm =
-        board.exec("docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'");
-    assert_eq!(swarm.stdout.trim(), "active true", "{swarm:?}");
-    assert_eq!(
-        read(&keys.path().join("known_hosts")),
-        known,
-        "known_hosts changed on first contact"
-    );
+    first_apply_makes_a_manager(&spec, &board, &keys.path().join("known_hosts"), &known);
 }
