@@ -113,6 +113,9 @@ pub(crate) struct MaintenanceFile {
     /// How long a rebooting board may take to answer again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_timeout: Option<Spanned<String>>,
+    /// When `reconciler run --ssh` upgrades boards by itself (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

@@ -21,6 +21,7 @@ mod source;
 mod suggest;
 pub mod units;
 mod validate;
+pub mod window;
 
 /// Labels under this prefix are written by the controller (ownership, spec hash)
 /// and may not be set by users.
@@ -34,3 +35,4 @@ pub use load::{
 };
 pub use model::*;
 pub use sealed::Keyring;
+pub use window::{Window, WindowError};

@@ -257,6 +257,14 @@ fn maintenance(
             .unwrap_or(defaults.drain_timeout),
         boot_timeout: duration(entry, file.boot_timeout.as_ref(), diagnostics)
             .unwrap_or(defaults.boot_timeout),
+        window: file.window.as_ref().and_then(|text| {
+            text.get_ref()
+                .parse()
+                .map_err(|error: crate::WindowError| {
+                    diagnostics.push(entry.error(&text.span(), error.to_string()));
+                })
+                .ok()
+        }),
     }
 }
 

@@ -139,6 +139,9 @@ pub struct Maintenance {
     pub max_unavailable: u32,
     pub drain_timeout: Duration,
     pub boot_timeout: Duration,
+    /// When `reconciler run --ssh` upgrades boards by itself; without one
+    /// only `reconciler upgrade` does.
+    pub window: Option<crate::Window>,
 }
 
 /// When a board is rebooted after its upgrade.
@@ -159,6 +162,7 @@ impl Default for Maintenance {
             max_unavailable: 1,
             drain_timeout: Duration::from_secs(300),
             boot_timeout: Duration::from_secs(600),
+            window: None,
         }
     }
 }

@@ -646,6 +646,7 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         max_unavailable,
         drain_timeout,
         boot_timeout,
+        window,
     } = maintenance;
     MaintenanceFile {
         upgrade: Some(upgrade.clone()),
@@ -657,6 +658,7 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         max_unavailable: Some(spanned(*max_unavailable)),
         drain_timeout: Some(duration(*drain_timeout)),
         boot_timeout: Some(duration(*boot_timeout)),
+        window: window.map(|w| spanned(w.to_string())),
     }
 }
 
