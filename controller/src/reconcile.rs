@@ -19,6 +19,9 @@ pub enum Trigger {
     /// Docker's event stream broke (with `--ssh`, often the tunnel's board):
     /// a reconcile now reconnects rather than waiting for the resync timer.
     EventsLost,
+    /// A batch of the rolling upgrade under `run` finished: the next one
+    /// is looked at now rather than at the resync.
+    Upkeep,
 }
 
 impl Trigger {
@@ -31,6 +34,7 @@ impl Trigger {
             Trigger::FileChanged => "file",
             Trigger::DockerEvent => "docker-event",
             Trigger::EventsLost => "events-lost",
+            Trigger::Upkeep => "upkeep",
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Status {
     /// (`+` create, `~` update with `old -> new`, `-` destroy); `None` when
     /// nothing is pending.
     pub pending_plan: Option<String>,
+    /// With `--ssh` and `[maintenance]`: what the rolling upgrade is doing
+    /// or waiting for (`2 board(s) to upgrade in the window ...`).
+    pub maintenance: Option<String>,
     /// The last reconciles, newest first (at most [`HISTORY`]).
     pub history: Vec<ReconcileStatus>,
     /// The swarm's nodes with the tasks placed on them.
@@ -108,7 +111,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconcileStatus {
     pub result: ReconcileResult,
-    /// What started it: startup, timer, webhook, file, docker-event, events-lost.
+    /// What started it: startup, timer, webhook, file, docker-event, events-lost, upkeep.
     pub triggers: Vec<String>,
     pub started_at: u64,
     pub duration_ms: u64,

@@ -192,3 +192,140 @@ fn a_killed_rolling_upgrade_resumes_and_every_board_comes_back_upgraded() {
         again.stderr
     );
 }
+
+/// `reconciler run --ssh` with `[maintenance] window`: outside the window
+/// the board only waits (the status says so); once the spec's window
+/// holds the present, the controller drains, upgrades and reboots the
+/// board by itself and gives it back. The one manager reboots under the
+/// controller's own tunnel, with a lease ttl shorter than the reboot: the
+/// lease lapses and is taken back.
+#[test]
+fn run_upgrades_a_board_in_its_window_and_only_then() {
+    require_swarm();
+    let boards = Boards::start_rebootable("rcu-", 115, 1);
+    let spec = SpecDir::new("maintenance-run");
+    let write = |window: &str| {
+        spec.write(
+            "cluster.toml",
+            &format!(
+                r#"[cluster]
+name = "upkeep"
+
+[bootstrap]
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
+start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
+
+[maintenance]
+reboot = "always"
+boot_timeout = "3m"
+window = "{window}"
+
+[node.rcu1]
+address = "{address}"
+role = "manager"
+"#,
+                address = boards.address(0),
+            ),
+        );
+    };
+    // A window that opens two hours from now.
+    let hour = (reconciler::timestamp::unix_now() / 3600 + 2) % 24;
+    let later = format!("{hour:02}:00-{:02}:00", (hour + 1) % 24);
+    write(&later);
+    boards
+        .exec(
+            0,
+            "echo 'deb http://deb.debian.org/debian-security bookworm-security main' >> /etc/apt/sources.list && touch /run/booted-before",
+        )
+        .expect_code(0);
+    let identity = boards.identity().display().to_string();
+    let known_hosts = boards.known_hosts().display().to_string();
+    let dir = spec.arg();
+    let controller = reconciler_tests::controller::Controller::start_with(
+        &["--dir", &dir],
+        &[
+            "--ssh",
+            "--interval",
+            "1h",
+            "--facts-max-age",
+            "5s",
+            "--lease-ttl",
+            "6s",
+            "--apply-timeout",
+            "5s",
+            "--ssh-identity",
+            &identity,
+            "--known-hosts",
+            &known_hosts,
+        ],
+        reconciler_tests::controller::SecretFrom::File,
+        &[],
+    );
+    let maintenance = |c: &reconciler_tests::controller::Controller| {
+        c.status()["maintenance"].as_str().unwrap_or("").to_string()
+    };
+    // The swarm formed, and the board waits for its window.
+    let waiting = format!("1 board(s) to upgrade in the window {later} UTC");
+    wait_until(
+        "the board to wait for its window",
+        Duration::from_secs(300),
+        || {
+            let said = maintenance(&controller);
+            if said == waiting {
+                Ok(())
+            } else {
+                Err(format!("{said:?}\n{}", controller.process.log()))
+            }
+        },
+    );
+    let pending = boards.exec(0, "apt-get -s upgrade 2>/dev/null | grep -c '^Inst '");
+    let pending: u32 = pending.stdout.trim().parse().unwrap_or(0);
+    assert!(pending > 0, "nothing to upgrade on the board");
+    assert_eq!(label_of(&boards, "rcu1"), "");
+
+    // The window is now: the controller takes the board by itself.
+    let started = Instant::now();
+    write("00:00-24:00");
+    wait_until("the board to be upgraded", Duration::from_secs(400), || {
+        let said = maintenance(&controller);
+        let log = controller.process.log();
+        if said == "every board is up to date" && log.contains("rolling upgrade: rcu1 done") {
+            Ok(())
+        } else {
+            Err(format!("{said:?}\n{log}"))
+        }
+    });
+    println!(
+        "run upgraded its one manager ({pending} packages, a reboot) in {:.1?}",
+        started.elapsed()
+    );
+    let log = controller.process.log();
+    for stage in [
+        "node rcu1: draining",
+        "node rcu1: upgrading",
+        "node rcu1: rebooting",
+        "node rcu1: back after its reboot",
+        "node rcu1: done, active again",
+    ] {
+        assert!(log.contains(stage), "no {stage:?} in\n{log}");
+    }
+    let left = boards.exec(0, "apt-get -s upgrade 2>/dev/null | grep -c '^Inst '");
+    assert_eq!(left.stdout.trim(), "0", "not upgraded: {left:?}");
+    let rebooted = boards.exec(
+        0,
+        "test -e /run/booted-before && echo same boot || echo rebooted",
+    );
+    assert_eq!(rebooted.stdout.trim(), "rebooted");
+    assert_eq!(label_of(&boards, "rcu1"), "");
+    let node = boards.exec(
+        0,
+        "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}'",
+    );
+    assert_eq!(node.stdout, "rcu1 Ready Active\n", "{node:?}");
+    // The lease lapsed while the one manager rebooted, and was taken back
+    // (the board's return is written only under it).
+    assert!(
+        log.contains("could not renew the lease") && !log.contains("lost the lease"),
+        "{log}"
+    );
+}

@@ -6,8 +6,9 @@ use std::time::Duration;
 use reconciler_spec::Role;
 
 use super::{judge, load, CliError, Console, LoadOptions, UpgradeArgs};
-use crate::maintenance::order::{self, Order, PlacedTask, Reason};
-use crate::maintenance::{Board, MaintenanceError, SwarmLink};
+use crate::maintenance::order::{self, Order, Reason};
+use crate::maintenance::rolling::{placed_tasks, Rolling};
+use crate::maintenance::{MaintenanceError, SwarmLink};
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::observed::LocalSwarm;
 use crate::swarm::lease::{LeaseClock, LeaseKeeper, LeaseState};
@@ -79,20 +80,21 @@ pub(super) async fn upgrade(
         args.docker.docker_timeout,
     ));
     let current = std::sync::Arc::clone(&link);
-    let keeper = LeaseKeeper::start_with(
+    let keeper = LeaseKeeper::start_recovering(
         std::sync::Arc::new(move || current.get()),
         holder.clone(),
         LEASE_TTL,
         clock,
     );
-    let turns = Turns {
+    let rolling = Rolling {
         spec: &spec,
         link: &link,
         sessions: &looked.sessions,
         ssh: access.ssh,
         lease: keeper.guard(),
+        progress: super::swarm::stderr_progress(super::ProgressStyle::Plain),
     };
-    let result = turns.take(&order).await;
+    let result = rolling.take(&order.batches).await;
     let clock = keeper.stop().await;
     let _ = link.get().release_lease(&holder, &clock).await;
     result?;
@@ -102,56 +104,6 @@ pub(super) async fn upgrade(
         "\nUpgrade complete: {upgraded} board(s) upgraded."
     )?;
     Ok(0)
-}
-
-/// What every board's turn shares.
-struct Turns<'a> {
-    spec: &'a reconciler_spec::Spec,
-    link: &'a SwarmLink,
-    sessions: &'a std::collections::BTreeMap<String, std::sync::Arc<crate::node::Session>>,
-    ssh: crate::node::SshOptions,
-    lease: crate::swarm::lease::LeaseGuard,
-}
-
-impl Turns<'_> {
-    /// Every batch in order, the boards of one together; stops at the
-    /// first failure.
-    async fn take(&self, order: &Order) -> Result<(), CliError> {
-        let progress = super::swarm::stderr_progress(super::ProgressStyle::Plain);
-        for batch in &order.batches {
-            // Judged again on the swarm as it is now (an earlier board back?).
-            let now = live_check(&self.link.get(), batch).await?;
-            let mut boards = Vec::new();
-            for turn in batch {
-                let Some(node) = self.spec.nodes.get(&turn.node) else {
-                    continue;
-                };
-                let availability = now
-                    .nodes
-                    .iter()
-                    .find(|n| n.id == turn.node_id)
-                    .map_or(reconciler_spec::Availability::Active, |n| n.availability);
-                boards.push(
-                    Board {
-                        spec: self.spec,
-                        link: self.link,
-                        turn,
-                        session: self.sessions.get(&turn.node).cloned(),
-                        target: crate::node::target_for(node),
-                        ssh: self.ssh,
-                        availability,
-                        progress: progress.clone(),
-                        lease: self.lease.clone(),
-                    }
-                    .maintain(),
-                );
-            }
-            for outcome in futures_util::future::join_all(boards).await {
-                outcome?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Takes the one-writer lease, waiting while a holder that stopped renewing
@@ -182,47 +134,6 @@ async fn take_lease(
             }
         }
     }
-}
-
-/// The swarm as it is now, if `batch` may go down in it.
-async fn live_check(
-    swarm: &Swarm,
-    batch: &[order::Turn],
-) -> Result<crate::observed::Observed, CliError> {
-    let now = swarm.observe().await?;
-    let placed = placed_tasks(swarm, &now).await?;
-    // Resumed boards are already down: only the others are judged.
-    let fresh: Vec<order::Turn> = batch
-        .iter()
-        .filter(|t| t.resume.is_none())
-        .cloned()
-        .collect();
-    order::check_batch(&fresh, &now, &placed)?;
-    Ok(now)
-}
-
-/// The running tasks of the swarm's services, by service name and node.
-async fn placed_tasks(
-    swarm: &Swarm,
-    observed: &crate::observed::Observed,
-) -> Result<Vec<PlacedTask>, CliError> {
-    let names: std::collections::BTreeMap<&str, &str> = observed
-        .services
-        .iter()
-        .map(|(name, s)| (s.id.as_str(), name.as_str()))
-        .collect();
-    Ok(swarm
-        .tasks(&[("desired-state", "running")])
-        .await?
-        .into_iter()
-        .filter_map(|t| {
-            let service = names.get(t.service_id.as_deref()?)?;
-            Some(PlacedTask {
-                service: (*service).to_string(),
-                node_id: t.node_id?,
-            })
-        })
-        .collect())
 }
 
 /// The order as a person reads it.

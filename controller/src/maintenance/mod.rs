@@ -12,6 +12,7 @@
 //! failure, saying where; that board stays drained and marked.
 
 pub mod order;
+pub mod rolling;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ use order::{Mark, Stage, Turn};
 /// Created before a reboot in the board's `/run` (a tmpfs): gone once it
 /// has rebooted.
 pub const REBOOT_MARKER: &str = "/run/reconciler-reboot-pending";
+/// How long a lease that lapsed (the swarm out of reach while its only
+/// manager rebooted) is waited for before the upgrade stops.
+const LEASE_RECOVERY: Duration = Duration::from_secs(60);
 /// How often a waiting upgrade looks again.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -59,6 +63,9 @@ pub enum MaintenanceError {
     /// connects first).
     #[error("node {node}: not connected")]
     NoSession { node: String },
+    /// The batch may not go down in the swarm as it is now.
+    #[error(transparent)]
+    Refused(#[from] order::OrderError),
     /// The board answered but its swarm node did not become ready.
     #[error("node {node}: its swarm node is not ready {timeout:?} after it came back; it stays drained and marked (is Docker running on it?)")]
     NotReady { node: String, timeout: Duration },
@@ -143,7 +150,7 @@ impl Board<'_> {
     }
 
     async fn mark(&self, stage: Stage, before: Availability) -> Result<(), MaintenanceError> {
-        self.check_lease(stage)?;
+        self.check_lease(stage).await?;
         let label = Mark { stage, before }.label();
         Ok(self
             .link
@@ -152,15 +159,21 @@ impl Board<'_> {
             .await?)
     }
 
-    fn check_lease(&self, stage: Stage) -> Result<(), MaintenanceError> {
-        if self.lease.held() {
-            Ok(())
-        } else {
-            Err(MaintenanceError::LeaseLost {
-                node: self.turn.node.clone(),
-                stage: stage.as_str(),
-            })
+    /// The lease, held now or taken back soon: it lapses while the only
+    /// manager reboots, and its keeper takes it back once the swarm
+    /// answers, unless another controller took it meanwhile.
+    async fn check_lease(&self, stage: Stage) -> Result<(), MaintenanceError> {
+        let started = Instant::now();
+        while !self.lease.held() {
+            if started.elapsed() > LEASE_RECOVERY {
+                return Err(MaintenanceError::LeaseLost {
+                    node: self.turn.node.clone(),
+                    stage: stage.as_str(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        Ok(())
     }
 
     /// Takes the board through every stage from where its mark says.
@@ -203,7 +216,7 @@ impl Board<'_> {
         // Back (from a reboot, or an upgrade that needed none): Docker, the
         // swarm's view of the node, then its availability as it was.
         self.come_back(maintenance.boot_timeout).await?;
-        self.check_lease(Stage::Return)?;
+        self.check_lease(Stage::Return).await?;
         self.link
             .get()
             .mark_maintenance(&self.turn.node_id, None, before)
@@ -374,6 +387,39 @@ impl Board<'_> {
                 });
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl crate::failure::Classify for MaintenanceError {
+    fn class(&self) -> crate::failure::ErrorClass {
+        use crate::failure::ErrorClass;
+        match self {
+            MaintenanceError::Swarm(e) => e.class(),
+            MaintenanceError::Node(e) => e.class(),
+            // Tasks may still leave; the lease may come back.
+            MaintenanceError::DrainTimeout { .. } | MaintenanceError::LeaseLost { .. } => {
+                ErrorClass::Retryable
+            }
+            MaintenanceError::Upgrade { .. }
+            | MaintenanceError::Boot { .. }
+            | MaintenanceError::NotReady { .. }
+            | MaintenanceError::Refused(_) => ErrorClass::NeedsPerson,
+            MaintenanceError::NoSession { .. } => ErrorClass::Bug,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            MaintenanceError::Swarm(e) => e.reason(),
+            MaintenanceError::Node(e) => e.reason(),
+            MaintenanceError::DrainTimeout { .. } => "maintenance_drain_timeout",
+            MaintenanceError::LeaseLost { .. } => "lease_lost",
+            MaintenanceError::Upgrade { .. } => "maintenance_upgrade_failed",
+            MaintenanceError::Boot { .. } => "maintenance_no_boot",
+            MaintenanceError::NotReady { .. } => "maintenance_node_not_ready",
+            MaintenanceError::Refused(_) => "maintenance_refused",
+            MaintenanceError::NoSession { .. } => "maintenance_no_session",
         }
     }
 }

@@ -267,8 +267,12 @@ pub fn notes(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Vec<String> {
             notes.extend(super::board_config::notes(node, &declared.board, &f.config));
         }
         if f.reboot_required {
+            let when = spec.maintenance.window.map_or_else(
+                || "`reconciler upgrade` reboots the boards that need it, one at a time".to_string(),
+                |w| format!("`reconciler run --ssh` reboots it in the window {w}, one board at a time (or now: `reconciler upgrade`)"),
+            );
             notes.push(format!(
-                "node.{node}: a reboot is pending (/var/run/reboot-required); `reconciler upgrade` reboots the boards that need it, one at a time"
+                "node.{node}: a reboot is pending (/var/run/reboot-required); {when}"
             ));
         }
         let Some(users) = &f.users else { continue };

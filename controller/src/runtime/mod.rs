@@ -11,6 +11,7 @@ mod backoff;
 mod controller;
 mod report;
 mod step;
+mod upkeep;
 mod viewer;
 mod watchers;
 mod writer;

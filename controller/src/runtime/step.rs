@@ -153,6 +153,9 @@ pub(super) enum ReconcileError {
     /// one still has not: the last snapshot stays in force.
     #[error("the source fetch did not finish within {0:?} (a stalled remote?); the last revision stays in force")]
     FetchTimeout(Duration),
+    /// A board's turn in the rolling upgrade failed.
+    #[error("rolling upgrade: {0}")]
+    Maintenance(#[from] crate::maintenance::MaintenanceError),
     /// Shutdown was asked for while fetching.
     #[error("fetch abandoned: shutting down")]
     ShuttingDown,
@@ -166,6 +169,7 @@ impl Classify for ReconcileError {
             ReconcileError::Plan(e) => e.class(),
             ReconcileError::Apply(e) => e.class(),
             ReconcileError::Provision(e) => e.class(),
+            ReconcileError::Maintenance(e) => e.class(),
             // One board needing a person makes the whole need one.
             ReconcileError::Boards(errors) => errors
                 .iter()
@@ -184,6 +188,7 @@ impl Classify for ReconcileError {
             ReconcileError::Plan(e) => e.reason(),
             ReconcileError::Apply(e) => e.reason(),
             ReconcileError::Provision(e) => e.reason(),
+            ReconcileError::Maintenance(e) => e.reason(),
             ReconcileError::Boards(errors) => errors.first().map_or("boards", Classify::reason),
             ReconcileError::FetchTask(_) => "fetch_task",
             ReconcileError::FetchTimeout(_) => "fetch_timeout",
@@ -581,6 +586,10 @@ impl Controller {
         if plan.is_empty() || observe || suspended {
             if let Some(keeper) = keeper.take() {
                 self.writer.stop(keeper).await;
+            }
+            // Upgrades start from a swarm that matches the spec.
+            if plan.is_empty() && !(observe || suspended) {
+                self.upkeep(spec, &swarm, &observed).await?;
             }
             return boards_done(board_failures);
         }

@@ -59,6 +59,21 @@ impl Writer {
         )
     }
 
+    /// Keeps the lease just taken renewed through a rolling upgrade, over
+    /// whatever connection `swarm` gives at each renewal (a lapse while the
+    /// only manager reboots is taken back).
+    pub(super) fn keep_recovering(
+        &mut self,
+        swarm: Arc<dyn Fn() -> Swarm + Send + Sync>,
+    ) -> LeaseKeeper {
+        LeaseKeeper::start_recovering(
+            swarm,
+            self.holder.clone(),
+            self.ttl,
+            std::mem::take(&mut self.clock),
+        )
+    }
+
     /// Who holds the lease, read only: for the status when this reconcile
     /// did not need it.
     pub(super) async fn observe(&self, swarm: &Swarm) -> Result<LeaseStatus, SwarmError> {

@@ -333,17 +333,31 @@ pub struct LeaseKeeper {
 impl LeaseKeeper {
     /// Starts renewing a lease just acquired (`clock` says when).
     pub fn start(swarm: Swarm, holder: String, ttl: Duration, clock: LeaseClock) -> Self {
-        Self::start_with(Arc::new(move || swarm.clone()), holder, ttl, clock)
+        Self::spawn(Arc::new(move || swarm.clone()), holder, ttl, clock, false)
     }
 
-    /// [`LeaseKeeper::start`], asking `swarm` for the connection at each
-    /// renewal: one that is replaced (the tunnel's manager rebooted) is
-    /// followed.
-    pub fn start_with(
+    /// [`LeaseKeeper::start`] for a rolling upgrade, asking `swarm` for the
+    /// connection at each renewal: one that is replaced (the tunnel's
+    /// manager rebooted) is followed. Its only way to the swarm may be a
+    /// manager that is rebooting: a lease that ran out
+    /// only because the swarm did not answer is taken back once it does
+    /// and nobody else took it (the guard is false in between). An apply
+    /// must not use this: it would go on writing a plan made before the gap.
+    pub fn start_recovering(
         swarm: Arc<dyn Fn() -> Swarm + Send + Sync>,
         holder: String,
         ttl: Duration,
         clock: LeaseClock,
+    ) -> Self {
+        Self::spawn(swarm, holder, ttl, clock, true)
+    }
+
+    fn spawn(
+        swarm: Arc<dyn Fn() -> Swarm + Send + Sync>,
+        holder: String,
+        ttl: Duration,
+        clock: LeaseClock,
+        recover: bool,
     ) -> Self {
         let held = Arc::new(AtomicBool::new(clock.holds(Instant::now(), ttl)));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -359,7 +373,7 @@ impl LeaseKeeper {
                     () = tokio::time::sleep(tick) => {}
                 }
                 match swarm().acquire_lease(&holder, ttl, &mut clock).await {
-                    Ok(LeaseState::Held) => {}
+                    Ok(LeaseState::Held) => flag.store(true, Ordering::SeqCst),
                     Ok(LeaseState::HeldBy { holder: other }) => {
                         tracing::warn!(holder = %other, "lost the lease to another controller; stopping writes");
                         flag.store(false, Ordering::SeqCst);
@@ -369,7 +383,9 @@ impl LeaseKeeper {
                         tracing::warn!(%error, "could not renew the lease");
                         if !clock.holds(Instant::now(), ttl.saturating_sub(tick)) {
                             flag.store(false, Ordering::SeqCst);
-                            break;
+                            if !recover {
+                                break;
+                            }
                         }
                     }
                 }
