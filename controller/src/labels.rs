@@ -29,6 +29,10 @@ pub const NODE_LABEL_KEYS: &str = "io.reconciler.labels";
 /// so a killed upgrade resumes where it stopped and restores what it found.
 pub const MAINTENANCE: &str = "io.reconciler.maintenance";
 
+/// On a node drained for a critical condition (`[maintenance] drain_on`):
+/// `"<condition> <availability before>"`, given back once it clears.
+pub const HEALTH_DRAIN: &str = "io.reconciler.health-drain";
+
 /// Whether a label key belongs to the controller rather than the user.
 pub fn is_reserved(key: &str) -> bool {
     key.starts_with(RESERVED_LABEL_PREFIX)

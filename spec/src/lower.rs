@@ -257,6 +257,7 @@ fn maintenance(
             .unwrap_or(defaults.drain_timeout),
         boot_timeout: duration(entry, file.boot_timeout.as_ref(), diagnostics)
             .unwrap_or(defaults.boot_timeout),
+        drain_on: drain_on(entry, &file.drain_on, diagnostics),
         window: file.window.as_ref().and_then(|text| {
             text.get_ref()
                 .parse()
@@ -266,6 +267,40 @@ fn maintenance(
                 .ok()
         }),
     }
+}
+
+fn drain_on(
+    entry: &Entry<'_, crate::file::MaintenanceFile>,
+    names: &[Spanned<String>],
+    diagnostics: &mut Diagnostics,
+) -> Vec<crate::model::DrainCondition> {
+    use crate::model::DrainCondition;
+    let mut conditions = Vec::new();
+    for name in names {
+        match DrainCondition::parse(name.get_ref()) {
+            Some(condition) if !conditions.contains(&condition) => conditions.push(condition),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = DrainCondition::ALL.iter().map(|c| c.as_str()).collect();
+                let mut error = entry.error(
+                    &name.span(),
+                    format!(
+                        "drain_on {:?} is not a condition that drains a board: {} (the critical ones)",
+                        name.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+                if let Some(hint) =
+                    crate::suggest::did_you_mean(name.get_ref(), known.iter().copied())
+                {
+                    error = error.with_help(hint);
+                }
+                diagnostics.push(error);
+            }
+        }
+    }
+    conditions.sort();
+    conditions
 }
 
 fn bootstrap(file: &BootstrapFile) -> Bootstrap {

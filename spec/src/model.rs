@@ -142,6 +142,35 @@ pub struct Maintenance {
     /// When `reconciler run --ssh` upgrades boards by itself; without one
     /// only `reconciler upgrade` does.
     pub window: Option<crate::Window>,
+    /// Critical conditions that drain a board's node under `run --ssh`
+    /// until they clear.
+    pub drain_on: Vec<DrainCondition>,
+}
+
+/// A critical board condition `[maintenance] drain_on` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrainCondition {
+    /// Less than 512 MiB free for Docker's data.
+    DiskFull,
+    /// Under-voltage now (`vcgencmd get_throttled` bit 0).
+    UnderVoltage,
+}
+
+impl DrainCondition {
+    pub const ALL: [DrainCondition; 2] = [DrainCondition::DiskFull, DrainCondition::UnderVoltage];
+
+    /// As written in the spec and in the node's label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainCondition::DiskFull => "disk-full",
+            DrainCondition::UnderVoltage => "under-voltage",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
 }
 
 /// When a board is rebooted after its upgrade.
@@ -163,6 +192,7 @@ impl Default for Maintenance {
             drain_timeout: Duration::from_secs(300),
             boot_timeout: Duration::from_secs(600),
             window: None,
+            drain_on: Vec::new(),
         }
     }
 }

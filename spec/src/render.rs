@@ -647,6 +647,7 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         drain_timeout,
         boot_timeout,
         window,
+        drain_on,
     } = maintenance;
     MaintenanceFile {
         upgrade: Some(upgrade.clone()),
@@ -659,6 +660,10 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         drain_timeout: Some(duration(*drain_timeout)),
         boot_timeout: Some(duration(*boot_timeout)),
         window: window.map(|w| spanned(w.to_string())),
+        drain_on: drain_on
+            .iter()
+            .map(|c| spanned(c.as_str().to_string()))
+            .collect(),
     }
 }
 

@@ -170,13 +170,22 @@ fn a_killed_rolling_upgrade_resumes_and_every_board_comes_back_upgraded() {
         assert_eq!(rebooted.stdout.trim(), "rebooted", "{node}");
         assert_eq!(label_of(&boards, node), "", "{node} still marked");
     }
-    let nodes = boards.exec(
-        0,
-        "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | sort",
-    );
-    assert_eq!(
-        nodes.stdout, "rcm1 Ready Active\nrcm2 Ready Active\n",
-        "{nodes:?}"
+    // A manager just back from its reboot reports the others `Unknown`
+    // until they check in again.
+    wait_until(
+        "both nodes ready and active",
+        Duration::from_secs(60),
+        || {
+            let nodes = boards.exec(
+                0,
+                "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | sort",
+            );
+            if nodes.stdout == "rcm1 Ready Active\nrcm2 Ready Active\n" {
+                Ok(())
+            } else {
+                Err(format!("{nodes:?}"))
+            }
+        },
     );
     let web = boards.exec(
         0,
@@ -327,5 +336,106 @@ role = "manager"
     assert!(
         log.contains("could not renew the lease") && !log.contains("lost the lease"),
         "{log}"
+    );
+}
+
+/// `[maintenance] drain_on`: a board whose `vcgencmd get_throttled` says
+/// under-voltage now (the test bed's stand-in for Raspberry Pi OS's
+/// vcgencmd, as the firmware reports it) is drained by `run --ssh`, its
+/// availability kept on the node; once only "since boot" is left, it is
+/// given back.
+#[test]
+fn run_drains_an_under_voltage_board_and_gives_it_back() {
+    require_swarm();
+    let boards = Boards::start("rcv-", 117, 1);
+    let throttled = |value: &str| {
+        boards
+            .exec(
+                0,
+                &format!("printf '#!/bin/sh\\n[ \"$1\" = get_throttled ] && echo throttled={value}\\n' > /usr/local/bin/vcgencmd && chmod 755 /usr/local/bin/vcgencmd"),
+            )
+            .expect_code(0);
+    };
+    throttled("0x0");
+    let spec = SpecDir::new("health-drain");
+    spec.write(
+        "cluster.toml",
+        &format!(
+            r#"[cluster]
+name = "health"
+
+[bootstrap]
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
+start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
+
+[maintenance]
+drain_on = ["under-voltage", "disk-full"]
+
+[node.rcv1]
+address = "{address}"
+role = "manager"
+"#,
+            address = boards.address(0),
+        ),
+    );
+    let identity = boards.identity().display().to_string();
+    let known_hosts = boards.known_hosts().display().to_string();
+    let dir = spec.arg();
+    let controller = reconciler_tests::controller::Controller::start_with(
+        &["--dir", &dir],
+        &[
+            "--ssh",
+            "--interval",
+            "3s",
+            "--facts-max-age",
+            "2s",
+            "--ssh-identity",
+            &identity,
+            "--known-hosts",
+            &known_hosts,
+        ],
+        reconciler_tests::controller::SecretFrom::File,
+        &[],
+    );
+    let node = |boards: &Boards| {
+        let shown = boards.exec(
+            0,
+            "docker node inspect rcv1 --format '{{.Spec.Availability}} {{index .Spec.Labels \"io.reconciler.health-drain\"}}' 2>/dev/null",
+        );
+        shown.stdout.trim().to_string()
+    };
+    let wait_for = |what: &str, expected: &str| {
+        wait_until(what, Duration::from_secs(240), || {
+            let now = node(&boards);
+            if now == expected {
+                Ok(())
+            } else {
+                Err(format!("{now:?}\n{}", controller.process.log()))
+            }
+        });
+    };
+    wait_for("the swarm to form with rcv1 active", "active");
+
+    throttled("0x50005");
+    wait_for("rcv1 to be drained", "drain under-voltage active");
+    let log = controller.process.log();
+    assert!(
+        log.contains("node rcv1 drained for its health: under-voltage now"),
+        "{log}"
+    );
+    // The planner leaves it drained: later reconciles keep it so.
+    controller.wait_for_reconciles(2);
+    assert_eq!(node(&boards), "drain under-voltage active");
+
+    // The supply recovered; the firmware still says it dipped since boot.
+    throttled("0x50000");
+    wait_for("rcv1 to be given back", "active");
+    assert!(
+        controller
+            .process
+            .log()
+            .contains("node rcv1 is healthy again: active again"),
+        "{}",
+        controller.process.log()
     );
 }

@@ -11,6 +11,7 @@
 //! from the node and the board, not from memory. It stops at the first
 //! failure, saying where; that board stays drained and marked.
 
+pub mod health_drain;
 pub mod order;
 pub mod rolling;
 

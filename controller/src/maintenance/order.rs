@@ -266,7 +266,7 @@ fn check_quorum(batch: &[Turn], observed: &Observed) -> Result<(), OrderError> {
 
 /// Every replicated service with a task on the batch's nodes has another
 /// ready, active node outside the batch that its constraints allow.
-fn check_somewhere_to_go(
+pub fn check_somewhere_to_go(
     batch: &[Turn],
     observed: &Observed,
     tasks: &[PlacedTask],

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reconciler_spec::{Availability, Spec};
 
@@ -73,18 +74,30 @@ impl Rolling<'_> {
     }
 }
 
-/// The swarm as it is now, if `batch` may go down in it.
+/// How long the swarm may take to settle before a batch is refused: a
+/// manager just back from its reboot reports the other nodes `unknown`
+/// until they check in again.
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// The swarm as it is now, once `batch` may go down in it (waiting up to
+/// [`SETTLE`] for it to allow that).
 async fn live_check(swarm: &Swarm, batch: &[Turn]) -> Result<Observed, MaintenanceError> {
-    let now = swarm.observe().await?;
-    let placed = placed_tasks(swarm, &now).await?;
     // Resumed boards are already down: only the others are judged.
     let fresh: Vec<Turn> = batch
         .iter()
         .filter(|t| t.resume.is_none())
         .cloned()
         .collect();
-    order::check_batch(&fresh, &now, &placed)?;
-    Ok(now)
+    let started = Instant::now();
+    loop {
+        let now = swarm.observe().await?;
+        let placed = placed_tasks(swarm, &now).await?;
+        match order::check_batch(&fresh, &now, &placed) {
+            Ok(()) => return Ok(now),
+            Err(refused) if started.elapsed() > SETTLE => return Err(refused.into()),
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
 }
 
 /// The running tasks of the swarm's services, by service name and node.

@@ -199,11 +199,18 @@ fn node_update(
             new: Some(role_text(node.role)),
         });
     }
-    // A board under `reconciler upgrade` is drained on purpose: left alone
-    // until the upgrade gives it back.
+    // A board under `reconciler upgrade`, or drained for a critical
+    // condition, is drained on purpose: left alone until it is given back.
     let availability = if live.labels.contains_key(crate::labels::MAINTENANCE) {
         warnings.push(format!(
             "node `{}` is under maintenance (`reconciler upgrade`): its availability is left as it is until the upgrade finishes",
+            node.name
+        ));
+        live.availability
+    } else if let Some(mark) = live.labels.get(crate::labels::HEALTH_DRAIN) {
+        let condition = mark.split(' ').next().unwrap_or_default();
+        warnings.push(format!(
+            "node `{}` is drained for {condition} (`[maintenance] drain_on`): its availability is left as it is until the condition clears",
             node.name
         ));
         live.availability

@@ -324,6 +324,7 @@ pub async fn run(
         board_needs: Vec::new(),
         board_notes: Vec::new(),
         board_plan: None,
+        health_held: Vec::new(),
         shutdown: shutdown.clone(),
     }));
     let loop_controller = Arc::clone(&controller);

@@ -12,6 +12,7 @@ use reconciler_spec::Spec;
 
 use super::report::LogProgress;
 use super::step::{Controller, ReconcileError};
+use crate::maintenance::health_drain;
 use crate::maintenance::order::{self, Order, Reason};
 use crate::maintenance::rolling::{placed_tasks, Rolling};
 use crate::maintenance::SwarmLink;
@@ -53,12 +54,28 @@ impl Controller {
             .nodes
             .iter()
             .any(|n| n.labels.contains_key(crate::labels::MAINTENANCE));
-        if !in_window && !cut_off && spec.maintenance.window.is_none() {
+        let health = !spec.maintenance.drain_on.is_empty()
+            || (observed.nodes.iter()).any(|n| n.labels.contains_key(crate::labels::HEALTH_DRAIN));
+        let upgrades = cut_off || spec.maintenance.window.is_some();
+        if !upgrades {
             self.say_upkeep(&Decision::Off);
+        }
+        if !upgrades && !health {
             return Ok(());
         }
         let looked = self.fleet.look(spec, access.ssh, access.parallel).await;
         let placed = placed_tasks(swarm, observed).await?;
+        if health {
+            let actions = health_drain::decide(spec, observed, &looked.facts, &placed);
+            if self.drain_for_health(swarm, &actions).await? {
+                // The swarm changed: upgrades are judged on the next pass.
+                let _ = self.shared.triggers.send(crate::reconcile::Trigger::Upkeep);
+                return Ok(());
+            }
+        }
+        if !upgrades {
+            return Ok(());
+        }
         let (decision, order) = match order::order(spec, observed, &looked.facts, &placed, &[]) {
             Err(refused) => (Decision::Held(refused.to_string()), None),
             Ok(order) => decide(order, in_window, spec),
@@ -102,6 +119,89 @@ impl Controller {
         // The next batch (or the end) is looked at now, not at the resync.
         let _ = self.shared.triggers.send(crate::reconcile::Trigger::Upkeep);
         Ok(())
+    }
+
+    /// Drains and gives back boards for their health, under the lease;
+    /// whether anything was written.
+    async fn drain_for_health(
+        &mut self,
+        swarm: &Swarm,
+        actions: &[health_drain::Action],
+    ) -> Result<bool, ReconcileError> {
+        use crate::labels::HEALTH_DRAIN;
+        use health_drain::Action;
+        let held: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Held { node, why } => Some(format!("node.{node}: {why}")),
+                _ => None,
+            })
+            .collect();
+        for line in held.iter().filter(|l| !self.health_held.contains(l)) {
+            tracing::warn!("{line}");
+        }
+        self.health_held = held;
+        let writes: Vec<&Action> = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Held { .. }))
+            .collect();
+        if writes.is_empty() {
+            return Ok(false);
+        }
+        if self.writer.take(swarm).await?.is_some() {
+            return Ok(false);
+        }
+        let keeper = self.writer.keep(swarm.clone());
+        let guard = keeper.guard();
+        let mut result = Ok(());
+        for action in writes {
+            if !guard.held() {
+                break;
+            }
+            result = match action {
+                Action::Drain {
+                    node,
+                    node_id,
+                    condition,
+                    before,
+                    why,
+                } => {
+                    tracing::warn!(
+                        node,
+                        condition = condition.as_str(),
+                        "node {node} drained for its health: {why}"
+                    );
+                    let mark = health_drain::mark(*condition, *before);
+                    swarm
+                        .mark_node(
+                            node_id,
+                            HEALTH_DRAIN,
+                            Some(&mark),
+                            reconciler_spec::Availability::Drain,
+                        )
+                        .await
+                }
+                Action::Restore {
+                    node,
+                    node_id,
+                    before,
+                } => {
+                    tracing::info!(
+                        node,
+                        "node {node} is healthy again: {} again",
+                        before.as_str()
+                    );
+                    swarm.mark_node(node_id, HEALTH_DRAIN, None, *before).await
+                }
+                Action::Held { .. } => Ok(()),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        self.writer.stop(keeper).await;
+        result?;
+        Ok(true)
     }
 
     /// The decision on the status (and in the log when it changes).

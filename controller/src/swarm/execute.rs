@@ -154,6 +154,19 @@ impl Swarm {
         mark: Option<&str>,
         availability: reconciler_spec::Availability,
     ) -> Result<(), SwarmError> {
+        self.mark_node(id, crate::labels::MAINTENANCE, mark, availability)
+            .await
+    }
+
+    /// Sets (or, with `None`, removes) the controller's label `key` on a
+    /// node together with its availability, in one write.
+    pub async fn mark_node(
+        &self,
+        id: &str,
+        key: &str,
+        mark: Option<&str>,
+        availability: reconciler_spec::Availability,
+    ) -> Result<(), SwarmError> {
         for _ in 0..super::WRITE_ATTEMPTS {
             let live = self
                 .docker
@@ -167,10 +180,10 @@ impl Swarm {
             let labels = spec.labels.get_or_insert_with(Default::default);
             match mark {
                 Some(mark) => {
-                    labels.insert(crate::labels::MAINTENANCE.to_string(), mark.to_string());
+                    labels.insert(key.to_string(), mark.to_string());
                 }
                 None => {
-                    labels.remove(crate::labels::MAINTENANCE);
+                    labels.remove(key);
                 }
             }
             spec.availability = Some(availability_enum(availability));
