@@ -207,7 +207,7 @@ fn the_controllers_module_graph_has_no_cycle() {
 #[test]
 fn the_planner_depends_on_no_client_and_does_no_io() {
     let controller = controller();
-    let allowed: BTreeSet<&str> = ["observed", "labels", "digest", "failure"].into();
+    let allowed: BTreeSet<&str> = ["observed", "labels", "digest", "failure", "health"].into();
     for (to, files) in &controller.edges["plan"] {
         assert!(
             allowed.contains(to.as_str()),

@@ -116,6 +116,9 @@ pub(crate) struct MaintenanceFile {
     /// When `reconciler run --ssh` upgrades boards by itself (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<Spanned<String>>,
+    /// Unused images older than this are removed from the boards by `run --ssh`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune_images: Option<Spanned<String>>,
     /// Critical board conditions that drain the board's node under `run --ssh`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drain_on: Vec<Spanned<String>>,

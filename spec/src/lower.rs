@@ -258,6 +258,7 @@ fn maintenance(
         boot_timeout: duration(entry, file.boot_timeout.as_ref(), diagnostics)
             .unwrap_or(defaults.boot_timeout),
         drain_on: drain_on(entry, &file.drain_on, diagnostics),
+        prune_images: duration(entry, file.prune_images.as_ref(), diagnostics),
         window: file.window.as_ref().and_then(|text| {
             text.get_ref()
                 .parse()

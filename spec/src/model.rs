@@ -145,6 +145,9 @@ pub struct Maintenance {
     /// Critical conditions that drain a board's node under `run --ssh`
     /// until they clear.
     pub drain_on: Vec<DrainCondition>,
+    /// With a value, `run --ssh` removes images no container uses that
+    /// were created longer ago than this from every board (hourly).
+    pub prune_images: Option<Duration>,
 }
 
 /// A critical board condition `[maintenance] drain_on` may name.
@@ -193,6 +196,7 @@ impl Default for Maintenance {
             boot_timeout: Duration::from_secs(600),
             window: None,
             drain_on: Vec::new(),
+            prune_images: None,
         }
     }
 }

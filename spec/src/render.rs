@@ -648,6 +648,7 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         boot_timeout,
         window,
         drain_on,
+        prune_images,
     } = maintenance;
     MaintenanceFile {
         upgrade: Some(upgrade.clone()),
@@ -660,6 +661,7 @@ fn maintenance(maintenance: &Maintenance) -> MaintenanceFile {
         drain_timeout: Some(duration(*drain_timeout)),
         boot_timeout: Some(duration(*boot_timeout)),
         window: window.map(|w| spanned(w.to_string())),
+        prune_images: prune_images.map(duration),
         drain_on: drain_on
             .iter()
             .map(|c| spanned(c.as_str().to_string()))

@@ -220,6 +220,11 @@ fn run_upgrades_a_board_in_its_window_and_only_then() {
                 r#"[cluster]
 name = "upkeep"
 
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
 [bootstrap]
 install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
 start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
@@ -234,6 +239,8 @@ address = "{address}"
 role = "manager"
 "#,
                 address = boards.address(0),
+                identity = boards.identity().display(),
+                known = boards.known_hosts().display(),
             ),
         );
     };
@@ -291,6 +298,15 @@ role = "manager"
     let pending: u32 = pending.stdout.trim().parse().unwrap_or(0);
     assert!(pending > 0, "nothing to upgrade on the board");
     assert_eq!(label_of(&boards, "rcu1"), "");
+    // `plan --ssh` says the same, and what will happen in the window.
+    let planned = reconciler_binary(&["plan", &dir, "--ssh"], &[]);
+    assert!(
+        planned.stdout.contains(&format!("node.rcu1: {pending} package(s) can be upgraded: `reconciler run --ssh` takes it in the window {later} UTC"))
+            || planned.stderr.contains(&format!("node.rcu1: {pending} package(s) can be upgraded: `reconciler run --ssh` takes it in the window {later} UTC")),
+        "{}\n{}",
+        planned.stdout,
+        planned.stderr
+    );
 
     // The window is now: the controller takes the board by itself.
     let started = Instant::now();
@@ -339,13 +355,14 @@ role = "manager"
     );
 }
 
-/// `[maintenance] drain_on`: a board whose `vcgencmd get_throttled` says
+/// `run --ssh` looking after a board. `[maintenance] prune_images`: an
+/// image no container uses is removed, one a stopped container uses is
+/// kept. `drain_on`: a board whose `vcgencmd get_throttled` says
 /// under-voltage now (the test bed's stand-in for Raspberry Pi OS's
-/// vcgencmd, as the firmware reports it) is drained by `run --ssh`, its
-/// availability kept on the node; once only "since boot" is left, it is
-/// given back.
+/// vcgencmd, as the firmware reports it) is drained, its availability kept
+/// on the node; once only "since boot" is left, it is given back.
 #[test]
-fn run_drains_an_under_voltage_board_and_gives_it_back() {
+fn run_prunes_old_images_and_drains_an_under_voltage_board_until_it_recovers() {
     require_swarm();
     let boards = Boards::start("rcv-", 117, 1);
     let throttled = |value: &str| {
@@ -364,23 +381,40 @@ fn run_drains_an_under_voltage_board_and_gives_it_back() {
             r#"[cluster]
 name = "health"
 
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
 [bootstrap]
 install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
 start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
 
 [maintenance]
 drain_on = ["under-voltage", "disk-full"]
+prune_images = "1s"
 
 [node.rcv1]
 address = "{address}"
 role = "manager"
 "#,
             address = boards.address(0),
+            identity = boards.identity().display(),
+            known = boards.known_hosts().display(),
         ),
     );
+    let dir = spec.arg();
+    let applied = reconciler_binary(&["apply", &dir, "--ssh", "--auto-approve"], &[]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    // Two images on the board: one a (stopped) container uses, one unused.
+    boards
+        .exec(
+            0,
+            "for name in junk kept; do tar c /etc/hostname 2>/dev/null | docker import - $name:1 >/dev/null || exit 1; done; docker create --name keeper kept:1 true >/dev/null && sleep 2",
+        )
+        .expect_code(0);
     let identity = boards.identity().display().to_string();
     let known_hosts = boards.known_hosts().display().to_string();
-    let dir = spec.arg();
     let controller = reconciler_tests::controller::Controller::start_with(
         &["--dir", &dir],
         &[
@@ -415,6 +449,23 @@ role = "manager"
         });
     };
     wait_for("the swarm to form with rcv1 active", "active");
+    wait_until(
+        "the old image to be pruned",
+        Duration::from_secs(60),
+        || {
+            let log = controller.process.log();
+            if log.contains("node rcv1: pruned 1 old image(s) (junk:1)") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
+    let images = boards.exec(
+        0,
+        "docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
+    );
+    assert_eq!(images.stdout, "kept:1\n", "{images:?}");
 
     throttled("0x50005");
     wait_for("rcv1 to be drained", "drain under-voltage active");

@@ -113,6 +113,10 @@ pub(super) async fn plan(
     let spec = load(&args.connect.dir, load_options, console.err)?;
     let granted = judge(&spec, &args.connect.policy, console.err)?;
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
+    // With a window, the plan says which boards `run` will upgrade in it.
+    if spec.maintenance.window.is_some() {
+        fleet = fleet.counting_updates();
+    }
     let looked = pipeline::boards(
         &spec,
         &args.connect.reach(),

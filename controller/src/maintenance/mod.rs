@@ -13,6 +13,7 @@
 
 pub mod health_drain;
 pub mod order;
+pub mod prune;
 pub mod rolling;
 
 use std::sync::Arc;

@@ -257,6 +257,38 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     crate::digest::sha256_hex(text.as_bytes())
 }
 
+/// What `[maintenance]` will do to a board under `run --ssh`: the packages
+/// it upgrades in the window (known when the facts counted them), a
+/// critical condition `drain_on` drains it for.
+fn maintenance_notes(spec: &Spec, node: &str, facts: &Facts) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let (Some(count), Some(window)) = (
+        facts.upgradable_packages.filter(|n| *n > 0),
+        spec.maintenance.window,
+    ) {
+        notes.push(format!(
+            "node.{node}: {count} package(s) can be upgraded: `reconciler run --ssh` takes it in the window {window} (drain, upgrade, reboot when required, back), or now: `reconciler upgrade`"
+        ));
+    }
+    let drain_on = &spec.maintenance.drain_on;
+    for condition in crate::health::conditions(facts) {
+        let named = match condition.kind {
+            crate::health::ConditionKind::DiskFull => reconciler_spec::DrainCondition::DiskFull,
+            crate::health::ConditionKind::UnderVoltage => {
+                reconciler_spec::DrainCondition::UnderVoltage
+            }
+            _ => continue,
+        };
+        if condition.severity == crate::health::Severity::Critical && drain_on.contains(&named) {
+            notes.push(format!(
+                "node.{node}: {}: `reconciler run --ssh` drains it until that clears (drain_on)",
+                condition.message
+            ));
+        }
+    }
+    notes
+}
+
 /// What the boards cannot be given and a person should know: a
 /// `docker_users` entry that is no user of the board (bootstrap adds users
 /// to the docker group; it does not create them).
@@ -266,6 +298,7 @@ pub fn notes(spec: &Spec, facts: &BTreeMap<String, Facts>) -> Vec<String> {
         if let Some(declared) = spec.nodes.get(node) {
             notes.extend(super::board_config::notes(node, &declared.board, &f.config));
         }
+        notes.extend(maintenance_notes(spec, node, f));
         if f.reboot_required {
             let when = spec.maintenance.window.map_or_else(
                 || "`reconciler upgrade` reboots the boards that need it, one at a time".to_string(),

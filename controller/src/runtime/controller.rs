@@ -324,7 +324,7 @@ pub async fn run(
         board_needs: Vec::new(),
         board_notes: Vec::new(),
         board_plan: None,
-        health_held: Vec::new(),
+        upkeep: super::upkeep::Memory::default(),
         shutdown: shutdown.clone(),
     }));
     let loop_controller = Arc::clone(&controller);

@@ -66,9 +66,8 @@ pub(super) struct Controller {
     pub(super) board_needs: Vec<String>,
     /// The same steps in the plan's form, for the status.
     pub(super) board_plan: Option<String>,
-    /// Boards that `[maintenance] drain_on` would drain but may not, as
-    /// last said in the log (said again only when it changes).
-    pub(super) health_held: Vec<String>,
+    /// What looking after the boards (`[maintenance]`) remembers.
+    pub(super) upkeep: super::upkeep::Memory,
 }
 
 /// `run`'s gate before the boards' steps: they are writes, so they are done

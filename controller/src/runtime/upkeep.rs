@@ -12,13 +12,24 @@ use reconciler_spec::Spec;
 
 use super::report::LogProgress;
 use super::step::{Controller, ReconcileError};
-use crate::maintenance::health_drain;
 use crate::maintenance::order::{self, Order, Reason};
 use crate::maintenance::rolling::{placed_tasks, Rolling};
 use crate::maintenance::SwarmLink;
+use crate::maintenance::{health_drain, prune};
 use crate::observed::Observed;
 use crate::pipeline::Reach;
 use crate::swarm::Swarm;
+
+/// What looking after the boards remembers between reconciles (lost on a
+/// restart, which costs one early prune and one repeated log line).
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// Boards `drain_on` would drain but may not, as last said in the log
+    /// (said again only when it changes).
+    held: Vec<String>,
+    /// When each board's old images were last pruned (`prune_images`).
+    pruned_at: std::collections::BTreeMap<String, std::time::Instant>,
+}
 
 /// What upkeep decided this reconcile, for the status and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +71,15 @@ impl Controller {
         if !upgrades {
             self.say_upkeep(&Decision::Off);
         }
-        if !upgrades && !health {
+        let prune = spec.maintenance.prune_images.is_some();
+        if !upgrades && !health && !prune {
             return Ok(());
         }
         let looked = self.fleet.look(spec, access.ssh, access.parallel).await;
+        if let Some(older_than) = spec.maintenance.prune_images {
+            self.prune_images(swarm, &looked, older_than, access.parallel)
+                .await?;
+        }
         let placed = placed_tasks(swarm, observed).await?;
         if health {
             let actions = health_drain::decide(spec, observed, &looked.facts, &placed);
@@ -121,6 +137,87 @@ impl Controller {
         Ok(())
     }
 
+    /// Removes old unused images from the boards not pruned for
+    /// [`prune::EVERY`], under the lease; a board that fails is said in
+    /// the log and tried again next time.
+    async fn prune_images(
+        &mut self,
+        swarm: &Swarm,
+        looked: &crate::node::fleet::Looked,
+        older_than: std::time::Duration,
+        parallel: usize,
+    ) -> Result<(), ReconcileError> {
+        let due: Vec<(String, Arc<crate::node::Session>)> = looked
+            .sessions
+            .iter()
+            .filter(|(node, _)| {
+                looked.facts.get(*node).is_some_and(|f| f.docker_running())
+                    && (self.upkeep.pruned_at.get(*node))
+                        .is_none_or(|at| at.elapsed() >= prune::EVERY)
+            })
+            .map(|(node, session)| (node.clone(), Arc::clone(session)))
+            .collect();
+        if due.is_empty() || self.writer.take(swarm).await?.is_some() {
+            return Ok(());
+        }
+        let keeper = self.writer.keep(swarm.clone());
+        let guard = keeper.guard();
+        let script = prune::script(older_than);
+        let results = crate::node::fanout::for_each(due, parallel, |(node, session)| {
+            let script = script.clone();
+            let guard = guard.clone();
+            async move {
+                if !guard.held() {
+                    return (node, None);
+                }
+                let output = session.run_as_root("prune old images", &script).await;
+                (node, Some(output))
+            }
+        })
+        .await;
+        self.writer.stop(keeper).await;
+        for (node, output) in results {
+            match output {
+                Some(Ok(output)) if output.success() => {
+                    self.upkeep
+                        .pruned_at
+                        .insert(node.clone(), std::time::Instant::now());
+                    let removed = prune::untagged(&output.stdout);
+                    let freed = prune::reclaimed(&output.stdout).unwrap_or("0B");
+                    if removed.is_empty() {
+                        tracing::debug!(node, freed, "node {node}: no old images to prune");
+                    } else {
+                        let named: Vec<&str> = removed.iter().take(10).copied().collect();
+                        let more = if removed.len() > named.len() {
+                            ", ..."
+                        } else {
+                            ""
+                        };
+                        tracing::info!(
+                            node,
+                            freed,
+                            "node {node}: pruned {} old image(s) ({}{more}), {freed} freed",
+                            removed.len(),
+                            named.join(", ")
+                        );
+                    }
+                }
+                Some(Ok(output)) => {
+                    tracing::warn!(
+                        node,
+                        "node {node}: pruning old images failed: {}",
+                        output.stderr.trim()
+                    );
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(node, %error, "node {node}: pruning old images failed");
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Drains and gives back boards for their health, under the lease;
     /// whether anything was written.
     async fn drain_for_health(
@@ -137,10 +234,10 @@ impl Controller {
                 _ => None,
             })
             .collect();
-        for line in held.iter().filter(|l| !self.health_held.contains(l)) {
+        for line in held.iter().filter(|l| !self.upkeep.held.contains(l)) {
             tracing::warn!("{line}");
         }
-        self.health_held = held;
+        self.upkeep.held = held;
         let writes: Vec<&Action> = actions
             .iter()
             .filter(|a| !matches!(a, Action::Held { .. }))

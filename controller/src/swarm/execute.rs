@@ -126,24 +126,49 @@ impl Swarm {
     }
 
     async fn retire(&self, id: &str, step: Retire) -> Result<(), SwarmError> {
-        let live = self
-            .docker
-            .inspect_node(id)
-            .await
-            .map_err(api(DockerCall::InspectNode))?;
-        let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        let version =
-            i64::try_from(index).map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
-        let mut spec = live.spec.unwrap_or_default();
-        match step {
+        self.edit_node(id, |spec| match step {
             Retire::Demote => spec.role = Some(NodeSpecRoleEnum::WORKER),
             Retire::Drain => spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN),
+        })
+        .await
+    }
+
+    /// Reads a node, changes its spec with `edit` and writes it back at the
+    /// version read; a write that lost the race to a status change (which
+    /// moves the version too) is read and tried again.
+    async fn edit_node(
+        &self,
+        id: &str,
+        edit: impl Fn(&mut bollard::models::NodeSpec),
+    ) -> Result<(), SwarmError> {
+        for _ in 0..super::WRITE_ATTEMPTS {
+            let live = self
+                .docker
+                .inspect_node(id)
+                .await
+                .map_err(api(DockerCall::InspectNode))?;
+            let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let version = i64::try_from(index)
+                .map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
+            let mut spec = live.spec.unwrap_or_default();
+            edit(&mut spec);
+            self.count_write();
+            match self
+                .docker
+                .update_node(id, spec, UpdateNodeOptions { version })
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if is_out_of_sequence(&error) => continue,
+                Err(source) => {
+                    return Err(SwarmError::Api {
+                        operation: DockerCall::UpdateNode,
+                        source,
+                    })
+                }
+            }
         }
-        self.count_write();
-        self.docker
-            .update_node(id, spec, UpdateNodeOptions { version })
-            .await
-            .map_err(api(DockerCall::UpdateNode))
+        Err(SwarmError::OutOfSequence(id.to_string()))
     }
 
     /// Sets or clears a node's maintenance mark ([`crate::labels::MAINTENANCE`])
@@ -167,16 +192,7 @@ impl Swarm {
         mark: Option<&str>,
         availability: reconciler_spec::Availability,
     ) -> Result<(), SwarmError> {
-        for _ in 0..super::WRITE_ATTEMPTS {
-            let live = self
-                .docker
-                .inspect_node(id)
-                .await
-                .map_err(api(DockerCall::InspectNode))?;
-            let index = live.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-            let version = i64::try_from(index)
-                .map_err(|_| SwarmError::VersionOverflow(index, id.to_string()))?;
-            let mut spec = live.spec.unwrap_or_default();
+        self.edit_node(id, |spec| {
             let labels = spec.labels.get_or_insert_with(Default::default);
             match mark {
                 Some(mark) => {
@@ -187,24 +203,8 @@ impl Swarm {
                 }
             }
             spec.availability = Some(availability_enum(availability));
-            self.count_write();
-            match self
-                .docker
-                .update_node(id, spec, UpdateNodeOptions { version })
-                .await
-            {
-                Ok(()) => return Ok(()),
-                // Its status moved the version between the read and the write.
-                Err(error) if is_out_of_sequence(&error) => continue,
-                Err(source) => {
-                    return Err(SwarmError::Api {
-                        operation: DockerCall::UpdateNode,
-                        source,
-                    })
-                }
-            }
-        }
-        Err(SwarmError::OutOfSequence(id.to_string()))
+        })
+        .await
     }
 
     /// Tasks still meant to run on a node.
