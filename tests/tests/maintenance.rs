@@ -298,6 +298,15 @@ role = "manager"
     let pending: u32 = pending.stdout.trim().parse().unwrap_or(0);
     assert!(pending > 0, "nothing to upgrade on the board");
     assert_eq!(label_of(&boards, "rcu1"), "");
+    // The status page says it too.
+    let page = reconciler_tests::http::get(controller.address, "/").expect("GET /");
+    assert!(
+        page.body.contains(&format!(
+            "<span class=\"chip\" id=\"maintenance\">upgrades: {waiting}</span>"
+        )),
+        "{}",
+        page.body
+    );
     // `plan --ssh` says the same, and what will happen in the window.
     let planned = reconciler_binary(&["plan", &dir, "--ssh"], &[]);
     assert!(
