@@ -677,6 +677,14 @@ macro_rules! spelled {
                     $(Self::$variant => $text),+
                 }
             }
+
+            /// The value `as_str` spells `text`, if any.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
         }
     };
 }

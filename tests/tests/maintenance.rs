@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use reconciler_tests::boards::{Boards, Registry};
+use reconciler_tests::controller::{Controller, SecretFrom};
 use reconciler_tests::{reconciler_binary, require_swarm, wait_until, SpecDir};
 
 /// This test's registry: its own port, so it runs beside the others.
@@ -202,6 +203,49 @@ fn a_killed_rolling_upgrade_resumes_and_every_board_comes_back_upgraded() {
     );
 }
 
+/// A one-board cluster whose board is `node`, with this `[maintenance]`.
+fn one_board_spec(boards: &Boards, cluster: &str, node: &str, maintenance: &str) -> String {
+    format!(
+        r#"[cluster]
+name = "{cluster}"
+
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
+[bootstrap]
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
+start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
+
+[maintenance]
+{maintenance}
+
+[node.{node}]
+address = "{address}"
+role = "manager"
+"#,
+        address = boards.address(0),
+        identity = boards.identity().display(),
+        known = boards.known_hosts().display(),
+    )
+}
+
+/// `reconciler run --dir DIR --ssh` with the boards' key, and `extra`.
+fn run_with_ssh(boards: &Boards, dir: &str, extra: &[&str]) -> Controller {
+    let identity = boards.identity().display().to_string();
+    let known_hosts = boards.known_hosts().display().to_string();
+    let mut args = vec![
+        "--ssh",
+        "--ssh-identity",
+        &identity,
+        "--known-hosts",
+        &known_hosts,
+    ];
+    args.extend_from_slice(extra);
+    Controller::start_with(&["--dir", dir], &args, SecretFrom::File, &[])
+}
+
 /// `reconciler run --ssh` with `[maintenance] window`: outside the window
 /// the board only waits (the status says so); once the spec's window
 /// holds the present, the controller drains, upgrades and reboots the
@@ -214,34 +258,11 @@ fn run_upgrades_a_board_in_its_window_and_only_then() {
     let boards = Boards::start_rebootable("rcu-", 115, 1);
     let spec = SpecDir::new("maintenance-run");
     let write = |window: &str| {
+        let maintenance =
+            format!("reboot = \"always\"\nboot_timeout = \"3m\"\nwindow = \"{window}\"");
         spec.write(
             "cluster.toml",
-            &format!(
-                r#"[cluster]
-name = "upkeep"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
-
-[maintenance]
-reboot = "always"
-boot_timeout = "3m"
-window = "{window}"
-
-[node.rcu1]
-address = "{address}"
-role = "manager"
-"#,
-                address = boards.address(0),
-                identity = boards.identity().display(),
-                known = boards.known_hosts().display(),
-            ),
+            &one_board_spec(&boards, "upkeep", "rcu1", &maintenance),
         );
     };
     // A window that opens two hours from now.
@@ -254,13 +275,11 @@ role = "manager"
             "echo 'deb http://deb.debian.org/debian-security bookworm-security main' >> /etc/apt/sources.list && touch /run/booted-before",
         )
         .expect_code(0);
-    let identity = boards.identity().display().to_string();
-    let known_hosts = boards.known_hosts().display().to_string();
     let dir = spec.arg();
-    let controller = reconciler_tests::controller::Controller::start_with(
-        &["--dir", &dir],
+    let controller = run_with_ssh(
+        &boards,
+        &dir,
         &[
-            "--ssh",
             "--interval",
             "1h",
             "--facts-max-age",
@@ -269,17 +288,9 @@ role = "manager"
             "6s",
             "--apply-timeout",
             "5s",
-            "--ssh-identity",
-            &identity,
-            "--known-hosts",
-            &known_hosts,
         ],
-        reconciler_tests::controller::SecretFrom::File,
-        &[],
     );
-    let maintenance = |c: &reconciler_tests::controller::Controller| {
-        c.status()["maintenance"].as_str().unwrap_or("").to_string()
-    };
+    let maintenance = |c: &Controller| c.status()["maintenance"].as_str().unwrap_or("").to_string();
     // The swarm formed, and the board waits for its window.
     let waiting = format!("1 board(s) to upgrade in the window {later} UTC");
     wait_until(
@@ -386,30 +397,11 @@ fn run_prunes_old_images_and_drains_an_under_voltage_board_until_it_recovers() {
     let spec = SpecDir::new("health-drain");
     spec.write(
         "cluster.toml",
-        &format!(
-            r#"[cluster]
-name = "health"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
-
-[maintenance]
-drain_on = ["under-voltage", "disk-full"]
-prune_images = "1s"
-
-[node.rcv1]
-address = "{address}"
-role = "manager"
-"#,
-            address = boards.address(0),
-            identity = boards.identity().display(),
-            known = boards.known_hosts().display(),
+        &one_board_spec(
+            &boards,
+            "health",
+            "rcv1",
+            "drain_on = [\"under-voltage\", \"disk-full\"]\nprune_images = \"1s\"",
         ),
     );
     let dir = spec.arg();
@@ -422,23 +414,10 @@ role = "manager"
             "for name in junk kept; do tar c /etc/hostname 2>/dev/null | docker import - $name:1 >/dev/null || exit 1; done; docker create --name keeper kept:1 true >/dev/null && sleep 2",
         )
         .expect_code(0);
-    let identity = boards.identity().display().to_string();
-    let known_hosts = boards.known_hosts().display().to_string();
-    let controller = reconciler_tests::controller::Controller::start_with(
-        &["--dir", &dir],
-        &[
-            "--ssh",
-            "--interval",
-            "3s",
-            "--facts-max-age",
-            "2s",
-            "--ssh-identity",
-            &identity,
-            "--known-hosts",
-            &known_hosts,
-        ],
-        reconciler_tests::controller::SecretFrom::File,
-        &[],
+    let controller = run_with_ssh(
+        &boards,
+        &dir,
+        &["--interval", "3s", "--facts-max-age", "2s"],
     );
     let node = |boards: &Boards| {
         let shown = boards.exec(

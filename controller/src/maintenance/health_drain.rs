@@ -46,13 +46,10 @@ pub fn mark(condition: DrainCondition, before: Availability) -> String {
 
 fn parse_mark(text: &str) -> Option<(DrainCondition, Availability)> {
     let (condition, before) = text.split_once(' ')?;
-    let before = match before {
-        "active" => Availability::Active,
-        "pause" => Availability::Pause,
-        "drain" => Availability::Drain,
-        _ => return None,
-    };
-    Some((DrainCondition::parse(condition)?, before))
+    Some((
+        DrainCondition::parse(condition)?,
+        Availability::parse(before)?,
+    ))
 }
 
 /// The critical condition of `drain_on` a board's facts show, if any.

@@ -64,15 +64,9 @@ impl Mark {
 
     pub fn parse(text: &str) -> Option<Self> {
         let (stage, before) = text.split_once(' ')?;
-        let before = match before {
-            "active" => Availability::Active,
-            "pause" => Availability::Pause,
-            "drain" => Availability::Drain,
-            _ => return None,
-        };
         Some(Self {
             stage: Stage::parse(stage)?,
-            before,
+            before: Availability::parse(before)?,
         })
     }
 }
@@ -305,4 +299,4 @@ pub fn check_somewhere_to_go(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,9 +1,10 @@
 use std::collections::BTreeMap;
 
-use reconciler_spec::{load_files, Availability, Role, Spec};
+use reconciler_spec::{load_files, Availability, Spec};
 
 use super::*;
-use crate::observed::{BoardDocker, LocalSwarm, NodeState, ObservedNode, ObservedService, Owner};
+use crate::maintenance::order::tests::observed_as;
+use crate::observed::{BoardDocker, LocalSwarm};
 
 fn spec(maintenance: &str) -> Spec {
     let text = format!(
@@ -12,24 +13,6 @@ fn spec(maintenance: &str) -> Spec {
     match load_files(vec![("spec.toml".into(), text)]) {
         Ok(spec) => spec,
         Err(error) => panic!("test spec is invalid: {error}"),
-    }
-}
-
-fn node(name: &str, role: Role) -> ObservedNode {
-    ObservedNode {
-        id: format!("id-{name}"),
-        version: 1,
-        hostname: name.into(),
-        address: String::new(),
-        architecture: "aarch64".into(),
-        engine_version: "28.2.2".into(),
-        role,
-        availability: Availability::Active,
-        labels: BTreeMap::new(),
-        state: NodeState::Ready,
-        manager_reachable: (role == Role::Manager).then_some(true),
-        leader: false,
-        updated_at: None,
     }
 }
 
@@ -54,25 +37,12 @@ struct World {
 
 fn world(maintenance: &str) -> World {
     let spec = spec(maintenance);
-    let mut observed = Observed::default();
-    let mut facts = BTreeMap::new();
-    for n in spec.nodes.values() {
-        observed.nodes.push(node(&n.name, n.role));
-        facts.insert(n.name.clone(), board(&n.name, "0x0"));
-    }
-    for (name, service) in &spec.services {
-        observed.services.insert(
-            name.clone(),
-            ObservedService {
-                id: format!("svc-{name}"),
-                version: 1,
-                owner: Owner::ThisCluster,
-                spec_hash: None,
-                update_state: None,
-                config: service.clone(),
-            },
-        );
-    }
+    let observed = observed_as(&spec);
+    let facts = spec
+        .nodes
+        .keys()
+        .map(|name| (name.clone(), board(name, "0x0")))
+        .collect();
     World {
         spec,
         observed,

@@ -15,7 +15,8 @@ fn spec(body: &str) -> Spec {
     }
 }
 
-fn node(name: &str, role: Role) -> ObservedNode {
+/// A ready, active node of the spec's, as the swarm lists it.
+pub(crate) fn node(name: &str, role: Role) -> ObservedNode {
     ObservedNode {
         id: format!("id-{name}"),
         version: 1,
@@ -51,13 +52,12 @@ struct World {
     tasks: Vec<PlacedTask>,
 }
 
-fn world(body: &str) -> World {
-    let spec = spec(body);
+/// The swarm as `spec` would make it: its nodes ready and active, its
+/// services created.
+pub(crate) fn observed_as(spec: &Spec) -> Observed {
     let mut observed = Observed::default();
-    let mut facts_by_node = BTreeMap::new();
     for n in spec.nodes.values() {
         observed.nodes.push(node(&n.name, n.role));
-        facts_by_node.insert(n.name.clone(), facts(&n.name, 3));
     }
     for (name, service) in &spec.services {
         observed.services.insert(
@@ -72,6 +72,17 @@ fn world(body: &str) -> World {
             },
         );
     }
+    observed
+}
+
+fn world(body: &str) -> World {
+    let spec = spec(body);
+    let observed = observed_as(&spec);
+    let facts_by_node = spec
+        .nodes
+        .keys()
+        .map(|name| (name.clone(), facts(name, 3)))
+        .collect();
     World {
         spec,
         observed,
