@@ -107,7 +107,11 @@ impl Controller {
         ));
         let current = Arc::clone(&link);
         let keeper = match self.writer.take(swarm).await? {
-            Some(_) => return Ok(()),
+            Some(holder) => {
+                self.status().maintenance =
+                    Some(format!("upgrades are left to the lease holder {holder}"));
+                return Ok(());
+            }
             None => self.writer.keep_recovering(Arc::new(move || current.get())),
         };
         let rolling = Rolling {
