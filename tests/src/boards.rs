@@ -270,7 +270,7 @@ impl Boards {
         ensure_bare_image();
         let temp = tempfile::tempdir().expect("temp dir");
         let images = vec![BARE_IMAGE; usize::from(count)];
-        let mut boards = Self::start_with(&images, prefix, first, temp.path(), true);
+        let mut boards = Self::start_with(&images, prefix, first, temp.path(), Kind::Rebootable);
         boards._temp = Some(temp);
         for board in 0..boards.names.len() {
             boards
@@ -281,10 +281,28 @@ impl Boards {
     }
 
     fn start_each(images: &[&str], prefix: &str, first: u8, keys: &Path) -> Self {
-        Self::start_with(images, prefix, first, keys, false)
+        Self::start_with(images, prefix, first, keys, Kind::Plain)
     }
 
-    fn start_with(images: &[&str], prefix: &str, first: u8, keys: &Path, rebootable: bool) -> Self {
+    /// Boards that serve and mount NFS shares as Raspberry Pi OS boards do
+    /// with `nfs-kernel-server` and `nfs-common`, where this machine's
+    /// kernel has neither: [`nfs_image`]'s `exportfs` serves
+    /// `/etc/exports(.d)` with NFS-Ganesha (user space, NFSv4) and its
+    /// `mount.nfs` mounts through FUSE with libnfs (user space), so the
+    /// files really travel over NFS between the boards. `/srv` is a volume
+    /// (Ganesha needs a file system with file handles, as a USB drive
+    /// has; the image's own overlay has none).
+    pub fn start_nfs(prefix: &str, first: u8, count: u8) -> Self {
+        ensure_nfs_image();
+        let temp = tempfile::tempdir().expect("temp dir");
+        let image = nfs_image();
+        let images = vec![image.as_str(); usize::from(count)];
+        let mut boards = Self::start_with(&images, prefix, first, temp.path(), Kind::Nfs);
+        boards._temp = Some(temp);
+        boards
+    }
+
+    fn start_with(images: &[&str], prefix: &str, first: u8, keys: &Path, kind: Kind) -> Self {
         ensure_network();
         std::fs::create_dir_all(keys).unwrap_or_else(|e| panic!("{}: {e}", keys.display()));
         let key = keys.join("id_ed25519");
@@ -307,12 +325,12 @@ impl Boards {
                 &address,
                 &format!("bare-{}", i + 1),
                 image,
-                if rebootable {
+                if kind == Kind::Rebootable {
                     REBOOTABLE_INIT
                 } else {
                     BOARD_INIT
                 },
-                rebootable,
+                kind,
             );
             exec_with_input(&name, USERS, &public);
             names.push(name);
@@ -418,20 +436,23 @@ impl Drop for Boards {
 /// Starts a board container (replacing one of the same name) with what a
 /// board needs to run its own dockerd (TESTBED.md), on the boards' network.
 fn run_board(name: &str, address: &str, hostname: &str, image: &str, command: &str) {
-    run_board_as(name, address, hostname, image, command, false);
+    run_board_as(name, address, hostname, image, command, Kind::Plain);
 }
 
 /// [`run_board`], or with `rebootable` a board that survives its own
 /// reboot as a Pi does: Docker's data on a volume instead of a tmpfs, and
 /// restarted by Docker when its init exits (`/run` is a fresh tmpfs then).
-fn run_board_as(
-    name: &str,
-    address: &str,
-    hostname: &str,
-    image: &str,
-    command: &str,
-    rebootable: bool,
-) {
+/// What a board container can do beyond a plain board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    /// `reboot` restarts it, its disk kept.
+    Rebootable,
+    /// FUSE, and `/srv` on a volume: see [`Boards::start_nfs`].
+    Nfs,
+}
+
+fn run_board_as(name: &str, address: &str, hostname: &str, image: &str, command: &str, kind: Kind) {
     docker_unchecked(&["rm", "-f", "-v", name]);
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.into()];
     args.extend(["--hostname".into(), hostname.into()]);
@@ -460,7 +481,15 @@ fn run_board_as(
     ] {
         args.push(option.into());
     }
-    if rebootable {
+    if kind == Kind::Nfs {
+        args.extend([
+            "--device".into(),
+            "/dev/fuse".into(),
+            "-v".into(),
+            "/srv".into(),
+        ]);
+    }
+    if kind == Kind::Rebootable {
         args.extend([
             "-v".into(),
             "/var/lib/docker".into(),
@@ -505,6 +534,64 @@ pub fn ensure_first_boot_image() {
     ]);
     assert_eq!(built.code, 0, "installing cloud-init failed: {built:?}");
     docker(&["commit", builder, FIRST_BOOT_IMAGE]);
+    docker_unchecked(&["rm", "-f", builder]);
+}
+
+/// A bare board with the NFS packages of Raspberry Pi OS installed, and
+/// the test bed's user-space stand-ins for what needs the kernel's NFS:
+/// `exportfs` (`nfs_exportfs.py`, serving with NFS-Ganesha) and
+/// `mount.nfs` (`nfs_mount.py`, mounting with libnfs through FUSE), put
+/// in place of nfs-utils' own with dpkg-divert, so apt keeps them.
+/// Its tag is the stand-ins' digest, so a changed one builds a new image.
+pub fn nfs_image() -> String {
+    let digest = reconciler::digest::sha256_prefix(format!("{EXPORTFS}{MOUNT_NFS}").as_bytes(), 12);
+    format!("local/reconciler-board-nfs:{digest}")
+}
+
+const EXPORTFS: &str = include_str!("nfs_exportfs.py");
+const MOUNT_NFS: &str = include_str!("nfs_mount.py");
+
+/// Builds [`nfs_image`] unless it is cached (about a minute).
+pub fn ensure_nfs_image() {
+    ensure_bare_image();
+    ensure_network();
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let image = nfs_image();
+    if docker_unchecked(&["image", "inspect", &image]).code == 0 {
+        return;
+    }
+    let builder = "reconciler-build-nfs";
+    docker_unchecked(&["rm", "-f", builder]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        builder,
+        "--network",
+        NETWORK,
+        BARE_IMAGE,
+        "sleep",
+        "infinity",
+    ]);
+    for (name, text) in [("exportfs", EXPORTFS), ("mount.nfs", MOUNT_NFS)] {
+        exec_with_input(
+            builder,
+            &format!("cat > /usr/local/lib/{name} && chmod 755 /usr/local/lib/{name}"),
+            text,
+        );
+    }
+    let built = docker_unchecked(&[
+        "exec",
+        builder,
+        "sh",
+        "-c",
+        "set -e; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d;          apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends          nfs-kernel-server nfs-common nfs-ganesha nfs-ganesha-vfs rpcbind libnfs13 python3-fusepy fuse3 iproute2 procps >/dev/null;          for f in /usr/sbin/exportfs /sbin/mount.nfs /sbin/mount.nfs4; do dpkg-divert --local --rename --add $f >/dev/null; done;          ln -sf /usr/local/lib/exportfs /usr/sbin/exportfs; ln -sf /usr/local/lib/mount.nfs /sbin/mount.nfs; ln -sf /usr/local/lib/mount.nfs /sbin/mount.nfs4;          echo user_allow_other >> /etc/fuse.conf; rm -f /usr/sbin/policy-rc.d; apt-get clean",
+    ]);
+    assert_eq!(
+        built.code, 0,
+        "building the NFS board image failed: {built:?}"
+    );
+    docker(&["commit", builder, &image]);
     docker_unchecked(&["rm", "-f", builder]);
 }
 
