@@ -302,11 +302,14 @@ pub struct BoardState {
     /// The firmware's boot files, when something is declared in them or the
     /// cluster put something there: `cmdline.txt` and `config.txt`.
     pub boot: BTreeMap<BootFile, BootFileText>,
-    /// Kernel options and config.txt lines the cluster added.
+    /// Kernel options, config.txt and fstab lines the cluster added.
     pub owned_boot: BTreeMap<BootFile, BTreeSet<String>>,
+    /// Declared mount points not mounted now.
+    pub unmounted: BTreeSet<String>,
 }
 
-/// A Raspberry Pi firmware file a board's settings live in, read at boot.
+/// A file read at boot where the board's settings are lines or options
+/// among its own: the Raspberry Pi firmware's, and /etc/fstab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BootFile {
@@ -314,6 +317,9 @@ pub enum BootFile {
     Cmdline,
     /// The firmware's settings: one per line.
     ConfigTxt,
+    /// The file systems mounted at boot: one per line (`[board.mount]`,
+    /// `[share]`); mounted at once too, so no reboot is needed.
+    Fstab,
 }
 
 impl BootFile {
@@ -322,6 +328,18 @@ impl BootFile {
         match self {
             BootFile::Cmdline => "cmdline",
             BootFile::ConfigTxt => "config_txt",
+            BootFile::Fstab => "fstab",
+        }
+    }
+
+    pub const ALL: [BootFile; 3] = [BootFile::Cmdline, BootFile::ConfigTxt, BootFile::Fstab];
+
+    /// Where the board may have it, first found first.
+    pub fn candidates(self) -> &'static [&'static str] {
+        match self {
+            BootFile::Cmdline => &["/boot/firmware/cmdline.txt", "/boot/cmdline.txt"],
+            BootFile::ConfigTxt => &["/boot/firmware/config.txt", "/boot/config.txt"],
+            BootFile::Fstab => &["/etc/fstab"],
         }
     }
 
@@ -330,6 +348,7 @@ impl BootFile {
         match self {
             BootFile::Cmdline => "cmdline.txt",
             BootFile::ConfigTxt => "config.txt",
+            BootFile::Fstab => "fstab",
         }
     }
 }

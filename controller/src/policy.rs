@@ -171,6 +171,10 @@ fn board_grants(spec: &Spec) -> Vec<Grant> {
             entry.0 += 1;
             entry.1 |= file.then.is_some();
         }
+        // `[board.mount]` and `[share]` lines, mounted as root.
+        if !node.board.mounts.is_empty() {
+            files.entry("/etc/fstab".to_string()).or_default().0 += 1;
+        }
     }
     let boards = |n: usize| {
         if n == 1 {

@@ -8,7 +8,7 @@ use crate::diagnostic::Diagnostics;
 use crate::file::{BoardFileEntry, BoardSection, SysctlValueFile};
 use crate::load::{Assets, Entry};
 use crate::model::{
-    BoardConfig, BoardFile, BoardFileContent, Secret, SecretData, DOCKER_DAEMON_FILE, MODULES_FILE,
+    BoardConfig, BoardFile, BoardMount, BoardFileContent, Secret, SecretData, DOCKER_DAEMON_FILE, MODULES_FILE,
     SYSCTL_FILE,
 };
 
@@ -168,7 +168,63 @@ pub(crate) fn section<T>(
             config.files.insert(path.get_ref().clone(), lowered);
         }
     }
+    for (point, mount) in &section.mount {
+        if let Some(lowered) = board_mount(entry, point, mount, diagnostics) {
+            config.mounts.insert(point.get_ref().clone(), lowered);
+        }
+    }
     config
+}
+
+/// One `[board.mount."POINT"]`: each field one word of an /etc/fstab line.
+fn board_mount<T>(
+    entry: &Entry<'_, T>,
+    point: &toml::Spanned<String>,
+    mount: &crate::file::BoardMountEntry,
+    diagnostics: &mut Diagnostics,
+) -> Option<BoardMount> {
+    let path = point.get_ref();
+    let word = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 1024
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    };
+    if let Err(problem) = file_path(path) {
+        let problem = problem.to_string().replacen("board file", "mount point", 1);
+        diagnostics.push(entry.error(&point.span(), problem));
+        return None;
+    }
+    if !word(path) || ["/", "/boot", "/boot/firmware", "/proc", "/sys", "/dev", "/run"].contains(&path.as_str()) {
+        diagnostics.push(entry.error(
+            &point.span(),
+            format!("mount point `{path}`: not one the cluster may mount over (no spaces or `#`; not /, /boot, /proc, /sys, /dev or /run)"),
+        ));
+        return None;
+    }
+    let mut fields = Vec::new();
+    for (name, value, default) in [
+        ("what", Some(&mount.what), ""),
+        ("type", mount.fstype.as_ref(), "auto"),
+        ("options", mount.options.as_ref(), "defaults,nofail"),
+    ] {
+        match value {
+            Some(value) if !word(value.get_ref()) => {
+                diagnostics.push(entry.error(
+                    &value.span(),
+                    format!("mount `{path}`: `{name}` must be one word of an /etc/fstab line (no spaces or `#`)"),
+                ));
+                return None;
+            }
+            Some(value) => fields.push(value.get_ref().clone()),
+            None => fields.push(default.to_string()),
+        }
+    }
+    let [what, fstype, options] = <[String; 3]>::try_from(fields).ok()?;
+    Some(BoardMount {
+        what,
+        fstype,
+        options,
+    })
 }
 
 /// `cmdline` options and `config_txt` lines: one option, one line each.
@@ -233,6 +289,7 @@ pub(crate) fn merge(cluster: &BoardConfig, node: BoardConfig) -> BoardConfig {
         merged.docker_daemon = node.docker_daemon;
     }
     merged.files.extend(node.files);
+    merged.mounts.extend(node.mounts);
     merged
 }
 

@@ -161,6 +161,23 @@ pub(crate) struct BoardSection {
     /// Files by absolute path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub file: BTreeMap<Spanned<String>, BoardFileEntry>,
+    /// File systems mounted now and at every boot, by mount point.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mount: BTreeMap<Spanned<String>, BoardMountEntry>,
+}
+
+/// `[board.mount."/mnt/usb"]`: an /etc/fstab line the cluster owns.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BoardMountEntry {
+    /// What is mounted: `/dev/sda1`, `LABEL=usb`, `server:/path`.
+    pub what: Spanned<String>,
+    /// The file system type (`auto` when left out).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub fstype: Option<Spanned<String>>,
+    /// Mount options (`defaults,nofail` when left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Spanned<String>>,
 }
 
 /// A sysctl value: `1` or `"1"`, `"4096 87380 6291456"`.
@@ -206,6 +223,27 @@ pub(crate) enum AvailabilityFile {
     Active,
     Pause,
     Drain,
+}
+
+/// `[share.NAME]`: a directory one board serves over NFS, mounted by
+/// others.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShareFile {
+    /// The node that exports it.
+    pub server: Spanned<String>,
+    /// The directory on the server.
+    pub path: Spanned<String>,
+    /// Where the clients mount it (the same path when left out).
+    pub mount: Option<Spanned<String>>,
+    /// The nodes that mount it (every other node when left out).
+    pub clients: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub read_only: bool,
+    /// Clients' root maps to nobody on the share (off by default: Swarm
+    /// tasks mostly run as root).
+    #[serde(default)]
+    pub root_squash: bool,
 }
 
 /// `[network.NAME]`

@@ -17,6 +17,7 @@ mod lower;
 pub mod model;
 pub mod render;
 pub mod sealed;
+mod share;
 mod source;
 mod suggest;
 pub mod units;

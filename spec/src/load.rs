@@ -42,7 +42,7 @@ pub enum LoadError {
 }
 
 /// The top-level tables a spec file may hold.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "cluster",
     "controller",
     "ssh",
@@ -56,6 +56,7 @@ const SECTIONS: [&str; 13] = [
     "secret",
     "release",
     "stack",
+    "share",
 ];
 
 /// Loads every `*.toml` file under `dir` (recursively, skipping hidden entries) as one spec.
@@ -726,11 +727,13 @@ pub(crate) enum SectionKind {
     Release,
     /// `[stack.NAME]`: a compose file.
     Stack,
+    /// `[share.NAME]`: a directory shared over NFS.
+    Share,
 }
 
 impl SectionKind {
     /// Every kind, in the order reports list them.
-    pub(crate) const ALL: [SectionKind; 7] = [
+    pub(crate) const ALL: [SectionKind; 8] = [
         SectionKind::Node,
         SectionKind::Network,
         SectionKind::Service,
@@ -738,6 +741,7 @@ impl SectionKind {
         SectionKind::Secret,
         SectionKind::Release,
         SectionKind::Stack,
+        SectionKind::Share,
     ];
 
     /// The section's name in a spec file.
@@ -750,6 +754,7 @@ impl SectionKind {
             SectionKind::Secret => "secret",
             SectionKind::Release => "release",
             SectionKind::Stack => "stack",
+            SectionKind::Share => "share",
         }
     }
 
@@ -784,6 +789,7 @@ pub(crate) struct RawSpec<'s> {
     pub secrets: Vec<Entry<'s, SecretFile>>,
     pub releases: Vec<Entry<'s, ReleaseFile>>,
     pub stacks: Vec<Entry<'s, StackFile>>,
+    pub shares: Vec<Entry<'s, crate::file::ShareFile>>,
     /// Every name declared, also those whose body failed to parse, so that
     /// duplicates and references are judged on what the user wrote.
     pub declared: Vec<Entry<'s, SectionKind>>,
@@ -895,6 +901,14 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
                 SectionKind::Release,
                 value,
                 &mut raw.releases,
+                &mut raw.declared,
+                diagnostics,
+            ),
+            "share" => named(
+                source,
+                SectionKind::Share,
+                value,
+                &mut raw.shares,
                 &mut raw.declared,
                 diagnostics,
             ),

@@ -83,7 +83,10 @@ pub(crate) fn lower(
         .filter_map(|e| Some((e.name.clone(), secret(e, assets, keyring, diagnostics)?)))
         .collect::<BTreeMap<_, _>>();
     // Board files may hold a secret's value: secrets are lowered first.
-    let nodes = nodes(raw, &ssh, assets, &secrets, diagnostics);
+    let mut nodes = nodes(raw, &ssh, assets, &secrets, diagnostics);
+    for share in &raw.shares {
+        crate::share::lower(share, &mut nodes, diagnostics);
+    }
     let releases = raw
         .releases
         .iter()

@@ -272,6 +272,30 @@ pub struct BoardConfig {
     /// Files by absolute path.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, BoardFile>,
+    /// File systems mounted now and at every boot, by mount point: lines
+    /// of /etc/fstab the cluster owns.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mounts: BTreeMap<String, BoardMount>,
+}
+
+/// One file system a board mounts (an /etc/fstab line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardMount {
+    /// `/dev/sda1`, `LABEL=usb`, `UUID=...`, `server:/path`.
+    pub what: String,
+    /// `auto`, `ext4`, `nfs`, ...
+    pub fstype: String,
+    pub options: String,
+}
+
+impl BoardConfig {
+    /// The /etc/fstab lines of [`BoardConfig::mounts`].
+    pub fn fstab_lines(&self) -> BTreeSet<String> {
+        self.mounts
+            .iter()
+            .map(|(point, m)| format!("{} {point} {} {} 0 0", m.what, m.fstype, m.options))
+            .collect()
+    }
 }
 
 impl BoardConfig {
@@ -284,6 +308,7 @@ impl BoardConfig {
             && self.config_txt.is_empty()
             && self.docker_daemon.is_none()
             && self.files.is_empty()
+            && self.mounts.is_empty()
     }
 
     /// Every file the board carries: the declared ones, and the sysctl and
@@ -357,7 +382,7 @@ pub enum BoardFileContent {
 
 impl BoardFile {
     /// A root-owned 0644 text file the controller writes for a setting.
-    fn managed(text: String, then: String) -> Self {
+    pub(crate) fn managed(text: String, then: String) -> Self {
         Self {
             content: BoardFileContent::Plain(text.into_bytes()),
             mode: 0o644,

@@ -530,11 +530,25 @@ fn board_section(board: &BoardConfig) -> BoardSection {
         config_txt,
         docker_daemon,
         files,
+        mounts,
     } = board;
     let list = |items: &std::collections::BTreeSet<String>| -> Vec<Spanned<String>> {
         items.iter().cloned().map(spanned).collect()
     };
     BoardSection {
+        mount: mounts
+            .iter()
+            .map(|(point, m)| {
+                (
+                    spanned(point.clone()),
+                    crate::file::BoardMountEntry {
+                        what: spanned(m.what.clone()),
+                        fstype: Some(spanned(m.fstype.clone())),
+                        options: Some(spanned(m.options.clone())),
+                    },
+                )
+            })
+            .collect(),
         packages: list(packages),
         absent_packages: list(absent_packages),
         sysctl: sysctl

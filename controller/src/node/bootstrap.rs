@@ -100,6 +100,7 @@ fn script(step: &Step, node: &str, spec: &Spec, secret: Option<&str>) -> String 
             added,
             removed,
         } => super::config::edit_boot_file(*file, path, text, added, removed),
+        Step::Mount { points } => super::config::mount_now(points),
     }
 }
 

@@ -71,12 +71,20 @@ pub fn look_script(config: &BoardConfig) -> String {
     for (kind, declared) in [
         (BootFile::Cmdline, !config.cmdline.is_empty()),
         (BootFile::ConfigTxt, !config.config_txt.is_empty()),
+        (BootFile::Fstab, !config.mounts.is_empty()),
     ] {
-        let name = kind.file_name();
         let wanted = if declared { "true" } else { "false" };
         script.push_str(&format!(
-            "if {wanted} || grep -qs '^{key}\t' \"$record\"; then for f in /boot/firmware/{name} /boot/{name}; do if [ -f \"$f\" ]; then printf 'cfg\\tboot\\t{key}\\t%s\\t%s\\n' \"$f\" \"$(base64 -w0 < \"$f\")\"; break; fi; done; fi\n",
+            "if {wanted} || grep -qs '^{key}\t' \"$record\"; then for f in {candidates}; do if [ -f \"$f\" ]; then printf 'cfg\\tboot\\t{key}\\t%s\\t%s\\n' \"$f\" \"$(base64 -w0 < \"$f\")\"; break; fi; done; fi\n",
             key = kind.as_str(),
+            candidates = kind.candidates().join(" "),
+        ));
+    }
+    // Each declared mount point the board has not mounted.
+    for point in config.mounts.keys() {
+        script.push_str(&format!(
+            "if ! mountpoint -q {p} 2>/dev/null; then printf 'cfg\\tunmounted\\t%s\\n' {p}; fi\n",
+            p = quote(point)
         ));
     }
     script
@@ -156,6 +164,9 @@ impl BoardState {
                         );
                     }
                 }
+                ["unmounted", point] => {
+                    state.unmounted.insert((*point).to_string());
+                }
                 ["content", path, encoded] => {
                     if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) {
                         state.contents.insert((*path).to_string(), bytes);
@@ -169,9 +180,7 @@ impl BoardState {
 }
 
 fn boot_file(name: &str) -> Option<BootFile> {
-    [BootFile::Cmdline, BootFile::ConfigTxt]
-        .into_iter()
-        .find(|kind| kind.as_str() == name)
+    BootFile::ALL.into_iter().find(|kind| kind.as_str() == name)
 }
 
 /// Replaces a boot file with `text` (a temporary file beside it, then a
@@ -204,11 +213,51 @@ pub fn edit_boot_file(
         .iter()
         .map(|v| format!("printf '{key}\\t%s\\n' {}; ", quote(v)))
         .collect();
+    // Firmware settings wait for a reboot; file systems are unmounted
+    // before their line goes and mounted once it is there.
+    let (before, after) = match kind {
+        BootFile::Fstab => mounts_around(added, removed),
+        BootFile::Cmdline | BootFile::ConfigTxt => (
+            String::new(),
+            format!(
+                "touch /var/run/reboot-required\necho 'reconciler: {}' >> /var/run/reboot-required.pkgs\n",
+                kind.file_name()
+            ),
+        ),
+    };
     format!(
-        "set -e\ntmp=$(mktemp \"$(dirname {target})/.reconciler.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\nprintf '%s' '{encoded}' | base64 -d > \"$tmp\"\nsync \"$tmp\" 2>/dev/null || sync\nmv -f \"$tmp\" {target}\ntrap - EXIT\n{}touch /var/run/reboot-required\necho 'reconciler: {name}' >> /var/run/reboot-required.pkgs\n",
+        "set -e\n{before}tmp=$(mktemp \"$(dirname {target})/.reconciler.XXXXXX\")\ntrap 'rm -f \"$tmp\"' EXIT\nprintf '%s' '{encoded}' | base64 -d > \"$tmp\"\nchmod --reference={target} \"$tmp\" 2>/dev/null || true\nsync \"$tmp\" 2>/dev/null || sync\nmv -f \"$tmp\" {target}\ntrap - EXIT\n{}{after}",
         update_record(&keep, &add),
-        name = kind.file_name(),
     )
+}
+
+/// Shell lines for an /etc/fstab edit: the mount points of `removed`
+/// lines unmounted first (a busy one fails the step, its line kept), those
+/// of `added` lines created and mounted after.
+fn mounts_around(added: &[String], removed: &[String]) -> (String, String) {
+    let point = |line: &String| line.split_whitespace().nth(1).map(quote);
+    let before: String = removed
+        .iter()
+        .filter_map(point)
+        .map(|p| format!("if mountpoint -q {p}; then umount {p}; fi\n"))
+        .collect();
+    let after: String = added
+        .iter()
+        .filter_map(point)
+        .map(|p| format!("mkdir -p {p}\nif ! mountpoint -q {p}; then mount {p}; fi\n"))
+        .collect();
+    (before, after)
+}
+
+/// Mounts what /etc/fstab already says for `points` (a declared mount
+/// whose line is there but that is not mounted: after a failed mount, or
+/// unmounted by hand).
+pub fn mount_now(points: &[String]) -> String {
+    let lines: String = points
+        .iter()
+        .map(|p| format!("mkdir -p {q}\nif ! mountpoint -q {q}; then mount {q}; fi\n", q = quote(p)))
+        .collect();
+    format!("set -e\n{lines}")
 }
 
 /// Shell lines that rewrite [`RECORD`] through `filter` (an `awk` program

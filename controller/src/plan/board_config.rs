@@ -116,9 +116,11 @@ pub fn steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step>
 /// options or lines the board had before are never taken out.
 fn boot_steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step> {
     let mut steps = Vec::new();
+    let fstab = config.fstab_lines();
     for (kind, declared) in [
         (BootFile::Cmdline, &config.cmdline),
         (BootFile::ConfigTxt, &config.config_txt),
+        (BootFile::Fstab, &fstab),
     ] {
         let Some(file) = state.boot.get(&kind) else {
             continue;
@@ -131,8 +133,26 @@ fn boot_steps(config: &BoardConfig, state: &BoardState, prune: bool) -> Vec<Step
         };
         let (text, added, removed) = match kind {
             BootFile::Cmdline => edit_cmdline(&file.text, declared, &dropped),
-            BootFile::ConfigTxt => edit_config_txt(&file.text, declared, &dropped),
+            BootFile::ConfigTxt | BootFile::Fstab => {
+                edit_config_txt(&file.text, declared, &dropped)
+            }
         };
+        if kind == BootFile::Fstab {
+            // Declared and in the file, but not mounted: mounted again.
+            let adding: Vec<&str> = added
+                .iter()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .collect();
+            let points: Vec<String> = state
+                .unmounted
+                .iter()
+                .filter(|p| config.mounts.contains_key(*p) && !adding.contains(&p.as_str()))
+                .cloned()
+                .collect();
+            if !points.is_empty() {
+                steps.push(Step::Mount { points });
+            }
+        }
         if !added.is_empty() || !removed.is_empty() {
             steps.push(Step::EditBootFile {
                 file: kind,

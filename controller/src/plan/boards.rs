@@ -71,6 +71,8 @@ pub enum Step {
         added: Vec<String>,
         removed: Vec<String>,
     },
+    /// Mount what /etc/fstab already holds for these declared points.
+    Mount { points: Vec<String> },
 }
 
 /// How a file's content differs.
@@ -162,12 +164,14 @@ impl Step {
                 if !removed.is_empty() {
                     what.push(format!("take out {}", removed.join(", ")));
                 }
-                format!(
-                    "{}: {} (applied at the next reboot: `reconciler upgrade` takes the board)",
-                    file.file_name(),
-                    what.join("; ")
-                )
+                let when = if *file == BootFile::Fstab {
+                    "mounted now and at every boot"
+                } else {
+                    "applied at the next reboot: `reconciler upgrade` takes the board"
+                };
+                format!("{}: {} ({when})", file.file_name(), what.join("; "))
             }
+            Step::Mount { points } => format!("mount {}", points.join(", ")),
             Step::RemoveFile { path, origin } => match origin {
                 FileOrigin::Created => format!("remove {path} (the cluster created it)"),
                 FileOrigin::Replaced => {
@@ -187,6 +191,7 @@ impl Step {
                 | Step::WriteFile { .. }
                 | Step::RemoveFile { .. }
                 | Step::EditBootFile { .. }
+                | Step::Mount { .. }
         )
     }
 
