@@ -8,8 +8,8 @@ use crate::diagnostic::Diagnostics;
 use crate::file::{BoardFileEntry, BoardSection, SysctlValueFile};
 use crate::load::{Assets, Entry};
 use crate::model::{
-    BoardConfig, BoardFile, BoardMount, BoardFileContent, Secret, SecretData, DOCKER_DAEMON_FILE, MODULES_FILE,
-    SYSCTL_FILE,
+    BoardConfig, BoardFile, BoardFileContent, BoardMount, Secret, SecretData, DOCKER_DAEMON_FILE,
+    MODULES_FILE, SYSCTL_FILE,
 };
 
 /// Paths a board file may not take: the controller's own state, what
@@ -187,14 +187,27 @@ fn board_mount<T>(
     let word = |text: &str| {
         !text.is_empty()
             && text.len() <= 1024
-            && !text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#')
+            && !text
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '#')
     };
     if let Err(problem) = file_path(path) {
         let problem = problem.to_string().replacen("board file", "mount point", 1);
         diagnostics.push(entry.error(&point.span(), problem));
         return None;
     }
-    if !word(path) || ["/", "/boot", "/boot/firmware", "/proc", "/sys", "/dev", "/run"].contains(&path.as_str()) {
+    if !word(path)
+        || [
+            "/",
+            "/boot",
+            "/boot/firmware",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+        ]
+        .contains(&path.as_str())
+    {
         diagnostics.push(entry.error(
             &point.span(),
             format!("mount point `{path}`: not one the cluster may mount over (no spaces or `#`; not /, /boot, /proc, /sys, /dev or /run)"),

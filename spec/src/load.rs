@@ -856,70 +856,7 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
             "bootstrap" => singleton(source, key_span, value, &mut raw.bootstrap, diagnostics),
             "board" => singleton(source, key_span, value, &mut raw.board, diagnostics),
             "maintenance" => singleton(source, key_span, value, &mut raw.maintenance, diagnostics),
-            "node" => named(
-                source,
-                SectionKind::Node,
-                value,
-                &mut raw.nodes,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "network" => named(
-                source,
-                SectionKind::Network,
-                value,
-                &mut raw.networks,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "service" => named(
-                source,
-                SectionKind::Service,
-                value,
-                &mut raw.services,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "config" => named(
-                source,
-                SectionKind::Config,
-                value,
-                &mut raw.configs,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "secret" => named(
-                source,
-                SectionKind::Secret,
-                value,
-                &mut raw.secrets,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "release" => named(
-                source,
-                SectionKind::Release,
-                value,
-                &mut raw.releases,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "share" => named(
-                source,
-                SectionKind::Share,
-                value,
-                &mut raw.shares,
-                &mut raw.declared,
-                diagnostics,
-            ),
-            "stack" => named(
-                source,
-                SectionKind::Stack,
-                value,
-                &mut raw.stacks,
-                &mut raw.declared,
-                diagnostics,
-            ),
+            other if is_named(other) => named_section(source, other, value, raw, diagnostics),
             other => {
                 let mut diagnostic = source.error(
                     &key_span,
@@ -934,6 +871,87 @@ fn parse_file<'s>(source: &'s SourceFile, raw: &mut RawSpec<'s>, diagnostics: &m
                 diagnostics.push(diagnostic);
             }
         }
+    }
+}
+
+fn is_named(section: &str) -> bool {
+    SectionKind::ALL.iter().any(|k| k.as_str() == section)
+}
+
+/// A section of named entries (`[service.web]`): its entries parsed into `raw`.
+fn named_section<'s>(
+    source: &'s SourceFile,
+    section: &str,
+    value: Spanned<DeValue<'_>>,
+    raw: &mut RawSpec<'s>,
+    diagnostics: &mut Diagnostics,
+) {
+    match section {
+        "node" => named(
+            source,
+            SectionKind::Node,
+            value,
+            &mut raw.nodes,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "network" => named(
+            source,
+            SectionKind::Network,
+            value,
+            &mut raw.networks,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "service" => named(
+            source,
+            SectionKind::Service,
+            value,
+            &mut raw.services,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "config" => named(
+            source,
+            SectionKind::Config,
+            value,
+            &mut raw.configs,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "secret" => named(
+            source,
+            SectionKind::Secret,
+            value,
+            &mut raw.secrets,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "release" => named(
+            source,
+            SectionKind::Release,
+            value,
+            &mut raw.releases,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "share" => named(
+            source,
+            SectionKind::Share,
+            value,
+            &mut raw.shares,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        "stack" => named(
+            source,
+            SectionKind::Stack,
+            value,
+            &mut raw.stacks,
+            &mut raw.declared,
+            diagnostics,
+        ),
+        _ => {}
     }
 }
 

@@ -84,9 +84,7 @@ pub(crate) fn lower(
         .collect::<BTreeMap<_, _>>();
     // Board files may hold a secret's value: secrets are lowered first.
     let mut nodes = nodes(raw, &ssh, assets, &secrets, diagnostics);
-    for share in &raw.shares {
-        crate::share::lower(share, &mut nodes, diagnostics);
-    }
+    crate::share::lower_all(&raw.shares, &mut nodes, diagnostics);
     let releases = raw
         .releases
         .iter()

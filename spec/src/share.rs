@@ -17,8 +17,19 @@ pub(crate) fn exports_file(name: &str) -> String {
     format!("/etc/exports.d/reconciler-{name}.exports")
 }
 
+/// Adds every share to its server's and clients' board configuration.
+pub(crate) fn lower_all(
+    shares: &[Entry<'_, ShareFile>],
+    nodes: &mut BTreeMap<String, Node>,
+    diagnostics: &mut Diagnostics,
+) {
+    for share in shares {
+        lower(share, nodes, diagnostics);
+    }
+}
+
 /// Adds `entry` to its server's and clients' board configuration.
-pub(crate) fn lower(
+fn lower(
     entry: &Entry<'_, ShareFile>,
     nodes: &mut BTreeMap<String, Node>,
     diagnostics: &mut Diagnostics,
@@ -27,7 +38,11 @@ pub(crate) fn lower(
     let unknown = |name: &toml::Spanned<String>, what: &str| {
         let mut error = entry.error(
             &name.span(),
-            format!("share `{}`: {what} `{}` is not a node of the spec", entry.name, name.get_ref()),
+            format!(
+                "share `{}`: {what} `{}` is not a node of the spec",
+                entry.name,
+                name.get_ref()
+            ),
         );
         if let Some(hint) =
             crate::suggest::did_you_mean(name.get_ref(), nodes.keys().map(String::as_str))
@@ -40,50 +55,19 @@ pub(crate) fn lower(
         diagnostics.push(unknown(&share.server, "server"));
         return;
     };
-    let mut paths_ok = true;
-    for value in [Some(&share.path), share.mount.as_ref()].into_iter().flatten() {
-        let text = value.get_ref();
-        let bad = crate::board::file_path(text).is_err()
-            || text.chars().any(|c| c.is_whitespace() || c == '#' || c == '(' || c == '"')
-            || ["/", "/boot", "/etc", "/proc", "/sys", "/dev", "/run", "/usr", "/var"].contains(&text.as_str());
-        if bad {
-            diagnostics.push(entry.error(
-                &value.span(),
-                format!("share `{}`: `{text}` is not a directory to share (absolute and clean, no spaces, `#`, `(` or quotes; not /, /etc, /usr, /var or the kernel's)", entry.name),
-            ));
-            paths_ok = false;
-        }
-    }
-    let clients: Vec<String> = match &share.clients {
-        Some(clients) => {
-            let mut names = Vec::new();
-            for client in clients {
-                if client.get_ref() == share.server.get_ref() {
-                    diagnostics.push(entry.error(
-                        &client.span(),
-                        format!("share `{}`: the server does not mount its own share (it has the directory)", entry.name),
-                    ));
-                } else if nodes.contains_key(client.get_ref()) {
-                    names.push(client.get_ref().clone());
-                } else {
-                    diagnostics.push(unknown(client, "client"));
-                }
-            }
-            names
-        }
-        None => nodes
-            .keys()
-            .filter(|n| *n != share.server.get_ref())
-            .cloned()
-            .collect(),
-    };
+    let paths_ok = paths_ok(entry, diagnostics);
+    let clients = clients(entry, nodes, &unknown, diagnostics);
     if !paths_ok {
         return;
     }
     let path = share.path.get_ref();
     let mount = share.mount.as_ref().map_or(path, |m| m.get_ref());
     let access = if share.read_only { "ro" } else { "rw" };
-    let squash = if share.root_squash { "" } else { ",no_root_squash" };
+    let squash = if share.root_squash {
+        ""
+    } else {
+        ",no_root_squash"
+    };
     let allowed: Vec<String> = clients
         .iter()
         .filter_map(|c| nodes.get(c))
@@ -92,7 +76,10 @@ pub(crate) fn lower(
     let exports = exports_file(&entry.name);
     if let Some(board) = nodes.get_mut(&server.name).map(|n| &mut n.board) {
         if board.files.contains_key(&exports) {
-            diagnostics.push(entry.name_error(format!("share `{}`: node.{} already declares {exports}", entry.name, server.name)));
+            diagnostics.push(entry.name_error(format!(
+                "share `{}`: node.{} already declares {exports}",
+                entry.name, server.name
+            )));
             return;
         }
         board.packages.insert("nfs-kernel-server".into());
@@ -124,5 +111,67 @@ pub(crate) fn lower(
                 options: format!("{access},_netdev,nofail"),
             },
         );
+    }
+}
+
+/// Whether the share's path and mount point are directories it may use.
+fn paths_ok(entry: &Entry<'_, ShareFile>, diagnostics: &mut Diagnostics) -> bool {
+    let share = &entry.value;
+    let mut paths_ok = true;
+    for value in [Some(&share.path), share.mount.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let text = value.get_ref();
+        let bad = crate::board::file_path(text).is_err()
+            || text
+                .chars()
+                .any(|c| c.is_whitespace() || c == '#' || c == '(' || c == '"')
+            || [
+                "/", "/boot", "/etc", "/proc", "/sys", "/dev", "/run", "/usr", "/var",
+            ]
+            .contains(&text.as_str());
+        if bad {
+            diagnostics.push(entry.error(
+                &value.span(),
+                format!("share `{}`: `{text}` is not a directory to share (absolute and clean, no spaces, `#`, `(` or quotes; not /, /etc, /usr, /var or the kernel's)", entry.name),
+            ));
+            paths_ok = false;
+        }
+    }
+    paths_ok
+}
+
+/// The nodes that mount the share (every node but the server when the
+/// share names none); unknown names and the server are reported.
+fn clients(
+    entry: &Entry<'_, ShareFile>,
+    nodes: &BTreeMap<String, Node>,
+    unknown: &dyn Fn(&toml::Spanned<String>, &str) -> crate::Diagnostic,
+    diagnostics: &mut Diagnostics,
+) -> Vec<String> {
+    let share = &entry.value;
+    match &share.clients {
+        Some(clients) => {
+            let mut names = Vec::new();
+            for client in clients {
+                if client.get_ref() == share.server.get_ref() {
+                    diagnostics.push(entry.error(
+                        &client.span(),
+                        format!("share `{}`: the server does not mount its own share (it has the directory)", entry.name),
+                    ));
+                } else if nodes.contains_key(client.get_ref()) {
+                    names.push(client.get_ref().clone());
+                } else {
+                    diagnostics.push(unknown(client, "client"));
+                }
+            }
+            names
+        }
+        None => nodes
+            .keys()
+            .filter(|n| *n != share.server.get_ref())
+            .cloned()
+            .collect(),
     }
 }

@@ -17,6 +17,7 @@ import threading
 import time
 
 NFS_V4 = 4
+RETRY_SECONDS = 120
 
 
 class Stat64(ctypes.Structure):
@@ -67,11 +68,18 @@ def serve(server, export, mountpoint, read_only):
         from fusepy import FUSE, FuseOSError, Operations
 
     nfs = library()
-    context = nfs.nfs_init_context()
-    nfs.nfs_set_version(context, NFS_V4)
-    if nfs.nfs_mount(context, server.encode(), export.encode()) != 0:
+    # As nfs-utils' mount.nfs in the foreground (retry=2): a server that
+    # does not answer yet is asked again for two minutes.
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        context = nfs.nfs_init_context()
+        nfs.nfs_set_version(context, NFS_V4)
+        if nfs.nfs_mount(context, server.encode(), export.encode()) == 0:
+            break
         sys.stderr.write("mount.nfs: %s\n" % nfs.nfs_get_error(context).decode())
-        sys.exit(32)
+        if time.monotonic() > deadline:
+            sys.exit(32)
+        time.sleep(2)
     lock = threading.Lock()
 
     def call(result):
@@ -193,16 +201,20 @@ def main(argv):
     server, export = args[0].split(":", 1)
     mountpoint = os.path.realpath(args[1])
     read_only = "ro" in options.split(",")
-    if os.fork() == 0:
+    child = os.fork()
+    if child == 0:
         os.setsid()
         log = os.open("/var/log/mount.nfs.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         serve(server, export, mountpoint, read_only)
         os._exit(0)
-    for _ in range(100):
+    deadline = time.monotonic() + RETRY_SECONDS + 10
+    while time.monotonic() < deadline:
         if mounted(mountpoint):
             return 0
+        if os.waitpid(child, os.WNOHANG)[0] == child:
+            break  # it gave up (see its log)
         time.sleep(0.1)
     sys.stderr.write("mount.nfs: %s did not mount on %s (see /var/log/mount.nfs.log)\n"
                      % (args[0], mountpoint))

@@ -72,8 +72,16 @@ fn a_share_is_served_by_one_board_mounted_by_the_other_and_taken_away() {
     let applied = reconciler_binary(&["apply", &dir, "--ssh", "--auto-approve"], &[]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
     // Mounted on the client, over NFS, and files go both ways.
-    let mounted = boards.exec(1, "mountpoint -q /mnt/media && echo from-client > /mnt/media/a && cat /mnt/media/a");
-    assert_eq!(mounted.stdout.trim(), "from-client", "{mounted:?}\n{:?}", boards.exec(1, "cat /var/log/mount.nfs.log; cat /etc/fstab"));
+    let mounted = boards.exec(
+        1,
+        "mountpoint -q /mnt/media && echo from-client > /mnt/media/a && cat /mnt/media/a",
+    );
+    assert_eq!(
+        mounted.stdout.trim(),
+        "from-client",
+        "{mounted:?}\n{:?}",
+        boards.exec(1, "cat /var/log/mount.nfs.log; cat /etc/fstab")
+    );
     let on_server = boards.exec(0, "cat /srv/media/a && echo from-server > /srv/media/b");
     assert_eq!(on_server.stdout.trim(), "from-client", "{on_server:?}");
     let back = boards.exec(1, "cat /mnt/media/b");
@@ -83,7 +91,10 @@ fn a_share_is_served_by_one_board_mounted_by_the_other_and_taken_away() {
     let exports = boards.exec(0, "cat /etc/exports.d/reconciler-media.exports");
     assert_eq!(
         exports.stdout,
-        format!("/srv/media {}(rw,sync,no_subtree_check,no_root_squash)\n", boards.address(1)),
+        format!(
+            "/srv/media {}(rw,sync,no_subtree_check,no_root_squash)\n",
+            boards.address(1)
+        ),
     );
 
     // Nothing left to do; unmounted by hand, it is mounted again.
@@ -91,17 +102,25 @@ fn a_share_is_served_by_one_board_mounted_by_the_other_and_taken_away() {
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     boards.exec(1, "umount /mnt/media").expect_code(0);
     let remount = reconciler_binary(&["apply", &dir, "--ssh", "--auto-approve"], &[]);
-    assert!(remount.stdout.contains("mount /mnt/media"), "{}\n{}", remount.stdout, remount.stderr);
+    assert!(
+        remount.stdout.contains("mount /mnt/media"),
+        "{}\n{}",
+        remount.stdout,
+        remount.stderr
+    );
     boards.exec(1, "mountpoint -q /mnt/media").expect_code(0);
 
     // The share leaves the spec: unmounted, its fstab line and exports file gone.
     let without = spec(&boards, "");
     let removed = reconciler_binary(&["apply", &without.arg(), "--ssh", "--auto-approve"], &[]);
     assert_eq!(removed.code, 0, "{}\n{}", removed.stdout, removed.stderr);
-    boards.exec(1, "mountpoint -q /mnt/media").expect_code(1);
+    let unmounted = boards.exec(1, "mountpoint -q /mnt/media || echo not mounted");
+    assert_eq!(unmounted.stdout.trim(), "not mounted", "{unmounted:?}");
     let fstab = boards.exec(1, "grep -c /mnt/media /etc/fstab");
     assert_eq!(fstab.stdout.trim(), "0", "{fstab:?}");
-    boards.exec(0, "test -e /etc/exports.d/reconciler-media.exports").expect_code(1);
+    boards
+        .exec(0, "test -e /etc/exports.d/reconciler-media.exports")
+        .expect_code(1);
     // The server's data stays where it was.
     boards.exec(0, "test -s /srv/media/a").expect_code(0);
 }

@@ -255,7 +255,12 @@ fn mounts_around(added: &[String], removed: &[String]) -> (String, String) {
 pub fn mount_now(points: &[String]) -> String {
     let lines: String = points
         .iter()
-        .map(|p| format!("mkdir -p {q}\nif ! mountpoint -q {q}; then mount {q}; fi\n", q = quote(p)))
+        .map(|p| {
+            format!(
+                "mkdir -p {q}\nif ! mountpoint -q {q}; then mount {q}; fi\n",
+                q = quote(p)
+            )
+        })
         .collect();
     format!("set -e\n{lines}")
 }

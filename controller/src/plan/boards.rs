@@ -72,7 +72,9 @@ pub enum Step {
         removed: Vec<String>,
     },
     /// Mount what /etc/fstab already holds for these declared points.
-    Mount { points: Vec<String> },
+    Mount {
+        points: Vec<String>,
+    },
 }
 
 /// How a file's content differs.

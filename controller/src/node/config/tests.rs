@@ -108,3 +108,21 @@ fn a_secret_file_is_never_read_back() {
     assert!(script.contains("cfg_file '/etc/wireguard/wg0.conf'"));
     assert!(!script.contains("base64 -w0 < '/etc/wireguard/wg0.conf'"));
 }
+
+/// An fstab edit unmounts what leaves before the file changes and mounts
+/// what arrives after; it asks for no reboot.
+#[test]
+fn an_fstab_edit_unmounts_first_and_mounts_last() {
+    let script = edit_boot_file(
+        crate::observed::BootFile::Fstab,
+        "/etc/fstab",
+        "new\n",
+        &["srv:/a /mnt/a nfs rw 0 0".to_string()],
+        &["LABEL=b /mnt/b auto defaults 0 0".to_string()],
+    );
+    let unmount = script.find("umount '/mnt/b'").expect("unmounts /mnt/b");
+    let replace = script.find("mv -f").expect("replaces the file");
+    let mount = script.find("mount '/mnt/a'").expect("mounts /mnt/a");
+    assert!(unmount < replace && replace < mount, "{script}");
+    assert!(!script.contains("reboot-required"), "{script}");
+}

@@ -282,3 +282,69 @@ fn boot_settings_are_added_and_taken_back_without_touching_the_boards_own() {
     assert_eq!(text, "console=tty1 quiet cgroup_memory=1\n");
     assert_eq!(removed, &vec!["cgroup_enable=memory".to_string()]);
 }
+
+/// `[board.mount]`: an /etc/fstab line added and mounted, the board's own
+/// lines kept, a line the spec dropped taken out, and a declared mount
+/// that is not mounted mounted again.
+#[test]
+fn mounts_are_fstab_lines_the_cluster_owns_and_keeps_mounted() {
+    use crate::observed::{BootFile, BootFileText};
+    use reconciler_spec::BoardMount;
+    let mut config = BoardConfig::default();
+    config.mounts.insert(
+        "/mnt/media".into(),
+        BoardMount {
+            what: "10.0.0.1:/srv/media".into(),
+            fstype: "nfs".into(),
+            options: "rw,_netdev,nofail".into(),
+        },
+    );
+    let own = "PARTUUID=1-02 / ext4 defaults,noatime 0 1\n";
+    let mut state = BoardState {
+        boot: BTreeMap::from([(
+            BootFile::Fstab,
+            BootFileText {
+                path: "/etc/fstab".into(),
+                text: format!("{own}LABEL=old /mnt/old auto defaults,nofail 0 0\n"),
+            },
+        )]),
+        owned_boot: BTreeMap::from([(
+            BootFile::Fstab,
+            set(&["LABEL=old /mnt/old auto defaults,nofail 0 0"]),
+        )]),
+        ..BoardState::default()
+    };
+    let planned = steps(&config, &state, true);
+    let [Step::EditBootFile {
+        file: BootFile::Fstab,
+        text,
+        added,
+        removed,
+        ..
+    }] = planned.as_slice()
+    else {
+        panic!("{planned:?}")
+    };
+    let line = "10.0.0.1:/srv/media /mnt/media nfs rw,_netdev,nofail 0 0";
+    assert_eq!(text, &format!("{own}{line}\n"));
+    assert_eq!(added, &vec![line.to_string()]);
+    assert_eq!(
+        removed,
+        &vec!["LABEL=old /mnt/old auto defaults,nofail 0 0".to_string()]
+    );
+    assert_eq!(
+        planned[0].describe(),
+        format!("fstab: add {line}; take out LABEL=old /mnt/old auto defaults,nofail 0 0 (mounted now and at every boot)")
+    );
+    // On the board and mounted: nothing; unmounted by hand: mounted again.
+    state.boot.get_mut(&BootFile::Fstab).expect("fstab").text = format!("{own}{line}\n");
+    state.owned_boot = BTreeMap::from([(BootFile::Fstab, set(&[line]))]);
+    assert_eq!(steps(&config, &state, true), vec![]);
+    state.unmounted = set(&["/mnt/media"]);
+    assert_eq!(
+        steps(&config, &state, true),
+        vec![Step::Mount {
+            points: vec!["/mnt/media".into()]
+        }]
+    );
+}
