@@ -351,6 +351,30 @@ impl Boards {
         boards
     }
 
+    /// The `[cluster]`, `[ssh]` and `[bootstrap]` sections of a spec for
+    /// these boards: logged into as `pi` with their key, Docker installed
+    /// from the mirror and started by hand (`dockerd_args` added), as the
+    /// test bed's boards have no systemd (TESTBED.md; real Pis keep the
+    /// default).
+    pub fn spec_head(&self, cluster: &str, dockerd_args: &str) -> String {
+        format!(
+            r#"[cluster]
+name = "{cluster}"
+
+[ssh]
+user = "pi"
+identity = "{identity}"
+known_hosts = "{known}"
+
+[bootstrap]
+install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
+start_docker = "nohup dockerd {dockerd_args}>/var/log/dockerd.log 2>&1 </dev/null &"
+"#,
+            identity = self.identity().display(),
+            known = self.known_hosts().display(),
+        )
+    }
+
     pub fn identity(&self) -> PathBuf {
         self.keys.join("id_ed25519")
     }

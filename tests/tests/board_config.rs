@@ -17,19 +17,7 @@ const SECRET: &str = "s3cr3t-token-value";
 
 fn spec_text(boards: &Boards, board: &str) -> String {
     format!(
-        r#"[cluster]
-name = "boardcfg"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-# The boards have no systemd (see TESTBED.md); real Pis keep the default.
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
-
+        r#"{head}
 [secret.token]
 file = "token.txt"
 
@@ -42,8 +30,7 @@ address = "{a2}"
 role = "worker"
 
 {board}"#,
-        identity = boards.identity().display(),
-        known = boards.known_hosts().display(),
+        head = boards.spec_head("boardcfg", ""),
         a1 = boards.address(0),
         a2 = boards.address(1),
     )

@@ -26,19 +26,7 @@ fn spec(boards: &Boards) -> SpecDir {
     spec.write(
         "cluster.toml",
         &format!(
-            r#"[cluster]
-name = "maint"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-# No systemd on the test bed's boards: Docker is started by this, also after a reboot.
-start_docker = "nohup dockerd --insecure-registry {registry} >/var/log/dockerd.log 2>&1 </dev/null &"
-
+            r#"{head}
 [maintenance]
 # Debian's security updates do not ask for a reboot on a board without
 # a kernel of its own; every board reboots here, as after a kernel update.
@@ -57,8 +45,7 @@ role = "worker"
 image = "{registry}/busybox:1"
 command = ["sleep", "86400"]
 "#,
-            identity = boards.identity().display(),
-            known = boards.known_hosts().display(),
+            head = boards.spec_head("maint", &format!("--insecure-registry {registry} ")),
             a1 = boards.address(0),
             a2 = boards.address(1),
         ),
@@ -206,18 +193,7 @@ fn a_killed_rolling_upgrade_resumes_and_every_board_comes_back_upgraded() {
 /// A one-board cluster whose board is `node`, with this `[maintenance]`.
 fn one_board_spec(boards: &Boards, cluster: &str, node: &str, maintenance: &str) -> String {
     format!(
-        r#"[cluster]
-name = "{cluster}"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
-
+        r#"{head}
 [maintenance]
 {maintenance}
 
@@ -225,9 +201,8 @@ start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
 address = "{address}"
 role = "manager"
 "#,
+        head = boards.spec_head(cluster, ""),
         address = boards.address(0),
-        identity = boards.identity().display(),
-        known = boards.known_hosts().display(),
     )
 }
 

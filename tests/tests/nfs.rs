@@ -18,18 +18,7 @@ fn spec(boards: &Boards, share: &str) -> SpecDir {
     spec.write(
         "cluster.toml",
         &format!(
-            r#"[cluster]
-name = "nfs"
-
-[ssh]
-user = "pi"
-identity = "{identity}"
-known_hosts = "{known}"
-
-[bootstrap]
-install_docker = "apt-get update -qq && apt-get install -y -qq docker.io iptables >/dev/null"
-start_docker = "nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &"
-
+            r#"{head}
 [node.rcn1]
 address = "{a1}"
 role = "manager"
@@ -38,8 +27,7 @@ role = "manager"
 address = "{a2}"
 role = "worker"
 {share}"#,
-            identity = boards.identity().display(),
-            known = boards.known_hosts().display(),
+            head = boards.spec_head("nfs", ""),
             a1 = boards.address(0),
             a2 = boards.address(1),
         ),

@@ -3,8 +3,7 @@ use std::collections::BTreeMap;
 use reconciler_spec::{load_files, Availability, Spec};
 
 use super::*;
-use crate::maintenance::order::tests::observed_as;
-use crate::observed::{BoardDocker, LocalSwarm};
+use crate::maintenance::order::tests::{facts, observed_as};
 
 fn spec(maintenance: &str) -> Spec {
     let text = format!(
@@ -19,12 +18,8 @@ fn spec(maintenance: &str) -> Spec {
 /// A board whose `get_throttled` says `throttled`.
 fn board(name: &str, throttled: &str) -> Facts {
     Facts {
-        docker: BoardDocker::Running {
-            version: None,
-            swarm: LocalSwarm::from_docker("active", Some(format!("id-{name}"))),
-        },
         throttled: Some(throttled.into()),
-        ..Facts::default()
+        ..facts(name, 0)
     }
 }
 

@@ -34,7 +34,8 @@ pub(crate) fn node(name: &str, role: Role) -> ObservedNode {
     }
 }
 
-fn facts(name: &str, upgradable: u64) -> Facts {
+/// A board in the swarm as node `id-NAME`, with `upgradable` packages.
+pub(crate) fn facts(name: &str, upgradable: u64) -> Facts {
     Facts {
         docker: BoardDocker::Running {
             version: None,
