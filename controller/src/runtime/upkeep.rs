@@ -1,4 +1,7 @@
-//! Rolling upgrades under `reconciler run --ssh`: inside `[maintenance]
+//! Looking after the boards under `reconciler run --ssh`, once a reconcile
+//! found nothing else to do (`[maintenance]`): old images pruned hourly
+//! (`prune_images`), boards drained for a critical condition and given
+//! back (`drain_on`), and rolling upgrades. Inside `[maintenance]
 //! window`, after the reconcile's own work, the first batch of the order
 //! `reconciler upgrade` would take (one batch per reconcile, so a push
 //! waits for at most one board's turn). A board whose upgrade was cut off
@@ -79,6 +82,9 @@ impl Controller {
         if let Some(older_than) = spec.maintenance.prune_images {
             self.prune_images(swarm, &looked, older_than, access.parallel)
                 .await?;
+        }
+        if !health && !upgrades {
+            return Ok(());
         }
         let placed = placed_tasks(swarm, observed).await?;
         if health {
