@@ -120,12 +120,29 @@ pub enum Owner {
     Unmanaged,
 }
 
+/// Which of the swarm's services an observation lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceScope {
+    /// Every service: what judging other services needs (a port they hold,
+    /// a config they name, a board's tasks with nowhere else to go).
+    #[default]
+    All,
+    /// Only those with a cluster's label (this cluster's among them): enough
+    /// to find a spec already applied (`pipeline::observe_and_plan` looks
+    /// at the rest whenever the plan is not empty), at a fraction of the
+    /// cost in a swarm busy with other stacks.
+    Managed,
+}
+
 /// A snapshot of the swarm taken at the start of a reconcile.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub nodes: Vec<ObservedNode>,
     pub networks: BTreeMap<String, ObservedNetwork>,
     pub services: BTreeMap<String, ObservedService>,
+    /// Whose services `services` holds.
+    pub service_scope: ServiceScope,
     /// Swarm configs and secrets by their Swarm name (one per version).
     pub configs: BTreeMap<String, ObservedData>,
     pub secrets: BTreeMap<String, ObservedData>,

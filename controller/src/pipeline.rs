@@ -16,9 +16,9 @@ use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
 use crate::node::fleet::Fleet;
 use crate::node::provision::{self, BoardWork, Progress, ProvisionError, Provisioned};
 use crate::node::SshOptions;
-use crate::observed::{BoardIdentity, Observed};
+use crate::observed::{BoardIdentity, Observed, ServiceScope};
 use crate::plan::{self, Plan, PlanError, PlanOptions};
-use crate::swarm::{Swarm, SwarmError};
+use crate::swarm::{EarlyServices, Swarm, SwarmError};
 
 /// How the swarm is reached.
 #[derive(Debug, Clone)]
@@ -180,15 +180,42 @@ pub enum PlanningError {
     Refused { plan: Box<Plan>, source: PlanError },
 }
 
+/// How [`observe_and_plan`] first looks at the swarm's services.
+#[derive(Debug)]
+pub enum FirstLook {
+    /// At every service (what `run` keeps: its upkeep judges every task).
+    All,
+    /// At those with a cluster's label, maybe asked for while the spec loaded.
+    Managed(Option<EarlyServices>),
+}
+
 /// Observes the swarm (with what the boards said about themselves) and plans
 /// what makes it match the spec.
+///
+/// With [`FirstLook::Managed`] it first looks at the services with a
+/// cluster's label alone, and keeps that look only when it finds every
+/// service of the spec and nothing at all to do or say: other services can
+/// only add work (a name taken, a config still in use, a held port), never
+/// take it away, so that empty plan is the whole swarm's too. Anything else
+/// is planned again on every service.
 pub async fn observe_and_plan(
     swarm: &Swarm,
     spec: &Spec,
     boards: &Identities,
     options: PlanOptions,
+    first_look: FirstLook,
 ) -> Result<(Observed, Plan), PlanningError> {
-    let mut observed = swarm.observe().await?;
+    if let FirstLook::Managed(early) = first_look {
+        let mut observed = swarm.observe_managed(early).await?;
+        observed.boards = boards.clone();
+        if let Ok(plan) = plan::plan(spec, &observed, options) {
+            if is_settled(spec, &observed, &plan) {
+                tracing::debug!("planned from the managed services: nothing to do");
+                return Ok((observed, plan));
+            }
+        }
+    }
+    let mut observed = swarm.observe(ServiceScope::All).await?;
     observed.boards = boards.clone();
     let plan = match plan::plan(spec, &observed, options) {
         Err(source @ PlanError::MassDelete { .. }) => {
@@ -216,6 +243,18 @@ pub async fn observe_and_plan(
         "planned"
     );
     Ok((observed, plan))
+}
+
+/// A plan made from this cluster's services alone that the whole swarm
+/// would give too: no action, no warning, and every service of the spec
+/// found among the cluster's (one missing may be another's of that name).
+fn is_settled(spec: &Spec, observed: &Observed, plan: &Plan) -> bool {
+    plan.actions.is_empty()
+        && plan.warnings.is_empty()
+        && spec
+            .services
+            .keys()
+            .all(|name| observed.services.contains_key(name))
 }
 
 /// Executes a plan; boards that leave the spec leave the swarm over SSH.

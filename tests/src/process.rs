@@ -8,31 +8,52 @@ use std::time::{Duration, Instant};
 /// Builds the `reconciler` binary once per test process and returns its path.
 pub fn binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let workspace = crate::repo_path("");
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "reconciler",
-                    "--bin",
-                    "reconciler",
-                ])
-                .current_dir(&workspace)
-                .status()
-                .expect("cannot run cargo build");
-            assert!(
-                status.success(),
-                "cargo build of the reconciler binary failed"
-            );
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("debug").join("reconciler")
+    BINARY.get_or_init(|| build(Profile::Debug)).clone()
+}
+
+/// The release binary, as users run it: what benchmarks time.
+pub fn release_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build(Profile::Release)).clone()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+fn build(profile: Profile) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let workspace = crate::repo_path("");
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "-p",
+        "reconciler",
+        "--bin",
+        "reconciler",
+    ];
+    if profile == Profile::Release {
+        args.push("--release");
+    }
+    let status = Command::new(cargo)
+        .args(&args)
+        .current_dir(&workspace)
+        .status()
+        .expect("cannot run cargo build");
+    assert!(
+        status.success(),
+        "cargo build of the reconciler binary failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    target
+        .join(match profile {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
         })
-        .clone()
+        .join("reconciler")
 }
 
 /// A running `reconciler` process; killed when dropped.

@@ -1131,3 +1131,75 @@ fn keys_newer_than_the_file_version_are_refused_as_docker_stack_deploy_refuses_t
 fn nothing_to_write(plan: &Output) -> bool {
     plan.code == 0 || (plan.code == 2 && plan.stdout.starts_with("No changes to write, but"))
 }
+
+/// The spec hash every running service carries, of generated stacks'
+/// services, against the route it was computed by until the planner
+/// wrote canonical JSON itself: `serde_json::Value`, unset values pruned,
+/// written out. A release that changed one byte of it would rewrite every
+/// service of every cluster. No Docker: the files are only loaded.
+#[test]
+fn generated_services_hash_exactly_as_the_value_route_hashed_them() {
+    use sha2::Digest as _;
+    fn prune(value: Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, prune(v)))
+                    .filter(|(_, v)| !is_empty(v))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(prune).collect()),
+            other => other,
+        }
+    }
+    let seed = std::env::var("RECONCILER_COMPOSE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        });
+    println!("generated services: seed {seed} (RECONCILER_COMPOSE_SEED={seed} repeats this run)");
+    let mut rng = generate::Rng::new(seed);
+    let mut compared = 0;
+    for case in 0..400 {
+        let stack = generate::stack(&mut rng);
+        let yaml = stack.compose.to_yaml();
+        let mut files: Vec<(std::path::PathBuf, Vec<u8>)> = stack
+            .files
+            .iter()
+            .map(|(name, body)| (name.into(), body.clone().into_bytes()))
+            .collect();
+        files.push(("docker-stack.yml".into(), yaml.clone().into_bytes()));
+        files.push((".env".into(), b"WEB_PORT=18080\nUDP_PORT=18081\n".to_vec()));
+        files.push((
+            "stacks.toml".into(),
+            b"[cluster]\nname = \"c\"\n[stack.g]\ncompose = \"docker-stack.yml\"\nenv_file = \".env\"\n"
+                .to_vec(),
+        ));
+        // A generated file Reconciler refuses has nothing to hash.
+        let Ok(spec) = reconciler_spec::load_files(files) else {
+            continue;
+        };
+        for service in spec.services.values() {
+            let mut hashed = service.clone();
+            hashed.after.clear();
+            let json = serde_json::to_value(&hashed)
+                .map(prune)
+                .and_then(|v| serde_json::to_vec(&v))
+                .expect("a service as JSON");
+            let digest = sha2::Sha256::digest(&json);
+            let reference: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(
+                reconciler::plan::fields::service_hash(service),
+                reference,
+                "seed {seed}, file #{case}, service {}:\n{yaml}",
+                service.name
+            );
+            compared += 1;
+        }
+    }
+    println!("{compared} services hashed alike");
+    assert!(compared > 200, "only {compared} services were compared");
+}

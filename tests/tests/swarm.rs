@@ -343,6 +343,21 @@ after = ["noop-a"]
         !proxy.requests().is_empty(),
         "the proxy saw no request at all"
     );
+    // The no-op was found from the cluster-labelled services alone: the
+    // services list is the filtered one, never every service of the swarm.
+    let lists: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/services"))
+        .collect();
+    assert!(
+        lists.iter().any(|r| r.contains("/services?filters=")),
+        "{lists:?}"
+    );
+    assert!(
+        !lists.iter().any(|r| r.ends_with("/services")),
+        "a no-op listed every service: {lists:?}"
+    );
     assert_eq!(
         (service_version("noop-a"), service_version("noop-b")),
         versions
@@ -578,12 +593,20 @@ fn unmanaged_objects_survive_a_pruning_apply() {
     );
     assert_ne!(docker_unchecked(&["service", "inspect", "prune-a"]).code, 0);
 
-    // A spec naming the hand-made service refuses to adopt it.
+    // A spec naming the hand-made service refuses to adopt it: the first
+    // look, at the cluster's own services, does not find it, so the plan is
+    // made again on every service of the swarm.
     spec.write(
         "c.toml",
         &format!("[service.prune-byhand]\nimage = \"{IMAGE}\"\n"),
     );
-    let out = apply(&spec, &local(), &[]).expect_code(1);
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    let out = apply(&spec, &proxy.host(), &[]).expect_code(1);
+    assert!(
+        proxy.requests().iter().any(|r| r.ends_with("/services")),
+        "{:?}",
+        proxy.requests()
+    );
     assert!(
         out.stderr.contains(
             "`prune-byhand` already exists in the swarm but is not managed by this cluster"
@@ -1327,7 +1350,7 @@ fn the_binary_honours_docker_host_and_reconciler_log() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        proxy.requests().iter().any(|r| r.ends_with("/info")),
+        proxy.requests().iter().any(|r| r.ends_with("/_ping")),
         "DOCKER_HOST was not used: {:?}",
         proxy.requests()
     );
@@ -1390,7 +1413,10 @@ fn removing_what_is_already_gone_is_not_an_error() {
         )
         .await
         .unwrap();
-        let observed = swarm.observe().await.unwrap();
+        let observed = swarm
+            .observe(reconciler::observed::ServiceScope::All)
+            .await
+            .unwrap();
         let plan = reconciler::plan::plan(
             &desired,
             &observed,

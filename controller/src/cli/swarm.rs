@@ -8,9 +8,9 @@ use crate::apply::ApplyOptions;
 use crate::node::fleet::{Fleet, DEFAULT_FACTS_MAX_AGE};
 use crate::node::provision::Provisioned;
 use crate::observed::Unconverged;
-use crate::pipeline::{self, LookOnly, Reached};
+use crate::pipeline::{self, FirstLook, LookOnly, Reached};
 use crate::plan::{render, ObjectKind, Plan, PlanOptions};
-use crate::swarm::{Swarm, SwarmError};
+use crate::swarm::{EarlyServices, Swarm, SwarmError};
 
 use super::preflight::Preflight;
 
@@ -41,6 +41,7 @@ async fn plan_after_look(
     spec: &Spec,
     looked: &Reached,
     args: &ConnectArgs,
+    early: Option<EarlyServices>,
 ) -> Result<Planned, CliError> {
     let Some(host) = &looked.docker_host else {
         return Ok(Planned {
@@ -49,7 +50,7 @@ async fn plan_after_look(
             deferred: None,
         });
     };
-    match plan_swarm(host, spec, looked, args).await {
+    match plan_swarm(host, spec, looked, args, early).await {
         Ok((swarm, plan, preflight)) => Ok(Planned {
             swarm: Some((swarm, plan)),
             preflight,
@@ -67,6 +68,18 @@ async fn plan_after_look(
 impl ConnectArgs {
     fn reach(&self) -> crate::pipeline::Reach {
         self.boards.reach(&self.docker)
+    }
+
+    /// Starts asking for the managed services while the spec loads, when
+    /// the swarm is reached by its socket (with `--ssh` the boards say
+    /// where it is).
+    fn early_services(&self) -> Option<EarlyServices> {
+        match self.reach() {
+            crate::pipeline::Reach::Socket(host) => {
+                EarlyServices::start(&host, self.docker.docker_timeout)
+            }
+            crate::pipeline::Reach::Boards(_) => None,
+        }
     }
 
     fn plan_options(&self) -> PlanOptions {
@@ -96,11 +109,17 @@ async fn plan_swarm(
     spec: &Spec,
     reached: &Reached,
     args: &ConnectArgs,
+    early: Option<EarlyServices>,
 ) -> Result<(Swarm, Plan, Preflight), CliError> {
     let swarm = Swarm::connect(host, &spec.cluster.name, args.docker.docker_timeout).await?;
-    let (observed, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &reached.identities(), args.plan_options())
-            .await?;
+    let (observed, plan) = pipeline::observe_and_plan(
+        &swarm,
+        spec,
+        &reached.identities(),
+        args.plan_options(),
+        FirstLook::Managed(early),
+    )
+    .await?;
     let preflight = Preflight::gather(&swarm, spec, &observed, &plan, reached).await;
     Ok((swarm, plan, preflight))
 }
@@ -110,6 +129,7 @@ pub(super) async fn plan(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
+    let early = args.connect.early_services();
     let spec = load(&args.connect.dir, load_options, console.err)?;
     let granted = judge(&spec, &args.connect.policy, console.err)?;
     let mut fleet = Fleet::new(DEFAULT_FACTS_MAX_AGE);
@@ -133,7 +153,7 @@ pub(super) async fn plan(
             preflight: Preflight::default(),
             deferred: None,
         },
-        _ => plan_after_look(&spec, &looked, &args.connect).await?,
+        _ => plan_after_look(&spec, &looked, &args.connect, early).await?,
     };
     let empty = Plan::default();
     let plan = planned.swarm.as_ref().map_or(&empty, |(_, plan)| plan);
@@ -292,6 +312,8 @@ struct Review<'r, 'c> {
     args: &'r ApplyArgs,
     console: &'r mut Console<'c>,
     decision: Option<Decision>,
+    /// The managed services asked for while the spec loaded.
+    early: Option<EarlyServices>,
 }
 
 /// What `apply` does after showing the plan.
@@ -313,7 +335,8 @@ impl Review<'_, '_> {
         if contact == Contact::NoBoard {
             contact.result(self.spec, looked)?;
         }
-        let planned = plan_after_look(self.spec, looked, &self.args.connect).await?;
+        let planned =
+            plan_after_look(self.spec, looked, &self.args.connect, self.early.take()).await?;
         let console = &mut *self.console;
         if let Some(boards) = &looked.boards {
             write!(console.out, "{}", render::boards_text(&boards.part()))?;
@@ -372,6 +395,7 @@ pub(super) async fn apply(
     load_options: &LoadOptions,
     console: &mut Console<'_>,
 ) -> Result<u8, CliError> {
+    let early = args.connect.early_services();
     let spec = load(&args.connect.dir, load_options, console.err)?;
     judge(&spec, &args.connect.policy, console.err)?;
     let reach = args.connect.reach();
@@ -382,6 +406,7 @@ pub(super) async fn apply(
         args: &args,
         console,
         decision: None,
+        early,
     };
     let boards = pipeline::boards(&spec, &reach, &mut fleet, progress, &mut review).await?;
     let decision = match review.decision.take() {
@@ -467,8 +492,14 @@ async fn swarm_after_steps(
         .clone()
         .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
     let swarm = Swarm::connect(&host, &spec.cluster.name, connect.docker.docker_timeout).await?;
-    let (observed, plan) =
-        pipeline::observe_and_plan(&swarm, spec, &now.identities(), connect.plan_options()).await?;
+    let (observed, plan) = pipeline::observe_and_plan(
+        &swarm,
+        spec,
+        &now.identities(),
+        connect.plan_options(),
+        FirstLook::Managed(None),
+    )
+    .await?;
     if !plan.is_empty() {
         write!(
             console.out,

@@ -43,7 +43,7 @@ pub(super) async fn upgrade(
         .docker_host(&managers)
         .ok_or(crate::node::provision::ProvisionError::NoSwarm)?;
     let swarm = Swarm::connect(&host, &spec.cluster.name, args.docker.docker_timeout).await?;
-    let observed = swarm.observe().await?;
+    let observed = swarm.observe(crate::observed::ServiceScope::All).await?;
     let placed = placed_tasks(&swarm, &observed).await?;
     let order = order::order(&spec, &observed, &looked.facts, &placed, &args.nodes);
     // A board rebooting in a cut-off upgrade does not answer: it is waited for.

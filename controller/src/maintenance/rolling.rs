@@ -90,7 +90,7 @@ async fn live_check(swarm: &Swarm, batch: &[Turn]) -> Result<Observed, Maintenan
         .collect();
     let started = Instant::now();
     loop {
-        let now = swarm.observe().await?;
+        let now = swarm.observe(crate::observed::ServiceScope::All).await?;
         let placed = placed_tasks(swarm, &now).await?;
         match order::check_batch(&fresh, &now, &placed) {
             Ok(()) => return Ok(now),

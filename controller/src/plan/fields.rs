@@ -743,6 +743,9 @@ const DOCKER_NETWORK_OPTIONS: [&str; 1] = ["com.docker.network.driver.overlay.vx
 /// tells a changed spec from drift, also for fields Docker does not echo back.
 /// `after` is left out: it orders work, it is not part of the Docker object.
 pub fn service_hash(service: &Service) -> String {
+    if service.after.is_empty() {
+        return hash_of(service);
+    }
     let mut canonical = service.clone();
     canonical.after.clear();
     hash_of(&canonical)
@@ -755,43 +758,16 @@ pub fn network_hash(network: &Network) -> String {
 fn hash_of<T: Serialize>(value: &T) -> String {
     // Serializing plain data with string keys cannot fail; an empty body would
     // only make every object look changed, never lose data.
-    let json = serde_json::to_value(value)
-        .map(canonical)
-        .and_then(|v| serde_json::to_vec(&v))
-        .unwrap_or_default();
+    let json = super::canonical::to_vec(value).unwrap_or_default();
     crate::digest::sha256_prefix(&json, 8)
 }
 
-/// The object as JSON with every unset value left out (`null`, `[]`, `{}`),
-/// so a field added to the model later changes no existing hash until a
-/// spec sets it: an upgrade never rewrites services that did not change.
-fn canonical(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, canonical(v)))
-                .filter(|(_, v)| !is_unset(v))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
-        other => other,
-    }
-}
-
-fn is_unset(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null => true,
-        serde_json::Value::Array(items) => items.is_empty(),
-        serde_json::Value::Object(map) => map.is_empty(),
-        _ => false,
-    }
-}
-
-/// [`canonical`], for the regression test that pins what a hash covers.
+/// The canonical JSON of a service, for the regression test that pins
+/// what a hash covers.
 #[cfg(test)]
-pub(crate) fn canonical_for_tests(value: serde_json::Value) -> serde_json::Value {
-    canonical(value)
+pub(crate) fn canonical_for_tests(service: &Service) -> serde_json::Value {
+    serde_json::from_slice(&super::canonical::to_vec(service).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

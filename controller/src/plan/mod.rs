@@ -8,6 +8,7 @@
 
 pub mod board_config;
 pub mod boards;
+mod canonical;
 pub mod data;
 
 pub use data::content_digest;
@@ -492,10 +493,16 @@ fn plan_services(
             }
             Some(live) => {
                 let live_config = comparable(&live.config, service);
-                let mut changes = fields::diff(
-                    &fields::service_fields(&live_config),
-                    &fields::service_fields(service),
-                );
+                // Equal services have equal fields: listing them (most of a
+                // no-op's planning) is only for those that differ.
+                let mut changes = if live_config == *service {
+                    Vec::new()
+                } else {
+                    fields::diff(
+                        &fields::service_fields(&live_config),
+                        &fields::service_fields(service),
+                    )
+                };
                 let spec_changed = live.spec_hash.as_deref() != Some(hash.as_str());
                 if changes.is_empty() && spec_changed {
                     changes.push(FieldChange {
@@ -526,6 +533,8 @@ fn plan_services(
 /// pins a digest itself is compared with the digest.
 fn comparable(live: &Service, desired: &Service) -> Service {
     let mut live = live.clone();
+    // Not a Docker field: the order of work, never observed.
+    live.after.clone_from(&desired.after);
     if !desired.image.contains('@') {
         if let Some((tag, _digest)) = live.image.split_once('@') {
             live.image = tag.to_string();

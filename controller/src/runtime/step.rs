@@ -23,7 +23,7 @@ use crate::metrics::Completion;
 use crate::node::fleet::Fleet;
 use crate::node::provision::ProvisionError;
 use crate::node::NodeError;
-use crate::pipeline::{self, PlanningError};
+use crate::pipeline::{self, FirstLook, PlanningError};
 use crate::plan::PlanError;
 use crate::plan::{self, render, PlanOptions};
 use crate::reconcile::{ReconcileResult, Trigger};
@@ -555,7 +555,10 @@ impl Controller {
             allow_other_swarm: self.options.allow_other_swarm,
             ..PlanOptions::default()
         };
-        let planned = pipeline::observe_and_plan(&swarm, spec, &identities, plan_options).await;
+        // Every service: upkeep judges where every task may go.
+        let planned =
+            pipeline::observe_and_plan(&swarm, spec, &identities, plan_options, FirstLook::All)
+                .await;
         let (observed, plan) = self.planned(planned, summary, drift)?;
         self.status().docker_reachable = true;
         self.fleet.forget_unready(&observed.ready_node_ids());

@@ -6,14 +6,41 @@ use bollard::models::{NodeSpecAvailabilityEnum, NodeSpecRoleEnum, Reachability};
 use reconciler_spec::{Availability, Network, Role};
 
 use super::convert::{owner_of, service_from_spec, user_labels};
-use super::{api, DockerCall, Swarm, SwarmError};
+use super::{api, DockerCall, EarlyServices, Swarm, SwarmError};
 use crate::labels;
-use crate::observed::{Observed, ObservedData, ObservedNetwork, ObservedNode, ObservedService};
+use crate::observed::{
+    Observed, ObservedData, ObservedNetwork, ObservedNode, ObservedService, ServiceScope,
+};
 
 impl Swarm {
-    /// One consistent-enough snapshot of the swarm: three list calls and the
-    /// Swarm object's recorded guard, no writes.
-    pub async fn observe(&self) -> Result<Observed, SwarmError> {
+    /// One consistent-enough snapshot of the swarm: five list calls and the
+    /// Swarm object's recorded guard, no writes; the services of `scope`.
+    pub async fn observe(&self, scope: ServiceScope) -> Result<Observed, SwarmError> {
+        self.observe_with(scope, None).await
+    }
+
+    /// [`Swarm::observe`] of the managed services, with the list `early`
+    /// asked for when it asked this manager.
+    pub async fn observe_managed(
+        &self,
+        early: Option<EarlyServices>,
+    ) -> Result<Observed, SwarmError> {
+        self.observe_with(ServiceScope::Managed, early).await
+    }
+
+    async fn observe_with(
+        &self,
+        scope: ServiceScope,
+        early: Option<EarlyServices>,
+    ) -> Result<Observed, SwarmError> {
+        let services = async {
+            if let Some(early) = early {
+                if let Some(services) = early.take(&self.socket).await {
+                    return Ok(services);
+                }
+            }
+            self.list_services(scope).await
+        };
         // Six independent reads, asked at once: a no-op reconcile waits
         // for the slowest (the services), not for their sum.
         let (nodes, networks, services, configs, secrets, applied_max_delete_fraction) = tokio::try_join!(
@@ -29,7 +56,7 @@ impl Swarm {
                     .await
                     .map_err(api(DockerCall::ListNetworks))
             },
-            self.list_services(),
+            services,
             async {
                 self.docker
                     .list_configs(None)
@@ -62,6 +89,7 @@ impl Swarm {
             nodes: nodes.iter().map(observed_node).collect(),
             observed_at: Some(std::time::SystemTime::now()),
             applied_max_delete_fraction,
+            service_scope: scope,
             configs: configs
                 .into_iter()
                 .filter_map(|c| {

@@ -183,7 +183,9 @@ impl Swarm {
             .list_nodes(None)
             .await
             .map_err(api(DockerCall::ListNodes))?;
-        let services = self.list_services().await?;
+        let services = self
+            .list_services(crate::observed::ServiceScope::All)
+            .await?;
         let tasks = self.tasks(&[]).await?;
         let services = services
             .into_iter()

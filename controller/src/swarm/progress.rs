@@ -136,7 +136,10 @@ impl Swarm {
             return Ok(Vec::new());
         }
         let mut holders = Vec::new();
-        for service in self.list_services().await? {
+        for service in self
+            .list_services(crate::observed::ServiceScope::All)
+            .await?
+        {
             if service.id == ours.id {
                 continue;
             }

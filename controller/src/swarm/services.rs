@@ -12,38 +12,30 @@
 
 use bollard::errors::Error as DockerError;
 use bollard::models::Service;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use super::{api, DockerCall, Swarm, SwarmError};
-
-/// The most a services answer may hold: a thousand services take ~3 MiB.
-const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+use super::raw::{self, escaped};
+use super::{api, DockerCall, ServiceScope, Swarm, SwarmError};
 
 impl Swarm {
-    /// Every service of the swarm.
-    pub(super) async fn list_services(&self) -> Result<Vec<Service>, SwarmError> {
-        let operation = DockerCall::ListServices;
-        let body = self.get_json("/services", operation).await?;
-        // Typed at once when bollard's types hold it (nearly always).
-        if let Ok(services) = serde_json::from_slice::<Vec<Service>>(&body) {
-            return Ok(services);
-        }
-        let Value::Array(services) = json(&body).map_err(api(operation))? else {
-            return Err(api(operation)(not_json("a list of services")));
-        };
-        services
-            .into_iter()
-            .map(|service| typed(service).map_err(api(operation)))
-            .collect()
+    /// The swarm's services: all of them, or only those with a cluster's
+    /// label (Docker filters them, so a swarm busy with other stacks costs
+    /// the look nothing).
+    pub(super) async fn list_services(
+        &self,
+        scope: ServiceScope,
+    ) -> Result<Vec<Service>, SwarmError> {
+        let body = self
+            .get_json(&services_path(scope), DockerCall::ListServices)
+            .await?;
+        decode(&body).map_err(api(DockerCall::ListServices))
     }
 
     /// One service, by name or id.
     pub(super) async fn inspect_service(&self, name_or_id: &str) -> Result<Service, SwarmError> {
         let operation = DockerCall::InspectService;
-        let path = format!("/services/{}", path_segment(name_or_id));
+        let path = format!("/services/{}", escaped(name_or_id));
         let body = self.get_json(&path, operation).await?;
         if let Ok(service) = serde_json::from_slice::<Service>(&body) {
             return Ok(service);
@@ -53,47 +45,122 @@ impl Swarm {
 
     /// A GET of the Engine API at the negotiated version: the JSON answer's
     /// bytes, bounded in size and in time like every other call.
-    async fn get_json(&self, path: &str, operation: DockerCall) -> Result<Bytes, SwarmError> {
+    pub(super) async fn get_json(
+        &self,
+        path: &str,
+        operation: DockerCall,
+    ) -> Result<Bytes, SwarmError> {
         let version = self.docker.client_version();
         let uri = format!(
             "/v{}.{}{path}",
             version.major_version, version.minor_version
         );
-        let call = get(&self.socket, uri);
+        let call = raw::get(&self.socket, uri);
         match tokio::time::timeout(self.call_timeout, call).await {
-            Ok(answer) => answer.map_err(api(operation)),
+            Ok(answer) => answer.map(|a| a.body).map_err(api(operation)),
             Err(_) => Err(SwarmError::Timeout { operation }),
         }
     }
 }
 
-async fn get(socket: &str, uri: String) -> Result<Bytes, DockerError> {
-    let stream = tokio::net::UnixStream::connect(socket).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(uri)
-        .header(hyper::header::HOST, "docker")
-        .body(Empty::<Bytes>::new())?;
-    let answer = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| std::io::Error::other(format!("reading Docker's answer: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(DockerError::DockerResponseServerError {
-                status_code: status.as_u16(),
-                message: server_message(&body),
-            });
+/// `/services` with the filter of `scope`.
+fn services_path(scope: ServiceScope) -> String {
+    match scope {
+        ServiceScope::All => "/services".to_string(),
+        ServiceScope::Managed => {
+            let filters = serde_json::json!({ "label": [crate::labels::CLUSTER] });
+            format!("/services?filters={}", escaped(&filters.to_string()))
         }
-        Ok(body)
+    }
+}
+
+/// A services answer as bollard's types, once values Docker treats alike
+/// are in the form bollard knows.
+fn decode(body: &[u8]) -> Result<Vec<Service>, DockerError> {
+    // Typed at once when bollard's types hold it (nearly always).
+    if let Ok(services) = serde_json::from_slice::<Vec<Service>>(body) {
+        return Ok(services);
+    }
+    let Value::Array(services) = json(body)? else {
+        return Err(not_json("a list of services"));
     };
-    let answer = answer.await;
-    driver.abort();
-    answer
+    services.into_iter().map(typed).collect()
+}
+
+/// The cluster-labelled services, asked for while the spec still loads (a
+/// no-op `apply` spends most of its time waiting for this list and the
+/// other half loading: at once, they cost the longer of the two). Used by
+/// the first observation of the same socket (see [`Swarm::observe`]);
+/// dropped, it stops.
+#[derive(Debug)]
+pub struct EarlyServices {
+    socket: String,
+    answer: tokio::task::JoinHandle<Result<Vec<Service>, DockerError>>,
+}
+
+impl EarlyServices {
+    /// Starts the list on `host`'s socket (`None` for a host that is not
+    /// one; the observation then asks as usual).
+    pub fn start(host: &str, call_timeout: std::time::Duration) -> Option<Self> {
+        let socket = super::socket_path(host).ok()?;
+        let path = socket.clone();
+        let answer = tokio::spawn(async move {
+            let list = async {
+                let (major, minor) = raw::api_version(&path).await?;
+                let version = negotiated(major, minor);
+                let uri = format!(
+                    "/v{}.{}{}",
+                    version.major_version,
+                    version.minor_version,
+                    services_path(ServiceScope::Managed)
+                );
+                decode(&raw::get(&path, uri).await?.body)
+            };
+            tokio::time::timeout(call_timeout, list)
+                .await
+                .map_err(|_| DockerError::RequestTimeoutError)?
+        });
+        Some(Self { socket, answer })
+    }
+
+    /// The list, when it was asked of `socket` and answered; `None` makes
+    /// the caller ask itself (and meet the error, if there is one, there).
+    pub(super) async fn take(mut self, socket: &str) -> Option<Vec<Service>> {
+        if self.socket != socket {
+            return None;
+        }
+        match (&mut self.answer).await {
+            Ok(Ok(services)) => Some(services),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "the early services list failed; asking again");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for EarlyServices {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
+}
+
+/// The API version to speak to a daemon that speaks `major.minor`: its own,
+/// or bollard's when the daemon is newer (as bollard negotiates).
+pub(super) fn negotiated(major: usize, minor: usize) -> bollard::ClientVersion {
+    let server = bollard::ClientVersion {
+        major_version: major,
+        minor_version: minor,
+    };
+    if server < *bollard::API_DEFAULT_VERSION {
+        server
+    } else {
+        bollard::ClientVersion {
+            major_version: bollard::API_DEFAULT_VERSION.major_version,
+            minor_version: bollard::API_DEFAULT_VERSION.minor_version,
+        }
+    }
 }
 
 /// The answer as JSON, to put right what bollard's types cannot hold.
@@ -102,14 +169,6 @@ fn json(body: &[u8]) -> Result<Value, DockerError> {
         message: e.to_string(),
         column: e.column(),
     })
-}
-
-/// Docker's `{"message": ...}` of a failed call, or the body as text.
-fn server_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
 }
 
 fn not_json(expected: &str) -> DockerError {
@@ -142,20 +201,6 @@ fn rollback_that_pauses(rollback: &mut Value) {
             *action = Value::String("pause".into());
         }
     }
-}
-
-/// A name or id as one path segment: anything but the characters Docker's
-/// names and ids are made of is percent-encoded.
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -192,11 +237,5 @@ mod tests {
             "Spec": { "RollbackConfig": { "FailureAction": "explode" } }
         });
         assert!(typed(service).is_err());
-    }
-
-    #[test]
-    fn names_are_one_path_segment() {
-        assert_eq!(path_segment("web_app-1.x"), "web_app-1.x");
-        assert_eq!(path_segment("a/../b c"), "a%2F..%2Fb%20c");
     }
 }
