@@ -140,7 +140,16 @@ pub async fn apply(
     let mut touched: Vec<Touched> = Vec::new();
     let mut converged: BTreeSet<String> = BTreeSet::new();
     let mut report = ApplyReport::default();
-    for action in &plan.actions {
+    let mut next = 0;
+    while let Some(action) = plan.actions.get(next) {
+        let batch = independent_creates(&plan.actions[next..]);
+        if batch.len() > 1 {
+            next += batch.len();
+            report.actions_done +=
+                create_at_once(swarm, batch, &options, progress, &mut touched).await?;
+            continue;
+        }
+        next += 1;
         if options.lease.as_ref().is_some_and(|lease| !lease.held()) {
             return Err(ApplyError::LeaseLost {
                 at: format!("`{}`", crate::plan::render::describe(action)),
@@ -228,6 +237,99 @@ pub async fn apply(
     }
     report.writes = swarm.write_count() - writes_before;
     Ok(report)
+}
+
+/// How many service creates are in flight at once: the daemon takes them
+/// concurrently (a thousand new services are written in a fraction of the
+/// time one at a time takes), and a few at a time keep a Pi manager
+/// answering everyone else.
+const CREATES_AT_ONCE: usize = 8;
+
+/// The run of actions from the first that are creates of services waiting
+/// for none (`after` empty): they may be written in any order.
+fn independent_creates(actions: &[Action]) -> &[Action] {
+    let run = actions
+        .iter()
+        .take_while(
+            |a| matches!(a, Action::CreateService { service, .. } if service.after.is_empty()),
+        )
+        .count();
+    &actions[..run]
+}
+
+/// Creates `batch` ([`independent_creates`]) [`CREATES_AT_ONCE`] at a time.
+/// After a failure (or the lease lost) nothing more is started; those in
+/// flight finish, what was created is recorded, and the first error (in
+/// plan order) is returned. Returns how many were created.
+async fn create_at_once(
+    swarm: &Swarm,
+    batch: &[Action],
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+    touched: &mut Vec<Touched>,
+) -> Result<usize, ApplyError> {
+    use futures_util::StreamExt;
+    let stop = std::cell::Cell::new(false);
+    let progress = std::cell::RefCell::new(progress);
+    let results: Vec<(usize, Option<Result<(), ApplyError>>)> =
+        futures_util::stream::iter(batch.iter().enumerate())
+            .map(|(index, action)| {
+                let (stop, progress) = (&stop, &progress);
+                async move {
+                    if stop.get() {
+                        return (index, None);
+                    }
+                    if options.lease.as_ref().is_some_and(|lease| !lease.held()) {
+                        stop.set(true);
+                        let at = format!("`{}`", crate::plan::render::describe(action));
+                        return (index, Some(Err(ApplyError::LeaseLost { at })));
+                    }
+                    progress.borrow_mut().report(Event::Write {
+                        kind: action.kind(),
+                        name: action.name(),
+                        operation: action.operation(),
+                    });
+                    let done = swarm
+                        .execute(action)
+                        .await
+                        .map_err(|source| ApplyError::Action {
+                            kind: action.kind(),
+                            name: action.name().to_string(),
+                            source,
+                        });
+                    stop.set(stop.get() || done.is_err());
+                    (index, Some(done))
+                }
+            })
+            .buffer_unordered(CREATES_AT_ONCE)
+            .collect()
+            .await;
+    let mut results = results;
+    results.sort_by_key(|(index, _)| *index);
+    let mut created = 0;
+    let mut failure = None;
+    for (index, result) in results {
+        match result {
+            Some(Ok(())) => {
+                if let Some(Action::CreateService { service, .. }) = batch.get(index) {
+                    touched.push(Touched {
+                        name: service.name.clone(),
+                        mode: service.mode,
+                        stale_update: None,
+                    });
+                }
+                created += 1;
+            }
+            Some(Err(error)) => {
+                failure.get_or_insert(error);
+            }
+            None => {}
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(created),
+    }
 }
 
 /// A service this apply wrote, and what its update status said before.

@@ -8,6 +8,7 @@
 
 pub mod address;
 mod board;
+pub mod canonical;
 mod chart;
 mod compose;
 pub mod diagnostic;

@@ -2106,3 +2106,71 @@ fn regression_a_pi_spec_is_not_applied_to_another_swarm() {
         allowed.stdout
     );
 }
+
+/// New services that wait for none are created several at a time. One the
+/// daemon refuses (its published port is taken) stops what was not started
+/// yet; the apply fails naming it, nothing already created is lost, and
+/// the next apply creates the rest once the spec is fixed.
+#[test]
+fn regression_creates_at_once_stop_at_a_refused_one_and_the_next_apply_finishes() {
+    require_swarm();
+    let _node = shared_node();
+    let _cleanup = Cleanup::new("t-batch", "batch-");
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "batch-byhand",
+        "--publish",
+        "published=18095,target=80",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let spec = SpecDir::new("t-batch");
+    let services = |port: bool| {
+        (0..12)
+            .map(|i| {
+                let ports = if port && i == 5 {
+                    "ports = [{ target = 80, published = 18095 }]\n"
+                } else {
+                    ""
+                };
+                format!("[service.batch-{i:02}]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"3600\"]\nreplicas = 0\n{ports}")
+            })
+            .collect::<String>()
+    };
+    spec.write("s.toml", &services(true));
+    let proxy = DockerProxy::start(Some(DOCKER_SOCKET));
+    // Pre-flight would refuse the held port; let through, Docker refuses it.
+    let out = apply(&spec, &proxy.host(), &["--allow-preflight", "port"]).expect_code(1);
+    assert!(
+        out.stderr.contains("batch-05") && out.stderr.contains("18095"),
+        "{}",
+        out.stderr
+    );
+    let creates = proxy
+        .writes()
+        .iter()
+        .filter(|w| w.contains("/services/create"))
+        .count();
+    assert!(creates >= 1 && creates <= 12, "{creates} creates");
+    assert_ne!(
+        docker_unchecked(&["service", "inspect", "batch-05"]).code,
+        0
+    );
+    spec.write("s.toml", &services(false));
+    let out = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(out.stdout.contains("Apply complete!"), "{}", out.stdout);
+    for i in 0..12 {
+        let name = format!("batch-{i:02}");
+        assert_eq!(
+            docker_unchecked(&["service", "inspect", &name]).code,
+            0,
+            "{name} was not created"
+        );
+    }
+    let again = apply(&spec, &local(), &[]).expect_code(0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}

@@ -826,6 +826,7 @@ fn load(dir: &Path, load_options: &LoadOptions, err: &mut dyn Write) -> Result<S
         Ok(()) => {}
     }
     let spec = reconciler_spec::load_files_with(files, load_options)?;
+    tracing::debug!(services = spec.services.len(), "loaded the spec");
     for warning in &spec.warnings {
         writeln!(err, "{warning}")?;
     }

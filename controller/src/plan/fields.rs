@@ -739,35 +739,23 @@ pub fn network_as_desired(live: &Network, desired: &Network) -> Network {
 /// Options Docker writes on every overlay network it creates.
 const DOCKER_NETWORK_OPTIONS: [&str; 1] = ["com.docker.network.driver.overlay.vxlanid_list"];
 
-/// A short, stable hash of the canonical desired form of an object: what
-/// tells a changed spec from drift, also for fields Docker does not echo back.
-/// `after` is left out: it orders work, it is not part of the Docker object.
+/// A short, stable hash of the canonical desired form of an object (set
+/// fields only, see `reconciler_spec::canonical`): what tells a changed spec
+/// from drift, also for fields Docker does not echo back. `after` is left
+/// out: it orders work, it is not part of the Docker object.
 pub fn service_hash(service: &Service) -> String {
-    if service.after.is_empty() {
-        return hash_of(service);
-    }
-    let mut canonical = service.clone();
-    canonical.after.clear();
-    hash_of(&canonical)
+    crate::digest::sha256_prefix(&reconciler_spec::canonical::service(service), 8)
 }
 
 pub fn network_hash(network: &Network) -> String {
-    hash_of(network)
-}
-
-fn hash_of<T: Serialize>(value: &T) -> String {
-    // Serializing plain data with string keys cannot fail; an empty body would
-    // only make every object look changed, never lose data.
-    let json = super::canonical::to_vec(value).unwrap_or_default();
-    crate::digest::sha256_prefix(&json, 8)
+    crate::digest::sha256_prefix(&reconciler_spec::canonical::network(network), 8)
 }
 
 /// The canonical JSON of a service, for the regression test that pins
 /// what a hash covers.
 #[cfg(test)]
 pub(crate) fn canonical_for_tests(service: &Service) -> serde_json::Value {
-    serde_json::from_slice(&super::canonical::to_vec(service).unwrap_or_default())
-        .unwrap_or_default()
+    serde_json::from_slice(&reconciler_spec::canonical::service(service)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 
 pub mod board_config;
 pub mod boards;
-mod canonical;
 pub mod data;
 
 pub use data::content_digest;
@@ -19,6 +18,7 @@ pub mod render;
 pub mod text_diff;
 
 use crate::failure::{Classify, ErrorClass};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use reconciler_spec::{Config, Network, Secret, Service, Spec};
@@ -495,7 +495,7 @@ fn plan_services(
                 let live_config = comparable(&live.config, service);
                 // Equal services have equal fields: listing them (most of a
                 // no-op's planning) is only for those that differ.
-                let mut changes = if live_config == *service {
+                let mut changes = if *live_config == *service {
                     Vec::new()
                 } else {
                     fields::diff(
@@ -530,17 +530,22 @@ fn plan_services(
 /// The live service in the form it is compared in. Docker (or `docker
 /// service create`) pins a tag to a digest (`x:1@sha256:...`); when the spec
 /// names only the tag, the digest is not part of what it asks for. A spec that
-/// pins a digest itself is compared with the digest.
-fn comparable(live: &Service, desired: &Service) -> Service {
-    let mut live = live.clone();
+/// pins a digest itself is compared with the digest. Borrowed when nothing
+/// needs changing (most services of a no-op).
+fn comparable<'a>(live: &'a Service, desired: &Service) -> Cow<'a, Service> {
+    let unpin = !desired.image.contains('@') && live.image.contains('@');
     // Not a Docker field: the order of work, never observed.
+    if !unpin && live.after == desired.after {
+        return Cow::Borrowed(live);
+    }
+    let mut live = live.clone();
     live.after.clone_from(&desired.after);
-    if !desired.image.contains('@') {
+    if unpin {
         if let Some((tag, _digest)) = live.image.split_once('@') {
             live.image = tag.to_string();
         }
     }
-    live
+    Cow::Owned(live)
 }
 
 /// Service names so that every service comes after the ones in its `after`.

@@ -640,8 +640,12 @@ pub(super) fn service_from_spec(
     spec: &ServiceSpec,
     network_names: &HashMap<String, String>,
 ) -> Service {
-    let task = spec.task_template.clone().unwrap_or_default();
-    let container = task.container_spec.clone().unwrap_or_default();
+    // Borrowed, not cloned: a thousand services' specs are most of what a
+    // no-op observes.
+    let no_task = bollard::models::TaskSpec::default();
+    let task = spec.task_template.as_ref().unwrap_or(&no_task);
+    let no_container = bollard::models::TaskSpecContainerSpec::default();
+    let container = task.container_spec.as_ref().unwrap_or(&no_container);
     let image = container.image.clone().unwrap_or_default();
     let mode = match &spec.mode {
         Some(ServiceSpecMode {
@@ -668,7 +672,7 @@ pub(super) fn service_from_spec(
         }
         _ => ServiceMode::Replicated(1),
     };
-    let listed = container.env.clone().unwrap_or_default();
+    let listed: &[String] = container.env.as_deref().unwrap_or_default();
     let env = listed
         .iter()
         .filter_map(|kv| kv.split_once('='))
@@ -691,7 +695,7 @@ pub(super) fn service_from_spec(
             Some((name, n.aliases.unwrap_or_default()))
         })
         .collect();
-    let (configs, secrets) = data_refs_from(&container);
+    let (configs, secrets) = data_refs_from(container);
     let network_aliases = attachments
         .iter()
         .filter(|(_, aliases)| !aliases.is_empty())

@@ -316,6 +316,7 @@ impl Swarm {
         network_names: &HashMap<String, String>,
         observed: &mut Observed,
     ) {
+        let no_labels = HashMap::new();
         for service in services {
             let Some(spec) = service.spec.as_ref() else {
                 continue;
@@ -323,13 +324,13 @@ impl Swarm {
             let Some(name) = spec.name.clone() else {
                 continue;
             };
-            let all_labels = spec.labels.clone().unwrap_or_default();
+            let all_labels = spec.labels.as_ref().unwrap_or(&no_labels);
             observed.services.insert(
                 name.clone(),
                 ObservedService {
                     id: service.id.clone().unwrap_or_default(),
                     version: service.version.as_ref().and_then(|v| v.index).unwrap_or(0),
-                    owner: owner_of(&all_labels, &self.cluster),
+                    owner: owner_of(all_labels, &self.cluster),
                     spec_hash: all_labels.get(labels::SPEC_HASH).cloned(),
                     update_state: super::convert::update_state(service.update_status.as_ref()),
                     config: service_from_spec(&name, spec, network_names),

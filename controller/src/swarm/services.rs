@@ -114,7 +114,12 @@ impl EarlyServices {
                     version.minor_version,
                     services_path(ServiceScope::Managed)
                 );
-                decode(&raw::get(&path, uri).await?.body)
+                let services = decode(&raw::get(&path, uri).await?.body)?;
+                tracing::debug!(
+                    services = services.len(),
+                    "listed the managed services early"
+                );
+                Ok(services)
             };
             tokio::time::timeout(call_timeout, list)
                 .await

@@ -7,12 +7,34 @@
 //! on running services must never change with a release: every service
 //! would be rewritten). That route built a `Value` tree and then a second
 //! one, and was most of a no-op plan's time; `tests` keeps it as the
-//! reference the output is compared with.
+//! reference the output is compared with. It lives with the model (and is
+//! built, like the loader, for speed): the controller hashes what
+//! [`service`] and [`network`] write.
+
+use std::borrow::Cow;
 
 use serde::ser::{self, Error as _, Serialize};
 
-/// `value` as canonical JSON.
-pub(super) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+/// A service as canonical JSON, `after` left out (it orders work; it is
+/// not part of the Docker object).
+pub fn service(service: &crate::Service) -> Vec<u8> {
+    if service.after.is_empty() {
+        return to_vec(service).unwrap_or_default();
+    }
+    let mut without = service.clone();
+    without.after.clear();
+    to_vec(&without).unwrap_or_default()
+}
+
+/// A network as canonical JSON.
+pub fn network(network: &crate::Network) -> Vec<u8> {
+    to_vec(network).unwrap_or_default()
+}
+
+/// `value` as canonical JSON. Serializing plain data with string keys
+/// cannot fail; an empty body would only make every object look changed,
+/// never lose data.
+fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     value.serialize(Canonical)
 }
 
@@ -23,12 +45,14 @@ fn is_unset(json: &[u8]) -> bool {
 
 /// A leaf as serde_json writes it (the same formatter the `Value` route used).
 fn leaf<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(value)
+    let mut out = Vec::new();
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
 }
 
 /// An object of `fields`: unset ones left out, sorted by key, a key given
 /// twice keeping its last value (as a map insert does).
-fn object(mut fields: Vec<(String, Vec<u8>)>) -> Vec<u8> {
+fn object(mut fields: Vec<(Key, Vec<u8>)>) -> Vec<u8> {
     fields.retain(|(_, value)| !is_unset(value));
     // Stable: of equal keys the last written stays last, and is kept.
     fields.sort_by(|a, b| a.0.cmp(&b.0));
@@ -48,8 +72,9 @@ fn object(mut fields: Vec<(String, Vec<u8>)>) -> Vec<u8> {
             out.push(b',');
         }
         first = false;
-        // A key is a JSON string, escaped as serde_json escapes it.
-        out.extend(serde_json::to_vec(key).unwrap_or_default());
+        // A key is a JSON string, escaped as serde_json escapes it (writing
+        // a string into a Vec cannot fail).
+        let _ = serde_json::to_writer(&mut out, key.as_ref());
         out.push(b':');
         out.extend_from_slice(value);
     }
@@ -71,9 +96,12 @@ fn array(items: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// `{"variant": value}`, as serde_json writes an enum's data-carrying variant.
-fn variant(name: &str, value: Vec<u8>) -> Vec<u8> {
-    object(vec![(name.to_string(), value)])
+fn variant(name: &'static str, value: Vec<u8>) -> Vec<u8> {
+    object(vec![(Cow::Borrowed(name), value)])
 }
+
+/// An object's key: a struct's field names are static, a map's are made.
+type Key = Cow<'static, str>;
 
 #[derive(Clone, Copy)]
 struct Canonical;
@@ -296,7 +324,7 @@ impl ser::SerializeTupleVariant for Items {
 /// An object being written (inside `{"variant": ...}` for a struct variant).
 struct Fields {
     variant: Option<&'static str>,
-    fields: Vec<(String, Vec<u8>)>,
+    fields: Vec<(Key, Vec<u8>)>,
     /// A map's key, waiting for its value.
     key: Option<String>,
 }
@@ -331,7 +359,8 @@ impl ser::SerializeMap for Fields {
             .key
             .take()
             .ok_or_else(|| Self::Error::custom("a map value without its key"))?;
-        self.fields.push((key, value.serialize(Canonical)?));
+        self.fields
+            .push((Cow::Owned(key), value.serialize(Canonical)?));
         Ok(())
     }
     fn end(self) -> Result<Vec<u8>, Self::Error> {
@@ -348,7 +377,7 @@ impl ser::SerializeStruct for Fields {
         value: &T,
     ) -> Result<(), Self::Error> {
         self.fields
-            .push((key.to_string(), value.serialize(Canonical)?));
+            .push((Cow::Borrowed(key), value.serialize(Canonical)?));
         Ok(())
     }
     fn end(self) -> Result<Vec<u8>, Self::Error> {
@@ -365,7 +394,7 @@ impl ser::SerializeStructVariant for Fields {
         value: &T,
     ) -> Result<(), Self::Error> {
         self.fields
-            .push((key.to_string(), value.serialize(Canonical)?));
+            .push((Cow::Borrowed(key), value.serialize(Canonical)?));
         Ok(())
     }
     fn end(self) -> Result<Vec<u8>, Self::Error> {

@@ -190,9 +190,9 @@ fn every_shipped_spec_and_corpus_stack_hashes_as_before() {
                 "stacks.toml".into(),
                 b"[cluster]\nname = \"c\"\n[stack.s]\ncompose = \"docker-stack.yml\"\nenv_file = \"corpus.env\"\n".to_vec(),
             ));
-            reconciler_spec::load_files(files)
+            crate::load_files(files)
         } else {
-            reconciler_spec::load_dir(&dir)
+            crate::load_dir(&dir)
         };
         // Some need a keyring or variables; the rest are plenty.
         // An example that needs a keyring is the one left out.
