@@ -156,17 +156,7 @@ pub async fn apply(
             });
         }
         if options.wait {
-            if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } =
-                action
-            {
-                for dependency in &service.after {
-                    if let Some(t) = touched.iter().find(|t| &t.name == dependency) {
-                        if converged.insert(t.name.clone()) {
-                            wait_converged(swarm, t, &options, progress).await?;
-                        }
-                    }
-                }
-            }
+            wait_for_after(swarm, action, &touched, &mut converged, &options, progress).await?;
         }
         let kind = action.kind();
         let stale_update = match action {
@@ -330,6 +320,28 @@ async fn create_at_once(
         Some(error) => Err(error),
         None => Ok(created),
     }
+}
+
+/// Waits until the services `action`'s service comes `after` that this
+/// apply wrote have converged (each once).
+async fn wait_for_after(
+    swarm: &Swarm,
+    action: &Action,
+    touched: &[Touched],
+    converged: &mut BTreeSet<String>,
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    if let Action::CreateService { service, .. } | Action::UpdateService { service, .. } = action {
+        for dependency in &service.after {
+            if let Some(t) = touched.iter().find(|t| &t.name == dependency) {
+                if converged.insert(t.name.clone()) {
+                    wait_converged(swarm, t, options, progress).await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A service this apply wrote, and what its update status said before.

@@ -2155,7 +2155,7 @@ fn regression_creates_at_once_stop_at_a_refused_one_and_the_next_apply_finishes(
         .iter()
         .filter(|w| w.contains("/services/create"))
         .count();
-    assert!(creates >= 1 && creates <= 12, "{creates} creates");
+    assert!((1..=12).contains(&creates), "{creates} creates");
     assert_ne!(
         docker_unchecked(&["service", "inspect", "batch-05"]).code,
         0
