@@ -205,10 +205,13 @@ pub async fn observe_and_plan(
     options: PlanOptions,
     first_look: FirstLook,
 ) -> Result<(Observed, Plan), PlanningError> {
+    // The spec's side of the plan first: with the services asked for while
+    // the spec loaded, Docker is answering meanwhile.
+    let prepared = plan::Prepared::of(spec);
     if let FirstLook::Managed(early) = first_look {
         let mut observed = swarm.observe_managed(early).await?;
         observed.boards = boards.clone();
-        if let Ok(plan) = plan::plan(spec, &observed, options) {
+        if let Ok(plan) = plan::plan_prepared(spec, &prepared, &observed, options) {
             if is_settled(spec, &observed, &plan) {
                 tracing::debug!("planned from the managed services: nothing to do");
                 return Ok((observed, plan));
@@ -217,10 +220,11 @@ pub async fn observe_and_plan(
     }
     let mut observed = swarm.observe(ServiceScope::All).await?;
     observed.boards = boards.clone();
-    let plan = match plan::plan(spec, &observed, options) {
+    let plan = match plan::plan_prepared(spec, &prepared, &observed, options) {
         Err(source @ PlanError::MassDelete { .. }) => {
-            let refused = plan::plan(
+            let refused = plan::plan_prepared(
                 spec,
+                &prepared,
                 &observed,
                 PlanOptions {
                     allow_mass_delete: true,

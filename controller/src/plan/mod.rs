@@ -389,18 +389,54 @@ pub enum PlanError {
 
 /// Computes the actions that turn `observed` into `desired`. Pure.
 pub fn plan(desired: &Spec, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
+    plan_prepared(desired, &Prepared::of(desired), observed, options)
+}
+
+/// What planning takes from the spec alone: its services as they are
+/// written to Docker (configs, secrets and networks named as in Swarm), in
+/// `after` order, each with its spec hash. Most of a no-op plan's work, so
+/// `apply` prepares it while Docker is still answering.
+#[derive(Debug)]
+pub struct Prepared {
+    names: data::DataNames,
+    services: Vec<(Service, String)>,
+}
+
+impl Prepared {
+    pub fn of(desired: &Spec) -> Self {
+        let names = data::DataNames::of(desired);
+        let services = after_order(&desired.services)
+            .iter()
+            .filter_map(|name| desired.services.get(name))
+            .map(|service| {
+                let service = data::resolved(service, &names);
+                let hash = fields::service_hash(&service);
+                (service, hash)
+            })
+            .collect();
+        Self { names, services }
+    }
+}
+
+/// [`plan`] with the spec's side [`Prepared`] already (from this `desired`).
+pub fn plan_prepared(
+    desired: &Spec,
+    prepared: &Prepared,
+    observed: &Observed,
+    options: PlanOptions,
+) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     let (node_updates, node_removals) =
         nodes::plan_nodes(desired, observed, options, &mut plan.warnings)?;
     plan.actions
         .extend(node_updates.into_iter().map(Action::UpdateNode));
     plan_network_creations(desired, observed, &mut plan)?;
-    let names = data::DataNames::of(desired);
-    data::plan_creations(desired, observed, &names, &mut plan)?;
-    plan_services(desired, observed, &names, &mut plan)?;
+    let names = &prepared.names;
+    data::plan_creations(desired, observed, names, &mut plan)?;
+    plan_services(&prepared.services, observed, &mut plan)?;
     if desired.controller.prune {
         plan_service_removals(desired, observed, &mut plan);
-        data::plan_removals(desired, observed, &names, &mut plan);
+        data::plan_removals(desired, observed, names, &mut plan);
         plan_network_removals(desired, observed, &mut plan);
     } else {
         warn_kept_leftovers(desired, observed, &mut plan.warnings);
@@ -468,26 +504,20 @@ fn plan_network_creations(
 }
 
 fn plan_services(
-    desired: &Spec,
+    services: &[(Service, String)],
     observed: &Observed,
-    names: &data::DataNames,
     plan: &mut Plan,
 ) -> Result<(), PlanError> {
-    for name in after_order(&desired.services) {
-        let Some(service) = desired.services.get(&name) else {
-            continue;
-        };
-        let service = &data::resolved(service, names);
-        let hash = fields::service_hash(service);
-        match observed.services.get(&name) {
+    for (service, hash) in services {
+        match observed.services.get(&service.name) {
             None => plan.actions.push(Action::CreateService {
                 service: Box::new(service.clone()),
-                hash,
+                hash: hash.clone(),
             }),
             Some(live) if live.owner != Owner::ThisCluster => {
                 return Err(PlanError::NotOurs {
                     kind: ObjectKind::Service,
-                    name,
+                    name: service.name.clone(),
                     owner: owner_text(&live.owner),
                 })
             }
@@ -516,7 +546,7 @@ fn plan_services(
                         id: live.id.clone(),
                         version: live.version,
                         service: Box::new(service.clone()),
-                        hash,
+                        hash: hash.clone(),
                         changes,
                         drift: !spec_changed,
                     });
