@@ -62,6 +62,8 @@ impl Controller {
         let Reach::Boards(access) = self.options.reach.clone() else {
             return Ok(());
         };
+        // Where a drained board's tasks may go is judged on every service.
+        debug_assert_eq!(observed.service_scope, crate::observed::ServiceScope::All);
         let now = crate::timestamp::unix_now();
         let in_window = spec.maintenance.window.is_some_and(|w| w.contains(now));
         let cut_off = observed

@@ -428,9 +428,17 @@ fn too_many(at: Position) -> YamlError {
 fn mapping(entries: Vec<(Key, Node)>) -> Result<Map, YamlError> {
     let mut map = Map::default();
     let mut merge: Option<Node> = None;
-    let mut seen: BTreeMap<String, Position> = BTreeMap::new();
+    // Where `<<` was written, merge or not: yaml.v3 compares keys by text.
+    let mut merge_text_at: Option<Position> = None;
     for (key, value) in entries {
-        if let Some(first) = seen.insert(key.text.clone(), key.at) {
+        // A key given twice, by its text (the map itself holds the others:
+        // the first key that is not a string ends the mapping below).
+        let earlier = if key.text == "<<" {
+            merge_text_at.replace(key.at)
+        } else {
+            map.entries.get(&key.text).map(|e| e.key_at)
+        };
+        if let Some(first) = earlier {
             return Err(YamlError::new(
                 key.at,
                 format!(
@@ -756,6 +764,15 @@ list:
         assert_eq!(error.at, Position { line: 2, column: 3 });
         assert!(parse("'80': web\n").is_ok());
         assert!(parse("<<: 1\n").is_err(), "merge of a scalar");
+        // yaml.v3 compares keys by text: a merge and a quoted `<<` collide.
+        for twice in [
+            "x: &x {a: 1}\ny:\n  <<: *x\n  <<: *x\n",
+            "x: &x {a: 1}\ny:\n  <<: *x\n  '<<': 2\n",
+            "y:\n  '<<': 1\n  \"<<\": 2\n",
+        ] {
+            let error = parse(twice).expect_err(twice);
+            assert!(error.message.contains("`<<` already defined"), "{error}");
+        }
     }
 
     #[test]
