@@ -250,26 +250,42 @@ impl Swarm {
         call_timeout: std::time::Duration,
     ) -> Result<Self, SwarmError> {
         let path = socket_path(host)?;
-        let unreachable = |source| SwarmError::Connect {
+        // bollard's own negotiation and `info` over one pooled connection:
+        // through `--ssh` each new connection is an SSH channel, and a
+        // board's sshd opens only so many at once (`MaxSessions`).
+        let docker = Docker::connect_with_unix(
+            &path,
+            call_timeout.as_secs().max(1),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|source| SwarmError::Connect {
             host: host.to_string(),
             source,
-        };
-        // The version the daemon speaks, from `/_ping` as the docker CLI
-        // asks it (bollard's negotiation reads `/version`, ten times slower).
-        let (major, minor) = match tokio::time::timeout(call_timeout, raw::api_version(&path)).await
-        {
-            Ok(version) => version.map_err(unreachable)?,
-            Err(_) => {
-                return Err(SwarmError::Timeout {
-                    operation: DockerCall::Connect,
-                })
-            }
-        };
-        let version = services::negotiated(major, minor);
-        let docker = Docker::connect_with_unix(&path, call_timeout.as_secs().max(1), &version)
-            .map_err(unreachable)?;
+        })?
+        .negotiate_version()
+        .await
+        .map_err(|source| match source {
+            bollard::errors::Error::RequestTimeoutError => SwarmError::Timeout {
+                operation: DockerCall::Connect,
+            },
+            source => SwarmError::Connect {
+                host: host.to_string(),
+                source,
+            },
+        })?;
         tracing::debug!(host, api_version = %docker.client_version(), "connected to Docker");
-        let swarm = Self {
+        let info = docker.info().await.map_err(api(DockerCall::Info))?;
+        let swarm = info.swarm.unwrap_or_default();
+        if swarm.control_available != Some(true) {
+            let state = swarm
+                .local_node_state
+                .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+            return Err(SwarmError::NotManager {
+                host: host.to_string(),
+                state,
+            });
+        }
+        Ok(Self {
             docker,
             host: host.to_string(),
             socket: path,
@@ -277,27 +293,6 @@ impl Swarm {
             cluster: cluster.to_string(),
             revision: None,
             writes: Arc::new(AtomicU64::new(0)),
-        };
-        // Only a manager answers for the swarm; `info` says what the daemon
-        // is instead, for the error.
-        if swarm
-            .get_json("/swarm", DockerCall::InspectSwarm)
-            .await
-            .is_ok()
-        {
-            return Ok(swarm);
-        }
-        let info = swarm.docker.info().await.map_err(api(DockerCall::Info))?;
-        let state = info.swarm.unwrap_or_default();
-        if state.control_available == Some(true) {
-            return Ok(swarm);
-        }
-        let state = state
-            .local_node_state
-            .map_or_else(|| "unknown".to_string(), |s| s.to_string());
-        Err(SwarmError::NotManager {
-            host: host.to_string(),
-            state,
         })
     }
 
