@@ -879,19 +879,25 @@ fn deploy_both(
 /// printed first (`RECONCILER_COMPOSE_SEED` repeats a run,
 /// `RECONCILER_COMPOSE_CASES` runs more); a file that differs is shrunk by
 /// deleting keys while it still differs, and printed whole.
-#[test]
-fn generated_stack_files_deploy_exactly_as_docker_stack_deploy_would() {
-    require_swarm();
-    let _node = shared_node();
-    let _one_at_a_time = one_stack_pair_at_a_time();
-    let seed = std::env::var("RECONCILER_COMPOSE_SEED")
+/// `RECONCILER_COMPOSE_SEED`, or the time: each run tries new files, and
+/// prints the seed that repeats it.
+fn compose_seed() -> u64 {
+    std::env::var("RECONCILER_COMPOSE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs())
-        });
+        })
+}
+
+#[test]
+fn generated_stack_files_deploy_exactly_as_docker_stack_deploy_would() {
+    require_swarm();
+    let _node = shared_node();
+    let _one_at_a_time = one_stack_pair_at_a_time();
+    let seed = compose_seed();
     let cases: usize = std::env::var("RECONCILER_COMPOSE_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -1152,14 +1158,7 @@ fn generated_services_hash_exactly_as_the_value_route_hashed_them() {
             other => other,
         }
     }
-    let seed = std::env::var("RECONCILER_COMPOSE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_secs())
-        });
+    let seed = compose_seed();
     println!("generated services: seed {seed} (RECONCILER_COMPOSE_SEED={seed} repeats this run)");
     let mut rng = generate::Rng::new(seed);
     let mut compared = 0;
