@@ -303,6 +303,10 @@ pub fn load_files_with<B: Into<Vec<u8>>>(
     }
     for ((stack, sources), entries) in stack_sources.iter().zip(stack_entries) {
         let mut fragment = RawSpec::default();
+        // Entries are large: grown one push at a time, the lists would be
+        // copied over and over.
+        fragment.services.reserve(entries.len());
+        fragment.declared.reserve(entries.len());
         for (source, (name, value)) in sources.iter().zip(entries) {
             fragment.add_translated(source, &name, value);
         }
@@ -540,6 +544,8 @@ fn add_fragment<'s>(
         configs: fragment.configs.iter().map(|e| e.name.clone()).collect(),
         secrets: fragment.secrets.iter().map(|e| e.name.clone()).collect(),
     };
+    raw.services.reserve(fragment.services.len());
+    raw.declared.reserve(fragment.declared.len());
     for mut entry in fragment.configs {
         entry.name = renamed(&entry.name);
         entry.group = Some(group.clone());

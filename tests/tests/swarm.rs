@@ -1350,7 +1350,7 @@ fn the_binary_honours_docker_host_and_reconciler_log() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        proxy.requests().iter().any(|r| r.ends_with("/info")),
+        proxy.requests().iter().any(|r| r.ends_with("/swarm")),
         "DOCKER_HOST was not used: {:?}",
         proxy.requests()
     );

@@ -111,7 +111,11 @@ async fn plan_swarm(
     args: &ConnectArgs,
     early: Option<EarlyServices>,
 ) -> Result<(Swarm, Plan, Preflight), CliError> {
-    let swarm = Swarm::connect(host, &spec.cluster.name, args.docker.docker_timeout).await?;
+    let (cluster, timeout) = (&spec.cluster.name, args.docker.docker_timeout);
+    let swarm = match args.reach() {
+        crate::pipeline::Reach::Socket(_) => Swarm::connect_local(host, cluster, timeout).await?,
+        crate::pipeline::Reach::Boards(_) => Swarm::connect(host, cluster, timeout).await?,
+    };
     let (observed, plan) = pipeline::observe_and_plan(
         &swarm,
         spec,

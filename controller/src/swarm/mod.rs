@@ -213,6 +213,14 @@ pub(crate) fn is_no_leader(error: &bollard::errors::Error) -> bool {
         if message.contains("does not have a leader") || message.contains("no elected cluster leader"))
 }
 
+/// The error of a daemon that could not be reached at `host`.
+fn unreachable(host: &str) -> impl Fn(bollard::errors::Error) -> SwarmError + '_ {
+    move |source| SwarmError::Connect {
+        host: host.to_string(),
+        source,
+    }
+}
+
 pub(crate) fn api(operation: DockerCall) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
     move |source| {
         if matches!(source, bollard::errors::Error::RequestTimeoutError) {
@@ -244,51 +252,87 @@ impl Swarm {
     /// version (Debian ships API 1.41) and checks the daemon is a swarm manager.
     /// Every call made through the client then fails after `call_timeout`
     /// without an answer (a stream, once answered, may run longer).
+    ///
+    /// Every call goes over bollard's one pooled connection: through `--ssh`
+    /// each new connection is an SSH channel, and a board's sshd opens only
+    /// so many at once (`MaxSessions`). A socket on this machine may use
+    /// [`Swarm::connect_local`] instead.
     pub async fn connect(
         host: &str,
         cluster: &str,
         call_timeout: std::time::Duration,
     ) -> Result<Self, SwarmError> {
         let path = socket_path(host)?;
-        // bollard's own negotiation and `info` over one pooled connection:
-        // through `--ssh` each new connection is an SSH channel, and a
-        // board's sshd opens only so many at once (`MaxSessions`).
         let docker = Docker::connect_with_unix(
             &path,
             call_timeout.as_secs().max(1),
             bollard::API_DEFAULT_VERSION,
         )
-        .map_err(|source| SwarmError::Connect {
-            host: host.to_string(),
-            source,
-        })?
+        .map_err(unreachable(host))?
         .negotiate_version()
         .await
         .map_err(|source| match source {
             bollard::errors::Error::RequestTimeoutError => SwarmError::Timeout {
                 operation: DockerCall::Connect,
             },
-            source => SwarmError::Connect {
-                host: host.to_string(),
-                source,
-            },
+            source => unreachable(host)(source),
         })?;
+        Self::manager(docker, host, path, cluster, call_timeout).await
+    }
+
+    /// [`Swarm::connect`] for a socket on this machine, where a connection
+    /// costs nothing: the version comes from `/_ping`'s header on a
+    /// connection of its own, as the docker CLI negotiates it (bollard's
+    /// negotiation reads `/version`, ten times slower).
+    pub async fn connect_local(
+        host: &str,
+        cluster: &str,
+        call_timeout: std::time::Duration,
+    ) -> Result<Self, SwarmError> {
+        let path = socket_path(host)?;
+        let (major, minor) = match tokio::time::timeout(call_timeout, raw::api_version(&path)).await
+        {
+            Ok(version) => version.map_err(unreachable(host))?,
+            Err(_) => {
+                return Err(SwarmError::Timeout {
+                    operation: DockerCall::Connect,
+                })
+            }
+        };
+        let version = services::negotiated(major, minor);
+        let docker = Docker::connect_with_unix(&path, call_timeout.as_secs().max(1), &version)
+            .map_err(unreachable(host))?;
+        Self::manager(docker, host, path, cluster, call_timeout).await
+    }
+
+    /// The client, once the daemon answers for the swarm. Only a manager
+    /// does (`/swarm`, cheap); `info` (slower) says what the daemon is
+    /// instead, for the error.
+    async fn manager(
+        docker: Docker,
+        host: &str,
+        socket: String,
+        cluster: &str,
+        call_timeout: std::time::Duration,
+    ) -> Result<Self, SwarmError> {
         tracing::debug!(host, api_version = %docker.client_version(), "connected to Docker");
-        let info = docker.info().await.map_err(api(DockerCall::Info))?;
-        let swarm = info.swarm.unwrap_or_default();
-        if swarm.control_available != Some(true) {
-            let state = swarm
-                .local_node_state
-                .map_or_else(|| "unknown".to_string(), |s| s.to_string());
-            return Err(SwarmError::NotManager {
-                host: host.to_string(),
-                state,
-            });
+        if docker.inspect_swarm().await.is_err() {
+            let info = docker.info().await.map_err(api(DockerCall::Info))?;
+            let swarm = info.swarm.unwrap_or_default();
+            if swarm.control_available != Some(true) {
+                let state = swarm
+                    .local_node_state
+                    .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+                return Err(SwarmError::NotManager {
+                    host: host.to_string(),
+                    state,
+                });
+            }
         }
         Ok(Self {
             docker,
             host: host.to_string(),
-            socket: path,
+            socket,
             call_timeout,
             cluster: cluster.to_string(),
             revision: None,

@@ -286,7 +286,11 @@ pub(crate) fn translate(
     let (config, secret) = context.data(diagnostics);
     let mut entries = Vec::new();
     let mut add = |section: &str, name: String, value: TranslatedEntry| {
-        let locate = |path: &[&str]| locator.path_in_entry(section, &name, path);
+        let entry = locator.root.get(section).and_then(|s| s.get(&name));
+        let locate = |path: &[&str]| match entry.and_then(|e| e.key_position(path)) {
+            Some(key) => locator.at(key),
+            None => locator.entry(section, &name),
+        };
         let mut origins = origin::Origins::new(&locate);
         let value = match value {
             TranslatedEntry::Service(service) => {

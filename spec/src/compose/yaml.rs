@@ -13,6 +13,7 @@
 //! the input's depth, which is bounded, as is the number of nodes aliases may
 //! expand to (a "billion laughs" file is refused, not expanded).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
@@ -259,15 +260,15 @@ enum Open {
 
 impl Key {
     fn read(
-        text: &str,
+        text: Cow<'_, str>,
         style: ScalarStyle,
         tag: Option<&Tag>,
         at: Position,
     ) -> Result<Key, YamlError> {
         let merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
-        let string = merge || matches!(scalar(text, style, tag, at)?, Value::String(_));
+        let string = merge || typed(&text, style, tag, at)?.is_none();
         Ok(Key {
-            text: text.to_string(),
+            text: text.into_owned(),
             merge,
             string,
             at,
@@ -376,12 +377,12 @@ pub(crate) fn parse(text: &str) -> Result<Node, YamlError> {
                     key: key @ None, ..
                 }) = stack.last_mut()
                 {
-                    *key = Some(Key::read(&text, style, tag.as_deref(), at)?);
+                    *key = Some(Key::read(text, style, tag.as_deref(), at)?);
                     continue;
                 }
                 (
                     Node {
-                        value: scalar(&text, style, tag.as_deref(), at)?,
+                        value: scalar(text, style, tag.as_deref(), at)?,
                         at,
                     },
                     anchor,
@@ -501,72 +502,81 @@ fn merge_wants_map(at: Position) -> YamlError {
 /// string; a plain one is resolved as yaml.v3 does; other tags check the
 /// text is of their type.
 fn scalar(
-    text: &str,
+    text: Cow<'_, str>,
     style: ScalarStyle,
     tag: Option<&Tag>,
     at: Position,
 ) -> Result<Value, YamlError> {
+    Ok(match typed(&text, style, tag, at)? {
+        Some(value) => value,
+        None => Value::String(text.into_owned()),
+    })
+}
+
+/// [`scalar`] without making the string: `None` when the scalar is one
+/// (most are; keys are only asked whether they are).
+fn typed(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    at: Position,
+) -> Result<Option<Value>, YamlError> {
     let core = tag
         .filter(|t| t.is_yaml_core_schema())
         .map(|t| t.suffix.as_str());
     match (tag, core) {
         (None, _) if style == ScalarStyle::Plain => Ok(resolve(text)),
-        (None, _) | (Some(_), Some("str" | "binary" | "timestamp")) => {
-            Ok(Value::String(text.to_string()))
-        }
         // A tag of the user's own (`!secret`): yaml.v3 keeps the text.
-        (Some(_), None) => Ok(Value::String(text.to_string())),
-        (Some(_), Some(wanted)) => {
-            let value = resolve(text);
-            match (wanted, value) {
-                ("int", value @ Value::Int(_))
-                | ("float", value @ Value::Float(_))
-                | ("bool", value @ Value::Bool(_))
-                | ("null", value @ Value::Null) => Ok(value),
-                ("float", Value::Int(i)) => Ok(Value::Float(i as f64)),
-                ("merge", _) => Ok(Value::String(text.to_string())),
-                (wanted, _) => Err(YamlError::new(
-                    at,
-                    format!("cannot decode `{text}` as a !!{wanted}"),
-                )),
-            }
-        }
+        (None, _) | (Some(_), None | Some("str" | "binary" | "timestamp" | "merge")) => Ok(None),
+        (Some(_), Some(wanted)) => match (wanted, resolve(text)) {
+            ("int", value @ Some(Value::Int(_)))
+            | ("float", value @ Some(Value::Float(_)))
+            | ("bool", value @ Some(Value::Bool(_)))
+            | ("null", value @ Some(Value::Null)) => Ok(value),
+            ("float", Some(Value::Int(i))) => Ok(Some(Value::Float(i as f64))),
+            (wanted, _) => Err(YamlError::new(
+                at,
+                format!("cannot decode `{text}` as a !!{wanted}"),
+            )),
+        },
     }
 }
 
 /// A plain scalar's value by yaml.v3's `resolve` (YAML 1.2 core schema with
-/// its compatibility rules): see the module's doc.
-pub(crate) fn resolve(text: &str) -> Value {
+/// its compatibility rules, see the module's doc); `None` for a string.
+fn resolve(text: &str) -> Option<Value> {
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY)
+            return Some(Value::Float(f64::INFINITY))
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
         _ => {}
     }
     match text.as_bytes().first() {
-        Some(b'.') => text
-            .parse::<f64>()
-            .map_or_else(|_| Value::String(text.to_string()), Value::Float),
+        Some(b'.') => text.parse::<f64>().ok().map(Value::Float),
         Some(b'0'..=b'9' | b'+' | b'-') => {
             // A date or time stays text here (yaml.v3 makes a time of it,
             // which no compose field takes).
-            let plain: String = text.chars().filter(|c| *c != '_').collect();
+            let plain: Cow<'_, str> = if text.contains('_') {
+                Cow::Owned(text.chars().filter(|c| *c != '_').collect())
+            } else {
+                Cow::Borrowed(text)
+            };
             if let Some(int) = go_parse_int(&plain) {
-                return Value::Int(int);
+                return Some(Value::Int(int));
             }
             if yaml_style_float(&plain) {
                 if let Ok(float) = plain.parse::<f64>() {
-                    return Value::Float(float);
+                    return Some(Value::Float(float));
                 }
             }
-            Value::String(text.to_string())
+            None
         }
-        _ => Value::String(text.to_string()),
+        _ => None,
     }
 }
 
