@@ -440,7 +440,11 @@ pub(super) async fn apply(
     let shown: Vec<String> = failure_texts(&boards.looked);
     let (swarm, plan, failures) = match (boards.done, planned.swarm) {
         (None, Some((swarm, plan))) => (swarm, plan, shown.len()),
-        (done, _) => {
+        (done, earlier) => {
+            // The plan's client keeps its pooled connections open until it
+            // is dropped; through `--ssh` each is an SSH channel, and a
+            // board's sshd opens only so many.
+            drop(earlier);
             let now = done.unwrap_or(boards.looked);
             swarm_after_steps(&spec, &now, &shown, &args.connect, console).await?
         }

@@ -38,7 +38,7 @@ impl Tunnel {
                 let session = Arc::clone(&session);
                 let dial = dial.clone();
                 tokio::spawn(async move {
-                    match session.open_exec(&dial).await {
+                    match open_channel(&session, &dial).await {
                         Ok(channel) => {
                             let mut stream = channel.into_stream();
                             let _ = tokio::io::copy_bidirectional(&mut local, &mut stream).await;
@@ -64,6 +64,36 @@ impl Tunnel {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+}
+
+/// Waits between tries to open a channel: sshd refuses one past its
+/// `MaxSessions` (10 by default), and clients that just closed theirs free
+/// them within moments.
+const CHANNEL_RETRIES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(300),
+    std::time::Duration::from_millis(900),
+];
+
+/// An exec channel running `dial`, tried again a few times before the
+/// connection is given up.
+async fn open_channel(
+    session: &Session,
+    dial: &str,
+) -> Result<russh::Channel<russh::client::Msg>, NodeError> {
+    let mut waits = CHANNEL_RETRIES.iter();
+    loop {
+        match session.open_exec(dial).await {
+            Ok(channel) => return Ok(channel),
+            Err(error) => match waits.next() {
+                Some(wait) => {
+                    tracing::debug!(%error, "Docker tunnel: no channel yet; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(error),
+            },
+        }
     }
 }
 
