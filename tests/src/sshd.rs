@@ -27,6 +27,11 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// [`Sshd::start`] with more `sshd_config` lines (`MaxSessions 1\n`).
+    pub fn start_with(extra_config: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
         keygen(&path.join("host_ed25519"));
@@ -38,7 +43,7 @@ impl Sshd {
         // another test took it in between (sshd then exits), try another.
         for _ in 0..5 {
             let port = crate::http::free_port();
-            if let Some(sshd) = Self::start_on(dir.path(), port) {
+            if let Some(sshd) = Self::start_on(dir.path(), port, extra_config) {
                 return Self {
                     dir,
                     port,
@@ -50,9 +55,9 @@ impl Sshd {
     }
 
     /// Starts sshd on `port`; `None` when it exits (the port was taken).
-    fn start_on(path: &Path, port: u16) -> Option<Child> {
+    fn start_on(path: &Path, port: u16, extra_config: &str) -> Option<Child> {
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_ed25519\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\nLogLevel ERROR\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_ed25519\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\nLogLevel ERROR\n{extra_config}",
             dir = path.display()
         );
         std::fs::write(path.join("sshd_config"), config).expect("sshd_config");

@@ -713,3 +713,64 @@ fn plan_and_apply_that_reach_no_board_fail_saying_why_once() {
         no_manager.stdout
     );
 }
+
+/// One HTTP `GET /_ping` to the Docker behind `socket`: its status line.
+async fn ping_through(stream: &mut tokio::net::UnixStream) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+        .await
+        .expect("write the request");
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut answer))
+        .await
+        .expect("Docker answered in time")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Regression: through `apply --ssh`, a second Docker client's connections
+/// ran past the board's sshd `MaxSessions` ("Failed to open channel") and
+/// the Docker call failed. A channel refused while others are open is now
+/// tried again, and gets through once one of them closes.
+#[test]
+fn regression_a_tunnel_channel_refused_past_max_sessions_is_tried_again() {
+    reconciler_tests::require_swarm();
+    let sshd = Sshd::start_with("MaxSessions 1\n");
+    let target = sshd.target("pi-tunnel", &known_hosts(&sshd, &sshd.known_hosts_line()));
+    runtime().block_on(async {
+        let session = std::sync::Arc::new(
+            Session::connect(&target, SshOptions::default())
+                .await
+                .expect("connect"),
+        );
+        let tunnel = reconciler::node::tunnel::Tunnel::open(std::sync::Arc::clone(&session))
+            .expect("tunnel");
+        // The first connection takes the one session sshd allows.
+        let mut first = tokio::net::UnixStream::connect(tunnel.socket())
+            .await
+            .expect("first connection");
+        assert!(
+            ping_through(&mut first).await.contains("200"),
+            "no answer through the tunnel"
+        );
+        // The second one's channel is refused until the first closes.
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            drop(first);
+        });
+        let mut second = tokio::net::UnixStream::connect(tunnel.socket())
+            .await
+            .expect("second connection");
+        let status = ping_through(&mut second).await;
+        assert!(
+            status.contains("200"),
+            "the second connection got no answer once the first closed: {status:?}"
+        );
+        closer.await.expect("closer");
+    });
+}

@@ -244,14 +244,10 @@ const CASTS: [(&[&str], Cast); 29] = [
     (&["configs", "*", "external"], Cast::Bool),
 ];
 
-fn cast_for(path: &[String]) -> Option<Cast> {
+fn cast_for(path: &[&str]) -> Option<Cast> {
     CASTS.iter().find_map(|(pattern, cast)| {
-        (pattern.len() == path.len()
-            && pattern
-                .iter()
-                .zip(path)
-                .all(|(p, k)| *p == "*" || *p == k.as_str()))
-        .then_some(*cast)
+        (pattern.len() == path.len() && pattern.iter().zip(path).all(|(p, k)| *p == "*" || p == k))
+            .then_some(*cast)
     })
 }
 
@@ -307,10 +303,48 @@ pub(crate) fn interpolate(
     walk(file, root, &mut path, lookup, warnings, diagnostics);
 }
 
-fn walk(
+/// Substitutes in every string under `node`; `path` holds the keys down to
+/// it (`[]` for a list item), borrowed from the tree itself.
+fn walk<'a>(
+    file: &Path,
+    node: &'a mut Node,
+    path: &mut Vec<&'a str>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<Diagnostic>,
+    diagnostics: &mut Diagnostics,
+) {
+    if let Value::String(text) = &node.value {
+        // Most strings have nothing to substitute: they stay as they are.
+        if text.contains('$') {
+            substitute_node(file, node, path, lookup, warnings, diagnostics);
+        }
+        return;
+    }
+    match &mut node.value {
+        Value::Seq(items) => {
+            for item in items {
+                path.push("[]");
+                walk(file, item, path, lookup, warnings, diagnostics);
+                path.pop();
+            }
+        }
+        Value::Map(map) => {
+            for (key, entry) in &mut map.entries {
+                path.push(key);
+                walk(file, &mut entry.value, path, lookup, warnings, diagnostics);
+                path.pop();
+            }
+        }
+        Value::String(_) | Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+    }
+}
+
+/// A string node substituted, then cast when its field is a number or a
+/// boolean.
+fn substitute_node(
     file: &Path,
     node: &mut Node,
-    path: &mut Vec<String>,
+    path: &[&str],
     lookup: &dyn Fn(&str) -> Option<String>,
     warnings: &mut Vec<Diagnostic>,
     diagnostics: &mut Diagnostics,
@@ -320,59 +354,43 @@ fn walk(
         line: node.at.line,
         column: node.at.column,
     };
-    match &mut node.value {
-        Value::String(text) => {
-            let (value, remarks) = match substitute(text, lookup) {
-                Ok(done) => done,
-                Err(error) => {
-                    diagnostics.push(Diagnostic::new(
-                        at,
-                        format!("compose: `{}`: {error}", path.join(".")),
-                    ));
-                    return;
-                }
-            };
-            for remark in remarks {
-                warnings.push(Diagnostic::warning(at.clone(), match remark {
-                    Remark::Unset(name) => format!("variable `{name}` is not set; using an empty string"),
-                    Remark::OddName { written, name } => format!(
-                        "`${{{written}}}`: docker stack deploy looks up a variable named `{name}` here (the first `:-`, `-`, `:?` or `?` splits the name from the rest); reconciler does the same"
-                    ),
-                }));
-            }
-            if value == *text {
+    let Value::String(text) = &node.value else {
+        return;
+    };
+    let (value, remarks) = match substitute(text, lookup) {
+        Ok(done) => done,
+        Err(error) => {
+            diagnostics.push(Diagnostic::new(
+                at,
+                format!("compose: `{}`: {error}", path.join(".")),
+            ));
+            return;
+        }
+    };
+    for remark in remarks {
+        warnings.push(Diagnostic::warning(at.clone(), match remark {
+            Remark::Unset(name) => format!("variable `{name}` is not set; using an empty string"),
+            Remark::OddName { written, name } => format!(
+                "`${{{written}}}`: docker stack deploy looks up a variable named `{name}` here (the first `:-`, `-`, `:?` or `?` splits the name from the rest); reconciler does the same"
+            ),
+        }));
+    }
+    if value == *text {
+        return;
+    }
+    node.value = match cast_for(path) {
+        None => Value::String(value),
+        Some(wanted) => match cast(&value, wanted) {
+            Ok(casted) => casted,
+            Err(why) => {
+                diagnostics.push(Diagnostic::new(
+                    at,
+                    format!("compose: `{}`: after interpolation, {why}", path.join(".")),
+                ));
                 return;
             }
-            node.value = match cast_for(path) {
-                None => Value::String(value),
-                Some(wanted) => match cast(&value, wanted) {
-                    Ok(casted) => casted,
-                    Err(why) => {
-                        diagnostics.push(Diagnostic::new(
-                            at,
-                            format!("compose: `{}`: after interpolation, {why}", path.join(".")),
-                        ));
-                        return;
-                    }
-                },
-            };
-        }
-        Value::Seq(items) => {
-            path.push("[]".to_string());
-            for item in items {
-                walk(file, item, path, lookup, warnings, diagnostics);
-            }
-            path.pop();
-        }
-        Value::Map(map) => {
-            for (key, entry) in &mut map.entries {
-                path.push(key.clone());
-                walk(file, &mut entry.value, path, lookup, warnings, diagnostics);
-                path.pop();
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-    }
+        },
+    };
 }
 
 #[cfg(test)]
