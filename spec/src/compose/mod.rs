@@ -614,10 +614,11 @@ impl Context<'_> {
     ) -> Option<ServiceFile> {
         let mut draft = Draft::default();
         for (key, value) in keys {
-            let location = self.locator.key(Some(name), key);
+            // Found only when something is said about the key.
+            let location = || self.locator.key(Some(name), key);
             let result = if IGNORED_BY_SWARM.contains(&key) {
                 warnings.push(Diagnostic::warning(
-                    location.clone(),
+                    location(),
                     format!("compose: service `{name}`: `{key}` is ignored by docker stack deploy, and by reconciler"),
                 ));
                 Ok(())
@@ -625,7 +626,7 @@ impl Context<'_> {
                 service_networks(value).map(|(networks, ignored)| {
                     for key in ignored {
                         warnings.push(Diagnostic::warning(
-                            location.clone(),
+                            location(),
                             format!("compose: service `{name}`: `networks.{key}` is ignored by docker stack deploy, and by reconciler"),
                         ));
                     }
@@ -635,7 +636,7 @@ impl Context<'_> {
                 extra_hosts(value).map(|(kept, dropped)| {
                     for entry in dropped {
                         warnings.push(Diagnostic::warning(
-                            location.clone(),
+                            location(),
                             format!("compose: service `{name}`: extra_hosts entry `{entry}` has no `=` or `:` and is dropped, as docker stack deploy drops it"),
                         ));
                     }
@@ -644,7 +645,7 @@ impl Context<'_> {
             } else if key == "volumes" {
                 mounts(value, self.stack, &self.file.rest).and_then(|mounts| {
                     draft.mounts = self
-                        .expand_home(mounts, &location, name, warnings)
+                        .expand_home(mounts, &location(), name, warnings)
                         .map_err(|e| e.to_string())?;
                     Ok(())
                 })
@@ -672,7 +673,7 @@ impl Context<'_> {
             };
             if let Err(message) = result {
                 diagnostics.push(Diagnostic::new(
-                    location,
+                    location(),
                     format!("compose: service `{name}`: {message}"),
                 ));
             }
