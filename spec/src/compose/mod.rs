@@ -2370,7 +2370,7 @@ fn generic_resources(value: &Yaml) -> Result<Vec<Spanned<GenericResourceFile>>, 
         .map(|item| {
             let spec = item
                 .get("discrete_resource_spec")
-                .filter(|_| item.as_map().is_some_and(|m| m.entries.len() == 1))
+                .filter(|_| item.as_map().is_some_and(|m| m.len() == 1))
                 .ok_or(SHAPE)?;
             let kind = spec.get("kind").and_then(Yaml::as_str).ok_or(SHAPE)?;
             let value = spec.get("value").and_then(Yaml::as_i64).ok_or(SHAPE)?;

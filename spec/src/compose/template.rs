@@ -329,9 +329,9 @@ fn walk<'a>(
             }
         }
         Value::Map(map) => {
-            for (key, entry) in &mut map.entries {
+            for (key, value) in map.iter_mut() {
                 path.push(key);
-                walk(file, &mut entry.value, path, lookup, warnings, diagnostics);
+                walk(file, value, path, lookup, warnings, diagnostics);
                 path.pop();
             }
         }

@@ -62,10 +62,12 @@ pub(crate) enum Value {
     Map(Map),
 }
 
-/// A mapping's entries by key, each with where its key was written.
+/// A mapping's entries sorted by key (each key once), each with where its
+/// key was written. A sorted list, not a tree: most mappings of a compose
+/// file have a handful of keys, and are built once and then only read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Map {
-    pub entries: BTreeMap<String, Entry>,
+    entries: Vec<(String, Entry)>,
 }
 
 /// One key of a mapping: where the key is, and its value.
@@ -76,8 +78,16 @@ pub(crate) struct Entry {
 }
 
 impl Map {
+    /// The entry of `key`: its value and where the key was written.
+    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&Node> {
-        self.entries.get(key).map(|e| &e.value)
+        self.entry(key).map(|e| &e.value)
     }
 
     /// The entries in key order (as the CLI's Go maps are compared).
@@ -85,12 +95,23 @@ impl Map {
         self.entries.iter().map(|(k, e)| (k.as_str(), &e.value))
     }
 
+    /// The values in key order, to change them in place (interpolation).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Node)> {
+        self.entries
+            .iter_mut()
+            .map(|(k, e)| (k.as_str(), &mut e.value))
+    }
+
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+        self.entries.iter().map(|(k, _)| k.as_str())
     }
 
     pub(crate) fn contains_key(&self, key: &str) -> bool {
-        self.entries.contains_key(key)
+        self.entry(key).is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -181,7 +202,7 @@ impl Node {
         let mut node = self;
         let mut found = None;
         for key in path {
-            let Some(entry) = node.as_map().and_then(|m| m.entries.get(*key)) else {
+            let Some(entry) = node.as_map().and_then(|m| m.entry(key)) else {
                 break;
             };
             found = Some(entry.key_at);
@@ -193,7 +214,13 @@ impl Node {
     fn size(&self) -> usize {
         match &self.value {
             Value::Seq(items) => 1 + items.iter().map(Node::size).sum::<usize>(),
-            Value::Map(map) => 1 + map.entries.values().map(|e| e.value.size()).sum::<usize>(),
+            Value::Map(map) => {
+                1 + map
+                    .entries
+                    .iter()
+                    .map(|(_, e)| e.value.size())
+                    .sum::<usize>()
+            }
             _ => 1,
         }
     }
@@ -426,51 +453,53 @@ fn too_many(at: Position) -> YamlError {
 
 /// A mapping from its entries as written: its own keys first (each once),
 /// then the `<<` merge's mappings, each adding only keys not yet there.
-fn mapping(entries: Vec<(Key, Node)>) -> Result<Map, YamlError> {
-    let mut map = Map::default();
-    let mut merge: Option<Node> = None;
-    // Where `<<` was written, merge or not: yaml.v3 compares keys by text.
-    let mut merge_text_at: Option<Position> = None;
-    for (key, value) in entries {
-        // A key given twice, by its text (the map itself holds the others:
-        // the first key that is not a string ends the mapping below).
-        let earlier = if key.text == "<<" {
-            merge_text_at.replace(key.at)
-        } else {
-            map.entries.get(&key.text).map(|e| e.key_at)
-        };
-        if let Some(first) = earlier {
-            return Err(YamlError::new(
-                key.at,
-                format!(
-                    "mapping key `{}` already defined at line {}",
-                    key.text, first.line
+///
+/// The first problem in the file's order is the one reported, as yaml.v3
+/// reads keys in order: a key written twice (by its text, so a quoted `<<`
+/// repeats a merge), or a key that is not a string.
+fn mapping(mut entries: Vec<(Key, Node)>) -> Result<Map, YamlError> {
+    // Keys are positions in the file, so `at` is the order they were written
+    // in; a stable sort keeps a repeated key after its first.
+    entries.sort_by(|(a, _), (b, _)| a.text.cmp(&b.text));
+    let repeated = entries
+        .windows(2)
+        .filter(|pair| pair[0].0.text == pair[1].0.text)
+        .map(|pair| (&pair[1].0, Some(pair[0].0.at)));
+    let not_string = entries
+        .iter()
+        .filter(|(key, _)| !key.string && !key.merge)
+        .map(|(key, _)| (key, None));
+    if let Some((key, earlier)) = repeated.chain(not_string).min_by_key(|(key, _)| key.at) {
+        let text = &key.text;
+        return Err(YamlError::new(
+            key.at,
+            match earlier {
+                Some(first) => format!(
+                    "mapping key `{text}` already defined at line {}",
+                    first.line
                 ),
-            ));
-        }
-        if key.merge {
-            merge = Some(value);
-            continue;
-        }
-        if !key.string {
-            return Err(YamlError::new(
-                key.at,
-                format!(
-                    "mapping key `{}` is not a string; quote it (\"{}\")",
-                    key.text, key.text
-                ),
-            ));
-        }
-        map.entries.insert(
-            key.text,
-            Entry {
-                key_at: key.at,
-                value,
+                None => format!("mapping key `{text}` is not a string; quote it (\"{text}\")"),
             },
-        );
+        ));
     }
+    let merge = entries
+        .iter()
+        .position(|(key, _)| key.merge)
+        .map(|i| entries.remove(i).1);
+    let mut own: Vec<(String, Entry)> = entries
+        .into_iter()
+        .map(|(key, value)| {
+            (
+                key.text,
+                Entry {
+                    key_at: key.at,
+                    value,
+                },
+            )
+        })
+        .collect();
     let Some(merge) = merge else {
-        return Ok(map);
+        return Ok(Map { entries: own });
     };
     let sources = match merge.value {
         Value::Map(source) => vec![source],
@@ -483,12 +512,14 @@ fn mapping(entries: Vec<(Key, Node)>) -> Result<Map, YamlError> {
             .collect::<Result<_, _>>()?,
         _ => return Err(merge_wants_map(merge.at)),
     };
+    // Own keys first, then each source's in turn; a stable sort keeps the
+    // first of each key, which is the one that wins.
     for source in sources {
-        for (key, entry) in source.entries {
-            map.entries.entry(key).or_insert(entry);
-        }
+        own.extend(source.entries);
     }
-    Ok(map)
+    own.sort_by(|(a, _), (b, _)| a.cmp(b));
+    own.dedup_by(|later, first| later.0 == first.0);
+    Ok(Map { entries: own })
 }
 
 fn merge_wants_map(at: Position) -> YamlError {
@@ -728,9 +759,8 @@ list:
                 .and_then(|m| m.get(key))
                 .and_then(Node::as_map)
                 .expect(key)
-                .entries
                 .iter()
-                .map(|(k, e)| (k.clone(), e.value.value.clone()))
+                .map(|(k, node)| (k.to_owned(), node.value.clone()))
                 .collect::<Vec<_>>()
         };
         let int = |i| Value::Int(i);
@@ -773,6 +803,13 @@ list:
         let error = parse("labels:\n  80: web\n").expect_err("int key");
         assert_eq!(error.at, Position { line: 2, column: 3 });
         assert!(parse("'80': web\n").is_ok());
+        // The first problem in the file's order is the one reported, and a
+        // key written three times names its first place.
+        let error = parse("b: 1\n2: x\na: 1\nb: 3\n").expect_err("two problems");
+        assert_eq!(error.at, Position { line: 2, column: 1 });
+        let error = parse("z: 1\nz: 2\nz: 3\n").expect_err("three times");
+        assert_eq!(error.at, Position { line: 2, column: 1 });
+        assert!(error.message.contains("line 1"), "{error}");
         assert!(parse("<<: 1\n").is_err(), "merge of a scalar");
         // yaml.v3 compares keys by text: a merge and a quoted `<<` collide.
         for twice in [
