@@ -3,6 +3,15 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// A line and column in some file, 1-based (columns in characters): a
+/// [`Location`] without its file, for the many places kept while a file is
+/// read, of which few are ever shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
 /// A place in a spec file, 1-based like an editor shows it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Location {

@@ -364,7 +364,14 @@ fn translate_stacks(
             .into_iter()
             .map(|t| {
                 (
-                    SourceFile::generated(shown.clone(), String::new(), t.origins),
+                    SourceFile::generated(
+                        shown.clone(),
+                        String::new(),
+                        crate::source::GeneratedFrom {
+                            file: path.clone(),
+                            places: t.origins,
+                        },
+                    ),
                     (t.name, t.value),
                 )
             })
@@ -790,7 +797,7 @@ pub(crate) struct RawSpec<'s> {
     pub maintenance: Vec<Entry<'s, crate::file::MaintenanceFile>>,
     pub nodes: Vec<Entry<'s, NodeFile>>,
     pub networks: Vec<Entry<'s, NetworkFile>>,
-    pub services: Vec<Entry<'s, ServiceFile>>,
+    pub services: Vec<Entry<'s, Box<ServiceFile>>>,
     pub configs: Vec<Entry<'s, ConfigFile>>,
     pub secrets: Vec<Entry<'s, SecretFile>>,
     pub releases: Vec<Entry<'s, ReleaseFile>>,
@@ -828,7 +835,7 @@ impl<'s> RawSpec<'s> {
             TranslatedEntry::Network(v) => self.networks.push(entry(source, name, v)),
             TranslatedEntry::Config(v) => self.configs.push(entry(source, name, v)),
             TranslatedEntry::Secret(v) => self.secrets.push(entry(source, name, v)),
-            TranslatedEntry::Service(v) => self.services.push(entry(source, name, *v)),
+            TranslatedEntry::Service(v) => self.services.push(entry(source, name, v)),
         }
     }
 }

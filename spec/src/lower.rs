@@ -774,7 +774,7 @@ fn secret(
 /// `network_aliases`: each key one of the service's `networks`, each alias a
 /// DNS name (no spaces, not empty).
 fn network_aliases(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     networks: &[Spanned<String>],
     aliases: &BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     diagnostics: &mut Diagnostics,
@@ -856,7 +856,7 @@ fn effective_capabilities(
     clippy::too_many_lines,
     reason = "a line or two per field of the file format: the destructuring is the checklist"
 )]
-fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Service {
+fn service(entry: &Entry<'_, Box<ServiceFile>>, diagnostics: &mut Diagnostics) -> Service {
     let ServiceFile {
         image,
         replicas,
@@ -902,7 +902,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
         labels,
         container_labels,
         origin,
-    } = &entry.value;
+    } = &*entry.value;
     let checks: [(&[Spanned<String>], ValueCheck); 3] = [
         (extra_hosts, validate::check_extra_host),
         (dns, validate::check_dns_server),
@@ -1091,7 +1091,7 @@ fn service(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) -> Ser
 }
 
 fn check_image(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     image: &Spanned<String>,
     diagnostics: &mut Diagnostics,
 ) {
@@ -1106,7 +1106,7 @@ fn check_image(
 
 /// Docker stores an empty list or string as "not set", so these would read
 /// back as absent and look changed on every reconcile.
-fn check_not_empty(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics) {
+fn check_not_empty(entry: &Entry<'_, Box<ServiceFile>>, diagnostics: &mut Diagnostics) {
     let file = &entry.value;
     let empty_fields = [
         (
@@ -1141,7 +1141,7 @@ fn check_not_empty(entry: &Entry<'_, ServiceFile>, diagnostics: &mut Diagnostics
 }
 
 fn service_mode(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     mode: Option<&Spanned<ServiceModeFile>>,
     replicas: Option<&Spanned<u64>>,
     diagnostics: &mut Diagnostics,
@@ -1209,7 +1209,7 @@ fn port(file: &PortFile) -> Port {
 }
 
 fn restart_policy(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     file: &RestartFile,
     diagnostics: &mut Diagnostics,
 ) -> RestartPolicy {
@@ -1232,7 +1232,7 @@ fn restart_policy(
 }
 
 fn mount(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     spanned: &Spanned<MountFile>,
     diagnostics: &mut Diagnostics,
 ) -> Mount {
@@ -1313,7 +1313,7 @@ pub(crate) const MAX_REPLICAS: u64 = 10_000;
 pub(crate) const MIN_NANO_CPUS: i64 = 1_000_000;
 
 fn resources(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     file: &ResourcesFile,
     diagnostics: &mut Diagnostics,
 ) -> Resources {
@@ -1388,7 +1388,7 @@ enum PolicyKind {
 }
 
 fn update_policy(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     file: &UpdateFile,
     kind: PolicyKind,
     diagnostics: &mut Diagnostics,
@@ -1431,7 +1431,7 @@ fn update_policy(
 }
 
 fn healthcheck(
-    entry: &Entry<'_, ServiceFile>,
+    entry: &Entry<'_, Box<ServiceFile>>,
     spanned: &Spanned<HealthcheckFile>,
     diagnostics: &mut Diagnostics,
 ) -> Healthcheck {

@@ -3,7 +3,15 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::diagnostic::{Diagnostic, Location};
+use crate::diagnostic::{Diagnostic, Location, Position};
+
+/// Where a generated text's byte ranges came from: the file the user wrote,
+/// and the place in it of each range.
+#[derive(Debug, Default)]
+pub(crate) struct GeneratedFrom {
+    pub file: PathBuf,
+    pub places: Vec<(Range<usize>, Position)>,
+}
 
 #[derive(Debug)]
 pub(crate) struct SourceFile {
@@ -14,7 +22,7 @@ pub(crate) struct SourceFile {
     /// For generated text (a translated compose file): which place of the
     /// file the user wrote each byte range came from, so problems found in
     /// the generated text point there.
-    origins: Vec<(Range<usize>, Location)>,
+    origins: GeneratedFrom,
 }
 
 impl SourceFile {
@@ -25,16 +33,12 @@ impl SourceFile {
             path,
             text,
             line_starts,
-            origins: Vec::new(),
+            origins: GeneratedFrom::default(),
         }
     }
 
     /// Generated text whose byte ranges came from `origins`.
-    pub(crate) fn generated(
-        path: PathBuf,
-        text: String,
-        origins: Vec<(Range<usize>, Location)>,
-    ) -> Self {
+    pub(crate) fn generated(path: PathBuf, text: String, origins: GeneratedFrom) -> Self {
         Self {
             origins,
             ..Self::new(path, text)
@@ -43,8 +47,13 @@ impl SourceFile {
 
     /// The location of a byte offset; columns count characters, not bytes.
     pub(crate) fn location(&self, offset: usize) -> Location {
-        if let Some((_, origin)) = self.origins.iter().find(|(r, _)| r.contains(&offset)) {
-            return origin.clone();
+        let origins = &self.origins;
+        if let Some((_, at)) = origins.places.iter().find(|(r, _)| r.contains(&offset)) {
+            return Location {
+                file: origins.file.clone(),
+                line: at.line,
+                column: at.column,
+            };
         }
         let offset = offset.min(self.text.len());
         let line_index = match self.line_starts.binary_search(&offset) {

@@ -429,7 +429,7 @@ fn unknown_reference<T>(
 
 /// `after` must form a DAG; a cycle is reported once, at its first member.
 fn after_cycles(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
-    let by_name: BTreeMap<&str, &Entry<'_, crate::file::ServiceFile>> =
+    let by_name: BTreeMap<&str, &Entry<'_, Box<crate::file::ServiceFile>>> =
         raw.services.iter().map(|e| (e.name.as_str(), e)).collect();
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -440,7 +440,7 @@ fn after_cycles(raw: &RawSpec<'_>, diagnostics: &mut Diagnostics) {
     let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
     fn visit<'a>(
         name: &'a str,
-        by_name: &BTreeMap<&'a str, &'a Entry<'a, crate::file::ServiceFile>>,
+        by_name: &BTreeMap<&'a str, &'a Entry<'a, Box<crate::file::ServiceFile>>>,
         marks: &mut BTreeMap<&'a str, Mark>,
         stack: &mut Vec<&'a str>,
         cycles: &mut Vec<Vec<&'a str>>,

@@ -141,7 +141,7 @@ pub(crate) struct Translation {
     pub value: TranslatedEntry,
     /// Where the entry's spans point ([`origin`]): the compose keys its
     /// fields came from, the entry itself for anything else.
-    pub origins: Vec<(std::ops::Range<usize>, Location)>,
+    pub origins: Vec<(std::ops::Range<usize>, yaml::Position)>,
 }
 
 /// The kinds of entry a compose file translates into.
@@ -287,10 +287,11 @@ pub(crate) fn translate(
     let mut entries = Vec::new();
     let mut add = |section: &str, name: String, value: TranslatedEntry| {
         let entry = locator.root.get(section).and_then(|s| s.get(&name));
-        let locate = |path: &[&str]| match entry.and_then(|e| e.key_position(path)) {
-            Some(key) => locator.at(key),
-            None => locator.entry(section, &name),
-        };
+        let entry_at = locator
+            .root
+            .key_position(&[section, &name])
+            .unwrap_or(yaml::Position { line: 1, column: 1 });
+        let locate = |path: &[&str]| entry.and_then(|e| e.key_position(path)).unwrap_or(entry_at);
         let mut origins = origin::Origins::new(&locate);
         let value = match value {
             TranslatedEntry::Service(service) => {
@@ -298,7 +299,7 @@ pub(crate) fn translate(
             }
             other => other,
         };
-        let origins = origins.finish(locator.entry(section, &name));
+        let origins = origins.finish(entry_at);
         entries.push(Translation {
             name,
             value,

@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::diagnostic::Location;
+use crate::diagnostic::Position;
 use crate::file::{
     FailureActionFile, FileRefFile, GenericResourceFile, HealthcheckFile, MountFile, PortFile,
     ResourcesFile, RestartFile, ServiceFile, ServiceModeFile, UlimitFile, UpdateFile,
@@ -25,13 +25,13 @@ use crate::file::{
 
 /// The spans of one translated entry: each compose key gets one.
 pub(crate) struct Origins<'a> {
-    locate: &'a dyn Fn(&[&str]) -> Location,
-    at: Vec<(Range<usize>, Location)>,
+    locate: &'a dyn Fn(&[&str]) -> Position,
+    at: Vec<(Range<usize>, Position)>,
 }
 
 impl<'a> Origins<'a> {
     /// `locate` gives the place of a key path inside the entry.
-    pub(crate) fn new(locate: &'a dyn Fn(&[&str]) -> Location) -> Self {
+    pub(crate) fn new(locate: &'a dyn Fn(&[&str]) -> Position) -> Self {
         Self {
             locate,
             at: Vec::new(),
@@ -50,7 +50,7 @@ impl<'a> Origins<'a> {
     }
 
     /// The spans and their places, then everything else at `entry`.
-    pub(crate) fn finish(mut self, entry: Location) -> Vec<(Range<usize>, Location)> {
+    pub(crate) fn finish(mut self, entry: Position) -> Vec<(Range<usize>, Position)> {
         self.at.push((0..usize::MAX, entry));
         self.at
     }

@@ -25,12 +25,8 @@ const MAX_DEPTH: usize = crate::load::MAX_NESTING;
 /// used. A 1000-service stack file has ~50 000.
 pub(crate) const MAX_NODES: usize = 1_000_000;
 
-/// Where a node starts: 1-based line and column (in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub(crate) struct Position {
-    pub line: usize,
-    pub column: usize,
-}
+/// Where a node starts.
+pub(crate) use crate::diagnostic::Position;
 
 impl Position {
     fn of(span: &Span) -> Self {
