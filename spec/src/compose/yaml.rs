@@ -288,7 +288,13 @@ impl Key {
         tag: Option<&Tag>,
         at: Position,
     ) -> Result<Key, YamlError> {
-        let merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
+        // yaml.v3's `isMerge`: a plain `<<` (tagged `!` or not), or any
+        // `<<` tagged `!!merge`; a quoted `"<<"` is an ordinary key.
+        let merge = text == "<<"
+            && match tag {
+                None => style == ScalarStyle::Plain,
+                Some(tag) => tag.is_yaml_core_schema() && tag.suffix == "merge",
+            };
         let string = merge || typed(&text, style, tag, at)?.is_none();
         Ok(Key {
             text: text.into_owned(),
@@ -396,16 +402,17 @@ pub(crate) fn parse(text: &str) -> Result<Node, YamlError> {
                 (target.clone(), 0)
             }
             Event::Scalar(text, style, anchor, tag) => {
+                let tag = specific(tag.as_deref());
                 if let Some(Open::Map {
                     key: key @ None, ..
                 }) = stack.last_mut()
                 {
-                    *key = Some(Key::read(text, style, tag.as_deref(), at)?);
+                    *key = Some(Key::read(text, style, tag, at)?);
                     continue;
                 }
                 (
                     Node {
-                        value: scalar(text, style, tag.as_deref(), at)?,
+                        value: scalar(text, style, tag, at)?,
                         at,
                     },
                     anchor,
@@ -523,6 +530,12 @@ fn merge_wants_map(at: Position) -> YamlError {
         at,
         "map merge requires map or sequence of maps as the value",
     )
+}
+
+/// The tag as yaml.v3 takes it (`parser.node`): the non-specific `!` (also
+/// written `!<!>`) is no tag at all, so `! 0755` is still the number 493.
+fn specific(tag: Option<&Tag>) -> Option<&Tag> {
+    tag.filter(|t| !(t.handle.is_empty() && t.suffix == "!"))
 }
 
 /// A scalar's value: a quoted or block scalar, or one tagged `!!str`, is a
@@ -777,6 +790,30 @@ list:
                 ("d".into(), int(2))
             ]
         );
+    }
+
+    #[test]
+    fn tags_are_read_as_yaml_v3_reads_them() {
+        // `docker stack config` (CLI 28) on the same text: `! <<` and
+        // `!!merge "<<"` merge, a quoted `"<<"` is a key; `! 0755` is 493.
+        let root = parse(
+            "x: &x {image: a}\na:\n  ! <<: *x\nb:\n  !!merge \"<<\": *x\nc:\n  \"<<\": *x\nd:\n  m: ! 0755\n  q: ! \"0755\"\n  v: !<!> 1\n  s: !!str 1\n  own: !secret 1\n",
+        )
+        .expect("parses");
+        let at = |path: &[&str]| {
+            path.iter()
+                .try_fold(&root, |node, key| node.get(key))
+                .map(|node| node.value.clone())
+        };
+        assert_eq!(at(&["a", "image"]), Some(Value::String("a".into())));
+        assert_eq!(at(&["b", "image"]), Some(Value::String("a".into())));
+        assert_eq!(at(&["c", "image"]), None);
+        assert!(at(&["c", "<<"]).is_some(), "a quoted `<<` is a key");
+        assert_eq!(at(&["d", "m"]), Some(Value::Int(493)));
+        assert_eq!(at(&["d", "q"]), Some(Value::String("0755".into())));
+        assert_eq!(at(&["d", "v"]), Some(Value::Int(1)));
+        assert_eq!(at(&["d", "s"]), Some(Value::String("1".into())));
+        assert_eq!(at(&["d", "own"]), Some(Value::String("1".into())));
     }
 
     #[test]
