@@ -461,8 +461,8 @@ fn too_many(at: Position) -> YamlError {
 /// reads keys in order: a key written twice (by its text, so a quoted `<<`
 /// repeats a merge), or a key that is not a string.
 fn mapping(mut entries: Vec<(Key, Node)>) -> Result<Map, YamlError> {
-    // Keys are positions in the file, so `at` is the order they were written
-    // in; a stable sort keeps a repeated key after its first.
+    // A key's `at` is where it was written, so comparing `at`s gives the
+    // file's order; the stable sort keeps a repeated key after its first.
     entries.sort_by(|(a, _), (b, _)| a.text.cmp(&b.text));
     let repeated = entries
         .windows(2)
